@@ -1,0 +1,155 @@
+"""
+Every setting of the daemon: its option, its environment variable, its
+default, and how a value is checked.
+
+One table serves the command line, the environment and the README, so they
+cannot drift apart. The command line wins over the environment, the
+environment over the default; a bad value is refused at start-up with a
+sentence that names where it came from.
+"""
+
+from dataclasses import dataclass
+
+from .origins import OriginPolicy
+
+
+class ConfigError(ValueError):
+    """A setting's value is unusable; the text names the setting."""
+
+
+def _port(text):
+    """A bare port number listens on every interface; else an endpoint."""
+    text = text.strip()
+    if text.isdigit():
+        number = int(text)
+        if not 0 <= number <= 65535:
+            raise ValueError("a port number is 0-65535")
+        return f"tcp:{number}"
+    if not text:
+        raise ValueError("give a port number or an endpoint such as tcp:8085")
+    return text
+
+
+def _choice(*choices):
+    def parse(text):
+        if text not in choices:
+            raise ValueError(f"choose one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _whole(minimum):
+    def parse(text):
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    return parse
+
+
+def _seconds(text):
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("not a number of seconds") from None
+    if not number > 0:
+        raise ValueError("must be more than 0")
+    return number
+
+
+def _flag(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use true or false")
+
+
+def _origins(text):
+    origins = tuple(o.strip() for o in text.split(",") if o.strip())
+    OriginPolicy(origins)
+    return origins
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: object
+    parse: object
+    help: str
+
+
+SETTINGS = (
+    Setting("port", "ALEATORIA_PORT", "tcp:8085", _port,
+            "Port number (all interfaces) or Twisted endpoint, e.g. "
+            "tcp:8085:interface=127.0.0.1"),
+    Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), _origins,
+            "Web origin allowed to connect (repeatable; the variable is "
+            "comma-separated); * allows any. Default: the daemon's own origin"),
+    Setting("allow-no-origin", "ALEATORIA_ALLOW_NO_ORIGIN", False, _flag,
+            "Accept clients that send no Origin header (native apps)"),
+    Setting("store", "ALEATORIA_STORE", "memory", _choice("memory"),
+            "Where rooms, history and the pool live: memory"),
+    Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, _whole(1),
+            "Messages kept per room and per direct-message pair"),
+    Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, _whole(1),
+            "Hours a history lives after its last message"),
+    Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
+            "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
+            "Seconds between keepalive pings"),
+    Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
+            "Seconds without a pong after which a client is dead"),
+)
+
+FLAGS = ("allow-no-origin",)
+"""Settings that take no value on the command line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    port: str
+    allowed_origin: tuple
+    allow_no_origin: bool
+    store: str
+    history_size: int
+    message_ttl_hours: int
+    max_message_size: int
+    ping_interval: float
+    idle_timeout: float
+
+    def origin_policy(self):
+        return OriginPolicy(self.allowed_origin, self.allow_no_origin)
+
+
+def resolve(given, environ):
+    """
+    Build the L{Config} from command-line values (C{given}: setting name ->
+    raw text, or C{None} when not given; typed values pass through) and the
+    environment.
+
+    @raise ConfigError: a value is unusable.
+    """
+    values = {}
+    for setting in SETTINGS:
+        raw, source = given.get(setting.name), f"--{setting.name}"
+        if raw is None and setting.env in environ:
+            raw, source = environ[setting.env], setting.env
+        if raw is None:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = raw if not isinstance(raw, str) else setting.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"{source}={raw!r}: {e}") from None
+    config = Config(**{k.replace("-", "_"): v for k, v in values.items()})
+    if config.idle_timeout <= config.ping_interval:
+        raise ConfigError("--idle-timeout must be longer than --ping-interval")
+    return config

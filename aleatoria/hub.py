@@ -1,0 +1,499 @@
+"""
+The hub: who is connected, who is in which room, and where each message goes.
+
+It is handed decoded L{Envelope}s and L{IConnection}s and knows nothing of
+WebSockets or JSON, so it is tested without a socket. It answers every
+client->server type of PROTOCOL.md section 3 with the errors of section 4
+and the extensions of section 5, and persists through an L{IStore}.
+"""
+
+import uuid
+
+from msgspec.structs import replace
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface
+
+from .clock import format_ns, parse_rfc3339
+from .matchmaking import Matchmaker
+from .messages import SYSTEM, Envelope, valid_room, valid_user_id
+
+MAX_HISTORY_PAGE = 100
+"""The most messages one history request returns, whatever C{limit} asks."""
+
+MAX_MESSAGE_ID = 128
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_REPLACED = 4001
+
+NOT_IN_ROOM = "You are not in that room. Join the room first."
+
+
+class IConnection(Interface):
+    """What the hub needs of one client's connection."""
+
+    user_id = Attribute("The identity the handshake established.")
+    peer = Attribute("The remote address, for log lines.")
+
+    def send(prepared):
+        """Queue a message made by the hub's C{prepare} function."""
+
+    def close(code, reason):
+        """Start closing the connection with a WebSocket close code."""
+
+
+class Hub(Service):
+    """
+    @param store: the L{aleatoria.store.IStore}.
+    @param prepare: turns an L{Envelope} into what L{IConnection.send}
+        takes; called once per distinct message, however many recipients.
+    @param clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
+    @param reactor: an L{IReactorTime}, for the shutdown grace period.
+    @param shutdown_grace: seconds clients get to close at shutdown.
+    """
+
+    _log = Logger()
+
+    def __init__(self, store, prepare, clock, reactor, shutdown_grace=3.0):
+        self._store = store
+        self._prepare = prepare
+        self._clock = clock
+        self._reactor = reactor
+        self._shutdown_grace = shutdown_grace
+        self._connections = {}
+        self._members = {}
+        self._rooms_of = {}
+        self._drained = None
+        self.matchmaker = Matchmaker(store, self.is_online, self._watch)
+        self._handlers = {
+            "chat_message": self._chat_message,
+            "join_room": self._join_room,
+            "leave_room": self._leave_room,
+            "get_rooms": self._get_rooms,
+            "get_room_members": self._get_room_members,
+            "user_available_webrtc": self._available,
+            "user_unavailable_webrtc": self._unavailable,
+            "request_random_peer": self._request_random_peer,
+            "webrtc_offer": self._relay,
+            "webrtc_answer": self._relay,
+            "webrtc_candidate": self._relay,
+            "hangup": self._hangup,
+            "get_recent_messages": self._get_recent_messages,
+            "get_direct_messages": self._get_direct_messages,
+            "assign_role": self._forbidden,
+        }
+
+    # Introspection, for /ready and tests
+
+    @property
+    def connection_count(self):
+        return len(self._connections)
+
+    def is_online(self, user):
+        return user in self._connections
+
+    def rooms(self):
+        """Names of the rooms with at least one connected member."""
+        return sorted(self._members)
+
+    def members(self, room):
+        return sorted(self._members.get(room, ()))
+
+    # Connection life cycle
+
+    def connected(self, conn, room):
+        """
+        C{conn} finished its handshake as C{conn.user_id}, asking for C{room}.
+        An older connection of the same user is closed as replaced.
+        """
+        if not self.running:
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        user = conn.user_id
+        old = self._connections.get(user)
+        if old is not None:
+            self._log.info("{user} replaced by a new connection", user=user)
+            self._detach(old)
+            old.close(CLOSE_REPLACED, "replaced")
+        self._connections[user] = conn
+        self._log.info(
+            "{user} connected from {peer}, room {room!r}; {count} online",
+            user=user, peer=conn.peer, room=room, count=len(self._connections),
+        )
+        self._enter(user, room)
+
+    def disconnected(self, conn):
+        """C{conn} is closed; forget it unless it was replaced already."""
+        if self._connections.get(conn.user_id) is not conn:
+            return
+        self._detach(conn)
+        self._log.info(
+            "{user} disconnected from {peer}; {count} online",
+            user=conn.user_id, peer=conn.peer, count=len(self._connections),
+        )
+
+    def _detach(self, conn):
+        """Take the user out of every room, the pool and its call."""
+        user = conn.user_id
+        del self._connections[user]
+        for room in sorted(self._rooms_of.get(user, ())):
+            self._exit(user, room)
+        peer = self.matchmaker.forget(user)
+        if peer is not None:
+            self._hangup_for(peer, user, "disconnected")
+        if not self._connections and self._drained is not None:
+            self._drained.callback(None)
+
+    # Incoming messages
+
+    def received(self, conn, envelope):
+        """Route one decoded message from C{conn}."""
+        if self._connections.get(conn.user_id) is not conn:
+            return
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            self._refuse(
+                conn, "unknown_type", f"Unknown message type {envelope.type!r}."
+            )
+            return
+        try:
+            handler(conn, envelope)
+        except Exception:
+            self._log.failure(
+                "Handling {kind} from {user} failed",
+                kind=envelope.type, user=conn.user_id,
+            )
+            self._refuse(conn, "unavailable", "The server could not handle that message.")
+
+    def malformed(self, conn, details):
+        """C{conn} sent a frame that is not a valid envelope (compat reply)."""
+        self._log.info(
+            "Malformed frame from {user}: {details}", user=conn.user_id, details=details
+        )
+        now = self._now()
+        self._send(conn, Envelope(
+            type="error_response",
+            fromUser=SYSTEM,
+            toUser=conn.user_id,
+            payload={"error": "Invalid message structure", "details": details},
+            messageId=f"err-{now}",
+            createTime=now,
+        ))
+
+    # Rooms
+
+    def _join_room(self, conn, envelope):
+        room = envelope.room
+        if not valid_room(room):
+            return self._refuse(conn, "invalid_message", _ROOM_RULE)
+        self._enter(conn.user_id, room)
+        self._reply(conn, "room_joined", {"room": room, "action": "joined"}, room=room)
+
+    def _leave_room(self, conn, envelope):
+        room = envelope.room
+        if not valid_room(room):
+            return self._refuse(conn, "invalid_message", _ROOM_RULE)
+        if room in self._rooms_of.get(conn.user_id, ()):
+            self._exit(conn.user_id, room)
+        self._reply(conn, "room_left", {"room": room, "action": "left"}, room=room)
+
+    def _enter(self, user, room):
+        members = self._members.setdefault(room, set())
+        if user in members:
+            return
+        self._announce(room, "user_joined", user)
+        members.add(user)
+        self._rooms_of.setdefault(user, set()).add(room)
+        self._watch(self._store.join_room(room, user), "join_room")
+        self._log.info(
+            "{user} joined {room!r} ({count} members)",
+            user=user, room=room, count=len(members),
+        )
+
+    def _exit(self, user, room):
+        members = self._members[room]
+        members.discard(user)
+        if not members:
+            del self._members[room]
+        rooms = self._rooms_of[user]
+        rooms.discard(room)
+        if not rooms:
+            del self._rooms_of[user]
+        self._announce(room, "user_left", user)
+        self._watch(self._store.leave_room(room, user), "leave_room")
+        self._log.info("{user} left {room!r}", user=user, room=room)
+
+    def _announce(self, room, kind, user):
+        """Tell the other members of C{room} that C{user} came or went."""
+        recipients = self._members.get(room, ())
+        if recipients:
+            self._fan_out(recipients, Envelope(
+                type=kind,
+                fromUser=SYSTEM,
+                room=room,
+                payload={"room": room, "userId": user},
+                createTime=self._now(),
+            ))
+
+    def _get_rooms(self, conn, envelope):
+        rooms = sorted(self._rooms_of.get(conn.user_id, ()))
+        self._reply(conn, "rooms_list", {"rooms": rooms})
+
+    def _get_room_members(self, conn, envelope):
+        room = envelope.room
+        if room not in self._rooms_of.get(conn.user_id, ()):
+            return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
+        self._reply(
+            conn, "room_members", {"room": room, "members": self.members(room)}, room=room
+        )
+
+    # Chat
+
+    def _chat_message(self, conn, envelope):
+        user = conn.user_id
+        if not envelope.payload.content:
+            return self._refuse(conn, "invalid_message", "A chat message needs content.")
+        if len(envelope.messageId) > MAX_MESSAGE_ID:
+            return self._refuse(
+                conn, "invalid_message", f"messageId is longer than {MAX_MESSAGE_ID}."
+            )
+        if envelope.toUser:
+            if not valid_user_id(envelope.toUser) or envelope.toUser == user:
+                return self._refuse(conn, "invalid_message", "toUser is not a user id.")
+        elif not envelope.room:
+            return self._refuse(
+                conn, "invalid_message", "A chat message needs toUser or room."
+            )
+        elif envelope.room not in self._rooms_of.get(user, ()):
+            self._log.info(
+                "{user} refused: not in room {room!r}", user=user, room=envelope.room
+            )
+            return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
+
+        at = self._clock.next_ns()
+        message = replace(
+            envelope,
+            fromUser=user,
+            room="" if envelope.toUser else envelope.room,
+            messageId=envelope.messageId or uuid.uuid4().hex,
+            createTime=format_ns(at),
+        )
+        if message.toUser:
+            recipient = self._connections.get(message.toUser)
+            if recipient is not None:
+                self._send(recipient, replace(message, incoming=True))
+            self._send(conn, replace(message, incoming=False))
+            self._watch(
+                self._store.save_direct_message(user, message.toUser, message),
+                "save_direct_message",
+            )
+        else:
+            others = [u for u in self._members[message.room] if u != user]
+            self._fan_out(others, replace(message, incoming=True))
+            self._send(conn, replace(message, incoming=False))
+            self._watch(
+                self._store.save_room_message(message.room, message, at),
+                "save_room_message",
+            )
+
+    # History
+
+    def _get_recent_messages(self, conn, envelope):
+        room, query = envelope.room, envelope.payload
+        if room not in self._rooms_of.get(conn.user_id, ()):
+            return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
+        if query.limit < 1:
+            return self._refuse(conn, "invalid_message", "limit must be at least 1.")
+        try:
+            before = parse_rfc3339(query.before) if query.before else None
+        except ValueError:
+            return self._refuse(
+                conn, "invalid_message", "before must be an RFC 3339 timestamp."
+            )
+        d = self._store.room_messages(room, min(query.limit, MAX_HISTORY_PAGE), before)
+        d.addCallback(lambda messages: self._reply(
+            conn,
+            "recent_messages",
+            {"messages": _as_seen_by(conn.user_id, messages), "room": room},
+            room=room,
+        ))
+        self._watch(d, "room_messages", conn)
+
+    def _get_direct_messages(self, conn, envelope):
+        query = envelope.payload
+        if not valid_user_id(query.withUser):
+            return self._refuse(conn, "invalid_message", "withUser is not a user id.")
+        if query.limit < 1:
+            return self._refuse(conn, "invalid_message", "limit must be at least 1.")
+        d = self._store.direct_messages(
+            conn.user_id, query.withUser, min(query.limit, MAX_HISTORY_PAGE)
+        )
+        d.addCallback(lambda messages: self._reply(
+            conn,
+            "direct_messages",
+            {"messages": _as_seen_by(conn.user_id, messages), "withUser": query.withUser},
+        ))
+        self._watch(d, "direct_messages", conn)
+
+    # Calls: matchmaking and signaling
+
+    def _available(self, conn, envelope):
+        self.matchmaker.available(conn.user_id)
+
+    def _unavailable(self, conn, envelope):
+        self.matchmaker.unavailable(conn.user_id)
+
+    def _request_random_peer(self, conn, envelope):
+        user, skipped = conn.user_id, envelope.payload.currentPeerId
+        current = self.matchmaker.match_of(user)
+        if current is not None:
+            if current.peer != skipped:
+                return self._assign_role(user, current)
+            self.matchmaker.end(user)
+            self._hangup_for(current.peer, user, "skipped")
+        d = Deferred.fromCoroutine(self.matchmaker.pick(user, skipped))
+        d.addCallback(self._picked, conn)
+        self._watch(d, "pool_pick", conn)
+
+    def _picked(self, outcome, conn):
+        match, fresh = outcome
+        user = conn.user_id
+        if match is None:
+            self._log.info("No peer available for {user}", user=user)
+            if self._connections.get(user) is conn:
+                self._reply(conn, "no_peer_available", {
+                    "message": "No peer available at the moment. Please try again later."
+                })
+            return
+        if fresh:
+            self._log.info("Paired {user} with {peer}", user=user, peer=match.peer)
+            self._assign_role(match.peer, self.matchmaker.match_of(match.peer))
+        self._assign_role(user, match)
+
+    def _assign_role(self, user, match):
+        recipient = self._connections.get(user)
+        if recipient is not None:
+            self._reply(recipient, "assign_role", {"role": match.role, "peerId": match.peer})
+
+    def _relay(self, conn, envelope):
+        """Pass a signaling message on to its C{toUser}, payload untouched."""
+        user, target = conn.user_id, envelope.toUser
+        if not target:
+            return self._refuse(
+                conn, "invalid_message", f"{envelope.type} needs toUser."
+            )
+        if not valid_user_id(target) or target == user:
+            return self._refuse(conn, "invalid_message", "toUser is not a user id.")
+        recipient = self._connections.get(target)
+        if recipient is None:
+            return self._refuse(conn, "user_offline", f"{target} is not online.")
+        self._send(recipient, replace(
+            envelope, fromUser=user, room="", createTime=self._now()
+        ))
+        return recipient
+
+    def _hangup(self, conn, envelope):
+        if self._relay(conn, envelope) is None:
+            return
+        match = self.matchmaker.match_of(conn.user_id)
+        if match is not None and match.peer == envelope.toUser:
+            self.matchmaker.end(conn.user_id)
+            self._log.info(
+                "{user} hung up on {peer}", user=conn.user_id, peer=match.peer
+            )
+
+    def _hangup_for(self, user, peer, reason):
+        """Tell C{user} that its call with C{peer} is over."""
+        recipient = self._connections.get(user)
+        if recipient is not None:
+            self._send(recipient, Envelope(
+                type="hangup",
+                fromUser=peer,
+                toUser=user,
+                payload={"reason": reason},
+                createTime=self._now(),
+            ))
+
+    def _forbidden(self, conn, envelope):
+        self._log.info(
+            "{user} refused: clients may not send {kind}",
+            user=conn.user_id, kind=envelope.type,
+        )
+        self._refuse(conn, "forbidden", f"Clients may not send {envelope.type}.")
+
+    # Sending
+
+    def _now(self):
+        return format_ns(self._clock.next_ns())
+
+    def _send(self, conn, envelope):
+        conn.send(self._prepare(envelope))
+
+    def _fan_out(self, users, envelope):
+        """Send one message to many users, prepared once for all of them."""
+        if not users:
+            return
+        prepared = self._prepare(envelope)
+        for user in users:
+            self._connections[user].send(prepared)
+
+    def _reply(self, conn, kind, payload, room=""):
+        self._send(conn, Envelope(
+            type=kind,
+            fromUser=SYSTEM,
+            toUser=conn.user_id,
+            room=room,
+            payload=payload,
+            createTime=self._now(),
+        ))
+
+    def _refuse(self, conn, code, text):
+        self._reply(conn, "error", {"error": text, "code": code})
+
+    def _watch(self, d, operation, conn=None):
+        """
+        Route the failure of store work to the log; when C{conn} waits for an
+        answer, tell it the service is unavailable.
+        """
+        def failed(failure):
+            self._log.failure(
+                "Store operation {operation} failed", failure, operation=operation
+            )
+            if conn is not None and self._connections.get(conn.user_id) is conn:
+                self._refuse(
+                    conn, "unavailable", "That is unavailable right now; try again later."
+                )
+
+        d.addErrback(failed)
+
+    # Service
+
+    def stopService(self):
+        """
+        Close every client with 1001 and wait (a bounded time) until they are
+        gone, so rooms and the pool are left clean.
+        """
+        super().stopService()
+        if not self._connections:
+            return None
+        self._drained = Deferred()
+        for conn in list(self._connections.values()):
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        self._drained.addTimeout(self._shutdown_grace, self._reactor)
+        self._drained.addErrback(lambda _: self._drop_all())
+        return self._drained
+
+    def _drop_all(self):
+        """Forget the clients that did not finish closing in time."""
+        self._drained = None
+        for conn in list(self._connections.values()):
+            self._detach(conn)
+
+
+_ROOM_RULE = "A room name is 1-100 characters, without control characters."
+
+
+def _as_seen_by(user, messages):
+    """History entries, each marked C{incoming} unless C{user} sent it."""
+    return [replace(m, incoming=m.fromUser != user) for m in messages]

@@ -1,0 +1,149 @@
+"""
+The envelope of PROTOCOL.md section 2, and turning client frames into it.
+
+Everything a client sends is decoded here, once, into typed values: the
+hub downstream never sees JSON and never has to doubt a field's type. A
+frame that is not a JSON object, or has a field of the wrong type, raises
+:class:`InvalidMessage`, which the client gets back as ``error_response``.
+Checks that need state (membership, who is online) belong to the hub.
+"""
+
+import re
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, Raw, UnsetType
+
+SYSTEM = "system"
+"""The C{fromUser} of every message the server itself originates."""
+
+_USER_ID = re.compile(r"[A-Za-z0-9_\-.:@]{1,64}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_ROOM_NAME = 100
+
+
+def valid_user_id(text: str) -> bool:
+    """1-64 characters: letters, digits and C{_ - . : @}."""
+    return _USER_ID.match(text) is not None
+
+
+def valid_room(text: str) -> bool:
+    """1-100 characters, none of them control characters."""
+    return 0 < len(text) <= MAX_ROOM_NAME and _CONTROL.search(text) is None
+
+
+class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
+    """
+    One message, in either direction. Empty fields are left out on the wire.
+
+    C{payload} is whatever the message type carries: a typed struct below
+    for the types the server reads, the client's raw JSON for signaling it
+    relays untouched, or plain data the server builds.
+    """
+
+    type: str
+    fromUser: str = ""
+    toUser: str = ""
+    room: str = ""
+    payload: Any = UNSET
+    messageId: str = ""
+    createTime: str = ""
+    incoming: bool | UnsetType = UNSET
+
+
+class ChatPayload(msgspec.Struct, frozen=True):
+    content: str
+
+
+class PeerRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    currentPeerId: str = ""
+
+
+class RecentMessagesQuery(msgspec.Struct, frozen=True):
+    limit: int = 50
+    before: str = ""
+
+
+class DirectMessagesQuery(msgspec.Struct, frozen=True):
+    withUser: str = ""
+    limit: int = 50
+
+
+SIGNALING_TYPES = frozenset(
+    {"webrtc_offer", "webrtc_answer", "webrtc_candidate", "hangup"}
+)
+
+_TYPED_PAYLOADS = {
+    "chat_message": ChatPayload,
+    "request_random_peer": PeerRequest,
+    "get_recent_messages": RecentMessagesQuery,
+    "get_direct_messages": DirectMessagesQuery,
+}
+
+
+class _Inbound(msgspec.Struct, frozen=True):
+    """The envelope as a client may send it; the payload still undecoded."""
+
+    type: str
+    fromUser: str = ""
+    toUser: str = ""
+    room: str = ""
+    payload: Raw = Raw()
+    messageId: str = ""
+    createTime: str = ""
+    incoming: bool | UnsetType = UNSET
+
+
+class InvalidMessage(ValueError):
+    """A frame that is not a well-formed envelope; the text says why."""
+
+
+_decode_inbound = msgspec.json.Decoder(_Inbound).decode
+_payload_decoders = {
+    kind: msgspec.json.Decoder(shape).decode for kind, shape in _TYPED_PAYLOADS.items()
+}
+encode = msgspec.json.Encoder().encode
+
+
+def decode(frame: bytes) -> Envelope:
+    """
+    Decode and type-check one client frame.
+
+    C{fromUser}, C{createTime} and C{incoming} are dropped: the server sets
+    them. Unknown types pass, for the hub to refuse with its own error.
+
+    @raise InvalidMessage: the frame is not a JSON object of the right shape.
+    """
+    try:
+        inbound = _decode_inbound(frame)
+        payload = _decode_payload(inbound.type, inbound.payload)
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        raise InvalidMessage(str(e)) from None
+    return Envelope(
+        type=inbound.type,
+        toUser=inbound.toUser,
+        room=inbound.room,
+        payload=payload,
+        messageId=inbound.messageId,
+    )
+
+
+def _decode_payload(kind: str, raw: Raw) -> Any:
+    decoder = _payload_decoders.get(kind)
+    if decoder is not None:
+        try:
+            return decoder(raw or b"{}")
+        except msgspec.ValidationError as e:
+            raise msgspec.ValidationError(_under_payload(str(e))) from None
+    if kind in SIGNALING_TYPES:
+        if raw and not bytes(raw).startswith(b"{"):
+            raise msgspec.ValidationError("Expected `object` - at `$.payload`")
+        return raw if raw else UNSET
+    return UNSET
+
+
+def _under_payload(reason: str) -> str:
+    """Point a payload decoding error's path at C{$.payload}."""
+    if " - at `$" in reason:
+        return reason.replace(" - at `$", " - at `$.payload", 1)
+    return reason + " - at `$.payload`"

@@ -1,0 +1,71 @@
+"""
+Which web pages may open a WebSocket to us (PROTOCOL.md section 1).
+
+Origins are compared as (scheme, host, port) with default ports filled in,
+so C{https://x.example} and C{https://x.example:443} are the same origin.
+The allowed list is configuration; with none configured, only the daemon's
+own origin (what the request's C{Host} names) is allowed.
+"""
+
+from urllib.parse import urlsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise(origin: str):
+    """
+    C{(scheme, host, port)} of an origin, or C{None} when it is malformed:
+    not http(s), no host, a bad port, or anything beyond scheme://host:port.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        return None
+    return (parts.scheme, parts.hostname, port or _DEFAULT_PORTS[parts.scheme])
+
+
+class OriginPolicy:
+    """
+    @param allowed: origins to accept; C{"*"} accepts any well-formed one.
+    @param allow_missing: accept clients that send no Origin (native apps).
+    @raise ValueError: an allowed origin is malformed.
+    """
+
+    def __init__(self, allowed=(), allow_missing=False):
+        self.allow_any = "*" in allowed
+        self.allow_missing = allow_missing
+        self._allowed = set()
+        for origin in allowed:
+            if origin == "*":
+                continue
+            parsed = normalise(origin)
+            if parsed is None:
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+            self._allowed.add(parsed)
+
+    def permits(self, origin: str, host: str, secure: bool) -> bool:
+        """
+        Whether a handshake with header C{Origin: origin} (C{""} when absent),
+        asking for C{Host: host} over TLS or not, may proceed.
+        """
+        if not origin:
+            return self.allow_missing
+        parsed = normalise(origin)
+        if parsed is None:
+            return False
+        if self.allow_any or parsed in self._allowed:
+            return True
+        if self._allowed:
+            return False
+        own = normalise(f"{'https' if secure else 'http'}://{host}")
+        return parsed == own

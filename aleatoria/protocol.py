@@ -1,0 +1,128 @@
+"""
+One client's WebSocket: the handshake checks, framing and limits.
+
+The protocol object is thin. It admits or refuses the handshake, decodes
+each frame with L{aleatoria.messages} and hands the result to the hub; the
+hub sends back through L{IConnection}. It never touches the store.
+"""
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import PreparedMessage
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import ISSLTransport
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from .hub import IConnection
+from .messages import InvalidMessage, decode, encode, valid_room, valid_user_id
+
+DEFAULT_ROOM = "Lobby"
+
+
+def prepare(envelope):
+    """Encode and frame a message once, to send on any number of connections."""
+    return PreparedMessage(encode(envelope), False, False, False)
+
+
+def admit(request, origins, secure):
+    """
+    Check a handshake: a well-formed C{userId}, a valid C{room} and an
+    allowed C{Origin}. Return C{(user_id, room)}.
+
+    @raise ConnectionDeny: 400 for bad parameters, 403 for a refused origin.
+    """
+    users = request.params.get("userId", [])
+    if len(users) != 1 or not valid_user_id(users[0]):
+        raise ConnectionDeny(
+            ConnectionDeny.BAD_REQUEST,
+            "userId is required: 1-64 letters, digits or _ - . : @",
+        )
+    rooms = request.params.get("room", [DEFAULT_ROOM])
+    if len(rooms) != 1 or not valid_room(rooms[0]):
+        raise ConnectionDeny(
+            ConnectionDeny.BAD_REQUEST,
+            "room must be 1-100 characters without control characters",
+        )
+    host = request.headers.get("host", "")
+    if not origins.permits(request.origin or "", host, secure):
+        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+    return users[0], rooms[0]
+
+
+@implementer(IConnection)
+class ClientProtocol(WebSocketServerProtocol):
+    _log = Logger()
+
+    user_id = None
+    _room = None
+
+    def onConnect(self, request):
+        secure = ISSLTransport.providedBy(self.transport)
+        try:
+            self.user_id, self._room = admit(request, self.factory.origins, secure)
+        except ConnectionDeny as deny:
+            self._log.info(
+                "Refused handshake from {peer} (userId {user!r}, origin {origin!r}): "
+                "{reason}",
+                peer=request.peer, user=request.params.get("userId"),
+                origin=request.origin, reason=deny.reason,
+            )
+            raise
+        except Exception:
+            self._log.failure("Handshake from {peer} failed", peer=request.peer)
+            raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR)
+
+    def onOpen(self):
+        try:
+            self.factory.hub.connected(self, self._room)
+        except Exception:
+            self._log.failure("Registering {user} failed", user=self.user_id)
+            self.close(1011, "internal error")
+
+    def onMessage(self, payload, isBinary):
+        hub = self.factory.hub
+        if isBinary:
+            hub.malformed(self, "Binary frames are not supported; send JSON text")
+            return
+        try:
+            envelope = decode(payload)
+        except InvalidMessage as e:
+            hub.malformed(self, str(e))
+            return
+        hub.received(self, envelope)
+
+    def onClose(self, wasClean, code, reason):
+        if self.user_id is not None:
+            self.factory.hub.disconnected(self)
+
+    # IConnection
+
+    def send(self, prepared):
+        if self.state == self.STATE_OPEN:
+            self.sendPreparedMessage(prepared)
+
+    def close(self, code, reason):
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:123])
+
+
+class ClientFactory(WebSocketServerFactory):
+    """
+    Carries what every connection shares: the hub and the origin policy.
+
+    @param config: the L{aleatoria.config.Config} for limits and keepalive.
+    """
+
+    protocol = ClientProtocol
+
+    def __init__(self, hub, config, reactor):
+        super().__init__(reactor=reactor)
+        self.hub = hub
+        self.origins = config.origin_policy()
+        self.setProtocolOptions(
+            maxMessagePayloadSize=config.max_message_size,
+            maxFramePayloadSize=config.max_message_size,
+            autoPingInterval=config.ping_interval,
+            autoPingTimeout=config.idle_timeout - config.ping_interval,
+            failByDrop=False,
+        )

@@ -1,0 +1,71 @@
+"""
+The command line: C{twistd aleatoria [options]}.
+
+Options and their environment variables come from L{aleatoria.config};
+this module only turns them into a L{Config} and hands it to
+L{aleatoria.service.make_service}.
+"""
+
+import os
+
+from twisted.python import usage
+
+from . import config
+from .service import make_service
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Serve Aleatoria: WebSocket chat rooms, direct messages and random "
+        "video-call matchmaking on /ws, with /health and /ready beside it. "
+        "Every option can also be set by the environment variable named in "
+        "its help; the command line wins."
+    )
+    optFlags = [
+        [s.name, None, f"{s.help} [env {s.env}]"]
+        for s in config.SETTINGS
+        if s.name in config.FLAGS
+    ]
+    optParameters = [
+        [s.name, None, None, f"{s.help} [env {s.env}; default {s.default}]"]
+        for s in config.SETTINGS
+        if s.name not in config.FLAGS and s.name != "allowed-origin"
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["allowed-origin"] = None
+        for name in config.FLAGS:
+            self[name] = None
+
+    def opt_allowed_origin(self, origin):
+        self["allowed-origin"] = ",".join(filter(None, [self["allowed-origin"], origin]))
+
+    opt_allowed_origin.__doc__ = next(
+        f"{s.help} [env {s.env}]" for s in config.SETTINGS if s.name == "allowed-origin"
+    )
+
+    def postOptions(self):
+        given = {name: self[name] for name in self}
+        for name in config.FLAGS:
+            given[name] = True if given[name] else None
+        try:
+            self.config = config.resolve(given, os.environ)
+        except config.ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        _check_endpoint(self.config.port)
+
+
+def _check_endpoint(description):
+    """Refuse a --port that is no endpoint description, before start-up."""
+    from twisted.internet import endpoints, reactor
+
+    try:
+        endpoints.serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise usage.UsageError(f"--port={description!r}: {e}") from None
+
+
+def makeService(options):
+    return make_service(options.config)

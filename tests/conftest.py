@@ -1,0 +1,66 @@
+import pytest
+import pytest_twisted
+
+from aleatoria import config
+from aleatoria.service import make_service
+
+from . import wsclient
+
+ORIGIN = "http://test.example"
+
+
+def make_config(**given):
+    """A L{config.Config} for tests: loopback, an ephemeral port, our origin."""
+    given.setdefault("port", "tcp:0:interface=127.0.0.1")
+    given.setdefault("allowed-origin", ORIGIN)
+    return config.resolve(given, {})
+
+
+class Server:
+    """A running daemon and the clients a test opened against it."""
+
+    def __init__(self, service):
+        self.service = service
+        self.port = service.getServiceNamed("listener").port.getHost().port
+        self.hub = service.getServiceNamed("hub")
+        self.clients = []
+
+    async def connect(self, user, room=None, **kwargs):
+        """
+        Connect C{user}, by default into a room of its own (C{home-<user>}),
+        so that presence events of the shared C{Lobby} stay out of tests
+        that are not about them.
+        """
+        if room is None:
+            room = f"home-{user}"
+        client = await wsclient.connect(self.port, user, room, **kwargs)
+        self.clients.append(client)
+        return client
+
+    async def connect_many(self, *users, room=None):
+        return [await self.connect(user, room) for user in users]
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}".encode()
+
+
+async def start_server(**given):
+    from twisted.internet import reactor
+
+    service = make_service(make_config(**given), reactor)
+    service.startService()
+    return Server(service)
+
+
+async def stop_server(server):
+    for client in server.clients:
+        await client.close()
+    await server.service.stopService()
+
+
+@pytest_twisted.async_yield_fixture
+async def server():
+    """A daemon on the memory store; every client closed before teardown ends."""
+    running = await start_server()
+    yield running
+    await stop_server(running)
