@@ -1,0 +1,175 @@
+"""
+Bad input over a real socket (PROTOCOL.md section 4): every malformed or
+refused message gets its error, reaches nobody else, stores nothing, and
+leaves the connection working.
+"""
+
+import pytest
+import pytest_twisted
+
+from .wsclient import connect
+
+MALFORMED = [
+    pytest.param(b"not json", id="not-json"),
+    pytest.param(b"[1, 2]", id="array"),
+    pytest.param(b'"text"', id="string"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b'{"room": "r"}', id="no-type"),
+    pytest.param(b'{"type": 7}', id="numeric-type"),
+    pytest.param(b'{"type": "chat_message", "toUser": 5, "payload": {"content": "x"}}',
+                 id="numeric-toUser"),
+    pytest.param(b'{"type": "chat_message", "room": null, "payload": {"content": "x"}}',
+                 id="null-room"),
+    pytest.param(b'{"type": "chat_message", "room": "r", "payload": {"content": ["x"]}}',
+                 id="list-content"),
+    pytest.param(b'{"type": "chat_message", "room": "r", "payload": "x"}', id="string-payload"),
+    pytest.param(b'{"type": "chat_message", "room": "r"}', id="no-content"),
+    pytest.param(b'{"type": "join_room", "room": ["r"]}', id="list-room"),
+    pytest.param(b'{"type": "chat_message", "room": "r", "messageId": 3, "payload": {"content": "x"}}',
+                 id="numeric-messageId"),
+    pytest.param(b'{"type": "get_recent_messages", "room": "r", "payload": {"limit": "5"}}',
+                 id="string-limit"),
+    pytest.param(b'{"type": "get_recent_messages", "room": "r", "payload": {"limit": 1e999}}',
+                 id="infinite-limit"),
+    pytest.param(b'{"type": "request_random_peer", "payload": {"currentPeerId": 1}}',
+                 id="numeric-currentPeerId"),
+    pytest.param(b'{"type": "webrtc_offer", "toUser": "bob", "payload": [1]}', id="list-signal"),
+]
+
+
+@pytest.mark.parametrize("frame", MALFORMED)
+@pytest_twisted.ensureDeferred
+async def test_malformed_frame_gets_error_response(server, frame):
+    """
+    A frame that is not a well-typed envelope is answered with error_response
+    (compat shape), reaches nobody, and the connection goes on.
+    """
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    alice.send(frame)
+    reply = await alice.expect("error_response")
+    assert reply["payload"]["error"] == "Invalid message structure"
+    assert reply["payload"]["details"]
+    assert reply["messageId"] == "err-" + reply["createTime"]
+    await bob.quiet()
+    await alice.quiet()
+    history = await bob.request({"type": "get_recent_messages", "room": "r"}, "recent_messages")
+    assert history["payload"]["messages"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_binary_frame_gets_error_response(server):
+    """The protocol is JSON text: a binary frame is answered, not obeyed."""
+    alice = await server.connect("alice")
+    alice.send_binary(b'{"type": "join_room", "room": "r"}')
+    reply = await alice.expect("error_response")
+    assert "Binary" in reply["payload"]["details"]
+    assert (await alice.request({"type": "get_rooms"}, "rooms_list"))["payload"] == {
+        "rooms": ["home-alice"]
+    }
+
+
+REFUSED = [
+    pytest.param({"type": "no_such_type"}, "unknown_type", id="unknown-type"),
+    pytest.param({"type": ""}, "unknown_type", id="empty-type"),
+    pytest.param({"type": "join_room", "room": ""}, "invalid_message", id="empty-room"),
+    pytest.param({"type": "join_room", "room": "x" * 101}, "invalid_message", id="long-room"),
+    pytest.param({"type": "join_room", "room": "a\nb"}, "invalid_message", id="control-room"),
+    pytest.param({"type": "join_room"}, "invalid_message", id="no-room"),
+    pytest.param({"type": "chat_message", "payload": {"content": "x"}}, "invalid_message",
+                 id="chat-nowhere"),
+    pytest.param({"type": "chat_message", "room": "r", "payload": {"content": ""}},
+                 "invalid_message", id="empty-content"),
+    pytest.param({"type": "chat_message", "toUser": "bad user", "payload": {"content": "x"}},
+                 "invalid_message", id="bad-toUser"),
+    pytest.param({"type": "chat_message", "toUser": "alice", "payload": {"content": "x"}},
+                 "invalid_message", id="dm-self"),
+    pytest.param({"type": "chat_message", "room": "r", "messageId": "m" * 129,
+                  "payload": {"content": "x"}}, "invalid_message", id="long-messageId"),
+    pytest.param({"type": "get_recent_messages", "room": "r", "payload": {"limit": 0}},
+                 "invalid_message", id="zero-limit"),
+    pytest.param({"type": "get_recent_messages", "room": "r", "payload": {"before": "yesterday"}},
+                 "invalid_message", id="bad-before"),
+    pytest.param({"type": "get_direct_messages", "payload": {}}, "invalid_message",
+                 id="no-withUser"),
+    pytest.param({"type": "get_direct_messages", "payload": {"withUser": "bob", "limit": -1}},
+                 "invalid_message", id="negative-limit"),
+    pytest.param({"type": "webrtc_offer", "toUser": "alice"}, "invalid_message",
+                 id="signal-self"),
+]
+
+
+@pytest.mark.parametrize("message, code", REFUSED)
+@pytest_twisted.ensureDeferred
+async def test_refused_message_gets_error(server, message, code):
+    """A well-formed but unacceptable message gets error with its code, and nothing else happens."""
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    error = await alice.request(message, "error")
+    assert error["fromUser"] == "system" and error["toUser"] == "alice"
+    assert error["payload"]["code"] == code
+    assert error["payload"]["error"].endswith(".")
+    await bob.quiet()
+    await alice.quiet()
+    history = await bob.request({"type": "get_recent_messages", "room": "r"}, "recent_messages")
+    assert history["payload"]["messages"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_huge_limit_is_clamped(server):
+    """A huge history limit is served as at most 100 messages."""
+    alice = await server.connect("alice", room="r")
+    for n in range(105):
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)}})
+    for n in range(105):
+        await alice.expect("chat_message")
+    reply = await alice.request(
+        {"type": "get_recent_messages", "room": "r", "payload": {"limit": 10**12}},
+        "recent_messages",
+    )
+    messages = reply["payload"]["messages"]
+    assert len(messages) == 100
+    assert messages[0]["payload"]["content"] == "104"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_fields_are_ignored(server):
+    """Fields the server does not know are ignored, as clients ignore unknown types."""
+    alice = await server.connect("alice", room="r")
+    alice.send({"type": "chat_message", "room": "r", "payload": {"content": "x", "color": "red"},
+                "futureField": {"a": 1}})
+    echo = await alice.expect("chat_message")
+    assert echo["payload"] == {"content": "x"}
+    assert "futureField" not in echo
+
+
+@pytest_twisted.ensureDeferred
+async def test_oversized_message_closes_with_1009():
+    """A message over the size limit closes that connection with 1009, nobody else's."""
+    from .conftest import start_server, stop_server
+
+    server = await start_server(**{"max-message-size": "2048"})
+    try:
+        alice, bob = await server.connect_many("alice", "bob")
+        alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "x" * 4096}})
+        code, _ = await alice.closed()
+        assert code == 1009
+        await bob.quiet()
+        assert not server.hub.is_online("alice")
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_invalid_utf8_text_frame_closes_with_1007(server):
+    """
+    A text frame that is not UTF-8 fails that connection with 1007, as RFC
+    6455 requires; it never reaches anybody else.
+    """
+    alice, bob = await server.connect_many("alice", "bob")
+    alice._protocol.sendMessage(
+        b'{"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "\xc3"}}'
+    )
+    code, _ = await alice.closed()
+    assert code == 1007
+    await bob.quiet()
