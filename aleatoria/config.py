@@ -106,7 +106,7 @@ SETTINGS = (
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
-            "Seconds without a pong after which a client is dead"),
+            "Seconds after its last pong at which a silent client is dropped"),
 )
 
 FLAGS = ("allow-no-origin",)

@@ -5,7 +5,7 @@ balancers use (PROTOCOL.md section 1).
 
 import json
 
-from twisted.logger import Logger
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -60,14 +60,18 @@ class QuietSite(Site):
     """
 
     noisy = False
-    _log = Logger()
 
     def log(self, request):
         pass
 
 
+class _Root(Resource):
+    def getChild(self, path, request):
+        return notFound()
+
+
 def make_site(websocket, hub, store, reactor):
-    root = Resource()
+    root = _Root()
     root.putChild(b"ws", websocket)
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, reactor))

@@ -1,0 +1,74 @@
+"""
+The HTTP side of the port (PROTOCOL.md section 1), read with a real client.
+"""
+
+import json
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.web.client import Agent, readBody
+
+from aleatoria.store.memory import MemoryStore
+from aleatoria.web import Ready
+
+
+async def get(server, path):
+    response = await Agent(reactor).request(b"GET", server.url(path))
+    body = await readBody(response)
+    return response, body
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_is_exactly_ok(server):
+    """/health answers 200 application/json with exactly {"status":"ok"} (compat)."""
+    response, body = await get(server, "/health")
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"application/json"]
+    assert body == b'{"status":"ok"}'
+
+
+@pytest_twisted.ensureDeferred
+async def test_ready_reports_store_and_connections(server):
+    """/ready names the store and counts open connections."""
+    await server.connect("alice")
+    response, body = await get(server, "/ready")
+    assert response.code == 200
+    assert json.loads(body) == {
+        "status": "ok", "store": "memory", "storeReachable": True, "connections": 1,
+    }
+
+
+class _UnreachableStore(MemoryStore):
+    """Failure injection: a store whose ping fails."""
+
+    def ping(self):
+        from twisted.internet.defer import fail
+
+        return fail(ConnectionRefusedError("store down"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_ready_is_503_when_the_store_fails(server):
+    """/ready answers 503 degraded while the store does not answer."""
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    store = _UnreachableStore(reactor.seconds, 3600, 10)
+    root = Resource()
+    root.putChild(b"ready", Ready(server.hub, store, reactor))
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{port.getHost().port}/ready".encode()
+        response = await Agent(reactor).request(b"GET", url)
+        body = json.loads(await readBody(response))
+    finally:
+        await port.stopListening()
+    assert response.code == 503
+    assert body["status"] == "degraded" and body["storeReachable"] is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_path_is_404(server):
+    """Only /ws, /health and /ready exist."""
+    response, _ = await get(server, "/nope")
+    assert response.code == 404

@@ -1,0 +1,230 @@
+"""
+The hub without a network: recorded connections, a fake clock, and stores
+that hold or fail their answers where a test needs to control the order of
+events or inject a failure.
+"""
+
+import pytest
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from aleatoria.clock import MessageClock
+from aleatoria.hub import Hub, IConnection
+from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery
+from aleatoria.store.memory import MemoryStore
+
+
+@implementer(IConnection)
+class Recorder:
+    """A connection that keeps what the hub sends it."""
+
+    def __init__(self, user, hub=None):
+        self.user_id = user
+        self.peer = f"test:{user}"
+        self.sent = []
+        self.closed = None
+        self._hub = hub
+
+    def send(self, prepared):
+        self.sent.append(prepared)
+
+    def close(self, code, reason):
+        self.closed = (code, reason)
+
+    def kinds(self):
+        return [m.type for m in self.sent]
+
+    def take(self):
+        sent, self.sent = self.sent, []
+        return sent
+
+
+class HeldPicks(MemoryStore):
+    """Failure injection: pool_pick answers only when the test says so."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.held = []
+
+    def pool_pick(self, requester, exclude):
+        d = Deferred()
+        self.held.append((requester, d))
+        return d
+
+    def answer(self, requester, peer):
+        """Answer C{requester}'s pick as the atomic store would have."""
+        (d,) = [d for r, d in self.held if r == requester]
+        self.pool_remove(requester)
+        if peer is not None:
+            self.pool_remove(peer)
+        d.callback(peer)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_hub(clock, store=None):
+    store = store or MemoryStore(clock.seconds, 3600, 100)
+    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1), clock)
+    hub.startService()
+    return hub
+
+
+def connect(hub, *users, room="home"):
+    conns = [Recorder(user) for user in users]
+    for conn in conns:
+        hub.connected(conn, f"{room}-{conn.user_id}")
+    return conns
+
+
+def request(hub, conn, skipped=""):
+    hub.received(conn, Envelope(type="request_random_peer", payload=PeerRequest(skipped)))
+
+
+def test_create_times_strictly_increase(clock):
+    """Even with a stuck wall clock, every message gets a later createTime."""
+    hub = make_hub(clock)
+    (alice,) = connect(hub, "alice", room="r")
+    for _ in range(3):
+        hub.received(alice, Envelope(type="get_rooms"))
+    times = [m.createTime for m in alice.take()]
+    assert times == sorted(set(times))
+
+
+def test_crossed_picks_never_double_pair(clock):
+    """
+    Two picks in flight at once: bob's lands first and takes alice; alice's
+    own pick then returns carol. Alice keeps bob, carol goes back to the
+    pool, and alice is told her current assignment again.
+    """
+    store = HeldPicks(clock.seconds, 3600, 100)
+    hub = make_hub(clock, store)
+    alice, bob, carol = connect(hub, "alice", "bob", "carol")
+    for conn in (alice, bob, carol):
+        hub.received(conn, Envelope(type="user_available_webrtc"))
+    request(hub, alice)
+    request(hub, bob)
+    store.answer("bob", "alice")
+    store.answer("alice", "carol")
+
+    assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice"}]
+    assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob"}] * 2
+    assert carol.take() == []
+    assert store.pool_size().result == 1
+    assert hub.matchmaker.match_of("carol") is None
+
+
+def test_requester_gone_during_pick(clock):
+    """A requester who disconnects mid-pick is not paired; the peer returns to the pool."""
+    store = HeldPicks(clock.seconds, 3600, 100)
+    hub = make_hub(clock, store)
+    alice, bob = connect(hub, "alice", "bob")
+    hub.received(bob, Envelope(type="user_available_webrtc"))
+    request(hub, alice)
+    hub.disconnected(alice)
+    store.answer("alice", "bob")
+    assert hub.matchmaker.match_of("bob") is None
+    assert bob.take() == []
+    assert store.pool_size().result == 1
+
+
+def test_replaced_connection_closing_late_changes_nothing(clock):
+    """The old connection's close, arriving after its replacement, leaves the new one be."""
+    hub = make_hub(clock)
+    old = Recorder("alice")
+    hub.connected(old, "r")
+    new = Recorder("alice")
+    hub.connected(new, "r")
+    assert old.closed == (4001, "replaced")
+    hub.disconnected(old)
+    assert hub.is_online("alice") and hub.members("r") == ["alice"]
+    hub.received(old, Envelope(type="get_rooms"))
+    assert old.kinds() == []
+
+
+class FailingHistory(MemoryStore):
+    """Failure injection: history reads fail."""
+
+    def room_messages(self, room, limit, before_ns=None):
+        return fail(ConnectionError("store down"))
+
+
+def test_store_failure_answers_unavailable(clock):
+    """A history read that fails is answered with error code unavailable."""
+    hub = make_hub(clock, FailingHistory(clock.seconds, 3600, 100))
+    (alice,) = connect(hub, "alice")
+    hub.received(alice, Envelope(type="get_recent_messages", room="home-alice",
+                                 payload=RecentMessagesQuery()))
+    (error,) = alice.take()
+    assert error.type == "error" and error.payload["code"] == "unavailable"
+
+
+class BrokenJoin(MemoryStore):
+    """Failure injection: join_room raises instead of returning a Deferred."""
+
+    def join_room(self, room, user):
+        raise RuntimeError("bug")
+
+
+def test_handler_exception_is_contained(clock):
+    """
+    An exception while handling one message answers that client with an error
+    and leaves the connection and the hub working.
+    """
+    hub = make_hub(clock, BrokenJoin(clock.seconds, 3600, 100))
+    alice = Recorder("alice")
+    with pytest.raises(RuntimeError):
+        hub.connected(alice, "r")
+    hub.received(alice, Envelope(type="join_room", room="x"))
+    assert alice.take()[-1].payload["code"] == "unavailable"
+    hub.received(alice, Envelope(type="get_rooms"))
+    assert alice.take()[0].type == "rooms_list"
+
+
+def test_shutdown_waits_then_drops_stragglers(clock):
+    """
+    Stopping closes every client with 1001 and waits; clients that never
+    finish closing are dropped after the grace period.
+    """
+    hub = make_hub(clock)
+    alice, bob = connect(hub, "alice", "bob", room="r")
+    hub.received(bob, Envelope(type="user_available_webrtc"))
+    stopped = hub.stopService()
+    assert alice.closed == bob.closed == (1001, "server shutting down")
+    hub.disconnected(alice)
+    assert not stopped.called
+    clock.advance(3)
+    assert stopped.called
+    assert hub.connection_count == 0 and hub.rooms() == []
+
+
+def test_no_new_clients_while_stopping(clock):
+    """A client that arrives during shutdown is closed with 1001 at once."""
+    hub = make_hub(clock)
+    hub.stopService()
+    late = Recorder("late")
+    hub.connected(late, "r")
+    assert late.closed == (1001, "server shutting down")
+    assert not hub.is_online("late")
+
+
+def test_room_broadcast_is_prepared_once_per_body(clock):
+    """
+    A room message to many members is prepared twice in all -- once for the
+    members, once for the sender's echo -- however many members there are.
+    """
+    prepared = []
+    store = MemoryStore(clock.seconds, 3600, 100)
+    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(), clock)
+    hub.startService()
+    members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")
+    for conn in members:
+        hub.received(conn, Envelope(type="join_room", room="big"))
+    prepared.clear()
+    hub.received(members[0], Envelope(type="chat_message", room="big",
+                                      payload=ChatPayload("hello")))
+    assert [e.incoming for e in prepared] == [True, False]
+    assert all(conn.sent[-1].payload == ChatPayload("hello") for conn in members)

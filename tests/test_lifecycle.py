@@ -1,0 +1,87 @@
+"""
+Connections over time: keepalive, shutdown, and what the log says.
+"""
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+
+from .conftest import start_server, stop_server
+
+WAIT = 10.0
+
+
+async def until(condition):
+    """Wait for C{condition()} to hold, checking every 50 ms, at most WAIT seconds."""
+    for _ in range(int(WAIT / 0.05)):
+        if condition():
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("condition never held")
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_client_is_dropped_by_keepalive():
+    """
+    A client that stops answering pings is dropped once the idle timeout
+    passes; one that answers stays. (Autobahn batches its timers into
+    buckets, so the settings leave whole seconds of slack.)
+    """
+    server = await start_server(**{"ping-interval": "1", "idle-timeout": "3"})
+    try:
+        alice, bob = await server.connect_many("alice", "bob")
+        alice._protocol.transport.pauseProducing()
+        await until(lambda: not server.hub.is_online("alice"))
+        assert server.hub.is_online("bob")
+        await bob.quiet()
+        alice._protocol.transport.resumeProducing()
+        await alice.closed()
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_closes_clients_with_1001_and_cleans_up():
+    """Stopping the service closes every client with 1001 and empties rooms and pool."""
+    server = await start_server()
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    bob.send({"type": "user_available_webrtc"})
+    await bob.quiet()
+    await server.service.stopService()
+    assert (await alice.closed())[0] == 1001
+    assert (await bob.closed())[0] == 1001
+    assert server.hub.connection_count == 0
+    assert server.hub.rooms() == []
+    assert (await server.hub.matchmaker._store.pool_size()) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_log_lines_name_users_but_never_contents(server):
+    """
+    Connects, joins, pairings and disconnects are logged with the user id and
+    peer address; chat text and SDP never reach the log.
+    """
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        alice, bob = await server.connect_many("alice", "bob", room="r")
+        await alice.expect("user_joined")
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": "SECRET-TEXT"}})
+        alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "SECRET-DM"}})
+        alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "SECRET-SDP"}})
+        bob.send({"type": "user_available_webrtc"})
+        alice.send({"type": "request_random_peer"})
+        await alice.expect("chat_message")
+        await alice.expect("chat_message")
+        await alice.expect("assign_role")
+        await bob.close()
+        await until(lambda: not server.hub.is_online("bob"))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    text = [formatEvent(e) for e in events]
+    assert any("bob connected from tcp" in line for line in text), text
+    assert any("alice joined" in line for line in text)
+    assert any("Paired alice with bob" in line for line in text)
+    assert any("bob disconnected from tcp" in line for line in text)
+    assert not [line for line in text if "SECRET" in line]

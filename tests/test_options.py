@@ -1,0 +1,95 @@
+"""
+The command line and the environment: precedence, defaults, and refusals
+that name the culprit (issue: CLI over environment over defaults).
+"""
+
+import pytest
+from twisted.python import usage
+
+from aleatoria import config, tap
+
+
+def parse(argv, env=None, monkeypatch=None):
+    for setting in config.SETTINGS:
+        monkeypatch.delenv(setting.env, raising=False)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    options = tap.Options()
+    options.parseOptions(argv)
+    return options.config
+
+
+def test_defaults(monkeypatch):
+    """With nothing given: port 8085 on all interfaces, memory store, Go-like keepalive."""
+    conf = parse([], monkeypatch=monkeypatch)
+    assert conf == config.Config(
+        port="tcp:8085", allowed_origin=(), allow_no_origin=False, store="memory",
+        history_size=1000, message_ttl_hours=24, max_message_size=65536,
+        ping_interval=54.0, idle_timeout=60.0,
+    )
+
+
+def test_command_line_wins_over_environment(monkeypatch):
+    """A value on the command line beats the same setting's variable."""
+    conf = parse(["--port", "9000", "--history-size", "7"],
+                 {"ALEATORIA_PORT": "9001", "ALEATORIA_HISTORY_SIZE": "8",
+                  "MESSAGE_TTL_HOURS": "2"}, monkeypatch)
+    assert (conf.port, conf.history_size, conf.message_ttl_hours) == ("tcp:9000", 7, 2)
+
+
+def test_endpoint_descriptions_pass_through(monkeypatch):
+    """A --port that is not a bare number is a Twisted endpoint description."""
+    conf = parse(["--port", "tcp:8085:interface=127.0.0.1"], monkeypatch=monkeypatch)
+    assert conf.port == "tcp:8085:interface=127.0.0.1"
+
+
+def test_origins_from_both_sources(monkeypatch):
+    """--allowed-origin repeats; the variable is comma-separated; the CLI wins."""
+    conf = parse([], {"ALEATORIA_ALLOWED_ORIGINS": "https://a.example, http://b.example:8080"},
+                 monkeypatch)
+    assert conf.allowed_origin == ("https://a.example", "http://b.example:8080")
+    conf = parse(["--allowed-origin", "https://c.example", "--allowed-origin", "*"],
+                 {"ALEATORIA_ALLOWED_ORIGINS": "https://a.example"}, monkeypatch)
+    assert conf.allowed_origin == ("https://c.example", "*")
+
+
+@pytest.mark.parametrize("env, flag, expected", [
+    ({}, [], False),
+    ({"ALEATORIA_ALLOW_NO_ORIGIN": "true"}, [], True),
+    ({"ALEATORIA_ALLOW_NO_ORIGIN": "false"}, ["--allow-no-origin"], True),
+])
+def test_allow_no_origin(monkeypatch, env, flag, expected):
+    """The flag, or its variable set to true, admits clients without an Origin."""
+    assert parse(flag, env, monkeypatch).allow_no_origin is expected
+
+
+@pytest.mark.parametrize("argv, env, culprit", [
+    (["--port", "70000"], {}, "--port"),
+    (["--port", "nonsense:1"], {}, "--port"),
+    ([], {"ALEATORIA_PORT": ""}, "ALEATORIA_PORT"),
+    (["--history-size", "abc"], {}, "--history-size"),
+    (["--history-size", "0"], {}, "--history-size"),
+    ([], {"MESSAGE_TTL_HOURS": "-3"}, "MESSAGE_TTL_HOURS"),
+    (["--store", "redis"], {}, "--store"),
+    ([], {"ALEATORIA_STORE": "postgres"}, "ALEATORIA_STORE"),
+    (["--allowed-origin", "ftp://x.example"], {}, "--allowed-origin"),
+    ([], {"ALEATORIA_ALLOW_NO_ORIGIN": "perhaps"}, "ALEATORIA_ALLOW_NO_ORIGIN"),
+    (["--ping-interval", "0"], {}, "--ping-interval"),
+    (["--ping-interval", "60", "--idle-timeout", "30"], {}, "--idle-timeout"),
+    (["--max-message-size", "10"], {}, "--max-message-size"),
+])
+def test_bad_values_are_usage_errors(monkeypatch, argv, env, culprit):
+    """A bad value is a UsageError whose one line names the option or variable."""
+    with pytest.raises(usage.UsageError) as error:
+        parse(argv, env, monkeypatch)
+    message = str(error.value)
+    assert culprit in message and "\n" not in message
+
+
+def test_every_setting_is_documented_in_the_readme():
+    """README.rst's configuration table names every option and variable."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.rst").read_text()
+    for setting in config.SETTINGS:
+        assert f"--{setting.name}" in readme and setting.env in readme, setting.name

@@ -1,0 +1,112 @@
+"""
+The wheel, installed as users install it (not editable), provides the
+twistd plugin: `twistd aleatoria --help` lists the options and
+`twistd -n aleatoria` serves.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+TWISTD = str(Path(sys.executable).parent / "twistd")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The built wheel, and an environment that imports from its installed copy."""
+    work = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+         "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(ROOT)],
+        check=True, cwd=work,
+    )
+    (wheel,) = (work / "dist").glob("aleatoria-*.whl")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--target", str(work / "site"), str(wheel)],
+        check=True,
+    )
+    env = dict(os.environ, PYTHONPATH=str(work / "site"))
+    return wheel, work, env
+
+
+def run_python(code, installed):
+    _, work, env = installed
+    return subprocess.run([sys.executable, "-c", code], cwd=work, env=env,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_wheel_ships_the_plugin_without_init_files(installed):
+    """twisted/plugins/ is a shared namespace: ship our file, no __init__.py."""
+    wheel, _, _ = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "twisted/plugins/aleatoria_plugin.py" in names
+    assert "twisted/__init__.py" not in names
+    assert "twisted/plugins/__init__.py" not in names
+    assert "aleatoria/store/memory.py" in names
+
+
+def test_plugin_found_in_installed_copy(installed):
+    """getPlugins(IServiceMaker) finds 'aleatoria', loaded from the installed files."""
+    _, work, _ = installed
+    found = json.loads(run_python(
+        "import json, aleatoria\n"
+        "from twisted.plugin import getPlugins\n"
+        "from twisted.application.service import IServiceMaker\n"
+        "import twisted.plugins.aleatoria_plugin as p\n"
+        "names = [m.tapname for m in getPlugins(IServiceMaker)]\n"
+        "print(json.dumps([names, aleatoria.__file__, p.__file__]))",
+        installed,
+    ))
+    names, package, plugin = found
+    assert "aleatoria" in names
+    assert package.startswith(str(work / "site"))
+    assert plugin.startswith(str(work / "site"))
+
+
+def test_twistd_help_lists_options(installed):
+    """`twistd aleatoria --help` lists every option."""
+    text = _twistd(installed, "aleatoria", "--help").stdout
+    for option in ("--port", "--allowed-origin", "--allow-no-origin", "--store",
+                   "--history-size", "--message-ttl-hours"):
+        assert option in text
+
+
+def _twistd(installed, *args, **kwargs):
+    _, work, env = installed
+    return subprocess.run(
+        [TWISTD, *args], cwd=work, env=env,
+        capture_output=True, text=True, **kwargs,
+    )
+
+
+def test_twistd_serves(installed):
+    """`twistd -n aleatoria` listens and answers /health, then stops on SIGTERM."""
+    _, work, env = installed
+    daemon = subprocess.Popen(
+        [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
+         "--port", "tcp:0:interface=127.0.0.1"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for line in daemon.stdout:
+            found = re.search(r"Listening on .*port=(\d+)", line)
+            if found:
+                break
+        else:
+            pytest.fail("the daemon never listened")
+        url = f"http://127.0.0.1:{found[1]}/health"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read() == b'{"status":"ok"}'
+    finally:
+        daemon.terminate()
+        # twistd re-raises the SIGTERM it handled once shut down cleanly.
+        assert daemon.wait(timeout=10) in (0, -15)
