@@ -2,6 +2,7 @@
 Connections over time: keepalive, shutdown, and what the log says.
 """
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -85,3 +86,44 @@ async def test_log_lines_name_users_but_never_contents(server):
     assert any("Paired alice with bob" in line for line in text)
     assert any("bob disconnected from tcp" in line for line in text)
     assert not [line for line in text if "SECRET" in line]
+
+
+@pytest_twisted.ensureDeferred
+async def test_busy_port_stops_start_up():
+    """A port already in use ends start-up with one clear line, not a deaf daemon."""
+    from twisted.internet.protocol import Factory
+
+    from aleatoria.service import make_service
+
+    from .conftest import make_config
+
+    taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+    try:
+        busy = taken.getHost().port
+        service = make_service(make_config(port=f"tcp:{busy}:interface=127.0.0.1"), reactor)
+        with pytest.raises(SystemExit) as stop:
+            service.startService()
+        assert str(stop.value).startswith(f"aleatoria: cannot listen on tcp:{busy}")
+        assert "Address already in use" in str(stop.value)
+    finally:
+        await taken.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reader_that_stops_reading_holds_nobody_up(server):
+    """
+    A member that stops reading does not delay the room: everybody else gets
+    every message.
+    """
+    stalled, bob, carol = await server.connect_many("stalled", "bob", "carol", room="busy")
+    await stalled.expect("user_joined")
+    await stalled.expect("user_joined")
+    await bob.expect("user_joined")
+    stalled._protocol.transport.pauseProducing()
+    body = "x" * 1000
+    for n in range(300):
+        bob.send({"type": "chat_message", "room": "busy", "payload": {"content": f"{n}{body}"}})
+    for n in range(300):
+        assert (await carol.expect("chat_message"))["payload"]["content"] == f"{n}{body}"
+        assert (await bob.expect("chat_message"))["incoming"] is False
+    stalled._protocol.transport.resumeProducing()

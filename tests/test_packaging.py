@@ -7,6 +7,8 @@ twistd plugin: `twistd aleatoria --help` lists the options and
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import urllib.request
@@ -88,12 +90,15 @@ def _twistd(installed, *args, **kwargs):
     )
 
 
-def test_twistd_serves(installed):
-    """`twistd -n aleatoria` listens and answers /health, then stops on SIGTERM."""
+def test_twistd_serves_and_stops_on_sigterm(installed):
+    """
+    `twistd -n aleatoria` listens and answers /health; on SIGTERM it closes a
+    connected client with 1001 and exits (within the 5 s a supervisor gives).
+    """
     _, work, env = installed
     daemon = subprocess.Popen(
         [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
-         "--port", "tcp:0:interface=127.0.0.1"],
+         "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin"],
         cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -103,10 +108,43 @@ def test_twistd_serves(installed):
                 break
         else:
             pytest.fail("the daemon never listened")
-        url = f"http://127.0.0.1:{found[1]}/health"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        port = int(found[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.read() == b'{"status":"ok"}'
-    finally:
-        daemon.terminate()
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(
+                b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert client.recv(12) == b"HTTP/1.1 101"
+            _read_until(client, b"\r\n\r\n")
+            daemon.terminate()
+            _read_until(client, b"\x88")
+            _length, code = struct.unpack("!BH", _read_exactly(client, 3))
+            assert code == 1001
         # twistd re-raises the SIGTERM it handled once shut down cleanly.
-        assert daemon.wait(timeout=10) in (0, -15)
+        assert daemon.wait(timeout=5) in (0, -15)
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
+def _read_exactly(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
+
+
+def _read_until(sock, marker):
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(1)
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
