@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run test clean
+.PHONY: run test clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/twistd --nodaemon --pidfile= aleatoria --port $(PORT)
 
-test: $(VENV)/.installed
+# The tests start their own redis-server processes on free ports; they only
+# need the binary. They never touch a Redis already running on this machine.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "Installing redis-server (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+test: $(VENV)/.installed redis-server
 	$(BIN)/python -m pytest -n 2
 
 clean:

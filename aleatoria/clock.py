@@ -4,7 +4,9 @@ Server time, in the form the protocol speaks it.
 Every routed or stored message carries a ``createTime`` in RFC 3339 with
 nanosecond precision, and room history is ordered and paged by it. Two
 messages must never share a time, or paging with ``before`` could skip one,
-so :class:`MessageClock` hands out strictly increasing nanoseconds.
+so :class:`MessageClock` hands out strictly increasing nanoseconds -- at
+least a microsecond apart, because Redis keeps scores as doubles, which
+near today's epoch cannot tell apart nanoseconds closer than 256.
 """
 
 import re
@@ -12,6 +14,7 @@ import time
 from datetime import datetime, timezone
 
 _NS_PER_SECOND = 1_000_000_000
+_MIN_STEP_NS = 1000
 
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})"
@@ -33,7 +36,7 @@ class MessageClock:
         self._last = 0
 
     def next_ns(self) -> int:
-        ns = max(self._now_ns(), self._last + 1)
+        ns = max(self._now_ns(), self._last + _MIN_STEP_NS)
         self._last = ns
         return ns
 

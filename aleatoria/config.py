@@ -8,6 +8,7 @@ environment over the default; a bad value is refused at start-up with a
 sentence that names where it came from.
 """
 
+import os
 from dataclasses import dataclass
 
 from .origins import OriginPolicy
@@ -71,6 +72,32 @@ def _flag(text):
     raise ValueError("use true or false")
 
 
+def _whole_between(low, high):
+    def parse(text):
+        number = _whole(low)(text)
+        if number > high:
+            raise ValueError(f"must be at most {high}")
+        return number
+
+    return parse
+
+
+def _text(text):
+    return text
+
+
+def _host(text):
+    if not text.strip():
+        raise ValueError("give a host name or address")
+    return text.strip()
+
+
+def _readable_file(text):
+    if text and not os.access(text, os.R_OK):
+        raise ValueError("no readable file there")
+    return text
+
+
 def _origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
@@ -84,6 +111,8 @@ class Setting:
     default: object
     parse: object
     help: str
+    secret: bool = False
+    """Environment only: a secret on the command line shows in C{ps}."""
 
 
 SETTINGS = (
@@ -95,21 +124,40 @@ SETTINGS = (
             "comma-separated); * allows any. Default: the daemon's own origin"),
     Setting("allow-no-origin", "ALEATORIA_ALLOW_NO_ORIGIN", False, _flag,
             "Accept clients that send no Origin header (native apps)"),
-    Setting("store", "ALEATORIA_STORE", "memory", _choice("memory"),
-            "Where rooms, history and the pool live: memory"),
+    Setting("store", "ALEATORIA_STORE", "memory", _choice("memory", "redis"),
+            "Where rooms, history and the pool live: memory or redis "
+            "(default redis when VALKEY_HOST is set)"),
     Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, _whole(1),
             "Messages kept per room and per direct-message pair"),
     Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, _whole(1),
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("redis-host", "VALKEY_HOST", "localhost", _host,
+            "Redis/Valkey host"),
+    Setting("redis-port", "VALKEY_PORT", 6379, _whole_between(1, 65535),
+            "Redis/Valkey port"),
+    Setting("redis-username", "VALKEY_USERNAME", "", _text,
+            "ACL user name (empty: the default user)"),
+    Setting("redis-password", "VALKEY_PASSWORD", "", _text,
+            "Password (environment only)", secret=True),
+    Setting("redis-tls", "VALKEY_USE_TLS", False, _flag,
+            "Connect with TLS, verifying the server certificate and host name"),
+    Setting("redis-ca-file", "VALKEY_CA_FILE", "", _readable_file,
+            "PEM CA bundle to verify the server with (default: the system's)"),
+    Setting("redis-db", "REDIS_DB", 0, _whole_between(0, 15),
+            "Database number, 0-15"),
+    Setting("redis-prefix", "ALEATORIA_REDIS_PREFIX", "", _text,
+            "Prefix for every key, to share a database"),
+    Setting("redis-timeout", "ALEATORIA_REDIS_TIMEOUT", 2.0, _seconds,
+            "Seconds before a Redis command is given up"),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
             "Seconds after its last pong at which a silent client is dropped"),
 )
 
-FLAGS = ("allow-no-origin",)
+FLAGS = ("allow-no-origin", "redis-tls")
 """Settings that take no value on the command line."""
 
 
@@ -122,6 +170,15 @@ class Config:
     history_size: int
     message_ttl_hours: int
     max_message_size: int
+    redis_host: str
+    redis_port: int
+    redis_username: str
+    redis_password: str
+    redis_tls: bool
+    redis_ca_file: str
+    redis_db: int
+    redis_prefix: str
+    redis_timeout: float
     ping_interval: float
     idle_timeout: float
 
@@ -149,6 +206,9 @@ def resolve(given, environ):
             values[setting.name] = raw if not isinstance(raw, str) else setting.parse(raw)
         except ValueError as e:
             raise ConfigError(f"{source}={raw!r}: {e}") from None
+    if given.get("store") is None and "ALEATORIA_STORE" not in environ:
+        if "VALKEY_HOST" in environ:
+            values["store"] = "redis"
     config = Config(**{k.replace("-", "_"): v for k, v in values.items()})
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

@@ -18,6 +18,7 @@ from zope.interface import Attribute, Interface
 from .clock import format_ns, parse_rfc3339
 from .matchmaking import Matchmaker
 from .messages import SYSTEM, Envelope, valid_room, valid_user_id
+from .store import StoreUnavailable
 
 MAX_HISTORY_PAGE = 100
 """The most messages one history request returns, whatever C{limit} asks."""
@@ -453,13 +454,15 @@ class Hub(Service):
 
     def _watch(self, d, operation, conn=None):
         """
-        Route the failure of store work to the log; when C{conn} waits for an
-        answer, tell it the service is unavailable.
+        Route the failure of store work to the log -- except an outage, which
+        the store logs once for all -- and when C{conn} waits for an answer,
+        tell it the service is unavailable.
         """
         def failed(failure):
-            self._log.failure(
-                "Store operation {operation} failed", failure, operation=operation
-            )
+            if not failure.check(StoreUnavailable):
+                self._log.failure(
+                    "Store operation {operation} failed", failure, operation=operation
+                )
             if conn is not None and self._connections.get(conn.user_id) is conn:
                 self._refuse(
                     conn, "unavailable", "That is unavailable right now; try again later."

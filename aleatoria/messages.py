@@ -128,6 +128,21 @@ def decode(frame: bytes) -> Envelope:
     )
 
 
+_decode_stored = msgspec.json.Decoder(Envelope).decode
+
+
+def decode_stored(data) -> Envelope:
+    """
+    Decode an envelope as a store keeps it (ours, or the Go server's).
+
+    @raise InvalidMessage: it is not an envelope.
+    """
+    try:
+        return _decode_stored(data)
+    except msgspec.DecodeError as e:
+        raise InvalidMessage(str(e)) from None
+
+
 def _decode_payload(kind: str, raw: Raw) -> Any:
     decoder = _payload_decoders.get(kind)
     if decoder is not None:

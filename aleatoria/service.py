@@ -1,15 +1,15 @@
 """
-Composition: one L{MultiService} holding the store's sweeper, the hub and
-the listener, built from a L{aleatoria.config.Config}.
+Composition: one L{MultiService} holding the store, the hub and the
+listener, built from a L{aleatoria.config.Config}.
 
 Children stop in reverse order: the listener first (no new clients), then
-the hub (closes the clients with 1001), then the timers.
+the hub (closes the clients with 1001, which cleans the store), then the
+store.
 """
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet import endpoints
+from twisted.internet import endpoints, ssl
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -17,9 +17,8 @@ from .clock import MessageClock
 from .hub import Hub
 from .protocol import ClientFactory, prepare
 from .store.memory import MemoryStore
+from .store.redis import RedisStore
 from .web import make_site
-
-EXPIRY_SWEEP_SECONDS = 60
 
 
 def make_service(config, reactor=None):
@@ -27,12 +26,9 @@ def make_service(config, reactor=None):
         from twisted.internet import reactor
 
     top = MultiService()
-    store = MemoryStore(
-        reactor.seconds, config.message_ttl_hours * 3600, config.history_size
-    )
-    sweeper = TimerService(EXPIRY_SWEEP_SECONDS, store.expire)
-    sweeper.clock = reactor
-    sweeper.setServiceParent(top)
+    store = make_store(config, reactor)
+    store.setName("store")
+    store.setServiceParent(top)
 
     hub = Hub(store, prepare, MessageClock(), reactor)
     hub.setName("hub")
@@ -44,6 +40,27 @@ def make_service(config, reactor=None):
     listener.setName("listener")
     listener.setServiceParent(top)
     return top
+
+
+def make_store(config, reactor):
+    """The configured store, as a service to start and stop with the daemon."""
+    ttl = config.message_ttl_hours * 3600
+    if config.store == "memory":
+        return MemoryStore(reactor, ttl, config.history_size)
+    endpoint = endpoints.HostnameEndpoint(reactor, config.redis_host, config.redis_port)
+    if config.redis_tls:
+        trust = None
+        if config.redis_ca_file:
+            with open(config.redis_ca_file, "rb") as pem:
+                trust = ssl.Certificate.loadPEM(pem.read())
+        options = ssl.optionsForClientTLS(config.redis_host, trustRoot=trust)
+        endpoint = endpoints.wrapClientTLS(options, endpoint)
+    return RedisStore(
+        endpoint, f"{config.redis_host}:{config.redis_port}", reactor,
+        ttl=ttl, history_size=config.history_size, prefix=config.redis_prefix,
+        username=config.redis_username, password=config.redis_password,
+        db=config.redis_db, timeout=config.redis_timeout,
+    )
 
 
 class Listener(Service):

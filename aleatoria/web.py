@@ -43,7 +43,7 @@ class Ready(Resource):
     def _answer(self, reachable, request):
         report = {
             "status": "ok" if reachable else "degraded",
-            "store": self._store.name,
+            "store": self._store.kind,
             "storeReachable": reachable,
             "connections": self._hub.connection_count,
         }

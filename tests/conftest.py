@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import pytest_twisted
 
@@ -5,6 +7,7 @@ from aleatoria import config
 from aleatoria.service import make_service
 
 from . import wsclient
+from .redis_server import REDIS_SERVER, RedisServer
 
 ORIGIN = "http://test.example"
 
@@ -23,6 +26,7 @@ class Server:
         self.service = service
         self.port = service.getServiceNamed("listener").port.getHost().port
         self.hub = service.getServiceNamed("hub")
+        self.store = service.getServiceNamed("store")
         self.clients = []
 
     async def connect(self, user, room=None, **kwargs):
@@ -64,3 +68,43 @@ async def server():
     running = await start_server()
     yield running
     await stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server per test worker; tests keep apart by key prefix."""
+    if REDIS_SERVER is None:
+        pytest.fail("redis-server is not installed (make test installs it)")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix no other test uses."""
+    return f"test{next(_prefixes)}:"
+
+
+async def connected(store):
+    """Start a Redis store and wait (bounded) until it has its connection."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    store.startService()
+    for _ in range(200):
+        if store.connected:
+            return store
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("the store never connected")
+
+
+def redis_config(port, **given):
+    """A test config for the Redis store on the given local port."""
+    given.setdefault("store", "redis")
+    given.setdefault("redis-host", "127.0.0.1")
+    given.setdefault("redis-port", str(port))
+    return make_config(**given)

@@ -53,7 +53,7 @@ async def test_ready_is_503_when_the_store_fails(server):
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
-    store = _UnreachableStore(reactor.seconds, 3600, 10)
+    store = _UnreachableStore(reactor, 3600, 10)
     root = Resource()
     root.putChild(b"ready", Ready(server.hub, store, reactor))
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")

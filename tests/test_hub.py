@@ -67,7 +67,7 @@ def clock():
 
 
 def make_hub(clock, store=None):
-    store = store or MemoryStore(clock.seconds, 3600, 100)
+    store = store or MemoryStore(clock, 3600, 100)
     hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1), clock)
     hub.startService()
     return hub
@@ -100,7 +100,7 @@ def test_crossed_picks_never_double_pair(clock):
     own pick then returns carol. Alice keeps bob, carol goes back to the
     pool, and alice is told her current assignment again.
     """
-    store = HeldPicks(clock.seconds, 3600, 100)
+    store = HeldPicks(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob, carol = connect(hub, "alice", "bob", "carol")
     for conn in (alice, bob, carol):
@@ -119,7 +119,7 @@ def test_crossed_picks_never_double_pair(clock):
 
 def test_requester_gone_during_pick(clock):
     """A requester who disconnects mid-pick is not paired; the peer returns to the pool."""
-    store = HeldPicks(clock.seconds, 3600, 100)
+    store = HeldPicks(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob")
     hub.received(bob, Envelope(type="user_available_webrtc"))
@@ -154,7 +154,7 @@ class FailingHistory(MemoryStore):
 
 def test_store_failure_answers_unavailable(clock):
     """A history read that fails is answered with error code unavailable."""
-    hub = make_hub(clock, FailingHistory(clock.seconds, 3600, 100))
+    hub = make_hub(clock, FailingHistory(clock, 3600, 100))
     (alice,) = connect(hub, "alice")
     hub.received(alice, Envelope(type="get_recent_messages", room="home-alice",
                                  payload=RecentMessagesQuery()))
@@ -174,7 +174,7 @@ def test_handler_exception_is_contained(clock):
     An exception while handling one message answers that client with an error
     and leaves the connection and the hub working.
     """
-    hub = make_hub(clock, BrokenJoin(clock.seconds, 3600, 100))
+    hub = make_hub(clock, BrokenJoin(clock, 3600, 100))
     alice = Recorder("alice")
     with pytest.raises(RuntimeError):
         hub.connected(alice, "r")
@@ -217,7 +217,7 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
     members, once for the sender's echo -- however many members there are.
     """
     prepared = []
-    store = MemoryStore(clock.seconds, 3600, 100)
+    store = MemoryStore(clock, 3600, 100)
     hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(), clock)
     hub.startService()
     members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")

@@ -5,22 +5,10 @@ Connections over time: keepalive, shutdown, and what the log says.
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
 from .conftest import start_server, stop_server
-
-WAIT = 10.0
-
-
-async def until(condition):
-    """Wait for C{condition()} to hold, checking every 50 ms, at most WAIT seconds."""
-    for _ in range(int(WAIT / 0.05)):
-        if condition():
-            return
-        await deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError("condition never held")
-
+from .lifecycle_helpers import until
 
 @pytest_twisted.ensureDeferred
 async def test_silent_client_is_dropped_by_keepalive():

@@ -25,6 +25,8 @@ def test_defaults(monkeypatch):
     assert conf == config.Config(
         port="tcp:8085", allowed_origin=(), allow_no_origin=False, store="memory",
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
+        redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
+        redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
         ping_interval=54.0, idle_timeout=60.0,
     )
 
@@ -70,7 +72,12 @@ def test_allow_no_origin(monkeypatch, env, flag, expected):
     (["--history-size", "abc"], {}, "--history-size"),
     (["--history-size", "0"], {}, "--history-size"),
     ([], {"MESSAGE_TTL_HOURS": "-3"}, "MESSAGE_TTL_HOURS"),
-    (["--store", "redis"], {}, "--store"),
+    (["--store", "mongo"], {}, "--store"),
+    ([], {"VALKEY_PORT": "abc"}, "VALKEY_PORT"),
+    ([], {"REDIS_DB": "99"}, "REDIS_DB"),
+    ([], {"VALKEY_HOST": " "}, "VALKEY_HOST"),
+    ([], {"VALKEY_CA_FILE": "/nonexistent/ca.pem"}, "VALKEY_CA_FILE"),
+    (["--redis-timeout", "-1"], {}, "--redis-timeout"),
     ([], {"ALEATORIA_STORE": "postgres"}, "ALEATORIA_STORE"),
     (["--allowed-origin", "ftp://x.example"], {}, "--allowed-origin"),
     ([], {"ALEATORIA_ALLOW_NO_ORIGIN": "perhaps"}, "ALEATORIA_ALLOW_NO_ORIGIN"),
@@ -86,10 +93,28 @@ def test_bad_values_are_usage_errors(monkeypatch, argv, env, culprit):
     assert culprit in message and "\n" not in message
 
 
+def test_redis_settings_as_operators_of_the_old_server_set_them(monkeypatch):
+    """The Go server's variables configure the Redis store; VALKEY_HOST alone selects it."""
+    conf = parse([], {"VALKEY_HOST": "cache.internal", "VALKEY_PORT": "6380",
+                      "VALKEY_USERNAME": "chat", "VALKEY_PASSWORD": "s3cret",
+                      "VALKEY_USE_TLS": "true", "REDIS_DB": "3"}, monkeypatch)
+    assert (conf.store, conf.redis_host, conf.redis_port, conf.redis_username,
+            conf.redis_password, conf.redis_tls, conf.redis_db) == (
+        "redis", "cache.internal", 6380, "chat", "s3cret", True, 3)
+    assert parse(["--store", "memory"], {"VALKEY_HOST": "x"}, monkeypatch).store == "memory"
+
+
+def test_password_is_not_a_command_line_option(monkeypatch):
+    """A password on the command line would show in ps: environment only."""
+    with pytest.raises(usage.UsageError):
+        parse(["--redis-password", "x"], {}, monkeypatch)
+
+
 def test_every_setting_is_documented_in_the_readme():
     """README.rst's configuration table names every option and variable."""
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.rst").read_text()
     for setting in config.SETTINGS:
-        assert f"--{setting.name}" in readme and setting.env in readme, setting.name
+        assert setting.env in readme, setting.env
+        assert setting.secret or f"--{setting.name}" in readme, setting.name

@@ -10,18 +10,30 @@ from zope.interface.verify import verifyObject
 
 from aleatoria.messages import Envelope
 from aleatoria.store import IStore
+from aleatoria.service import make_store
 from aleatoria.store.memory import MemoryStore
+
+from .conftest import connected, redis_config
 
 HISTORY_SIZE = 5
 
 
-def make_memory():
-    return MemoryStore(Clock().seconds, ttl=3600, history_size=HISTORY_SIZE)
+@pytest_twisted.async_yield_fixture(params=["memory", "redis"])
+async def store(request):
+    """Each backend in turn, fresh for every test."""
+    if request.param == "memory":
+        yield MemoryStore(Clock(), ttl=3600, history_size=HISTORY_SIZE)
+        return
+    from twisted.internet import reactor
 
-
-@pytest.fixture(params=[make_memory], ids=["memory"])
-def store(request):
-    return request.param()
+    server = request.getfixturevalue("redis_server")
+    config = redis_config(server.port, **{
+        "redis-prefix": request.getfixturevalue("redis_prefix"),
+        "history-size": str(HISTORY_SIZE),
+    })
+    store = await connected(make_store(config, reactor))
+    yield store
+    await store.stopService()
 
 
 def message(n, sender="alice", **fields):
@@ -179,7 +191,7 @@ def test_memory_history_expires_after_ttl():
     expire() frees what has lapsed.
     """
     clock = Clock()
-    store = MemoryStore(clock.seconds, ttl=100, history_size=10)
+    store = MemoryStore(clock, ttl=100, history_size=10)
     store.save_room_message("r", message(0), at_ns=1)
     store.save_direct_message("alice", "bob", message(0))
     clock.advance(60)

@@ -12,8 +12,15 @@ which backend they hold. A store deals in user ids, room names and
 from zope.interface import Attribute, Interface
 
 
+class StoreUnavailable(Exception):
+    """
+    The backend cannot serve right now (down, unreachable, overloaded).
+    The backend itself logs the outage once; callers need not.
+    """
+
+
 class IStore(Interface):
-    name = Attribute("Short backend name reported by /ready: 'memory' or 'redis'.")
+    kind = Attribute("The backend, as /ready reports it: 'memory' or 'redis'.")
 
     def join_room(room, user):
         """Record C{user} as a member of C{room}."""

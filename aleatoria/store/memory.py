@@ -9,7 +9,9 @@ switching backends changes durability, never behaviour.
 import random
 from bisect import bisect_left, insort
 
+from twisted.application.service import Service
 from twisted.internet.defer import succeed
+from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from . import IStore, direct_key
@@ -59,18 +61,23 @@ class _Pool:
         return None
 
 
+SWEEP_SECONDS = 60
+
+
 @implementer(IStore)
-class MemoryStore:
+class MemoryStore(Service):
     """
-    @param seconds: the clock that times history out (C{reactor.seconds}).
+    @param clock: an L{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
     @param history_size: messages kept per room and per conversation.
     """
 
-    name = "memory"
+    kind = "memory"
 
-    def __init__(self, seconds, ttl, history_size, rng=None):
-        self._seconds = seconds
+    def __init__(self, clock, ttl, history_size, rng=None):
+        self._seconds = clock.seconds
+        self._sweeper = LoopingCall(self.expire)
+        self._sweeper.clock = clock
         self._ttl = ttl
         self._history_size = history_size
         self._rng = rng or random.Random()
@@ -80,6 +87,14 @@ class MemoryStore:
         self._direct_history = {}
         self._expiry = {}
         self._pool = _Pool()
+
+    def startService(self):
+        super().startService()
+        self._sweeper.start(SWEEP_SECONDS, now=False)
+
+    def stopService(self):
+        super().stopService()
+        self._sweeper.stop()
 
     # Rooms
 
