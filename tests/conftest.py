@@ -12,11 +12,14 @@ from .redis_server import REDIS_SERVER, RedisServer
 ORIGIN = "http://test.example"
 
 
-def make_config(**given):
-    """A L{config.Config} for tests: loopback, an ephemeral port, our origin."""
+def make_config(env=None, **given):
+    """
+    A L{config.Config} for tests: loopback, an ephemeral port, our origin;
+    C{env} stands in for the environment (the only way to give a password).
+    """
     given.setdefault("port", "tcp:0:interface=127.0.0.1")
     given.setdefault("allowed-origin", ORIGIN)
-    return config.resolve(given, {})
+    return config.resolve(given, env or {})
 
 
 class Server:
@@ -102,9 +105,9 @@ async def connected(store):
     raise AssertionError("the store never connected")
 
 
-def redis_config(port, **given):
+def redis_config(port, env=None, **given):
     """A test config for the Redis store on the given local port."""
     given.setdefault("store", "redis")
     given.setdefault("redis-host", "127.0.0.1")
     given.setdefault("redis-port", str(port))
-    return make_config(**given)
+    return make_config(env, **given)
