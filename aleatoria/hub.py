@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
 from .clock import format_ns, parse_rfc3339
-from .matchmaking import Matchmaker
+from .matchmaking import POLITE, Match
 from .messages import SYSTEM, Envelope, valid_room, valid_user_id
 from .store import StoreUnavailable
 
@@ -66,7 +66,6 @@ class Hub(Service):
         self._members = {}
         self._rooms_of = {}
         self._drained = None
-        self.matchmaker = Matchmaker(store, self.is_online, self._watch)
         self._handlers = {
             "chat_message": self._chat_message,
             "join_room": self._join_room,
@@ -122,7 +121,15 @@ class Hub(Service):
             "{user} connected from {peer}, room {room!r}; {count} online",
             user=user, peer=conn.peer, room=room, count=len(self._connections),
         )
+        d = self._store.claim(user)
+        d.addCallback(self._claimed, user)
+        self._watch(d, "claim")
         self._enter(user, room)
+
+    def _claimed(self, claim, user):
+        """An earlier session of C{user} was ended by the claim: hang up its call."""
+        if claim.former_peer is not None:
+            self._hangup_for(claim.former_peer, user, "disconnected")
 
     def disconnected(self, conn):
         """C{conn} is closed; forget it unless it was replaced already."""
@@ -135,16 +142,23 @@ class Hub(Service):
         )
 
     def _detach(self, conn):
-        """Take the user out of every room, the pool and its call."""
+        """
+        Take the user out of every room (telling the members), and have the
+        store release it: out of the pool, and its call hung up.
+        """
         user = conn.user_id
         del self._connections[user]
         for room in sorted(self._rooms_of.get(user, ())):
-            self._exit(user, room)
-        peer = self.matchmaker.forget(user)
-        if peer is not None:
-            self._hangup_for(peer, user, "disconnected")
+            self._exit(user, room, persist=False)
+        d = self._store.release(user)
+        d.addCallback(self._released, user)
+        self._watch(d, "release")
         if not self._connections and self._drained is not None:
             self._drained.callback(None)
+
+    def _released(self, former_peer, user):
+        if former_peer is not None:
+            self._hangup_for(former_peer, user, "disconnected")
 
     # Incoming messages
 
@@ -212,7 +226,11 @@ class Hub(Service):
             user=user, room=room, count=len(members),
         )
 
-    def _exit(self, user, room):
+    def _exit(self, user, room, persist=True):
+        """
+        Take C{user} out of C{room} and tell the members. C{persist} is false
+        when the store's release of the user does that part.
+        """
         members = self._members[room]
         members.discard(user)
         if not members:
@@ -222,7 +240,8 @@ class Hub(Service):
         if not rooms:
             del self._rooms_of[user]
         self._announce(room, "user_left", user)
-        self._watch(self._store.leave_room(room, user), "leave_room")
+        if persist:
+            self._watch(self._store.leave_room(room, user), "leave_room")
         self._log.info("{user} left {room!r}", user=user, room=room)
 
     def _announce(self, room, kind, user):
@@ -340,37 +359,43 @@ class Hub(Service):
     # Calls: matchmaking and signaling
 
     def _available(self, conn, envelope):
-        self.matchmaker.available(conn.user_id)
+        self._watch(self._store.offer(conn.user_id), "offer")
 
     def _unavailable(self, conn, envelope):
-        self.matchmaker.unavailable(conn.user_id)
+        self._watch(self._store.withdraw(conn.user_id), "withdraw")
 
     def _request_random_peer(self, conn, envelope):
-        user, skipped = conn.user_id, envelope.payload.currentPeerId
-        current = self.matchmaker.match_of(user)
-        if current is not None:
-            if current.peer != skipped:
-                return self._assign_role(user, current)
-            self.matchmaker.end(user)
-            self._hangup_for(current.peer, user, "skipped")
-        d = Deferred.fromCoroutine(self.matchmaker.pick(user, skipped))
-        d.addCallback(self._picked, conn)
-        self._watch(d, "pool_pick", conn)
+        d = self._store.pair(conn.user_id, envelope.payload.currentPeerId)
+        d.addCallback(self._paired, conn)
+        self._watch(d, "pair", conn)
 
-    def _picked(self, outcome, conn):
-        match, fresh = outcome
-        user = conn.user_id
+    def _paired(self, pairing, conn):
+        user, match = conn.user_id, pairing.match
+        if pairing.skipped is not None:
+            self._hangup_for(pairing.skipped, user, "skipped")
+        if self._connections.get(user) is not conn:
+            if pairing.fresh:
+                self._undo_pairing(user, match.peer)
+            return
         if match is None:
             self._log.info("No peer available for {user}", user=user)
-            if self._connections.get(user) is conn:
-                self._reply(conn, "no_peer_available", {
-                    "message": "No peer available at the moment. Please try again later."
-                })
+            self._reply(conn, "no_peer_available", {
+                "message": "No peer available at the moment. Please try again later."
+            })
             return
-        if fresh:
+        if pairing.fresh:
             self._log.info("Paired {user} with {peer}", user=user, peer=match.peer)
-            self._assign_role(match.peer, self.matchmaker.match_of(match.peer))
+            self._assign_role(match.peer, Match(user, POLITE))
         self._assign_role(user, match)
+
+    def _undo_pairing(self, user, peer):
+        """
+        The requester left while its pairing was under way: end the match
+        before the peer hears of it, and put the peer back in the pool.
+        """
+        self._log.info("Undid pairing of departed {user} with {peer}", user=user, peer=peer)
+        self._watch(self._store.hang_up(user, peer), "hang_up")
+        self._watch(self._store.offer(peer), "offer")
 
     def _assign_role(self, user, match):
         recipient = self._connections.get(user)
@@ -397,12 +422,14 @@ class Hub(Service):
     def _hangup(self, conn, envelope):
         if self._relay(conn, envelope) is None:
             return
-        match = self.matchmaker.match_of(conn.user_id)
-        if match is not None and match.peer == envelope.toUser:
-            self.matchmaker.end(conn.user_id)
-            self._log.info(
-                "{user} hung up on {peer}", user=conn.user_id, peer=match.peer
-            )
+        user, peer = conn.user_id, envelope.toUser
+        d = self._store.hang_up(user, peer)
+        d.addCallback(self._hung_up, user, peer)
+        self._watch(d, "hang_up")
+
+    def _hung_up(self, ended, user, peer):
+        if ended:
+            self._log.info("{user} hung up on {peer}", user=user, peer=peer)
 
     def _hangup_for(self, user, peer, reason):
         """Tell C{user} that its call with C{peer} is over."""

@@ -40,25 +40,24 @@ class Recorder:
         return sent
 
 
-class HeldPicks(MemoryStore):
-    """Failure injection: pool_pick answers only when the test says so."""
+class HeldPairs(MemoryStore):
+    """
+    Failure injection: a pairing happens only when the test says so, as a
+    slow store would answer late.
+    """
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.held = []
+        self.held = {}
 
-    def pool_pick(self, requester, exclude):
+    def pair(self, requester, skipped):
         d = Deferred()
-        self.held.append((requester, d))
+        self.held[requester] = (d, skipped)
         return d
 
-    def answer(self, requester, peer):
-        """Answer C{requester}'s pick as the atomic store would have."""
-        (d,) = [d for r, d in self.held if r == requester]
-        self.pool_remove(requester)
-        if peer is not None:
-            self.pool_remove(peer)
-        d.callback(peer)
+    def answer(self, requester):
+        d, skipped = self.held.pop(requester)
+        super().pair(requester, skipped).chainDeferred(d)
 
 
 @pytest.fixture
@@ -94,40 +93,42 @@ def test_create_times_strictly_increase(clock):
     assert times == sorted(set(times))
 
 
-def test_crossed_picks_never_double_pair(clock):
+def test_crossed_requests_never_double_pair(clock):
     """
-    Two picks in flight at once: bob's lands first and takes alice; alice's
-    own pick then returns carol. Alice keeps bob, carol goes back to the
-    pool, and alice is told her current assignment again.
+    Two requests in flight at once: bob's is served first and takes alice;
+    alice's own request then finds her matched and repeats her assignment.
+    Nobody else is touched.
     """
-    store = HeldPicks(clock, 3600, 100)
+    store = HeldPairs(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob, carol = connect(hub, "alice", "bob", "carol")
-    for conn in (alice, bob, carol):
-        hub.received(conn, Envelope(type="user_available_webrtc"))
+    hub.received(alice, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     request(hub, bob)
-    store.answer("bob", "alice")
-    store.answer("alice", "carol")
+    store.answer("bob")
+    hub.received(carol, Envelope(type="user_available_webrtc"))
+    store.answer("alice")
 
     assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice"}]
     assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob"}] * 2
     assert carol.take() == []
     assert store.pool_size().result == 1
-    assert hub.matchmaker.match_of("carol") is None
 
 
-def test_requester_gone_during_pick(clock):
-    """A requester who disconnects mid-pick is not paired; the peer returns to the pool."""
-    store = HeldPicks(clock, 3600, 100)
+def test_requester_gone_before_the_answer(clock):
+    """
+    A requester who disconnects before its pairing is answered: the pairing
+    is undone before the peer hears of it, and the peer is back in the pool.
+    """
+    store = HeldPairs(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob")
     hub.received(bob, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     hub.disconnected(alice)
-    store.answer("alice", "bob")
-    assert hub.matchmaker.match_of("bob") is None
-    assert bob.take() == []
+    store.answer("alice")
+    assert bob.take() == [] and alice.take() == []
+    assert store.match_of("bob").result is None
     assert store.pool_size().result == 1
 
 

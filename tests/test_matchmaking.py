@@ -122,8 +122,8 @@ async def test_hangup_ends_the_match(server):
     await pair(alice, bob)
     alice.send({"type": "hangup", "toUser": "bob"})
     await bob.expect("hangup")
-    assert server.hub.matchmaker.match_of("alice") is None
-    assert server.hub.matchmaker.match_of("bob") is None
+    assert await server.store.match_of("alice") is None
+    assert await server.store.match_of("bob") is None
     await available(carol)
     mine, _ = await pair(bob, carol)
     assert mine["peerId"] == "carol"

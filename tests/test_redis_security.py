@@ -43,7 +43,8 @@ async def test_tls_with_verified_certificate(tmp_path):
                                            "redis-ca-file": str(ca)})
         store = await connected(make_store(config, reactor))
         try:
-            await store.pool_add("alice")
+            await store.claim("alice")
+            await store.offer("alice")
             assert await store.pool_size() == 1
             assert server.raw("SMEMBERS", "available:webrtc") == "alice"
         finally:
@@ -66,7 +67,7 @@ async def test_tls_refuses_a_certificate_for_another_host(tmp_path):
         try:
             await until(lambda: any("unreachable" in formatEvent(e) for e in events))
             with pytest.raises(StoreUnavailable):
-                await store.pool_add("alice")
+                await store.offer("alice")
             assert server.raw("DBSIZE") == "0"
         finally:
             await store.stopService()
@@ -89,6 +90,7 @@ async def test_acl_user_and_password(tmp_path):
                               **{"redis-username": "chat"})
         store = await connected(make_store(config, reactor))
         try:
+            await store.claim("alice")
             await store.join_room("r", "alice")
             assert await store.room_members("r") == ["alice"]
         finally:

@@ -8,8 +8,9 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
+from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
 from aleatoria.messages import Envelope
-from aleatoria.store import IStore
+from aleatoria.store import Claim, IStore
 from aleatoria.service import make_store
 from aleatoria.store.memory import MemoryStore
 
@@ -53,6 +54,8 @@ def test_provides_the_interface(store):
 @pytest_twisted.ensureDeferred
 async def test_membership_both_ways(store):
     """Joining is visible from the room and from the user; leaving undoes it."""
+    await store.claim("alice")
+    await store.claim("bob")
     await store.join_room("r", "bob")
     await store.join_room("r", "alice")
     await store.join_room("s", "alice")
@@ -63,6 +66,15 @@ async def test_membership_both_ways(store):
     assert await store.user_rooms("alice") == ["s"]
     await store.leave_room("r", "bob")
     assert await store.room_members("r") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_members_without_a_session_are_not_listed(store):
+    """A member whose session ended elsewhere (or never began) is not listed."""
+    await store.claim("alice")
+    await store.join_room("r", "alice")
+    await store.join_room("r", "ghost")
+    assert await store.room_members("r") == ["alice"]
 
 
 @pytest_twisted.ensureDeferred
@@ -124,59 +136,166 @@ async def test_direct_history_is_capped(store):
     ]
 
 
+async def offer(store, *users):
+    """Connected users (the hub claims every user first) say they are available."""
+    for user in users:
+        await store.claim(user)
+        await store.offer(user)
+
+
 @pytest_twisted.ensureDeferred
-async def test_pool_pick_takes_both_out(store):
-    """A pick removes the requester and the picked user from the pool."""
-    for user in ("alice", "bob"):
-        await store.pool_add(user)
-    assert await store.pool_pick("alice", set()) == "bob"
+async def test_pair_assigns_roles_and_empties_the_pool(store):
+    """A pairing makes the requester impolite, the peer polite; both leave the pool."""
+    await offer(store, "alice", "bob")
+    pairing = await store.pair("alice", "")
+    assert pairing == Pairing(Match("bob", IMPOLITE), fresh=True)
+    assert await store.match_of("bob") == Match("alice", POLITE)
     assert await store.pool_size() == 0
 
 
 @pytest_twisted.ensureDeferred
-async def test_pool_pick_excludes(store):
-    """Neither the requester nor an excluded user is ever picked."""
-    for user in ("alice", "bob", "carol"):
-        await store.pool_add(user)
-    for _ in range(20):
-        peer = await store.pool_pick("alice", {"bob"})
-        assert peer == "carol"
-        await store.pool_add("alice")
-        await store.pool_add("carol")
+async def test_requester_need_not_be_in_the_pool(store):
+    """Anyone connected may request; only the pool is picked from."""
+    await store.claim("alice")
+    await offer(store, "bob")
+    assert (await store.pair("alice", "")).match == Match("bob", IMPOLITE)
 
 
 @pytest_twisted.ensureDeferred
-async def test_pool_pick_without_fit_changes_nothing(store):
-    """When nobody fits, the answer is None and the pool is as it was."""
-    await store.pool_add("alice")
-    await store.pool_add("bob")
-    assert await store.pool_pick("alice", {"bob"}) is None
+async def test_pair_excludes_self_and_skipped(store):
+    """Neither the requester nor currentPeerId is ever picked."""
+    await offer(store, "alice", "bob", "carol")
+    for _ in range(10):
+        pairing = await store.pair("alice", "bob")
+        assert pairing.match.peer == "carol"
+        await store.hang_up("alice", "carol")
+        await offer(store, "alice", "carol")
+
+
+@pytest_twisted.ensureDeferred
+async def test_nobody_fits_changes_nothing(store):
+    """No fit: no match, and the pool (requester included) stays as it was."""
+    await offer(store, "alice", "bob")
+    assert await store.pair("alice", "bob") == Pairing(None)
     assert await store.pool_size() == 2
 
 
 @pytest_twisted.ensureDeferred
-async def test_pool_add_is_idempotent_and_remove_works(store):
-    """Adding twice counts once; removing someone absent is harmless."""
-    await store.pool_add("alice")
-    await store.pool_add("alice")
+async def test_matched_requester_gets_its_match_again(store):
+    """A request that crossed its own assignment repeats it and picks nobody."""
+    await store.claim("alice")
+    await offer(store, "bob", "carol")
+    first = await store.pair("alice", "")
+    again = await store.pair("alice", "")
+    assert again == Pairing(first.match)
+    peer = first.match.peer
+    assert await store.pair(peer, "") == Pairing(Match("alice", POLITE))
     assert await store.pool_size() == 1
-    await store.pool_remove("alice")
-    await store.pool_remove("nobody")
-    assert await store.pool_size() == 0
-    assert await store.pool_pick("bob", set()) is None
 
 
 @pytest_twisted.ensureDeferred
-async def test_pool_pick_is_random(store):
-    """Every candidate can be picked: over many picks each one comes up."""
+async def test_skip_ends_the_match_and_pairs_anew(store):
+    """Naming the current peer skips it: a new partner, the old one reported."""
+    await offer(store, "bob")
+    await store.pair("alice", "")
+    await offer(store, "carol")
+    pairing = await store.pair("alice", "bob")
+    assert pairing == Pairing(Match("carol", IMPOLITE), fresh=True, skipped="bob")
+    assert await store.match_of("bob") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_skip_with_nobody_left(store):
+    """A skip ends the match even when there is nobody new."""
+    await offer(store, "bob")
+    await store.pair("alice", "")
+    assert await store.pair("alice", "bob") == Pairing(None, skipped="bob")
+    assert await store.match_of("alice") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_hang_up_only_between_partners(store):
+    """hang_up ends a match only when the two are matched with each other."""
+    await offer(store, "bob")
+    await store.pair("alice", "")
+    assert await store.hang_up("alice", "carol") is False
+    assert await store.hang_up("bob", "alice") is True
+    assert await store.match_of("alice") is None
+    assert await store.hang_up("alice", "bob") is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_offer_during_a_match_waits_for_its_end(store):
+    """Available while matched: into the pool when the match ends, not before."""
+    await offer(store, "bob")
+    await store.pair("alice", "")
+    await offer(store, "alice")
+    assert await store.pool_size() == 0
+    await store.hang_up("alice", "bob")
+    assert await store.pool_size() == 1
+    assert (await store.pair("carol", "")).match.peer == "alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_withdraw(store):
+    """Unavailable: out of the pool, and no longer waiting for a match to end."""
+    await offer(store, "alice", "bob")
+    await store.withdraw("alice")
+    assert await store.pool_size() == 1
+    await store.pair("carol", "")
+    await offer(store, "carol")
+    await store.withdraw("carol")
+    await store.hang_up("carol", "bob")
+    assert await store.pool_size() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_pair_is_random(store):
+    """Every candidate can come up."""
+    await store.claim("a")
     seen = set()
-    for _ in range(200):
-        for user in ("a", "b", "c", "d"):
-            await store.pool_add(user)
-        seen.add(await store.pool_pick("a", set()))
-        for user in ("a", "b", "c", "d"):
-            await store.pool_remove(user)
+    for _ in range(60):
+        await offer(store, "b", "c", "d")
+        pairing = await store.pair("a", "")
+        seen.add(pairing.match.peer)
+        await store.hang_up("a", pairing.match.peer)
+        for user in ("b", "c", "d"):
+            await store.withdraw(user)
     assert seen == {"b", "c", "d"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_release_ends_everything_of_the_user(store):
+    """Releasing a user takes it out of rooms and pool and ends its match."""
+    await store.claim("alice")
+    await store.join_room("r", "alice")
+    await offer(store, "bob", "alice")
+    await store.pair("bob", "")
+    assert await store.release("alice") == "bob"
+    assert await store.room_members("r") == []
+    assert await store.user_rooms("alice") == []
+    assert await store.match_of("bob") is None
+    assert await store.release("alice") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_release_of_a_never_claimed_user_is_harmless(store):
+    """Releasing a user nobody claimed changes nothing."""
+    assert await store.release("ghost") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_claim_ends_a_session_still_on_record(store):
+    """A claim while an older session of the user is on record ends that one first."""
+    assert await store.claim("alice") == Claim(None, None)
+    await store.join_room("r", "alice")
+    await offer(store, "alice")
+    await store.pair("bob", "")
+    claim = await store.claim("alice")
+    assert claim.previous_owner is not None and claim.former_peer == "bob"
+    assert await store.user_rooms("alice") == []
+    assert await store.match_of("bob") is None
+    assert await store.pool_size() == 0
 
 
 @pytest_twisted.ensureDeferred

@@ -9,7 +9,17 @@ which backend they hold. A store deals in user ids, room names and
 :class:`aleatoria.messages.Envelope` values; it never sees a connection.
 """
 
+from dataclasses import dataclass
+
 from zope.interface import Attribute, Interface
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a user ended: the daemon that had it, and its partner."""
+
+    previous_owner: str | None
+    former_peer: str | None
 
 
 class StoreUnavailable(Exception):
@@ -29,7 +39,7 @@ class IStore(Interface):
         """Forget C{user}'s membership of C{room}."""
 
     def room_members(room):
-        """Fire with the member ids of C{room}, sorted."""
+        """Fire with the ids of C{room}'s members that have a live session, sorted."""
 
     def user_rooms(user):
         """Fire with the names of the rooms C{user} is in, sorted."""
@@ -56,18 +66,52 @@ class IStore(Interface):
     def direct_messages(user_a, user_b, limit):
         """Fire with the last C{limit} envelopes of the pair, oldest first."""
 
-    def pool_add(user):
-        """Put C{user} in the matchmaking pool."""
+    # Sessions: which daemon serves a user
 
-    def pool_remove(user):
-        """Take C{user} out of the matchmaking pool."""
+    def claim(user):
+        """
+        C{user} has connected to this daemon. Make this daemon its owner; if
+        an earlier session of the user is still on record (another daemon's,
+        or a dead one's), end it here and now: out of its rooms and the pool,
+        its match ended. Fire with a L{Claim}.
+        """
 
-    def pool_pick(requester, exclude):
+    def release(user):
         """
-        Atomically take C{requester} and one random other member of the pool,
-        not in C{exclude}, out of the pool; fire with that member's id, or
-        C{None} (and leave the pool untouched) when nobody fits.
+        C{user}'s connection to this daemon is gone. If this daemon still
+        owns the user, take it out of its rooms and the pool and end its
+        match; fire with the former partner's id. If another daemon has
+        claimed the user since, change nothing and fire with C{None}.
         """
+
+    # Matchmaking: the pool and the matches (see aleatoria.matchmaking)
+
+    def offer(user):
+        """
+        C{user} is available: put it in the pool, or, while it is matched,
+        once its match ends.
+        """
+
+    def withdraw(user):
+        """C{user} is unavailable: out of the pool, and no longer waiting to enter it."""
+
+    def pair(requester, skipped):
+        """
+        Serve one C{request_random_peer}, atomically; fire with a
+        L{aleatoria.matchmaking.Pairing}.
+
+        A matched requester whose C{skipped} names its peer ends that match
+        and is paired anew; a matched requester that names anybody else gets
+        its current match back. An unmatched one is paired with a random
+        member of the pool other than itself and C{skipped}: both leave the
+        pool, the requester impolite, the peer polite.
+        """
+
+    def hang_up(user, peer):
+        """End the match of C{user} and C{peer}, if they are matched; fire with whether they were."""
+
+    def match_of(user):
+        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
 
     def pool_size():
         """Fire with the number of users in the matchmaking pool."""

@@ -1,9 +1,11 @@
 """
 The embedded store: everything in this process's memory.
 
-It keeps the semantics of the Redis layout -- history capped per room and
-per pair, each history expiring C{ttl} seconds after its last write -- so
-switching backends changes durability, never behaviour.
+It keeps the semantics of the Redis backend -- history capped per room and
+per pair, each history expiring C{ttl} seconds after its last write, the
+pool and matches changed in atomic steps -- so switching backends changes
+durability and reach, never behaviour. One daemon, one process: every
+session is this daemon's.
 """
 
 import random
@@ -14,7 +16,11 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from . import IStore, direct_key
+from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
+from . import Claim, IStore, direct_key
+
+LOCAL = "local"
+"""The only daemon a memory store knows."""
 
 
 class _Pool:
@@ -87,6 +93,9 @@ class MemoryStore(Service):
         self._direct_history = {}
         self._expiry = {}
         self._pool = _Pool()
+        self._waiting = set()
+        self._matches = {}
+        self._sessions = set()
 
     def startService(self):
         super().startService()
@@ -109,7 +118,7 @@ class MemoryStore(Service):
         return succeed(None)
 
     def room_members(self, room):
-        return succeed(sorted(self._members.get(room, ())))
+        return succeed(sorted(u for u in self._members.get(room, ()) if u in self._sessions))
 
     def user_rooms(self, user):
         return succeed(sorted(self._rooms_of.get(user, ())))
@@ -167,22 +176,78 @@ class MemoryStore(Service):
         for key in [key for key, deadline in self._expiry.items() if deadline <= now]:
             self._forget(key)
 
-    # Matchmaking pool
+    # Sessions
 
-    def pool_add(self, user):
-        self._pool.add(user)
+    def claim(self, user):
+        previous = user in self._sessions
+        peer = self._end_session(user) if previous else None
+        self._sessions.add(user)
+        return succeed(Claim(LOCAL if previous else None, peer))
+
+    def release(self, user):
+        if user not in self._sessions:
+            return succeed(None)
+        self._sessions.discard(user)
+        return succeed(self._end_session(user))
+
+    def _end_session(self, user):
+        for room in list(self._rooms_of.get(user, ())):
+            self.leave_room(room, user)
+        self._waiting.discard(user)
+        self._pool.discard(user)
+        return self._end_match(user)
+
+    # Matchmaking
+
+    def offer(self, user):
+        if user in self._matches:
+            self._waiting.add(user)
+        else:
+            self._pool.add(user)
         return succeed(None)
 
-    def pool_remove(self, user):
+    def withdraw(self, user):
+        self._waiting.discard(user)
         self._pool.discard(user)
         return succeed(None)
 
-    def pool_pick(self, requester, exclude):
-        peer = self._pool.choose({requester, *exclude}, self._rng)
-        if peer is not None:
-            self._pool.discard(requester)
-            self._pool.discard(peer)
-        return succeed(peer)
+    def pair(self, requester, skipped):
+        current = self._matches.get(requester)
+        if current is not None:
+            if current.peer != skipped:
+                return succeed(Pairing(current))
+            self._end_match(requester)
+        peer = self._pool.choose({requester, skipped}, self._rng)
+        if peer is None:
+            return succeed(Pairing(None, skipped=current and current.peer))
+        for user in (requester, peer):
+            self._pool.discard(user)
+            self._waiting.discard(user)
+        self._matches[peer] = Match(requester, POLITE)
+        mine = self._matches[requester] = Match(peer, IMPOLITE)
+        return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
+
+    def hang_up(self, user, peer):
+        current = self._matches.get(user)
+        if current is None or current.peer != peer:
+            return succeed(False)
+        self._end_match(user)
+        return succeed(True)
+
+    def _end_match(self, user):
+        """End C{user}'s match; sides waiting for it enter the pool. The peer, or C{None}."""
+        match = self._matches.pop(user, None)
+        if match is None:
+            return None
+        del self._matches[match.peer]
+        for side in (user, match.peer):
+            if side in self._waiting:
+                self._waiting.discard(side)
+                self._pool.add(side)
+        return match.peer
+
+    def match_of(self, user):
+        return succeed(self._matches.get(user))
 
     def pool_size(self):
         return succeed(len(self._pool))

@@ -10,15 +10,20 @@ no more than C{max_pending} commands wait at any time: a dead or hung
 Redis costs errors, never unbounded memory.
 """
 
+import random
+import uuid
+
 from twisted.application.service import Service
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 import txredisapi
 
+from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
-from . import IStore, StoreUnavailable, direct_key
+from . import Claim, IStore, StoreUnavailable, direct_key
 
 _SAVE_ROOM_MESSAGE = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
@@ -42,18 +47,156 @@ redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 """
 
-_PICK = """
--- KEYS[1] the pool; ARGV[1] the requester; ARGV[2..] users not to pick.
-local excluded = {}
-for i = 1, #ARGV do excluded[ARGV[i]] = true end
-local sample = redis.call('SRANDMEMBER', KEYS[1], #ARGV + 1)
-for _, user in ipairs(sample) do
-  if not excluded[user] then
-    redis.call('SREM', KEYS[1], ARGV[1], user)
-    return user
+# The scripts below take the key prefix as ARGV[1] and build their keys from
+# it: they touch keys that depend on what they read (a user's rooms, a
+# match's peer), which a Redis Cluster would refuse. Aleatoria needs one
+# Redis or Valkey primary (with replicas and failover if you like).
+_LIBRARY = """
+local P = ARGV[1]
+local POOL = P .. 'available:webrtc'
+local WAITING = P .. 'available:waiting'
+
+local function alive(user)
+  local node = redis.call('GET', P .. 'presence:' .. user)
+  return node and redis.call('EXISTS', P .. 'node:' .. node) == 1
+end
+
+local function end_match(user)
+  local peer = redis.call('HGET', P .. 'match:' .. user, 'peer')
+  if not peer then return false end
+  redis.call('DEL', P .. 'match:' .. user, P .. 'match:' .. peer)
+  for _, side in ipairs({user, peer}) do
+    if redis.call('SREM', WAITING, side) == 1 then redis.call('SADD', POOL, side) end
+  end
+  return peer
+end
+
+local function end_session(user)
+  local rooms = P .. 'user:rooms:' .. user
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    redis.call('SREM', P .. 'room:members:' .. room, user)
+  end
+  redis.call('DEL', rooms)
+  redis.call('SREM', POOL, user)
+  redis.call('SREM', WAITING, user)
+  return end_match(user)
+end
+"""
+
+_CLAIM = _LIBRARY + """
+local user, me = ARGV[2], ARGV[3]
+local previous = redis.call('GET', P .. 'presence:' .. user)
+local peer = false
+if previous then
+  peer = end_session(user)
+  redis.call('SREM', P .. 'node:' .. previous .. ':users', user)
+end
+redis.call('SET', P .. 'presence:' .. user, me)
+redis.call('SADD', P .. 'node:' .. me .. ':users', user)
+return {previous, peer}
+"""
+
+_RELEASE = _LIBRARY + """
+local user, me = ARGV[2], ARGV[3]
+if redis.call('GET', P .. 'presence:' .. user) ~= me then return false end
+redis.call('DEL', P .. 'presence:' .. user)
+redis.call('SREM', P .. 'node:' .. me .. ':users', user)
+return end_session(user)
+"""
+
+_OFFER = _LIBRARY + """
+local user = ARGV[2]
+if redis.call('EXISTS', P .. 'match:' .. user) == 1 then
+  redis.call('SADD', WAITING, user)
+else
+  redis.call('SADD', POOL, user)
+end
+"""
+
+_WITHDRAW = _LIBRARY + """
+redis.call('SREM', POOL, ARGV[2])
+redis.call('SREM', WAITING, ARGV[2])
+"""
+
+_PAIR = _LIBRARY + """
+local requester, skipped = ARGV[2], ARGV[3]
+local ended = false
+local current = redis.call('HMGET', P .. 'match:' .. requester, 'peer', 'role')
+if current[1] then
+  if current[1] ~= skipped and alive(current[1]) then
+    return {'current', current[1], current[2], false}
+  end
+  -- a skip, or a partner whose daemon died: that match is over
+  ended = end_match(requester)
+end
+-- SRANDMEMBER returns a small set whole and in a fixed order: start the
+-- scan at a random offset from the caller (ARGV[4]).
+for attempt = 1, 16 do
+  local sample = redis.call('SRANDMEMBER', POOL, 4)
+  for i = 1, #sample do
+    local user = sample[(tonumber(ARGV[4]) + i) % #sample + 1]
+    if user ~= requester and user ~= skipped then
+      if alive(user) then
+        redis.call('SREM', POOL, requester, user)
+        redis.call('SREM', WAITING, requester, user)
+        redis.call('HSET', P .. 'match:' .. requester, 'peer', user, 'role', 'impolite')
+        redis.call('HSET', P .. 'match:' .. user, 'peer', requester, 'role', 'polite')
+        return {'fresh', user, 'impolite', ended}
+      end
+      redis.call('SREM', POOL, user)
+    end
+  end
+  if #sample < 4 then break end
+end
+return {'none', false, false, ended}
+"""
+
+_HANG_UP = _LIBRARY + """
+if redis.call('HGET', P .. 'match:' .. ARGV[2], 'peer') ~= ARGV[3] then return 0 end
+end_match(ARGV[2])
+return 1
+"""
+
+_ROOM_MEMBERS = _LIBRARY + """
+local members = {}
+for _, user in ipairs(redis.call('SMEMBERS', P .. 'room:members:' .. ARGV[2])) do
+  if alive(user) then members[#members + 1] = user end
+end
+return members
+"""
+
+_HEARTBEAT = """
+redis.call('SET', ARGV[1] .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3])
+redis.call('SADD', ARGV[1] .. 'nodes', ARGV[2])
+"""
+
+_REAP = _LIBRARY + """
+-- Clean up after daemons that died without a word; report each dead
+-- user's live partner, who should hear that the call is over.
+local orphans = {}
+for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+  if redis.call('EXISTS', P .. 'node:' .. node) == 0 then
+    local users = P .. 'node:' .. node .. ':users'
+    for _, user in ipairs(redis.call('SMEMBERS', users)) do
+      if redis.call('GET', P .. 'presence:' .. user) == node then
+        redis.call('DEL', P .. 'presence:' .. user)
+        local peer = end_session(user)
+        if peer and alive(peer) then
+          orphans[#orphans + 1] = user
+          orphans[#orphans + 1] = peer
+        end
+      end
+    end
+    redis.call('DEL', users)
+    redis.call('SREM', P .. 'nodes', node)
   end
 end
-return false
+return orphans
+"""
+
+_LEAVE_CLUSTER = """
+redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2])
+redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
 
@@ -87,13 +230,17 @@ class RedisStore(Service):
     @param history_size: messages kept per room and per pair.
     @param timeout: seconds before a command is given up.
     @param max_pending: commands that may wait for Redis at once.
+    @param node: this daemon's id among those sharing the Redis (random).
+    @param node_ttl: seconds after its last heartbeat that a silent daemon
+        counts as dead, and its users as gone.
     """
 
     kind = "redis"
     _log = Logger()
 
     def __init__(self, endpoint, where, reactor, *, ttl, history_size, prefix="",
-                 username=None, password=None, db=0, timeout=2.0, max_pending=10000):
+                 username=None, password=None, db=0, timeout=2.0, max_pending=10000,
+                 node=None, node_ttl=15.0):
         self._reactor = reactor
         self._where = where
         self._ttl = int(ttl)
@@ -110,12 +257,18 @@ class RedisStore(Service):
         )
         self._redis = self._factory.handler
         self._endpoint = endpoint
+        self.node = node or uuid.uuid4().hex
+        self._rng = random.Random()
+        self._node_ttl = node_ttl
+        self._heart = LoopingCall(self._beat)
+        self._heart.clock = reactor
 
     def startService(self):
         super().startService()
         self._log.info("Connecting to Redis at {where}", where=self._where)
         self._factory.startConnecting(self._endpoint)
         self._reactor.callLater(self._timeout, self._still_unreachable)
+        self._heart.start(self._node_ttl / 3, now=False)
 
     def _still_unreachable(self):
         if self.running and not self.connected:
@@ -127,7 +280,16 @@ class RedisStore(Service):
 
     def stopService(self):
         super().stopService()
-        return self._factory.disconnect()
+        self._heart.stop()
+        d = self._leave_cluster() if self.connected else succeed(None)
+        d.addErrback(lambda _: None)
+        d.addCallback(lambda _: self._factory.disconnect())
+        return d
+
+    def _beat(self):
+        """Refresh this daemon's heartbeat; a lapse is the outage's to report."""
+        if self.connected:
+            self.heartbeat().addErrback(lambda failure: failure.trap(StoreUnavailable))
 
     def _linked(self, up):
         if up == self.connected:
@@ -135,6 +297,7 @@ class RedisStore(Service):
         self.connected = up
         if up:
             self._log.info("Redis at {where} connected", where=self._where)
+            self._beat()
         else:
             self._log.warn(
                 "Redis at {where} lost; history, rooms and matchmaking are "
@@ -172,6 +335,10 @@ class RedisStore(Service):
     def _script(self, script, keys, args):
         return self._call("eval", script, keys, [str(a) for a in args])
 
+    def _library(self, script, *args):
+        """Run a script that builds its own keys from the prefix."""
+        return self._script(script, [], [self._prefix, *args])
+
     def _envelopes(self, entries):
         envelopes = []
         for entry in entries:
@@ -192,7 +359,8 @@ class RedisStore(Service):
                                      self._key("user", "rooms", user)], [user, room])
 
     def room_members(self, room):
-        return self._call("smembers", self._key("room", "members", room)).addCallback(sorted)
+        """The members of C{room} whose daemon is alive."""
+        return self._library(_ROOM_MEMBERS, room).addCallback(sorted)
 
     def user_rooms(self, user):
         return self._call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
@@ -222,21 +390,60 @@ class RedisStore(Service):
         d = self._call("lrange", self._key("dm", *direct_key(user_a, user_b)), -limit, -1)
         return d.addCallback(self._envelopes)
 
-    # Matchmaking pool
+    # Sessions
 
-    def pool_add(self, user):
-        return self._call("sadd", self._key("available", "webrtc"), user)
+    def claim(self, user):
+        d = self._library(_CLAIM, user, self.node)
+        return d.addCallback(lambda reply: Claim(reply[0], reply[1]))
 
-    def pool_remove(self, user):
-        return self._call("srem", self._key("available", "webrtc"), user)
+    def release(self, user):
+        return self._library(_RELEASE, user, self.node).addCallback(lambda peer: peer or None)
 
-    def pool_pick(self, requester, exclude):
-        d = self._script(_PICK, [self._key("available", "webrtc")],
-                         [requester, *sorted(exclude - {requester})])
-        return d.addCallback(lambda peer: peer or None)
+    # Matchmaking
+
+    def offer(self, user):
+        return self._library(_OFFER, user)
+
+    def withdraw(self, user):
+        return self._library(_WITHDRAW, user)
+
+    def pair(self, requester, skipped):
+        d = self._library(_PAIR, requester, skipped, self._rng.randrange(1 << 30))
+        return d.addCallback(_pairing)
+
+    def hang_up(self, user, peer):
+        return self._library(_HANG_UP, user, peer).addCallback(bool)
+
+    def match_of(self, user):
+        d = self._call("hmget", self._key("match", user), ["peer", "role"])
+        return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
 
     def pool_size(self):
         return self._call("scard", self._key("available", "webrtc"))
 
+    # The cluster of daemons sharing this Redis
+
+    def heartbeat(self):
+        """Tell the other daemons this one lives, for C{node_ttl} more seconds."""
+        return self._script(_HEARTBEAT, [], [self._prefix, self.node,
+                                             int(self._node_ttl * 1000)])
+
+    def reap(self):
+        """
+        End the sessions of daemons whose heartbeat lapsed. Fire with
+        C{(dead user, live partner)} pairs: the partners should be told.
+        """
+        d = self._library(_REAP)
+        return d.addCallback(lambda flat: list(zip(flat[::2], flat[1::2])))
+
+    def _leave_cluster(self):
+        return self._script(_LEAVE_CLUSTER, [], [self._prefix, self.node])
+
     def ping(self):
         return self._call("ping")
+
+
+def _pairing(reply):
+    outcome, peer, role, skipped = reply
+    match = Match(peer, role) if peer else None
+    return Pairing(match, fresh=outcome == "fresh", skipped=skipped or None)
