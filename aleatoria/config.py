@@ -151,6 +151,9 @@ SETTINGS = (
             "Prefix for every key, to share a database"),
     Setting("redis-timeout", "ALEATORIA_REDIS_TIMEOUT", 2.0, _seconds,
             "Seconds before a Redis command is given up"),
+    Setting("node-ttl", "ALEATORIA_NODE_TTL", 15.0, _seconds,
+            "Seconds after its last heartbeat that a daemon sharing the Redis "
+            "counts as dead, and its users as gone"),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
@@ -179,6 +182,7 @@ class Config:
     redis_db: int
     redis_prefix: str
     redis_timeout: float
+    node_ttl: float
     ping_interval: float
     idle_timeout: float
 

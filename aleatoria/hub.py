@@ -11,11 +11,12 @@ import uuid
 
 from msgspec.structs import replace
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
 
 from .clock import format_ns, parse_rfc3339
+from .cluster import IReceiver, LoneDaemon
 from .matchmaking import POLITE, Match
 from .messages import SYSTEM, Envelope, valid_room, valid_user_id
 from .store import StoreUnavailable
@@ -44,6 +45,7 @@ class IConnection(Interface):
         """Start closing the connection with a WebSocket close code."""
 
 
+@implementer(IReceiver)
 class Hub(Service):
     """
     @param store: the L{aleatoria.store.IStore}.
@@ -51,13 +53,16 @@ class Hub(Service):
         takes; called once per distinct message, however many recipients.
     @param clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
     @param reactor: an L{IReactorTime}, for the shutdown grace period.
+    @param cluster: the L{ICluster} that reaches users on other daemons;
+        alone by default.
     @param shutdown_grace: seconds clients get to close at shutdown.
     """
 
     _log = Logger()
 
-    def __init__(self, store, prepare, clock, reactor, shutdown_grace=3.0):
+    def __init__(self, store, prepare, clock, reactor, cluster=None, shutdown_grace=3.0):
         self._store = store
+        self._cluster = cluster or LoneDaemon()
         self._prepare = prepare
         self._clock = clock
         self._reactor = reactor
@@ -127,9 +132,18 @@ class Hub(Service):
         self._enter(user, room)
 
     def _claimed(self, claim, user):
-        """An earlier session of C{user} was ended by the claim: hang up its call."""
+        """
+        The claim ended an earlier session of C{user} (on another daemon, or
+        a dead one): hang up its call, tell its rooms it left, and have the
+        daemon that held it close that connection, silently.
+        """
         if claim.former_peer is not None:
             self._hangup_for(claim.former_peer, user, "disconnected")
+        for room in claim.rooms:
+            if room not in self._rooms_of.get(user, ()):
+                self._announce(room, "user_left", user)
+        if claim.previous_owner not in (None, self._cluster.node):
+            self._cluster.replaced(claim.previous_owner, user)
 
     def disconnected(self, conn):
         """C{conn} is closed; forget it unless it was replaced already."""
@@ -141,15 +155,16 @@ class Hub(Service):
             user=conn.user_id, peer=conn.peer, count=len(self._connections),
         )
 
-    def _detach(self, conn):
+    def _detach(self, conn, announce=True):
         """
-        Take the user out of every room (telling the members), and have the
-        store release it: out of the pool, and its call hung up.
+        Take the user out of every room (telling the members, unless the
+        daemon that replaced it does), and have the store release it: out
+        of the pool, and its call hung up.
         """
         user = conn.user_id
         del self._connections[user]
         for room in sorted(self._rooms_of.get(user, ())):
-            self._exit(user, room, persist=False)
+            self._exit(user, room, persist=False, announce=announce)
         d = self._store.release(user)
         d.addCallback(self._released, user)
         self._watch(d, "release")
@@ -226,7 +241,7 @@ class Hub(Service):
             user=user, room=room, count=len(members),
         )
 
-    def _exit(self, user, room, persist=True):
+    def _exit(self, user, room, persist=True, announce=True):
         """
         Take C{user} out of C{room} and tell the members. C{persist} is false
         when the store's release of the user does that part.
@@ -239,22 +254,26 @@ class Hub(Service):
         rooms.discard(room)
         if not rooms:
             del self._rooms_of[user]
-        self._announce(room, "user_left", user)
+        if announce:
+            self._announce(room, "user_left", user)
         if persist:
             self._watch(self._store.leave_room(room, user), "leave_room")
         self._log.info("{user} left {room!r}", user=user, room=room)
 
     def _announce(self, room, kind, user):
-        """Tell the other members of C{room} that C{user} came or went."""
-        recipients = self._members.get(room, ())
-        if recipients:
-            self._fan_out(recipients, Envelope(
-                type=kind,
-                fromUser=SYSTEM,
-                room=room,
-                payload={"room": room, "userId": user},
-                createTime=self._now(),
-            ))
+        """Tell the other members of C{room}, here and elsewhere, that C{user} came or went."""
+        self._to_room(room, Envelope(
+            type=kind,
+            fromUser=SYSTEM,
+            room=room,
+            payload={"room": room, "userId": user},
+            createTime=self._now(),
+        ))
+
+    def _to_room(self, room, envelope, but=None):
+        """Send to every member of C{room} on every daemon, except C{but}."""
+        self._fan_out([u for u in self._members.get(room, ()) if u != but], envelope)
+        self._cluster.broadcast(room, envelope)
 
     def _get_rooms(self, conn, envelope):
         rooms = sorted(self._rooms_of.get(conn.user_id, ()))
@@ -264,9 +283,11 @@ class Hub(Service):
         room = envelope.room
         if room not in self._rooms_of.get(conn.user_id, ()):
             return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
-        self._reply(
-            conn, "room_members", {"room": room, "members": self.members(room)}, room=room
-        )
+        d = self._store.room_members(room)
+        d.addCallback(lambda members: self._reply(
+            conn, "room_members", {"room": room, "members": members}, room=room
+        ))
+        self._watch(d, "room_members", conn)
 
     # Chat
 
@@ -300,17 +321,14 @@ class Hub(Service):
             createTime=format_ns(at),
         )
         if message.toUser:
-            recipient = self._connections.get(message.toUser)
-            if recipient is not None:
-                self._send(recipient, replace(message, incoming=True))
+            self._deliver(message.toUser, replace(message, incoming=True))
             self._send(conn, replace(message, incoming=False))
             self._watch(
                 self._store.save_direct_message(user, message.toUser, message),
                 "save_direct_message",
             )
         else:
-            others = [u for u in self._members[message.room] if u != user]
-            self._fan_out(others, replace(message, incoming=True))
+            self._to_room(message.room, replace(message, incoming=True), but=user)
             self._send(conn, replace(message, incoming=False))
             self._watch(
                 self._store.save_room_message(message.room, message, at),
@@ -359,10 +377,10 @@ class Hub(Service):
     # Calls: matchmaking and signaling
 
     def _available(self, conn, envelope):
-        self._watch(self._store.offer(conn.user_id), "offer")
+        self._watch(self._store.offer(conn.user_id), "offer", conn)
 
     def _unavailable(self, conn, envelope):
-        self._watch(self._store.withdraw(conn.user_id), "withdraw")
+        self._watch(self._store.withdraw(conn.user_id), "withdraw", conn)
 
     def _request_random_peer(self, conn, envelope):
         d = self._store.pair(conn.user_id, envelope.payload.currentPeerId)
@@ -398,32 +416,37 @@ class Hub(Service):
         self._watch(self._store.offer(peer), "offer")
 
     def _assign_role(self, user, match):
-        recipient = self._connections.get(user)
-        if recipient is not None:
-            self._reply(recipient, "assign_role", {"role": match.role, "peerId": match.peer})
+        self._deliver(user, self._system(
+            "assign_role", user, {"role": match.role, "peerId": match.peer}
+        ))
 
     def _relay(self, conn, envelope):
-        """Pass a signaling message on to its C{toUser}, payload untouched."""
+        """
+        Pass a signaling message on to its C{toUser}, payload untouched.
+        Fire with whether it reached a connected user.
+        """
         user, target = conn.user_id, envelope.toUser
         if not target:
-            return self._refuse(
-                conn, "invalid_message", f"{envelope.type} needs toUser."
-            )
+            self._refuse(conn, "invalid_message", f"{envelope.type} needs toUser.")
+            return succeed(False)
         if not valid_user_id(target) or target == user:
-            return self._refuse(conn, "invalid_message", "toUser is not a user id.")
-        recipient = self._connections.get(target)
-        if recipient is None:
-            return self._refuse(conn, "user_offline", f"{target} is not online.")
-        self._send(recipient, replace(
+            self._refuse(conn, "invalid_message", "toUser is not a user id.")
+            return succeed(False)
+        d = self._deliver(target, replace(
             envelope, fromUser=user, room="", createTime=self._now()
         ))
-        return recipient
+        d.addCallback(self._relayed, conn, target)
+        return d
+
+    def _relayed(self, delivered, conn, target):
+        if not delivered and self._connections.get(conn.user_id) is conn:
+            self._refuse(conn, "user_offline", f"{target} is not online.")
+        return delivered
 
     def _hangup(self, conn, envelope):
-        if self._relay(conn, envelope) is None:
-            return
         user, peer = conn.user_id, envelope.toUser
-        d = self._store.hang_up(user, peer)
+        d = self._relay(conn, envelope)
+        d.addCallback(lambda delivered: self._store.hang_up(user, peer) if delivered else False)
         d.addCallback(self._hung_up, user, peer)
         self._watch(d, "hang_up")
 
@@ -432,16 +455,14 @@ class Hub(Service):
             self._log.info("{user} hung up on {peer}", user=user, peer=peer)
 
     def _hangup_for(self, user, peer, reason):
-        """Tell C{user} that its call with C{peer} is over."""
-        recipient = self._connections.get(user)
-        if recipient is not None:
-            self._send(recipient, Envelope(
-                type="hangup",
-                fromUser=peer,
-                toUser=user,
-                payload={"reason": reason},
-                createTime=self._now(),
-            ))
+        """Tell C{user}, wherever it is, that its call with C{peer} is over."""
+        self._deliver(user, Envelope(
+            type="hangup",
+            fromUser=peer,
+            toUser=user,
+            payload={"reason": reason},
+            createTime=self._now(),
+        ))
 
     def _forbidden(self, conn, envelope):
         self._log.info(
@@ -466,15 +487,32 @@ class Hub(Service):
         for user in users:
             self._connections[user].send(prepared)
 
-    def _reply(self, conn, kind, payload, room=""):
-        self._send(conn, Envelope(
+    def _deliver(self, user, envelope):
+        """
+        Send to C{user}, here or on another daemon; fire with whether it is
+        connected anywhere.
+        """
+        conn = self._connections.get(user)
+        if conn is not None:
+            self._send(conn, envelope)
+            return succeed(True)
+        d = self._cluster.deliver(user, envelope)
+        self._watch(d, "deliver")
+        return d
+
+    def _system(self, kind, to_user, payload, room=""):
+        """A message the server originates."""
+        return Envelope(
             type=kind,
             fromUser=SYSTEM,
-            toUser=conn.user_id,
+            toUser=to_user,
             room=room,
             payload=payload,
             createTime=self._now(),
-        ))
+        )
+
+    def _reply(self, conn, kind, payload, room=""):
+        self._send(conn, self._system(kind, conn.user_id, payload, room))
 
     def _refuse(self, conn, code, text):
         self._reply(conn, "error", {"error": text, "code": code})
@@ -496,6 +534,41 @@ class Hub(Service):
                 )
 
         d.addErrback(failed)
+
+    # From the other daemons (IReceiver)
+
+    def deliver_local(self, user, envelope):
+        conn = self._connections.get(user)
+        if conn is not None:
+            self._send(conn, envelope)
+
+    def broadcast_local(self, room, envelope):
+        self._fan_out(self._members.get(room, ()), envelope)
+
+    def replaced_elsewhere(self, user):
+        conn = self._connections.get(user)
+        if conn is not None:
+            self._log.info("{user} replaced by a connection to another daemon", user=user)
+            self._detach(conn, announce=False)
+            conn.close(CLOSE_REPLACED, "replaced")
+
+    def peer_gone(self, peer, user):
+        self._hangup_for(peer, user, "disconnected")
+
+    def resync(self):
+        """
+        The store is reachable (again): tell it who is connected here now, in
+        which rooms -- users may have come and gone while it was away -- and
+        close connections another daemon claimed meanwhile.
+        """
+        sessions = {u: sorted(self._rooms_of.get(u, ())) for u in self._connections}
+        d = self._store.resync(sessions)
+        d.addCallback(self._resynced)
+        self._watch(d, "resync")
+
+    def _resynced(self, stale):
+        for user in stale:
+            self.replaced_elsewhere(user)
 
     # Service
 

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .clock import MessageClock
+from .cluster import LoneDaemon, RedisCluster
 from .hub import Hub
 from .protocol import ClientFactory, prepare
 from .store.memory import MemoryStore
@@ -30,9 +31,21 @@ def make_service(config, reactor=None):
     store.setName("store")
     store.setServiceParent(top)
 
-    hub = Hub(store, prepare, MessageClock(), reactor)
+    cluster = LoneDaemon()
+    if config.store == "redis":
+        cluster = RedisCluster(
+            store, _redis_endpoint(config, reactor), reactor,
+            username=config.redis_username, password=config.redis_password,
+            reap_interval=config.node_ttl,
+        )
+        cluster.setName("cluster")
+        cluster.setServiceParent(top)
+
+    hub = Hub(store, prepare, MessageClock(), reactor, cluster)
     hub.setName("hub")
     hub.setServiceParent(top)
+    cluster.receiver = hub
+    store.on_connect = hub.resync
 
     factory = ClientFactory(hub, config, reactor)
     site = make_site(WebSocketResource(factory), hub, store, reactor)
@@ -47,20 +60,25 @@ def make_store(config, reactor):
     ttl = config.message_ttl_hours * 3600
     if config.store == "memory":
         return MemoryStore(reactor, ttl, config.history_size)
-    endpoint = endpoints.HostnameEndpoint(reactor, config.redis_host, config.redis_port)
-    if config.redis_tls:
-        trust = None
-        if config.redis_ca_file:
-            with open(config.redis_ca_file, "rb") as pem:
-                trust = ssl.Certificate.loadPEM(pem.read())
-        options = ssl.optionsForClientTLS(config.redis_host, trustRoot=trust)
-        endpoint = endpoints.wrapClientTLS(options, endpoint)
     return RedisStore(
-        endpoint, f"{config.redis_host}:{config.redis_port}", reactor,
+        _redis_endpoint(config, reactor), f"{config.redis_host}:{config.redis_port}", reactor,
         ttl=ttl, history_size=config.history_size, prefix=config.redis_prefix,
         username=config.redis_username, password=config.redis_password,
-        db=config.redis_db, timeout=config.redis_timeout,
+        db=config.redis_db, timeout=config.redis_timeout, node_ttl=config.node_ttl,
     )
+
+
+def _redis_endpoint(config, reactor):
+    """Where Redis is: TLS-wrapped, verifying host name and certificate, if asked."""
+    endpoint = endpoints.HostnameEndpoint(reactor, config.redis_host, config.redis_port)
+    if not config.redis_tls:
+        return endpoint
+    trust = None
+    if config.redis_ca_file:
+        with open(config.redis_ca_file, "rb") as pem:
+            trust = ssl.Certificate.loadPEM(pem.read())
+    options = ssl.optionsForClientTLS(config.redis_host, trustRoot=trust)
+    return endpoints.wrapClientTLS(options, endpoint)
 
 
 class Listener(Service):

@@ -27,7 +27,7 @@ def test_defaults(monkeypatch):
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        ping_interval=54.0, idle_timeout=60.0,
+        node_ttl=15.0, ping_interval=54.0, idle_timeout=60.0,
     )
 
 

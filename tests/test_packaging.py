@@ -148,3 +148,14 @@ def _read_until(sock, marker):
         assert chunk, "connection closed early"
         data += chunk
     return data
+
+
+@pytest.mark.parametrize("document", ["README.rst", "docs/protocol.rst"])
+def test_documents_render_cleanly(document):
+    """The README (the package's long description) and the reference are valid reStructuredText."""
+    import docutils.core
+
+    docutils.core.publish_string(
+        (ROOT / document).read_text(), writer_name="null",
+        settings_overrides={"report_level": 2, "halt_level": 2},
+    )

@@ -78,15 +78,20 @@ class Client:
             await self._waiting.addTimeout(WAIT, reactor)
         return self.inbox.pop(0)
 
-    async def expect(self, kind):
-        """The next message, which must be of type C{kind}."""
+    async def expect(self, kind, skip=()):
+        """
+        The next message, which must be of type C{kind}, passing over types
+        in C{skip} (presence between daemons arrives in no fixed order).
+        """
         message = await self.next()
+        while message["type"] in skip:
+            message = await self.next()
         assert message["type"] == kind, message
         return message
 
-    async def request(self, message, kind):
+    async def request(self, message, kind, skip=()):
         self.send(message)
-        return await self.expect(kind)
+        return await self.expect(kind, skip)
 
     async def quiet(self):
         """

@@ -16,10 +16,14 @@ from zope.interface import Attribute, Interface
 
 @dataclass(frozen=True)
 class Claim:
-    """What claiming a user ended: the daemon that had it, and its partner."""
+    """
+    What claiming a user ended: the daemon that had it, the partner of its
+    call, and the rooms it was in.
+    """
 
     previous_owner: str | None
     former_peer: str | None
+    rooms: tuple = ()
 
 
 class StoreUnavailable(Exception):
@@ -82,6 +86,14 @@ class IStore(Interface):
         owns the user, take it out of its rooms and the pool and end its
         match; fire with the former partner's id. If another daemon has
         claimed the user since, change nothing and fire with C{None}.
+        """
+
+    def resync(sessions):
+        """
+        After an outage, make the store agree with this daemon: C{sessions}
+        maps each user connected here to its rooms. Sessions that ended
+        meanwhile end in the store too. Fire with the users that another
+        daemon has claimed meanwhile (their connections here are stale).
         """
 
     # Matchmaking: the pool and the matches (see aleatoria.matchmaking)

@@ -179,16 +179,21 @@ class MemoryStore(Service):
     # Sessions
 
     def claim(self, user):
-        previous = user in self._sessions
-        peer = self._end_session(user) if previous else None
-        self._sessions.add(user)
-        return succeed(Claim(LOCAL if previous else None, peer))
+        if user not in self._sessions:
+            self._sessions.add(user)
+            return succeed(Claim(None, None))
+        rooms = tuple(sorted(self._rooms_of.get(user, ())))
+        return succeed(Claim(LOCAL, self._end_session(user), rooms))
 
     def release(self, user):
         if user not in self._sessions:
             return succeed(None)
         self._sessions.discard(user)
         return succeed(self._end_session(user))
+
+    def resync(self, sessions):
+        """Nothing to do: a memory store has no outages, and no other daemon."""
+        return succeed([])
 
     def _end_session(self, user):
         for room in list(self._rooms_of.get(user, ())):

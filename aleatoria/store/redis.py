@@ -10,6 +10,7 @@ no more than C{max_pending} commands wait at any time: a dead or hung
 Redis costs errors, never unbounded memory.
 """
 
+import json
 import random
 import uuid
 
@@ -86,14 +87,17 @@ end
 _CLAIM = _LIBRARY + """
 local user, me = ARGV[2], ARGV[3]
 local previous = redis.call('GET', P .. 'presence:' .. user)
-local peer = false
+local ended = {previous, false}
 if previous then
-  peer = end_session(user)
+  for _, room in ipairs(redis.call('SMEMBERS', P .. 'user:rooms:' .. user)) do
+    ended[#ended + 1] = room
+  end
+  ended[2] = end_session(user)
   redis.call('SREM', P .. 'node:' .. previous .. ':users', user)
 end
 redis.call('SET', P .. 'presence:' .. user, me)
 redis.call('SADD', P .. 'node:' .. me .. ':users', user)
-return {previous, peer}
+return ended
 """
 
 _RELEASE = _LIBRARY + """
@@ -194,6 +198,47 @@ end
 return orphans
 """
 
+_PUBLISH_TO_OWNER = _LIBRARY + """
+-- ARGV[2] a user, ARGV[3] the channel prefix, ARGV[4] the post
+local owner = redis.call('GET', P .. 'presence:' .. ARGV[2])
+if not owner or redis.call('EXISTS', P .. 'node:' .. owner) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4])
+return 1
+"""
+
+_RESYNC = _LIBRARY + """
+-- After an outage: ARGV[2] this daemon, ARGV[3] JSON {user: [rooms]} of the
+-- users connected here now. Sessions that ended meanwhile are ended; the
+-- users still here are ours again (unless another daemon claimed them:
+-- those are returned, their connections here are stale).
+local me, here = ARGV[2], cjson.decode(ARGV[3])
+local mine = P .. 'node:' .. me .. ':users'
+for _, user in ipairs(redis.call('SMEMBERS', mine)) do
+  if here[user] == nil then
+    redis.call('SREM', mine, user)
+    if redis.call('GET', P .. 'presence:' .. user) == me then
+      redis.call('DEL', P .. 'presence:' .. user)
+      end_session(user)
+    end
+  end
+end
+local stale = {}
+for user, rooms in pairs(here) do
+  local owner = redis.call('GET', P .. 'presence:' .. user)
+  if owner and owner ~= me and redis.call('EXISTS', P .. 'node:' .. owner) == 1 then
+    stale[#stale + 1] = user
+  else
+    redis.call('SET', P .. 'presence:' .. user, me)
+    redis.call('SADD', mine, user)
+    for _, room in ipairs(rooms) do
+      redis.call('SADD', P .. 'room:members:' .. room, user)
+      redis.call('SADD', P .. 'user:rooms:' .. user, room)
+    end
+  end
+end
+return stale
+"""
+
 _LEAVE_CLUSTER = """
 redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2])
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
@@ -209,6 +254,7 @@ class _Factory(txredisapi.RedisFactory):
     def __init__(self, store, **kwargs):
         super().__init__(**kwargs)
         self._store = store
+        consume_connection_error(self)
 
     def addConnection(self, conn):
         super().addConnection(conn)
@@ -245,11 +291,13 @@ class RedisStore(Service):
         self._where = where
         self._ttl = int(ttl)
         self._history_size = history_size
-        self._prefix = prefix
+        self._prefix = self.prefix = prefix
         self._timeout = timeout
         self._max_pending = max_pending
         self._pending = 0
         self.connected = False
+        self.on_connect = None
+        """Called each time the link (re)opens: the hub resyncs its sessions."""
         self._factory = _Factory(
             self, uuid=where, dbid=db, poolsize=1, isLazy=True,
             password=password or None, username=username or None,
@@ -298,6 +346,8 @@ class RedisStore(Service):
         if up:
             self._log.info("Redis at {where} connected", where=self._where)
             self._beat()
+            if self.on_connect is not None:
+                self.on_connect()
         else:
             self._log.warn(
                 "Redis at {where} lost; history, rooms and matchmaking are "
@@ -333,7 +383,7 @@ class RedisStore(Service):
         raise StoreUnavailable(failure.getErrorMessage())
 
     def _script(self, script, keys, args):
-        return self._call("eval", script, keys, [str(a) for a in args])
+        return self._call("eval", script, keys, [_text(a) for a in args])
 
     def _library(self, script, *args):
         """Run a script that builds its own keys from the prefix."""
@@ -394,7 +444,7 @@ class RedisStore(Service):
 
     def claim(self, user):
         d = self._library(_CLAIM, user, self.node)
-        return d.addCallback(lambda reply: Claim(reply[0], reply[1]))
+        return d.addCallback(lambda reply: Claim(reply[0], reply[1], tuple(sorted(reply[2:]))))
 
     def release(self, user):
         return self._library(_RELEASE, user, self.node).addCallback(lambda peer: peer or None)
@@ -436,6 +486,26 @@ class RedisStore(Service):
         d = self._library(_REAP)
         return d.addCallback(lambda flat: list(zip(flat[::2], flat[1::2])))
 
+    def publish_to_owner(self, user, channel_prefix, post):
+        """
+        Publish C{post} on the channel of the daemon that owns C{user}; fire
+        with whether a live daemon owns it.
+        """
+        d = self._library(_PUBLISH_TO_OWNER, user, self._prefix + channel_prefix, post)
+        return d.addCallback(bool)
+
+    def publish(self, channel, post):
+        return self._call("publish", self._prefix + channel, post)
+
+    def resync(self, sessions):
+        """
+        Make Redis agree with this daemon again after an outage, given
+        C{sessions}: each user connected here, with its rooms. Fire with the
+        users another daemon has claimed meanwhile.
+        """
+        d = self._library(_RESYNC, self.node, json.dumps(sessions))
+        return d.addCallback(list)
+
     def _leave_cluster(self):
         return self._script(_LEAVE_CLUSTER, [], [self._prefix, self.node])
 
@@ -447,3 +517,16 @@ def _pairing(reply):
     outcome, peer, role, skipped = reply
     match = Match(peer, role) if peer else None
     return Pairing(match, fresh=outcome == "fresh", skipped=skipped or None)
+
+
+def consume_connection_error(factory):
+    """
+    A refused login or database errbacks a lazy factory's Deferred, which
+    nothing waits for; txredisapi has logged the reason already.
+    """
+    factory.deferred.addErrback(lambda failure: None)
+
+
+def _text(value):
+    """A script argument as Redis takes it: text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

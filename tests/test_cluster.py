@@ -1,0 +1,224 @@
+"""
+Several daemons on one Redis behave as one server: delivery, rooms,
+presence and pairing across daemons; a daemon killed with -9 leaves no
+ghosts (issue: Redis store, items 4 and 5).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+
+from aleatoria.service import make_service
+
+from .conftest import Server, redis_config, stop_server
+from .lifecycle_helpers import until
+from .redis_server import RedisServer
+from .wsclient import connect
+
+TWISTD = str(Path(sys.executable).parent / "twistd")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def daemon(redis_port, **given):
+    given.setdefault("node-ttl", "1")
+    service = make_service(redis_config(redis_port, **given), reactor)
+    service.startService()
+    server = Server(service)
+    await until(lambda: server.store.connected)
+    await until(lambda: server.service.getServiceNamed("cluster").subscribed)
+    return server
+
+
+@pytest.fixture
+def two_daemons(own_redis):
+    """Two daemons on one Redis, stopped (clients closed) after the test."""
+    servers = []
+
+    async def start():
+        servers.extend([await daemon(own_redis.port), await daemon(own_redis.port)])
+        return servers
+
+    yield start
+    for server in servers:
+        pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(server)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_direct_messages_and_signaling_cross_daemons(two_daemons):
+    """A DM, an offer and a hangup reach a user on the other daemon."""
+    one, two = await two_daemons()
+    alice = await one.connect("alice")
+    bob = await two.connect("bob")
+    alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "hi"}})
+    delivered = await bob.expect("chat_message")
+    assert delivered["fromUser"] == "alice" and delivered["incoming"] is True
+    await alice.expect("chat_message")
+    alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "x"}})
+    assert (await bob.expect("webrtc_offer"))["payload"] == {"sdp": "x"}
+    error = await alice.request({"type": "webrtc_offer", "toUser": "nobody"}, "error")
+    assert error["payload"]["code"] == "user_offline"
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_span_daemons(two_daemons):
+    """Room chat, presence and the member list include members on the other daemon."""
+    one, two = await two_daemons()
+    bob = await two.connect("bob", room="r")
+    alice = await one.connect("alice", room="r")
+    assert (await bob.expect("user_joined"))["payload"] == {"room": "r", "userId": "alice"}
+    members = await alice.request({"type": "get_room_members", "room": "r"}, "room_members",
+                                  skip={"user_joined"})
+    assert members["payload"]["members"] == ["alice", "bob"]
+    bob.send({"type": "chat_message", "room": "r", "payload": {"content": "across"}})
+    delivered = await alice.expect("chat_message", skip={"user_joined"})
+    assert delivered["payload"] == {"content": "across"}
+    await bob.expect("chat_message")
+    await bob.close()
+    assert (await alice.expect("user_left"))["payload"] == {"room": "r", "userId": "bob"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnecting_to_another_daemon_replaces(two_daemons):
+    """
+    A user who connects to the second daemon is closed on the first with
+    4001; the room sees the user (re)join, never leave after joining.
+    """
+    one, two = await two_daemons()
+    old = await one.connect("alice", room="r")
+    watcher = await one.connect("bob", room="r")
+    await old.expect("user_joined")
+    new = await two.connect("alice", room="r")
+    assert await old.closed() == (4001, "replaced")
+    assert await until(lambda: not one.hub.is_online("alice")) is None
+    members = await new.request({"type": "get_room_members", "room": "r"}, "room_members",
+                                skip={"user_joined"})
+    assert members["payload"]["members"] == ["alice", "bob"]
+    assert (await watcher.expect("user_joined"))["payload"]["userId"] == "alice"
+    await watcher.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pairing_race_across_daemons(two_daemons):
+    """
+    100 users, half on each daemon, all in the pool; 50 of them (25 per
+    daemon) request at once. Nobody holds two partners, every pair agrees,
+    and every requester is answered.
+    """
+    one, two = await two_daemons()
+    clients = []
+    for n in range(100):
+        clients.append(await (one if n % 2 else two).connect(f"u{n:03d}"))
+    for client in clients:
+        client.send({"type": "user_available_webrtc"})
+    for client in clients:
+        await client.quiet()
+    requesters = clients[:50]
+    for client in requesters:
+        client.send({"type": "request_random_peer"})
+    await gatherResults([Deferred.fromCoroutine(_answered(c)) for c in requesters])
+    await until(lambda: _settled(clients))
+
+    partners = {}
+    for client in clients:
+        roles = {(m["payload"]["peerId"], m["payload"]["role"])
+                 for m in client.inbox if m["type"] == "assign_role"}
+        assert len(roles) <= 1, (client.user, roles)
+        if roles:
+            partners[client.user] = roles.pop()
+    for user, (peer, role) in partners.items():
+        assert partners[peer][0] == user, (user, peer)
+        assert {role, partners[peer][1]} == {"polite", "impolite"}
+    assert len(partners) >= 50
+    cross = sum(1 for u, (p, _) in partners.items() if (int(u[1:]) - int(p[1:])) % 2)
+    assert cross > 0, "no pair spanned the two daemons"
+
+
+async def _answered(client):
+    while not any(m["type"] in ("assign_role", "no_peer_available") for m in client.inbox):
+        client.inbox.append(await client.next())
+
+
+def _settled(clients):
+    """Every assign_role sent has arrived: each pairing shows on both sides."""
+    peers = {}
+    for client in clients:
+        for m in client.inbox:
+            if m["type"] == "assign_role":
+                peers[client.user] = m["payload"]["peerId"]
+    return all(peers.get(peer) == user for user, peer in peers.items())
+
+
+@pytest_twisted.ensureDeferred
+async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
+    """
+    A daemon killed with -9 leaves its users in Redis. They are never picked
+    as peers, never listed as members, and once reaped are gone from the
+    keys; a live user in a call with one of them is told the call is over.
+    """
+    victim = subprocess.Popen(
+        [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port", "tcp:0:interface=127.0.0.1",
+         "--allow-no-origin", "--store", "redis", "--redis-host", "127.0.0.1",
+         "--redis-port", str(own_redis.port), "--node-ttl", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    survivor = None
+    try:
+        port = _listening_port(victim)
+        ghosts = [await connect(port, user, "r", origin=None) for user in ("g1", "g2", "g3")]
+        for ghost in ghosts:
+            ghost.send({"type": "user_available_webrtc"})
+            ghost.send({"type": "get_rooms"})
+            while (await ghost.next())["type"] != "rooms_list":
+                pass
+
+        survivor = await daemon(own_redis.port)
+        alice = await survivor.connect("alice", room="r")
+        await alice.request({"type": "request_random_peer"}, "assign_role")
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+
+        hangup = await alice.expect("hangup")
+        assert hangup["payload"] == {"reason": "disconnected"}
+        alice.send({"type": "user_available_webrtc"})
+        await alice.quiet()
+        bob = await survivor.connect("bob", room="r")
+        assert (await alice.expect("user_joined"))["payload"]["userId"] == "bob"
+        await bob.request({"type": "request_random_peer"}, "assign_role")
+        assert (await alice.expect("assign_role"))["payload"]["peerId"] == "bob"
+        members = await bob.request({"type": "get_room_members", "room": "r"}, "room_members")
+        assert members["payload"]["members"] == ["alice", "bob"]
+        assert sorted(own_redis.raw("SMEMBERS", "room:members:r").split()) == ["alice", "bob"]
+        assert own_redis.raw("SCARD", "available:webrtc") == "0"
+        assert own_redis.raw("KEYS", "presence:g*") == ""
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+        if survivor is not None:
+            await stop_server(survivor)
+
+
+def _listening_port(process):
+    """The port a daemon listens on, once its Redis is connected too."""
+    port = None
+    for line in process.stdout:
+        found = re.search(r"Listening on .*port=(\d+)", line)
+        if found:
+            port = int(found[1])
+        if port and re.search(r"Redis at .* connected", line):
+            return port
+    raise AssertionError("the daemon never got going")
