@@ -156,6 +156,6 @@ def test_documents_render_cleanly(document):
     import docutils.core
 
     docutils.core.publish_string(
-        (ROOT / document).read_text(), writer_name="null",
+        (ROOT / document).read_text(), writer="null",
         settings_overrides={"report_level": 2, "halt_level": 2},
     )

@@ -1,0 +1,147 @@
+"""
+Count what each kind of client message costs in Redis, with two daemons
+sharing one Redis: round trips (requests the daemons send, each script one)
+and the commands Redis executes for them (INFO commandstats, which counts
+the commands inside scripts too).
+
+    .venv/bin/python benchmarks/redis_round_trips.py
+
+Starts its own redis-server on a free loopback port.
+"""
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.internet import defer, reactor
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from aleatoria.service import make_service  # noqa: E402
+from tests.conftest import Server, redis_config  # noqa: E402
+from tests.lifecycle_helpers import until  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+
+N = 200
+
+
+def _count_requests(store, trips):
+    """Count every request the store sends (all go through _call)."""
+    call = store._call
+
+    def counted(*args):
+        trips[0] += 1
+        return call(*args)
+
+    store._call = counted
+
+
+def commandstats(redis):
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "INFO", "commandstats"],
+                         capture_output=True, text=True, check=True).stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"cmdstat_(\w+):calls=(\d+)", out)}
+
+
+def reset(redis):
+    subprocess.run(["redis-cli", "-p", str(redis.port), "CONFIG", "RESETSTAT"],
+                   capture_output=True, check=True)
+
+
+async def measure(redis):
+    servers = []
+    for _ in range(2):
+        service = make_service(redis_config(redis.port), reactor)
+        service.startService()
+        servers.append(Server(service))
+    one, two = servers
+    trips = [0]
+    for server in servers:
+        await until(lambda: server.store.connected)
+        _count_requests(server.store, trips)
+    alice = await one.connect("alice", room="r")
+    bob = await one.connect("bob", room="r")
+    carol = await two.connect("carol", room="r")
+    await alice.expect("user_joined")
+
+    results = {}
+
+    async def run(name, action, settle):
+        reset(redis)
+        trips[0] = 0
+        for _ in range(N):
+            action()
+            await settle()
+        stats = commandstats(redis)
+        stats.pop("config", None)
+        stats.pop("info", None)
+        results[name] = (trips[0] / N,
+                         {cmd: calls / N for cmd, calls in sorted(stats.items()) if calls})
+
+    def room_message():
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": "x"}})
+
+    async def room_settle():
+        await alice.expect("chat_message", skip={"user_joined"})
+        await carol.expect("chat_message", skip={"user_joined"})
+        await bob.expect("chat_message", skip={"user_joined"})
+
+    def dm_local():
+        alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "x"}})
+
+    async def dm_local_settle():
+        await alice.expect("chat_message", skip={"user_joined"})
+        await bob.expect("chat_message", skip={"user_joined"})
+
+    def dm_remote():
+        alice.send({"type": "chat_message", "toUser": "carol", "payload": {"content": "x"}})
+
+    async def dm_remote_settle():
+        await alice.expect("chat_message", skip={"user_joined"})
+        await carol.expect("chat_message", skip={"user_joined"})
+
+    await run("room message (3 members, 2 daemons)", room_message, room_settle)
+    await run("direct message, same daemon", dm_local, dm_local_settle)
+    await run("direct message, other daemon", dm_remote, dm_remote_settle)
+
+    def pairing():
+        carol.send({"type": "user_available_webrtc"})
+        alice.send({"type": "request_random_peer"})
+
+    async def pairing_settle():
+        await alice.expect("assign_role", skip={"user_joined"})
+        await carol.expect("assign_role", skip={"user_joined"})
+        alice.send({"type": "hangup", "toUser": "carol"})
+        await carol.expect("hangup", skip={"user_joined"})
+
+    await run("available + request + hangup (peer on other daemon)", pairing, pairing_settle)
+
+    for client in (alice, bob, carol):
+        await client.close()
+    for server in servers:
+        await server.service.stopService()
+    return results
+
+
+def main():
+    with tempfile.TemporaryDirectory() as directory:
+        redis = RedisServer(Path(directory)).start()
+        try:
+            results = {}
+            d = defer.ensureDeferred(measure(redis))
+            d.addCallback(results.update)
+            d.addErrback(lambda f: (f.printTraceback(), None))
+            d.addBoth(lambda _: reactor.stop())
+            reactor.run()
+        finally:
+            redis.stop()
+    print(f"Per message, averaged over {N} (heartbeats included):")
+    for name, (trips, stats) in results.items():
+        total = sum(stats.values())
+        detail = ", ".join(f"{cmd} {calls:g}" for cmd, calls in stats.items())
+        print(f"- {name}: {trips:g} round trips; Redis runs {total:g} commands ({detail})")
+
+
+if __name__ == "__main__":
+    main()
