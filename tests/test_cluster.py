@@ -112,6 +112,22 @@ async def test_reconnecting_to_another_daemon_replaces(two_daemons):
 
 
 @pytest_twisted.ensureDeferred
+async def test_daemons_find_each_other_again_after_an_outage(two_daemons, own_redis):
+    """After Redis restarts, both daemons resubscribe and deliver across again."""
+    one, two = await two_daemons()
+    alice = await one.connect("alice")
+    bob = await two.connect("bob")
+    own_redis.stop()
+    clusters = [s.service.getServiceNamed("cluster") for s in (one, two)]
+    await until(lambda: not any(c.subscribed for c in clusters))
+    own_redis.start()
+    await until(lambda: all(c.subscribed for c in clusters))
+    await until(lambda: one.store.connected and two.store.connected)
+    alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "again"}})
+    assert (await bob.expect("chat_message"))["payload"] == {"content": "again"}
+
+
+@pytest_twisted.ensureDeferred
 async def test_pairing_race_across_daemons(two_daemons):
     """
     100 users, half on each daemon, all in the pool; 50 of them (25 per

@@ -225,3 +225,47 @@ async def test_redis_down_at_start(tmp_path):
     finally:
         await stop_server(server)
         later.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_scripts_reload_after_a_script_flush(own_redis):
+    """A Redis that lost its script cache (restart, SCRIPT FLUSH) gets the scripts again."""
+    server = await redis_daemon(own_redis.port)
+    try:
+        alice = await server.connect("alice", room="r")
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": "1"}})
+        await alice.expect("chat_message")
+        own_redis.raw("SCRIPT", "FLUSH")
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": "2"}})
+        await alice.expect("chat_message")
+        history = await alice.request({"type": "get_recent_messages", "room": "r"},
+                                      "recent_messages")
+        assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["2", "1"]
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_who_left_during_an_outage_are_forgotten(own_redis):
+    """
+    A user who disconnects while Redis is away is not left behind in it: when
+    Redis returns, the daemon tells it who is still here.
+    """
+    server = await redis_daemon(own_redis.port, **{"redis-timeout": "1"})
+    try:
+        alice, carol = await server.connect_many("alice", "carol", room="r")
+        await alice.expect("user_joined")
+        carol.send({"type": "user_available_webrtc"})
+        await carol.quiet()
+        own_redis.stop()
+        await until(lambda: not server.store.connected)
+        await carol.close()
+        await alice.expect("user_left")
+        own_redis.start()
+        await until(lambda: server.store.connected)
+        await until(lambda: own_redis.raw("SMEMBERS", "room:members:r") == "alice")
+        assert own_redis.raw("SMEMBERS", "user:rooms:alice") == "r"
+        assert own_redis.raw("EXISTS", "presence:carol") == "0"
+        await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    finally:
+        await stop_server(server)
