@@ -321,7 +321,7 @@ class Hub(Service):
             createTime=format_ns(at),
         )
         if message.toUser:
-            self._deliver(message.toUser, replace(message, incoming=True))
+            self._notify(message.toUser, replace(message, incoming=True))
             self._send(conn, replace(message, incoming=False))
             self._watch(
                 self._store.save_direct_message(user, message.toUser, message),
@@ -416,7 +416,7 @@ class Hub(Service):
         self._watch(self._store.offer(peer), "offer")
 
     def _assign_role(self, user, match):
-        self._deliver(user, self._system(
+        self._notify(user, self._system(
             "assign_role", user, {"role": match.role, "peerId": match.peer}
         ))
 
@@ -436,6 +436,7 @@ class Hub(Service):
             envelope, fromUser=user, room="", createTime=self._now()
         ))
         d.addCallback(self._relayed, conn, target)
+        self._watch(d, "relay", conn)
         return d
 
     def _relayed(self, delivered, conn, target):
@@ -456,7 +457,7 @@ class Hub(Service):
 
     def _hangup_for(self, user, peer, reason):
         """Tell C{user}, wherever it is, that its call with C{peer} is over."""
-        self._deliver(user, Envelope(
+        self._notify(user, Envelope(
             type="hangup",
             fromUser=peer,
             toUser=user,
@@ -496,9 +497,11 @@ class Hub(Service):
         if conn is not None:
             self._send(conn, envelope)
             return succeed(True)
-        d = self._cluster.deliver(user, envelope)
-        self._watch(d, "deliver")
-        return d
+        return self._cluster.deliver(user, envelope)
+
+    def _notify(self, user, envelope):
+        """Deliver where nobody waits for the outcome."""
+        self._watch(self._deliver(user, envelope), "deliver")
 
     def _system(self, kind, to_user, payload, room=""):
         """A message the server originates."""

@@ -179,6 +179,8 @@ async def test_outage_and_recovery(own_redis):
         await alice.expect("chat_message")
         alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "x"}})
         await bob.expect("webrtc_offer")
+        error = await alice.request({"type": "webrtc_offer", "toUser": "elsewhere"}, "error")
+        assert error["payload"]["code"] == "unavailable"
         error = await alice.request({"type": "get_recent_messages", "room": "r"}, "error")
         assert error["payload"]["code"] == "unavailable"
         error = await alice.request({"type": "request_random_peer"}, "error")
