@@ -167,3 +167,26 @@ async def _eventually(command):
         except StoreUnavailable:
             await deferLater(reactor, 0.05, lambda: None)
     raise AssertionError("never succeeded")
+
+
+@pytest_twisted.ensureDeferred
+async def test_our_timeout_counts_as_unavailable(tmp_path):
+    """
+    A command timed out by the store's own timer (before txredisapi's) is an
+    outage too: StoreUnavailable, which is logged once, not per message.
+    """
+    server = RedisServer(tmp_path).start()
+    store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
+                       ttl=60, history_size=10, timeout=0.3)
+    await connected(store)
+    store._factory.replyTimeout = None
+    for conn in store._factory.pool:
+        conn.replyTimeout = None
+    try:
+        os.kill(server.process.pid, signal.SIGSTOP)
+        with pytest.raises(StoreUnavailable):
+            await store.pool_size()
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        await store.stopService()
+        server.stop()

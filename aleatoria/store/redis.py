@@ -15,6 +15,7 @@ import random
 import uuid
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -291,7 +292,7 @@ class RedisStore(Service):
         self._where = where
         self._ttl = int(ttl)
         self._history_size = history_size
-        self._prefix = self.prefix = prefix
+        self.prefix = prefix
         self._timeout = timeout
         self._max_pending = max_pending
         self._pending = 0
@@ -315,11 +316,11 @@ class RedisStore(Service):
         super().startService()
         self._log.info("Connecting to Redis at {where}", where=self._where)
         self._factory.startConnecting(self._endpoint)
-        self._reactor.callLater(self._timeout, self._still_unreachable)
+        self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
         self._heart.start(self._node_ttl / 3, now=False)
 
     def _still_unreachable(self):
-        if self.running and not self.connected:
+        if not self.connected:
             self._log.warn(
                 "Redis at {where} is unreachable (down, or refusing our "
                 "credentials); serving live traffic only until it answers",
@@ -329,6 +330,8 @@ class RedisStore(Service):
     def stopService(self):
         super().stopService()
         self._heart.stop()
+        if self._unreachable.active():
+            self._unreachable.cancel()
         d = self._leave_cluster() if self.connected else succeed(None)
         d.addErrback(lambda _: None)
         d.addCallback(lambda _: self._factory.disconnect())
@@ -355,7 +358,7 @@ class RedisStore(Service):
             )
 
     def _key(self, *parts):
-        return self._prefix + ":".join(parts)
+        return self.prefix + ":".join(parts)
 
     def _call(self, method, *args):
         """
@@ -378,8 +381,7 @@ class RedisStore(Service):
         return result
 
     def _translate(self, failure):
-        failure.trap(txredisapi.ConnectionError, txredisapi.TimeoutError,
-                     TimeoutError, ConnectionError)
+        failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
         raise StoreUnavailable(failure.getErrorMessage())
 
     def _script(self, script, keys, args):
@@ -387,7 +389,7 @@ class RedisStore(Service):
 
     def _library(self, script, *args):
         """Run a script that builds its own keys from the prefix."""
-        return self._script(script, [], [self._prefix, *args])
+        return self._script(script, [], [self.prefix, *args])
 
     def _envelopes(self, entries):
         envelopes = []
@@ -475,7 +477,7 @@ class RedisStore(Service):
 
     def heartbeat(self):
         """Tell the other daemons this one lives, for C{node_ttl} more seconds."""
-        return self._script(_HEARTBEAT, [], [self._prefix, self.node,
+        return self._script(_HEARTBEAT, [], [self.prefix, self.node,
                                              int(self._node_ttl * 1000)])
 
     def reap(self):
@@ -491,11 +493,11 @@ class RedisStore(Service):
         Publish C{post} on the channel of the daemon that owns C{user}; fire
         with whether a live daemon owns it.
         """
-        d = self._library(_PUBLISH_TO_OWNER, user, self._prefix + channel_prefix, post)
+        d = self._library(_PUBLISH_TO_OWNER, user, self.prefix + channel_prefix, post)
         return d.addCallback(bool)
 
     def publish(self, channel, post):
-        return self._call("publish", self._prefix + channel, post)
+        return self._call("publish", self.prefix + channel, post)
 
     def resync(self, sessions):
         """
@@ -507,7 +509,7 @@ class RedisStore(Service):
         return d.addCallback(list)
 
     def _leave_cluster(self):
-        return self._script(_LEAVE_CLUSTER, [], [self._prefix, self.node])
+        return self._script(_LEAVE_CLUSTER, [], [self.prefix, self.node])
 
     def ping(self):
         return self._call("ping")
