@@ -231,7 +231,11 @@ async def test_redis_down_at_start(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_scripts_reload_after_a_script_flush(own_redis):
-    """A Redis that lost its script cache (restart, SCRIPT FLUSH) gets the scripts again."""
+    """
+    A Redis whose script cache was flushed under a live connection gets the
+    scripts again: the write lands. (The retry goes out after the NOSCRIPT
+    reply, so a read sent meanwhile may run first; hence the wait.)
+    """
     server = await redis_daemon(own_redis.port)
     try:
         alice = await server.connect("alice", room="r")
@@ -240,6 +244,7 @@ async def test_scripts_reload_after_a_script_flush(own_redis):
         own_redis.raw("SCRIPT", "FLUSH")
         alice.send({"type": "chat_message", "room": "r", "payload": {"content": "2"}})
         await alice.expect("chat_message")
+        await until(lambda: own_redis.raw("ZCARD", "room:messages:r") == "2")
         history = await alice.request({"type": "get_recent_messages", "room": "r"},
                                       "recent_messages")
         assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["2", "1"]
