@@ -111,15 +111,17 @@ class RedisCluster(Service):
     @param endpoint: where Redis is, for the subscribing connection.
     @param receiver: the L{IReceiver} (the hub), set before starting.
     @param reactor: the clock for reaping.
+    @param report: the daemon's L{aleatoria.reporting.Report}.
     """
 
     _log = Logger()
     receiver = None
     subscribed = False
 
-    def __init__(self, store, endpoint, reactor, *, username=None, password=None,
+    def __init__(self, store, endpoint, reactor, report, *, username=None, password=None,
                  reap_interval=15.0):
         self._store = store
+        self._report = report
         self.node = store.node
         self._endpoint = endpoint
         self._factory = txredisapi.RedisFactory(
@@ -161,12 +163,9 @@ class RedisCluster(Service):
         self._quietly(self._store.publish(_NODE_CHANNEL + owner, post), "replaced")
 
     def _quietly(self, d, operation):
-        """An outage is the store's to report; anything else is logged here."""
-        def failed(failure):
-            if not failure.check(StoreUnavailable):
-                self._log.failure("Cluster {operation} failed", failure, operation=operation)
-
-        d.addErrback(failed)
+        """An outage is the store's to report; anything else is reported here."""
+        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
+        d.addErrback(self._report.errback(f"cluster_{operation}"))
 
     # Receiving
 

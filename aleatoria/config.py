@@ -98,6 +98,27 @@ def _readable_file(text):
     return text
 
 
+def _fraction(text):
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not 0 <= number <= 1:
+        raise ValueError("must be between 0 and 1")
+    return number
+
+
+def _dsn(text):
+    if text:
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(text)
+        except BadDsn as e:
+            raise ValueError(f"not a Sentry DSN ({e})") from None
+    return text
+
+
 def _origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
@@ -111,8 +132,12 @@ class Setting:
     default: object
     parse: object
     help: str
-    secret: bool = False
-    """Environment only: a secret on the command line shows in C{ps}."""
+    env_only: bool = False
+    """
+    No command-line option: secrets (on a command line they show in C{ps})
+    and the Sentry settings, which operators of the old server set in the
+    environment.
+    """
 
 
 SETTINGS = (
@@ -140,7 +165,7 @@ SETTINGS = (
     Setting("redis-username", "VALKEY_USERNAME", "", _text,
             "ACL user name (empty: the default user)"),
     Setting("redis-password", "VALKEY_PASSWORD", "", _text,
-            "Password (environment only)", secret=True),
+            "Password (environment only)", env_only=True),
     Setting("redis-tls", "VALKEY_USE_TLS", False, _flag,
             "Connect with TLS, verifying the server certificate and host name"),
     Setting("redis-ca-file", "VALKEY_CA_FILE", "", _readable_file,
@@ -154,6 +179,16 @@ SETTINGS = (
     Setting("node-ttl", "ALEATORIA_NODE_TTL", 15.0, _seconds,
             "Seconds after its last heartbeat that a daemon sharing the Redis "
             "counts as dead, and its users as gone"),
+    Setting("sentry-dsn", "SENTRY_DSN", "", _dsn,
+            "Where to report errors; empty turns reporting off", env_only=True),
+    Setting("sentry-env", "SENTRY_ENV", "production", _host,
+            "Sentry environment", env_only=True),
+    Setting("sentry-debug", "SENTRY_DEBUG", False, _flag,
+            "Let the Sentry SDK log what it does", env_only=True),
+    Setting("sentry-sample-rate", "SENTRY_SAMPLE_RATE", 1.0, _fraction,
+            "Share of client messages traced (0-1)", env_only=True),
+    Setting("sentry-release", "SENTRY_RELEASE", "", _text,
+            "Release reported to Sentry (default: aleatoria@<version>)", env_only=True),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
@@ -183,6 +218,11 @@ class Config:
     redis_prefix: str
     redis_timeout: float
     node_ttl: float
+    sentry_dsn: str
+    sentry_env: str
+    sentry_debug: bool
+    sentry_sample_rate: float
+    sentry_release: str
     ping_interval: float
     idle_timeout: float
 

@@ -13,12 +13,15 @@ from msgspec.structs import replace
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from .clock import format_ns, parse_rfc3339
 from .cluster import IReceiver, LoneDaemon
 from .matchmaking import POLITE, Match
 from .messages import SYSTEM, Envelope, valid_room, valid_user_id
+from .metrics import Metrics
+from .reporting import Reporter, truncated
 from .store import StoreUnavailable
 
 MAX_HISTORY_PAGE = 100
@@ -37,6 +40,7 @@ class IConnection(Interface):
 
     user_id = Attribute("The identity the handshake established.")
     peer = Attribute("The remote address, for log lines.")
+    report = Attribute("The connection's L{aleatoria.reporting.Report}.")
 
     def send(prepared):
         """Queue a message made by the hub's C{prepare} function."""
@@ -55,14 +59,20 @@ class Hub(Service):
     @param reactor: an L{IReactorTime}, for the shutdown grace period.
     @param cluster: the L{ICluster} that reaches users on other daemons;
         alone by default.
+    @param reporter: the L{aleatoria.reporting.Reporter}; off by default.
+    @param metrics: the L{aleatoria.metrics.Metrics}.
     @param shutdown_grace: seconds clients get to close at shutdown.
     """
 
     _log = Logger()
 
-    def __init__(self, store, prepare, clock, reactor, cluster=None, shutdown_grace=3.0):
+    def __init__(self, store, prepare, clock, reactor, cluster=None, reporter=None,
+                 metrics=None, shutdown_grace=3.0):
         self._store = store
         self._cluster = cluster or LoneDaemon()
+        self._reporter = reporter or Reporter()
+        self._metrics = metrics or Metrics()
+        self._trace = None
         self._prepare = prepare
         self._clock = clock
         self._reactor = reactor
@@ -126,6 +136,9 @@ class Hub(Service):
             "{user} connected from {peer}, room {room!r}; {count} online",
             user=user, peer=conn.peer, room=room, count=len(self._connections),
         )
+        conn.report.breadcrumb(
+            "websocket", "Connected", room=room, clients=len(self._connections)
+        )
         d = self._store.claim(user)
         d.addCallback(self._claimed, user)
         self._watch(d, "claim")
@@ -149,10 +162,14 @@ class Hub(Service):
         """C{conn} is closed; forget it unless it was replaced already."""
         if self._connections.get(conn.user_id) is not conn:
             return
+        rooms = sorted(self._rooms_of.get(conn.user_id, ()))
         self._detach(conn)
         self._log.info(
             "{user} disconnected from {peer}; {count} online",
             user=conn.user_id, peer=conn.peer, count=len(self._connections),
+        )
+        conn.report.breadcrumb(
+            "websocket", "Disconnected", rooms=rooms, clients=len(self._connections)
         )
 
     def _detach(self, conn, announce=True):
@@ -178,28 +195,55 @@ class Hub(Service):
     # Incoming messages
 
     def received(self, conn, envelope):
-        """Route one decoded message from C{conn}."""
+        """
+        Route one decoded message from C{conn}, traced as one transaction. An
+        exception in a handler is reported and answered; the connection and
+        the daemon go on.
+        """
         if self._connections.get(conn.user_id) is not conn:
             return
-        handler = self._handlers.get(envelope.type)
+        kind = envelope.type
+        handler = self._handlers.get(kind)
         if handler is None:
-            self._refuse(
-                conn, "unknown_type", f"Unknown message type {envelope.type!r}."
+            self._metrics.received.labels("unknown").inc()
+            conn.report.capture_message(
+                "Unknown message type", operation="unknown_message_type",
+                messageType=kind[:64],
             )
+            self._refuse(conn, "unknown_type", f"Unknown message type {kind!r}.")
             return
+        self._metrics.received.labels(kind).inc()
+        self._trace = trace = self._reporter.trace(conn.report, kind)
         try:
             handler(conn, envelope)
         except Exception:
+            failure = Failure()
             self._log.failure(
-                "Handling {kind} from {user} failed",
-                kind=envelope.type, user=conn.user_id,
+                "Handling {kind} from {user} failed", failure,
+                kind=kind, user=conn.user_id, reported=True,
+            )
+            conn.report.capture(
+                failure, "Handling a client message failed",
+                component="hub", operation="handle_message", messageType=kind,
             )
             self._refuse(conn, "unavailable", "The server could not handle that message.")
+        finally:
+            self._trace = None
+            trace.handled()
 
-    def malformed(self, conn, details):
-        """C{conn} sent a frame that is not a valid envelope (compat reply)."""
+    def malformed(self, conn, details, raw):
+        """
+        C{conn} sent a frame that is not a valid envelope (compat reply). The
+        raw frame, cut to 1 KiB, goes to the report: the one place client
+        content may leave the process.
+        """
         self._log.info(
             "Malformed frame from {user}: {details}", user=conn.user_id, details=details
+        )
+        self._metrics.errors.labels("error_response").inc()
+        conn.report.capture_message(
+            "Unparsable frame", operation="parse_message", details=details,
+            extra={"raw": truncated(raw)},
         )
         now = self._now()
         self._send(conn, Envelope(
@@ -235,10 +279,14 @@ class Hub(Service):
         self._announce(room, "user_joined", user)
         members.add(user)
         self._rooms_of.setdefault(user, set()).add(room)
-        self._watch(self._store.join_room(room, user), "join_room")
+        self._watch(self._store.join_room(room, user), "join_room",
+                    self._connections[user], reply=False)
         self._log.info(
             "{user} joined {room!r} ({count} members)",
             user=user, room=room, count=len(members),
+        )
+        self._connections[user].report.breadcrumb(
+            "room", "Joined room", room=room, members=len(members)
         )
 
     def _exit(self, user, room, persist=True, announce=True):
@@ -259,6 +307,11 @@ class Hub(Service):
         if persist:
             self._watch(self._store.leave_room(room, user), "leave_room")
         self._log.info("{user} left {room!r}", user=user, room=room)
+        conn = self._connections.get(user)
+        if conn is not None:
+            conn.report.breadcrumb(
+                "room", "Left room", room=room, members=len(members)
+            )
 
     def _announce(self, room, kind, user):
         """Tell the other members of C{room}, here and elsewhere, that C{user} came or went."""
@@ -310,6 +363,10 @@ class Hub(Service):
             self._log.info(
                 "{user} refused: not in room {room!r}", user=user, room=envelope.room
             )
+            conn.report.capture_message(
+                "User attempted to send to room without membership",
+                operation="unauthorized_room_send", room=envelope.room,
+            )
             return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
 
         at = self._clock.next_ns()
@@ -321,18 +378,23 @@ class Hub(Service):
             createTime=format_ns(at),
         )
         if message.toUser:
+            conn.report.breadcrumb("message", "Direct message sent", toUser=message.toUser)
             self._notify(message.toUser, replace(message, incoming=True))
             self._send(conn, replace(message, incoming=False))
             self._watch(
                 self._store.save_direct_message(user, message.toUser, message),
-                "save_direct_message",
+                "save_direct_message", conn, reply=False,
             )
         else:
+            conn.report.breadcrumb(
+                "message", "Room message broadcast", room=message.room,
+                members=len(self._members[message.room]),
+            )
             self._to_room(message.room, replace(message, incoming=True), but=user)
             self._send(conn, replace(message, incoming=False))
             self._watch(
                 self._store.save_room_message(message.room, message, at),
-                "save_room_message",
+                "save_room_message", conn, reply=False,
             )
 
     # History
@@ -377,13 +439,17 @@ class Hub(Service):
     # Calls: matchmaking and signaling
 
     def _available(self, conn, envelope):
+        conn.report.breadcrumb("webrtc", "User marked as available")
         self._watch(self._store.offer(conn.user_id), "offer", conn)
 
     def _unavailable(self, conn, envelope):
+        conn.report.breadcrumb("webrtc", "User marked as unavailable")
         self._watch(self._store.withdraw(conn.user_id), "withdraw", conn)
 
     def _request_random_peer(self, conn, envelope):
-        d = self._store.pair(conn.user_id, envelope.payload.currentPeerId)
+        skipped = envelope.payload.currentPeerId
+        conn.report.breadcrumb("webrtc", "Random peer requested", currentPeerId=skipped)
+        d = self._store.pair(conn.user_id, skipped)
         d.addCallback(self._paired, conn)
         self._watch(d, "pair", conn)
 
@@ -397,12 +463,15 @@ class Hub(Service):
             return
         if match is None:
             self._log.info("No peer available for {user}", user=user)
+            conn.report.breadcrumb("webrtc", "No peer available")
             self._reply(conn, "no_peer_available", {
                 "message": "No peer available at the moment. Please try again later."
             })
             return
         if pairing.fresh:
             self._log.info("Paired {user} with {peer}", user=user, peer=match.peer)
+            self._metrics.pairings.inc()
+            conn.report.breadcrumb("webrtc", "Peer pairing made", peer=match.peer)
             self._assign_role(match.peer, Match(user, POLITE))
         self._assign_role(user, match)
 
@@ -427,6 +496,10 @@ class Hub(Service):
         """
         user, target = conn.user_id, envelope.toUser
         if not target:
+            conn.report.capture_message(
+                "WebRTC message missing toUser field", operation="webrtc_routing",
+                messageType=envelope.type,
+            )
             self._refuse(conn, "invalid_message", f"{envelope.type} needs toUser.")
             return succeed(False)
         if not valid_user_id(target) or target == user:
@@ -440,7 +513,9 @@ class Hub(Service):
         return d
 
     def _relayed(self, delivered, conn, target):
-        if not delivered and self._connections.get(conn.user_id) is conn:
+        if delivered:
+            conn.report.breadcrumb("webrtc", "Signaling relayed", toUser=target)
+        elif self._connections.get(conn.user_id) is conn:
             self._refuse(conn, "user_offline", f"{target} is not online.")
         return delivered
 
@@ -478,12 +553,14 @@ class Hub(Service):
         return format_ns(self._clock.next_ns())
 
     def _send(self, conn, envelope):
+        self._metrics.sent.labels(envelope.type).inc()
         conn.send(self._prepare(envelope))
 
     def _fan_out(self, users, envelope):
         """Send one message to many users, prepared once for all of them."""
         if not users:
             return
+        self._metrics.sent.labels(envelope.type).inc(len(users))
         prepared = self._prepare(envelope)
         for user in users:
             self._connections[user].send(prepared)
@@ -518,20 +595,33 @@ class Hub(Service):
         self._send(conn, self._system(kind, conn.user_id, payload, room))
 
     def _refuse(self, conn, code, text):
+        self._metrics.errors.labels(code).inc()
         self._reply(conn, "error", {"error": text, "code": code})
 
-    def _watch(self, d, operation, conn=None):
+    def _watch(self, d, operation, conn=None, reply=True):
         """
-        Route the failure of store work to the log -- except an outage, which
-        the store logs once for all -- and when C{conn} waits for an answer,
-        tell it the service is unavailable.
+        The one place store work is accounted for: timed (a metric, and a
+        span of the message's trace), and its failure logged and reported --
+        in C{conn}'s scope when there is one; an outage is reported by the
+        store, once for all. C{conn}, unless told not to C{reply}, is told
+        the service is unavailable.
         """
+        self._metrics.time_store(operation, d)
+        if self._trace is not None:
+            self._trace.span(operation, d)
+
         def failed(failure):
             if not failure.check(StoreUnavailable):
                 self._log.failure(
-                    "Store operation {operation} failed", failure, operation=operation
+                    "Store operation {operation} failed", failure,
+                    operation=operation, reported=True,
                 )
-            if conn is not None and self._connections.get(conn.user_id) is conn:
+                report = conn.report if conn is not None else self._reporter.daemon
+                report.capture(
+                    failure, f"Store operation {operation} failed",
+                    operation=f"{self._store.kind}_{operation}", component="store",
+                )
+            if reply and conn is not None and self._connections.get(conn.user_id) is conn:
                 self._refuse(
                     conn, "unavailable", "That is unavailable right now; try again later."
                 )

@@ -11,6 +11,7 @@ from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .hub import IConnection
@@ -49,15 +50,24 @@ def admit(request, origins, secure):
     return users[0], rooms[0]
 
 
+_EXPECTED_CLOSES = frozenset({1000, 1001, 1005, 1006, None})
+"""
+Close codes that are no news: normal, going away, none given, and a dropped
+TCP connection (a closed tab, a lost mobile network).
+"""
+
+
 @implementer(IConnection)
 class ClientProtocol(WebSocketServerProtocol):
     _log = Logger()
 
     user_id = None
+    report = None
     _room = None
 
     def onConnect(self, request):
         secure = ISSLTransport.providedBy(self.transport)
+        address = _address(request.peer)
         try:
             self.user_id, self._room = admit(request, self.factory.origins, secure)
         except ConnectionDeny as deny:
@@ -67,39 +77,71 @@ class ClientProtocol(WebSocketServerProtocol):
                 peer=request.peer, user=request.params.get("userId"),
                 origin=request.origin, reason=deny.reason,
             )
+            self.factory.reporter.daemon.capture_message(
+                "WebSocket upgrade refused", operation="websocket_upgrade",
+                userId=_first(request.params.get("userId")),
+                room=_first(request.params.get("room")),
+                remoteAddress=address, reason=deny.reason, origin=request.origin or "",
+            )
             raise
         except Exception:
-            self._log.failure("Handshake from {peer} failed", peer=request.peer)
+            failure = Failure()
+            self._log.failure("Handshake from {peer} failed", failure,
+                              peer=request.peer, reported=True)
+            self.factory.reporter.daemon.capture(
+                failure, "WebSocket upgrade failed", operation="websocket_upgrade",
+                remoteAddress=address,
+            )
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR)
+        self.report = self.factory.reporter.report_for(self.user_id, address)
+        self.report.tag("room", self._room)
 
     def onOpen(self):
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
-            self._log.failure("Registering {user} failed", user=self.user_id)
+            failure = Failure()
+            self._log.failure("Registering {user} failed", failure,
+                              user=self.user_id, reported=True)
+            self.report.capture(failure, "Registering a connection failed",
+                                operation="websocket_open", component="protocol")
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
         hub = self.factory.hub
         if isBinary:
-            hub.malformed(self, "Binary frames are not supported; send JSON text")
+            hub.malformed(self, "Binary frames are not supported; send JSON text", payload)
             return
         try:
             envelope = decode(payload)
         except InvalidMessage as e:
-            hub.malformed(self, str(e))
+            hub.malformed(self, str(e), payload)
             return
         hub.received(self, envelope)
 
     def onClose(self, wasClean, code, reason):
-        if self.user_id is not None:
-            self.factory.hub.disconnected(self)
+        if self.report is None:
+            return
+        if not self.closedByMe and code not in _EXPECTED_CLOSES:
+            self.report.capture_message(
+                "WebSocket closed unexpectedly", operation="websocket_close",
+                closeCode=str(code), reason=reason or "",
+            )
+        self.factory.hub.disconnected(self)
 
     # IConnection
 
     def send(self, prepared):
-        if self.state == self.STATE_OPEN:
+        if self.state != self.STATE_OPEN:
+            return
+        try:
             self.sendPreparedMessage(prepared)
+        except Exception:
+            failure = Failure()
+            self._log.failure("Writing to {user} failed", failure,
+                              user=self.user_id, reported=True)
+            self.report.capture(failure, "Write to client failed",
+                                operation="websocket_write", component="protocol")
 
     def close(self, code, reason):
         if self.state == self.STATE_OPEN:
@@ -108,16 +150,18 @@ class ClientProtocol(WebSocketServerProtocol):
 
 class ClientFactory(WebSocketServerFactory):
     """
-    Carries what every connection shares: the hub and the origin policy.
+    Carries what every connection shares: the hub, the origin policy and the
+    reporter.
 
     @param config: the L{aleatoria.config.Config} for limits and keepalive.
     """
 
     protocol = ClientProtocol
 
-    def __init__(self, hub, config, reactor):
+    def __init__(self, hub, config, reactor, reporter):
         super().__init__(reactor=reactor)
         self.hub = hub
+        self.reporter = reporter
         self.origins = config.origin_policy()
         self.setProtocolOptions(
             maxMessagePayloadSize=config.max_message_size,
@@ -130,3 +174,13 @@ class ClientFactory(WebSocketServerFactory):
             allowedOrigins=["*"],
             allowNullOrigin=True,
         )
+
+
+def _first(values):
+    return values[0] if values else ""
+
+
+def _address(peer):
+    """C{tcp4:1.2.3.4:5678} -> C{1.2.3.4}."""
+    parts = peer.split(":")
+    return ":".join(parts[1:-1]) if len(parts) > 2 else peer

@@ -1,10 +1,10 @@
 """
-Composition: one L{MultiService} holding the store, the hub and the
-listener, built from a L{aleatoria.config.Config}.
+Composition: one L{MultiService} holding the reporter, the store, the
+cluster, the hub and the listener, built from a L{aleatoria.config.Config}.
 
 Children stop in reverse order: the listener first (no new clients), then
 the hub (closes the clients with 1001, which cleans the store), then the
-store.
+store, and last the reporter, which flushes what all of them reported.
 """
 
 from autobahn.twisted.resource import WebSocketResource
@@ -16,7 +16,9 @@ from twisted.python.failure import Failure
 from .clock import MessageClock
 from .cluster import LoneDaemon, RedisCluster
 from .hub import Hub
+from .metrics import Metrics
 from .protocol import ClientFactory, prepare
+from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
 from .web import make_site
@@ -27,44 +29,60 @@ def make_service(config, reactor=None):
         from twisted.internet import reactor
 
     top = MultiService()
-    store = make_store(config, reactor)
+    metrics = Metrics()
+    reporter = Reporter(
+        dsn=config.sentry_dsn or None, environment=config.sentry_env,
+        debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
+        release=config.sentry_release or None, scrub=[config.redis_password],
+        on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
+    )
+    reporter.setName("reporter")
+    reporter.setServiceParent(top)
+
+    store = make_store(config, reactor, reporter.daemon)
     store.setName("store")
     store.setServiceParent(top)
 
     cluster = LoneDaemon()
     if config.store == "redis":
         cluster = RedisCluster(
-            store, _redis_endpoint(config, reactor), reactor,
+            store, _redis_endpoint(config, reactor), reactor, reporter.daemon,
             username=config.redis_username, password=config.redis_password,
             reap_interval=config.node_ttl,
         )
         cluster.setName("cluster")
         cluster.setServiceParent(top)
 
-    hub = Hub(store, prepare, MessageClock(), reactor, cluster)
+    hub = Hub(store, prepare, MessageClock(), reactor, cluster, reporter, metrics)
     hub.setName("hub")
     hub.setServiceParent(top)
     cluster.receiver = hub
     store.on_connect = hub.resync
+    metrics.watch_hub(hub)
+    metrics.pool_refresher(store, reactor).setServiceParent(top)
 
-    factory = ClientFactory(hub, config, reactor)
-    site = make_site(WebSocketResource(factory), hub, store, reactor)
+    factory = ClientFactory(hub, config, reactor, reporter)
+    site = make_site(WebSocketResource(factory), hub, store, metrics, reactor)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")
     listener.setServiceParent(top)
     return top
 
 
-def make_store(config, reactor):
-    """The configured store, as a service to start and stop with the daemon."""
+def make_store(config, reactor, report=None):
+    """
+    The configured store, as a service to start and stop with the daemon;
+    C{report} (the daemon's L{Report}) hears of its troubles.
+    """
     ttl = config.message_ttl_hours * 3600
     if config.store == "memory":
-        return MemoryStore(reactor, ttl, config.history_size)
+        return MemoryStore(reactor, ttl, config.history_size, report=report)
     return RedisStore(
         _redis_endpoint(config, reactor), f"{config.redis_host}:{config.redis_port}", reactor,
         ttl=ttl, history_size=config.history_size, prefix=config.redis_prefix,
         username=config.redis_username, password=config.redis_password,
         db=config.redis_db, timeout=config.redis_timeout, node_ttl=config.node_ttl,
+        report=report,
     )
 
 

@@ -30,7 +30,7 @@ class Options(usage.Options):
     optParameters = [
         [s.name, None, None, f"{s.help} [env {s.env}; default {s.default}]"]
         for s in config.SETTINGS
-        if s.name not in config.FLAGS and s.name != "allowed-origin" and not s.secret
+        if s.name not in config.FLAGS and s.name != "allowed-origin" and not s.env_only
     ]
 
     def __init__(self):
@@ -48,7 +48,7 @@ class Options(usage.Options):
 
     def postOptions(self):
         given = {name: self[name] for name in self}
-        given.update({s.name: None for s in config.SETTINGS if s.secret})
+        given.update({s.name: None for s in config.SETTINGS if s.env_only})
         for name in config.FLAGS:
             given[name] = True if given[name] else None
         try:

@@ -1,6 +1,6 @@
 """
-The HTTP side of the one port: C{/ws} plus the probes operators and load
-balancers use (PROTOCOL.md section 1).
+The HTTP side of the one port: C{/ws} plus what operators and load
+balancers read -- C{/health}, C{/ready}, C{/metrics} (PROTOCOL.md section 1).
 """
 
 import json
@@ -8,6 +8,8 @@ import json
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+
+from .metrics import MetricsPage
 
 READY_TIMEOUT = 2.0
 
@@ -70,9 +72,10 @@ class _Root(Resource):
         return notFound()
 
 
-def make_site(websocket, hub, store, reactor):
+def make_site(websocket, hub, store, metrics, reactor):
     root = _Root()
     root.putChild(b"ws", websocket)
+    root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, reactor))
     return QuietSite(root, reactor=reactor)

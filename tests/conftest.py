@@ -51,10 +51,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}{path}".encode()
 
 
-async def start_server(**given):
+async def start_server(env=None, **given):
     from twisted.internet import reactor
 
-    service = make_service(make_config(**given), reactor)
+    service = make_service(make_config(env, **given), reactor)
     service.startService()
     return Server(service)
 

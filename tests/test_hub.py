@@ -12,6 +12,7 @@ from zope.interface import implementer
 from aleatoria.clock import MessageClock
 from aleatoria.hub import Hub, IConnection
 from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery
+from aleatoria.reporting import Reporter
 from aleatoria.store.memory import MemoryStore
 
 
@@ -22,6 +23,7 @@ class Recorder:
     def __init__(self, user, hub=None):
         self.user_id = user
         self.peer = f"test:{user}"
+        self.report = Reporter().report_for(user)
         self.sent = []
         self.closed = None
         self._hub = hub

@@ -27,7 +27,8 @@ def test_defaults(monkeypatch):
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        node_ttl=15.0, ping_interval=54.0, idle_timeout=60.0,
+        node_ttl=15.0, sentry_dsn="", sentry_env="production", sentry_debug=False,
+        sentry_sample_rate=1.0, sentry_release="", ping_interval=54.0, idle_timeout=60.0,
     )
 
 
@@ -78,6 +79,9 @@ def test_allow_no_origin(monkeypatch, env, flag, expected):
     ([], {"VALKEY_HOST": " "}, "VALKEY_HOST"),
     ([], {"VALKEY_CA_FILE": "/nonexistent/ca.pem"}, "VALKEY_CA_FILE"),
     (["--redis-timeout", "-1"], {}, "--redis-timeout"),
+    ([], {"SENTRY_SAMPLE_RATE": "2"}, "SENTRY_SAMPLE_RATE"),
+    ([], {"SENTRY_DSN": "not-a-dsn"}, "SENTRY_DSN"),
+    ([], {"SENTRY_DEBUG": "maybe"}, "SENTRY_DEBUG"),
     ([], {"ALEATORIA_STORE": "postgres"}, "ALEATORIA_STORE"),
     (["--allowed-origin", "ftp://x.example"], {}, "--allowed-origin"),
     ([], {"ALEATORIA_ALLOW_NO_ORIGIN": "perhaps"}, "ALEATORIA_ALLOW_NO_ORIGIN"),
@@ -117,4 +121,4 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.rst").read_text()
     for setting in config.SETTINGS:
         assert setting.env in readme, setting.env
-        assert setting.secret or f"--{setting.name}" in readme, setting.name
+        assert setting.env_only or f"--{setting.name}" in readme, setting.name

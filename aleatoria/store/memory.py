@@ -16,6 +16,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
+from ..reporting import guarded
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
 from . import Claim, IStore, direct_key
 
@@ -76,13 +77,14 @@ class MemoryStore(Service):
     @param clock: an L{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
     @param history_size: messages kept per room and per conversation.
+    @param report: where a failing sweep is reported (it keeps running).
     """
 
     kind = "memory"
 
-    def __init__(self, clock, ttl, history_size, rng=None):
+    def __init__(self, clock, ttl, history_size, rng=None, report=None):
         self._seconds = clock.seconds
-        self._sweeper = LoopingCall(self.expire)
+        self._sweeper = LoopingCall(guarded(self.expire, report, "memory_expire"))
         self._sweeper.clock = clock
         self._ttl = ttl
         self._history_size = history_size

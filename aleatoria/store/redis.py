@@ -280,6 +280,8 @@ class RedisStore(Service):
     @param node: this daemon's id among those sharing the Redis (random).
     @param node_ttl: seconds after its last heartbeat that a silent daemon
         counts as dead, and its users as gone.
+    @param report: the daemon's L{aleatoria.reporting.Report}, which hears
+        of the link going down (a warning) and up (a breadcrumb).
     """
 
     kind = "redis"
@@ -287,7 +289,7 @@ class RedisStore(Service):
 
     def __init__(self, endpoint, where, reactor, *, ttl, history_size, prefix="",
                  username=None, password=None, db=0, timeout=2.0, max_pending=10000,
-                 node=None, node_ttl=15.0):
+                 node=None, node_ttl=15.0, report=None):
         self._reactor = reactor
         self._where = where
         self._ttl = int(ttl)
@@ -309,6 +311,7 @@ class RedisStore(Service):
         self.node = node or uuid.uuid4().hex
         self._rng = random.Random()
         self._node_ttl = node_ttl
+        self._report = report
         self._heart = LoopingCall(self._beat)
         self._heart.clock = reactor
 
@@ -326,6 +329,10 @@ class RedisStore(Service):
                 "credentials); serving live traffic only until it answers",
                 where=self._where,
             )
+            if self._report is not None:
+                self._report.capture_message(
+                    "Redis unreachable", operation="redis_connect", redisAddr=self._where,
+                )
 
     def stopService(self):
         super().stopService()
@@ -348,6 +355,10 @@ class RedisStore(Service):
         self.connected = up
         if up:
             self._log.info("Redis at {where} connected", where=self._where)
+            if self._report is not None:
+                self._report.breadcrumb(
+                    "redis", "Redis connected successfully", address=self._where
+                )
             self._beat()
             if self.on_connect is not None:
                 self.on_connect()
@@ -356,6 +367,10 @@ class RedisStore(Service):
                 "Redis at {where} lost; history, rooms and matchmaking are "
                 "unavailable until it returns", where=self._where,
             )
+            if self._report is not None:
+                self._report.capture_message(
+                    "Redis connection lost", operation="redis_connect", redisAddr=self._where,
+                )
 
     def _key(self, *parts):
         return self.prefix + ":".join(parts)

@@ -1,0 +1,94 @@
+"""
+Prometheus metrics, served on C{/metrics}.
+
+Each daemon has its own registry (several can run in one process, as the
+tests do). Counters move on the hot path with one increment per message or
+per fan-out, never per recipient; gauges read the hub when scraped, except
+the pool size, which lives in the store and is refreshed on a timer.
+"""
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.application.internet import TimerService
+from twisted.web.resource import Resource
+
+POOL_REFRESH_SECONDS = 10
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = registry = CollectorRegistry()
+        self.connections = Gauge(
+            "aleatoria_connections", "Open WebSocket connections on this daemon.",
+            registry=registry)
+        self.rooms = Gauge(
+            "aleatoria_rooms", "Rooms with members on this daemon.", registry=registry)
+        self.pool = Gauge(
+            "aleatoria_pool_size", "Users in the matchmaking pool (all daemons).",
+            registry=registry)
+        self.received = Counter(
+            "aleatoria_messages_received", "Client messages received, by type.",
+            ["type"], registry=registry)
+        self.sent = Counter(
+            "aleatoria_messages_sent", "Messages sent to clients, by type.",
+            ["type"], registry=registry)
+        self.errors = Counter(
+            "aleatoria_errors", "Errors answered to clients, by code.",
+            ["code"], registry=registry)
+        self.pairings = Counter(
+            "aleatoria_pairings", "Pairings made by this daemon.", registry=registry)
+        self.store_seconds = Histogram(
+            "aleatoria_store_seconds", "Time store operations take, by operation.",
+            ["operation"], registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5))
+        self.store_failures = Counter(
+            "aleatoria_store_failures", "Store operations that failed, by operation.",
+            ["operation"], registry=registry)
+        self.sentry_events = Counter(
+            "aleatoria_sentry_events", "Events handed to Sentry, by kind.",
+            ["kind"], registry=registry)
+
+    def watch_hub(self, hub):
+        self.connections.set_function(lambda: hub.connection_count)
+        self.rooms.set_function(lambda: len(hub.rooms()))
+
+    def pool_refresher(self, store, reactor):
+        """A timer service keeping the pool gauge fresh."""
+        def refresh():
+            d = store.pool_size()
+            d.addCallbacks(self.pool.set, lambda failure: None)
+
+        service = TimerService(POOL_REFRESH_SECONDS, refresh)
+        service.clock = reactor
+        return service
+
+    def time_store(self, operation, d):
+        """Record how long the Deferred C{d} of C{operation} takes, and whether it fails."""
+        started = time.perf_counter()
+
+        def done(result):
+            self.store_seconds.labels(operation).observe(time.perf_counter() - started)
+            return result
+
+        def failed(failure):
+            self.store_failures.labels(operation).inc()
+            return failure
+
+        d.addErrback(failed)
+        d.addBoth(done)
+
+
+class MetricsPage(Resource):
+    """C{/metrics} in the Prometheus text format."""
+
+    isLeaf = True
+
+    def __init__(self, metrics):
+        super().__init__()
+        self._registry = metrics.registry
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self._registry)

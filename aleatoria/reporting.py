@@ -1,0 +1,303 @@
+"""
+Every failure, reported to Sentry with the context to act on it.
+
+One L{Reporter} per daemon. Each connection gets its own L{Report}: its own
+Sentry scope with the user, tags and a breadcrumb trail of its own, so an
+event about alice never carries bob's trail. Failures logged through
+C{twisted.logger} (C{log.failure}, unhandled errors in Deferreds) reach
+Sentry too, once, with their tracebacks. Without C{SENTRY_DSN} the same
+calls cost next to nothing and send nothing.
+
+The SDK sends from its own thread; nothing here blocks the reactor, and the
+final flush runs in a thread with a 2 second limit.
+"""
+
+import re
+
+import sentry_sdk
+from twisted.application.service import Service
+from twisted.internet.threads import deferToThread
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from . import __version__
+
+FLUSH_SECONDS = 2.0
+RAW_FRAME_LIMIT = 1024
+CATEGORIES = frozenset({"websocket", "room", "message", "webrtc", "redis"})
+
+_FILTERED = "[Filtered]"
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+_TOKEN_PARAM = re.compile(r"((?:token|password|secret)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class Report:
+    """
+    The reporting context of one connection (or of the daemon itself): a
+    Sentry scope of its own.
+    """
+
+    def __init__(self, reporter, user=None, ip=None):
+        self._reporter = reporter
+        self.scope = sentry_sdk.Scope()
+        if user is not None:
+            self.scope.set_tag("userId", user)
+            self.scope.set_user({"id": user, "ip_address": ip})
+
+    def tag(self, key, value):
+        self.scope.set_tag(key, value)
+
+    def breadcrumb(self, category, message, level="info", **data):
+        """Add to this trail only; C{category} is one of L{CATEGORIES}."""
+        if self._reporter.enabled:
+            self.scope.add_breadcrumb(
+                category=category, message=message, level=level, data=data
+            )
+
+    def capture(self, failure, message, extra=None, **tags):
+        """Report a L{Failure} (or exception) with its traceback, in this scope."""
+        self._reporter.capture(failure, message, tags, extra, report=self)
+
+    def capture_message(self, message, level="warning", extra=None, **tags):
+        """Report something that went wrong without an exception, in this scope."""
+        self._reporter.capture_message(message, level, tags, extra, report=self)
+
+    def errback(self, operation, **tags):
+        """
+        An errback that reports the failure, tagged C{operation}, and handles
+        it: C{d.addErrback(report.errback("redis_save_room_message"))}.
+        """
+        def report(failure):
+            Logger(namespace=f"aleatoria.{operation}").failure(
+                "{operation} failed", failure, operation=operation, reported=True
+            )
+            self.capture(failure, f"{operation} failed", operation=operation, **tags)
+
+        return report
+
+
+class _Off(Report):
+    """The Report of a Reporter without a DSN: every call does nothing."""
+
+    def __init__(self, reporter, user=None, ip=None):
+        self._reporter = reporter
+
+    def tag(self, key, value):
+        pass
+
+
+class Reporter(Service):
+    """
+    @param dsn: where to send; C{None} turns reporting off.
+    @param scrub: strings (passwords) never to send.
+    @param on_sent: called for each event handed to the SDK (for metrics).
+    """
+
+    _log = Logger()
+
+    def __init__(self, dsn=None, environment="production", debug=False,
+                 sample_rate=1.0, release=None, scrub=(), on_sent=None):
+        self.enabled = bool(dsn)
+        self._options = dict(
+            dsn=dsn, environment=environment, debug=debug,
+            traces_sample_rate=sample_rate, release=release or f"aleatoria@{__version__}",
+            event_scrubber=_scrubber(),
+            default_integrations=False,
+            auto_enabling_integrations=False, before_send=self._before_send,
+            before_send_transaction=self._before_send,
+        )
+        self._secrets = [s for s in scrub if s]
+        self._on_sent = on_sent
+        self.daemon = self.report_for()
+        self._observer = _FailureObserver(self)
+
+    def report_for(self, user=None, ip=None):
+        """A fresh L{Report} with its own scope, for one connection."""
+        return (Report if self.enabled else _Off)(self, user, ip)
+
+    def startService(self):
+        super().startService()
+        if not self.enabled:
+            self._log.info("SENTRY_DSN is not set: error reporting is off")
+            return
+        sentry_sdk.init(**self._options)
+        globalLogPublisher.addObserver(self._observer)
+        self._log.info(
+            "Reporting to Sentry (environment {env})", env=self._options["environment"]
+        )
+        self.capture_message("Aleatoria backend started successfully", level="info")
+
+    def stopService(self):
+        """Flush what is queued and close, off the reactor thread, within 2 s."""
+        super().stopService()
+        if not self.enabled:
+            return None
+        globalLogPublisher.removeObserver(self._observer)
+        client = sentry_sdk.get_client()
+        return deferToThread(client.close, timeout=FLUSH_SECONDS)
+
+    # Capturing
+
+    def capture(self, failure, message, tags=None, extra=None, report=None):
+        """
+        Report a L{Failure} or exception with its traceback; C{message} says
+        what was being done. C{report}: whose scope (default: the daemon's).
+        """
+        if not self.enabled:
+            return
+        scope = self._scope_for(report, tags, {"message": message, **(extra or {})})
+        sentry_sdk.capture_exception(_exc_info(failure), scope=scope)
+
+    def capture_message(self, message, level="warning", tags=None, extra=None, report=None):
+        """Report something that went wrong without an exception."""
+        if not self.enabled:
+            return
+        scope = self._scope_for(report, tags, extra)
+        sentry_sdk.capture_message(message, level=level, scope=scope)
+
+    def _scope_for(self, report, tags, extra):
+        """A copy of the report's scope, with this event's tags and extra data."""
+        scope = (report or self.daemon).scope.fork()
+        for key, value in (tags or {}).items():
+            scope.set_tag(key, value)
+        for key, value in (extra or {}).items():
+            scope.set_extra(key, value)
+        return scope
+
+    # Tracing
+
+    def trace(self, report, name):
+        """A L{Trace} of handling one client message of type C{name}."""
+        if not self.enabled:
+            return _NO_TRACE
+        return Trace(sentry_sdk.start_transaction(op="websocket.message", name=name),
+                     report.scope)
+
+    # Privacy
+
+    def _before_send(self, event, hint):
+        event = _scrubbed(event, self._secrets)
+        if self._on_sent is not None:
+            self._on_sent(event.get("type") or "event")
+        return event
+
+
+class Trace:
+    """
+    One transaction; store calls are its spans. It finishes when the handler
+    has returned and the last span has ended.
+    """
+
+    def __init__(self, transaction, scope):
+        self._transaction = transaction
+        self._scope = scope
+        self._open = 1
+
+    def span(self, operation, d):
+        """Time the Deferred C{d} as a span named C{operation}."""
+        span = self._transaction.start_child(op="store", name=operation)
+        self._open += 1
+
+        def ended(result):
+            span.finish()
+            self._close()
+            return result
+
+        d.addBoth(ended)
+
+    def handled(self):
+        self._close()
+
+    def _close(self):
+        self._open -= 1
+        if self._open == 0:
+            self._transaction.finish(scope=self._scope)
+
+
+class _NoTrace:
+    def span(self, operation, d):
+        pass
+
+    def handled(self):
+        pass
+
+
+_NO_TRACE = _NoTrace()
+
+
+@implementer(ILogObserver)
+class _FailureObserver:
+    """
+    Send failures logged anywhere (C{log.failure}, unhandled errors in
+    Deferreds) that nobody reported already: C{_log.failure(...,
+    reported=True)} marks those.
+    """
+
+    def __init__(self, reporter):
+        self._reporter = reporter
+
+    def __call__(self, event):
+        failure = event.get("log_failure")
+        if failure is None or event.get("reported"):
+            return
+        self._reporter.capture(
+            failure, event.get("log_format") or "logged failure",
+            tags={"component": str(event.get("log_namespace", "unknown"))},
+        )
+
+
+def guarded(function, report, operation):
+    """
+    C{function}, made safe for a timer: an exception is logged and reported
+    (tagged C{operation}) instead of stopping the timer that calls it.
+    """
+    log = Logger(namespace=f"aleatoria.{operation}")
+
+    def call():
+        try:
+            return function()
+        except Exception:
+            failure = Failure()
+            log.failure("{operation} failed", failure, operation=operation, reported=True)
+            if report is not None:
+                report.capture(failure, f"{operation} failed", operation=operation,
+                               component="timer")
+
+    return call
+
+
+def _exc_info(failure):
+    """The exception info of a Failure (itself a BaseException in Twisted 26) or exception."""
+    if isinstance(failure, Failure):
+        return (failure.type, failure.value, failure.getTracebackObject())
+    return (type(failure), failure, failure.__traceback__)
+
+
+def _scrubber():
+    """
+    The SDK's scrubber, minus its rule against C{ip_address}: the user's
+    address is context operators asked for, set by us, never sent by default.
+    """
+    from sentry_sdk.scrubber import DEFAULT_PII_DENYLIST, EventScrubber
+
+    return EventScrubber(pii_denylist=[k for k in DEFAULT_PII_DENYLIST if k != "ip_address"])
+
+
+def _scrubbed(value, secrets):
+    """C{value} with secrets and token-like strings replaced, recursively."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, _FILTERED)
+        value = _JWT.sub(_FILTERED, value)
+        return _TOKEN_PARAM.sub(r"\1" + _FILTERED, value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets) for v in value]
+    return value
+
+
+def truncated(raw: bytes) -> str:
+    """A raw frame as it may be reported: at most 1 KiB, as text."""
+    return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")

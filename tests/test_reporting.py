@@ -1,0 +1,298 @@
+"""
+What reaches Sentry, read from what sentry-sdk actually sends to a real
+HTTP endpoint (issue: observability).
+"""
+
+import gc
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.logger import Logger
+
+from .conftest import start_server, stop_server
+from .lifecycle_helpers import until
+from .sentry_receiver import SentryReceiver
+from .wsclient import connect
+
+
+@pytest.fixture
+def receiver():
+    receiver = SentryReceiver()
+    yield receiver
+    pytest_twisted.blockon(receiver.stop())
+
+
+@pytest.fixture
+def reporting(receiver):
+    """A daemon reporting to the receiver; stopped (and flushed) after the test."""
+    servers = []
+
+    async def start(env=None, **given):
+        env = {"SENTRY_DSN": receiver.dsn, **(env or {})}
+        servers.append(await start_server(env, **given))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        if server.service.running:
+            pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(server)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_startup_message(receiver, reporting):
+    """With a DSN, start-up sends one info message, with environment and release."""
+    await reporting(env={"SENTRY_ENV": "staging", "SENTRY_RELEASE": "r1"})
+    await until(lambda: receiver.events())
+    (event,) = receiver.events()
+    assert event["message"] == "Aleatoria backend started successfully"
+    assert event["level"] == "info"
+    assert event["environment"] == "staging" and event["release"] == "r1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_type_with_the_users_own_context(receiver, reporting):
+    """
+    An event about alice carries her user, her tags and her breadcrumbs --
+    none of bob's, though he was busy at the same time.
+    """
+    server = await reporting()
+    alice, bob = await server.connect_many("alice", "bob")
+    bob.send({"type": "user_available_webrtc"})
+    await bob.request({"type": "join_room", "room": "bobs"}, "room_joined")
+    await alice.request({"type": "join_room", "room": "alices"}, "room_joined")
+    await alice.request({"type": "whatever"}, "error")
+    event = await receiver.event(operation="unknown_message_type")
+    assert event["tags"]["userId"] == "alice"
+    assert event["tags"]["messageType"] == "whatever"
+    assert event["tags"]["room"] == "home-alice"
+    assert event["user"] == {"id": "alice", "ip_address": "127.0.0.1"}
+    crumbs = [(c["category"], c["message"], c.get("data", {}))
+              for c in event["breadcrumbs"]["values"]]
+    assert ("room", "Joined room", {"room": "alices", "members": 1}) in crumbs
+    assert crumbs[0][:2] == ("room", "Joined room") or crumbs[0][:2] == ("websocket", "Connected")
+    assert not [c for c in crumbs if "bobs" in str(c) or c[1] == "User marked as available"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_handler_exception_is_reported_and_contained(receiver, reporting):
+    """
+    A bug while handling one message is reported with its traceback from our
+    code; the client gets an error and its connection goes on.
+    """
+    server = await reporting()
+    alice = await server.connect("alice")
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    server.store.room_messages = broken
+    error = await alice.request({"type": "get_recent_messages", "room": "home-alice"}, "error")
+    assert error["payload"]["code"] == "unavailable"
+    await alice.request({"type": "get_rooms"}, "rooms_list")
+    event = await receiver.event(operation="handle_message")
+    assert event["tags"]["component"] == "hub" and event["tags"]["userId"] == "alice"
+    (exception,) = event["exception"]["values"]
+    assert exception["type"] == "RuntimeError" and exception["value"] == "boom"
+    files = [f["filename"] for f in exception["stacktrace"]["frames"]]
+    assert any(f.endswith("aleatoria/hub.py") for f in files)
+    assert any(f.endswith("tests/test_reporting.py") for f in files)
+
+
+@pytest_twisted.ensureDeferred
+async def test_store_failure_is_reported_with_operation(receiver, reporting):
+    """
+    A store write that fails is reported (operation memory_save_room_message)
+    in the sender's scope; secrets in it are scrubbed before sending.
+    """
+    server = await reporting(env={"VALKEY_PASSWORD": "hunter2-secret"})
+    alice = await server.connect("alice", room="r")
+    server.store.save_room_message = lambda *args: fail(
+        RuntimeError("auth hunter2-secret rejected; token=abc.def eyJhbGciOi.eyJzdWIi.sig")
+    )
+    alice.send({"type": "chat_message", "room": "r", "payload": {"content": "private words"}})
+    await alice.expect("chat_message")
+    event = await receiver.event(operation="memory_save_room_message")
+    assert event["tags"]["userId"] == "alice" and event["tags"]["component"] == "store"
+    text = str(event)
+    assert "hunter2-secret" not in text and "eyJhbGciOi" not in text and "abc.def" not in text
+    assert "[Filtered]" in text
+    assert "private words" not in str(receiver.items)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusals_are_reported(receiver, reporting):
+    """Room sends without membership and signaling without toUser are reported."""
+    server = await reporting()
+    alice = await server.connect("alice")
+    await alice.request({"type": "chat_message", "room": "elsewhere",
+                         "payload": {"content": "x"}}, "error")
+    await alice.request({"type": "webrtc_offer", "payload": {"sdp": "secret sdp"}}, "error")
+    unauthorized = await receiver.event(operation="unauthorized_room_send")
+    assert unauthorized["tags"]["room"] == "elsewhere"
+    routing = await receiver.event(operation="webrtc_routing")
+    assert routing["tags"]["messageType"] == "webrtc_offer"
+    assert "secret sdp" not in str(receiver.items)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unparsable_frame_with_raw_data_cut_to_1_kib(receiver, reporting):
+    """A frame that is not JSON is reported with at most 1 KiB of it."""
+    server = await reporting()
+    alice = await server.connect("alice")
+    alice.send("{" + "x" * 5000)
+    await alice.expect("error_response")
+    event = await receiver.event(operation="parse_message")
+    assert len(event["extra"]["raw"]) == 1024
+    assert event["tags"]["details"].startswith("JSON is malformed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_upgrade_and_unexpected_close(receiver, reporting):
+    """A refused handshake and a close with an odd code are reported."""
+    server = await reporting()
+    with pytest.raises(ConnectionError):
+        await connect(server.port, "mallory", origin="http://evil.example")
+    refused = await receiver.event(operation="websocket_upgrade")
+    assert refused["tags"]["userId"] == "mallory"
+    assert refused["tags"]["remoteAddress"] == "127.0.0.1"
+    assert refused["tags"]["reason"] == "origin not allowed"
+
+    alice = await server.connect("alice")
+    alice._protocol.sendClose(4000, "client bug")
+    await alice.closed()
+    closed = await receiver.event(operation="websocket_close")
+    assert closed["tags"]["closeCode"] == "4000" and closed["tags"]["userId"] == "alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_transactions_with_store_spans(receiver, reporting):
+    """Each handled message is a transaction named by its type; store calls are spans."""
+    server = await reporting()
+    alice = await server.connect("alice", room="r")
+    await alice.request({"type": "get_recent_messages", "room": "r"}, "recent_messages")
+    await until(lambda: any(t["transaction"] == "get_recent_messages"
+                            for t in receiver.transactions()))
+    (txn,) = [t for t in receiver.transactions() if t["transaction"] == "get_recent_messages"]
+    assert txn["contexts"]["trace"]["op"] == "websocket.message"
+    assert [s["description"] for s in txn["spans"]] == ["room_messages"]
+    assert txn["tags"]["userId"] == "alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_logged_failures_reach_sentry_once(receiver, reporting):
+    """
+    A log.failure anywhere, and an unhandled error in a Deferred, each reach
+    Sentry once, as an exception with its traceback.
+    """
+    await reporting()
+    try:
+        raise ValueError("logged")
+    except ValueError:
+        Logger(namespace="somewhere").failure("it broke")
+    d = maybeDeferred(lambda: {}["unhandled"])
+    del d
+    gc.collect()
+    await until(lambda: len([e for e in receiver.events() if "exception" in e]) >= 2)
+    values = [e["exception"]["values"][0] for e in receiver.events() if "exception" in e]
+    assert sorted(v["type"] for v in values) == ["KeyError", "ValueError"]
+    assert all(v["stacktrace"]["frames"] for v in values)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nothing_is_sent_without_a_dsn(receiver):
+    """Without SENTRY_DSN, failures stay in the log and nothing is sent."""
+    server = await start_server()
+    try:
+        alice = await server.connect("alice")
+        await alice.request({"type": "whatever"}, "error")
+        alice.send("not json")
+        await alice.expect("error_response")
+    finally:
+        await stop_server(server)
+    assert receiver.items == []
+
+
+def test_no_dsn_in_the_code():
+    """The DSN in old documentation belongs to someone else: none is in ours."""
+    root = Path(__file__).parent.parent
+    for path in [*root.glob("aleatoria/**/*.py"), root / "README.rst", *root.glob("docs/*")]:
+        assert "ingest.sentry.io" not in path.read_text() and "@o" not in path.read_text()
+
+
+@pytest_twisted.ensureDeferred
+async def test_errback_adapter_reports_and_handles(receiver, reporting):
+    """report.errback(operation) reports a Deferred's failure with its traceback, then handles it."""
+    server = await reporting()
+    report = server.service.getServiceNamed("reporter").daemon
+    d = maybeDeferred(lambda: 1 / 0)
+    d.addErrback(report.errback("custom_operation", room="r1"))
+    assert d.result is None
+    event = await receiver.event(operation="custom_operation")
+    assert event["tags"]["room"] == "r1"
+    assert event["exception"]["values"][0]["type"] == "ZeroDivisionError"
+    assert event["exception"]["values"][0]["stacktrace"]["frames"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_unreachable_then_connected(receiver, reporting, tmp_path):
+    """
+    Redis down at start is a warning event (operation redis_connect); its
+    arrival later is a breadcrumb on the daemon's trail.
+    """
+    from .redis_server import RedisServer
+
+    redis = RedisServer(tmp_path)
+    server = await reporting(**{"store": "redis", "redis-host": "127.0.0.1",
+                                "redis-port": str(redis.port), "redis-timeout": "0.5"})
+    try:
+        warning = await receiver.event(operation="redis_connect")
+        assert warning["level"] == "warning" and warning["message"] == "Redis unreachable"
+        redis.start()
+        await until(lambda: server.store.connected)
+        with pytest.raises(ConnectionError):
+            await connect(server.port, "mallory", origin="http://evil.example")
+        refused = await receiver.event(operation="websocket_upgrade")
+        crumbs = [(c["category"], c["message"]) for c in refused["breadcrumbs"]["values"]]
+        assert ("redis", "Redis connected successfully") in crumbs
+    finally:
+        await stop_server(server)
+        redis.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_move_as_messages_flow(receiver, reporting):
+    """/metrics, scraped with a real client, counts what happens."""
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, readBody
+
+    server = await reporting()
+
+    async def scrape():
+        response = await Agent(reactor).request(b"GET", server.url("/metrics"))
+        assert response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+        text = (await readBody(response)).decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    before = await scrape()
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    alice.send({"type": "chat_message", "room": "r", "payload": {"content": "x"}})
+    await alice.expect("chat_message")
+    await bob.expect("chat_message")
+    bob.send({"type": "user_available_webrtc"})
+    await bob.quiet()
+    await alice.request({"type": "request_random_peer"}, "assign_role")
+    await alice.request({"type": "nope"}, "error")
+    after = await scrape()
+
+    assert after["aleatoria_connections"] == 2 and after["aleatoria_rooms"] == 1
+    assert after['aleatoria_messages_received_total{type="chat_message"}'] == 1
+    assert after['aleatoria_messages_sent_total{type="chat_message"}'] == 2
+    assert after['aleatoria_errors_total{code="unknown_type"}'] == 1
+    assert after["aleatoria_pairings_total"] == 1
+    assert after['aleatoria_store_seconds_count{operation="pair"}'] == 1
+    assert after['aleatoria_sentry_events_total{kind="event"}'] > before.get(
+        'aleatoria_sentry_events_total{kind="event"}', 0)
