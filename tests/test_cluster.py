@@ -45,11 +45,17 @@ async def daemon(redis_port, **given):
 
 @pytest.fixture
 def two_daemons(own_redis):
-    """Two daemons on one Redis, stopped (clients closed) after the test."""
+    """
+    Two daemons on one Redis, stopped (clients closed) after the test. Their
+    connect() waits until Redis knows the user: a user who connected a
+    moment ago is reachable from other daemons one round trip later.
+    """
     servers = []
 
     async def start():
         servers.extend([await daemon(own_redis.port), await daemon(own_redis.port)])
+        for server in servers:
+            _registering(server, own_redis)
         return servers
 
     yield start
@@ -163,6 +169,18 @@ async def test_pairing_race_across_daemons(two_daemons):
     assert cross > 0, "no pair spanned the two daemons"
 
 
+def _registering(server, redis):
+    """Make C{server.connect} return once Redis has the user's presence."""
+    connect_only = server.connect
+
+    async def connect_registered(user, room=None, **kwargs):
+        client = await connect_only(user, room, **kwargs)
+        await until(lambda: redis.raw("GET", f"presence:{user}") == server.store.node)
+        return client
+
+    server.connect = connect_registered
+
+
 async def _answered(client):
     while not any(m["type"] in ("assign_role", "no_peer_available") for m in client.inbox):
         client.inbox.append(await client.next())
@@ -200,6 +218,7 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
             ghost.send({"type": "get_rooms"})
             while (await ghost.next())["type"] != "rooms_list":
                 pass
+        await until(lambda: own_redis.raw("SCARD", "available:webrtc") == "3")
 
         survivor = await daemon(own_redis.port)
         alice = await survivor.connect("alice", room="r")

@@ -296,3 +296,53 @@ async def test_metrics_move_as_messages_flow(receiver, reporting):
     assert after['aleatoria_store_seconds_count{operation="pair"}'] == 1
     assert after['aleatoria_sentry_events_total{kind="event"}'] > before.get(
         'aleatoria_sentry_events_total{kind="event"}', 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_failure_is_reported(receiver, reporting):
+    """A write that raises is reported for that connection; the daemon goes on."""
+    server = await reporting()
+    alice, bob = await server.connect_many("alice", "bob")
+    protocol = server.hub._connections["bob"]
+
+    def refuse(prepared):
+        raise OSError("socket gone")
+
+    protocol.sendPreparedMessage = refuse
+    alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {}})
+    await alice.quiet()
+    event = await receiver.event(operation="websocket_write")
+    assert event["tags"]["userId"] == "bob"
+    assert event["exception"]["values"][0]["value"] == "socket gone"
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdown_delivers_what_was_just_reported(receiver, reporting):
+    """Events captured just before shutdown are sent before it completes."""
+    server = await reporting()
+    alice = await server.connect("alice")
+    await alice.request({"type": "last-words"}, "error")
+    await stop_server(server)
+    assert receiver.events(messageType="last-words")
+
+
+def test_a_failing_timer_keeps_running():
+    """A timer function that raises is reported and its LoopingCall goes on."""
+    from twisted.internet.task import Clock, LoopingCall
+
+    from aleatoria.reporting import Reporter, guarded
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        raise RuntimeError("once")
+
+    clock = Clock()
+    loop = LoopingCall(guarded(flaky, Reporter().daemon, "test_timer"))
+    loop.clock = clock
+    loop.start(1)
+    clock.advance(1)
+    clock.advance(1)
+    assert len(calls) == 3 and loop.running
+    loop.stop()
