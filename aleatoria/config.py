@@ -158,6 +158,11 @@ SETTINGS = (
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 256, _whole(1),
+            "Messages that may wait for a client that stopped reading; past "
+            "this (or --outbound-bytes) it is dropped"),
+    Setting("outbound-bytes", "ALEATORIA_OUTBOUND_BYTES", 2 * 1024 * 1024, _whole(65536),
+            "Bytes that may wait for a client that stopped reading"),
     Setting("redis-host", "VALKEY_HOST", "localhost", _host,
             "Redis/Valkey host"),
     Setting("redis-port", "VALKEY_PORT", 6379, _whole_between(1, 65535),
@@ -208,6 +213,8 @@ class Config:
     history_size: int
     message_ttl_hours: int
     max_message_size: int
+    outbound_messages: int
+    outbound_bytes: int
     redis_host: str
     redis_port: int
     redis_username: str

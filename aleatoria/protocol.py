@@ -9,7 +9,7 @@ hub sends back through L{IConnection}. It never touches the store.
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -97,6 +97,12 @@ class ClientProtocol(WebSocketServerProtocol):
         self.report.tag("room", self._room)
 
     def onOpen(self):
+        limits = self.factory.outbound
+        self._backlog = _Backlog(*limits)
+        # Under WebSocketResource the HTTP channel is still the transport's
+        # producer: take its place, to hear when the client stops reading.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self._backlog, True)
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
@@ -122,17 +128,20 @@ class ClientProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean, code, reason):
         if self.report is None:
             return
+        self.factory.hub.disconnected(self)
         if not self.closedByMe and code not in _EXPECTED_CLOSES:
             self.report.capture_message(
                 "WebSocket closed unexpectedly", operation="websocket_close",
                 closeCode=str(code), reason=reason or "",
             )
-        self.factory.hub.disconnected(self)
 
     # IConnection
 
     def send(self, prepared):
         if self.state != self.STATE_OPEN:
+            return
+        if not self._backlog.admits(len(prepared.payloadHybi)):
+            self._evict()
             return
         try:
             self.sendPreparedMessage(prepared)
@@ -143,9 +152,60 @@ class ClientProtocol(WebSocketServerProtocol):
             self.report.capture(failure, "Write to client failed",
                                 operation="websocket_write", component="protocol")
 
+    def _evict(self):
+        """
+        The client stopped reading and its backlog is full: drop it, so it
+        costs no more memory and nobody waits for it. A close frame could
+        not get through the full buffer, so the connection is aborted.
+        """
+        backlog = self._backlog
+        self._log.info(
+            "Dropping {user} from {peer}: not reading ({messages} messages, "
+            "{size} bytes waiting)", user=self.user_id, peer=self.peer,
+            messages=backlog.messages, size=backlog.bytes,
+        )
+        self.report.capture_message(
+            "Slow client disconnected: outbound buffer full", operation="slow_consumer",
+            extra={"messages": backlog.messages, "bytes": backlog.bytes},
+        )
+        self.dropConnection(abort=True)
+
     def close(self, code, reason):
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:123])
+
+
+@implementer(IPushProducer)
+class _Backlog:
+    """
+    What is written to a client while its transport is over its buffer
+    (Twisted says pauseProducing), against the bounds of one connection.
+    """
+
+    def __init__(self, max_messages, max_bytes):
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self.paused = False
+        self.messages = self.bytes = 0
+
+    def pauseProducing(self):
+        if not self.paused:
+            self.paused = True
+            self.messages = self.bytes = 0
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        pass
+
+    def admits(self, size):
+        """Whether one more message of C{size} bytes may be queued."""
+        if not self.paused:
+            return True
+        self.messages += 1
+        self.bytes += size
+        return self.messages <= self._max_messages and self.bytes <= self._max_bytes
 
 
 class ClientFactory(WebSocketServerFactory):
@@ -163,6 +223,7 @@ class ClientFactory(WebSocketServerFactory):
         self.hub = hub
         self.reporter = reporter
         self.origins = config.origin_policy()
+        self.outbound = (config.outbound_messages, config.outbound_bytes)
         self.setProtocolOptions(
             maxMessagePayloadSize=config.max_message_size,
             maxFramePayloadSize=config.max_message_size,

@@ -12,7 +12,9 @@ The SDK sends from its own thread; nothing here blocks the reactor, and the
 final flush runs in a thread with a 2 second limit.
 """
 
+import random
 import re
+import time
 
 import sentry_sdk
 from twisted.application.service import Service
@@ -24,6 +26,11 @@ from zope.interface import implementer
 from . import __version__
 
 FLUSH_SECONDS = 2.0
+TRACES_PER_SECOND = 10
+"""
+A cap on transactions per daemon: the SDK's send queue holds 100 items and
+drops what does not fit, and a flood of traces must never crowd out errors.
+"""
 RAW_FRAME_LIMIT = 1024
 CATEGORIES = frozenset({"websocket", "room", "message", "webrtc", "redis"})
 
@@ -101,7 +108,8 @@ class Reporter(Service):
         self.enabled = bool(dsn)
         self._options = dict(
             dsn=dsn, environment=environment, debug=debug,
-            traces_sample_rate=sample_rate, release=release or f"aleatoria@{__version__}",
+            traces_sampler=_TraceBudget(sample_rate, TRACES_PER_SECOND),
+            release=release or f"aleatoria@{__version__}",
             event_scrubber=_scrubber(),
             default_integrations=False,
             auto_enabling_integrations=False, before_send=self._before_send,
@@ -213,6 +221,30 @@ class Trace:
         self._open -= 1
         if self._open == 0:
             self._transaction.finish(scope=self._scope)
+
+
+class _TraceBudget:
+    """
+    Sample a share C{rate} of messages, but at most C{per_second} a second
+    (a token bucket), whatever the traffic.
+    """
+
+    def __init__(self, rate, per_second, now=time.monotonic, rng=random.random):
+        self._rate = rate
+        self._per_second = per_second
+        self._now = now
+        self._rng = rng
+        self._tokens = float(per_second)
+        self._last = now()
+
+    def __call__(self, sampling_context):
+        now = self._now()
+        self._tokens = min(self._per_second, self._tokens + (now - self._last) * self._per_second)
+        self._last = now
+        if self._tokens < 1 or self._rng() >= self._rate:
+            return 0.0
+        self._tokens -= 1
+        return 1.0
 
 
 class _NoTrace:

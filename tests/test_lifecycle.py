@@ -115,3 +115,36 @@ async def test_reader_that_stops_reading_holds_nobody_up(server):
         assert (await carol.expect("chat_message"))["payload"]["content"] == f"{n}{body}"
         assert (await bob.expect("chat_message"))["incoming"] is False
     stalled._protocol.transport.resumeProducing()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reader_that_never_reads_is_dropped():
+    """
+    A member that stops reading while its room is flooded is dropped once
+    its backlog is full; the sender and the other members never wait.
+    """
+    server = await start_server(**{"outbound-messages": "16"})
+    try:
+        stalled, sender, other = await server.connect_many("stalled", "sender", "other",
+                                                           room="flood")
+        for _ in range(2):
+            await stalled.expect("user_joined")
+        await sender.expect("user_joined")
+        stalled._protocol.transport.pauseProducing()
+        body = "y" * 4000
+        for sent in range(20000):
+            sender.send({"type": "chat_message", "room": "flood", "payload": {"content": body}})
+            await sender.expect("chat_message", skip={"user_left"})
+            message = await other.next()
+            if message["type"] == "user_left":
+                break
+            assert message["type"] == "chat_message"
+        else:
+            raise AssertionError("the stalled reader was never dropped")
+        assert message["payload"]["userId"] == "stalled"
+        assert not server.hub.is_online("stalled")
+        assert sent > 16, sent
+        stalled._protocol.transport.resumeProducing()
+        await stalled.closed()
+    finally:
+        await stop_server(server)

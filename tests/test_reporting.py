@@ -346,3 +346,77 @@ def test_a_failing_timer_keeps_running():
     clock.advance(1)
     assert len(calls) == 3 and loop.running
     loop.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_breadcrumb_lands_in_the_right_trail(receiver, reporting):
+    """
+    Alice's trail holds a breadcrumb for each thing she did, in order, and
+    nothing of bob's; his trail holds his side.
+    """
+    server = await reporting()
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    await alice.request({"type": "join_room", "room": "second"}, "room_joined")
+    await alice.request({"type": "leave_room", "room": "second"}, "room_left")
+    alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "x"}})
+    await alice.expect("chat_message")
+    alice.send({"type": "chat_message", "room": "r", "payload": {"content": "x"}})
+    await alice.expect("chat_message")
+    alice.send({"type": "user_available_webrtc"})
+    alice.send({"type": "user_unavailable_webrtc"})
+    await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    bob.send({"type": "user_available_webrtc"})
+    await bob.expect("chat_message")
+    await bob.expect("chat_message")
+    await bob.quiet()
+    await alice.request({"type": "request_random_peer"}, "assign_role")
+    alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {}})
+    await bob.expect("assign_role")
+    await bob.expect("webrtc_offer")
+    alice._protocol.sendClose(4000, "bye")
+    event = await receiver.event(operation="websocket_close", userId="alice")
+
+    crumbs = [(c["category"], c["message"]) for c in event["breadcrumbs"]["values"]]
+    assert crumbs == [
+        ("websocket", "Connected"), ("room", "Joined room"),
+        ("room", "Joined room"), ("room", "Left room"),
+        ("message", "Direct message sent"), ("message", "Room message broadcast"),
+        ("webrtc", "User marked as available"), ("webrtc", "User marked as unavailable"),
+        ("webrtc", "Random peer requested"), ("webrtc", "No peer available"),
+        ("webrtc", "Random peer requested"), ("webrtc", "Peer pairing made"),
+        ("webrtc", "Signaling relayed"), ("websocket", "Disconnected"),
+    ]
+    details = {c["message"]: c.get("data", {}) for c in event["breadcrumbs"]["values"]}
+    assert details["Disconnected"] == {"rooms": ["r"], "clients": 1}
+    assert details["Room message broadcast"] == {"room": "r", "members": 2}
+
+
+@pytest_twisted.ensureDeferred
+async def test_slow_client_is_reported(receiver, reporting):
+    """A client dropped for not reading is reported (operation slow_consumer)."""
+    server = await reporting(env={"SENTRY_SAMPLE_RATE": "0"}, **{"outbound-messages": "8"})
+    stalled, sender = await server.connect_many("stalled", "sender", room="flood")
+    await stalled.expect("user_joined")
+    stalled._protocol.transport.pauseProducing()
+    for _ in range(20000):
+        sender.send({"type": "chat_message", "room": "flood", "payload": {"content": "z" * 4000}})
+        if (await sender.next())["type"] == "user_left":
+            break
+    event = await receiver.event(operation="slow_consumer")
+    assert event["tags"]["userId"] == "stalled"
+    assert event["extra"]["messages"] == 9
+    stalled._protocol.transport.resumeProducing()
+
+
+def test_trace_budget_caps_transactions_per_second():
+    """However many messages, at most TRACES_PER_SECOND are traced each second."""
+    from aleatoria.reporting import _TraceBudget
+
+    now = [0.0]
+    budget = _TraceBudget(1.0, 10, now=lambda: now[0], rng=lambda: 0.5)
+    assert sum(budget({}) for _ in range(1000)) == 10
+    now[0] += 0.5
+    assert sum(budget({}) for _ in range(1000)) == 5
+    half = _TraceBudget(0.4, 10, now=lambda: now[0], rng=iter([0.1, 0.9] * 50).__next__)
+    assert sum(half({}) for _ in range(20)) == 10
