@@ -8,6 +8,7 @@ environment over the default; a bad value is refused at start-up with a
 sentence that names where it came from.
 """
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -119,6 +120,16 @@ def _dsn(text):
     return text
 
 
+def _networks(text):
+    networks = []
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or network: {item!r}") from None
+    return tuple(networks)
+
+
 def _origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
@@ -158,6 +169,22 @@ SETTINGS = (
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("max-content-length", "ALEATORIA_MAX_CONTENT_LENGTH", 4096, _whole(1),
+            "Longest chat message, in bytes of UTF-8; longer ones get error too_large"),
+    Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, _whole(1),
+            "Rooms one connection may be in at once"),
+    Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0, _seconds,
+            "Messages a second one connection may send, on average"),
+    Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),
+            "Messages one connection may send at once; past the rate and this, "
+            "error rate_limited, and as many refusals in a row close it (1008)"),
+    Setting("max-connections-per-ip", "ALEATORIA_MAX_CONNECTIONS_PER_IP", 100, _whole(1),
+            "Open connections one client address may have; more are refused (429)"),
+    Setting("trusted-proxy", "ALEATORIA_TRUSTED_PROXIES", (), _networks,
+            "Proxy address or network whose X-Forwarded-For is believed "
+            "(repeatable; the variable is comma-separated)"),
+    Setting("handshake-timeout", "ALEATORIA_HANDSHAKE_TIMEOUT", 10.0, _seconds,
+            "Seconds a client has to finish the WebSocket handshake"),
     Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 256, _whole(1),
             "Messages that may wait for a client that stopped reading; past "
             "this (or --outbound-bytes) it is dropped"),
@@ -213,6 +240,13 @@ class Config:
     history_size: int
     message_ttl_hours: int
     max_message_size: int
+    max_content_length: int
+    max_rooms: int
+    rate_limit: float
+    rate_burst: int
+    max_connections_per_ip: int
+    trusted_proxy: tuple
+    handshake_timeout: float
     outbound_messages: int
     outbound_bytes: int
     redis_host: str

@@ -42,6 +42,9 @@ class IConnection(Interface):
     peer = Attribute("The remote address, for log lines.")
     report = Attribute("The connection's L{aleatoria.reporting.Report}.")
 
+    def may_join(room):
+        """Whether the connection's credentials allow joining C{room}."""
+
     def send(prepared):
         """Queue a message made by the hub's C{prepare} function."""
 
@@ -61,18 +64,22 @@ class Hub(Service):
         alone by default.
     @param reporter: the L{aleatoria.reporting.Reporter}; off by default.
     @param metrics: the L{aleatoria.metrics.Metrics}.
+    @param max_content: longest chat content, in UTF-8 bytes.
+    @param max_rooms: rooms one connection may be in.
     @param shutdown_grace: seconds clients get to close at shutdown.
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, clock, reactor, cluster=None, reporter=None,
-                 metrics=None, shutdown_grace=3.0):
+                 metrics=None, max_content=4096, max_rooms=50, shutdown_grace=3.0):
         self._store = store
         self._cluster = cluster or LoneDaemon()
         self._reporter = reporter or Reporter()
         self._metrics = metrics or Metrics()
         self._trace = None
+        self._max_content = max_content
+        self._max_rooms = max_rooms
         self._prepare = prepare
         self._clock = clock
         self._reactor = reactor
@@ -231,6 +238,14 @@ class Hub(Service):
             self._trace = None
             trace.handled()
 
+    def rate_limited(self, conn, retry_after_ms):
+        """C{conn} sends faster than its limit; this message was dropped."""
+        self._metrics.errors.labels("rate_limited").inc()
+        self._reply(conn, "error", {
+            "error": "Too many messages; slow down.", "code": "rate_limited",
+            "retryAfter": retry_after_ms,
+        })
+
     def malformed(self, conn, details, raw):
         """
         C{conn} sent a frame that is not a valid envelope (compat reply). The
@@ -258,10 +273,17 @@ class Hub(Service):
     # Rooms
 
     def _join_room(self, conn, envelope):
-        room = envelope.room
+        room, user = envelope.room, conn.user_id
         if not valid_room(room):
             return self._refuse(conn, "invalid_message", _ROOM_RULE)
-        self._enter(conn.user_id, room)
+        rooms = self._rooms_of.get(user, ())
+        if room not in rooms and len(rooms) >= self._max_rooms:
+            return self._refuse(
+                conn, "forbidden", f"You are in {self._max_rooms} rooms; leave one first."
+            )
+        if not conn.may_join(room):
+            return self._refuse(conn, "forbidden", "Your token does not let you join that room.")
+        self._enter(user, room)
         self._reply(conn, "room_joined", {"room": room, "action": "joined"}, room=room)
 
     def _leave_room(self, conn, envelope):
@@ -346,8 +368,13 @@ class Hub(Service):
 
     def _chat_message(self, conn, envelope):
         user = conn.user_id
-        if not envelope.payload.content:
+        content = envelope.payload.content
+        if not content:
             return self._refuse(conn, "invalid_message", "A chat message needs content.")
+        if len(content) * 4 > self._max_content and len(content.encode()) > self._max_content:
+            return self._refuse(
+                conn, "too_large", f"A chat message has at most {self._max_content} bytes."
+            )
         if len(envelope.messageId) > MAX_MESSAGE_ID:
             return self._refuse(
                 conn, "invalid_message", f"messageId is longer than {MAX_MESSAGE_ID}."

@@ -6,6 +6,10 @@ each frame with L{aleatoria.messages} and hands the result to the hub; the
 hub sends back through L{IConnection}. It never touches the store.
 """
 
+import collections
+import ipaddress
+import math
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
@@ -67,9 +71,10 @@ class ClientProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request):
         secure = ISSLTransport.providedBy(self.transport)
-        address = _address(request.peer)
+        address = client_address(request, self.factory.trusted_proxies)
         try:
             self.user_id, self._room = admit(request, self.factory.origins, secure)
+            self.factory.count_in(address)
         except ConnectionDeny as deny:
             self._log.info(
                 "Refused handshake from {peer} (userId {user!r}, origin {origin!r}): "
@@ -93,8 +98,12 @@ class ClientProtocol(WebSocketServerProtocol):
                 remoteAddress=address,
             )
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR)
+        self._address = address
         self.report = self.factory.reporter.report_for(self.user_id, address)
         self.report.tag("room", self._room)
+        rate, burst = self.factory.rate
+        self._bucket = TokenBucket(rate, burst, self.factory.clock.seconds)
+        self._refused = 0
 
     def onOpen(self):
         limits = self.factory.outbound
@@ -115,6 +124,11 @@ class ClientProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload, isBinary):
         hub = self.factory.hub
+        wait = self._bucket.take()
+        if wait:
+            self._too_fast(wait)
+            return
+        self._refused = 0
         if isBinary:
             hub.malformed(self, "Binary frames are not supported; send JSON text", payload)
             return
@@ -128,6 +142,7 @@ class ClientProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean, code, reason):
         if self.report is None:
             return
+        self.factory.count_out(self._address)
         self.factory.hub.disconnected(self)
         if not self.closedByMe and code not in _EXPECTED_CLOSES:
             self.report.capture_message(
@@ -135,7 +150,24 @@ class ClientProtocol(WebSocketServerProtocol):
                 closeCode=str(code), reason=reason or "",
             )
 
+    def _too_fast(self, wait):
+        """
+        Drop a message over the rate limit and say when to retry; as many
+        refusals in a row as the burst allows close the connection (1008).
+        """
+        self._refused += 1
+        if self._refused <= self.factory.rate[1]:
+            self.factory.hub.rate_limited(self, math.ceil(wait * 1000))
+            return
+        self._log.info("Closing {user} from {peer}: rate limit ignored",
+                       user=self.user_id, peer=self.peer)
+        self.report.capture_message("Client ignored the rate limit", operation="rate_limit")
+        self.close(1008, "rate limit exceeded")
+
     # IConnection
+
+    def may_join(self, room):
+        return True
 
     def send(self, prepared):
         if self.state != self.STATE_OPEN:
@@ -208,6 +240,27 @@ class _Backlog:
         return self.messages <= self._max_messages and self.bytes <= self._max_bytes
 
 
+class TokenBucket:
+    """C{rate} tokens a second, at most C{burst} saved up."""
+
+    def __init__(self, rate, burst, seconds):
+        self._rate = rate
+        self._burst = burst
+        self._seconds = seconds
+        self._tokens = float(burst)
+        self._last = seconds()
+
+    def take(self):
+        """Take a token: 0 if there was one, else the seconds until there is."""
+        now = self._seconds()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0
+        return (1 - self._tokens) / self._rate
+
+
 class ClientFactory(WebSocketServerFactory):
     """
     Carries what every connection shares: the hub, the origin policy and the
@@ -218,23 +271,67 @@ class ClientFactory(WebSocketServerFactory):
 
     protocol = ClientProtocol
 
+    def count_in(self, address):
+        """
+        One more connection from C{address}.
+
+        @raise ConnectionDeny: 429 when the address has its maximum already.
+        """
+        if self._per_address[address] >= self._max_per_address:
+            raise ConnectionDeny(429, "too many connections from your address")
+        self._per_address[address] += 1
+
+    def count_out(self, address):
+        self._per_address[address] -= 1
+        if not self._per_address[address]:
+            del self._per_address[address]
+
     def __init__(self, hub, config, reactor, reporter):
         super().__init__(reactor=reactor)
         self.hub = hub
         self.reporter = reporter
         self.origins = config.origin_policy()
         self.outbound = (config.outbound_messages, config.outbound_bytes)
+        self.rate = (config.rate_limit, config.rate_burst)
+        self.trusted_proxies = config.trusted_proxy
+        self.clock = reactor
+        self._max_per_address = config.max_connections_per_ip
+        self._per_address = collections.Counter()
         self.setProtocolOptions(
             maxMessagePayloadSize=config.max_message_size,
             maxFramePayloadSize=config.max_message_size,
             autoPingInterval=config.ping_interval,
             autoPingTimeout=config.idle_timeout - config.ping_interval,
             failByDrop=False,
+            openHandshakeTimeout=config.handshake_timeout,
             # Origins are checked in one place, admit(); let Autobahn's own
             # check pass everything through, "null" included.
             allowedOrigins=["*"],
             allowNullOrigin=True,
         )
+
+
+def client_address(request, trusted):
+    """
+    The client's IP address: the peer's, or -- when the peer is a trusted
+    proxy -- the nearest address in X-Forwarded-For that is not one.
+    """
+    address = _address(request.peer)
+    forwarded = request.headers.get("x-forwarded-for")
+    if not forwarded or not _trusted(address, trusted):
+        return address
+    for hop in reversed([h.strip() for h in forwarded.split(",")]):
+        if not _trusted(hop, trusted):
+            return hop
+    return address
+
+
+def _trusted(address, networks):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _first(values):

@@ -53,7 +53,8 @@ def make_service(config, reactor=None):
         cluster.setName("cluster")
         cluster.setServiceParent(top)
 
-    hub = Hub(store, prepare, MessageClock(), reactor, cluster, reporter, metrics)
+    hub = Hub(store, prepare, MessageClock(), reactor, cluster, reporter, metrics,
+              max_content=config.max_content_length, max_rooms=config.max_rooms)
     hub.setName("hub")
     hub.setServiceParent(top)
     cluster.receiver = hub
@@ -62,7 +63,8 @@ def make_service(config, reactor=None):
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     factory = ClientFactory(hub, config, reactor, reporter)
-    site = make_site(WebSocketResource(factory), hub, store, metrics, reactor)
+    site = make_site(WebSocketResource(factory), hub, store, metrics, reactor,
+                     config.handshake_timeout)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")
     listener.setServiceParent(top)

@@ -14,6 +14,14 @@ from . import config
 from .service import make_service
 
 
+_REPEATABLE = ("allowed-origin", "trusted-proxy")
+
+
+def _help(name):
+    setting = next(s for s in config.SETTINGS if s.name == name)
+    return f"{setting.help} [env {setting.env}]"
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -30,21 +38,28 @@ class Options(usage.Options):
     optParameters = [
         [s.name, None, None, f"{s.help} [env {s.env}; default {s.default}]"]
         for s in config.SETTINGS
-        if s.name not in config.FLAGS and s.name != "allowed-origin" and not s.env_only
+        if s.name not in config.FLAGS and s.name not in _REPEATABLE and not s.env_only
     ]
 
     def __init__(self):
         super().__init__()
-        self["allowed-origin"] = None
+        for name in _REPEATABLE:
+            self[name] = None
         for name in config.FLAGS:
             self[name] = None
 
     def opt_allowed_origin(self, origin):
-        self["allowed-origin"] = ",".join(filter(None, [self["allowed-origin"], origin]))
+        self._repeat("allowed-origin", origin)
 
-    opt_allowed_origin.__doc__ = next(
-        f"{s.help} [env {s.env}]" for s in config.SETTINGS if s.name == "allowed-origin"
-    )
+    def opt_trusted_proxy(self, network):
+        self._repeat("trusted-proxy", network)
+
+    opt_allowed_origin.__doc__ = _help("allowed-origin")
+    opt_trusted_proxy.__doc__ = _help("trusted-proxy")
+
+    def _repeat(self, name, value):
+        """A repeatable option: the values joined as its variable lists them."""
+        self[name] = ",".join(filter(None, [self[name], value]))
 
     def postOptions(self):
         given = {name: self[name] for name in self}

@@ -72,10 +72,15 @@ class _Root(Resource):
         return notFound()
 
 
-def make_site(websocket, hub, store, metrics, reactor):
+def make_site(websocket, hub, store, metrics, reactor, handshake_timeout):
+    """
+    The site on the one port. Its idle timeout is the handshake timeout: a
+    client that never completes a request is cut off, while an upgraded
+    WebSocket (a request that never completes) is not affected.
+    """
     root = _Root()
     root.putChild(b"ws", websocket)
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, reactor))
-    return QuietSite(root, reactor=reactor)
+    return QuietSite(root, reactor=reactor, timeout=handshake_timeout)

@@ -19,6 +19,10 @@ def make_config(env=None, **given):
     """
     given.setdefault("port", "tcp:0:interface=127.0.0.1")
     given.setdefault("allowed-origin", ORIGIN)
+    # Tests that flood a room are about fan-out, not about the rate limit;
+    # the tests of the limit set their own.
+    given.setdefault("rate-limit", "100000")
+    given.setdefault("rate-burst", "100000")
     return config.resolve(given, env or {})
 
 

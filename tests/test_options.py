@@ -25,6 +25,8 @@ def test_defaults(monkeypatch):
     assert conf == config.Config(
         port="tcp:8085", allowed_origin=(), allow_no_origin=False, store="memory",
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
+        max_content_length=4096, max_rooms=50, rate_limit=20.0, rate_burst=40,
+        max_connections_per_ip=100, trusted_proxy=(), handshake_timeout=10.0,
         outbound_messages=256, outbound_bytes=2097152,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,

@@ -111,14 +111,15 @@ class Client:
         await self.closed()
 
 
-async def connect(port, user, room=None, origin="http://test.example", extra=""):
+async def connect(port, user, room=None, origin="http://test.example", extra="",
+                  headers=None):
     """Open C{/ws} as C{user}; fire with the L{Client} once open."""
     query = f"userId={user}" if user is not None else ""
     if room is not None:
         query += f"&room={room}"
     url = f"ws://127.0.0.1:{port}/ws?{query}{extra}"
     client = Client(user)
-    factory = WebSocketClientFactory(url, origin=origin)
+    factory = WebSocketClientFactory(url, origin=origin, headers=headers)
     factory.protocol = _Protocol
     factory.client = client
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)

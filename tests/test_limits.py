@@ -1,0 +1,154 @@
+"""
+Every limit through a real connection (issue: hardening, item 2).
+"""
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
+
+from .conftest import ORIGIN, start_server, stop_server
+from .wsclient import WAIT, connect
+
+
+@pytest.fixture
+def limited():
+    """A daemon started with the given limits; stopped after the test."""
+    servers = []
+
+    async def start(**given):
+        servers.append(await start_server(**given))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(server)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_content_length_in_utf8_bytes(limited):
+    """Chat content over the limit, counted in UTF-8 bytes, is refused with too_large."""
+    server = await limited(**{"max-content-length": "4096"})
+    alice = await server.connect("alice", room="r")
+    error = await alice.request({"type": "chat_message", "room": "r",
+                                 "payload": {"content": "€" * 1366}}, "error")
+    assert error["payload"]["code"] == "too_large"
+    alice.send({"type": "chat_message", "room": "r", "payload": {"content": "€" * 1365}})
+    assert len((await alice.expect("chat_message"))["payload"]["content"]) == 1365
+    error = await alice.request({"type": "chat_message", "toUser": "bob",
+                                 "payload": {"content": "x" * 4097}}, "error")
+    assert error["payload"]["code"] == "too_large"
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_per_connection(limited):
+    """A connection in its maximum of rooms may not join another (forbidden)."""
+    server = await limited(**{"max-rooms": "3"})
+    alice = await server.connect("alice")
+    for room in ("a", "b"):
+        await alice.request({"type": "join_room", "room": room}, "room_joined")
+    error = await alice.request({"type": "join_room", "room": "c"}, "error")
+    assert error["payload"]["code"] == "forbidden"
+    await alice.request({"type": "join_room", "room": "a"}, "room_joined")
+    await alice.request({"type": "leave_room", "room": "a"}, "room_left")
+    await alice.request({"type": "join_room", "room": "c"}, "room_joined")
+
+
+@pytest_twisted.ensureDeferred
+async def test_rate_limit_then_close(limited):
+    """
+    Past the burst, messages are refused with rate_limited and retryAfter;
+    as many refusals in a row as the burst close the connection with 1008.
+    Others are not affected.
+    """
+    server = await limited(**{"rate-limit": "0.001", "rate-burst": "5"})
+    alice, bob = await server.connect_many("alice", "bob")
+    for _ in range(5):
+        alice.send({"type": "get_rooms"})
+    for _ in range(5):
+        await alice.expect("rooms_list")
+    alice.send({"type": "get_rooms"})
+    error = await alice.expect("error")
+    assert error["payload"]["code"] == "rate_limited"
+    assert error["payload"]["retryAfter"] > 900_000
+    for _ in range(5):
+        alice.send({"type": "get_rooms"})
+    code, reason = await alice.closed()
+    assert (code, reason) == (1008, "rate limit exceeded")
+    assert [m["payload"]["code"] for m in alice.inbox] == ["rate_limited"] * 4
+    await bob.request({"type": "get_rooms"}, "rooms_list")
+
+
+async def _upgrade(server, user, forwarded=None):
+    """A raw upgrade request; its HTTP status (101 when accepted)."""
+    headers = {b"Connection": [b"Upgrade"], b"Upgrade": [b"websocket"],
+               b"Sec-WebSocket-Version": [b"13"],
+               b"Sec-WebSocket-Key": [b"dGhlIHNhbXBsZSBub25jZQ=="],
+               b"Origin": [ORIGIN.encode()]}
+    if forwarded:
+        headers[b"X-Forwarded-For"] = [forwarded.encode()]
+    response = await Agent(reactor).request(
+        b"GET", server.url(f"/ws?userId={user}"), Headers(headers))
+    return response.code
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_per_address(limited):
+    """An address with its maximum of open connections is refused with 429."""
+    server = await limited(**{"max-connections-per-ip": "2"})
+    first, second = await server.connect_many("u1", "u2")
+    assert await _upgrade(server, "u3") == 429
+    await first.close()
+    third = await server.connect("u3")
+    assert server.hub.is_online("u3")
+    await third.close()
+    await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_forwarded_for_only_from_trusted_proxies(limited):
+    """
+    Behind a trusted proxy each forwarded client has its own count; the
+    header from anyone else is ignored.
+    """
+    server = await limited(**{"max-connections-per-ip": "1", "trusted-proxy": "127.0.0.0/8"})
+    clients = [await server.connect(f"c{n}", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+               for n in (1, 2)]
+    assert server.hub.connection_count == 2
+    assert await _upgrade(server, "c3", forwarded="203.0.113.1") == 429
+    assert await _upgrade(server, "c4", forwarded="198.51.100.7, 203.0.113.2") == 429
+    for client in clients:
+        await client.close()
+
+    untrusting = await limited(**{"max-connections-per-ip": "1"})
+    await untrusting.connect("d1", headers={"X-Forwarded-For": "203.0.113.1"})
+    assert await _upgrade(untrusting, "d2", forwarded="203.0.113.99") == 429
+
+
+class _Silent(Protocol):
+    def connectionMade(self):
+        self.factory.made.callback(None)
+
+    def connectionLost(self, reason):
+        self.factory.lost.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_handshake_timeout(limited):
+    """
+    A client that connects and never finishes the handshake is cut off;
+    open WebSockets live on past the same timeout.
+    """
+    server = await limited(**{"handshake-timeout": "0.5"})
+    alice = await server.connect("alice")
+    factory = Factory.forProtocol(_Silent)
+    factory.made, factory.lost = Deferred(), Deferred()
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", server.port).connect(factory)
+    await factory.made
+    await factory.lost.addTimeout(WAIT, reactor)
+    await alice.request({"type": "get_rooms"}, "rooms_list")
+    assert server.hub.connection_count == 1
