@@ -169,6 +169,15 @@ SETTINGS = (
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", _text,
+            "HS256 secret: clients must present a token (environment only)",
+            env_only=True),
+    Setting("jwt-public-key-file", "ALEATORIA_JWT_PUBLIC_KEY_FILE", "", _readable_file,
+            "PEM public key (RS256/ES256): clients must present a token"),
+    Setting("jwt-audience", "ALEATORIA_JWT_AUDIENCE", "", _text,
+            "The aud a token must carry, if set"),
+    Setting("jwt-issuer", "ALEATORIA_JWT_ISSUER", "", _text,
+            "The iss a token must carry, if set"),
     Setting("max-content-length", "ALEATORIA_MAX_CONTENT_LENGTH", 4096, _whole(1),
             "Longest chat message, in bytes of UTF-8; longer ones get error too_large"),
     Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, _whole(1),
@@ -240,6 +249,10 @@ class Config:
     history_size: int
     message_ttl_hours: int
     max_message_size: int
+    jwt_secret: str
+    jwt_public_key_file: str
+    jwt_audience: str
+    jwt_issuer: str
     max_content_length: int
     max_rooms: int
     rate_limit: float
@@ -295,6 +308,10 @@ def resolve(given, environ):
         if "VALKEY_HOST" in environ:
             values["store"] = "redis"
     config = Config(**{k.replace("-", "_"): v for k, v in values.items()})
+    if config.jwt_secret and config.jwt_public_key_file:
+        raise ConfigError(
+            "ALEATORIA_JWT_SECRET and --jwt-public-key-file exclude each other: choose one"
+        )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")
     return config

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .auth import Identity, InvalidToken, TokenPolicy
 from .hub import IConnection
 from .messages import InvalidMessage, decode, encode, valid_room, valid_user_id
 
@@ -29,29 +30,45 @@ def prepare(envelope):
     return PreparedMessage(encode(envelope), False, False, False)
 
 
-def admit(request, origins, secure):
+def admit(request, origins, secure, tokens=None):
     """
-    Check a handshake: a well-formed C{userId}, a valid C{room} and an
-    allowed C{Origin}. Return C{(user_id, room)}.
+    Check a handshake: an allowed C{Origin}, a valid C{room}, and either a
+    well-formed C{userId} or -- with C{tokens}, a L{TokenPolicy} -- a valid
+    C{token} (and no C{userId} that disagrees with it). Return the
+    L{Identity} and the room.
 
-    @raise ConnectionDeny: 400 for bad parameters, 403 for a refused origin.
+    @raise ConnectionDeny: 400 for bad parameters, 401 for a missing or bad
+        token, 403 for a refused origin or a room the token does not allow.
     """
-    users = request.params.get("userId", [])
-    if len(users) != 1 or not valid_user_id(users[0]):
-        raise ConnectionDeny(
-            ConnectionDeny.BAD_REQUEST,
-            "userId is required: 1-64 letters, digits or _ - . : @",
-        )
+    host = request.headers.get("host", "")
+    if not origins.permits(request.origin or "", host, secure):
+        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
     rooms = request.params.get("room", [DEFAULT_ROOM])
     if len(rooms) != 1 or not valid_room(rooms[0]):
         raise ConnectionDeny(
             ConnectionDeny.BAD_REQUEST,
             "room must be 1-100 characters without control characters",
         )
-    host = request.headers.get("host", "")
-    if not origins.permits(request.origin or "", host, secure):
-        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
-    return users[0], rooms[0]
+    users = request.params.get("userId", [])
+    if tokens is None:
+        if len(users) != 1 or not valid_user_id(users[0]):
+            raise ConnectionDeny(
+                ConnectionDeny.BAD_REQUEST,
+                "userId is required: 1-64 letters, digits or _ - . : @",
+            )
+        return Identity(users[0]), rooms[0]
+    presented = request.params.get("token", [])
+    if len(presented) != 1:
+        raise ConnectionDeny(401, "token required")
+    try:
+        identity = tokens.verify(presented[0])
+    except InvalidToken as e:
+        raise ConnectionDeny(401, str(e)) from None
+    if users and users != [identity.user]:
+        raise ConnectionDeny(401, "userId does not match the token")
+    if not identity.may_join(rooms[0]):
+        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "room not allowed by the token")
+    return identity, rooms[0]
 
 
 _EXPECTED_CLOSES = frozenset({1000, 1001, 1005, 1006, None})
@@ -73,7 +90,9 @@ class ClientProtocol(WebSocketServerProtocol):
         secure = ISSLTransport.providedBy(self.transport)
         address = client_address(request, self.factory.trusted_proxies)
         try:
-            self.user_id, self._room = admit(request, self.factory.origins, secure)
+            self._identity, self._room = admit(
+                request, self.factory.origins, secure, self.factory.tokens
+            )
             self.factory.count_in(address)
         except ConnectionDeny as deny:
             self._log.info(
@@ -99,6 +118,7 @@ class ClientProtocol(WebSocketServerProtocol):
             )
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR)
         self._address = address
+        self.user_id = self._identity.user
         self.report = self.factory.reporter.report_for(self.user_id, address)
         self.report.tag("room", self._room)
         rate, burst = self.factory.rate
@@ -167,7 +187,7 @@ class ClientProtocol(WebSocketServerProtocol):
     # IConnection
 
     def may_join(self, room):
-        return True
+        return self._identity.may_join(room)
 
     def send(self, prepared):
         if self.state != self.STATE_OPEN:
@@ -291,6 +311,7 @@ class ClientFactory(WebSocketServerFactory):
         self.hub = hub
         self.reporter = reporter
         self.origins = config.origin_policy()
+        self.tokens = TokenPolicy.from_config(config)
         self.outbound = (config.outbound_messages, config.outbound_bytes)
         self.rate = (config.rate_limit, config.rate_burst)
         self.trusted_proxies = config.trusted_proxy

@@ -33,7 +33,8 @@ def make_service(config, reactor=None):
     reporter = Reporter(
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
-        release=config.sentry_release or None, scrub=[config.redis_password],
+        release=config.sentry_release or None,
+        scrub=[config.redis_password, config.jwt_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
     )
     reporter.setName("reporter")

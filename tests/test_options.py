@@ -25,6 +25,7 @@ def test_defaults(monkeypatch):
     assert conf == config.Config(
         port="tcp:8085", allowed_origin=(), allow_no_origin=False, store="memory",
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
+        jwt_secret="", jwt_public_key_file="", jwt_audience="", jwt_issuer="",
         max_content_length=4096, max_rooms=50, rate_limit=20.0, rate_burst=40,
         max_connections_per_ip=100, trusted_proxy=(), handshake_timeout=10.0,
         outbound_messages=256, outbound_bytes=2097152,

@@ -1,0 +1,118 @@
+"""
+Token authentication at the handshake, through real connections
+(issue: hardening, item 1).
+"""
+
+import time
+
+import jwt
+import pytest
+import pytest_twisted
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.web.client import Agent
+from twisted.web.http_headers import Headers
+
+from .conftest import ORIGIN, start_server, stop_server
+
+SECRET = "test-secret-" + "0123456789abcdef" * 4
+
+
+def token(key=SECRET, algorithm="HS256", **claims):
+    claims.setdefault("sub", "alice")
+    claims.setdefault("exp", int(time.time()) + 300)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm)
+
+
+@pytest.fixture
+def secured():
+    servers = []
+
+    async def start(env=None, **given):
+        servers.append(await start_server(env or {"ALEATORIA_JWT_SECRET": SECRET}, **given))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(server)))
+
+
+async def handshake(server, query):
+    headers = Headers({b"Connection": [b"Upgrade"], b"Upgrade": [b"websocket"],
+                       b"Sec-WebSocket-Version": [b"13"],
+                       b"Sec-WebSocket-Key": [b"dGhlIHNhbXBsZSBub25jZQ=="],
+                       b"Origin": [ORIGIN.encode()]})
+    response = await Agent(reactor).request(b"GET", server.url(f"/ws?{query}"), headers)
+    assert not response.headers.hasHeader(b"Sec-WebSocket-Accept")
+    return response.code
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_token_names_the_user(secured):
+    """With tokens on, the user is the token's sub; a matching userId is fine."""
+    server = await secured()
+    client = await server.connect(None, extra=f"&token={token()}")
+    assert server.hub.is_online("alice")
+    await client.close()
+    await server.connect("alice", extra=f"&token={token()}")
+    assert server.hub.is_online("alice")
+
+
+@pytest.mark.parametrize("query", [
+    pytest.param("userId=alice", id="no-token"),
+    pytest.param(f"userId=mallory&token={token()}", id="userId-disagrees"),
+    pytest.param(f"token={token(exp=int(time.time()) - 60)}", id="expired"),
+    pytest.param(f"token={token(key='another-' + 'secret0123456789' * 4)}", id="wrong-key"),
+    pytest.param("token=not.a.jwt", id="malformed"),
+    pytest.param(f"token={token(exp=None)}", id="no-expiry"),
+    pytest.param(f"token={token(sub='bad user')}", id="bad-sub"),
+    pytest.param(f"token={token(algorithm='HS512')}", id="other-algorithm"),
+    pytest.param(f"token={token(rooms='lobby')}", id="rooms-not-a-list"),
+])
+@pytest_twisted.ensureDeferred
+async def test_bad_tokens_refused_with_401(secured, query):
+    """Missing, expired, forged, malformed or contradicted tokens: 401, no upgrade."""
+    server = await secured()
+    assert await handshake(server, query) == 401
+    assert server.hub.connection_count == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_audience_and_issuer(secured):
+    """With an audience and issuer configured, tokens must carry both."""
+    server = await secured({"ALEATORIA_JWT_SECRET": SECRET, "ALEATORIA_JWT_AUDIENCE": "chat",
+                            "ALEATORIA_JWT_ISSUER": "https://app.example"})
+    assert await handshake(server, f"token={token(aud='chat')}") == 401
+    assert await handshake(server, f"token={token(iss='https://app.example')}") == 401
+    good = token(aud="chat", iss="https://app.example")
+    await server.connect(None, extra=f"&token={good}")
+    assert server.hub.is_online("alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_claim_limits_joins(secured):
+    """A rooms claim allows exactly its names and prefix* patterns (forbidden otherwise)."""
+    server = await secured()
+    claim = token(rooms=["Lobby", "team-*"])
+    assert await handshake(server, f"token={claim}&room=secret") == 403
+    alice = await server.connect(None, room="Lobby", extra=f"&token={claim}")
+    await alice.request({"type": "join_room", "room": "team-blue"}, "room_joined")
+    error = await alice.request({"type": "join_room", "room": "teams"}, "error")
+    assert error["payload"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+@pytest_twisted.ensureDeferred
+async def test_public_key_tokens(secured, tmp_path, algorithm):
+    """With a public key file, RS256 and ES256 tokens signed by its private key work."""
+    private = (rsa.generate_private_key(65537, 2048) if algorithm == "RS256"
+               else ec.generate_private_key(ec.SECP256R1()))
+    public = tmp_path / "public.pem"
+    public.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    server = await secured({"ALEATORIA_JWT_PUBLIC_KEY_FILE": str(public)})
+    await server.connect(None, extra=f"&token={token(private, algorithm)}")
+    assert server.hub.is_online("alice")
+    assert await handshake(server, f"token={token()}") == 401
