@@ -34,6 +34,13 @@ CLOSE_REPLACED = 4001
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 
+RETRY_AFTER_SECONDS = 5
+SHUTTING_DOWN = f"server shutting down; retry-after={RETRY_AFTER_SECONDS}"
+"""
+The reason of the 1001 close at shutdown: a hint, in the manner of HTTP's
+Retry-After, of when to reconnect (a restart under systemd takes about that).
+"""
+
 
 class IConnection(Interface):
     """What the hub needs of one client's connection."""
@@ -130,7 +137,7 @@ class Hub(Service):
         An older connection of the same user is closed as replaced.
         """
         if not self.running:
-            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
             return
         user = conn.user_id
         old = self._connections.get(user)
@@ -702,7 +709,7 @@ class Hub(Service):
             return None
         self._drained = Deferred()
         for conn in list(self._connections.values()):
-            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
         self._drained.addTimeout(self._shutdown_grace, self._reactor)
         self._drained.addErrback(lambda _: self._drop_all())
         return self._drained

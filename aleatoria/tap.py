@@ -7,6 +7,7 @@ L{aleatoria.service.make_service}.
 """
 
 import os
+import signal
 
 from twisted.python import usage
 
@@ -84,4 +85,19 @@ def _check_endpoint(description):
 
 
 def makeService(options):
+    from twisted.internet import reactor
+
+    reactor.addSystemEventTrigger("before", "shutdown", _second_signal_exits_at_once)
     return make_service(options.config)
+
+
+def _second_signal_exits_at_once():
+    """
+    The first SIGTERM or SIGINT starts a graceful shutdown (clients closed
+    with 1001, reports flushed: a few seconds); a second one means now.
+    """
+    def now(signum, frame):
+        os._exit(128 + signum)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, now)

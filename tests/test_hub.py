@@ -199,7 +199,7 @@ def test_shutdown_waits_then_drops_stragglers(clock):
     alice, bob = connect(hub, "alice", "bob", room="r")
     hub.received(bob, Envelope(type="user_available_webrtc"))
     stopped = hub.stopService()
-    assert alice.closed == bob.closed == (1001, "server shutting down")
+    assert alice.closed == bob.closed == (1001, "server shutting down; retry-after=5")
     hub.disconnected(alice)
     assert not stopped.called
     clock.advance(3)
@@ -213,7 +213,7 @@ def test_no_new_clients_while_stopping(clock):
     hub.stopService()
     late = Recorder("late")
     hub.connected(late, "r")
-    assert late.closed == (1001, "server shutting down")
+    assert late.closed == (1001, "server shutting down; retry-after=5")
     assert not hub.is_online("late")
 
 

@@ -152,3 +152,22 @@ async def test_handshake_timeout(limited):
     await factory.lost.addTimeout(WAIT, reactor)
     await alice.request({"type": "get_rooms"}, "rooms_list")
     assert server.hub.connection_count == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_listener(limited, tmp_path):
+    """
+    --port ssl:... serves wss:// with the given certificate; the daemon's own
+    https origin counts as same-origin.
+    """
+    from .tls import make_ca_and_server
+
+    ca, cert, key = make_ca_and_server(tmp_path, "localhost")
+    server = await limited(**{"port": f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                              "allowed-origin": None})
+    alice = await server.connect("alice", ca=ca, origin=f"https://localhost:{server.port}")
+    bob = await server.connect("bob", ca=ca, origin=f"https://localhost:{server.port}")
+    alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "over tls"}})
+    assert (await bob.expect("chat_message"))["payload"] == {"content": "over tls"}
+    with pytest.raises(ConnectionError):
+        await connect(server.port, "eve", ca=ca, origin=f"http://localhost:{server.port}")

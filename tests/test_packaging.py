@@ -7,6 +7,7 @@ twistd plugin: `twistd aleatoria --help` lists the options and
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -159,3 +160,66 @@ def test_documents_render_cleanly(document):
         (ROOT / document).read_text(), writer="null",
         settings_overrides={"report_level": 2, "halt_level": 2},
     )
+
+
+def test_second_sigterm_exits_at_once(installed):
+    """
+    A client that never answers the close keeps the first SIGTERM's graceful
+    shutdown waiting; a second SIGTERM ends the process at once (143).
+    """
+    _, work, env = installed
+    daemon = subprocess.Popen(
+        [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
+         "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for line in daemon.stdout:
+            found = re.search(r"Listening on .*port=(\d+)", line)
+            if found:
+                break
+        with socket.create_connection(("127.0.0.1", int(found[1])), timeout=10) as client:
+            client.sendall(
+                b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            _read_until(client, b"\r\n\r\n")
+            daemon.terminate()
+            _read_until(client, b"\x88")
+            reason = _read_exactly(client, 3 + len(b"server shutting down; retry-after=5"))
+            assert reason.endswith(b"server shutting down; retry-after=5")
+            daemon.terminate()
+            assert daemon.wait(timeout=5) == 143
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="no systemd-socket-activate")
+def test_socket_activation(installed):
+    """
+    With --port systemd:..., the daemon serves on the socket systemd hands it
+    (systemd-socket-activate starts it on the first connection, as systemd does).
+    """
+    _, work, env = installed
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["systemd-socket-activate", "--fdname=aleatoria", "-l", f"127.0.0.1:{port}",
+         TWISTD, "--nodaemon",
+         "--pidfile=", "aleatoria", "--port", "systemd:domain=INET:index=0"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for line in daemon.stdout:
+            if "Listening on" in line:
+                break
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.read() == b'{"status":"ok"}'
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)

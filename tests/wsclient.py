@@ -4,11 +4,13 @@ the test reads in order, so a test sees every message, expected or not.
 """
 
 import json
+from pathlib import Path
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 
 WAIT = 10.0
 """Seconds before a wait is declared a failure; nothing relies on it passing."""
@@ -112,16 +114,23 @@ class Client:
 
 
 async def connect(port, user, room=None, origin="http://test.example", extra="",
-                  headers=None):
-    """Open C{/ws} as C{user}; fire with the L{Client} once open."""
+                  headers=None, ca=None):
+    """
+    Open C{/ws} as C{user}; fire with the L{Client} once open. With C{ca}
+    (a PEM file), over TLS to C{localhost}, verifying the certificate.
+    """
     query = f"userId={user}" if user is not None else ""
     if room is not None:
         query += f"&room={room}"
-    url = f"ws://127.0.0.1:{port}/ws?{query}{extra}"
+    host = "localhost" if ca else "127.0.0.1"
+    url = f"{'wss' if ca else 'ws'}://{host}:{port}/ws?{query}{extra}"
     client = Client(user)
     factory = WebSocketClientFactory(url, origin=origin, headers=headers)
     factory.protocol = _Protocol
     factory.client = client
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    if ca:
+        trust = Certificate.loadPEM(Path(ca).read_bytes())
+        endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust), endpoint)
     await endpoint.connect(factory)
     return await client._open.addTimeout(WAIT, reactor)
