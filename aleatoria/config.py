@@ -54,14 +54,23 @@ def _whole(minimum):
     return parse
 
 
-def _seconds(text):
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError("not a number of seconds") from None
-    if not number > 0:
-        raise ValueError("must be more than 0")
-    return number
+def _number(low, high=None, *, low_allowed=False, what="a number"):
+    """A float above C{low} (or from it, with C{low_allowed}), at most C{high}."""
+    def parse(text):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"not {what}") from None
+        if number < low or (number == low and not low_allowed):
+            raise ValueError(f"must be {'at least' if low_allowed else 'more than'} {low}")
+        if high is not None and number > high:
+            raise ValueError(f"must be at most {high}")
+        return number
+
+    return parse
+
+
+_seconds = _number(0, what="a number of seconds")
 
 
 def _flag(text):
@@ -97,16 +106,6 @@ def _readable_file(text):
     if text and not os.access(text, os.R_OK):
         raise ValueError("no readable file there")
     return text
-
-
-def _fraction(text):
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError("not a number") from None
-    if not 0 <= number <= 1:
-        raise ValueError("must be between 0 and 1")
-    return number
 
 
 def _dsn(text):
@@ -226,7 +225,7 @@ SETTINGS = (
             "Sentry environment", env_only=True),
     Setting("sentry-debug", "SENTRY_DEBUG", False, _flag,
             "Let the Sentry SDK log what it does", env_only=True),
-    Setting("sentry-sample-rate", "SENTRY_SAMPLE_RATE", 1.0, _fraction,
+    Setting("sentry-sample-rate", "SENTRY_SAMPLE_RATE", 1.0, _number(0, 1, low_allowed=True),
             "Share of client messages traced (0-1)", env_only=True),
     Setting("sentry-release", "SENTRY_RELEASE", "", _text,
             "Release reported to Sentry (default: aleatoria@<version>)", env_only=True),

@@ -5,6 +5,7 @@ twistd plugin: `twistd aleatoria --help` lists the options and
 """
 
 import json
+from contextlib import contextmanager
 import os
 import re
 import shutil
@@ -91,11 +92,9 @@ def _twistd(installed, *args, **kwargs):
     )
 
 
-def test_twistd_serves_and_stops_on_sigterm(installed):
-    """
-    `twistd -n aleatoria` listens and answers /health; on SIGTERM it closes a
-    connected client with 1001 and exits (within the 5 s a supervisor gives).
-    """
+@contextmanager
+def running_daemon(installed):
+    """The installed daemon under twistd on a free loopback port: (process, port)."""
     _, work, env = installed
     daemon = subprocess.Popen(
         [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
@@ -109,28 +108,60 @@ def test_twistd_serves_and_stops_on_sigterm(installed):
                 break
         else:
             pytest.fail("the daemon never listened")
-        port = int(found[1])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            assert response.read() == b'{"status":"ok"}'
-
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-            client.sendall(
-                b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                b"Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-            assert client.recv(12) == b"HTTP/1.1 101"
-            _read_until(client, b"\r\n\r\n")
-            daemon.terminate()
-            _read_until(client, b"\x88")
-            _length, code = struct.unpack("!BH", _read_exactly(client, 3))
-            assert code == 1001
-        # twistd re-raises the SIGTERM it handled once shut down cleanly.
-        assert daemon.wait(timeout=5) in (0, -15)
+        yield daemon, int(found[1])
     finally:
         daemon.kill()
         daemon.wait()
+
+
+@contextmanager
+def raw_websocket(port):
+    """A WebSocket opened by hand, as a plain socket past the 101 response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(
+            b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert _read_until(client, b"\r\n\r\n").startswith(b"HTTP/1.1 101")
+        yield client
+
+
+def _close_frame(client):
+    """The code and reason of the next close frame (unmasked, short reason)."""
+    _read_until(client, b"\x88")
+    (length,) = _read_exactly(client, 1)
+    payload = _read_exactly(client, length)
+    return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+
+def test_twistd_serves_and_stops_on_sigterm(installed):
+    """
+    `twistd -n aleatoria` listens and answers /health; on SIGTERM it closes a
+    connected client with 1001 and a retry hint, and exits (within the 5 s a
+    supervisor gives).
+    """
+    with running_daemon(installed) as (daemon, port):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.read() == b'{"status":"ok"}'
+        with raw_websocket(port) as client:
+            daemon.terminate()
+            assert _close_frame(client) == (1001, "server shutting down; retry-after=5")
+        # twistd re-raises the SIGTERM it handled once shut down cleanly.
+        assert daemon.wait(timeout=5) in (0, -15)
+
+
+def test_second_sigterm_exits_at_once(installed):
+    """
+    A client that never answers the close keeps the first SIGTERM's graceful
+    shutdown waiting; a second SIGTERM ends the process at once (143).
+    """
+    with running_daemon(installed) as (daemon, port), raw_websocket(port) as client:
+        daemon.terminate()
+        _close_frame(client)
+        daemon.terminate()
+        assert daemon.wait(timeout=5) == 143
 
 
 def _read_exactly(sock, size):
@@ -160,41 +191,6 @@ def test_documents_render_cleanly(document):
         (ROOT / document).read_text(), writer="null",
         settings_overrides={"report_level": 2, "halt_level": 2},
     )
-
-
-def test_second_sigterm_exits_at_once(installed):
-    """
-    A client that never answers the close keeps the first SIGTERM's graceful
-    shutdown waiting; a second SIGTERM ends the process at once (143).
-    """
-    _, work, env = installed
-    daemon = subprocess.Popen(
-        [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
-         "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        for line in daemon.stdout:
-            found = re.search(r"Listening on .*port=(\d+)", line)
-            if found:
-                break
-        with socket.create_connection(("127.0.0.1", int(found[1])), timeout=10) as client:
-            client.sendall(
-                b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                b"Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-            _read_until(client, b"\r\n\r\n")
-            daemon.terminate()
-            _read_until(client, b"\x88")
-            reason = _read_exactly(client, 3 + len(b"server shutting down; retry-after=5"))
-            assert reason.endswith(b"server shutting down; retry-after=5")
-            daemon.terminate()
-            assert daemon.wait(timeout=5) == 143
-    finally:
-        daemon.kill()
-        daemon.wait()
 
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
