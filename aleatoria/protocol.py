@@ -116,7 +116,7 @@ class ClientProtocol(WebSocketServerProtocol):
                 failure, "WebSocket upgrade failed", operation="websocket_upgrade",
                 remoteAddress=address,
             )
-            raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR)
+            raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR) from None
         self._address = address
         self.user_id = self._identity.user
         self.report = self.factory.reporter.report_for(self.user_id, address)

@@ -58,7 +58,7 @@ async def measure(redis):
     one, two = servers
     trips = [0]
     for server in servers:
-        await until(lambda: server.store.connected)
+        await until(lambda server=server: server.store.connected)
         _count_requests(server.store, trips)
     alice = await one.connect("alice", room="r")
     bob = await one.connect("bob", room="r")

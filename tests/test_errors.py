@@ -7,7 +7,6 @@ leaves the connection working.
 import pytest
 import pytest_twisted
 
-from .wsclient import connect
 
 MALFORMED = [
     pytest.param(b"not json", id="not-json"),
@@ -121,7 +120,7 @@ async def test_huge_limit_is_clamped(server):
     alice = await server.connect("alice", room="r")
     for n in range(105):
         alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)}})
-    for n in range(105):
+    for _ in range(105):
         await alice.expect("chat_message")
     reply = await alice.request(
         {"type": "get_recent_messages", "room": "r", "payload": {"limit": 10**12}},

@@ -229,7 +229,7 @@ async def test_random_frames_over_a_real_socket(server):
     rng = random.Random(20261129)
     mallory, bob = await server.connect_many("mallory", "bob", room="r")
     await mallory.expect("user_joined")
-    for n in range(EXAMPLES * 5):
+    for _ in range(EXAMPLES * 5):
         choice = rng.random()
         if choice < 0.3:
             frame = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))

@@ -14,7 +14,7 @@ from twisted.web.client import Agent, readBody
 from aleatoria.clock import parse_rfc3339
 from aleatoria.service import make_service
 
-from .conftest import Server, connected, redis_config, stop_server
+from .conftest import Server, redis_config, stop_server
 from .lifecycle_helpers import until
 from .redis_server import RedisServer
 

@@ -3,7 +3,6 @@ The L{IStore} contract, run against every backend. A new backend passes
 this file before the daemon may use it.
 """
 
-import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject

@@ -501,7 +501,7 @@ class RedisStore(Service):
         C{(dead user, live partner)} pairs: the partners should be told.
         """
         d = self._library(_REAP)
-        return d.addCallback(lambda flat: list(zip(flat[::2], flat[1::2])))
+        return d.addCallback(lambda flat: list(zip(flat[::2], flat[1::2], strict=True)))
 
     def publish_to_owner(self, user, channel_prefix, post):
         """
