@@ -591,10 +591,18 @@ class Hub(Service):
         conn.send(self._prepare(envelope))
 
     def _fan_out(self, users, envelope):
-        """Send one message to many users, prepared once for all of them."""
+        """
+        Send one message to many users, prepared once for all of them --
+        except the server's own (presence), which name each recipient in
+        C{toUser} as PROTOCOL.md section 2 has it.
+        """
         if not users:
             return
         self._metrics.sent.labels(envelope.type).inc(len(users))
+        if envelope.fromUser == SYSTEM:
+            for user in users:
+                self._connections[user].send(self._prepare(replace(envelope, toUser=user)))
+            return
         prepared = self._prepare(envelope)
         for user in users:
             self._connections[user].send(prepared)

@@ -85,7 +85,8 @@ async def test_rooms_span_daemons(two_daemons):
     one, two = await two_daemons()
     bob = await two.connect("bob", room="r")
     alice = await one.connect("alice", room="r")
-    assert (await bob.expect("user_joined"))["payload"] == {"room": "r", "userId": "alice"}
+    joined = await bob.expect("user_joined")
+    assert joined["payload"] == {"room": "r", "userId": "alice"} and joined["toUser"] == "bob"
     members = await alice.request({"type": "get_room_members", "room": "r"}, "room_members",
                                   skip={"user_joined"})
     assert members["payload"]["members"] == ["alice", "bob"]

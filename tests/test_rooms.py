@@ -25,7 +25,7 @@ async def test_default_room_is_lobby(server):
     await wsclient_connect(server, "bob")
     joined = await alice.expect("user_joined")
     assert joined["payload"] == {"room": "Lobby", "userId": "bob"}
-    assert joined["fromUser"] == "system"
+    assert joined["fromUser"] == "system" and joined["toUser"] == "alice"
 
 
 async def wsclient_connect(server, user):
