@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run test clean redis-server
+.PHONY: run test clean redis-server bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,25 @@ redis-server:
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-test: $(VENV)/.installed redis-server
+# The load generator and the reference relay run on Node's ws.
+benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-lock.json
+	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed redis-server benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 
+$(VENV)/.bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet matplotlib
+	touch $@
+
+# Full run (a few minutes): benchmarks/results/<date>.json and .png
+bench: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
+	$(BIN)/python benchmarks/run.py
+
+# Under 2 minutes, smaller sizes: benchmarks/results/<date>-quick.json
+bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
+	$(BIN)/python benchmarks/run.py --quick
+
 clean:
-	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache
+	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache benchmarks/node_modules

@@ -1,0 +1,225 @@
+// The load generator for `make bench`, on Node's `ws` so that the client side
+// is cheap: run it pinned to another core than the server. It prints one JSON
+// line per scenario, with its own CPU use (a share of one core) so a reader can
+// tell whether the generator, not the server, was the limit.
+//
+//   node load.js SCENARIO PORT '{"option": value, ...}'
+//
+// Scenarios: idle, fanout, relay, matchmaking (see each function).
+"use strict";
+const WebSocket = require("ws");
+
+const [scenario, port, rawOptions] = process.argv.slice(2);
+const options = JSON.parse(rawOptions || "{}");
+const url = (user, room) =>
+  `ws://127.0.0.1:${port}/ws?userId=${user}` + (room ? `&room=${encodeURIComponent(room)}` : "");
+
+function open(user, room) {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url(user, room), { perMessageDeflate: false });
+    socket.once("open", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+async function openMany(count, prefix, room, parallel = 200) {
+  const sockets = [];
+  for (let start = 0; start < count; start += parallel) {
+    const batch = [];
+    for (let n = start; n < Math.min(count, start + parallel); n++) {
+      batch.push(open(`${prefix}${n}`, typeof room === "function" ? room(n) : room));
+    }
+    sockets.push(...(await Promise.all(batch)));
+  }
+  return sockets;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e6; // milliseconds
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function percentile(values, p) {
+  if (!values.length) return null;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function measured(run) {
+  // Run `run`, returning its result with the generator's CPU share.
+  return async (...args) => {
+    const cpu = process.cpuUsage();
+    const started = now();
+    const result = await run(...args);
+    const used = process.cpuUsage(cpu);
+    const seconds = (now() - started) / 1000;
+    result.generator_cpu = Number(((used.user + used.system) / 1e6 / seconds).toFixed(3));
+    return result;
+  };
+}
+
+// idle: open `count` connections (each in a room of its own); report the
+// connect rate, then hold them until told to stop, so the caller can read the
+// server's memory.
+async function idle({ count = 1000 }) {
+  const started = now();
+  const sockets = await openMany(count, "idle", (n) => `idle${n}`);
+  const seconds = (now() - started) / 1000;
+  console.log(JSON.stringify({ scenario: "idle", count, connects_per_s: Math.round(count / seconds) }));
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.once("data", resolve));
+  for (const socket of sockets) socket.terminate();
+  return null;
+}
+
+// fanout: `members` users in one room and one publisher. First as fast as
+// the server takes it (at most `window` messages unechoed) for `seconds`:
+// deliveries per second. Then at a fixed `rate` for `seconds`: latency from
+// publishing to each member's receipt, p50 and p99.
+const fanout = measured(async ({ members = 100, seconds = 5, rate = 200, window = 20 }) => {
+  const room = "fanout";
+  const sockets = await openMany(members, "m", room);
+  const publisher = await open("publisher", room);
+  await sleep(500); // presence of the last joins settles
+  let delivered = 0;
+  const latencies = [];
+  let phase = "warmup";
+  for (const socket of sockets) {
+    socket.on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type !== "chat_message") return;
+      if (phase === "saturate") delivered++;
+      else if (phase === "latency") latencies.push(now() - Number(message.payload.content.slice(0, 20)));
+    });
+  }
+  const body = "x".repeat(100);
+  const send = () => publisher.send(JSON.stringify({
+    type: "chat_message", room, payload: { content: String(now()).padEnd(20) + body },
+  }));
+  let inFlight = 0;
+  let stop = false;
+  const echoed = new Promise((resolve) => {
+    publisher.on("message", (data) => {
+      if (JSON.parse(data).type !== "chat_message") return;
+      inFlight--;
+      if (phase === "saturate" && !stop) while (inFlight < window) { inFlight++; send(); }
+      if (stop && inFlight === 0) resolve();
+    });
+  });
+  phase = "saturate";
+  const started = now();
+  while (inFlight < window) { inFlight++; send(); }
+  await sleep(seconds * 1000);
+  stop = true;
+  const saturated = delivered / ((now() - started) / 1000);
+  await echoed;
+  await sleep(500);
+  phase = "latency";
+  const interval = 1000 / rate;
+  const until = now() + seconds * 1000;
+  for (let next = now(); next < until; next += interval) {
+    await sleep(Math.max(0, next - now()));
+    send();
+  }
+  await sleep(500);
+  for (const socket of [...sockets, publisher]) socket.terminate();
+  return {
+    scenario: "fanout", members, deliveries_per_s: Math.round(saturated),
+    latency_rate: rate, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99),
+  };
+});
+
+// relay: `pairs` pairs ping-pong a webrtc_candidate-sized message for
+// `seconds`: round trips per second (two relays each), p50 and p99.
+const relay = measured(async ({ pairs = 100, seconds = 5 }) => {
+  const left = await openMany(pairs, "a", (n) => `pair${n}`);
+  const right = await openMany(pairs, "b", (n) => `pair${n}`);
+  const candidate = {
+    candidate: "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr " +
+      "10.0.0.7 rport 46154 generation 0 ufrag EEtu network-cost 999",
+    sdpMid: "0", sdpMLineIndex: 0,
+  };
+  const latencies = [];
+  let roundTrips = 0;
+  let running = true;
+  const ping = (n) => left[n].send(JSON.stringify({
+    type: "webrtc_candidate", toUser: `b${n}`, payload: { ...candidate, sent: now() },
+  }));
+  for (let n = 0; n < pairs; n++) {
+    right[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "webrtc_candidate") {
+        right[n].send(JSON.stringify({ type: "webrtc_candidate", toUser: `a${n}`, payload: message.payload }));
+      }
+    });
+    left[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type !== "webrtc_candidate") return;
+      roundTrips++;
+      latencies.push(now() - message.payload.sent);
+      if (running) ping(n);
+    });
+  }
+  const started = now();
+  for (let n = 0; n < pairs; n++) ping(n);
+  await sleep(seconds * 1000);
+  running = false;
+  const elapsed = (now() - started) / 1000;
+  await sleep(300);
+  for (const socket of [...left, ...right]) socket.terminate();
+  return {
+    scenario: "relay", pairs, round_trips_per_s: Math.round(roundTrips / elapsed),
+    relays_per_s: Math.round((2 * roundTrips) / elapsed),
+    p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99),
+  };
+});
+
+// matchmaking: `seekers` users request a peer, hang up as soon as one is
+// assigned and request again; `waiters` wait in the pool and declare
+// themselves available again after each call. Pairings per second.
+const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 }) => {
+  const waiting = await openMany(waiters, "w", (n) => `w${n}`);
+  const seeking = await openMany(seekers, "s", (n) => `s${n}`);
+  let pairings = 0;
+  let running = true;
+  for (const socket of waiting) {
+    socket.on("message", (data) => {
+      if (JSON.parse(data).type === "hangup" && running) {
+        socket.send('{"type":"user_available_webrtc"}');
+      }
+    });
+    socket.send('{"type":"user_available_webrtc"}');
+  }
+  await sleep(300);
+  const request = (socket) => socket.send('{"type":"request_random_peer"}');
+  for (const socket of seeking) {
+    socket.on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "assign_role") {
+        pairings++;
+        socket.send(JSON.stringify({ type: "hangup", toUser: message.payload.peerId }));
+        if (running) request(socket);
+      } else if (message.type === "no_peer_available" && running) {
+        setTimeout(() => request(socket), 1);
+      }
+    });
+  }
+  const started = now();
+  for (const socket of seeking) request(socket);
+  await sleep(seconds * 1000);
+  running = false;
+  const elapsed = (now() - started) / 1000;
+  await sleep(300);
+  for (const socket of [...waiting, ...seeking]) socket.terminate();
+  return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
+});
+
+const scenarios = { idle, fanout, relay, matchmaking };
+scenarios[scenario](options).then(
+  (result) => {
+    if (result) console.log(JSON.stringify(result));
+    process.exit(0);
+  },
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,219 @@
+"""
+`make bench`: measure the daemon (memory store, Redis store) and the Node
+`ws` reference relay in the same run, on the same machine.
+
+Each server is pinned to core 0 (with its Redis, for the Redis store), the
+load generator (benchmarks/load.js, Node `ws`) to core 1, so figures are per
+core; the generator reports its own CPU share. Results go to
+benchmarks/results/<date>[-quick].json, with a PNG chart beside them when
+matplotlib is installed (`make bench` installs it).
+
+    .venv/bin/python benchmarks/run.py [--quick | --smoke]
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TWISTD = str(Path(sys.executable).parent / "twistd")
+SIZES = {
+    "full": dict(idle=10000, members=1000, pairs=500, seekers=100, waiters=100, seconds=5),
+    "quick": dict(idle=1000, members=200, pairs=100, seekers=50, waiters=50, seconds=2),
+    "smoke": dict(idle=20, members=5, pairs=3, seekers=3, waiters=3, seconds=0.3),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(core, command):
+    """C{command} pinned to one core, where the machine has the cores and taskset."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", str(core), *command]
+    return command
+
+
+def wait_listening(port, process):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server never listened")
+
+
+def rss_kib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
+
+
+def generate(scenario, port, options):
+    command = pinned(1, ["node", str(HERE / "load.js"), scenario, str(port), json.dumps(options)])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def idle(port, server_pid, count):
+    """Connect C{count} idle clients; the server's RSS per connection."""
+    before = rss_kib(server_pid)
+    command = pinned(1, ["node", str(HERE / "load.js"), "idle", str(port),
+                         json.dumps({"count": count})])
+    generator = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+    result = json.loads(generator.stdout.readline())
+    time.sleep(1)
+    after = rss_kib(server_pid)
+    generator.communicate("done\n", timeout=120)
+    result["rss_per_connection_kib"] = round((after - before) / count, 2)
+    return result
+
+
+def measure(name, start, size, matchmaking):
+    port = free_port()
+    server = start(port)
+    try:
+        wait_listening(port, server)
+        time.sleep(0.5)
+        results = {"idle": idle(port, server.pid, size["idle"])}
+        seconds = size["seconds"]
+        results["fanout"] = generate("fanout", port, {"members": size["members"],
+                                                      "seconds": seconds})
+        results["relay"] = generate("relay", port, {"pairs": size["pairs"], "seconds": seconds})
+        if matchmaking:
+            results["matchmaking"] = generate("matchmaking", port, {
+                "seekers": size["seekers"], "waiters": size["waiters"], "seconds": seconds})
+        print(f"{name}: {json.dumps(results)}", file=sys.stderr)
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def daemon(store, redis_port=None):
+    def start(port):
+        command = [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port",
+                   f"tcp:{port}:interface=127.0.0.1", "--allow-no-origin",
+                   "--rate-limit", "1000000", "--rate-burst", "1000000",
+                   "--max-connections-per-ip", "1000000", "--store", store]
+        if redis_port:
+            command += ["--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
+        return subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+    return start
+
+
+def reference(port):
+    return subprocess.Popen(pinned(0, ["node", str(HERE / "peers" / "ws-reference.js"),
+                                       str(port)]), stdout=subprocess.DEVNULL)
+
+
+def redis_server():
+    directory = tempfile.mkdtemp()
+    port = free_port()
+    process = subprocess.Popen(pinned(0, ["redis-server", "--port", str(port), "--bind",
+                                          "127.0.0.1", "--save", "", "--appendonly", "no",
+                                          "--dir", directory]), stdout=subprocess.DEVNULL)
+    wait_listening(port, process)
+    return port, lambda: (process.terminate(), process.wait())
+
+
+RATIOS = {"fanout": ["deliveries_per_s", "p50_ms", "p99_ms"],
+          "relay": ["relays_per_s", "p50_ms", "p99_ms"],
+          "idle": ["rss_per_connection_kib", "connects_per_s"]}
+
+
+def ratios(results):
+    """Each daemon figure divided by the reference's."""
+    reference = results["reference"]
+    out = {}
+    for target, scenarios in results.items():
+        if target == "reference":
+            continue
+        out[target] = {
+            f"{scenario}.{metric}": round(scenarios[scenario][metric] / reference[scenario][metric], 3)
+            for scenario, metrics in RATIOS.items() for metric in metrics
+            if reference[scenario].get(metric)
+        }
+    return out
+
+
+def chart(report, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(report["targets"])
+    throughput = [("fanout", "deliveries_per_s", "room deliveries/s"),
+                  ("relay", "relays_per_s", "DM relays/s")]
+    latency = [("fanout", "p99_ms", "room p99 ms @200 msg/s"), ("relay", "p99_ms", "DM p99 ms")]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, rows, title in ((axes[0], throughput, "Throughput per core (higher is better)"),
+                              (axes[1], latency, "p99 latency (lower is better)")):
+        width = 0.8 / len(targets)
+        for index, target in enumerate(targets):
+            values = [report["targets"][target][s].get(m) or 0 for s, m, _ in rows]
+            axis.bar([x + index * width for x in range(len(rows))], values, width, label=target)
+        axis.set_xticks([x + width * (len(targets) - 1) / 2 for x in range(len(rows))])
+        axis.set_xticklabels([label for _, _, label in rows])
+        axis.set_title(title)
+        axis.legend()
+    figure.suptitle(f"Aleatoria vs Node ws reference -- {report['date']} ({report['mode']})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main(argv):
+    mode = "quick" if "--quick" in argv else "smoke" if "--smoke" in argv else "full"
+    size = SIZES[mode]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    results = {"daemon-memory": measure("daemon-memory", daemon("memory"), size, True)}
+    if shutil.which("redis-server") and mode != "smoke":
+        redis_port, stop_redis = redis_server()
+        try:
+            results["daemon-redis"] = measure("daemon-redis", daemon("redis", redis_port),
+                                              size, True)
+        finally:
+            stop_redis()
+    results["reference"] = measure("reference", reference, size, False)
+    today = datetime.date.today().isoformat()
+    report = {
+        "date": today, "mode": mode, "sizes": size,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "node": subprocess.run(["node", "--version"], capture_output=True,
+                                           text=True).stdout.strip(),
+                    "pinned": bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1},
+        "targets": results, "ratios": ratios(results),
+    }
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else (
+        HERE / "results" / f"{today}{'' if mode == 'full' else '-' + mode}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        chart(report, out.with_suffix(".png"))
+    except ImportError:
+        print("matplotlib is not installed: no chart", file=sys.stderr)
+    print(out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,35 @@
+"""
+The benchmark runs end to end at tiny sizes and writes a well-formed report
+(issue: benchmarks). No timing is asserted: figures live in the README.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "node_modules" / "ws").exists(),
+                    reason="the Node generator is not installed (make test installs it)")
+def test_smoke_run_writes_a_report(tmp_path):
+    """run.py --smoke measures the daemon and the reference and reports both, with ratios."""
+    out = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert report["mode"] == "smoke"
+    daemon, reference = report["targets"]["daemon-memory"], report["targets"]["reference"]
+    for target in (daemon, reference):
+        assert target["idle"]["connects_per_s"] > 0
+        assert target["fanout"]["deliveries_per_s"] > 0
+        assert 0 < target["fanout"]["p50_ms"] <= target["fanout"]["p99_ms"]
+        assert target["relay"]["relays_per_s"] > 0
+        assert 0 <= target["relay"]["generator_cpu"]
+    assert daemon["matchmaking"]["pairings_per_s"] > 0
+    assert "matchmaking" not in reference
+    ratios = report["ratios"]["daemon-memory"]
+    assert ratios["fanout.deliveries_per_s"] > 0 and ratios["relay.relays_per_s"] > 0
