@@ -305,10 +305,10 @@ async def test_write_failure_is_reported(receiver, reporting):
     alice, bob = await server.connect_many("alice", "bob")
     protocol = server.hub._connections["bob"]
 
-    def refuse(prepared):
+    def refuse(data):
         raise OSError("socket gone")
 
-    protocol.sendPreparedMessage = refuse
+    protocol.transport.write = refuse
     alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {}})
     await alice.quiet()
     event = await receiver.event(operation="websocket_write")
