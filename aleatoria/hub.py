@@ -692,10 +692,13 @@ class Hub(Service):
 
     def resync(self):
         """
-        The store is reachable (again): tell it who is connected here now, in
-        which rooms -- users may have come and gone while it was away -- and
-        close connections another daemon claimed meanwhile.
+        Tell the store who is connected here now, in which rooms -- when it
+        is reachable again, and every so often, since a release can be lost
+        to a timeout -- and close connections another daemon claimed
+        meanwhile.
         """
+        if not getattr(self._store, "connected", True):
+            return
         sessions = {u: sorted(self._rooms_of.get(u, ())) for u in self._connections}
         d = self._store.resync(sessions)
         d.addCallback(self._resynced)

@@ -8,6 +8,7 @@ store, and last the reporter, which flushes what all of them reported.
 """
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, ssl
 from twisted.logger import Logger
@@ -60,6 +61,12 @@ def make_service(config, reactor=None):
     hub.setServiceParent(top)
     cluster.receiver = hub
     store.on_connect = hub.resync
+    if config.store == "redis":
+        # Self-healing: a release lost to a timeout or an outage is made good
+        # within one heartbeat period, on top of the resync at every reconnect.
+        resync = TimerService(config.node_ttl, hub.resync)
+        resync.clock = reactor
+        resync.setServiceParent(top)
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 

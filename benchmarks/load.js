@@ -5,7 +5,7 @@
 //
 //   node load.js SCENARIO PORT '{"option": value, ...}'
 //
-// Scenarios: idle, fanout, relay, matchmaking (see each function).
+// Scenarios: idle, fanout, relay, relay_rate, matchmaking (see each function).
 "use strict";
 const WebSocket = require("ws");
 
@@ -172,6 +172,45 @@ const relay = measured(async ({ pairs = 100, seconds = 5 }) => {
   };
 });
 
+// relay_rate: with `idle` other users connected, `pairs` pairs relay at a
+// fixed `rate` messages a second in all (each reply is one more relay):
+// p50 and p99 latency of a round trip -- the DM relay under a steady load.
+const relay_rate = measured(async ({ idle = 1000, pairs = 100, rate = 2000, seconds = 5 }) => {
+  const bystanders = await openMany(idle, "i", (n) => `i${n}`);
+  const left = await openMany(pairs, "a", (n) => `pair${n}`);
+  const right = await openMany(pairs, "b", (n) => `pair${n}`);
+  const latencies = [];
+  for (let n = 0; n < pairs; n++) {
+    right[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "webrtc_candidate") {
+        right[n].send(JSON.stringify({ type: "webrtc_candidate", toUser: `a${n}`, payload: message.payload }));
+      }
+    });
+    left[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "webrtc_candidate") latencies.push(now() - message.payload.sent);
+    });
+  }
+  await sleep(500);
+  const interval = 2000 / rate; // each round trip is two relays
+  const until = now() + seconds * 1000;
+  let n = 0;
+  for (let next = now(); next < until; next += interval) {
+    await sleep(Math.max(0, next - now()));
+    left[n].send(JSON.stringify({
+      type: "webrtc_candidate", toUser: `b${n}`, payload: { candidate: "candidate:1 1 udp 1 203.0.113.7 9 typ host", sent: now() },
+    }));
+    n = (n + 1) % pairs;
+  }
+  await sleep(500);
+  for (const socket of [...bystanders, ...left, ...right]) socket.terminate();
+  return {
+    scenario: "relay_rate", idle, pairs, rate, round_trips: latencies.length,
+    p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99),
+  };
+});
+
 // matchmaking: `seekers` users request a peer, hang up as soon as one is
 // assigned and request again; `waiters` wait in the pool and declare
 // themselves available again after each call. Pairings per second.
@@ -212,7 +251,7 @@ const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 })
   return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
 });
 
-const scenarios = { idle, fanout, relay, matchmaking };
+const scenarios = { idle, fanout, relay, relay_rate, matchmaking };
 scenarios[scenario](options).then(
   (result) => {
     if (result) console.log(JSON.stringify(result));

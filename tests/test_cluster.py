@@ -258,3 +258,24 @@ def _listening_port(process):
         if port and re.search(r"Redis at .* connected", line):
             return port
     raise AssertionError("the daemon never got going")
+
+
+@pytest_twisted.ensureDeferred
+async def test_lost_releases_heal_within_a_heartbeat(own_redis):
+    """
+    A session the daemon no longer has but Redis still lists (a release
+    lost to a timeout) is ended at the next periodic resync.
+    """
+    server = await daemon(own_redis.port)
+    try:
+        node = server.store.node
+        own_redis.raw("SET", "presence:lost", node)
+        own_redis.raw("SADD", f"node:{node}:users", "lost")
+        own_redis.raw("SADD", "available:webrtc", "lost")
+        own_redis.raw("SADD", "room:members:r", "lost")
+        own_redis.raw("SADD", "user:rooms:lost", "r")
+        await until(lambda: own_redis.raw("EXISTS", "presence:lost") == "0")
+        assert own_redis.raw("SCARD", "available:webrtc") == "0"
+        assert own_redis.raw("SCARD", "room:members:r") == "0"
+    finally:
+        await stop_server(server)

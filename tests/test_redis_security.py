@@ -190,3 +190,33 @@ async def test_our_timeout_counts_as_unavailable(tmp_path):
         os.kill(server.process.pid, signal.SIGCONT)
         await store.stopService()
         server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_session_bookkeeping_is_not_capped(tmp_path):
+    """
+    With max_pending commands waiting, other commands fail at once, but
+    claims and releases still go through: a mass disconnect must not leave
+    ghosts behind (the number of connections bounds them anyway).
+    """
+    server = RedisServer(tmp_path).start()
+    store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
+                       ttl=60, history_size=10, max_pending=2)
+    await connected(store)
+    try:
+        os.kill(server.process.pid, signal.SIGSTOP)
+        waiting = [store.pool_size(), store.pool_size()]
+        with pytest.raises(StoreUnavailable):
+            await store.offer("alice")
+        claim = store.claim("alice")
+        release = store.release("alice")
+        os.kill(server.process.pid, signal.SIGCONT)
+        await claim
+        assert await release is None
+        assert server.raw("EXISTS", "presence:alice") == "0"
+        for d in waiting:
+            await d
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        await store.stopService()
+        server.stop()

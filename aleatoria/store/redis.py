@@ -375,14 +375,15 @@ class RedisStore(Service):
     def _key(self, *parts):
         return self.prefix + ":".join(parts)
 
-    def _call(self, method, *args):
+    def _call(self, method, *args, capped=True):
         """
         Run one command with a timeout; fail at once when Redis is
-        unreachable or too many commands wait already.
+        unreachable or -- unless it is session bookkeeping, which the number
+        of connections bounds already -- too many commands wait.
         """
         if not self.connected:
             return fail(StoreUnavailable(f"Redis at {self._where} is not connected"))
-        if self._pending >= self._max_pending:
+        if capped and self._pending >= self._max_pending:
             return fail(StoreUnavailable("too many Redis commands waiting"))
         self._pending += 1
         d = getattr(self._redis, method)(*args)
@@ -399,12 +400,12 @@ class RedisStore(Service):
         failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
         raise StoreUnavailable(failure.getErrorMessage())
 
-    def _script(self, script, keys, args):
-        return self._call("eval", script, keys, [_text(a) for a in args])
+    def _script(self, script, keys, args, capped=True):
+        return self._call("eval", script, keys, [_text(a) for a in args], capped=capped)
 
-    def _library(self, script, *args):
+    def _library(self, script, *args, capped=True):
         """Run a script that builds its own keys from the prefix."""
-        return self._script(script, [], [self.prefix, *args])
+        return self._script(script, [], [self.prefix, *args], capped=capped)
 
     def _envelopes(self, entries):
         envelopes = []
@@ -460,11 +461,12 @@ class RedisStore(Service):
     # Sessions
 
     def claim(self, user):
-        d = self._library(_CLAIM, user, self.node)
+        d = self._library(_CLAIM, user, self.node, capped=False)
         return d.addCallback(lambda reply: Claim(reply[0], reply[1], tuple(sorted(reply[2:]))))
 
     def release(self, user):
-        return self._library(_RELEASE, user, self.node).addCallback(lambda peer: peer or None)
+        d = self._library(_RELEASE, user, self.node, capped=False)
+        return d.addCallback(lambda peer: peer or None)
 
     # Matchmaking
 
