@@ -127,6 +127,23 @@ const fanout = measured(async ({ members = 100, seconds = 5, rate = 200, window 
   };
 });
 
+// Pair left[n] with right[n]: right echoes every candidate back; `returned`
+// hears of each echo that reaches left[n], with its payload.
+function echoing(left, right, returned) {
+  for (let n = 0; n < left.length; n++) {
+    right[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "webrtc_candidate") {
+        right[n].send(JSON.stringify({ type: "webrtc_candidate", toUser: `a${n}`, payload: message.payload }));
+      }
+    });
+    left[n].on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "webrtc_candidate") returned(n, message.payload);
+    });
+  }
+}
+
 // relay: `pairs` pairs ping-pong a webrtc_candidate-sized message for
 // `seconds`: round trips per second (two relays each), p50 and p99.
 const relay = measured(async ({ pairs = 100, seconds = 5 }) => {
@@ -143,21 +160,11 @@ const relay = measured(async ({ pairs = 100, seconds = 5 }) => {
   const ping = (n) => left[n].send(JSON.stringify({
     type: "webrtc_candidate", toUser: `b${n}`, payload: { ...candidate, sent: now() },
   }));
-  for (let n = 0; n < pairs; n++) {
-    right[n].on("message", (data) => {
-      const message = JSON.parse(data);
-      if (message.type === "webrtc_candidate") {
-        right[n].send(JSON.stringify({ type: "webrtc_candidate", toUser: `a${n}`, payload: message.payload }));
-      }
-    });
-    left[n].on("message", (data) => {
-      const message = JSON.parse(data);
-      if (message.type !== "webrtc_candidate") return;
-      roundTrips++;
-      latencies.push(now() - message.payload.sent);
-      if (running) ping(n);
-    });
-  }
+  echoing(left, right, (n, payload) => {
+    roundTrips++;
+    latencies.push(now() - payload.sent);
+    if (running) ping(n);
+  });
   const started = now();
   for (let n = 0; n < pairs; n++) ping(n);
   await sleep(seconds * 1000);
@@ -180,18 +187,7 @@ const relay_rate = measured(async ({ idle = 1000, pairs = 100, rate = 2000, seco
   const left = await openMany(pairs, "a", (n) => `pair${n}`);
   const right = await openMany(pairs, "b", (n) => `pair${n}`);
   const latencies = [];
-  for (let n = 0; n < pairs; n++) {
-    right[n].on("message", (data) => {
-      const message = JSON.parse(data);
-      if (message.type === "webrtc_candidate") {
-        right[n].send(JSON.stringify({ type: "webrtc_candidate", toUser: `a${n}`, payload: message.payload }));
-      }
-    });
-    left[n].on("message", (data) => {
-      const message = JSON.parse(data);
-      if (message.type === "webrtc_candidate") latencies.push(now() - message.payload.sent);
-    });
-  }
+  echoing(left, right, (n, payload) => latencies.push(now() - payload.sent));
   await sleep(500);
   const interval = 2000 / rate; // each round trip is two relays
   const until = now() + seconds * 1000;

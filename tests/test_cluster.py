@@ -21,6 +21,7 @@ from aleatoria.service import make_service
 from .conftest import Server, redis_config, stop_server
 from .lifecycle_helpers import until
 from .redis_server import RedisServer
+from .pairing import partners
 from .wsclient import connect
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -155,18 +156,9 @@ async def test_pairing_race_across_daemons(two_daemons):
     await gatherResults([Deferred.fromCoroutine(_answered(c)) for c in requesters])
     await until(lambda: _settled(clients))
 
-    partners = {}
-    for client in clients:
-        roles = {(m["payload"]["peerId"], m["payload"]["role"])
-                 for m in client.inbox if m["type"] == "assign_role"}
-        assert len(roles) <= 1, (client.user, roles)
-        if roles:
-            partners[client.user] = roles.pop()
-    for user, (peer, role) in partners.items():
-        assert partners[peer][0] == user, (user, peer)
-        assert {role, partners[peer][1]} == {"polite", "impolite"}
-    assert len(partners) >= 50
-    cross = sum(1 for u, (p, _) in partners.items() if (int(u[1:]) - int(p[1:])) % 2)
+    found = partners(clients)
+    assert len(found) >= 50
+    cross = sum(1 for u, (p, _) in found.items() if (int(u[1:]) - int(p[1:])) % 2)
     assert cross > 0, "no pair spanned the two daemons"
 
 

@@ -6,6 +6,8 @@ and disconnects (PROTOCOL.md section 3 and 5).
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
+from .pairing import partners
+
 NO_PEER = {"message": "No peer available at the moment. Please try again later."}
 
 
@@ -191,20 +193,11 @@ async def test_simultaneous_requests_never_double_pair(server):
     await gatherResults([Deferred.fromCoroutine(_settle(c)) for c in requesters])
     await gatherResults([Deferred.fromCoroutine(_settle(c)) for c in clients[20:]])
 
-    partners = {}
-    for client in clients:
-        roles = {(m["payload"]["peerId"], m["payload"]["role"])
-                 for m in client.inbox if m["type"] == "assign_role"}
-        assert len(roles) <= 1, (client.user, roles)
-        if roles:
-            partners[client.user] = roles.pop()
-    for user, (peer, role) in partners.items():
-        assert partners[peer][0] == user
-        assert {role, partners[peer][1]} == {"polite", "impolite"}
+    found = partners(clients)
     for client in requesters:
         kinds = {m["type"] for m in client.inbox}
         assert kinds & {"assign_role", "no_peer_available"}, client.user
-    assert len(partners) >= 20
+    assert len(found) >= 20
 
 
 async def _settle(client):
