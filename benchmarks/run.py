@@ -4,7 +4,8 @@
 
 Each server is pinned to core 0 (with its Redis, for the Redis store), the
 load generator (benchmarks/load.js, Node `ws`) to core 1, so figures are per
-core; the generator reports its own CPU share. Results go to
+core. Each scenario reports the generator's CPU share and the server's
+(over the whole scenario, pauses included), to show which side was the limit. Results go to
 benchmarks/results/<date>[-quick].json, with a PNG chart beside them when
 matplotlib is installed (`make bench` installs it).
 
@@ -128,7 +129,10 @@ def measure(name, start, size, matchmaking):
                                               "waiters": size["waiters"], "seconds": seconds}))
         for scenario, options in scenarios:
             settle(server.pid)
+            cpu, started = cpu_seconds(server.pid), time.monotonic()
             results[scenario] = generate(scenario, port, options)
+            results[scenario]["server_cpu"] = round(
+                (cpu_seconds(server.pid) - cpu) / (time.monotonic() - started), 3)
         print(f"{name}: {json.dumps(results)}", file=sys.stderr)
         return results
     finally:

@@ -29,6 +29,7 @@ def test_smoke_run_writes_a_report(tmp_path):
         assert 0 < target["fanout"]["p50_ms"] <= target["fanout"]["p99_ms"]
         assert target["relay"]["relays_per_s"] > 0
         assert 0 <= target["relay"]["generator_cpu"]
+        assert 0 <= target["relay"]["server_cpu"]
         assert target["relay_rate"]["round_trips"] > 0
         assert 0 < target["relay_rate"]["p50_ms"] <= target["relay_rate"]["p99_ms"]
     assert daemon["matchmaking"]["pairings_per_s"] > 0
