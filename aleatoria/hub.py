@@ -231,13 +231,8 @@ class Hub(Service):
         try:
             handler(conn, envelope)
         except Exception:
-            failure = Failure()
-            self._log.failure(
-                "Handling {kind} from {user} failed", failure,
-                kind=kind, user=conn.user_id, reported=True,
-            )
-            conn.report.capture(
-                failure, "Handling a client message failed",
+            conn.report.failed(
+                self._log, Failure(), f"Handling {kind} failed",
                 component="hub", operation="handle_message", messageType=kind,
             )
             self._refuse(conn, "unavailable", "The server could not handle that message.")
@@ -654,13 +649,9 @@ class Hub(Service):
 
         def failed(failure):
             if not failure.check(StoreUnavailable):
-                self._log.failure(
-                    "Store operation {operation} failed", failure,
-                    operation=operation, reported=True,
-                )
                 report = conn.report if conn is not None else self._reporter.daemon
-                report.capture(
-                    failure, f"Store operation {operation} failed",
+                report.failed(
+                    self._log, failure, f"Store operation {operation} failed",
                     operation=f"{self._store.kind}_{operation}", component="store",
                 )
             if reply and conn is not None and self._connections.get(conn.user_id) is conn:
@@ -697,8 +688,6 @@ class Hub(Service):
         to a timeout -- and close connections another daemon claimed
         meanwhile.
         """
-        if not getattr(self._store, "connected", True):
-            return
         sessions = {u: sorted(self._rooms_of.get(u, ())) for u in self._connections}
         d = self._store.resync(sessions)
         d.addCallback(self._resynced)

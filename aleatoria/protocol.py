@@ -109,12 +109,9 @@ class ClientProtocol(WebSocketServerProtocol):
             )
             raise
         except Exception:
-            failure = Failure()
-            self._log.failure("Handshake from {peer} failed", failure,
-                              peer=request.peer, reported=True)
-            self.factory.reporter.daemon.capture(
-                failure, "WebSocket upgrade failed", operation="websocket_upgrade",
-                remoteAddress=address,
+            self.factory.reporter.daemon.failed(
+                self._log, Failure(), f"Handshake from {request.peer} failed",
+                operation="websocket_upgrade", remoteAddress=address,
             )
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR) from None
         self._address = address
@@ -135,11 +132,8 @@ class ClientProtocol(WebSocketServerProtocol):
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
-            failure = Failure()
-            self._log.failure("Registering {user} failed", failure,
-                              user=self.user_id, reported=True)
-            self.report.capture(failure, "Registering a connection failed",
-                                operation="websocket_open", component="protocol")
+            self.report.failed(self._log, Failure(), "Registering a connection failed",
+                               operation="websocket_open", component="protocol")
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
@@ -204,11 +198,8 @@ class ClientProtocol(WebSocketServerProtocol):
             else:
                 self.sendPreparedMessage(prepared)
         except Exception:
-            failure = Failure()
-            self._log.failure("Writing to {user} failed", failure,
-                              user=self.user_id, reported=True)
-            self.report.capture(failure, "Write to client failed",
-                                operation="websocket_write", component="protocol")
+            self.report.failed(self._log, Failure(), "Writing to the client failed",
+                               operation="websocket_write", component="protocol")
 
     def _evict(self):
         """

@@ -32,7 +32,6 @@ A cap on transactions per daemon: the SDK's send queue holds 100 items and
 drops what does not fit, and a flood of traces must never crowd out errors.
 """
 RAW_FRAME_LIMIT = 1024
-CATEGORIES = frozenset({"websocket", "room", "message", "webrtc", "redis"})
 
 _FILTERED = "[Filtered]"
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
@@ -47,6 +46,7 @@ class Report:
 
     def __init__(self, reporter, user=None, ip=None):
         self._reporter = reporter
+        self.user = user
         self.scope = sentry_sdk.Scope()
         if user is not None:
             self.scope.set_tag("userId", user)
@@ -56,7 +56,10 @@ class Report:
         self.scope.set_tag(key, value)
 
     def breadcrumb(self, category, message, level="info", **data):
-        """Add to this trail only; C{category} is one of L{CATEGORIES}."""
+        """
+        Add to this trail only; C{category} is one of C{websocket}, C{room},
+        C{message}, C{webrtc}, C{redis}.
+        """
         if self._reporter.enabled:
             self.scope.add_breadcrumb(
                 category=category, message=message, level=level, data=data
@@ -70,27 +73,49 @@ class Report:
         """Report something that went wrong without an exception, in this scope."""
         self._reporter.capture_message(message, level, tags, extra, report=self)
 
+    def failed(self, log, failure, what, **tags):
+        """
+        Log C{failure} through C{log} -- marked reported, so the log observer
+        does not send it a second time -- and report it in this scope.
+        """
+        log.failure(
+            "{what}{who}", failure, what=what, reported=True,
+            who=f" (user {self.user})" if self.user else "", **tags,
+        )
+        self.capture(failure, what, **tags)
+
     def errback(self, operation, **tags):
         """
-        An errback that reports the failure, tagged C{operation}, and handles
-        it: C{d.addErrback(report.errback("redis_save_room_message"))}.
+        An errback that logs and reports the failure, tagged C{operation},
+        and handles it: C{d.addErrback(report.errback("cluster_reap"))}.
         """
+        log = Logger(namespace=f"aleatoria.{operation}")
+
         def report(failure):
-            Logger(namespace=f"aleatoria.{operation}").failure(
-                "{operation} failed", failure, operation=operation, reported=True
-            )
-            self.capture(failure, f"{operation} failed", operation=operation, **tags)
+            self.failed(log, failure, f"{operation} failed", operation=operation, **tags)
 
         return report
 
 
 class _Off(Report):
-    """The Report of a Reporter without a DSN: every call does nothing."""
+    """
+    The Report of a Reporter without a DSN, or of none: failures are logged,
+    nothing is sent.
+    """
 
     def __init__(self, reporter, user=None, ip=None):
-        self._reporter = reporter
+        self.user = user
 
     def tag(self, key, value):
+        pass
+
+    def breadcrumb(self, category, message, level="info", **data):
+        pass
+
+    def capture(self, failure, message, extra=None, **tags):
+        pass
+
+    def capture_message(self, message, level="warning", extra=None, **tags):
         pass
 
 
@@ -285,16 +310,14 @@ def guarded(function, report, operation):
     (tagged C{operation}) instead of stopping the timer that calls it.
     """
     log = Logger(namespace=f"aleatoria.{operation}")
+    report = report or _Off(None)
 
     def call():
         try:
             return function()
         except Exception:
-            failure = Failure()
-            log.failure("{operation} failed", failure, operation=operation, reported=True)
-            if report is not None:
-                report.capture(failure, f"{operation} failed", operation=operation,
-                               component="timer")
+            report.failed(log, Failure(), f"{operation} failed",
+                          operation=operation, component="timer")
 
     return call
 
