@@ -202,16 +202,35 @@ async def test_logged_failures_reach_sentry_once(receiver, reporting):
 
 @pytest_twisted.ensureDeferred
 async def test_nothing_is_sent_without_a_dsn(receiver):
-    """Without SENTRY_DSN, failures stay in the log and nothing is sent."""
-    server = await start_server()
+    """
+    Without SENTRY_DSN, failures stay in the log and nothing is sent -- even
+    with an SDK live in the process and pointed at the receiver, which any
+    capture would reach.
+    """
+    import sentry_sdk
+    from twisted.internet.threads import deferToThread
+
+    sentry_sdk.init(dsn=receiver.dsn, default_integrations=False)
     try:
-        alice = await server.connect("alice")
-        await alice.request({"type": "whatever"}, "error")
-        alice.send("not json")
-        await alice.expect("error_response")
+        server = await start_server()
+        try:
+            alice = await server.connect("alice")
+            await alice.request({"type": "whatever"}, "error")
+            alice.send("not json")
+            await alice.expect("error_response")
+            server.store.room_messages = lambda *args: fail(RuntimeError("store bug"))
+            await alice.request({"type": "get_recent_messages", "room": "home-alice"}, "error")
+        finally:
+            await stop_server(server)
+        await deferToThread(sentry_sdk.get_client().flush, 2)
+        assert receiver.items == []
+        sentry_sdk.capture_message("control: the SDK does reach the receiver")
+        await deferToThread(sentry_sdk.get_client().flush, 2)
+        assert [e["message"] for e in receiver.events()] == [
+            "control: the SDK does reach the receiver"
+        ]
     finally:
-        await stop_server(server)
-    assert receiver.items == []
+        await deferToThread(sentry_sdk.get_client().close, 2)
 
 
 def test_no_dsn_in_the_code():
