@@ -358,6 +358,8 @@ class Hub(Service):
 
     def _get_room_members(self, conn, envelope):
         room = envelope.room
+        if not room:
+            return self._refuse(conn, "invalid_message", "get_room_members needs room.")
         if room not in self._rooms_of.get(conn.user_id, ()):
             return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
         d = self._store.room_members(room)
@@ -430,6 +432,8 @@ class Hub(Service):
 
     def _get_recent_messages(self, conn, envelope):
         room, query = envelope.room, envelope.payload
+        if not room:
+            return self._refuse(conn, "invalid_message", "get_recent_messages needs room.")
         if room not in self._rooms_of.get(conn.user_id, ()):
             return self._refuse(conn, "not_in_room", NOT_IN_ROOM)
         if query.limit < 1:

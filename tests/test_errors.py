@@ -91,6 +91,8 @@ REFUSED = [
                  "invalid_message", id="bad-before"),
     pytest.param({"type": "get_direct_messages", "payload": {}}, "invalid_message",
                  id="no-withUser"),
+    pytest.param({"type": "get_recent_messages"}, "invalid_message", id="history-no-room"),
+    pytest.param({"type": "get_room_members"}, "invalid_message", id="members-no-room"),
     pytest.param({"type": "get_direct_messages", "payload": {"withUser": "bob", "limit": -1}},
                  "invalid_message", id="negative-limit"),
     pytest.param({"type": "webrtc_offer", "toUser": "alice"}, "invalid_message",
