@@ -17,11 +17,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
-import txredisapi
-
 from .messages import InvalidMessage, decode_stored, encode
 from .store import StoreUnavailable
-from .store.redis import consume_connection_error
+from .txredis import Link
 
 
 class ICluster(Interface):
@@ -31,17 +29,32 @@ class ICluster(Interface):
         """
         Send C{envelope} to C{user}, connected to another daemon; fire with
         whether a live daemon has the user.
+
+        @raise StoreUnavailable: it could not be handed over (errback).
         """
 
     def broadcast(room, envelope):
-        """Send C{envelope} to the members of C{room} on the other daemons."""
+        """
+        Send C{envelope} to the members of C{room} on the other daemons.
+
+        @raise StoreUnavailable: some daemon may have missed it (errback).
+        """
 
     def replaced(owner, user):
         """Tell daemon C{owner} that C{user} has connected here instead."""
 
+    def leave():
+        """
+        Every session here is released (at shutdown): the other daemons may
+        forget this one. Until then, should it die, they reap its users.
+        """
+
 
 class IReceiver(Interface):
     """What a cluster hands over to the hub (the hub provides it)."""
+
+    def sessions():
+        """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
 
     def deliver_local(user, envelope):
         """Another daemon sends C{envelope} to C{user}, if connected here."""
@@ -52,8 +65,11 @@ class IReceiver(Interface):
     def replaced_elsewhere(user):
         """C{user} connected to another daemon: close its connection here."""
 
-    def peer_gone(peer, user):
-        """C{user}'s daemon died while C{user} was in a call with C{peer}."""
+    def reaped(user, rooms, peer):
+        """
+        C{user}'s daemon died: it left C{rooms}, and C{peer} (or C{None}),
+        its partner in a call, should hear the call is over.
+        """
 
 
 @implementer(ICluster)
@@ -66,10 +82,13 @@ class LoneDaemon:
         return succeed(False)
 
     def broadcast(self, room, envelope):
-        pass
+        return succeed(None)
 
     def replaced(self, owner, user):
         pass
+
+    def leave(self):
+        return succeed(None)
 
 
 class _Post(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -87,66 +106,149 @@ _decode_post = msgspec.json.Decoder(_Post).decode
 _NODE_CHANNEL = "aleatoria:node:"
 _ROOMS_CHANNEL = "aleatoria:rooms"
 
+BEATS_PER_TTL = 5
+"""Heartbeats within one C{node_ttl}: a daemon counts as dead after missing that many."""
 
-class _Subscriber(txredisapi.SubscriberProtocol):
-    def connectionMade(self):
-        d = super().connectionMade()
-        d.addCallback(lambda _: self.subscribe(self.factory.channels))
-        d.addCallback(lambda _: self.factory.cluster._subscribed(True))
-        return d
-
-    def connectionLost(self, why):
-        self.factory.cluster._subscribed(False)
-        return super().connectionLost(why)
-
-    def messageReceived(self, pattern, channel, message):
-        self.factory.cluster._received(message)
+RESYNC_TTLS = 6
+"""The periodic resync, which heals a release lost to a timeout, every so many C{node_ttl}."""
 
 
 @implementer(ICluster)
 class RedisCluster(Service):
     """
+    The other daemons on the same Redis, and this daemon's place among
+    them: the one owner of liveness. It keeps this daemon's heartbeat,
+    rejoins (heartbeat and resync in one script) whenever Redis returns or
+    the heartbeat is found lapsed, reaps daemons that died, and holds the
+    pub/sub connection, pinged at every heartbeat.
+
     @param store: the L{aleatoria.store.redis.RedisStore} (its node id and
         scripts are the cluster's).
-    @param endpoint: where Redis is, for the subscribing connection.
-    @param receiver: the L{IReceiver} (the hub), set before starting.
-    @param reactor: the clock for reaping.
+    @param subscriber: where Redis is and how to log in, as
+        L{aleatoria.txredis.Link} takes it (endpoint, where, and keywords).
+    @param node_ttl: seconds after its last heartbeat that a silent daemon
+        counts as dead, and its users as gone.
+    @param receiver: the L{IReceiver} (the hub).
     @param report: the daemon's L{aleatoria.reporting.Report}.
     """
 
     _log = Logger()
-    receiver = None
-    subscribed = False
 
-    def __init__(self, store, endpoint, reactor, report, *, username=None, password=None,
-                 reap_interval=15.0):
+    def __init__(self, store, subscriber, reactor, report, *, node_ttl, receiver=None):
         self._store = store
         self._report = report
+        self._reactor = reactor
+        self._node_ttl = node_ttl
+        self.receiver = receiver
         self.node = store.node
-        self._endpoint = endpoint
-        self._factory = txredisapi.RedisFactory(
-            uuid="subscriber", dbid=None, poolsize=1, isLazy=True,
-            username=username or None, password=password or None,
-            convertNumbers=False,
-        )
-        consume_connection_error(self._factory)
-        self._factory.protocol = _Subscriber
-        self._factory.cluster = self
-        prefix = store.prefix
-        self._factory.channels = [prefix + _NODE_CHANNEL + self.node, prefix + _ROOMS_CHANNEL]
-        self._reaper = LoopingCall(self._reap)
-        self._reaper.clock = reactor
-        self._reap_interval = reap_interval
+        endpoint, where, link_options = subscriber
+        channels = [store.prefix + _NODE_CHANNEL + self.node, store.prefix + _ROOMS_CHANNEL]
+        self._link = Link(endpoint, where, reactor, channels=channels,
+                          on_message=self._received, **link_options)
+        self._joined_at = None
+        self._timers = [self._timer(self._beat, node_ttl / BEATS_PER_TTL),
+                        self._timer(self._reap, node_ttl / BEATS_PER_TTL / 2),
+                        self._timer(self.resync, node_ttl * RESYNC_TTLS)]
+        store.watch(self._store_linked)
+
+    def _timer(self, function, interval):
+        call = LoopingCall(function)
+        call.clock = self._reactor
+        return call, interval
+
+    @property
+    def subscribed(self):
+        """Whether posts from the other daemons reach this one."""
+        return self._link.up
+
+    @property
+    def joined(self):
+        """Whether this daemon counts among the live ones (since Redis last returned)."""
+        return self._joined_at is not None
 
     def startService(self):
         super().startService()
-        self._factory.startConnecting(self._endpoint)
-        self._reaper.start(self._reap_interval, now=False)
+        self._link.start()
+        for call, interval in self._timers:
+            call.start(interval, now=False)
 
     def stopService(self):
+        """Stop beating (should the hub not have left, the others reap) and unsubscribe."""
         super().stopService()
-        self._reaper.stop()
-        return self._factory.disconnect()
+        self._stop_timers()
+        return self._link.stop()
+
+    def _stop_timers(self):
+        for call, _ in self._timers:
+            if call.running:
+                call.stop()
+
+    def leave(self):
+        self._stop_timers()
+        d = self._store.leave_cluster()
+        d.addCallback(lambda _: self._log.info("Left the daemons sharing Redis"))
+        self._quietly(d, "leave")
+        return d
+
+    # Liveness
+
+    def _store_linked(self, up):
+        self._joined_at = None
+        if up:
+            self.resync()
+
+    def resync(self):
+        """
+        Renew the heartbeat and tell Redis who is connected here now, in
+        which rooms; close connections another daemon claimed meanwhile.
+        """
+        joining = self._joined_at is None
+        d = self._store.resync(self.receiver.sessions(), self._node_ttl)
+        d.addCallback(self._resynced, joining)
+        self._quietly(d, "resync")
+
+    def _resynced(self, stale, joining):
+        if joining:
+            self._joined_at = self._reactor.seconds()
+        for user in stale:
+            self.receiver.replaced_elsewhere(user)
+
+    def _beat(self):
+        if not self._store.connected:
+            return
+        if self._joined_at is None:
+            return self.resync()
+        d = self._store.heartbeat(self._node_ttl)
+        d.addCallback(self._lapsed_or_not)
+        self._quietly(d, "heartbeat")
+        self._link.ping().addErrback(lambda failure: None)
+
+    def _lapsed_or_not(self, alive):
+        if not alive:
+            self._log.warn("This daemon's heartbeat had lapsed; telling Redis who is here again")
+            self.resync()
+
+    def _reap(self):
+        """
+        Reap daemons that died -- but not in the first C{node_ttl} after
+        this one (re)joined: daemons that lost Redis along with it need as
+        long to come back before their silence means anything.
+        """
+        if self._joined_at is None or self._reactor.seconds() - self._joined_at < self._node_ttl:
+            return
+        d = self._store.reap()
+        d.addCallback(self._reaped)
+        self._quietly(d, "reap")
+
+    def _reaped(self, reaped):
+        for entry in reaped:
+            self._log.info("Reaped {user}, whose daemon died", user=entry.user)
+            self.receiver.reaped(entry.user, entry.rooms, entry.peer)
+
+    def _quietly(self, d, operation):
+        """An outage is the store's to report; anything else is reported here."""
+        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
+        d.addErrback(self._report.errback(f"cluster_{operation}"))
 
     # Sending
 
@@ -156,21 +258,13 @@ class RedisCluster(Service):
 
     def broadcast(self, room, envelope):
         post = _encode_post(_Post("room", self.node, room, Raw(encode(envelope))))
-        self._quietly(self._store.publish(_ROOMS_CHANNEL, post), "broadcast")
+        return self._store.publish_to_all(_ROOMS_CHANNEL, post)
 
     def replaced(self, owner, user):
         post = _encode_post(_Post("replaced", self.node, user))
         self._quietly(self._store.publish(_NODE_CHANNEL + owner, post), "replaced")
 
-    def _quietly(self, d, operation):
-        """An outage is the store's to report; anything else is reported here."""
-        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
-        d.addErrback(self._report.errback(f"cluster_{operation}"))
-
     # Receiving
-
-    def _subscribed(self, up):
-        self.subscribed = up
 
     def _received(self, message):
         try:
@@ -187,15 +281,3 @@ class RedisCluster(Service):
             self.receiver.broadcast_local(post.target, envelope)
         elif post.kind == "replaced":
             self.receiver.replaced_elsewhere(post.target)
-
-    # Daemons that died
-
-    def _reap(self):
-        d = self._store.reap()
-        d.addCallback(self._reaped)
-        self._quietly(d, "reap")
-
-    def _reaped(self, orphans):
-        for user, peer in orphans:
-            self._log.info("Reaped {user}, whose daemon died", user=user)
-            self.receiver.peer_gone(peer, user)

@@ -215,10 +215,15 @@ SETTINGS = (
     Setting("redis-prefix", "ALEATORIA_REDIS_PREFIX", "", _text,
             "Prefix for every key, to share a database"),
     Setting("redis-timeout", "ALEATORIA_REDIS_TIMEOUT", 2.0, _seconds,
-            "Seconds before a Redis command is given up"),
-    Setting("node-ttl", "ALEATORIA_NODE_TTL", 15.0, _seconds,
+            "Seconds before a Redis command, or the connect handshake, is given up"),
+    Setting("redis-retry-max", "ALEATORIA_REDIS_RETRY_MAX", 1.0, _seconds,
+            "Longest wait, in seconds, between attempts to reconnect to Redis"),
+    Setting("node-ttl", "ALEATORIA_NODE_TTL", 5.0, _seconds,
             "Seconds after its last heartbeat that a daemon sharing the Redis "
-            "counts as dead, and its users as gone"),
+            "counts as dead, and its users as gone (it beats 5 times as often)"),
+    Setting("shutdown-timeout", "ALEATORIA_SHUTDOWN_TIMEOUT", 5.0, _seconds,
+            "Seconds a stopping daemon has to close its clients and release "
+            "their sessions; past them the other daemons reap what is left"),
     Setting("sentry-dsn", "SENTRY_DSN", "", _dsn,
             "Where to report errors; empty turns reporting off", env_only=True),
     Setting("sentry-env", "SENTRY_ENV", "production", _host,
@@ -270,7 +275,9 @@ class Config:
     redis_db: int
     redis_prefix: str
     redis_timeout: float
+    redis_retry_max: float
     node_ttl: float
+    shutdown_timeout: float
     sentry_dsn: str
     sentry_env: str
     sentry_debug: bool

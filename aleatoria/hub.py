@@ -11,7 +11,7 @@ import uuid
 
 from msgspec.structs import replace
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
@@ -73,13 +73,12 @@ class Hub(Service):
     @param metrics: the L{aleatoria.metrics.Metrics}.
     @param max_content: longest chat content, in UTF-8 bytes.
     @param max_rooms: rooms one connection may be in.
-    @param shutdown_grace: seconds clients get to close at shutdown.
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, clock, reactor, cluster=None, reporter=None,
-                 metrics=None, max_content=4096, max_rooms=50, shutdown_grace=3.0):
+                 metrics=None, max_content=4096, max_rooms=50):
         self._store = store
         self._cluster = cluster or LoneDaemon()
         self._reporter = reporter or Reporter()
@@ -90,11 +89,10 @@ class Hub(Service):
         self._prepare = prepare
         self._clock = clock
         self._reactor = reactor
-        self._shutdown_grace = shutdown_grace
         self._connections = {}
         self._members = {}
         self._rooms_of = {}
-        self._drained = None
+        self._closing = {}
         self._handlers = {
             "chat_message": self._chat_message,
             "join_room": self._join_room,
@@ -174,6 +172,9 @@ class Hub(Service):
 
     def disconnected(self, conn):
         """C{conn} is closed; forget it unless it was replaced already."""
+        closing = self._closing.pop(conn, None)
+        if closing is not None:
+            closing.callback(None)
         if self._connections.get(conn.user_id) is not conn:
             return
         rooms = sorted(self._rooms_of.get(conn.user_id, ()))
@@ -190,21 +191,22 @@ class Hub(Service):
         """
         Take the user out of every room (telling the members, unless the
         daemon that replaced it does), and have the store release it: out
-        of the pool, and its call hung up.
+        of the pool, and its call hung up. Fire with L{FAILED} unless all of
+        that, the telling included, went through.
         """
         user = conn.user_id
         del self._connections[user]
-        for room in sorted(self._rooms_of.get(user, ())):
-            self._exit(user, room, persist=False, announce=announce)
-        d = self._store.release(user)
-        d.addCallback(self._released, user)
-        self._watch(d, "release")
-        if not self._connections and self._drained is not None:
-            self._drained.callback(None)
+        work = [self._exit(user, room, persist=False, announce=announce)
+                for room in sorted(self._rooms_of.get(user, ()))]
+        released = self._watch(self._store.release(user), "release")
+        released.addCallback(self._released, user)
+        work.append(released)
+        return _all_done(work)
 
     def _released(self, former_peer, user):
-        if former_peer is not None:
-            self._hangup_for(former_peer, user, "disconnected")
+        if former_peer in (None, FAILED):
+            return former_peer
+        return self._hangup_for(former_peer, user, "disconnected")
 
     # Incoming messages
 
@@ -326,8 +328,7 @@ class Hub(Service):
         rooms.discard(room)
         if not rooms:
             del self._rooms_of[user]
-        if announce:
-            self._announce(room, "user_left", user)
+        told = self._announce(room, "user_left", user) if announce else succeed(None)
         if persist:
             self._watch(self._store.leave_room(room, user), "leave_room")
         self._log.info("{user} left {room!r}", user=user, room=room)
@@ -336,21 +337,28 @@ class Hub(Service):
             conn.report.breadcrumb(
                 "room", "Left room", room=room, members=len(members)
             )
+        return told
 
     def _announce(self, room, kind, user):
-        """Tell the other members of C{room}, here and elsewhere, that C{user} came or went."""
-        self._to_room(room, Envelope(
+        """
+        Tell the other members of C{room}, here and elsewhere, that C{user}
+        came or went; fire with L{FAILED} if some daemon may have missed it.
+        """
+        return self._watch(self._to_room(room, Envelope(
             type=kind,
             fromUser=SYSTEM,
             room=room,
             payload={"room": room, "userId": user},
             createTime=self._now(),
-        ))
+        )), "broadcast")
 
     def _to_room(self, room, envelope, but=None):
-        """Send to every member of C{room} on every daemon, except C{but}."""
+        """
+        Send to every member of C{room} on every daemon, except C{but}; the
+        other daemons' part may fail (a Deferred).
+        """
         self._fan_out([u for u in self._members.get(room, ()) if u != but], envelope)
-        self._cluster.broadcast(room, envelope)
+        return self._cluster.broadcast(room, envelope)
 
     def _get_rooms(self, conn, envelope):
         rooms = sorted(self._rooms_of.get(conn.user_id, ()))
@@ -410,23 +418,43 @@ class Hub(Service):
         )
         if message.toUser:
             conn.report.breadcrumb("message", "Direct message sent", toUser=message.toUser)
-            self._notify(message.toUser, replace(message, incoming=True))
+            delivered = self._deliver(message.toUser, replace(message, incoming=True))
             self._send(conn, replace(message, incoming=False))
-            self._watch(
-                self._store.save_direct_message(user, message.toUser, message),
-                "save_direct_message", conn, reply=False,
-            )
+            saved = self._store.save_direct_message(user, message.toUser, message)
+            saving = "save_direct_message"
         else:
             conn.report.breadcrumb(
                 "message", "Room message broadcast", room=message.room,
                 members=len(self._members[message.room]),
             )
-            self._to_room(message.room, replace(message, incoming=True), but=user)
+            delivered = self._to_room(message.room, replace(message, incoming=True), but=user)
             self._send(conn, replace(message, incoming=False))
-            self._watch(
-                self._store.save_room_message(message.room, message, at),
-                "save_room_message", conn, reply=False,
-            )
+            saved = self._store.save_room_message(message.room, message, at)
+            saving = "save_room_message"
+        outcome = gatherResults([
+            self._watch(delivered, "deliver", conn, reply=False),
+            self._watch(saved, saving, conn, reply=False),
+        ])
+        outcome.addCallback(self._confirm, conn, message.messageId)
+
+    def _confirm(self, outcome, conn, message_id):
+        """
+        After the echo: if the message may have missed somebody on another
+        daemon, or its history, say so -- one C{unavailable} naming it. Its
+        local recipients have it; nothing is retried, so nothing doubles.
+        """
+        failed = [what for what, result in zip(("delivery", "history"), outcome, strict=True)
+                  if result is FAILED]
+        if not failed or self._connections.get(conn.user_id) is not conn:
+            return
+        missed = {"delivery": "delivered to everyone", "history": "saved to history"}
+        self._refuse(
+            conn, "unavailable",
+            f"Message {message_id} may not have been "
+            f"{' or '.join(missed[what] for what in failed)}: "
+            "part of the service is unavailable; try again later.",
+            messageId=message_id, failed=failed,
+        )
 
     # History
 
@@ -525,7 +553,8 @@ class Hub(Service):
     def _relay(self, conn, envelope):
         """
         Pass a signaling message on to its C{toUser}, payload untouched.
-        Fire with whether it reached a connected user.
+        Fire with C{True} if it reached a connected user (L{FAILED} if it
+        could not be handed over).
         """
         user, target = conn.user_id, envelope.toUser
         if not target:
@@ -542,8 +571,7 @@ class Hub(Service):
             envelope, fromUser=user, room="", createTime=self._now()
         ))
         d.addCallback(self._relayed, conn, target)
-        self._watch(d, "relay", conn)
-        return d
+        return self._watch(d, "relay", conn)
 
     def _relayed(self, delivered, conn, target):
         if delivered:
@@ -555,7 +583,9 @@ class Hub(Service):
     def _hangup(self, conn, envelope):
         user, peer = conn.user_id, envelope.toUser
         d = self._relay(conn, envelope)
-        d.addCallback(lambda delivered: self._store.hang_up(user, peer) if delivered else False)
+        d.addCallback(
+            lambda delivered: self._store.hang_up(user, peer) if delivered is True else False
+        )
         d.addCallback(self._hung_up, user, peer)
         self._watch(d, "hang_up")
 
@@ -565,7 +595,7 @@ class Hub(Service):
 
     def _hangup_for(self, user, peer, reason):
         """Tell C{user}, wherever it is, that its call with C{peer} is over."""
-        self._notify(user, Envelope(
+        return self._notify(user, Envelope(
             type="hangup",
             fromUser=peer,
             toUser=user,
@@ -618,8 +648,8 @@ class Hub(Service):
         return self._cluster.deliver(user, envelope)
 
     def _notify(self, user, envelope):
-        """Deliver where nobody waits for the outcome."""
-        self._watch(self._deliver(user, envelope), "deliver")
+        """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
+        return self._watch(self._deliver(user, envelope), "deliver")
 
     def _system(self, kind, to_user, payload, room=""):
         """A message the server originates."""
@@ -635,9 +665,9 @@ class Hub(Service):
     def _reply(self, conn, kind, payload, room=""):
         self._send(conn, self._system(kind, conn.user_id, payload, room))
 
-    def _refuse(self, conn, code, text):
+    def _refuse(self, conn, code, text, **details):
         self._metrics.errors.labels(code).inc()
-        self._reply(conn, "error", {"error": text, "code": code})
+        self._reply(conn, "error", {"error": text, "code": code, **details})
 
     def _watch(self, d, operation, conn=None, reply=True):
         """
@@ -645,7 +675,8 @@ class Hub(Service):
         span of the message's trace), and its failure logged and reported --
         in C{conn}'s scope when there is one; an outage is reported by the
         store, once for all. C{conn}, unless told not to C{reply}, is told
-        the service is unavailable.
+        the service is unavailable. Returns C{d}, which then fires with
+        L{FAILED} instead of failing.
         """
         self._metrics.time_store(operation, d)
         if self._trace is not None:
@@ -662,10 +693,14 @@ class Hub(Service):
                 self._refuse(
                     conn, "unavailable", "That is unavailable right now; try again later."
                 )
+            return FAILED
 
-        d.addErrback(failed)
+        return d.addErrback(failed)
 
     # From the other daemons (IReceiver)
+
+    def sessions(self):
+        return {user: sorted(self._rooms_of.get(user, ())) for user in self._connections}
 
     def deliver_local(self, user, envelope):
         conn = self._connections.get(user)
@@ -682,47 +717,51 @@ class Hub(Service):
             self._detach(conn, announce=False)
             conn.close(CLOSE_REPLACED, "replaced")
 
-    def peer_gone(self, peer, user):
-        self._hangup_for(peer, user, "disconnected")
-
-    def resync(self):
-        """
-        Tell the store who is connected here now, in which rooms -- when it
-        is reachable again, and every so often, since a release can be lost
-        to a timeout -- and close connections another daemon claimed
-        meanwhile.
-        """
-        sessions = {u: sorted(self._rooms_of.get(u, ())) for u in self._connections}
-        d = self._store.resync(sessions)
-        d.addCallback(self._resynced)
-        self._watch(d, "resync")
-
-    def _resynced(self, stale):
-        for user in stale:
-            self.replaced_elsewhere(user)
+    def reaped(self, user, rooms, peer):
+        for room in rooms:
+            self._announce(room, "user_left", user)
+        if peer is not None:
+            self._hangup_for(peer, user, "disconnected")
 
     # Service
 
     def stopService(self):
         """
-        Close every client with 1001 and wait (a bounded time) until they are
-        gone, so rooms and the pool are left clean.
+        Close every client with 1001 and release every session at once,
+        without waiting for the clients to answer: rooms, the pool and
+        calls are cleaned, partners and members everywhere told. Only when
+        all of that went through does this daemon leave the others; if not,
+        they reap what is left once its heartbeat lapses. Fires when the
+        releases are done and the clients are gone.
         """
         super().stopService()
-        if not self._connections:
-            return None
-        self._drained = Deferred()
-        for conn in list(self._connections.values()):
+        conns = list(self._connections.values())
+        for conn in conns:
+            self._closing[conn] = Deferred()
             conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
-        self._drained.addTimeout(self._shutdown_grace, self._reactor)
-        self._drained.addErrback(lambda _: self._drop_all())
-        return self._drained
+        released = _all_done([self._detach(conn) for conn in conns])
+        released.addCallback(self._leave)
+        closed = list(self._closing.values())
+        return gatherResults([released, *closed], consumeErrors=True)
 
-    def _drop_all(self):
-        """Forget the clients that did not finish closing in time."""
-        self._drained = None
-        for conn in list(self._connections.values()):
-            self._detach(conn)
+    def _leave(self, released):
+        if released is not FAILED:
+            return self._cluster.leave()
+        self._log.warn(
+            "Not every session could be released at shutdown; the other "
+            "daemons will clean up the rest when this one's heartbeat lapses"
+        )
+        return None
+
+
+FAILED = object()
+"""What a watched Deferred fires with when its work failed (and was dealt with)."""
+
+
+def _all_done(deferreds):
+    """Fire with L{FAILED} if any of the (watched) C{deferreds} did, else C{None}."""
+    d = gatherResults(deferreds, consumeErrors=True)
+    return d.addCallback(lambda results: FAILED if FAILED in results else None)
 
 
 _ROOM_RULE = "A room name is 1-100 characters, without control characters."

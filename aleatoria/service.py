@@ -1,16 +1,18 @@
 """
-Composition: one L{MultiService} holding the reporter, the store, the
+Composition: one L{InOrder} service holding the reporter, the store, the
 cluster, the hub and the listener, built from a L{aleatoria.config.Config}.
 
-Children stop in reverse order: the listener first (no new clients), then
-the hub (closes the clients with 1001, which cleans the store), then the
-store, and last the reporter, which flushes what all of them reported.
+Children stop one after another, in reverse order, under one deadline: the
+listener first (no new clients), then the hub (closes the clients with
+1001 and releases their sessions, then leaves the cluster), the cluster
+(stops beating, unsubscribes), the store, and last the reporter, which
+flushes what all of them reported.
 """
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, ssl
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -29,7 +31,7 @@ def make_service(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
 
-    top = MultiService()
+    top = InOrder(reactor, config.shutdown_timeout, untimed=("reporter",))
     metrics = Metrics()
     reporter = Reporter(
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
@@ -47,11 +49,8 @@ def make_service(config, reactor=None):
 
     cluster = LoneDaemon()
     if config.store == "redis":
-        cluster = RedisCluster(
-            store, _redis_endpoint(config, reactor), reactor, reporter.daemon,
-            username=config.redis_username, password=config.redis_password,
-            reap_interval=config.node_ttl,
-        )
+        cluster = RedisCluster(store, _redis_link(config, reactor), reactor, reporter.daemon,
+                               node_ttl=config.node_ttl)
         cluster.setName("cluster")
         cluster.setServiceParent(top)
 
@@ -60,18 +59,11 @@ def make_service(config, reactor=None):
     hub.setName("hub")
     hub.setServiceParent(top)
     cluster.receiver = hub
-    store.on_connect = hub.resync
-    if config.store == "redis":
-        # Self-healing: a release lost to a timeout or an outage is made good
-        # within one heartbeat period, on top of the resync at every reconnect.
-        resync = TimerService(config.node_ttl, hub.resync)
-        resync.clock = reactor
-        resync.setServiceParent(top)
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     factory = ClientFactory(hub, config, reactor, reporter)
-    site = make_site(WebSocketResource(factory), hub, store, metrics, reactor,
+    site = make_site(WebSocketResource(factory), hub, store, cluster, metrics, reactor,
                      config.handshake_timeout)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")
@@ -87,12 +79,16 @@ def make_store(config, reactor, report=None):
     ttl = config.message_ttl_hours * 3600
     if config.store == "memory":
         return MemoryStore(reactor, ttl, config.history_size, report=report)
-    return RedisStore(
-        _redis_endpoint(config, reactor), f"{config.redis_host}:{config.redis_port}", reactor,
-        ttl=ttl, history_size=config.history_size, prefix=config.redis_prefix,
+    endpoint, where, link = _redis_link(config, reactor)
+    return RedisStore(endpoint, where, reactor, ttl=ttl, history_size=config.history_size,
+                      prefix=config.redis_prefix, db=config.redis_db, report=report, **link)
+
+
+def _redis_link(config, reactor):
+    """Where Redis is and how to log in: endpoint, C{host:port}, keywords."""
+    return _redis_endpoint(config, reactor), f"{config.redis_host}:{config.redis_port}", dict(
         username=config.redis_username, password=config.redis_password,
-        db=config.redis_db, timeout=config.redis_timeout, node_ttl=config.node_ttl,
-        report=report,
+        timeout=config.redis_timeout, retry_max=config.redis_retry_max,
     )
 
 
@@ -107,6 +103,65 @@ def _redis_endpoint(config, reactor):
             trust = ssl.Certificate.loadPEM(pem.read())
     options = ssl.optionsForClientTLS(config.redis_host, trustRoot=trust)
     return endpoints.wrapClientTLS(options, endpoint)
+
+
+class InOrder(MultiService):
+    """
+    Stops its children one at a time, in reverse order, each once the one
+    before has finished (a L{MultiService} stops them all at once) -- all
+    within C{deadline} seconds, past which the rest are stopped without
+    being waited for. The children named in C{untimed} (the reporter, whose
+    flush has its own limit) are waited for in any case.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor, deadline, untimed=()):
+        super().__init__()
+        self._reactor = reactor
+        self._deadline = deadline
+        self._untimed = untimed
+
+    def stopService(self):
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop_in_order())
+
+    async def _stop_in_order(self):
+        end = self._reactor.seconds() + self._deadline
+        for child in reversed(list(self)):
+            stopping = maybeDeferred(child.stopService)
+            if child.name in self._untimed:
+                await _finished(stopping, None, self._log, child.name)
+                continue
+            left = max(0.0, end - self._reactor.seconds())
+            if not await _finished(stopping, (left, self._reactor), self._log, child.name):
+                self._log.warn(
+                    "Shutdown deadline ({seconds}s) passed while stopping the {name}",
+                    seconds=self._deadline, name=child.name or child,
+                )
+
+
+def _finished(d, limit, log, name):
+    """
+    Fire with whether C{d} finished within C{limit} (seconds, reactor),
+    without cancelling it; its failure is logged, not passed on.
+    """
+    outcome = Deferred()
+    timer = None
+    if limit is not None:
+        seconds, reactor = limit
+        timer = reactor.callLater(seconds, outcome.callback, False)
+
+    def done(result):
+        if isinstance(result, Failure):
+            log.failure("Stopping the {name} failed", result, name=name)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if not outcome.called:
+            outcome.callback(True)
+
+    d.addBoth(done)
+    return outcome
 
 
 class Listener(Service):

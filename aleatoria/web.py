@@ -25,33 +25,45 @@ class Health(Resource):
 
 
 class Ready(Resource):
-    """Readiness: 200 when the store answers, 503 otherwise."""
+    """
+    Readiness: 200 while the store answers and -- on Redis -- posts from
+    the other daemons reach this one (the pub/sub connection is
+    subscribed); 503 otherwise.
+    """
 
     isLeaf = True
 
-    def __init__(self, hub, store, reactor):
+    def __init__(self, hub, store, cluster, reactor):
         super().__init__()
         self._hub = hub
         self._store = store
+        self._cluster = cluster
         self._reactor = reactor
 
     def render_GET(self, request):
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
         d = self._store.ping()
         d.addTimeout(READY_TIMEOUT, self._reactor)
         d.addCallbacks(lambda _: True, lambda _: False)
-        d.addCallback(self._answer, request)
+        d.addCallback(self._answer, request, gone)
         return NOT_DONE_YET
 
-    def _answer(self, reachable, request):
+    def _answer(self, reachable, request, gone):
+        if gone:
+            return
         report = {
-            "status": "ok" if reachable else "degraded",
             "store": self._store.kind,
             "storeReachable": reachable,
             "connections": self._hub.connection_count,
         }
-        request.setResponseCode(200 if reachable else 503)
+        ready = reachable
+        if self._store.kind == "redis":
+            report["subscribed"] = subscribed = self._cluster.subscribed
+            ready = ready and subscribed
+        request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", b"application/json")
-        request.write(json.dumps(report).encode())
+        request.write(json.dumps({"status": "ok" if ready else "degraded", **report}).encode())
         request.finish()
 
 
@@ -72,7 +84,7 @@ class _Root(Resource):
         return notFound()
 
 
-def make_site(websocket, hub, store, metrics, reactor, handshake_timeout):
+def make_site(websocket, hub, store, cluster, metrics, reactor, handshake_timeout):
     """
     The site on the one port. Its idle timeout is the handshake timeout: a
     client that never completes a request is cut off, while an upgraded
@@ -82,5 +94,5 @@ def make_site(websocket, hub, store, metrics, reactor, handshake_timeout):
     root.putChild(b"ws", websocket)
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
-    root.putChild(b"ready", Ready(hub, store, reactor))
+    root.putChild(b"ready", Ready(hub, store, cluster, reactor))
     return QuietSite(root, reactor=reactor, timeout=handshake_timeout)

@@ -7,9 +7,22 @@ from aleatoria import config
 from aleatoria.service import make_service
 
 from . import wsclient
+from .lost_errors import LostErrors
 from .redis_server import REDIS_SERVER, RedisServer
 
 ORIGIN = "http://test.example"
+
+
+@pytest.fixture(autouse=True)
+def lost_errors():
+    """
+    Fail any test during which Twisted logged an unhandled error in a
+    Deferred (or in a reactor callback): errors must be handled or reported.
+    """
+    with LostErrors() as gate:
+        yield gate
+    if gate.seen:
+        pytest.fail("Unhandled errors were logged:\n" + "\n".join(gate.seen), pytrace=False)
 
 
 def make_config(env=None, **given):
@@ -53,6 +66,14 @@ class Server:
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}".encode()
+
+    async def settled(self):
+        """Wait until the daemon serves fully: on Redis, connected, subscribed, joined."""
+        from .lifecycle_helpers import until
+
+        if self.store.kind == "redis":
+            cluster = self.service.getServiceNamed("cluster")
+            await until(lambda: self.store.connected and cluster.subscribed and cluster.joined)
 
 
 async def start_server(env=None, **given):
@@ -107,6 +128,36 @@ async def connected(store):
             return store
         await deferLater(reactor, 0.05, lambda: None)
     raise AssertionError("the store never connected")
+
+
+class _NobodyHere:
+    """A receiver for a cluster that is tested without a hub: no sessions."""
+
+    def sessions(self):
+        return {}
+
+
+async def joined(store):
+    """
+    Start, beside a connected Redis store, the cluster that makes its node
+    live (heartbeat) and listening (subscribed), as a daemon's would; wait
+    until it is both. The caller stops the cluster it returns.
+    """
+    from twisted.internet import reactor
+
+    from aleatoria.cluster import RedisCluster
+    from aleatoria.reporting import Reporter
+
+    from .lifecycle_helpers import until
+
+    link = store.link
+    login = {"timeout": link.timeout, "username": link.username, "password": link.password}
+    cluster = RedisCluster(store, (link.endpoint, link.where, login),
+                           reactor, Reporter().daemon, node_ttl=60, receiver=_NobodyHere())
+    cluster.startService()
+    cluster.resync()
+    await until(lambda: cluster.subscribed and cluster.joined)
+    return cluster
 
 
 def redis_config(port, env=None, **given):

@@ -39,8 +39,7 @@ async def daemon(redis_port, **given):
     service = make_service(redis_config(redis_port, **given), reactor)
     service.startService()
     server = Server(service)
-    await until(lambda: server.store.connected)
-    await until(lambda: server.service.getServiceNamed("cluster").subscribed)
+    await server.settled()
     return server
 
 
@@ -194,7 +193,8 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
     """
     A daemon killed with -9 leaves its users in Redis. They are never picked
     as peers, never listed as members, and once reaped are gone from the
-    keys; a live user in a call with one of them is told the call is over.
+    keys; a live user in a call with one of them is told the call is over,
+    and the members of their rooms that they left.
     """
     victim = subprocess.Popen(
         [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port", "tcp:0:interface=127.0.0.1",
@@ -219,8 +219,11 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
 
-        hangup = await alice.expect("hangup")
+        heard = [await alice.next() for _ in range(4)]
+        (hangup,) = [m for m in heard if m["type"] == "hangup"]
         assert hangup["payload"] == {"reason": "disconnected"}
+        left = {m["payload"]["userId"] for m in heard if m["type"] == "user_left"}
+        assert left == {"g1", "g2", "g3"}, heard
         alice.send({"type": "user_available_webrtc"})
         await alice.quiet()
         bob = await survivor.connect("bob", room="r")

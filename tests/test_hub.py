@@ -190,21 +190,24 @@ def test_handler_exception_is_contained(clock):
     assert alice.take()[0].type == "rooms_list"
 
 
-def test_shutdown_waits_then_drops_stragglers(clock):
+def test_shutdown_releases_sessions_without_waiting_for_clients(clock):
     """
-    Stopping closes every client with 1001 and waits; clients that never
-    finish closing are dropped after the grace period.
+    Stopping closes every client with 1001 and releases every session at
+    once -- rooms, pool and calls are clean before any client answers the
+    close -- and fires only when every client has gone.
     """
-    hub = make_hub(clock)
+    store = MemoryStore(clock, 3600, 100)
+    hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob", room="r")
     hub.received(bob, Envelope(type="user_available_webrtc"))
     stopped = hub.stopService()
     assert alice.closed == bob.closed == (1001, "server shutting down; retry-after=5")
+    assert hub.connection_count == 0 and hub.rooms() == []
+    assert store.room_members("r").result == [] and store.pool_size().result == 0
     hub.disconnected(alice)
     assert not stopped.called
-    clock.advance(3)
+    hub.disconnected(bob)
     assert stopped.called
-    assert hub.connection_count == 0 and hub.rooms() == []
 
 
 def test_no_new_clients_while_stopping(clock):

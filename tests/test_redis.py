@@ -31,7 +31,7 @@ async def redis_daemon(port, **given):
     service = make_service(redis_config(port, **given), reactor)
     service.startService()
     server = Server(service)
-    await until(lambda: server.store.connected)
+    await server.settled()
     return server
 
 
@@ -155,8 +155,10 @@ async def ready(server):
 async def test_outage_and_recovery(own_redis):
     """
     With Redis gone, live traffic between connected users flows on, what
-    needs the store answers 'unavailable', and /ready says degraded. When
-    Redis comes back the daemon reconnects by itself.
+    needs the store answers 'unavailable' -- chat too, after its echo,
+    naming the message that may have missed somebody or its history -- and
+    /ready says degraded. When Redis comes back the daemon reconnects by
+    itself.
     """
     server = await redis_daemon(own_redis.port, **{"redis-timeout": "1"})
     events = []
@@ -167,16 +169,19 @@ async def test_outage_and_recovery(own_redis):
         own_redis.stop()
         await until(lambda: not server.store.connected)
         for n in range(20):
-            alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)}})
-            await alice.expect("chat_message")
-            await bob.expect("chat_message")
+            alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)},
+                        "messageId": f"m{n}"})
+            assert (await alice.expect("chat_message"))["messageId"] == f"m{n}"
+            assert (await bob.expect("chat_message"))["messageId"] == f"m{n}"
+            error = (await alice.expect("error"))["payload"]
+            assert (error["code"], error["messageId"], error["failed"]) == (
+                "unavailable", f"m{n}", ["delivery", "history"])
 
-        alice.send({"type": "chat_message", "room": "r", "payload": {"content": "still here"}})
-        assert (await bob.expect("chat_message"))["payload"] == {"content": "still here"}
-        await alice.expect("chat_message")
         alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "dm"}})
         assert (await bob.expect("chat_message"))["payload"] == {"content": "dm"}
-        await alice.expect("chat_message")
+        echo = await alice.expect("chat_message")
+        error = (await alice.expect("error"))["payload"]
+        assert (error["messageId"], error["failed"]) == (echo["messageId"], ["history"])
         alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "x"}})
         await bob.expect("webrtc_offer")
         error = await alice.request({"type": "webrtc_offer", "toUser": "elsewhere"}, "error")
@@ -186,14 +191,15 @@ async def test_outage_and_recovery(own_redis):
         error = await alice.request({"type": "request_random_peer"}, "error")
         assert error["payload"]["code"] == "unavailable"
         assert await ready(server) == (503, {"status": "degraded", "store": "redis",
-                                             "storeReachable": False, "connections": 2})
+                                             "storeReachable": False, "connections": 2,
+                                             "subscribed": False})
 
         lines = [formatEvent(e) for e in events]
         assert len([line for line in lines if "lost" in line]) == 1, lines
         assert not [line for line in lines if "failed" in line], lines
 
         own_redis.start()
-        await until(lambda: server.store.connected)
+        await server.settled()
         assert (await ready(server))[0] == 200
         history = await alice.request({"type": "get_recent_messages", "room": "r"},
                                       "recent_messages")
@@ -222,7 +228,7 @@ async def test_redis_down_at_start(tmp_path):
         await bob.expect("chat_message")
         assert (await ready(server))[0] == 503
         later.start()
-        await until(lambda: server.store.connected)
+        await server.settled()
         assert (await ready(server))[0] == 200
     finally:
         await stop_server(server)

@@ -17,7 +17,7 @@ from aleatoria.service import make_service, make_store
 from aleatoria.store import StoreUnavailable
 from aleatoria.store.redis import RedisStore
 
-from .conftest import Server, connected, redis_config, stop_server
+from .conftest import Server, connected, joined, redis_config, stop_server
 from .lifecycle_helpers import until
 from .redis_server import RedisServer, free_port
 from .tls import make_ca_and_server
@@ -89,11 +89,13 @@ async def test_acl_user_and_password(tmp_path):
         config = redis_config(server.port, {"VALKEY_PASSWORD": "right-password"},
                               **{"redis-username": "chat"})
         store = await connected(make_store(config, reactor))
+        cluster = await joined(store)
         try:
             await store.claim("alice")
             await store.join_room("r", "alice")
             assert await store.room_members("r") == ["alice"]
         finally:
+            await cluster.stopService()
             await store.stopService()
     finally:
         server.stop()
@@ -179,8 +181,8 @@ async def test_our_timeout_counts_as_unavailable(tmp_path):
     store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
                        ttl=60, history_size=10, timeout=0.3)
     await connected(store)
-    store._factory.replyTimeout = None
-    for conn in store._factory.pool:
+    store.link._factory.replyTimeout = None
+    for conn in store.link._factory.pool:
         conn.replyTimeout = None
     try:
         os.kill(server.process.pid, signal.SIGSTOP)

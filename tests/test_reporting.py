@@ -181,10 +181,11 @@ async def test_transactions_with_store_spans(receiver, reporting):
 
 
 @pytest_twisted.ensureDeferred
-async def test_logged_failures_reach_sentry_once(receiver, reporting):
+async def test_logged_failures_reach_sentry_once(receiver, reporting, lost_errors):
     """
     A log.failure anywhere, and an unhandled error in a Deferred, each reach
-    Sentry once, as an exception with its traceback.
+    Sentry once, as an exception with its traceback. (The unhandled error is
+    made on purpose: the test claims it from the gate against lost errors.)
     """
     await reporting()
     try:
@@ -198,6 +199,8 @@ async def test_logged_failures_reach_sentry_once(receiver, reporting):
     values = [e["exception"]["values"][0] for e in receiver.events() if "exception" in e]
     assert sorted(v["type"] for v in values) == ["KeyError", "ValueError"]
     assert all(v["stacktrace"]["frames"] for v in values)
+    (lost,) = lost_errors.take()
+    assert "KeyError" in lost
 
 
 @pytest_twisted.ensureDeferred

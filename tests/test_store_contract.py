@@ -13,7 +13,7 @@ from aleatoria.store import Claim, IStore
 from aleatoria.service import make_store
 from aleatoria.store.memory import MemoryStore
 
-from .conftest import connected, redis_config
+from .conftest import connected, joined, redis_config
 
 HISTORY_SIZE = 5
 
@@ -32,7 +32,9 @@ async def store(request):
         "history-size": str(HISTORY_SIZE),
     })
     store = await connected(make_store(config, reactor))
+    cluster = await joined(store)
     yield store
+    await cluster.stopService()
     await store.stopService()
 
 

@@ -88,14 +88,6 @@ class IStore(Interface):
         claimed the user since, change nothing and fire with C{None}.
         """
 
-    def resync(sessions):
-        """
-        After an outage, make the store agree with this daemon: C{sessions}
-        maps each user connected here to its rooms. Sessions that ended
-        meanwhile end in the store too. Fire with the users that another
-        daemon has claimed meanwhile (their connections here are stale).
-        """
-
     # Matchmaking: the pool and the matches (see aleatoria.matchmaking)
 
     def offer(user):

@@ -193,10 +193,6 @@ class MemoryStore(Service):
         self._sessions.discard(user)
         return succeed(self._end_session(user))
 
-    def resync(self, sessions):
-        """Nothing to do: a memory store has no outages, and no other daemon."""
-        return succeed([])
-
     def _end_session(self, user):
         for room in list(self._rooms_of.get(user, ())):
             self.leave_room(room, user)

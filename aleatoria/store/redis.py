@@ -13,11 +13,11 @@ Redis costs errors, never unbounded memory.
 import json
 import random
 import uuid
+from dataclasses import dataclass
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.defer import fail, succeed
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import fail
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -25,6 +25,7 @@ import txredisapi
 
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
+from ..txredis import Link
 from . import Claim, IStore, StoreUnavailable, direct_key
 
 _SAVE_ROOM_MESSAGE = """
@@ -58,9 +59,26 @@ local P = ARGV[1]
 local POOL = P .. 'available:webrtc'
 local WAITING = P .. 'available:waiting'
 
+-- A daemon is live while its heartbeat lasts; it hears posts only while its
+-- pub/sub connection is subscribed (the kernel closes that one the moment
+-- the process dies, kill -9 included).
+local function live(node)
+  return redis.call('EXISTS', P .. 'node:' .. node) == 1
+end
+
+local function listening(node)
+  return redis.call('PUBSUB', 'NUMSUB', P .. 'aleatoria:node:' .. node)[2] > 0
+end
+
+-- present: its daemon lives; alive: and hears what is posted to it.
+local function present(user)
+  local node = redis.call('GET', P .. 'presence:' .. user)
+  return node and live(node)
+end
+
 local function alive(user)
   local node = redis.call('GET', P .. 'presence:' .. user)
-  return node and redis.call('EXISTS', P .. 'node:' .. node) == 1
+  return node and live(node) and listening(node)
 end
 
 local function end_match(user)
@@ -128,7 +146,7 @@ local requester, skipped = ARGV[2], ARGV[3]
 local ended = false
 local current = redis.call('HMGET', P .. 'match:' .. requester, 'peer', 'role')
 if current[1] then
-  if current[1] ~= skipped and alive(current[1]) then
+  if current[1] ~= skipped and present(current[1]) then
     return {'current', current[1], current[2], false}
   end
   -- a skip, or a partner whose daemon died: that match is over
@@ -147,8 +165,9 @@ for attempt = 1, 16 do
         redis.call('HSET', P .. 'match:' .. requester, 'peer', user, 'role', 'impolite')
         redis.call('HSET', P .. 'match:' .. user, 'peer', requester, 'role', 'polite')
         return {'fresh', user, 'impolite', ended}
+      elseif not present(user) then
+        redis.call('SREM', POOL, user)
       end
-      redis.call('SREM', POOL, user)
     end
   end
   if #sample < 4 then break end
@@ -171,49 +190,71 @@ return members
 """
 
 _HEARTBEAT = """
-redis.call('SET', ARGV[1] .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3])
+-- ARGV[2] this daemon, ARGV[3] the heartbeat's life in ms. 0 when the
+-- heartbeat had lapsed: other daemons may have reaped our sessions.
+local was = redis.call('SET', ARGV[1] .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', ARGV[1] .. 'nodes', ARGV[2])
+return was and 1 or 0
 """
 
 _REAP = _LIBRARY + """
--- Clean up after daemons that died without a word; report each dead
--- user's live partner, who should hear that the call is over.
-local orphans = {}
+-- Clean up after daemons that died without a word (never this one, ARGV[2]):
+-- for each of their users, {user, live partner or '', rooms...}, for the
+-- partners and the rooms' members to hear of it.
+local reaped = {}
 for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
-  if redis.call('EXISTS', P .. 'node:' .. node) == 0 then
+  if node ~= ARGV[2] and not live(node) then
     local users = P .. 'node:' .. node .. ':users'
     for _, user in ipairs(redis.call('SMEMBERS', users)) do
       if redis.call('GET', P .. 'presence:' .. user) == node then
         redis.call('DEL', P .. 'presence:' .. user)
-        local peer = end_session(user)
-        if peer and alive(peer) then
-          orphans[#orphans + 1] = user
-          orphans[#orphans + 1] = peer
+        local entry = {user, ''}
+        for _, room in ipairs(redis.call('SMEMBERS', P .. 'user:rooms:' .. user)) do
+          entry[#entry + 1] = room
         end
+        local peer = end_session(user)
+        if peer and present(peer) then entry[2] = peer end
+        reaped[#reaped + 1] = entry
       end
     end
     redis.call('DEL', users)
     redis.call('SREM', P .. 'nodes', node)
   end
 end
-return orphans
+return reaped
 """
 
 _PUBLISH_TO_OWNER = _LIBRARY + """
--- ARGV[2] a user, ARGV[3] the channel prefix, ARGV[4] the post
+-- ARGV[2] a user, ARGV[3] the channel prefix, ARGV[4] the post. 1: posted
+-- to the user's daemon; 0: no live daemon has the user; -1: its daemon
+-- lives but nothing heard the post.
 local owner = redis.call('GET', P .. 'presence:' .. ARGV[2])
-if not owner or redis.call('EXISTS', P .. 'node:' .. owner) == 0 then return 0 end
-redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4])
+if not owner or not live(owner) then return 0 end
+if redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4]) == 0 then return -1 end
 return 1
+"""
+
+_PUBLISH_TO_ALL = _LIBRARY + """
+-- ARGV[2] the channel, ARGV[3] the post. The number of live daemons that
+-- are not listening, and so miss it.
+local deaf = 0
+for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+  if live(node) and not listening(node) then deaf = deaf + 1 end
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return deaf
 """
 
 _RESYNC = _LIBRARY + """
 -- After an outage: ARGV[2] this daemon, ARGV[3] JSON {user: [rooms]} of the
--- users connected here now. Sessions that ended meanwhile are ended; the
+-- users connected here now, ARGV[4] the heartbeat's life in ms (renewed
+-- first, so that no daemon reaps what this one is restoring). Sessions that ended meanwhile are ended; the
 -- users still here are ours again (unless another daemon claimed them:
 -- those are returned, their connections here are stale).
 local me, here = ARGV[2], cjson.decode(ARGV[3])
 local mine = P .. 'node:' .. me .. ':users'
+redis.call('SET', P .. 'node:' .. me, '1', 'PX', ARGV[4])
+redis.call('SADD', P .. 'nodes', me)
 for _, user in ipairs(redis.call('SMEMBERS', mine)) do
   if here[user] == nil then
     redis.call('SREM', mine, user)
@@ -226,7 +267,7 @@ end
 local stale = {}
 for user, rooms in pairs(here) do
   local owner = redis.call('GET', P .. 'presence:' .. user)
-  if owner and owner ~= me and redis.call('EXISTS', P .. 'node:' .. owner) == 1 then
+  if owner and owner ~= me and live(owner) then
     stale[#stale + 1] = user
   else
     redis.call('SET', P .. 'presence:' .. user, me)
@@ -241,31 +282,13 @@ return stale
 """
 
 _LEAVE_CLUSTER = """
-redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2])
+redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .. ':users')
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
-
-class _Factory(txredisapi.RedisFactory):
-    """Reconnects sooner than txredisapi's default, and reports the link's state."""
-
-    initialDelay = 0.5
-    maxDelay = 5
-
-    def __init__(self, store, **kwargs):
-        super().__init__(**kwargs)
-        self._store = store
-        consume_connection_error(self)
-
-    def addConnection(self, conn):
-        super().addConnection(conn)
-        if conn in self.pool:
-            self._store._linked(True)
-
-    def delConnection(self, conn):
-        super().delConnection(conn)
-        if not self.size:
-            self._store._linked(False)
+_SCRIPTS = (_SAVE_ROOM_MESSAGE, _SAVE_DIRECT_MESSAGE, _JOIN, _LEAVE, _CLAIM, _RELEASE,
+            _OFFER, _WITHDRAW, _PAIR, _HANG_UP, _ROOM_MEMBERS, _HEARTBEAT, _REAP,
+            _PUBLISH_TO_OWNER, _PUBLISH_TO_ALL, _RESYNC, _LEAVE_CLUSTER)
 
 
 @implementer(IStore)
@@ -275,11 +298,11 @@ class RedisStore(Service):
     @param where: C{host:port}, for log lines.
     @param ttl: seconds a history lives after its last write.
     @param history_size: messages kept per room and per pair.
-    @param timeout: seconds before a command is given up.
+    @param timeout: seconds before a command (or the connect handshake) is
+        given up.
+    @param retry_max: the longest wait between reconnection attempts.
     @param max_pending: commands that may wait for Redis at once.
     @param node: this daemon's id among those sharing the Redis (random).
-    @param node_ttl: seconds after its last heartbeat that a silent daemon
-        counts as dead, and its users as gone.
     @param report: the daemon's L{aleatoria.reporting.Report}, which hears
         of the link going down (a warning) and up (a breadcrumb).
     """
@@ -288,8 +311,8 @@ class RedisStore(Service):
     _log = Logger()
 
     def __init__(self, endpoint, where, reactor, *, ttl, history_size, prefix="",
-                 username=None, password=None, db=0, timeout=2.0, max_pending=10000,
-                 node=None, node_ttl=15.0, report=None):
+                 username=None, password=None, db=0, timeout=2.0, retry_max=1.0,
+                 max_pending=10000, node=None, report=None):
         self._reactor = reactor
         self._where = where
         self._ttl = int(ttl)
@@ -298,29 +321,29 @@ class RedisStore(Service):
         self._timeout = timeout
         self._max_pending = max_pending
         self._pending = 0
-        self.connected = False
-        self.on_connect = None
-        """Called each time the link (re)opens: the hub resyncs its sessions."""
-        self._factory = _Factory(
-            self, uuid=where, dbid=db, poolsize=1, isLazy=True,
-            password=password or None, username=username or None,
-            convertNumbers=False, replyTimeout=timeout,
-        )
-        self._redis = self._factory.handler
-        self._endpoint = endpoint
+        self._watchers = []
+        self.link = Link(endpoint, where, reactor, timeout=timeout, retry_max=retry_max,
+                         username=username, password=password, db=db, scripts=_SCRIPTS,
+                         on_change=self._linked)
+        self._redis = self.link.handler
         self.node = node or uuid.uuid4().hex
         self._rng = random.Random()
-        self._node_ttl = node_ttl
         self._report = report
-        self._heart = LoopingCall(self._beat)
-        self._heart.clock = reactor
+        self._unreachable = None
+
+    @property
+    def connected(self):
+        return self.link.up
+
+    def watch(self, watcher):
+        """Call C{watcher(up)} each time the link opens or is lost."""
+        self._watchers.append(watcher)
 
     def startService(self):
         super().startService()
         self._log.info("Connecting to Redis at {where}", where=self._where)
-        self._factory.startConnecting(self._endpoint)
+        self.link.start()
         self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
-        self._heart.start(self._node_ttl / 3, now=False)
 
     def _still_unreachable(self):
         if not self.connected:
@@ -336,33 +359,18 @@ class RedisStore(Service):
 
     def stopService(self):
         super().stopService()
-        self._heart.stop()
         if self._unreachable.active():
             self._unreachable.cancel()
-        d = self._leave_cluster() if self.connected else succeed(None)
-        d.addErrback(lambda _: None)
-        d.addCallback(lambda _: self._factory.disconnect())
-        return d
-
-    def _beat(self):
-        """Refresh this daemon's heartbeat; a lapse is the outage's to report."""
-        if self.connected:
-            self.heartbeat().addErrback(lambda failure: failure.trap(StoreUnavailable))
+        return self.link.stop()
 
     def _linked(self, up):
-        if up == self.connected:
-            return
-        self.connected = up
         if up:
             self._log.info("Redis at {where} connected", where=self._where)
             if self._report is not None:
                 self._report.breadcrumb(
                     "redis", "Redis connected successfully", address=self._where
                 )
-            self._beat()
-            if self.on_connect is not None:
-                self.on_connect()
-        else:
+        elif self.running:
             self._log.warn(
                 "Redis at {where} lost; history, rooms and matchmaking are "
                 "unavailable until it returns", where=self._where,
@@ -371,6 +379,8 @@ class RedisStore(Service):
                 self._report.capture_message(
                     "Redis connection lost", operation="redis_connect", redisAddr=self._where,
                 )
+        for watcher in self._watchers:
+            watcher(up)
 
     def _key(self, *parts):
         return self.prefix + ":".join(parts)
@@ -490,60 +500,92 @@ class RedisStore(Service):
     def pool_size(self):
         return self._call("scard", self._key("available", "webrtc"))
 
-    # The cluster of daemons sharing this Redis
+    # The daemons sharing this Redis (see aleatoria.cluster)
 
-    def heartbeat(self):
-        """Tell the other daemons this one lives, for C{node_ttl} more seconds."""
-        return self._script(_HEARTBEAT, [], [self.prefix, self.node,
-                                             int(self._node_ttl * 1000)])
+    def heartbeat(self, life):
+        """
+        Tell the other daemons this one lives, for C{life} more seconds;
+        fire with whether it was still alive in their eyes until now.
+        """
+        d = self._script(_HEARTBEAT, [], [self.prefix, self.node, int(life * 1000)],
+                         capped=False)
+        return d.addCallback(bool)
 
     def reap(self):
         """
-        End the sessions of daemons whose heartbeat lapsed. Fire with
-        C{(dead user, live partner)} pairs: the partners should be told.
+        End the sessions of other daemons whose heartbeat lapsed. Fire with
+        a L{Reaped} for each of their users.
         """
-        d = self._library(_REAP)
-        return d.addCallback(lambda flat: list(zip(flat[::2], flat[1::2], strict=True)))
+        d = self._library(_REAP, self.node, capped=False)
+        return d.addCallback(lambda entries: [
+            Reaped(user, peer or None, tuple(rooms)) for user, peer, *rooms in entries
+        ])
 
     def publish_to_owner(self, user, channel_prefix, post):
         """
         Publish C{post} on the channel of the daemon that owns C{user}; fire
         with whether a live daemon owns it.
+
+        @raise StoreUnavailable: that daemon lives but did not hear it.
         """
         d = self._library(_PUBLISH_TO_OWNER, user, self.prefix + channel_prefix, post)
-        return d.addCallback(bool)
+        return d.addCallback(_heard, user)
+
+    def publish_to_all(self, channel, post):
+        """
+        Publish C{post} on C{channel}, which every daemon hears.
+
+        @raise StoreUnavailable: a live daemon was not listening.
+        """
+        d = self._library(_PUBLISH_TO_ALL, self.prefix + channel, post)
+        return d.addCallback(_heard_by_all)
 
     def publish(self, channel, post):
         return self._call("publish", self.prefix + channel, post)
 
-    def resync(self, sessions):
+    def resync(self, sessions, life):
         """
-        Make Redis agree with this daemon again after an outage, given
-        C{sessions}: each user connected here, with its rooms. Fire with the
-        users another daemon has claimed meanwhile.
+        Renew this daemon's heartbeat for C{life} seconds and make Redis
+        agree with it again, given C{sessions}: each user connected here,
+        with its rooms. Fire with the users another daemon has claimed
+        meanwhile.
         """
-        d = self._library(_RESYNC, self.node, json.dumps(sessions))
+        d = self._library(_RESYNC, self.node, json.dumps(sessions), int(life * 1000),
+                          capped=False)
         return d.addCallback(list)
 
-    def _leave_cluster(self):
-        return self._script(_LEAVE_CLUSTER, [], [self.prefix, self.node])
+    def leave_cluster(self):
+        """This daemon has released its users and stops: forget it."""
+        return self._script(_LEAVE_CLUSTER, [], [self.prefix, self.node], capped=False)
 
     def ping(self):
         return self._call("ping")
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """A user of a dead daemon, cleaned up: its partner (if live) and rooms."""
+
+    user: str
+    peer: str | None
+    rooms: tuple
+
+
+def _heard(reply, user):
+    if int(reply) < 0:
+        raise StoreUnavailable(f"the daemon of {user} is not listening")
+    return bool(int(reply))
+
+
+def _heard_by_all(deaf):
+    if int(deaf):
+        raise StoreUnavailable(f"{deaf} daemon(s) not listening")
 
 
 def _pairing(reply):
     outcome, peer, role, skipped = reply
     match = Match(peer, role) if peer else None
     return Pairing(match, fresh=outcome == "fresh", skipped=skipped or None)
-
-
-def consume_connection_error(factory):
-    """
-    A refused login or database errbacks a lazy factory's Deferred, which
-    nothing waits for; txredisapi has logged the reason already.
-    """
-    factory.deferred.addErrback(lambda failure: None)
 
 
 def _text(value):

@@ -1,0 +1,196 @@
+"""
+txredisapi as Aleatoria uses it: the one place that changes its behaviour.
+
+txredisapi runs AUTH and SELECT itself when a connection opens and, when
+either fails -- a reply timeout from a Redis paused for a few seconds
+included -- calls C{stopTrying()}: that connection never comes back. Here
+the handshake is ours instead: AUTH, SELECT, then loading the scripts (the
+command link) or subscribing (the pub/sub link), under one timeout. Any
+failure drops that connection, which is tried again after a capped,
+jittered backoff, for as long as the daemon runs.
+
+Everything here that touches txredisapi's internals (the pool, the
+protocol's connect hook, the script cache) is pinned by
+C{tests/test_txredis.py}.
+"""
+
+import hashlib
+import random
+
+from twisted.internet.defer import gatherResults, succeed
+from twisted.logger import Logger
+
+import txredisapi
+
+FIRST_RETRY = 0.05
+"""Seconds before the first reconnection attempt (then doubling, capped)."""
+
+
+def backoff(attempt, cap, rng=random.random):
+    """
+    Seconds to wait before reconnection attempt number C{attempt} (from 1):
+    doubling from L{FIRST_RETRY} up to C{cap}, each drawn from the upper
+    half of that so daemons that lost Redis together do not return in step.
+    """
+    ceiling = min(cap, FIRST_RETRY * 2 ** min(attempt - 1, 30))
+    return ceiling * (0.5 + rng() / 2)
+
+
+class _Handshake:
+    """Our connect handshake, for a txredisapi protocol class."""
+
+    def connectionMade(self):
+        link = self.factory.link
+        d = succeed(None)
+        if link.password:
+            d.addCallback(lambda _: self.auth(link.password, link.username or None))
+            d.addCallback(_accepted)
+        if link.db:
+            d.addCallback(lambda _: self.select(link.db))
+            d.addCallback(_accepted)
+        d.addCallback(lambda _: self._prepare(link))
+        d.addTimeout(link.timeout, link.reactor)
+        d.addCallbacks(self._greeted, self._refused, errbackArgs=(link,))
+
+    def _greeted(self, _):
+        """
+        txredisapi's own connectionMade, with no password or database left
+        to set, only marks the connection usable and hands it to the pool.
+        """
+        super().connectionMade()
+
+    def _refused(self, failure, link):
+        link.refused(failure.getErrorMessage())
+        if self.connected:
+            self.transport.abortConnection()
+
+
+def _accepted(reply):
+    """txredisapi returns (not raises) an error reply of AUTH and SELECT."""
+    if isinstance(reply, txredisapi.ResponseError):
+        raise reply
+    return reply
+
+
+class _CommandProtocol(_Handshake, txredisapi.RedisProtocol):
+    def _prepare(self, link):
+        """Load the scripts, so that every script call is an EVALSHA."""
+        d = gatherResults([self.script_load(s) for s in link.scripts], consumeErrors=True)
+        d.addErrback(lambda failure: failure.value.subFailure)
+        d.addCallback(self._loaded, link.scripts)
+        return d
+
+    def _loaded(self, replies, scripts):
+        for reply in replies:
+            _accepted(reply)
+        self.script_hashes.update(_sha1(script) for script in scripts)
+
+
+class _SubscriberProtocol(_Handshake, txredisapi.SubscriberProtocol):
+    def _prepare(self, link):
+        """Subscribe to one channel at a time: each reply then answers its command."""
+        d = succeed(None)
+        for channel in link.channels:
+            d.addCallback(lambda _, channel=channel: self.subscribe(channel))
+        return d
+
+    def messageReceived(self, pattern, channel, message):
+        self.factory.link.on_message(message)
+
+
+def _sha1(script):
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+class _Factory(txredisapi.RedisFactory):
+    """One connection, our handshake, our backoff; tells the link of changes."""
+
+    def __init__(self, link, protocol):
+        super().__init__(uuid=link.where, dbid=None, poolsize=1, isLazy=True,
+                         convertNumbers=False, replyTimeout=link.timeout)
+        self.protocol = protocol
+        self.link = link
+
+    def retryDelay(self, attempt):
+        return backoff(attempt, self.link.retry_max)
+
+    def addConnection(self, conn):
+        super().addConnection(conn)
+        if conn in self.pool:
+            self.link.changed(True)
+
+    def delConnection(self, conn):
+        super().delConnection(conn)
+        if not self.size:
+            self.link.changed(False)
+
+
+class Link:
+    """
+    One connection to Redis that never gives up: the command link (with
+    C{scripts}) or the pub/sub link (with C{channels} and C{on_message}).
+
+    @param on_change: called with C{True} when the connection is usable
+        again, C{False} when it is lost.
+    @param retry_max: the longest wait between reconnection attempts.
+    """
+
+    _log = Logger()
+
+    def __init__(self, endpoint, where, reactor, *, timeout, retry_max=1.0, username=None,
+                 password=None, db=0, scripts=(), channels=(), on_message=None,
+                 on_change=None):
+        self.where = where
+        self.reactor = reactor
+        self.timeout = timeout
+        self.retry_max = retry_max
+        self.username = username
+        self.password = password
+        self.db = db
+        self.scripts = tuple(scripts)
+        self.channels = tuple(channels)
+        self.on_message = on_message
+        self._on_change = on_change
+        self.endpoint = endpoint
+        self._refusal = None
+        self.up = False
+        protocol = _SubscriberProtocol if channels else _CommandProtocol
+        self._factory = _Factory(self, protocol)
+        self.handler = self._factory.handler
+        """Where commands go: txredisapi's connection handler."""
+
+    def start(self):
+        self._factory.startConnecting(self.endpoint)
+
+    def stop(self):
+        """Close the connection for good; fires once it is closed."""
+        return self._factory.disconnect()
+
+    def changed(self, up):
+        if up == self.up:
+            return
+        self.up = up
+        if up and self._refusal is not None:
+            self._log.info("Redis at {where} accepts us again", where=self.where)
+            self._refusal = None
+        if self._on_change is not None:
+            self._on_change(up)
+
+    def refused(self, why):
+        """The handshake failed: say why once, not at every retry."""
+        if why != self._refusal:
+            self._refusal = why
+            self._log.warn(
+                "Redis at {where} did not complete our handshake ({why}); "
+                "retrying at most every {retry}s", where=self.where, why=why,
+                retry=self.retry_max,
+            )
+
+    def ping(self):
+        """
+        PING on this connection (allowed while subscribed, too): a reply
+        timeout aborts a connection that silently died, and it reconnects.
+        """
+        if not self._factory.pool:
+            return succeed(None)
+        return self._factory.pool[0].execute_command("PING")
