@@ -210,6 +210,7 @@ class RedisCluster(Service):
     def _resynced(self, stale, joining):
         if joining:
             self._joined_at = self._reactor.seconds()
+            self._log.info("Joined the daemons sharing Redis as node {node}", node=self.node)
         for user in stale:
             self.receiver.replaced_elsewhere(user)
 

@@ -67,6 +67,16 @@ class Server:
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}".encode()
 
+    async def ready(self):
+        """GET /ready: the status code and the decoded body."""
+        import json
+
+        from twisted.internet import reactor
+        from twisted.web.client import Agent, readBody
+
+        response = await Agent(reactor).request(b"GET", self.url("/ready"))
+        return response.code, json.loads(await readBody(response))
+
     async def settled(self):
         """Wait until the daemon serves fully: on Redis, connected, subscribed, joined."""
         from .lifecycle_helpers import until
@@ -106,6 +116,25 @@ def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own: an empty database, free to stop."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def redis_daemon(port, env=None, **given):
+    """A daemon on the Redis at C{port}, in this process, serving fully."""
+    from twisted.internet import reactor
+
+    service = make_service(redis_config(port, env, **given), reactor)
+    service.startService()
+    server = Server(service)
+    await server.settled()
+    return server
 
 
 _prefixes = itertools.count()

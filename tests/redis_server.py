@@ -3,7 +3,9 @@ Real redis-server processes for the tests, on free loopback ports: never
 the machine's own Redis, never port 6379.
 """
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,10 +23,12 @@ def free_port():
 class RedisServer:
     """One redis-server; C{stop()} and C{start()} again to simulate an outage."""
 
-    def __init__(self, directory: Path, *extra: str, port=None):
+    def __init__(self, directory: Path, *extra: str, port=None, login=None):
         self.directory = directory
         self.extra = list(extra)
         self.port = port or free_port()
+        self.login = login
+        """(user, password) for L{raw}, where the default user is off."""
         self.process = None
 
     def start(self):
@@ -56,10 +60,33 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def pause(self):
+        """SIGSTOP: Redis hangs, its connections open and silent."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def kill(self):
+        """SIGKILL: Redis dies without a word (start() brings it back)."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
     def raw(self, *args):
         """Run redis-cli with raw output (values exactly as stored), stripped."""
+        login = []
+        if self.login:
+            login = ["--user", self.login[0], "--pass", self.login[1], "--no-auth-warning"]
         result = subprocess.run(
-            ["redis-cli", "-p", str(self.port), "--raw", *args],
+            ["redis-cli", "-p", str(self.port), *login, "--raw", *args],
             capture_output=True, text=True, check=True, timeout=10,
         )
         return result.stdout.strip()
+
+
+def acl_redis(directory):
+    """A Redis whose only user is C{chat} (password C{right-password}), allowed everything."""
+    return RedisServer(directory, "--user", "default", "off",
+                       "--user", "chat", "on", ">right-password", "~*", "&*", "+@all",
+                       login=("chat", "right-password")).start()

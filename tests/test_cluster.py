@@ -4,43 +4,20 @@ presence and pairing across daemons; a daemon killed with -9 leaves no
 ghosts (issue: Redis store, items 4 and 5).
 """
 
-import os
-import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 
-from aleatoria.service import make_service
-
-from .conftest import Server, redis_config, stop_server
+from .conftest import redis_daemon, stop_server
+from .daemons import Spawned
 from .lifecycle_helpers import until
-from .redis_server import RedisServer
 from .pairing import partners
 from .wsclient import connect
-
-TWISTD = str(Path(sys.executable).parent / "twistd")
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 async def daemon(redis_port, **given):
     given.setdefault("node-ttl", "1")
-    service = make_service(redis_config(redis_port, **given), reactor)
-    service.startService()
-    server = Server(service)
-    await server.settled()
-    return server
+    return await redis_daemon(redis_port, **given)
 
 
 @pytest.fixture
@@ -196,15 +173,10 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
     keys; a live user in a call with one of them is told the call is over,
     and the members of their rooms that they left.
     """
-    victim = subprocess.Popen(
-        [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port", "tcp:0:interface=127.0.0.1",
-         "--allow-no-origin", "--store", "redis", "--redis-host", "127.0.0.1",
-         "--redis-port", str(own_redis.port), "--node-ttl", "1"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    victim = Spawned(own_redis.port, tmp_path, "--node-ttl", "1")
     survivor = None
     try:
-        port = _listening_port(victim)
+        port = victim.port
         ghosts = [await connect(port, user, "r", origin=None) for user in ("g1", "g2", "g3")]
         for ghost in ghosts:
             ghost.send({"type": "user_available_webrtc"})
@@ -216,8 +188,7 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
         survivor = await daemon(own_redis.port)
         alice = await survivor.connect("alice", room="r")
         await alice.request({"type": "request_random_peer"}, "assign_role")
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait()
+        victim.kill()
 
         heard = [await alice.next() for _ in range(4)]
         (hangup,) = [m for m in heard if m["type"] == "hangup"]
@@ -236,23 +207,9 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
         assert own_redis.raw("SCARD", "available:webrtc") == "0"
         assert own_redis.raw("KEYS", "presence:g*") == ""
     finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
+        victim.kill()
         if survivor is not None:
             await stop_server(survivor)
-
-
-def _listening_port(process):
-    """The port a daemon listens on, once its Redis is connected too."""
-    port = None
-    for line in process.stdout:
-        found = re.search(r"Listening on .*port=(\d+)", line)
-        if found:
-            port = int(found[1])
-        if port and re.search(r"Redis at .* connected", line):
-            return port
-    raise AssertionError("the daemon never got going")
 
 
 @pytest_twisted.ensureDeferred

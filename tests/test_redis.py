@@ -5,34 +5,16 @@ restarts, and what users see while Redis is away (issue: Redis store).
 
 import json
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.web.client import Agent, readBody
 
 from aleatoria.clock import parse_rfc3339
 from aleatoria.service import make_service
 
-from .conftest import Server, redis_config, stop_server
+from .conftest import Server, redis_config, redis_daemon, stop_server
 from .lifecycle_helpers import until
 from .redis_server import RedisServer
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of this test's own: an empty database, free to stop."""
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-async def redis_daemon(port, **given):
-    service = make_service(redis_config(port, **given), reactor)
-    service.startService()
-    server = Server(service)
-    await server.settled()
-    return server
 
 
 @pytest_twisted.ensureDeferred
@@ -146,11 +128,6 @@ async def test_reads_what_the_go_server_wrote(own_redis):
         await stop_server(server)
 
 
-async def ready(server):
-    response = await Agent(reactor).request(b"GET", server.url("/ready"))
-    return response.code, json.loads(await readBody(response))
-
-
 @pytest_twisted.ensureDeferred
 async def test_outage_and_recovery(own_redis):
     """
@@ -190,7 +167,7 @@ async def test_outage_and_recovery(own_redis):
         assert error["payload"]["code"] == "unavailable"
         error = await alice.request({"type": "request_random_peer"}, "error")
         assert error["payload"]["code"] == "unavailable"
-        assert await ready(server) == (503, {"status": "degraded", "store": "redis",
+        assert await server.ready() == (503, {"status": "degraded", "store": "redis",
                                              "storeReachable": False, "connections": 2,
                                              "subscribed": False})
 
@@ -200,7 +177,7 @@ async def test_outage_and_recovery(own_redis):
 
         own_redis.start()
         await server.settled()
-        assert (await ready(server))[0] == 200
+        assert (await server.ready())[0] == 200
         history = await alice.request({"type": "get_recent_messages", "room": "r"},
                                       "recent_messages")
         assert history["payload"]["messages"] == []
@@ -226,10 +203,10 @@ async def test_redis_down_at_start(tmp_path):
         alice, bob = await server.connect_many("alice", "bob")
         alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "hi"}})
         await bob.expect("chat_message")
-        assert (await ready(server))[0] == 503
+        assert (await server.ready())[0] == 503
         later.start()
         await server.settled()
-        assert (await ready(server))[0] == 200
+        assert (await server.ready())[0] == 200
     finally:
         await stop_server(server)
         later.stop()

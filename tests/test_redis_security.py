@@ -19,7 +19,7 @@ from aleatoria.store.redis import RedisStore
 
 from .conftest import Server, connected, joined, redis_config, stop_server
 from .lifecycle_helpers import until
-from .redis_server import RedisServer, free_port
+from .redis_server import RedisServer, acl_redis, free_port
 from .tls import make_ca_and_server
 
 
@@ -74,11 +74,6 @@ async def test_tls_refuses_a_certificate_for_another_host(tmp_path):
     finally:
         globalLogPublisher.removeObserver(events.append)
         server.stop()
-
-
-def acl_redis(directory):
-    return RedisServer(directory, "--user", "default", "off",
-                       "--user", "chat", "on", ">right-password", "~*", "&*", "+@all").start()
 
 
 @pytest_twisted.ensureDeferred

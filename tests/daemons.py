@@ -1,0 +1,51 @@
+"""
+Daemons as operators run them: C{twistd} processes on a Redis, to be
+signalled (SIGTERM, SIGKILL) for real.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+TWISTD = str(Path(sys.executable).parent / "twistd")
+
+
+class Spawned:
+    """One C{twistd aleatoria} on the Redis at C{redis_port}, started and serving."""
+
+    def __init__(self, redis_port, cwd, *options):
+        self.process = subprocess.Popen(
+            [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
+             "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin",
+             "--store", "redis", "--redis-host", "127.0.0.1",
+             "--redis-port", str(redis_port), *options],
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.log = []
+        self.port = self.node = None
+        for line in self.process.stdout:
+            self.log.append(line)
+            if found := re.search(r"Listening on .*port=(\d+)", line):
+                self.port = int(found[1])
+            if found := re.search(r"Joined the daemons sharing Redis as node (\w+)", line):
+                self.node = found[1]
+            if self.port and self.node:
+                return
+        raise AssertionError("the daemon never got going:\n" + "".join(self.log))
+
+    async def exited(self):
+        """
+        Wait (in a thread: the test's clients must go on answering) for the
+        process to exit; its status. The rest of its log joins C{log}.
+        """
+        from twisted.internet.threads import deferToThread
+
+        rest, _ = await deferToThread(self.process.communicate, timeout=30)
+        self.log.append(rest)
+        return self.process.returncode
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=30)

@@ -1,0 +1,378 @@
+"""
+Faults lose nothing: real redis-server and twistd processes, real signals
+(SIGSTOP, SIGKILL, SIGTERM), clients that read every message they get.
+Each test pins one numbered problem of the issue "Faults lose nothing".
+"""
+
+import signal
+import socket
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import fail
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+
+from aleatoria.cluster import RedisCluster
+from aleatoria.reporting import Reporter
+from aleatoria.store.redis import RedisStore
+
+from .conftest import connected, redis_config, redis_daemon, stop_server
+from .daemons import Spawned
+from .lifecycle_helpers import until
+from .redis_server import acl_redis
+from .wsclient import connect
+
+
+def sleep(seconds):
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def registered(redis, *users):
+    """Whether Redis knows on which daemon each of C{users} is."""
+    return all(redis.raw("EXISTS", f"presence:{user}") == "1" for user in users)
+
+
+def dm(to, content, message_id=None):
+    message = {"type": "chat_message", "toUser": to, "payload": {"content": content}}
+    if message_id:
+        message["messageId"] = message_id
+    return message
+
+
+async def received(client, content):
+    """Wait for the chat message with C{content}, passing over anything else."""
+    while True:
+        message = await client.next()
+        if message["type"] == "chat_message" and message["payload"]["content"] == content:
+            return message
+
+
+class Log:
+    """The formatted lines logged while it is open."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __enter__(self):
+        globalLogPublisher.addObserver(self._observe)
+        return self
+
+    def __exit__(self, *exc):
+        globalLogPublisher.removeObserver(self._observe)
+
+    def _observe(self, event):
+        self.lines.append(formatEvent(event))
+
+    def count(self, text):
+        return sum(text in line for line in self.lines)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_paused_under_traffic_then_everything_recovers(own_redis):
+    """
+    (1) Redis stopped (SIGSTOP) for 5 s while direct messages flow between
+    two daemons: the reconnect handshakes that time out meanwhile are
+    retried, so once it resumes both daemons are ready again and deliver
+    between each other.
+    """
+    one = await redis_daemon(own_redis.port)
+    two = await redis_daemon(own_redis.port)
+    try:
+        alice = await one.connect("alice")
+        bob = await two.connect("bob")
+        await until(lambda: registered(own_redis, "alice", "bob"))
+        own_redis.pause()
+        try:
+            for n in range(25):
+                alice.send(dm("bob", f"during {n}"))
+                await sleep(0.2)
+        finally:
+            own_redis.resume()
+        await one.settled()
+        await two.settled()
+        assert (await one.ready())[0] == (await two.ready())[0] == 200
+        alice.send(dm("bob", "after"))
+        assert (await received(bob, "after"))["fromUser"] == "alice"
+    finally:
+        await stop_server(one)
+        await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_releases_every_session(own_redis, tmp_path):
+    """
+    (2) A daemon stopped with SIGTERM while 30 clients are on it closes
+    them with 1001 and exits; the 6 in a call with users on another
+    daemon hang up on their partners, a member of their room there hears
+    all 30 leave, and Redis keeps nothing of them nor of the daemon.
+    """
+    survivor = await redis_daemon(own_redis.port)
+    victim = Spawned(own_redis.port, tmp_path)
+    try:
+        watcher = await survivor.connect("watcher", room="r")
+        partners = await survivor.connect_many(*[f"p{n}" for n in range(6)])
+        for partner in partners:
+            partner.send({"type": "user_available_webrtc"})
+            await partner.quiet()
+        users = [await connect(victim.port, f"v{n:02d}", "r", origin=None) for n in range(30)]
+        for _ in users:
+            await watcher.expect("user_joined")
+        for user in users[:6]:
+            await user.request({"type": "request_random_peer"}, "assign_role",
+                               skip={"user_joined"})
+        peers = {(await p.expect("assign_role"))["payload"]["peerId"] for p in partners}
+        assert peers == {u.user for u in users[:6]}
+
+        victim.process.send_signal(signal.SIGTERM)
+        # twistd ends by raising again the signal that stopped it
+        assert await victim.exited() == -signal.SIGTERM, "".join(victim.log)[-3000:]
+        for user in users:
+            assert await user.closed() == (1001, "server shutting down; retry-after=5")
+        for partner in partners:
+            hangup = await partner.expect("hangup")
+            assert hangup["payload"] == {"reason": "disconnected"}
+        left = [await watcher.expect("user_left") for _ in users]
+        assert {m["payload"]["userId"] for m in left} == {u.user for u in users}
+        await watcher.quiet()
+
+        keys = own_redis.raw("KEYS", "*").split()
+        assert not [k for k in keys if ":v" in k or victim.node in k], keys
+        assert own_redis.raw("SMEMBERS", "room:members:r") == "watcher"
+        assert own_redis.raw("SMEMBERS", "nodes") == survivor.store.node
+        assert own_redis.raw("SCARD", "available:webrtc") == "0"
+    finally:
+        victim.kill()
+        await stop_server(survivor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_during_an_outage_is_answered_unavailable(own_redis):
+    """
+    (3) Chat while Redis hangs: the member on the same daemon still gets
+    the room message; the sender gets its echo, then error unavailable
+    naming the message -- for the room message, which the member on the
+    other daemon missed and history lacks, and for a DM to a user on the
+    other daemon.
+    """
+    one = await redis_daemon(own_redis.port, **{"redis-timeout": "1"})
+    two = await redis_daemon(own_redis.port, **{"redis-timeout": "1"})
+    try:
+        alice, carol = await one.connect_many("alice", "carol", room="r")
+        await alice.expect("user_joined")
+        bob = await two.connect("bob", room="r")
+        await alice.expect("user_joined")
+        await until(lambda: registered(own_redis, "alice", "bob", "carol"))
+        own_redis.pause()
+        try:
+            alice.send({"type": "chat_message", "room": "r", "messageId": "room-1",
+                        "payload": {"content": "to the room"}})
+            assert (await received(carol, "to the room"))["messageId"] == "room-1"
+            assert (await alice.expect("chat_message"))["messageId"] == "room-1"
+            error = (await alice.expect("error"))["payload"]
+            assert (error["code"], error["messageId"], error["failed"]) == (
+                "unavailable", "room-1", ["delivery", "history"])
+            alice.send(dm("bob", "direct", "dm-1"))
+            assert (await alice.expect("chat_message"))["messageId"] == "dm-1"
+            error = (await alice.expect("error"))["payload"]
+            assert (error["code"], error["messageId"], error["failed"]) == (
+                "unavailable", "dm-1", ["delivery", "history"])
+        finally:
+            own_redis.resume()
+    finally:
+        await stop_server(one)
+        await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_ready_and_delivery_wait_for_the_subscription(tmp_path):
+    """
+    (4) While the pub/sub connections cannot subscribe (Redis refuses
+    SUBSCRIBE) but commands work, /ready says 503 and a DM to a user on
+    the other daemon is answered unavailable, not dropped. Once SUBSCRIBE
+    is allowed again the daemons resubscribe by themselves: /ready 200,
+    delivery back.
+    """
+    redis = acl_redis(tmp_path)
+    login = ({"VALKEY_PASSWORD": "right-password"}, {"redis-username": "chat"})
+    one = await redis_daemon(redis.port, login[0], **login[1])
+    two = await redis_daemon(redis.port, login[0], **login[1])
+    clusters = [server.service.getServiceNamed("cluster") for server in (one, two)]
+    try:
+        alice = await one.connect("alice")
+        bob = await two.connect("bob")
+        await until(lambda: registered(redis, "alice", "bob"))
+        redis.raw("ACL", "SETUSER", "chat", "-subscribe")
+        redis.raw("CLIENT", "KILL", "TYPE", "pubsub")
+        await until(lambda: not any(c.subscribed for c in clusters))
+        code, body = await one.ready()
+        assert (code, body["storeReachable"], body["subscribed"]) == (503, True, False)
+        alice.send(dm("bob", "unheard", "dm-1"))
+        await alice.expect("chat_message")
+        error = (await alice.expect("error"))["payload"]
+        assert (error["code"], error["messageId"], error["failed"]) == (
+            "unavailable", "dm-1", ["delivery"])
+
+        redis.raw("ACL", "SETUSER", "chat", "+subscribe")
+        await one.settled()
+        await two.settled()
+        assert (await one.ready())[0] == 200
+        alice.send(dm("bob", "heard"))
+        await received(bob, "heard")
+    finally:
+        await stop_server(one)
+        await stop_server(two)
+        redis.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_killed_daemon_users_are_never_paired(own_redis, tmp_path):
+    """
+    (5) Right after a daemon is killed with -9 -- its heartbeat still
+    fresh -- its users, still in the pool, are never paired, and signaling
+    to them is refused (unavailable), never accepted silently; once its
+    heartbeat lapses they are user_offline.
+    """
+    victim = Spawned(own_redis.port, tmp_path, "--node-ttl", "5")
+    survivor = None
+    try:
+        ghosts = [await connect(victim.port, f"g{n}", f"home-g{n}", origin=None)
+                  for n in range(3)]
+        for ghost in ghosts:
+            ghost.send({"type": "user_available_webrtc"})
+            await ghost.quiet()
+        survivor = await redis_daemon(own_redis.port)
+        alice = await survivor.connect("alice")
+        victim.kill()
+        assert own_redis.raw("SCARD", "available:webrtc") == "3"
+        await alice.request({"type": "request_random_peer"}, "no_peer_available")
+        offer = {"type": "webrtc_offer", "toUser": "g0", "payload": {}}
+        codes = [(await alice.request(offer, "error"))["payload"]["code"]]
+        while codes[-1] != "user_offline":
+            await sleep(0.5)
+            codes.append((await alice.request(offer, "error"))["payload"]["code"])
+        assert set(codes) <= {"unavailable", "user_offline"}
+    finally:
+        victim.kill()
+        if survivor is not None:
+            await stop_server(survivor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_outage_longer_than_node_ttl(own_redis):
+    """
+    (6) After Redis hung for longer than --node-ttl, the daemons come back
+    as they were: signaling between users on the two reaches them (not
+    user_offline), the room lists both, and nobody heard anybody leave.
+    """
+    given = {"node-ttl": "1", "redis-timeout": "0.5"}
+    one = await redis_daemon(own_redis.port, **given)
+    two = await redis_daemon(own_redis.port, **given)
+    try:
+        alice = await one.connect("alice", room="r")
+        bob = await two.connect("bob", room="r")
+        assert (await alice.expect("user_joined"))["payload"]["userId"] == "bob"
+        own_redis.pause()
+        await sleep(3)
+        own_redis.resume()
+        await one.settled()
+        await two.settled()
+        await sleep(1.5)
+        alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "x"}})
+        assert (await bob.expect("webrtc_offer"))["payload"] == {"sdp": "x"}
+        members = await alice.request({"type": "get_room_members", "room": "r"}, "room_members")
+        assert members["payload"]["members"] == ["alice", "bob"]
+        await alice.quiet()
+        await bob.quiet()
+        assert sorted(own_redis.raw("SMEMBERS", "nodes").split()) == sorted(
+            [one.store.node, two.store.node])
+    finally:
+        await stop_server(one)
+        await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_password_then_fixed_recovers_by_itself(tmp_path):
+    """
+    (7) A daemon given a password Redis refuses logs the refusal once, with
+    no unhandled error, however often it retries; once the ACL accepts that
+    password it logs in by itself and serves fully.
+    """
+    redis = acl_redis(tmp_path)
+    with Log() as log:
+        service_env = {"VALKEY_PASSWORD": "second-password"}
+        from aleatoria.service import make_service
+
+        from .conftest import Server
+
+        service = make_service(redis_config(redis.port, service_env, **{
+            "redis-username": "chat", "redis-timeout": "0.5"}), reactor)
+        service.startService()
+        server = Server(service)
+        try:
+            await until(lambda: log.count("WRONGPASS") >= 2)
+            await sleep(1.5)
+            assert log.count("WRONGPASS") == 2, "one line per connection, not per retry"
+            redis.raw("ACL", "SETUSER", "chat", ">second-password")
+            await server.settled()
+            assert (await server.ready())[0] == 200
+        finally:
+            await stop_server(server)
+            redis.stop()
+    assert not [line for line in log.lines if "second-password" in line]
+
+
+@pytest_twisted.ensureDeferred
+async def test_ready_answers_nobody_after_the_caller_left(own_redis):
+    """
+    (7) A /ready whose caller hangs up while Redis is slow to answer is
+    dropped quietly when the answer comes (the gate of conftest.py fails
+    the test on an unhandled error).
+    """
+    server = await redis_daemon(own_redis.port)
+    try:
+        own_redis.pause()
+        with socket.create_connection(("127.0.0.1", server.port)) as probe:
+            probe.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            await sleep(0.2)
+        await sleep(0.2)
+        own_redis.resume()
+        assert (await server.ready())[0] == 200
+    finally:
+        own_redis.resume()
+        await stop_server(server)
+
+
+class _BrokenHeartbeat(RedisStore):
+    """Failure injection: a heartbeat that fails with a bug, not an outage."""
+
+    def heartbeat(self, life):
+        return fail(RuntimeError("heartbeat bug"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
+    """
+    (7) A heartbeat that fails with anything but an outage is logged and
+    reported at each beat, and the beats go on.
+    """
+    config = redis_config(own_redis.port)
+    from aleatoria.service import _redis_link
+
+    endpoint, where, link = _redis_link(config, reactor)
+    store = await connected(
+        _BrokenHeartbeat(endpoint, where, reactor, ttl=60, history_size=10, **link))
+
+    class Nobody:
+        def sessions(self):
+            return {}
+
+    cluster = RedisCluster(store, (endpoint, where, link), reactor, Reporter().daemon,
+                           node_ttl=0.5, receiver=Nobody())
+    with Log() as log:
+        cluster.startService()
+        try:
+            await until(lambda: log.count("cluster_heartbeat failed") >= 2)
+        finally:
+            await cluster.stopService()
+            await store.stopService()
