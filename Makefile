@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run test clean redis-server bench bench-quick
+.PHONY: run test clean redis-server bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 # Under 2 minutes, smaller sizes: benchmarks/results/<date>-quick.json
 bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 	$(BIN)/python benchmarks/run.py --quick
+
+# Three daemons on one Redis through five faults, every message counted (about 3 minutes):
+# a table, and benchmarks/results/<date>-faults.json
+bench-faults: $(VENV)/.installed redis-server
+	$(BIN)/python benchmarks/faults.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache benchmarks/node_modules

@@ -225,8 +225,13 @@ class RedisCluster(Service):
         self._link.ping().addErrback(lambda failure: None)
 
     def _lapsed_or_not(self, alive):
+        """
+        A lapsed heartbeat means a stall (of Redis, or of this daemon): rejoin,
+        with the grace before reaping that a return from an outage gets.
+        """
         if not alive:
             self._log.warn("This daemon's heartbeat had lapsed; telling Redis who is here again")
+            self._joined_at = None
             self.resync()
 
     def _reap(self):

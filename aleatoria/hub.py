@@ -501,20 +501,27 @@ class Hub(Service):
 
     def _available(self, conn, envelope):
         conn.report.breadcrumb("webrtc", "User marked as available")
-        self._watch(self._store.offer(conn.user_id), "offer", conn)
+        self._watch(self._store.offer(conn.user_id), "offer", conn, named=_named(envelope))
 
     def _unavailable(self, conn, envelope):
         conn.report.breadcrumb("webrtc", "User marked as unavailable")
-        self._watch(self._store.withdraw(conn.user_id), "withdraw", conn)
+        self._watch(self._store.withdraw(conn.user_id), "withdraw", conn,
+                    named=_named(envelope))
 
     def _request_random_peer(self, conn, envelope):
         skipped = envelope.payload.currentPeerId
         conn.report.breadcrumb("webrtc", "Random peer requested", currentPeerId=skipped)
         d = self._store.pair(conn.user_id, skipped)
-        d.addCallback(self._paired, conn)
-        self._watch(d, "pair", conn)
+        d.addCallback(self._paired, conn, envelope.messageId)
+        self._watch(d, "pair", conn, named=_named(envelope))
 
-    def _paired(self, pairing, conn):
+    def _paired(self, pairing, conn, request_id):
+        """
+        Answer the request (its C{assign_role} or C{no_peer_available}
+        carries the request's C{messageId}, if it had one, to tell it from
+        an C{assign_role} that somebody else's pairing sends) and tell a
+        fresh peer.
+        """
         user, match = conn.user_id, pairing.match
         if pairing.skipped is not None:
             self._hangup_for(pairing.skipped, user, "skipped")
@@ -527,14 +534,14 @@ class Hub(Service):
             conn.report.breadcrumb("webrtc", "No peer available")
             self._reply(conn, "no_peer_available", {
                 "message": "No peer available at the moment. Please try again later."
-            })
+            }, message_id=request_id)
             return
         if pairing.fresh:
             self._log.info("Paired {user} with {peer}", user=user, peer=match.peer)
             self._metrics.pairings.inc()
             conn.report.breadcrumb("webrtc", "Peer pairing made", peer=match.peer)
             self._assign_role(match.peer, Match(user, POLITE))
-        self._assign_role(user, match)
+        self._reply(conn, "assign_role", _role(match), message_id=request_id)
 
     def _undo_pairing(self, user, peer):
         """
@@ -546,9 +553,7 @@ class Hub(Service):
         self._watch(self._store.offer(peer), "offer")
 
     def _assign_role(self, user, match):
-        self._notify(user, self._system(
-            "assign_role", user, {"role": match.role, "peerId": match.peer}
-        ))
+        self._notify(user, self._system("assign_role", user, _role(match)))
 
     def _relay(self, conn, envelope):
         """
@@ -570,14 +575,15 @@ class Hub(Service):
         d = self._deliver(target, replace(
             envelope, fromUser=user, room="", createTime=self._now()
         ))
-        d.addCallback(self._relayed, conn, target)
-        return self._watch(d, "relay", conn)
+        named = _named(envelope)
+        d.addCallback(self._relayed, conn, target, named)
+        return self._watch(d, "relay", conn, named=named)
 
-    def _relayed(self, delivered, conn, target):
+    def _relayed(self, delivered, conn, target, named):
         if delivered:
             conn.report.breadcrumb("webrtc", "Signaling relayed", toUser=target)
         elif self._connections.get(conn.user_id) is conn:
-            self._refuse(conn, "user_offline", f"{target} is not online.")
+            self._refuse(conn, "user_offline", f"{target} is not online.", **named)
         return delivered
 
     def _hangup(self, conn, envelope):
@@ -587,7 +593,7 @@ class Hub(Service):
             lambda delivered: self._store.hang_up(user, peer) if delivered is True else False
         )
         d.addCallback(self._hung_up, user, peer)
-        self._watch(d, "hang_up")
+        self._watch(d, "hang_up", conn, named=_named(envelope))
 
     def _hung_up(self, ended, user, peer):
         if ended:
@@ -651,7 +657,7 @@ class Hub(Service):
         """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
         return self._watch(self._deliver(user, envelope), "deliver")
 
-    def _system(self, kind, to_user, payload, room=""):
+    def _system(self, kind, to_user, payload, room="", message_id=""):
         """A message the server originates."""
         return Envelope(
             type=kind,
@@ -659,24 +665,26 @@ class Hub(Service):
             toUser=to_user,
             room=room,
             payload=payload,
+            messageId=message_id,
             createTime=self._now(),
         )
 
-    def _reply(self, conn, kind, payload, room=""):
-        self._send(conn, self._system(kind, conn.user_id, payload, room))
+    def _reply(self, conn, kind, payload, room="", message_id=""):
+        self._send(conn, self._system(kind, conn.user_id, payload, room, message_id))
 
     def _refuse(self, conn, code, text, **details):
         self._metrics.errors.labels(code).inc()
         self._reply(conn, "error", {"error": text, "code": code, **details})
 
-    def _watch(self, d, operation, conn=None, reply=True):
+    def _watch(self, d, operation, conn=None, reply=True, named=None):
         """
         The one place store work is accounted for: timed (a metric, and a
         span of the message's trace), and its failure logged and reported --
         in C{conn}'s scope when there is one; an outage is reported by the
         store, once for all. C{conn}, unless told not to C{reply}, is told
-        the service is unavailable. Returns C{d}, which then fires with
-        L{FAILED} instead of failing.
+        the service is unavailable (with the C{named} details: the message
+        it was about). Returns C{d}, which then fires with L{FAILED} instead
+        of failing.
         """
         self._metrics.time_store(operation, d)
         if self._trace is not None:
@@ -691,7 +699,8 @@ class Hub(Service):
                 )
             if reply and conn is not None and self._connections.get(conn.user_id) is conn:
                 self._refuse(
-                    conn, "unavailable", "That is unavailable right now; try again later."
+                    conn, "unavailable", "That is unavailable right now; try again later.",
+                    **(named or {}),
                 )
             return FAILED
 
@@ -765,6 +774,15 @@ def _all_done(deferreds):
 
 
 _ROOM_RULE = "A room name is 1-100 characters, without control characters."
+
+
+def _role(match):
+    return {"role": match.role, "peerId": match.peer}
+
+
+def _named(envelope):
+    """The details that tie an error to the client's message, if it named it."""
+    return {"messageId": envelope.messageId} if envelope.messageId else {}
 
 
 def _as_seen_by(user, messages):

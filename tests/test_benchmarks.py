@@ -36,3 +36,22 @@ def test_smoke_run_writes_a_report(tmp_path):
     assert "matchmaking" not in reference
     ratios = report["ratios"]["daemon-memory"]
     assert ratios["fanout.deliveries_per_s"] > 0 and ratios["relay.relays_per_s"] > 0
+
+
+def test_fault_bench_smoke_run_counts_every_message(tmp_path):
+    """
+    faults.py --smoke runs three daemons on one Redis through a SIGTERM and
+    writes its ledger: messages were sent and counted, none lost silently
+    or duplicated, no pairing request left unanswered, no session key left.
+    """
+    out = tmp_path / "faults.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "faults.py"), "--smoke",
+                    "--json", str(out)], check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert report["mode"] == "smoke"
+    result = report["results"]["daemon-sigterm"]
+    assert result["messages"] > 0 and result["deliveries_due"] > 0
+    assert result["delivered"] == result["deliveries_due"]
+    assert (result["lost_silently"], result["duplicated"], result["pairing_unanswered"],
+            result["two_partners"], result["session_keys_left"]) == (0, 0, 0, 0, 0)
+    assert result["pairing_requests"] > 0

@@ -148,3 +148,50 @@ async def test_reader_that_never_reads_is_dropped():
         await stalled.closed()
     finally:
         await stop_server(server)
+
+
+class _Child:
+    """A service whose stop takes as long as the test says (or forever)."""
+
+    def __init__(self, name, stopped, log):
+        from twisted.application.service import Service
+
+        self.service = Service()
+        self.service.setName(name)
+        self.service.stopService = self.stop
+        self._stopped = stopped
+        self._log = log
+
+    def stop(self):
+        self._log.append(self.service.name)
+        return self._stopped
+
+
+def test_children_stop_one_after_another_within_the_deadline():
+    """
+    InOrder stops its children in reverse order, each once the one before
+    has finished; a child that has not finished by the deadline is left
+    behind and the rest are stopped anyway -- except the untimed ones,
+    which are always waited for.
+    """
+    from twisted.internet.defer import Deferred, succeed
+    from twisted.internet.task import Clock
+
+    from aleatoria.service import InOrder
+
+    clock, log = Clock(), []
+    hung, flushing = Deferred(), Deferred()
+    top = InOrder(clock, deadline=5, untimed=("reporter",))
+    for name, stopped in [("reporter", flushing), ("store", succeed(None)),
+                          ("hub", hung), ("listener", succeed(None))]:
+        _Child(name, stopped, log).service.setServiceParent(top)
+    top.startService()
+    done = top.stopService()
+    assert log == ["listener", "hub"]
+    clock.advance(4.9)
+    assert log == ["listener", "hub"]
+    clock.advance(0.1)
+    assert log == ["listener", "hub", "store", "reporter"]
+    assert not done.called
+    flushing.callback(None)
+    assert done.called

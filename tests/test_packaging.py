@@ -25,11 +25,18 @@ TWISTD = str(Path(sys.executable).parent / "twistd")
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The built wheel, and an environment that imports from its installed copy."""
+    """
+    The built wheel, and an environment that imports from its installed
+    copy. Built from a copy of the tree: setuptools builds in the source's
+    build/, which two test workers must not share.
+    """
     work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(ROOT)],
+         "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(source)],
         check=True, cwd=work,
     )
     (wheel,) = (work / "dist").glob("aleatoria-*.whl")

@@ -200,8 +200,11 @@ return was and 1 or 0
 _REAP = _LIBRARY + """
 -- Clean up after daemons that died without a word (never this one, ARGV[2]):
 -- for each of their users, {user, live partner or '', rooms...}, for the
--- partners and the rooms' members to hear of it.
+-- partners and the rooms' members to hear of it. Only a live daemon reaps:
+-- if this one's heartbeat lapsed too, Redis or the daemon stalled, and the
+-- others may be as alive as it is.
 local reaped = {}
+if not live(ARGV[2]) then return reaped end
 for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
   if node ~= ARGV[2] and not live(node) then
     local users = P .. 'node:' .. node .. ':users'

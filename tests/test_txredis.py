@@ -1,0 +1,101 @@
+"""
+What aleatoria/txredis.py changes of txredisapi, pinned: each test fails
+if txredisapi stops calling the hook we rely on, or if our handshake stops
+doing its job.
+"""
+
+import hashlib
+import random
+
+import pytest_twisted
+import txredisapi
+from twisted.internet import reactor
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.task import deferLater
+
+from aleatoria.txredis import FIRST_RETRY, Link, backoff
+
+from .lifecycle_helpers import until
+
+SCRIPTS = ("return 1", "return 2")
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    """Waits double from 50 ms and never exceed the cap; each is drawn from the upper half."""
+    rng = random.Random(7).random
+    for attempt in range(1, 40):
+        ceiling = min(1.0, FIRST_RETRY * 2 ** (attempt - 1))
+        delay = backoff(attempt, 1.0, rng)
+        assert ceiling / 2 <= delay <= ceiling
+    assert {round(backoff(30, 1.0, rng), 3) for _ in range(20)} != {1.0}, "no jitter"
+
+
+def test_txredisapi_asks_our_factory_for_the_delay():
+    """txredisapi's pool slot takes its retry delay from the factory's retryDelay."""
+    link = Link(HostnameEndpoint(reactor, "127.0.0.1", 1), "x", reactor, timeout=1,
+                retry_max=0.25)
+    slot = txredisapi._PoolSlot(link._factory, link.endpoint)
+    assert all(0.125 <= slot._retryDelay(n) <= 0.25 for n in range(5, 30))
+
+
+def _link(redis, **options):
+    events = []
+    link = Link(HostnameEndpoint(reactor, "127.0.0.1", redis.port), f"127.0.0.1:{redis.port}",
+                reactor, on_change=events.append, **options)
+    return link, events
+
+
+@pytest_twisted.ensureDeferred
+async def test_scripts_are_loaded_at_connect(own_redis):
+    """The command link loads its scripts in the handshake: each call is an EVALSHA at once."""
+    link, events = _link(own_redis, timeout=1, scripts=SCRIPTS)
+    link.start()
+    try:
+        await until(lambda: link.up)
+        (protocol,) = link._factory.pool
+        hashes = [hashlib.sha1(s.encode()).hexdigest() for s in SCRIPTS]
+        assert set(hashes) <= protocol.script_hashes
+        assert own_redis.raw("SCRIPT", "EXISTS", *hashes).split() == ["1", "1"]
+        assert await link.handler.eval(SCRIPTS[1]) == 2
+        assert events == [True]
+    finally:
+        await link.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_handshake_that_hangs_is_retried(own_redis):
+    """
+    A Redis that accepts the connection but does not answer (SIGSTOP): the
+    handshake times out, the connection is dropped and tried again, and
+    the link comes up once Redis answers -- where txredisapi alone would
+    stop trying for good.
+    """
+    own_redis.pause()
+    link, events = _link(own_redis, timeout=0.3, db=1, scripts=SCRIPTS)
+    link.start()
+    try:
+        await deferLater(reactor, 1.0, lambda: None)
+        assert not link.up
+        own_redis.resume()
+        await until(lambda: link.up)
+        assert await link.handler.execute_command("CLIENT", "INFO") is not None
+        assert events == [True]
+    finally:
+        own_redis.resume()
+        await link.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriber_hears_and_pings(own_redis):
+    """The pub/sub link subscribes in its handshake, hears posts, and answers PING."""
+    heard = []
+    link, _ = _link(own_redis, timeout=1, channels=("a", "b"), on_message=heard.append)
+    link.start()
+    try:
+        await until(lambda: link.up)
+        assert own_redis.raw("PUBSUB", "NUMSUB", "a", "b").split() == ["a", "1", "b", "1"]
+        own_redis.raw("PUBLISH", "b", "hello")
+        await until(lambda: heard == ["hello"])
+        await link.ping()
+    finally:
+        await link.stop()
