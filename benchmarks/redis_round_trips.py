@@ -31,9 +31,9 @@ def _count_requests(store, trips):
     """Count every request the store sends (all go through _call)."""
     call = store._call
 
-    def counted(*args):
+    def counted(*args, **kwargs):
         trips[0] += 1
-        return call(*args)
+        return call(*args, **kwargs)
 
     store._call = counted
 
@@ -41,7 +41,8 @@ def _count_requests(store, trips):
 def commandstats(redis):
     out = subprocess.run(["redis-cli", "-p", str(redis.port), "INFO", "commandstats"],
                          capture_output=True, text=True, check=True).stdout
-    return {m[1]: int(m[2]) for m in re.finditer(r"cmdstat_(\w+):calls=(\d+)", out)}
+    return {m[1]: int(m[2]) for m in re.finditer(r"cmdstat_([\w|]+):calls=(\d+)", out)
+            if m[1] != "config|resetstat"}
 
 
 def reset(redis):
@@ -58,7 +59,7 @@ async def measure(redis):
     one, two = servers
     trips = [0]
     for server in servers:
-        await until(lambda server=server: server.store.connected)
+        await server.settled()
         _count_requests(server.store, trips)
     alice = await one.connect("alice", room="r")
     bob = await one.connect("bob", room="r")
