@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run test clean redis-server bench bench-quick bench-faults
+.PHONY: run test lint clean redis-server bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-l
 	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(VENV)/.installed redis-server benchmarks/node_modules/.installed
+# ruff, with the rules in pyproject.toml; make test runs it first.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check aleatoria tests benchmarks twisted
+
+test: lint $(VENV)/.installed redis-server benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 
 $(VENV)/.bench: $(VENV)/.installed

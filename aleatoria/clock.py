@@ -11,7 +11,7 @@ near today's epoch cannot tell apart nanoseconds closer than 256.
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _NS_PER_SECOND = 1_000_000_000
 _MIN_STEP_NS = 1000
@@ -46,7 +46,7 @@ def format_ns(ns: int) -> str:
     Render Unix nanoseconds as RFC 3339 UTC with all nine fraction digits.
     """
     seconds, fraction = divmod(ns, _NS_PER_SECOND)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc)
+    stamp = datetime.fromtimestamp(seconds, UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
 
 

@@ -14,7 +14,6 @@ from twisted.python import usage
 from . import config
 from .service import make_service
 
-
 _REPEATABLE = ("allowed-origin", "trusted-proxy")
 
 

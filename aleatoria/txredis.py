@@ -17,10 +17,9 @@ C{tests/test_txredis.py}.
 import hashlib
 import random
 
+import txredisapi
 from twisted.internet.defer import gatherResults, succeed
 from twisted.logger import Logger
-
-import txredisapi
 
 FIRST_RETRY = 0.05
 """Seconds before the first reconnection attempt (then doubling, capped)."""

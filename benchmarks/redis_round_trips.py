@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from aleatoria.service import make_service  # noqa: E402
 from tests.conftest import Server, redis_config  # noqa: E402
-from tests.lifecycle_helpers import until  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 N = 200

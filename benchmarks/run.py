@@ -182,7 +182,8 @@ def ratios(results):
         if target == "reference":
             continue
         out[target] = {
-            f"{scenario}.{metric}": round(scenarios[scenario][metric] / reference[scenario][metric], 3)
+            f"{scenario}.{metric}": round(
+                scenarios[scenario][metric] / reference[scenario][metric], 3)
             for scenario, metrics in RATIOS.items() for metric in metrics
             if reference[scenario].get(metric)
         }

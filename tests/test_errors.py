@@ -7,7 +7,6 @@ leaves the connection working.
 import pytest
 import pytest_twisted
 
-
 MALFORMED = [
     pytest.param(b"not json", id="not-json"),
     pytest.param(b"[1, 2]", id="array"),
@@ -24,8 +23,8 @@ MALFORMED = [
     pytest.param(b'{"type": "chat_message", "room": "r", "payload": "x"}', id="string-payload"),
     pytest.param(b'{"type": "chat_message", "room": "r"}', id="no-content"),
     pytest.param(b'{"type": "join_room", "room": ["r"]}', id="list-room"),
-    pytest.param(b'{"type": "chat_message", "room": "r", "messageId": 3, "payload": {"content": "x"}}',
-                 id="numeric-messageId"),
+    pytest.param(b'{"type": "chat_message", "room": "r", "messageId": 3, '
+                 b'"payload": {"content": "x"}}', id="numeric-messageId"),
     pytest.param(b'{"type": "get_recent_messages", "room": "r", "payload": {"limit": "5"}}',
                  id="string-limit"),
     pytest.param(b'{"type": "get_recent_messages", "room": "r", "payload": {"limit": 1e999}}',

@@ -160,7 +160,7 @@ async def test_chat_during_an_outage_is_answered_unavailable(own_redis):
     try:
         alice, carol = await one.connect_many("alice", "carol", room="r")
         await alice.expect("user_joined")
-        bob = await two.connect("bob", room="r")
+        await two.connect("bob", room="r")  # the member the room message misses
         await alice.expect("user_joined")
         await until(lambda: registered(own_redis, "alice", "bob", "carol"))
         own_redis.pause()

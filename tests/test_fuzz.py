@@ -207,7 +207,8 @@ class HubMachine(RuleBasedStateMachine):
     @invariant()
     def history_holds_only_allowed_messages(self):
         for room in ROOMS:
-            kept = [e.payload.content for e in reversed(self.store.room_messages(room, 1000).result)]
+            history = self.store.room_messages(room, 1000).result
+            kept = [e.payload.content for e in reversed(history)]
             assert kept == self.stored[room]
 
 

@@ -10,6 +10,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from .conftest import start_server, stop_server
 from .lifecycle_helpers import until
 
+
 @pytest_twisted.ensureDeferred
 async def test_silent_client_is_dropped_by_keepalive():
     """
@@ -132,7 +133,7 @@ async def test_reader_that_never_reads_is_dropped():
         await sender.expect("user_joined")
         stalled._protocol.transport.pauseProducing()
         body = "y" * 4000
-        for sent in range(20000):
+        for sent in range(20000):  # noqa: B007 (read after the loop)
             sender.send({"type": "chat_message", "room": "flood", "payload": {"content": body}})
             await sender.expect("chat_message", skip={"user_left"})
             message = await other.next()

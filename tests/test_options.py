@@ -31,7 +31,8 @@ def test_defaults(monkeypatch):
         outbound_messages=256, outbound_bytes=2097152,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, sentry_dsn="", sentry_env="production", sentry_debug=False,
+        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, sentry_dsn="",
+        sentry_env="production", sentry_debug=False,
         sentry_sample_rate=1.0, sentry_release="", ping_interval=54.0, idle_timeout=60.0,
     )
 

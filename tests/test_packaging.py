@@ -5,7 +5,6 @@ twistd plugin: `twistd aleatoria --help` lists the options and
 """
 
 import json
-from contextlib import contextmanager
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest

@@ -245,7 +245,10 @@ def test_no_dsn_in_the_code():
 
 @pytest_twisted.ensureDeferred
 async def test_errback_adapter_reports_and_handles(receiver, reporting):
-    """report.errback(operation) reports a Deferred's failure with its traceback, then handles it."""
+    """
+    report.errback(operation) reports a Deferred's failure with its
+    traceback, then handles it.
+    """
     server = await reporting()
     report = server.service.getServiceNamed("reporter").daemon
     d = maybeDeferred(lambda: 1 / 0)

@@ -9,8 +9,8 @@ from zope.interface.verify import verifyObject
 
 from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
 from aleatoria.messages import Envelope
-from aleatoria.store import Claim, IStore
 from aleatoria.service import make_store
+from aleatoria.store import Claim, IStore
 from aleatoria.store.memory import MemoryStore
 
 from .conftest import connected, joined, redis_config

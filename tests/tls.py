@@ -23,7 +23,7 @@ def make_ca_and_server(directory, hostname):
     Write ca.pem, server.pem and server.key into C{directory}: a CA, and a
     certificate it signed for C{hostname}. Return the three paths.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     valid = dict(not_valid_before=now - datetime.timedelta(hours=1),
                  not_valid_after=now + datetime.timedelta(days=1))
     ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -112,7 +112,7 @@ class IStore(Interface):
         """
 
     def hang_up(user, peer):
-        """End the match of C{user} and C{peer}, if they are matched; fire with whether they were."""
+        """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
 
     def match_of(user):
         """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""

@@ -16,8 +16,8 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from ..reporting import guarded
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
+from ..reporting import guarded
 from . import Claim, IStore, direct_key
 
 LOCAL = "local"

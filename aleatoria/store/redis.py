@@ -15,13 +15,12 @@ import random
 import uuid
 from dataclasses import dataclass
 
+import txredisapi
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import fail
 from twisted.logger import Logger
 from zope.interface import implementer
-
-import txredisapi
 
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
@@ -251,9 +250,10 @@ return deaf
 _RESYNC = _LIBRARY + """
 -- After an outage: ARGV[2] this daemon, ARGV[3] JSON {user: [rooms]} of the
 -- users connected here now, ARGV[4] the heartbeat's life in ms (renewed
--- first, so that no daemon reaps what this one is restoring). Sessions that ended meanwhile are ended; the
--- users still here are ours again (unless another daemon claimed them:
--- those are returned, their connections here are stale).
+-- first, so that no daemon reaps what this one is restoring). Sessions that
+-- ended meanwhile are ended; the users still here are ours again (unless
+-- another daemon claimed them: those are returned, their connections here
+-- are stale).
 local me, here = ARGV[2], cjson.decode(ARGV[3])
 local mine = P .. 'node:' .. me .. ':users'
 redis.call('SET', P .. 'node:' .. me, '1', 'PX', ARGV[4])
