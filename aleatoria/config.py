@@ -10,7 +10,7 @@ sentence that names where it came from.
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 
 from .origins import OriginPolicy
 
@@ -244,50 +244,19 @@ FLAGS = ("allow-no-origin", "redis-tls")
 """Settings that take no value on the command line."""
 
 
-@dataclass(frozen=True)
-class Config:
-    port: str
-    allowed_origin: tuple
-    allow_no_origin: bool
-    store: str
-    history_size: int
-    message_ttl_hours: int
-    max_message_size: int
-    jwt_secret: str
-    jwt_public_key_file: str
-    jwt_audience: str
-    jwt_issuer: str
-    max_content_length: int
-    max_rooms: int
-    rate_limit: float
-    rate_burst: int
-    max_connections_per_ip: int
-    trusted_proxy: tuple
-    handshake_timeout: float
-    outbound_messages: int
-    outbound_bytes: int
-    redis_host: str
-    redis_port: int
-    redis_username: str
-    redis_password: str
-    redis_tls: bool
-    redis_ca_file: str
-    redis_db: int
-    redis_prefix: str
-    redis_timeout: float
-    redis_retry_max: float
-    node_ttl: float
-    shutdown_timeout: float
-    sentry_dsn: str
-    sentry_env: str
-    sentry_debug: bool
-    sentry_sample_rate: float
-    sentry_release: str
-    ping_interval: float
-    idle_timeout: float
+def _origin_policy(self):
+    return OriginPolicy(self.allowed_origin, self.allow_no_origin)
 
-    def origin_policy(self):
-        return OriginPolicy(self.allowed_origin, self.allow_no_origin)
+
+Config = make_dataclass(
+    "Config",
+    [(s.name.replace("-", "_"), type(s.default)) for s in SETTINGS],
+    frozen=True,
+    namespace={"origin_policy": _origin_policy, "__doc__": (
+        "The daemon's settings, resolved: one field per L{SETTINGS} entry, "
+        "named as the option with underscores."
+    )},
+)
 
 
 def resolve(given, environ):

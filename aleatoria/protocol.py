@@ -6,20 +6,20 @@ each frame with L{aleatoria.messages} and hands the result to the hub; the
 hub sends back through L{IConnection}. It never touches the store.
 """
 
-import collections
 import ipaddress
 import math
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .auth import Identity, InvalidToken, TokenPolicy
 from .hub import IConnection
+from .limits import Backlog, PerAddress, TokenBucket, TooMany
 from .messages import InvalidMessage, decode, encode, valid_room, valid_user_id
 
 DEFAULT_ROOM = "Lobby"
@@ -124,7 +124,7 @@ class ClientProtocol(WebSocketServerProtocol):
 
     def onOpen(self):
         limits = self.factory.outbound
-        self._backlog = _Backlog(*limits)
+        self._backlog = Backlog(*limits)
         # Under WebSocketResource the HTTP channel is still the transport's
         # producer: take its place, to hear when the client stops reading.
         self.transport.unregisterProducer()
@@ -224,60 +224,6 @@ class ClientProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:123])
 
 
-@implementer(IPushProducer)
-class _Backlog:
-    """
-    What is written to a client while its transport is over its buffer
-    (Twisted says pauseProducing), against the bounds of one connection.
-    """
-
-    def __init__(self, max_messages, max_bytes):
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self.paused = False
-        self.messages = self.bytes = 0
-
-    def pauseProducing(self):
-        if not self.paused:
-            self.paused = True
-            self.messages = self.bytes = 0
-
-    def resumeProducing(self):
-        self.paused = False
-
-    def stopProducing(self):
-        pass
-
-    def admits(self, size):
-        """Whether one more message of C{size} bytes may be queued."""
-        if not self.paused:
-            return True
-        self.messages += 1
-        self.bytes += size
-        return self.messages <= self._max_messages and self.bytes <= self._max_bytes
-
-
-class TokenBucket:
-    """C{rate} tokens a second, at most C{burst} saved up."""
-
-    def __init__(self, rate, burst, seconds):
-        self._rate = rate
-        self._burst = burst
-        self._seconds = seconds
-        self._tokens = float(burst)
-        self._last = seconds()
-
-    def take(self):
-        """Take a token: 0 if there was one, else the seconds until there is."""
-        now = self._seconds()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return 0
-        return (1 - self._tokens) / self._rate
-
-
 class ClientFactory(WebSocketServerFactory):
     """
     Carries what every connection shares: the hub, the origin policy and the
@@ -294,14 +240,13 @@ class ClientFactory(WebSocketServerFactory):
 
         @raise ConnectionDeny: 429 when the address has its maximum already.
         """
-        if self._per_address[address] >= self._max_per_address:
-            raise ConnectionDeny(429, "too many connections from your address")
-        self._per_address[address] += 1
+        try:
+            self._per_address.count_in(address)
+        except TooMany:
+            raise ConnectionDeny(429, "too many connections from your address") from None
 
     def count_out(self, address):
-        self._per_address[address] -= 1
-        if not self._per_address[address]:
-            del self._per_address[address]
+        self._per_address.count_out(address)
 
     def __init__(self, hub, config, reactor, reporter):
         super().__init__(reactor=reactor)
@@ -313,8 +258,7 @@ class ClientFactory(WebSocketServerFactory):
         self.rate = (config.rate_limit, config.rate_burst)
         self.trusted_proxies = config.trusted_proxy
         self.clock = reactor
-        self._max_per_address = config.max_connections_per_ip
-        self._per_address = collections.Counter()
+        self._per_address = PerAddress(config.max_connections_per_ip)
         self.setProtocolOptions(
             maxMessagePayloadSize=config.max_message_size,
             maxFramePayloadSize=config.max_message_size,

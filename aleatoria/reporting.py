@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import __version__
+from .limits import TokenBucket
 
 FLUSH_SECONDS = 2.0
 TRACES_PER_SECOND = 10
@@ -256,19 +257,12 @@ class _TraceBudget:
 
     def __init__(self, rate, per_second, now=time.monotonic, rng=random.random):
         self._rate = rate
-        self._per_second = per_second
-        self._now = now
+        self._bucket = TokenBucket(per_second, per_second, now)
         self._rng = rng
-        self._tokens = float(per_second)
-        self._last = now()
 
     def __call__(self, sampling_context):
-        now = self._now()
-        self._tokens = min(self._per_second, self._tokens + (now - self._last) * self._per_second)
-        self._last = now
-        if self._tokens < 1 or self._rng() >= self._rate:
+        if self._rng() >= self._rate or self._bucket.take():
             return 0.0
-        self._tokens -= 1
         return 1.0
 
 

@@ -1,0 +1,91 @@
+"""
+What any one client may cost: messages a second, connections per address,
+and what may wait for a client that stopped reading. Plain values and
+counters, no I/O: the protocol and the reporter apply them.
+"""
+
+import collections
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+class TokenBucket:
+    """C{rate} tokens a second, at most C{burst} saved up; C{seconds} is the clock."""
+
+    def __init__(self, rate, burst, seconds):
+        self._rate = rate
+        self._burst = burst
+        self._seconds = seconds
+        self._tokens = float(burst)
+        self._last = seconds()
+
+    def take(self):
+        """Take a token: 0 if there was one, else the seconds until there is."""
+        now = self._seconds()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0
+        return (1 - self._tokens) / self._rate
+
+
+class TooMany(Exception):
+    """An address has all the connections it may have."""
+
+
+class PerAddress:
+    """Open connections per client address, up to C{maximum} each."""
+
+    def __init__(self, maximum):
+        self._maximum = maximum
+        self._open = collections.Counter()
+
+    def count_in(self, address):
+        """
+        One more connection from C{address}.
+
+        @raise TooMany: the address has its maximum already.
+        """
+        if self._open[address] >= self._maximum:
+            raise TooMany(address)
+        self._open[address] += 1
+
+    def count_out(self, address):
+        self._open[address] -= 1
+        if not self._open[address]:
+            del self._open[address]
+
+
+@implementer(IPushProducer)
+class Backlog:
+    """
+    What is written to a client while its transport is over its buffer
+    (Twisted says pauseProducing), against the bounds of one connection.
+    """
+
+    def __init__(self, max_messages, max_bytes):
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self.paused = False
+        self.messages = self.bytes = 0
+
+    def pauseProducing(self):
+        if not self.paused:
+            self.paused = True
+            self.messages = self.bytes = 0
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        pass
+
+    def admits(self, size):
+        """Whether one more message of C{size} bytes may be queued."""
+        if not self.paused:
+            return True
+        self.messages += 1
+        self.bytes += size
+        return self.messages <= self._max_messages and self.bytes <= self._max_bytes
