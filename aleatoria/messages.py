@@ -162,3 +162,11 @@ def _under_payload(reason: str) -> str:
     if " - at `$" in reason:
         return reason.replace(" - at `$", " - at `$.payload", 1)
     return reason + " - at `$.payload`"
+
+
+RAW_FRAME_LIMIT = 1024
+
+
+def truncated(raw: bytes) -> str:
+    """A raw frame as it may be reported: at most 1 KiB, as text."""
+    return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .auth import Identity, InvalidToken, TokenPolicy
-from .hub import IConnection
+from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
 from .messages import InvalidMessage, decode, encode, valid_room, valid_user_id
 

@@ -32,7 +32,6 @@ TRACES_PER_SECOND = 10
 A cap on transactions per daemon: the SDK's send queue holds 100 items and
 drops what does not fit, and a flood of traces must never crowd out errors.
 """
-RAW_FRAME_LIMIT = 1024
 
 _FILTERED = "[Filtered]"
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
@@ -88,7 +87,7 @@ class Report:
     def errback(self, operation, **tags):
         """
         An errback that logs and reports the failure, tagged C{operation},
-        and handles it: C{d.addErrback(report.errback("cluster_reap"))}.
+        and handles it: C{d.addErrback(report.errback("peers_reap"))}.
         """
         log = Logger(namespace=f"aleatoria.{operation}")
 
@@ -345,8 +344,3 @@ def _scrubbed(value, secrets):
     if isinstance(value, list):
         return [_scrubbed(v, secrets) for v in value]
     return value
-
-
-def truncated(raw: bytes) -> str:
-    """A raw frame as it may be reported: at most 1 KiB, as text."""
-    return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")

@@ -1,11 +1,13 @@
 """
 Composition: one L{InOrder} service holding the reporter, the store, the
-cluster, the hub and the listener, built from a L{aleatoria.config.Config}.
+peers, the hub and the listener, built from a L{aleatoria.config.Config}.
+This is the one module that knows every part; the parts know only the
+interfaces of L{aleatoria.interfaces}.
 
 Children stop one after another, in reverse order, under one deadline: the
 listener first (no new clients), then the hub (closes the clients with
-1001 and releases their sessions, then leaves the cluster), the cluster
-(stops beating, unsubscribes), the store, and last the reporter, which
+1001 and releases their sessions, then leaves the other daemons), the
+peers (stop beating, unsubscribe), the store, and last the reporter, which
 flushes what all of them reported.
 """
 
@@ -17,9 +19,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .clock import MessageClock
-from .cluster import LoneDaemon, RedisCluster
 from .hub import Hub
 from .metrics import Metrics
+from .peers import LonePeers
+from .peers.redis import RedisPeers
 from .protocol import ClientFactory, prepare
 from .reporting import Reporter
 from .store.memory import MemoryStore
@@ -47,23 +50,24 @@ def make_service(config, reactor=None):
     store.setName("store")
     store.setServiceParent(top)
 
-    cluster = LoneDaemon()
+    peers = LonePeers()
     if config.store == "redis":
-        cluster = RedisCluster(store, _redis_link(config, reactor), reactor, reporter.daemon,
-                               node_ttl=config.node_ttl)
-        cluster.setName("cluster")
-        cluster.setServiceParent(top)
+        peers = RedisPeers(store, _redis_link(config, reactor), reactor, reporter.daemon,
+                           node_ttl=config.node_ttl)
+        peers.setName("peers")
+        peers.setServiceParent(top)
 
-    hub = Hub(store, prepare, MessageClock(), reactor, cluster, reporter, metrics,
-              max_content=config.max_content_length, max_rooms=config.max_rooms)
+    hub = Hub(store, prepare, MessageClock(), reactor, peers, reporter=reporter,
+              metrics=metrics, max_content=config.max_content_length,
+              max_rooms=config.max_rooms)
     hub.setName("hub")
     hub.setServiceParent(top)
-    cluster.receiver = hub
+    peers.receiver = hub
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     factory = ClientFactory(hub, config, reactor, reporter)
-    site = make_site(WebSocketResource(factory), hub, store, cluster, metrics, reactor,
+    site = make_site(WebSocketResource(factory), hub, store, peers, metrics, reactor,
                      config.handshake_timeout)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")

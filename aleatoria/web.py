@@ -33,11 +33,11 @@ class Ready(Resource):
 
     isLeaf = True
 
-    def __init__(self, hub, store, cluster, reactor):
+    def __init__(self, hub, store, peers, reactor):
         super().__init__()
         self._hub = hub
         self._store = store
-        self._cluster = cluster
+        self._peers = peers
         self._reactor = reactor
 
     def render_GET(self, request):
@@ -59,7 +59,7 @@ class Ready(Resource):
         }
         ready = reachable
         if self._store.kind == "redis":
-            report["subscribed"] = subscribed = self._cluster.subscribed
+            report["subscribed"] = subscribed = self._peers.subscribed
             ready = ready and subscribed
         request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", b"application/json")
@@ -84,7 +84,7 @@ class _Root(Resource):
         return notFound()
 
 
-def make_site(websocket, hub, store, cluster, metrics, reactor, handshake_timeout):
+def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout):
     """
     The site on the one port. Its idle timeout is the handshake timeout: a
     client that never completes a request is cut off, while an upgraded
@@ -94,5 +94,5 @@ def make_site(websocket, hub, store, cluster, metrics, reactor, handshake_timeou
     root.putChild(b"ws", websocket)
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
-    root.putChild(b"ready", Ready(hub, store, cluster, reactor))
+    root.putChild(b"ready", Ready(hub, store, peers, reactor))
     return QuietSite(root, reactor=reactor, timeout=handshake_timeout)

@@ -82,7 +82,7 @@ class Server:
         from .lifecycle_helpers import until
 
         if self.store.kind == "redis":
-            cluster = self.service.getServiceNamed("cluster")
+            cluster = self.service.getServiceNamed("peers")
             await until(lambda: self.store.connected and cluster.subscribed and cluster.joined)
 
 
@@ -174,14 +174,14 @@ async def joined(store):
     """
     from twisted.internet import reactor
 
-    from aleatoria.cluster import RedisCluster
+    from aleatoria.peers.redis import RedisPeers
     from aleatoria.reporting import Reporter
 
     from .lifecycle_helpers import until
 
     link = store.link
     login = {"timeout": link.timeout, "username": link.username, "password": link.password}
-    cluster = RedisCluster(store, (link.endpoint, link.where, login),
+    cluster = RedisPeers(store, (link.endpoint, link.where, login),
                            reactor, Reporter().daemon, node_ttl=60, receiver=_NobodyHere())
     cluster.startService()
     cluster.resync()

@@ -102,7 +102,7 @@ async def test_daemons_find_each_other_again_after_an_outage(two_daemons, own_re
     alice = await one.connect("alice")
     bob = await two.connect("bob")
     own_redis.stop()
-    clusters = [s.service.getServiceNamed("cluster") for s in (one, two)]
+    clusters = [s.service.getServiceNamed("peers") for s in (one, two)]
     await until(lambda: not any(c.subscribed for c in clusters))
     own_redis.start()
     await until(lambda: all(c.subscribed for c in clusters))

@@ -13,7 +13,7 @@ from twisted.internet.defer import fail
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.cluster import RedisCluster
+from aleatoria.peers.redis import RedisPeers
 from aleatoria.reporting import Reporter
 from aleatoria.store.redis import RedisStore
 
@@ -197,7 +197,7 @@ async def test_ready_and_delivery_wait_for_the_subscription(tmp_path):
     login = ({"VALKEY_PASSWORD": "right-password"}, {"redis-username": "chat"})
     one = await redis_daemon(redis.port, login[0], **login[1])
     two = await redis_daemon(redis.port, login[0], **login[1])
-    clusters = [server.service.getServiceNamed("cluster") for server in (one, two)]
+    clusters = [server.service.getServiceNamed("peers") for server in (one, two)]
     try:
         alice = await one.connect("alice")
         bob = await two.connect("bob")
@@ -370,12 +370,12 @@ async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
         def sessions(self):
             return {}
 
-    cluster = RedisCluster(store, (endpoint, where, link), reactor, Reporter().daemon,
+    cluster = RedisPeers(store, (endpoint, where, link), reactor, Reporter().daemon,
                            node_ttl=0.5, receiver=Nobody())
     with Log() as log:
         cluster.startService()
         try:
-            await until(lambda: log.count("cluster_heartbeat failed") >= 2)
+            await until(lambda: log.count("peers_heartbeat failed") >= 2)
         finally:
             await cluster.stopService()
             await store.stopService()

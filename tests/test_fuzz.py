@@ -21,6 +21,7 @@ from aleatoria.clock import MessageClock
 from aleatoria.hub import Hub
 from aleatoria.messages import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
 from aleatoria.metrics import Metrics
+from aleatoria.reporting import Reporter
 from aleatoria.store.memory import MemoryStore
 
 from .test_hub import Recorder
@@ -86,7 +87,8 @@ class HubMachine(RuleBasedStateMachine):
         clock = Clock()
         self.store = MemoryStore(clock, 3600, 1000)
         self.metrics = Metrics()
-        self.hub = Hub(self.store, lambda e: e, MessageClock(), clock, metrics=self.metrics)
+        self.hub = Hub(self.store, lambda e: e, MessageClock(), clock,
+                       reporter=Reporter(), metrics=self.metrics)
         self.hub.startService()
         self.conns = {}
         self.members = {room: set() for room in ROOMS}
@@ -199,8 +201,8 @@ class HubMachine(RuleBasedStateMachine):
     @invariant()
     def no_disconnected_user_anywhere(self):
         assert set(self.store._pool._index) <= set(self.conns)
-        assert set(self.store._rooms_of) <= set(self.conns)
-        assert set(self.hub._rooms_of) <= set(self.conns)
+        assert set(self.store._membership.users()) <= set(self.conns)
+        assert set(self.hub.sessions()) <= set(self.conns)
         for room in ROOMS:
             assert set(self.hub.members(room)) == self.members[room]
 

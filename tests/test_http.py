@@ -8,6 +8,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.web.client import Agent, readBody
 
+from aleatoria.peers import LonePeers
 from aleatoria.store.memory import MemoryStore
 from aleatoria.web import Ready
 
@@ -55,7 +56,7 @@ async def test_ready_is_503_when_the_store_fails(server):
 
     store = _UnreachableStore(reactor, 3600, 10)
     root = Resource()
-    root.putChild(b"ready", Ready(server.hub, store, server.hub._cluster, reactor))
+    root.putChild(b"ready", Ready(server.hub, store, LonePeers(), reactor))
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     try:
         url = f"http://127.0.0.1:{port.getHost().port}/ready".encode()

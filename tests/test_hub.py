@@ -10,8 +10,10 @@ from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from aleatoria.clock import MessageClock
-from aleatoria.hub import Hub, IConnection
+from aleatoria.hub import Hub
+from aleatoria.interfaces import IConnection
 from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery
+from aleatoria.metrics import Metrics
 from aleatoria.reporting import Reporter
 from aleatoria.store.memory import MemoryStore
 
@@ -72,7 +74,8 @@ def clock():
 
 def make_hub(clock, store=None):
     store = store or MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1), clock)
+    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1), clock,
+              reporter=Reporter(), metrics=Metrics())
     hub.startService()
     return hub
 
@@ -227,7 +230,8 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
     """
     prepared = []
     store = MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(), clock)
+    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(), clock,
+              reporter=Reporter(), metrics=Metrics())
     hub.startService()
     members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")
     for conn in members:

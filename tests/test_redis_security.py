@@ -13,8 +13,8 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
+from aleatoria.interfaces import StoreUnavailable
 from aleatoria.service import make_service, make_store
-from aleatoria.store import StoreUnavailable
 from aleatoria.store.redis import RedisStore
 
 from .conftest import Server, connected, joined, redis_config, stop_server

@@ -7,10 +7,11 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
+from aleatoria.interfaces import IStore
 from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
 from aleatoria.messages import Envelope
 from aleatoria.service import make_store
-from aleatoria.store import Claim, IStore
+from aleatoria.store import Claim
 from aleatoria.store.memory import MemoryStore
 
 from .conftest import connected, joined, redis_config

@@ -1,7 +1,7 @@
 """
 Where rooms, history and the matchmaking pool live.
 
-One interface, :class:`IStore`, with an embedded in-memory backend (the
+One interface, L{aleatoria.interfaces.IStore}, with an embedded in-memory backend (the
 default: no set-up at all) and a Redis/Valkey backend for deployments that
 must outlive a restart or span several daemons. Every method returns a
 Deferred, whether or not the backend needs to wait, so callers never care
@@ -10,8 +10,6 @@ which backend they hold. A store deals in user ids, room names and
 """
 
 from dataclasses import dataclass
-
-from zope.interface import Attribute, Interface
 
 
 @dataclass(frozen=True)
@@ -24,104 +22,6 @@ class Claim:
     previous_owner: str | None
     former_peer: str | None
     rooms: tuple = ()
-
-
-class StoreUnavailable(Exception):
-    """
-    The backend cannot serve right now (down, unreachable, overloaded).
-    The backend itself logs the outage once; callers need not.
-    """
-
-
-class IStore(Interface):
-    kind = Attribute("The backend, as /ready reports it: 'memory' or 'redis'.")
-
-    def join_room(room, user):
-        """Record C{user} as a member of C{room}."""
-
-    def leave_room(room, user):
-        """Forget C{user}'s membership of C{room}."""
-
-    def room_members(room):
-        """Fire with the ids of C{room}'s members that have a live session, sorted."""
-
-    def user_rooms(user):
-        """Fire with the names of the rooms C{user} is in, sorted."""
-
-    def save_room_message(room, envelope, at_ns):
-        """
-        Append C{envelope} to C{room}'s history at time C{at_ns} (Unix
-        nanoseconds), drop the oldest beyond the history cap, and restart
-        the history's time to live.
-        """
-
-    def room_messages(room, limit, before_ns=None):
-        """
-        Fire with up to C{limit} envelopes of C{room}, newest first, only
-        those strictly older than C{before_ns} when it is given.
-        """
-
-    def save_direct_message(user_a, user_b, envelope):
-        """
-        Append C{envelope} to the conversation of the two users (in either
-        order), drop the oldest beyond the cap, restart its time to live.
-        """
-
-    def direct_messages(user_a, user_b, limit):
-        """Fire with the last C{limit} envelopes of the pair, oldest first."""
-
-    # Sessions: which daemon serves a user
-
-    def claim(user):
-        """
-        C{user} has connected to this daemon. Make this daemon its owner; if
-        an earlier session of the user is still on record (another daemon's,
-        or a dead one's), end it here and now: out of its rooms and the pool,
-        its match ended. Fire with a L{Claim}.
-        """
-
-    def release(user):
-        """
-        C{user}'s connection to this daemon is gone. If this daemon still
-        owns the user, take it out of its rooms and the pool and end its
-        match; fire with the former partner's id. If another daemon has
-        claimed the user since, change nothing and fire with C{None}.
-        """
-
-    # Matchmaking: the pool and the matches (see aleatoria.matchmaking)
-
-    def offer(user):
-        """
-        C{user} is available: put it in the pool, or, while it is matched,
-        once its match ends.
-        """
-
-    def withdraw(user):
-        """C{user} is unavailable: out of the pool, and no longer waiting to enter it."""
-
-    def pair(requester, skipped):
-        """
-        Serve one C{request_random_peer}, atomically; fire with a
-        L{aleatoria.matchmaking.Pairing}.
-
-        A matched requester whose C{skipped} names its peer ends that match
-        and is paired anew; a matched requester that names anybody else gets
-        its current match back. An unmatched one is paired with a random
-        member of the pool other than itself and C{skipped}: both leave the
-        pool, the requester impolite, the peer polite.
-        """
-
-    def hang_up(user, peer):
-        """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
-
-    def match_of(user):
-        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
-
-    def pool_size():
-        """Fire with the number of users in the matchmaking pool."""
-
-    def ping():
-        """Fire when the backend answers, errback when it cannot."""
 
 
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:

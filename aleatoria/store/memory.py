@@ -16,9 +16,11 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
+from ..interfaces import IStore
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
+from ..membership import Membership
 from ..reporting import guarded
-from . import Claim, IStore, direct_key
+from . import Claim, direct_key
 
 LOCAL = "local"
 """The only daemon a memory store knows."""
@@ -89,8 +91,7 @@ class MemoryStore(Service):
         self._ttl = ttl
         self._history_size = history_size
         self._rng = rng or random.Random()
-        self._members = {}
-        self._rooms_of = {}
+        self._membership = Membership()
         self._room_history = {}
         self._direct_history = {}
         self._expiry = {}
@@ -110,20 +111,19 @@ class MemoryStore(Service):
     # Rooms
 
     def join_room(self, room, user):
-        self._members.setdefault(room, set()).add(user)
-        self._rooms_of.setdefault(user, set()).add(room)
+        self._membership.add(room, user)
         return succeed(None)
 
     def leave_room(self, room, user):
-        _discard(self._members, room, user)
-        _discard(self._rooms_of, user, room)
+        self._membership.discard(room, user)
         return succeed(None)
 
     def room_members(self, room):
-        return succeed(sorted(u for u in self._members.get(room, ()) if u in self._sessions))
+        members = self._membership.members(room)
+        return succeed(sorted(u for u in members if u in self._sessions))
 
     def user_rooms(self, user):
-        return succeed(sorted(self._rooms_of.get(user, ())))
+        return succeed(sorted(self._membership.rooms_of(user)))
 
     # History
 
@@ -184,7 +184,7 @@ class MemoryStore(Service):
         if user not in self._sessions:
             self._sessions.add(user)
             return succeed(Claim(None, None))
-        rooms = tuple(sorted(self._rooms_of.get(user, ())))
+        rooms = tuple(sorted(self._membership.rooms_of(user)))
         return succeed(Claim(LOCAL, self._end_session(user), rooms))
 
     def release(self, user):
@@ -194,8 +194,8 @@ class MemoryStore(Service):
         return succeed(self._end_session(user))
 
     def _end_session(self, user):
-        for room in list(self._rooms_of.get(user, ())):
-            self.leave_room(room, user)
+        for room in list(self._membership.rooms_of(user)):
+            self._membership.discard(room, user)
         self._waiting.discard(user)
         self._pool.discard(user)
         return self._end_match(user)
@@ -262,11 +262,3 @@ class MemoryStore(Service):
 def _time_of(entry):
     return entry[0]
 
-
-def _discard(table, key, value):
-    """Remove C{value} from the set C{table[key]}; drop the set when empty."""
-    values = table.get(key)
-    if values is not None:
-        values.discard(value)
-        if not values:
-            del table[key]

@@ -22,10 +22,11 @@ from twisted.internet.defer import fail
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..interfaces import IStore, StoreUnavailable
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
 from ..txredis import Link
-from . import Claim, IStore, StoreUnavailable, direct_key
+from . import Claim, direct_key
 
 _SAVE_ROOM_MESSAGE = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])

@@ -1,94 +1,23 @@
 """
 Daemons that share one Redis behave as one server.
 
-The hub delivers to its own connections itself; everything for a user or a
-room member on another daemon goes through an L{ICluster}. A daemon on the
-memory store is alone (L{LoneDaemon}). On Redis, L{RedisCluster} posts to
-the daemon that owns a user (its channel, found through the user's presence
-key in the same script that publishes) and to one channel all daemons hear
-for room traffic; it also reaps the sessions of daemons that died.
+L{RedisPeers} posts to the daemon that owns a user (its channel, found
+through the user's presence key in the same script that publishes) and to
+one channel all daemons hear for room traffic. It is also the one owner of
+liveness: this daemon's heartbeat, rejoining after an outage, reaping the
+daemons that died, and the pub/sub connection.
 """
 
 import msgspec
 from msgspec import Raw
 from twisted.application.service import Service
-from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
-from .messages import InvalidMessage, decode_stored, encode
-from .store import StoreUnavailable
-from .txredis import Link
-
-
-class ICluster(Interface):
-    node = Attribute("This daemon's id among those sharing the store.")
-
-    def deliver(user, envelope):
-        """
-        Send C{envelope} to C{user}, connected to another daemon; fire with
-        whether a live daemon has the user.
-
-        @raise StoreUnavailable: it could not be handed over (errback).
-        """
-
-    def broadcast(room, envelope):
-        """
-        Send C{envelope} to the members of C{room} on the other daemons.
-
-        @raise StoreUnavailable: some daemon may have missed it (errback).
-        """
-
-    def replaced(owner, user):
-        """Tell daemon C{owner} that C{user} has connected here instead."""
-
-    def leave():
-        """
-        Every session here is released (at shutdown): the other daemons may
-        forget this one. Until then, should it die, they reap its users.
-        """
-
-
-class IReceiver(Interface):
-    """What a cluster hands over to the hub (the hub provides it)."""
-
-    def sessions():
-        """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
-
-    def deliver_local(user, envelope):
-        """Another daemon sends C{envelope} to C{user}, if connected here."""
-
-    def broadcast_local(room, envelope):
-        """Another daemon sends C{envelope} to the members of C{room} here."""
-
-    def replaced_elsewhere(user):
-        """C{user} connected to another daemon: close its connection here."""
-
-    def reaped(user, rooms, peer):
-        """
-        C{user}'s daemon died: it left C{rooms}, and C{peer} (or C{None}),
-        its partner in a call, should hear the call is over.
-        """
-
-
-@implementer(ICluster)
-class LoneDaemon:
-    """The cluster of one daemon: nobody is anywhere else."""
-
-    node = "local"
-
-    def deliver(self, user, envelope):
-        return succeed(False)
-
-    def broadcast(self, room, envelope):
-        return succeed(None)
-
-    def replaced(self, owner, user):
-        pass
-
-    def leave(self):
-        return succeed(None)
+from ..interfaces import IPeers, StoreUnavailable
+from ..messages import InvalidMessage, decode_stored, encode
+from ..txredis import Link
 
 
 class _Post(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -113,8 +42,8 @@ RESYNC_TTLS = 6
 """The periodic resync, which heals a release lost to a timeout, every so many C{node_ttl}."""
 
 
-@implementer(ICluster)
-class RedisCluster(Service):
+@implementer(IPeers)
+class RedisPeers(Service):
     """
     The other daemons on the same Redis, and this daemon's place among
     them: the one owner of liveness. It keeps this daemon's heartbeat,
@@ -254,7 +183,7 @@ class RedisCluster(Service):
     def _quietly(self, d, operation):
         """An outage is the store's to report; anything else is reported here."""
         d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
-        d.addErrback(self._report.errback(f"cluster_{operation}"))
+        d.addErrback(self._report.errback(f"peers_{operation}"))
 
     # Sending
 

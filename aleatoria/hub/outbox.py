@@ -1,0 +1,160 @@
+"""
+The connections of this daemon and every way the hub sends to them: to
+one connection, to many (framed once), to a user wherever it is (here, or
+through the peers). Also the one place store work is accounted for:
+timed, traced, and its failure logged, reported and answered.
+"""
+
+from msgspec.structs import replace
+from twisted.internet.defer import gatherResults, succeed
+from twisted.logger import Logger
+
+from ..clock import format_ns
+from ..interfaces import StoreUnavailable
+from ..messages import SYSTEM, Envelope
+
+FAILED = object()
+"""What a watched Deferred fires with when its work failed (and was dealt with)."""
+
+MAX_HISTORY_PAGE = 100
+"""The most messages one history request returns, whatever C{limit} asks."""
+
+
+class Outbox:
+    """
+    @param prepare: turns an L{Envelope} into what L{IConnection.send}
+        takes; called once per distinct message, however many recipients.
+    @param clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
+    @param peers: the L{aleatoria.interfaces.IPeers}.
+    @param reporter: the L{aleatoria.reporting.Reporter}.
+    @param metrics: the L{aleatoria.metrics.Metrics}.
+    @param store_kind: the store's name, for the operations reported.
+    """
+
+    _log = Logger(namespace="aleatoria.hub.Hub")
+
+    def __init__(self, prepare, clock, peers, reporter, metrics, store_kind):
+        self.connections = {}
+        """Each connected user's L{IConnection}."""
+        self.trace = None
+        """The trace of the client message being handled, if any."""
+        self._prepare = prepare
+        self._clock = clock
+        self.peers = peers
+        self._reporter = reporter
+        self._metrics = metrics
+        self._store_kind = store_kind
+
+    def current(self, conn):
+        """Whether C{conn} is its user's connection (not replaced, not gone)."""
+        return self.connections.get(conn.user_id) is conn
+
+    def now(self):
+        return format_ns(self._clock.next_ns())
+
+    def next_ns(self):
+        return self._clock.next_ns()
+
+    # Sending
+
+    def send(self, conn, envelope):
+        self._metrics.sent.labels(envelope.type).inc()
+        conn.send(self._prepare(envelope))
+
+    def fan_out(self, users, envelope):
+        """
+        Send one message to many users, prepared once for all of them --
+        except the server's own (presence), which name each recipient in
+        C{toUser} as PROTOCOL.md section 2 has it.
+        """
+        if not users:
+            return
+        self._metrics.sent.labels(envelope.type).inc(len(users))
+        if envelope.fromUser == SYSTEM:
+            for user in users:
+                self.connections[user].send(self._prepare(replace(envelope, toUser=user)))
+            return
+        prepared = self._prepare(envelope)
+        for user in users:
+            self.connections[user].send(prepared)
+
+    def deliver(self, user, envelope):
+        """
+        Send to C{user}, here or on another daemon; fire with whether it is
+        connected anywhere (errback when the peers could not be reached).
+        """
+        conn = self.connections.get(user)
+        if conn is not None:
+            self.send(conn, envelope)
+            return succeed(True)
+        return self.peers.deliver(user, envelope)
+
+    def notify(self, user, envelope):
+        """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
+        return self.watch(self.deliver(user, envelope), "deliver")
+
+    def system(self, kind, to_user, payload, room="", message_id=""):
+        """A message the server originates."""
+        return Envelope(
+            type=kind,
+            fromUser=SYSTEM,
+            toUser=to_user,
+            room=room,
+            payload=payload,
+            messageId=message_id,
+            createTime=self.now(),
+        )
+
+    def reply(self, conn, kind, payload, room="", message_id=""):
+        self.send(conn, self.system(kind, conn.user_id, payload, room, message_id))
+
+    def refuse(self, conn, code, text, **details):
+        self._metrics.errors.labels(code).inc()
+        self.reply(conn, "error", {"error": text, "code": code, **details})
+
+    # Accounting
+
+    def watch(self, d, operation, conn=None, reply=True, named=None):
+        """
+        Time C{d} (a metric, and a span of the message's trace); log and
+        report its failure -- in C{conn}'s scope when there is one; an
+        outage is reported by the store, once for all. C{conn}, unless told
+        not to C{reply}, is told the service is unavailable (with the
+        C{named} details: the message it was about). Returns C{d}, which
+        then fires with L{FAILED} instead of failing.
+        """
+        self._metrics.time_store(operation, d)
+        if self.trace is not None:
+            self.trace.span(operation, d)
+
+        def failed(failure):
+            if not failure.check(StoreUnavailable):
+                report = conn.report if conn is not None else self._reporter.daemon
+                report.failed(
+                    self._log, failure, f"Store operation {operation} failed",
+                    operation=f"{self._store_kind}_{operation}", component="store",
+                )
+            if reply and conn is not None and self.current(conn):
+                self.refuse(
+                    conn, "unavailable", "That is unavailable right now; try again later.",
+                    **(named or {}),
+                )
+            return FAILED
+
+        return d.addErrback(failed)
+
+
+def all_done(deferreds):
+    """Fire with L{FAILED} if any of the (watched) C{deferreds} did, else C{None}."""
+    d = gatherResults(deferreds, consumeErrors=True)
+    return d.addCallback(lambda results: FAILED if FAILED in results else None)
+
+
+def named(envelope):
+    """The details that tie an error to the client's message, if it named it."""
+    return {"messageId": envelope.messageId} if envelope.messageId else {}
+
+
+def as_seen_by(user, messages):
+    """History entries, each marked C{incoming} unless C{user} sent it."""
+    return [replace(m, incoming=m.fromUser != user) for m in messages]

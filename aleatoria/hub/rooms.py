@@ -1,0 +1,192 @@
+"""
+Rooms: membership of this daemon's connections, joining and leaving,
+presence (C{user_joined} / C{user_left}), room chat and room history.
+"""
+
+from msgspec.structs import replace
+from twisted.internet.defer import succeed
+from twisted.logger import Logger
+
+from ..clock import parse_rfc3339
+from ..membership import Membership
+from ..messages import SYSTEM, Envelope, valid_room
+from .outbox import MAX_HISTORY_PAGE, as_seen_by
+
+NOT_IN_ROOM = "You are not in that room. Join the room first."
+ROOM_RULE = "A room name is 1-100 characters, without control characters."
+
+
+class Rooms:
+    """
+    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
+    @param store: the L{aleatoria.interfaces.IStore}.
+    @param max_rooms: rooms one connection may be in.
+    """
+
+    _log = Logger(namespace="aleatoria.hub.Hub")
+
+    def __init__(self, outbox, store, max_rooms):
+        self._out = outbox
+        self._store = store
+        self._max_rooms = max_rooms
+        self.membership = Membership()
+
+    def rooms_of(self, user):
+        return self.membership.rooms_of(user)
+
+    # Client messages
+
+    def join_room(self, conn, envelope):
+        room, user = envelope.room, conn.user_id
+        if not valid_room(room):
+            return self._out.refuse(conn, "invalid_message", ROOM_RULE)
+        rooms = self.rooms_of(user)
+        if room not in rooms and len(rooms) >= self._max_rooms:
+            return self._out.refuse(
+                conn, "forbidden", f"You are in {self._max_rooms} rooms; leave one first."
+            )
+        if not conn.may_join(room):
+            return self._out.refuse(
+                conn, "forbidden", "Your token does not let you join that room.")
+        self.enter(user, room)
+        self._out.reply(conn, "room_joined", {"room": room, "action": "joined"}, room=room)
+
+    def leave_room(self, conn, envelope):
+        room = envelope.room
+        if not valid_room(room):
+            return self._out.refuse(conn, "invalid_message", ROOM_RULE)
+        if room in self.rooms_of(conn.user_id):
+            self.exit(conn.user_id, room)
+        self._out.reply(conn, "room_left", {"room": room, "action": "left"}, room=room)
+
+    def get_rooms(self, conn, envelope):
+        rooms = sorted(self.rooms_of(conn.user_id))
+        self._out.reply(conn, "rooms_list", {"rooms": rooms})
+
+    def get_room_members(self, conn, envelope):
+        room = envelope.room
+        if not room:
+            return self._out.refuse(conn, "invalid_message", "get_room_members needs room.")
+        if room not in self.rooms_of(conn.user_id):
+            return self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
+        d = self._store.room_members(room)
+        d.addCallback(lambda members: self._out.reply(
+            conn, "room_members", {"room": room, "members": members}, room=room
+        ))
+        self._out.watch(d, "room_members", conn)
+
+    def get_recent_messages(self, conn, envelope):
+        room, query = envelope.room, envelope.payload
+        if not room:
+            return self._out.refuse(conn, "invalid_message", "get_recent_messages needs room.")
+        if room not in self.rooms_of(conn.user_id):
+            return self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
+        if query.limit < 1:
+            return self._out.refuse(conn, "invalid_message", "limit must be at least 1.")
+        try:
+            before = parse_rfc3339(query.before) if query.before else None
+        except ValueError:
+            return self._out.refuse(
+                conn, "invalid_message", "before must be an RFC 3339 timestamp."
+            )
+        d = self._store.room_messages(room, min(query.limit, MAX_HISTORY_PAGE), before)
+        d.addCallback(lambda messages: self._out.reply(
+            conn,
+            "recent_messages",
+            {"messages": as_seen_by(conn.user_id, messages), "room": room},
+            room=room,
+        ))
+        self._out.watch(d, "room_messages", conn)
+
+    def may_post(self, conn, room):
+        """Whether C{conn} may post to C{room}; if not, it is told so."""
+        if room in self.rooms_of(conn.user_id):
+            return True
+        self._log.info("{user} refused: not in room {room!r}", user=conn.user_id, room=room)
+        conn.report.capture_message(
+            "User attempted to send to room without membership",
+            operation="unauthorized_room_send", room=room,
+        )
+        self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
+        return False
+
+    def post(self, conn, message, at_ns):
+        """
+        Room chat, stamped: to the members here and on every daemon, the
+        echo to the sender, and into history. The delivery to the other
+        daemons and the save, as Deferreds.
+        """
+        conn.report.breadcrumb(
+            "message", "Room message broadcast", room=message.room,
+            members=len(self.membership.members(message.room)),
+        )
+        delivered = self.to_room(message.room, replace(message, incoming=True), but=conn.user_id)
+        self._out.send(conn, replace(message, incoming=False))
+        saved = self._store.save_room_message(message.room, message, at_ns)
+        return delivered, saved
+
+    # Membership
+
+    def enter(self, user, room):
+        if not self.membership.add(room, user):
+            return
+        members = self.membership.members(room)
+        self.announce(room, "user_joined", user, but=user)
+        self._out.watch(self._store.join_room(room, user), "join_room",
+                        self._out.connections[user], reply=False)
+        self._log.info(
+            "{user} joined {room!r} ({count} members)",
+            user=user, room=room, count=len(members),
+        )
+        self._out.connections[user].report.breadcrumb(
+            "room", "Joined room", room=room, members=len(members)
+        )
+
+    def exit(self, user, room, persist=True, announce=True):
+        """
+        Take C{user} out of C{room} and tell the members. C{persist} is false
+        when the store's release of the user does that part. The telling, as
+        a Deferred.
+        """
+        self.membership.discard(room, user)
+        told = self.announce(room, "user_left", user) if announce else succeed(None)
+        if persist:
+            self._out.watch(self._store.leave_room(room, user), "leave_room")
+        self._log.info("{user} left {room!r}", user=user, room=room)
+        conn = self._out.connections.get(user)
+        if conn is not None:
+            conn.report.breadcrumb(
+                "room", "Left room", room=room, members=len(self.membership.members(room))
+            )
+        return told
+
+    def exit_all(self, user, announce):
+        """Take C{user} out of every room; the tellings, as Deferreds."""
+        return [self.exit(user, room, persist=False, announce=announce)
+                for room in sorted(self.rooms_of(user))]
+
+    def announce(self, room, kind, user, but=None):
+        """
+        Tell the members of C{room} (but C{but}), here and elsewhere, that
+        C{user} came or went; fire with L{FAILED} if some daemon may have
+        missed it.
+        """
+        return self._out.watch(self.to_room(room, Envelope(
+            type=kind,
+            fromUser=SYSTEM,
+            room=room,
+            payload={"room": room, "userId": user},
+            createTime=self._out.now(),
+        ), but=but), "broadcast")
+
+    def to_room(self, room, envelope, but=None):
+        """
+        Send to every member of C{room} on every daemon, except C{but}; the
+        other daemons' part may fail (a Deferred).
+        """
+        self.local(room, envelope, but)
+        return self._out.peers.broadcast(room, envelope)
+
+    def local(self, room, envelope, but=None):
+        """Send to the members of C{room} on this daemon, except C{but}."""
+        self._out.fan_out([u for u in self.membership.members(room) if u != but], envelope)

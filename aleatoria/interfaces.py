@@ -1,0 +1,174 @@
+"""
+The seams between the parts of the daemon: what the hub needs of a
+connection (L{IConnection}), of the store (L{IStore}) and of the other
+daemons (L{IPeers}), and what it offers them in return (L{IReceiver}).
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IConnection(Interface):
+    """What the hub needs of one client's connection."""
+
+    user_id = Attribute("The identity the handshake established.")
+    peer = Attribute("The remote address, for log lines.")
+    report = Attribute("The connection's L{aleatoria.reporting.Report}.")
+
+    def may_join(room):
+        """Whether the connection's credentials allow joining C{room}."""
+
+    def send(prepared):
+        """Queue a message made by the hub's C{prepare} function."""
+
+    def close(code, reason):
+        """Start closing the connection with a WebSocket close code."""
+
+
+class StoreUnavailable(Exception):
+    """
+    The backend cannot serve right now (down, unreachable, overloaded).
+    The backend itself logs the outage once; callers need not.
+    """
+
+
+class IStore(Interface):
+    kind = Attribute("The backend, as /ready reports it: 'memory' or 'redis'.")
+
+    def join_room(room, user):
+        """Record C{user} as a member of C{room}."""
+
+    def leave_room(room, user):
+        """Forget C{user}'s membership of C{room}."""
+
+    def room_members(room):
+        """Fire with the ids of C{room}'s members that have a live session, sorted."""
+
+    def user_rooms(user):
+        """Fire with the names of the rooms C{user} is in, sorted."""
+
+    def save_room_message(room, envelope, at_ns):
+        """
+        Append C{envelope} to C{room}'s history at time C{at_ns} (Unix
+        nanoseconds), drop the oldest beyond the history cap, and restart
+        the history's time to live.
+        """
+
+    def room_messages(room, limit, before_ns=None):
+        """
+        Fire with up to C{limit} envelopes of C{room}, newest first, only
+        those strictly older than C{before_ns} when it is given.
+        """
+
+    def save_direct_message(user_a, user_b, envelope):
+        """
+        Append C{envelope} to the conversation of the two users (in either
+        order), drop the oldest beyond the cap, restart its time to live.
+        """
+
+    def direct_messages(user_a, user_b, limit):
+        """Fire with the last C{limit} envelopes of the pair, oldest first."""
+
+    # Sessions: which daemon serves a user
+
+    def claim(user):
+        """
+        C{user} has connected to this daemon. Make this daemon its owner; if
+        an earlier session of the user is still on record (another daemon's,
+        or a dead one's), end it here and now: out of its rooms and the pool,
+        its match ended. Fire with a L{Claim}.
+        """
+
+    def release(user):
+        """
+        C{user}'s connection to this daemon is gone. If this daemon still
+        owns the user, take it out of its rooms and the pool and end its
+        match; fire with the former partner's id. If another daemon has
+        claimed the user since, change nothing and fire with C{None}.
+        """
+
+    # Matchmaking: the pool and the matches (see aleatoria.matchmaking)
+
+    def offer(user):
+        """
+        C{user} is available: put it in the pool, or, while it is matched,
+        once its match ends.
+        """
+
+    def withdraw(user):
+        """C{user} is unavailable: out of the pool, and no longer waiting to enter it."""
+
+    def pair(requester, skipped):
+        """
+        Serve one C{request_random_peer}, atomically; fire with a
+        L{aleatoria.matchmaking.Pairing}.
+
+        A matched requester whose C{skipped} names its peer ends that match
+        and is paired anew; a matched requester that names anybody else gets
+        its current match back. An unmatched one is paired with a random
+        member of the pool other than itself and C{skipped}: both leave the
+        pool, the requester impolite, the peer polite.
+        """
+
+    def hang_up(user, peer):
+        """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
+
+    def match_of(user):
+        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
+
+    def pool_size():
+        """Fire with the number of users in the matchmaking pool."""
+
+    def ping():
+        """Fire when the backend answers, errback when it cannot."""
+
+
+class IPeers(Interface):
+    """The other daemons sharing the store, as the hub reaches them."""
+
+    node = Attribute("This daemon's id among those sharing the store.")
+
+    def deliver(user, envelope):
+        """
+        Send C{envelope} to C{user}, connected to another daemon; fire with
+        whether a live daemon has the user.
+
+        @raise StoreUnavailable: it could not be handed over (errback).
+        """
+
+    def broadcast(room, envelope):
+        """
+        Send C{envelope} to the members of C{room} on the other daemons.
+
+        @raise StoreUnavailable: some daemon may have missed it (errback).
+        """
+
+    def replaced(owner, user):
+        """Tell daemon C{owner} that C{user} has connected here instead."""
+
+    def leave():
+        """
+        Every session here is released (at shutdown): the other daemons may
+        forget this one. Until then, should it die, they reap its users.
+        """
+
+
+class IReceiver(Interface):
+    """What the peers hand over to the hub (the hub provides it)."""
+
+    def sessions():
+        """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
+
+    def deliver_local(user, envelope):
+        """Another daemon sends C{envelope} to C{user}, if connected here."""
+
+    def broadcast_local(room, envelope):
+        """Another daemon sends C{envelope} to the members of C{room} here."""
+
+    def replaced_elsewhere(user):
+        """C{user} connected to another daemon: close its connection here."""
+
+    def reaped(user, rooms, peer):
+        """
+        C{user}'s daemon died: it left C{rooms}, and C{peer} (or C{None}),
+        its partner in a call, should hear the call is over.
+        """
