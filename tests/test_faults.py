@@ -346,10 +346,10 @@ async def test_ready_answers_nobody_after_the_caller_left(own_redis):
         await stop_server(server)
 
 
-class _BrokenHeartbeat(RedisStore):
+class _BrokenHeartbeat(RedisPeers):
     """Failure injection: a heartbeat that fails with a bug, not an outage."""
 
-    def heartbeat(self, life):
+    def heartbeat(self):
         return fail(RuntimeError("heartbeat bug"))
 
 
@@ -359,25 +359,23 @@ async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
     (7) A heartbeat that fails with anything but an outage is logged and
     reported at each beat, and the beats go on.
     """
-    config = redis_config(own_redis.port)
     from aleatoria.service import _redis_link
 
-    endpoint, where, link = _redis_link(config, reactor)
-    store = await connected(
-        _BrokenHeartbeat(endpoint, where, reactor, ttl=60, history_size=10, **link))
+    endpoint, where, link = _redis_link(redis_config(own_redis.port), reactor)
+    store = await connected(RedisStore(endpoint, where, reactor, ttl=60, history_size=10, **link))
 
     class Nobody:
         def sessions(self):
             return {}
 
-    cluster = RedisPeers(store, (endpoint, where, link), reactor, Reporter().daemon,
-                           node_ttl=0.5, receiver=Nobody())
+    peers = _BrokenHeartbeat(store, (endpoint, where, link), reactor, Reporter().daemon,
+                             node_ttl=0.5, receiver=Nobody())
     with Log() as log:
-        cluster.startService()
+        peers.startService()
         try:
             await until(lambda: log.count("peers_heartbeat failed") >= 2)
         finally:
-            await cluster.stopService()
+            await peers.stopService()
             await store.stopService()
 
 

@@ -5,29 +5,24 @@ It is handed decoded L{Envelope}s and L{IConnection}s and knows nothing of
 WebSockets, JSON, Redis, Sentry or Prometheus: the service injects the
 store, the peers, the reporter and the metrics. This module keeps the
 connection life cycle, the dispatch of message types and the drain at
-shutdown; the domains are L{rooms}, L{direct} and L{calls}, and the ways
+shutdown; the domains are L{rooms}, L{direct}, L{chat} and L{calls}, and the ways
 to send are the L{outbox}'s.
 """
 
-import uuid
-
-from msgspec.structs import replace
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..clock import format_ns
 from ..interfaces import IReceiver
-from ..messages import SYSTEM, Envelope, truncated, valid_user_id
+from ..messages import SYSTEM, Envelope, truncated
 from ..peers import LonePeers
 from .calls import Calls
+from .chat import Chat
 from .direct import Direct
 from .outbox import FAILED, Outbox, all_done
 from .rooms import Rooms
-
-MAX_MESSAGE_ID = 128
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -62,7 +57,6 @@ class Hub(Service):
         self._peers = peers or LonePeers()
         self._reporter = reporter
         self._metrics = metrics
-        self._max_content = max_content
         self._reactor = reactor
         self._out = Outbox(prepare, clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
@@ -72,7 +66,7 @@ class Hub(Service):
         self._closing = {}
         rooms, calls = self._rooms, self._calls
         self._handlers = {
-            "chat_message": self._chat_message,
+            "chat_message": Chat(self._out, self._rooms, self._direct, max_content).chat_message,
             "join_room": rooms.join_room,
             "leave_room": rooms.leave_room,
             "get_rooms": rooms.get_rooms,
@@ -250,70 +244,6 @@ class Hub(Service):
             messageId=f"err-{now}",
             createTime=now,
         ))
-
-    # Chat
-
-    def _chat_message(self, conn, envelope):
-        """
-        Check what every chat message needs, stamp it, and hand it to its
-        domain: a room's, or a direct message. Then confirm it (L{_confirm}).
-        """
-        user, content = conn.user_id, envelope.payload.content
-        refuse = self._out.refuse
-        if not content:
-            return refuse(conn, "invalid_message", "A chat message needs content.")
-        if len(content) * 4 > self._max_content and len(content.encode()) > self._max_content:
-            return refuse(
-                conn, "too_large", f"A chat message has at most {self._max_content} bytes."
-            )
-        if len(envelope.messageId) > MAX_MESSAGE_ID:
-            return refuse(conn, "invalid_message", f"messageId is longer than {MAX_MESSAGE_ID}.")
-        if envelope.toUser:
-            if not valid_user_id(envelope.toUser) or envelope.toUser == user:
-                return refuse(conn, "invalid_message", "toUser is not a user id.")
-        elif not envelope.room:
-            return refuse(conn, "invalid_message", "A chat message needs toUser or room.")
-        elif not self._rooms.may_post(conn, envelope.room):
-            return None
-
-        at = self._out.next_ns()
-        message = replace(
-            envelope,
-            fromUser=user,
-            room="" if envelope.toUser else envelope.room,
-            messageId=envelope.messageId or uuid.uuid4().hex,
-            createTime=format_ns(at),
-        )
-        if message.toUser:
-            delivered, saved = self._direct.post(conn, message)
-            saving = "save_direct_message"
-        else:
-            delivered, saved = self._rooms.post(conn, message, at)
-            saving = "save_room_message"
-        outcome = gatherResults([
-            self._out.watch(delivered, "deliver", conn, reply=False),
-            self._out.watch(saved, saving, conn, reply=False),
-        ])
-        outcome.addCallback(self._confirm, conn, message.messageId)
-
-    def _confirm(self, outcome, conn, message_id):
-        """
-        After the echo: if the message may have missed somebody on another
-        daemon, or its history, say so -- one C{unavailable} naming it. Its
-        local recipients have it; nothing is retried, so nothing doubles.
-        """
-        failed = [what for what, result in zip(("delivery", "history"), outcome, strict=True)
-                  if result is FAILED]
-        if not failed or not self._out.current(conn):
-            return
-        missed = {"delivery": "delivered to everyone", "history": "saved to history"}
-        self._out.refuse(
-            conn, "unavailable",
-            f"Message {message_id} may not have been "
-            f"{' or '.join(missed[what] for what in failed)}: "
-            "part of the service is unavailable; try again later.",
-            messageId=message_id, failed=failed,
-        )
 
     # From the other daemons (IReceiver)
 

@@ -8,6 +8,8 @@ liveness: this daemon's heartbeat, rejoining after an outage, reaping the
 daemons that died, and the pub/sub connection.
 """
 
+import json
+
 import msgspec
 from msgspec import Raw
 from twisted.application.service import Service
@@ -17,6 +19,7 @@ from zope.interface import implementer
 
 from ..interfaces import IPeers, StoreUnavailable
 from ..messages import InvalidMessage, decode_stored, encode
+from ..store import scripts
 from ..txredis import Link
 
 
@@ -68,6 +71,7 @@ class RedisPeers(Service):
         self._report = report
         self._reactor = reactor
         self._node_ttl = node_ttl
+        self._life_ms = int(node_ttl * 1000)
         self.receiver = receiver
         self.node = store.node
         endpoint, where, link_options = subscriber
@@ -114,7 +118,7 @@ class RedisPeers(Service):
 
     def leave(self):
         self._stop_timers()
-        d = self._store.leave_cluster()
+        d = self._store.run(scripts.LEAVE_CLUSTER, self.node, capped=False)
         d.addCallback(lambda _: self._log.info("Left the daemons sharing Redis"))
         self._quietly(d, "leave")
         return d
@@ -132,11 +136,13 @@ class RedisPeers(Service):
         which rooms; close connections another daemon claimed meanwhile.
         """
         joining = self._joined_at is None
-        d = self._store.resync(self.receiver.sessions(), self._node_ttl)
+        d = self._store.run(scripts.RESYNC, self.node, json.dumps(self.receiver.sessions()),
+                            self._life_ms, capped=False)
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
 
     def _resynced(self, stale, joining):
+        """C{stale}: users another daemon claimed meanwhile; their connections here close."""
         if joining:
             self._joined_at = self._reactor.seconds()
             self._log.info("Joined the daemons sharing Redis as node {node}", node=self.node)
@@ -148,10 +154,18 @@ class RedisPeers(Service):
             return
         if self._joined_at is None:
             return self.resync()
-        d = self._store.heartbeat(self._node_ttl)
+        d = self.heartbeat()
         d.addCallback(self._lapsed_or_not)
         self._quietly(d, "heartbeat")
         self._link.ping().addErrback(lambda failure: None)
+
+    def heartbeat(self):
+        """
+        Tell the other daemons this one lives, for C{node_ttl} more seconds;
+        fire with whether it was still alive in their eyes until now.
+        """
+        d = self._store.run(scripts.HEARTBEAT, self.node, self._life_ms, capped=False)
+        return d.addCallback(bool)
 
     def _lapsed_or_not(self, alive):
         """
@@ -171,14 +185,18 @@ class RedisPeers(Service):
         """
         if self._joined_at is None or self._reactor.seconds() - self._joined_at < self._node_ttl:
             return
-        d = self._store.reap()
+        d = self._store.run(scripts.REAP, self.node, capped=False)
         d.addCallback(self._reaped)
         self._quietly(d, "reap")
 
-    def _reaped(self, reaped):
-        for entry in reaped:
-            self._log.info("Reaped {user}, whose daemon died", user=entry.user)
-            self.receiver.reaped(entry.user, entry.rooms, entry.peer)
+    def _reaped(self, entries):
+        """
+        C{entries}: for each user of a dead daemon, cleaned up, its name,
+        its live partner (or '') and its rooms.
+        """
+        for user, peer, *rooms in entries:
+            self._log.info("Reaped {user}, whose daemon died", user=user)
+            self.receiver.reaped(user, tuple(rooms), peer or None)
 
     def _quietly(self, d, operation):
         """An outage is the store's to report; anything else is reported here."""
@@ -188,12 +206,26 @@ class RedisPeers(Service):
     # Sending
 
     def deliver(self, user, envelope):
+        """
+        Post to the daemon that owns C{user}, in the script that looks it
+        up; fire with whether a live daemon owns it.
+
+        @raise StoreUnavailable: that daemon lives but did not hear it.
+        """
         post = _encode_post(_Post("user", self.node, user, Raw(encode(envelope))))
-        return self._store.publish_to_owner(user, _NODE_CHANNEL, post)
+        d = self._store.run(scripts.PUBLISH_TO_OWNER, user,
+                            self._store.prefix + _NODE_CHANNEL, post)
+        return d.addCallback(_heard, user)
 
     def broadcast(self, room, envelope):
+        """
+        Post to the channel every daemon hears.
+
+        @raise StoreUnavailable: a live daemon was not listening.
+        """
         post = _encode_post(_Post("room", self.node, room, Raw(encode(envelope))))
-        return self._store.publish_to_all(_ROOMS_CHANNEL, post)
+        d = self._store.run(scripts.PUBLISH_TO_ALL, self._store.prefix + _ROOMS_CHANNEL, post)
+        return d.addCallback(_heard_by_all)
 
     def replaced(self, owner, user):
         post = _encode_post(_Post("replaced", self.node, user))
@@ -216,3 +248,14 @@ class RedisPeers(Service):
             self.receiver.broadcast_local(post.target, envelope)
         elif post.kind == "replaced":
             self.receiver.replaced_elsewhere(post.target)
+
+
+def _heard(reply, user):
+    if int(reply) < 0:
+        raise StoreUnavailable(f"the daemon of {user} is not listening")
+    return bool(int(reply))
+
+
+def _heard_by_all(deaf):
+    if int(deaf):
+        raise StoreUnavailable(f"{deaf} daemon(s) not listening")
