@@ -170,3 +170,9 @@ RAW_FRAME_LIMIT = 1024
 def truncated(raw: bytes) -> str:
     """A raw frame as it may be reported: at most 1 KiB, as text."""
     return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")
+
+
+def from_server(kind, to_user, payload, now, room="", message_id=""):
+    """A message the server originates (C{fromUser} system), stamped C{now}."""
+    return Envelope(type=kind, fromUser=SYSTEM, toUser=to_user, room=room, payload=payload,
+                    messageId=message_id, createTime=now)

@@ -10,24 +10,33 @@ import ipaddress
 import math
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from . import wsframes
 from .auth import Identity, InvalidToken, TokenPolicy
+from .clock import format_ns
 from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
-from .messages import InvalidMessage, decode, encode, valid_room, valid_user_id
+from .messages import (
+    InvalidMessage,
+    decode,
+    encode,
+    from_server,
+    truncated,
+    valid_room,
+    valid_user_id,
+)
 
 DEFAULT_ROOM = "Lobby"
 
 
 def prepare(envelope):
     """Encode and frame a message once, to send on any number of connections."""
-    return PreparedMessage(encode(envelope), False, False, False)
+    return wsframes.prepare(encode(envelope))
 
 
 def admit(request, origins, secure, tokens=None):
@@ -125,10 +134,7 @@ class ClientProtocol(WebSocketServerProtocol):
     def onOpen(self):
         limits = self.factory.outbound
         self._backlog = Backlog(*limits)
-        # Under WebSocketResource the HTTP channel is still the transport's
-        # producer: take its place, to hear when the client stops reading.
-        self.transport.unregisterProducer()
-        self.transport.registerProducer(self._backlog, True)
+        wsframes.take_producer(self, self._backlog)
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
@@ -137,21 +143,20 @@ class ClientProtocol(WebSocketServerProtocol):
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        hub = self.factory.hub
         wait = self._bucket.take()
         if wait:
             self._too_fast(wait)
             return
         self._refused = 0
         if isBinary:
-            hub.malformed(self, "Binary frames are not supported; send JSON text", payload)
+            self._malformed("Binary frames are not supported; send JSON text", payload)
             return
         try:
             envelope = decode(payload)
         except InvalidMessage as e:
-            hub.malformed(self, str(e), payload)
+            self._malformed(str(e), payload)
             return
-        hub.received(self, envelope)
+        self.factory.hub.received(self, envelope)
 
     def onClose(self, wasClean, code, reason):
         if self.report is None:
@@ -171,12 +176,39 @@ class ClientProtocol(WebSocketServerProtocol):
         """
         self._refused += 1
         if self._refused <= self.factory.rate[1]:
-            self.factory.hub.rate_limited(self, math.ceil(wait * 1000))
+            self._answer("error", "rate_limited", {
+                "error": "Too many messages; slow down.", "code": "rate_limited",
+                "retryAfter": math.ceil(wait * 1000),
+            })
             return
         self._log.info("Closing {user} from {peer}: rate limit ignored",
                        user=self.user_id, peer=self.peer)
         self.report.capture_message("Client ignored the rate limit", operation="rate_limit")
         self.close(1008, "rate limit exceeded")
+
+    def _malformed(self, details, raw):
+        """
+        The frame is not a valid envelope: the compat C{error_response}. The
+        raw frame, cut to 1 KiB, goes to the report: the one place client
+        content may leave the process.
+        """
+        self._log.info("Malformed frame from {user}: {details}",
+                       user=self.user_id, details=details)
+        self.report.capture_message(
+            "Unparsable frame", operation="parse_message", details=details,
+            extra={"raw": truncated(raw)},
+        )
+        self._answer("error_response", "error_response",
+                     {"error": "Invalid message structure", "details": details}, error=True)
+
+    def _answer(self, kind, counted_as, payload, error=False):
+        """A refusal of the wire's own, counted among the errors answered."""
+        metrics = self.factory.metrics
+        metrics.errors.labels(counted_as).inc()
+        metrics.sent.labels(kind).inc()
+        now = format_ns(int(self.factory.clock.seconds() * 1e9))
+        self.send(prepare(from_server(kind, self.user_id, payload, now,
+                                      message_id=f"err-{now}" if error else "")))
 
     # IConnection
 
@@ -186,17 +218,11 @@ class ClientProtocol(WebSocketServerProtocol):
     def send(self, prepared):
         if self.state != self.STATE_OPEN:
             return
-        if not self._backlog.admits(len(prepared.payloadHybi)):
+        if not self._backlog.admits(wsframes.size(prepared)):
             self._evict()
             return
         try:
-            if self._perMessageCompress is None and not self.send_queue and not self.logOctets:
-                # Autobahn's sendData would do the same write, after building
-                # the arguments of a debug log line per call, which cost a
-                # third of the time of a room fan-out (py-spy).
-                self.transport.write(prepared.payloadHybi)
-            else:
-                self.sendPreparedMessage(prepared)
+            wsframes.write(self, prepared)
         except Exception:
             self.report.failed(self._log, Failure(), "Writing to the client failed",
                                operation="websocket_write", component="protocol")
@@ -248,10 +274,11 @@ class ClientFactory(WebSocketServerFactory):
     def count_out(self, address):
         self._per_address.count_out(address)
 
-    def __init__(self, hub, config, reactor, reporter):
+    def __init__(self, hub, config, reactor, reporter, metrics):
         super().__init__(reactor=reactor)
         self.hub = hub
         self.reporter = reporter
+        self.metrics = metrics
         self.origins = config.origin_policy()
         self.tokens = TokenPolicy.from_config(config)
         self.outbound = (config.outbound_messages, config.outbound_bytes)

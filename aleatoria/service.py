@@ -66,7 +66,7 @@ def make_service(config, reactor=None):
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
-    factory = ClientFactory(hub, config, reactor, reporter)
+    factory = ClientFactory(hub, config, reactor, reporter, metrics)
     site = make_site(WebSocketResource(factory), hub, store, peers, metrics, reactor,
                      config.handshake_timeout)
     listener = Listener(config.port, site, reactor)

@@ -16,7 +16,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IReceiver
-from ..messages import SYSTEM, Envelope, truncated
 from ..peers import LonePeers
 from .calls import Calls
 from .chat import Chat
@@ -212,38 +211,6 @@ class Hub(Service):
         finally:
             self._out.trace = None
             trace.handled()
-
-    def rate_limited(self, conn, retry_after_ms):
-        """C{conn} sends faster than its limit; this message was dropped."""
-        self._metrics.errors.labels("rate_limited").inc()
-        self._out.reply(conn, "error", {
-            "error": "Too many messages; slow down.", "code": "rate_limited",
-            "retryAfter": retry_after_ms,
-        })
-
-    def malformed(self, conn, details, raw):
-        """
-        C{conn} sent a frame that is not a valid envelope (compat reply). The
-        raw frame, cut to 1 KiB, goes to the report: the one place client
-        content may leave the process.
-        """
-        self._log.info(
-            "Malformed frame from {user}: {details}", user=conn.user_id, details=details
-        )
-        self._metrics.errors.labels("error_response").inc()
-        conn.report.capture_message(
-            "Unparsable frame", operation="parse_message", details=details,
-            extra={"raw": truncated(raw)},
-        )
-        now = self._out.now()
-        self._out.send(conn, Envelope(
-            type="error_response",
-            fromUser=SYSTEM,
-            toUser=conn.user_id,
-            payload={"error": "Invalid message structure", "details": details},
-            messageId=f"err-{now}",
-            createTime=now,
-        ))
 
     # From the other daemons (IReceiver)
 

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from ..clock import format_ns
 from ..interfaces import StoreUnavailable
-from ..messages import SYSTEM, Envelope
+from ..messages import SYSTEM, from_server
 
 FAILED = object()
 """What a watched Deferred fires with when its work failed (and was dealt with)."""
@@ -95,15 +95,7 @@ class Outbox:
 
     def system(self, kind, to_user, payload, room="", message_id=""):
         """A message the server originates."""
-        return Envelope(
-            type=kind,
-            fromUser=SYSTEM,
-            toUser=to_user,
-            room=room,
-            payload=payload,
-            messageId=message_id,
-            createTime=self.now(),
-        )
+        return from_server(kind, to_user, payload, self.now(), room, message_id)
 
     def reply(self, conn, kind, payload, room="", message_id=""):
         self.send(conn, self.system(kind, conn.user_id, payload, room, message_id))

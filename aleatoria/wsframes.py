@@ -1,0 +1,42 @@
+"""
+Autobahn as Aleatoria uses it: the one place that reaches into its
+internals -- and into twisted.web's, under Autobahn's WebSocketResource --
+each pinned by C{tests/test_wsframes.py}.
+"""
+
+from autobahn.websocket.protocol import PreparedMessage
+
+
+def prepare(payload):
+    """Frame a text message once, to send on any number of connections."""
+    return PreparedMessage(payload, False, False, False)
+
+
+def size(prepared):
+    """Bytes on the wire of a prepared frame."""
+    return len(prepared.payloadHybi)
+
+
+def write(protocol, prepared):
+    """
+    Send a prepared frame: straight to the transport when nothing can
+    reorder it (no compression, nothing queued, no octet logging).
+    Autobahn's sendData would do the same write, after building the
+    arguments of a debug log line per call, which cost a third of the time
+    of a room fan-out (py-spy).
+    """
+    if protocol._perMessageCompress is None and not protocol.send_queue \
+            and not protocol.logOctets:
+        protocol.transport.write(prepared.payloadHybi)
+    else:
+        protocol.sendPreparedMessage(prepared)
+
+
+def take_producer(protocol, producer):
+    """
+    Under WebSocketResource the HTTP channel is still the transport's
+    producer (and pauses reading when the transport's buffer fills): put
+    C{producer} in its place, to hear when the client stops reading.
+    """
+    protocol.transport.unregisterProducer()
+    protocol.transport.registerProducer(producer, True)

@@ -1,0 +1,33 @@
+"""
+What aleatoria/wsframes.py takes from Autobahn's (and twisted.web's)
+internals, pinned on a live connection: each test fails if the attribute
+it relies on disappears or changes meaning.
+"""
+
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketServerProtocol
+
+from aleatoria import wsframes
+from aleatoria.limits import Backlog
+
+
+def test_a_prepared_frame_is_a_text_frame():
+    """A prepared frame is one unmasked, final text frame: opcode 1, the payload after it."""
+    frame = wsframes.prepare(b"hello")
+    assert wsframes.size(frame) == 7
+    assert frame.payloadHybi == b"\x81\x05hello"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_server_side_attributes_exist_on_a_live_connection(server):
+    """
+    A connected server protocol has the attributes the direct write checks
+    (with the values that allow it), and its transport's producer is ours.
+    """
+    alice = await server.connect("alice")
+    protocol = server.hub._connections["alice"]
+    assert isinstance(protocol, WebSocketServerProtocol)
+    assert protocol._perMessageCompress is None
+    assert not protocol.send_queue and not protocol.logOctets
+    assert isinstance(protocol.transport.producer, Backlog)
+    await alice.quiet()
