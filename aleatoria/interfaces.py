@@ -33,6 +33,7 @@ class StoreUnavailable(Exception):
 
 class IStore(Interface):
     kind = Attribute("The backend, as /ready reports it: 'memory' or 'redis'.")
+    node = Attribute("This daemon's id among those sharing the store.")
 
     def join_room(room, user):
         """Record C{user} as a member of C{room}."""

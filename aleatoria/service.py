@@ -50,14 +50,14 @@ def make_service(config, reactor=None):
     store.setName("store")
     store.setServiceParent(top)
 
-    peers = LonePeers()
+    peers = LonePeers(store.node)
     if config.store == "redis":
         peers = RedisPeers(store, _redis_link(config, reactor), reactor, reporter.daemon,
                            node_ttl=config.node_ttl)
         peers.setName("peers")
         peers.setServiceParent(top)
 
-    hub = Hub(store, prepare, MessageClock(), reactor, peers, reporter=reporter,
+    hub = Hub(store, prepare, MessageClock(), peers, reporter=reporter,
               metrics=metrics, max_content=config.max_content_length,
               max_rooms=config.max_rooms)
     hub.setName("hub")

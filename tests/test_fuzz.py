@@ -87,7 +87,7 @@ class HubMachine(RuleBasedStateMachine):
         clock = Clock()
         self.store = MemoryStore(clock, 3600, 1000)
         self.metrics = Metrics()
-        self.hub = Hub(self.store, lambda e: e, MessageClock(), clock,
+        self.hub = Hub(self.store, lambda e: e, MessageClock(),
                        reporter=Reporter(), metrics=self.metrics)
         self.hub.startService()
         self.conns = {}

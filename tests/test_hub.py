@@ -74,7 +74,7 @@ def clock():
 
 def make_hub(clock, store=None):
     store = store or MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1), clock,
+    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1),
               reporter=Reporter(), metrics=Metrics())
     hub.startService()
     return hub
@@ -230,7 +230,7 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
     """
     prepared = []
     store = MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(), clock,
+    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(),
               reporter=Reporter(), metrics=Metrics())
     hub.startService()
     members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")

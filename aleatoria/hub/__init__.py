@@ -39,8 +39,7 @@ class Hub(Service):
     """
     @param store: the L{aleatoria.interfaces.IStore}.
     @param prepare: turns an L{Envelope} into what L{IConnection.send} takes.
-    @param clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
-    @param reactor: an L{IReactorTime}.
+    @param message_clock: a L{aleatoria.clock.MessageClock}, for C{createTime}.
     @param peers: the L{aleatoria.interfaces.IPeers}; alone by default.
     @param reporter: the L{aleatoria.reporting.Reporter}.
     @param metrics: the L{aleatoria.metrics.Metrics}.
@@ -50,14 +49,13 @@ class Hub(Service):
 
     _log = Logger()
 
-    def __init__(self, store, prepare, clock, reactor, peers=None, *, reporter, metrics,
+    def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
                  max_content=4096, max_rooms=50):
         self._store = store
-        self._peers = peers or LonePeers()
+        self._peers = peers or LonePeers(store.node)
         self._reporter = reporter
         self._metrics = metrics
-        self._reactor = reactor
-        self._out = Outbox(prepare, clock, self._peers, reporter, metrics, store.kind)
+        self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
         self._rooms = Rooms(self._out, store, max_rooms)
         self._direct = Direct(self._out, store)

@@ -24,7 +24,7 @@ class Outbox:
     """
     @param prepare: turns an L{Envelope} into what L{IConnection.send}
         takes; called once per distinct message, however many recipients.
-    @param clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
+    @param message_clock: a L{aleatoria.clock.MessageClock} for C{createTime}.
     @param peers: the L{aleatoria.interfaces.IPeers}.
     @param reporter: the L{aleatoria.reporting.Reporter}.
     @param metrics: the L{aleatoria.metrics.Metrics}.
@@ -33,13 +33,13 @@ class Outbox:
 
     _log = Logger(namespace="aleatoria.hub.Hub")
 
-    def __init__(self, prepare, clock, peers, reporter, metrics, store_kind):
+    def __init__(self, prepare, message_clock, peers, reporter, metrics, store_kind):
         self.connections = {}
         """Each connected user's L{IConnection}."""
         self.trace = None
         """The trace of the client message being handled, if any."""
         self._prepare = prepare
-        self._clock = clock
+        self._clock = message_clock
         self.peers = peers
         self._reporter = reporter
         self._metrics = metrics

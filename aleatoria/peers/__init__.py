@@ -14,10 +14,16 @@ from ..interfaces import IPeers
 
 @implementer(IPeers)
 class LonePeers:
-    """The daemon alone: nobody is anywhere else, everybody hears everything."""
+    """
+    The daemon alone: nobody is anywhere else, everybody hears everything.
 
-    node = "local"
+    @param node: this daemon's id, as its store knows it.
+    """
+
     subscribed = True
+
+    def __init__(self, node):
+        self.node = node
 
     def deliver(self, user, envelope):
         return succeed(False)

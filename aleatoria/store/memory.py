@@ -22,9 +22,6 @@ from ..membership import Membership
 from ..reporting import guarded
 from . import Claim, direct_key
 
-LOCAL = "local"
-"""The only daemon a memory store knows."""
-
 
 class _Pool:
     """A set with O(1) add, remove and uniformly random choice."""
@@ -83,6 +80,8 @@ class MemoryStore(Service):
     """
 
     kind = "memory"
+    node = "local"
+    """The only daemon a memory store knows: this one."""
 
     def __init__(self, clock, ttl, history_size, rng=None, report=None):
         self._seconds = clock.seconds
@@ -185,7 +184,7 @@ class MemoryStore(Service):
             self._sessions.add(user)
             return succeed(Claim(None, None))
         rooms = tuple(sorted(self._membership.rooms_of(user)))
-        return succeed(Claim(LOCAL, self._end_session(user), rooms))
+        return succeed(Claim(self.node, self._end_session(user), rooms))
 
     def release(self, user):
         if user not in self._sessions:
