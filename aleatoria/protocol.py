@@ -88,7 +88,7 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(WebSocketServerProtocol):
+class ClientProtocol(wsframes.DirectWrites, WebSocketServerProtocol):
     _log = Logger()
 
     user_id = None
@@ -218,11 +218,11 @@ class ClientProtocol(WebSocketServerProtocol):
     def send(self, prepared):
         if self.state != self.STATE_OPEN:
             return
-        if not self._backlog.admits(wsframes.size(prepared)):
+        if not self._backlog.admits(len(prepared.payloadHybi)):
             self._evict()
             return
         try:
-            wsframes.write(self, prepared)
+            self.write_prepared(prepared)
         except Exception:
             self.report.failed(self._log, Failure(), "Writing to the client failed",
                                operation="websocket_write", component="protocol")
