@@ -20,8 +20,11 @@ class IConnection(Interface):
     def send(prepared):
         """Queue a message made by the hub's C{prepare} function."""
 
-    def close(code, reason):
-        """Start closing the connection with a WebSocket close code."""
+    def replaced():
+        """A newer connection of the same user took over: close this one."""
+
+    def going_away():
+        """The daemon is stopping: close this one, saying when to come back."""
 
 
 class StoreUnavailable(Exception):

@@ -33,6 +33,15 @@ from .messages import (
 
 DEFAULT_ROOM = "Lobby"
 
+CLOSE_GOING_AWAY = 1001
+CLOSE_REPLACED = 4001
+RETRY_AFTER_SECONDS = 5
+SHUTTING_DOWN = f"server shutting down; retry-after={RETRY_AFTER_SECONDS}"
+"""
+The reason of the 1001 close at shutdown: a hint, in the manner of HTTP's
+Retry-After, of when to reconnect (a restart under systemd takes about that).
+"""
+
 
 def prepare(envelope):
     """Encode and frame a message once, to send on any number of connections."""
@@ -244,6 +253,12 @@ class ClientProtocol(wsframes.DirectWrites, WebSocketServerProtocol):
             extra={"messages": backlog.messages, "bytes": backlog.bytes},
         )
         self.dropConnection(abort=True)
+
+    def replaced(self):
+        self.close(CLOSE_REPLACED, "replaced")
+
+    def going_away(self):
+        self.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
 
     def close(self, code, reason):
         if self.state == self.STATE_OPEN:

@@ -107,7 +107,7 @@ class HubMachine(RuleBasedStateMachine):
         self.hub.connected(conn, room)
         self.members[room].add(user)
         if old is not None:
-            assert old.closed == (4001, "replaced")
+            assert old.closed == "replaced"
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data())

@@ -4,6 +4,8 @@ that hold or fail their answers where a test needs to control the order of
 events or inject a failure.
 """
 
+import json
+
 import pytest
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
@@ -12,7 +14,7 @@ from zope.interface import implementer
 from aleatoria.clock import MessageClock
 from aleatoria.hub import Hub
 from aleatoria.interfaces import IConnection
-from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery
+from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
 from aleatoria.metrics import Metrics
 from aleatoria.reporting import Reporter
 from aleatoria.store.memory import MemoryStore
@@ -36,8 +38,11 @@ class Recorder:
     def send(self, prepared):
         self.sent.append(prepared)
 
-    def close(self, code, reason):
-        self.closed = (code, reason)
+    def replaced(self):
+        self.closed = "replaced"
+
+    def going_away(self):
+        self.closed = "going away"
 
     def kinds(self):
         return [m.type for m in self.sent]
@@ -147,7 +152,7 @@ def test_replaced_connection_closing_late_changes_nothing(clock):
     hub.connected(old, "r")
     new = Recorder("alice")
     hub.connected(new, "r")
-    assert old.closed == (4001, "replaced")
+    assert old.closed == "replaced"
     hub.disconnected(old)
     assert hub.is_online("alice") and hub.members("r") == ["alice"]
     hub.received(old, Envelope(type="get_rooms"))
@@ -204,7 +209,7 @@ def test_shutdown_releases_sessions_without_waiting_for_clients(clock):
     alice, bob = connect(hub, "alice", "bob", room="r")
     hub.received(bob, Envelope(type="user_available_webrtc"))
     stopped = hub.stopService()
-    assert alice.closed == bob.closed == (1001, "server shutting down; retry-after=5")
+    assert alice.closed == bob.closed == "going away"
     assert hub.connection_count == 0 and hub.rooms() == []
     assert store.room_members("r").result == [] and store.pool_size().result == 0
     hub.disconnected(alice)
@@ -219,7 +224,7 @@ def test_no_new_clients_while_stopping(clock):
     hub.stopService()
     late = Recorder("late")
     hub.connected(late, "r")
-    assert late.closed == (1001, "server shutting down; retry-after=5")
+    assert late.closed == "going away"
     assert not hub.is_online("late")
 
 
@@ -241,3 +246,56 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
                                       payload=ChatPayload("hello")))
     assert [e.incoming for e in prepared] == [True, False]
     assert all(conn.sent[-1].payload == ChatPayload("hello") for conn in members)
+
+
+REFUSED = [
+    pytest.param({"type": "no_such_type"}, "unknown_type", id="unknown-type"),
+    pytest.param({"type": ""}, "unknown_type", id="empty-type"),
+    pytest.param({"type": "join_room", "room": ""}, "invalid_message", id="empty-room"),
+    pytest.param({"type": "join_room", "room": "x" * 101}, "invalid_message", id="long-room"),
+    pytest.param({"type": "join_room", "room": "a\nb"}, "invalid_message", id="control-room"),
+    pytest.param({"type": "join_room"}, "invalid_message", id="no-room"),
+    pytest.param({"type": "chat_message", "payload": {"content": "x"}}, "invalid_message",
+                 id="chat-nowhere"),
+    pytest.param({"type": "chat_message", "room": "r", "payload": {"content": ""}},
+                 "invalid_message", id="empty-content"),
+    pytest.param({"type": "chat_message", "toUser": "bad user", "payload": {"content": "x"}},
+                 "invalid_message", id="bad-toUser"),
+    pytest.param({"type": "chat_message", "toUser": "alice", "payload": {"content": "x"}},
+                 "invalid_message", id="dm-self"),
+    pytest.param({"type": "chat_message", "room": "r", "messageId": "m" * 129,
+                  "payload": {"content": "x"}}, "invalid_message", id="long-messageId"),
+    pytest.param({"type": "get_recent_messages", "room": "r", "payload": {"limit": 0}},
+                 "invalid_message", id="zero-limit"),
+    pytest.param({"type": "get_recent_messages", "room": "r", "payload": {"before": "yesterday"}},
+                 "invalid_message", id="bad-before"),
+    pytest.param({"type": "get_direct_messages", "payload": {}}, "invalid_message",
+                 id="no-withUser"),
+    pytest.param({"type": "get_recent_messages"}, "invalid_message", id="history-no-room"),
+    pytest.param({"type": "get_room_members"}, "invalid_message", id="members-no-room"),
+    pytest.param({"type": "get_direct_messages", "payload": {"withUser": "bob", "limit": -1}},
+                 "invalid_message", id="negative-limit"),
+    pytest.param({"type": "webrtc_offer", "toUser": "alice"}, "invalid_message",
+                 id="signal-self"),
+]
+
+
+@pytest.mark.parametrize("message, code", REFUSED)
+def test_refused_message_gets_error(clock, message, code):
+    """
+    A well-formed but unacceptable message (decoded as the protocol decodes
+    it) gets error with its code, and nothing else happens: nothing reaches
+    the other member, nothing is stored.
+    """
+    store = MemoryStore(clock, 3600, 100)
+    hub = make_hub(clock, store)
+    alice, bob = connect(hub, "alice", "bob")
+    for conn in (alice, bob):
+        hub.received(conn, Envelope(type="join_room", room="r"))
+    alice.take(), bob.take()
+    hub.received(alice, decode(json.dumps(message).encode()))
+    (error,) = alice.take()
+    assert (error.type, error.fromUser, error.toUser) == ("error", "system", "alice")
+    assert error.payload["code"] == code and error.payload["error"].endswith(".")
+    assert bob.take() == []
+    assert store.room_messages("r", 10).result == []

@@ -23,16 +23,6 @@ from .direct import Direct
 from .outbox import FAILED, Outbox, all_done
 from .rooms import Rooms
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_REPLACED = 4001
-
-RETRY_AFTER_SECONDS = 5
-SHUTTING_DOWN = f"server shutting down; retry-after={RETRY_AFTER_SECONDS}"
-"""
-The reason of the 1001 close at shutdown: a hint, in the manner of HTTP's
-Retry-After, of when to reconnect (a restart under systemd takes about that).
-"""
-
 
 @implementer(IReceiver)
 class Hub(Service):
@@ -104,14 +94,14 @@ class Hub(Service):
         An older connection of the same user is closed as replaced.
         """
         if not self.running:
-            conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
+            conn.going_away()
             return
         user = conn.user_id
         old = self._connections.get(user)
         if old is not None:
             self._log.info("{user} replaced by a new connection", user=user)
             self._detach(old)
-            old.close(CLOSE_REPLACED, "replaced")
+            old.replaced()
         self._connections[user] = conn
         self._log.info(
             "{user} connected from {peer}, room {room!r}; {count} online",
@@ -228,7 +218,7 @@ class Hub(Service):
         if conn is not None:
             self._log.info("{user} replaced by a connection to another daemon", user=user)
             self._detach(conn, announce=False)
-            conn.close(CLOSE_REPLACED, "replaced")
+            conn.replaced()
 
     def reaped(self, user, rooms, peer):
         for room in rooms:
@@ -251,7 +241,7 @@ class Hub(Service):
         conns = list(self._connections.values())
         for conn in conns:
             self._closing[conn] = Deferred()
-            conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
+            conn.going_away()
         released = all_done([self._detach(conn) for conn in conns])
         released.addCallback(self._leave)
         closed = list(self._closing.values())
