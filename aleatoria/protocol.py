@@ -6,7 +6,6 @@ each frame with L{aleatoria.messages} and hands the result to the hub; the
 hub sends back through L{IConnection}. It never touches the store.
 """
 
-import ipaddress
 import math
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -17,8 +16,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import wsframes
-from .auth import Identity, InvalidToken, TokenPolicy
+from .auth import TokenPolicy
 from .clock import format_ns
+from .handshake import admit, client_address, first
 from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
 from .messages import (
@@ -27,11 +27,7 @@ from .messages import (
     encode,
     from_server,
     truncated,
-    valid_room,
-    valid_user_id,
 )
-
-DEFAULT_ROOM = "Lobby"
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -46,47 +42,6 @@ Retry-After, of when to reconnect (a restart under systemd takes about that).
 def prepare(envelope):
     """Encode and frame a message once, to send on any number of connections."""
     return wsframes.prepare(encode(envelope))
-
-
-def admit(request, origins, secure, tokens=None):
-    """
-    Check a handshake: an allowed C{Origin}, a valid C{room}, and either a
-    well-formed C{userId} or -- with C{tokens}, a L{TokenPolicy} -- a valid
-    C{token} (and no C{userId} that disagrees with it). Return the
-    L{Identity} and the room.
-
-    @raise ConnectionDeny: 400 for bad parameters, 401 for a missing or bad
-        token, 403 for a refused origin or a room the token does not allow.
-    """
-    host = request.headers.get("host", "")
-    if not origins.permits(request.origin or "", host, secure):
-        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
-    rooms = request.params.get("room", [DEFAULT_ROOM])
-    if len(rooms) != 1 or not valid_room(rooms[0]):
-        raise ConnectionDeny(
-            ConnectionDeny.BAD_REQUEST,
-            "room must be 1-100 characters without control characters",
-        )
-    users = request.params.get("userId", [])
-    if tokens is None:
-        if len(users) != 1 or not valid_user_id(users[0]):
-            raise ConnectionDeny(
-                ConnectionDeny.BAD_REQUEST,
-                "userId is required: 1-64 letters, digits or _ - . : @",
-            )
-        return Identity(users[0]), rooms[0]
-    presented = request.params.get("token", [])
-    if len(presented) != 1:
-        raise ConnectionDeny(401, "token required")
-    try:
-        identity = tokens.verify(presented[0])
-    except InvalidToken as e:
-        raise ConnectionDeny(401, str(e)) from None
-    if users and users != [identity.user]:
-        raise ConnectionDeny(401, "userId does not match the token")
-    if not identity.may_join(rooms[0]):
-        raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "room not allowed by the token")
-    return identity, rooms[0]
 
 
 _EXPECTED_CLOSES = frozenset({1000, 1001, 1005, 1006, None})
@@ -121,8 +76,8 @@ class ClientProtocol(wsframes.DirectWrites, WebSocketServerProtocol):
             )
             self.factory.reporter.daemon.capture_message(
                 "WebSocket upgrade refused", operation="websocket_upgrade",
-                userId=_first(request.params.get("userId")),
-                room=_first(request.params.get("room")),
+                userId=first(request.params.get("userId")),
+                room=first(request.params.get("room")),
                 remoteAddress=address, reason=deny.reason, origin=request.origin or "",
             )
             raise
@@ -313,36 +268,3 @@ class ClientFactory(WebSocketServerFactory):
             allowedOrigins=["*"],
             allowNullOrigin=True,
         )
-
-
-def client_address(request, trusted):
-    """
-    The client's IP address: the peer's, or -- when the peer is a trusted
-    proxy -- the nearest address in X-Forwarded-For that is not one.
-    """
-    address = _address(request.peer)
-    forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not _trusted(address, trusted):
-        return address
-    for hop in reversed([h.strip() for h in forwarded.split(",")]):
-        if not _trusted(hop, trusted):
-            return hop
-    return address
-
-
-def _trusted(address, networks):
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def _first(values):
-    return values[0] if values else ""
-
-
-def _address(peer):
-    """C{tcp4:1.2.3.4:5678} -> C{1.2.3.4}."""
-    parts = peer.split(":")
-    return ":".join(parts[1:-1]) if len(parts) > 2 else peer

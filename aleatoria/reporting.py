@@ -12,9 +12,7 @@ The SDK sends from its own thread; nothing here blocks the reactor, and the
 final flush runs in a thread with a 2 second limit.
 """
 
-import random
 import re
-import time
 
 import sentry_sdk
 from twisted.application.service import Service
@@ -24,14 +22,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import __version__
-from .limits import TokenBucket
+from .tracing import NO_TRACE, TRACES_PER_SECOND, Trace, TraceBudget
 
 FLUSH_SECONDS = 2.0
-TRACES_PER_SECOND = 10
-"""
-A cap on transactions per daemon: the SDK's send queue holds 100 items and
-drops what does not fit, and a flood of traces must never crowd out errors.
-"""
 
 _FILTERED = "[Filtered]"
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
@@ -133,7 +126,7 @@ class Reporter(Service):
         self.enabled = bool(dsn)
         self._options = dict(
             dsn=dsn, environment=environment, debug=debug,
-            traces_sampler=_TraceBudget(sample_rate, TRACES_PER_SECOND),
+            traces_sampler=TraceBudget(sample_rate, TRACES_PER_SECOND),
             release=release or f"aleatoria@{__version__}",
             event_scrubber=_scrubber(),
             default_integrations=False,
@@ -203,7 +196,7 @@ class Reporter(Service):
     def trace(self, report, name):
         """A L{Trace} of handling one client message of type C{name}."""
         if not self.enabled:
-            return _NO_TRACE
+            return NO_TRACE
         return Trace(sentry_sdk.start_transaction(op="websocket.message", name=name),
                      report.scope)
 
@@ -214,66 +207,6 @@ class Reporter(Service):
         if self._on_sent is not None:
             self._on_sent(event.get("type") or "event")
         return event
-
-
-class Trace:
-    """
-    One transaction; store calls are its spans. It finishes when the handler
-    has returned and the last span has ended.
-    """
-
-    def __init__(self, transaction, scope):
-        self._transaction = transaction
-        self._scope = scope
-        self._open = 1
-
-    def span(self, operation, d):
-        """Time the Deferred C{d} as a span named C{operation}."""
-        span = self._transaction.start_child(op="store", name=operation)
-        self._open += 1
-
-        def ended(result):
-            span.finish()
-            self._close()
-            return result
-
-        d.addBoth(ended)
-
-    def handled(self):
-        self._close()
-
-    def _close(self):
-        self._open -= 1
-        if self._open == 0:
-            self._transaction.finish(scope=self._scope)
-
-
-class _TraceBudget:
-    """
-    Sample a share C{rate} of messages, but at most C{per_second} a second
-    (a token bucket), whatever the traffic.
-    """
-
-    def __init__(self, rate, per_second, now=time.monotonic, rng=random.random):
-        self._rate = rate
-        self._bucket = TokenBucket(per_second, per_second, now)
-        self._rng = rng
-
-    def __call__(self, sampling_context):
-        if self._rng() >= self._rate or self._bucket.take():
-            return 0.0
-        return 1.0
-
-
-class _NoTrace:
-    def span(self, operation, d):
-        pass
-
-    def handled(self):
-        pass
-
-
-_NO_TRACE = _NoTrace()
 
 
 @implementer(ILogObserver)

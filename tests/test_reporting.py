@@ -436,12 +436,12 @@ async def test_slow_client_is_reported(receiver, reporting):
 
 def test_trace_budget_caps_transactions_per_second():
     """However many messages, at most TRACES_PER_SECOND are traced each second."""
-    from aleatoria.reporting import _TraceBudget
+    from aleatoria.tracing import TraceBudget
 
     now = [0.0]
-    budget = _TraceBudget(1.0, 10, now=lambda: now[0], rng=lambda: 0.5)
+    budget = TraceBudget(1.0, 10, now=lambda: now[0], rng=lambda: 0.5)
     assert sum(budget({}) for _ in range(1000)) == 10
     now[0] += 0.5
     assert sum(budget({}) for _ in range(1000)) == 5
-    half = _TraceBudget(0.4, 10, now=lambda: now[0], rng=iter([0.1, 0.9] * 50).__next__)
+    half = TraceBudget(0.4, 10, now=lambda: now[0], rng=iter([0.1, 0.9] * 50).__next__)
     assert sum(half({}) for _ in range(20)) == 10
