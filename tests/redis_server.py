@@ -73,6 +73,22 @@ class RedisServer:
         self.process.wait(timeout=10)
         self.process = None
 
+    async def becomes(self, expected, *args):
+        """
+        Wait (at most 10 s) until C{raw(*args)} answers C{expected}, asking
+        in a thread: redis-cli must not block the reactor the daemons under
+        test share.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        from twisted.internet.threads import deferToThread
+
+        for _ in range(200):
+            if await deferToThread(self.raw, *args) == expected:
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        raise AssertionError(f"{args} never answered {expected!r}")
+
     def raw(self, *args):
         """Run redis-cli with raw output (values exactly as stored), stripped."""
         login = []

@@ -144,7 +144,7 @@ def _registering(server, redis):
 
     async def connect_registered(user, room=None, **kwargs):
         client = await connect_only(user, room, **kwargs)
-        await until(lambda: redis.raw("GET", f"presence:{user}") == server.store.node)
+        await redis.becomes(server.store.node, "GET", f"presence:{user}")
         return client
 
     server.connect = connect_registered
@@ -183,7 +183,7 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
             ghost.send({"type": "get_rooms"})
             while (await ghost.next())["type"] != "rooms_list":
                 pass
-        await until(lambda: own_redis.raw("SCARD", "available:webrtc") == "3")
+        await own_redis.becomes("3", "SCARD", "available:webrtc")
 
         survivor = await daemon(own_redis.port)
         alice = await survivor.connect("alice", room="r")
@@ -226,7 +226,7 @@ async def test_lost_releases_heal_within_a_heartbeat(own_redis):
         own_redis.raw("SADD", "available:webrtc", "lost")
         own_redis.raw("SADD", "room:members:r", "lost")
         own_redis.raw("SADD", "user:rooms:lost", "r")
-        await until(lambda: own_redis.raw("EXISTS", "presence:lost") == "0")
+        await own_redis.becomes("0", "EXISTS", "presence:lost")
         assert own_redis.raw("SCARD", "available:webrtc") == "0"
         assert own_redis.raw("SCARD", "room:members:r") == "0"
     finally:

@@ -28,9 +28,10 @@ def sleep(seconds):
     return deferLater(reactor, seconds, lambda: None)
 
 
-def registered(redis, *users):
-    """Whether Redis knows on which daemon each of C{users} is."""
-    return all(redis.raw("EXISTS", f"presence:{user}") == "1" for user in users)
+async def registered(redis, *users):
+    """Wait until Redis knows on which daemon each of C{users} is."""
+    for user in users:
+        await redis.becomes("1", "EXISTS", f"presence:{user}")
 
 
 def dm(to, content, message_id=None):
@@ -81,7 +82,7 @@ async def test_redis_paused_under_traffic_then_everything_recovers(own_redis):
     try:
         alice = await one.connect("alice")
         bob = await two.connect("bob")
-        await until(lambda: registered(own_redis, "alice", "bob"))
+        await registered(own_redis, "alice", "bob")
         own_redis.pause()
         try:
             for n in range(25):
@@ -162,7 +163,7 @@ async def test_chat_during_an_outage_is_answered_unavailable(own_redis):
         await alice.expect("user_joined")
         await two.connect("bob", room="r")  # the member the room message misses
         await alice.expect("user_joined")
-        await until(lambda: registered(own_redis, "alice", "bob", "carol"))
+        await registered(own_redis, "alice", "bob", "carol")
         own_redis.pause()
         try:
             alice.send({"type": "chat_message", "room": "r", "messageId": "room-1",
@@ -201,7 +202,7 @@ async def test_ready_and_delivery_wait_for_the_subscription(tmp_path):
     try:
         alice = await one.connect("alice")
         bob = await two.connect("bob")
-        await until(lambda: registered(redis, "alice", "bob"))
+        await registered(redis, "alice", "bob")
         redis.raw("ACL", "SETUSER", "chat", "-subscribe")
         redis.raw("CLIENT", "KILL", "TYPE", "pubsub")
         await until(lambda: not any(c.subscribed for c in clusters))

@@ -227,7 +227,7 @@ async def test_scripts_reload_after_a_script_flush(own_redis):
         own_redis.raw("SCRIPT", "FLUSH")
         alice.send({"type": "chat_message", "room": "r", "payload": {"content": "2"}})
         await alice.expect("chat_message")
-        await until(lambda: own_redis.raw("ZCARD", "room:messages:r") == "2")
+        await own_redis.becomes("2", "ZCARD", "room:messages:r")
         history = await alice.request({"type": "get_recent_messages", "room": "r"},
                                       "recent_messages")
         assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["2", "1"]
@@ -253,7 +253,7 @@ async def test_users_who_left_during_an_outage_are_forgotten(own_redis):
         await alice.expect("user_left")
         own_redis.start()
         await until(lambda: server.store.connected)
-        await until(lambda: own_redis.raw("SMEMBERS", "room:members:r") == "alice")
+        await own_redis.becomes("alice", "SMEMBERS", "room:members:r")
         assert own_redis.raw("SMEMBERS", "user:rooms:alice") == "r"
         assert own_redis.raw("EXISTS", "presence:carol") == "0"
         await alice.request({"type": "request_random_peer"}, "no_peer_available")
