@@ -54,8 +54,8 @@ class RedisPeers(Service):
     the heartbeat is found lapsed, reaps daemons that died, and holds the
     pub/sub connection, pinged at every heartbeat.
 
-    @param store: the L{aleatoria.store.redis.RedisStore} (its node id and
-        scripts are the cluster's).
+    @param store: the L{aleatoria.store.redis.RedisStore}: its node id is
+        this daemon's, and it runs the scripts.
     @param subscriber: where Redis is and how to log in, as
         L{aleatoria.txredis.Link} takes it (endpoint, where, and keywords).
     @param node_ttl: seconds after its last heartbeat that a silent daemon
@@ -118,7 +118,7 @@ class RedisPeers(Service):
 
     def leave(self):
         self._stop_timers()
-        d = self._store.run(scripts.LEAVE_CLUSTER, self.node, capped=False)
+        d = self._store.run(scripts.LEAVE_PEERS, self.node, capped=False)
         d.addCallback(lambda _: self._log.info("Left the daemons sharing Redis"))
         self._quietly(d, "leave")
         return d

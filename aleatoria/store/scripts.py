@@ -261,11 +261,11 @@ end
 return stale
 """
 
-LEAVE_CLUSTER = """
+LEAVE_PEERS = """
 redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .. ':users')
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
 SCRIPTS = (SAVE_ROOM_MESSAGE, SAVE_DIRECT_MESSAGE, JOIN, LEAVE, CLAIM, RELEASE,
             OFFER, WITHDRAW, PAIR, HANG_UP, ROOM_MEMBERS, HEARTBEAT, REAP,
-            PUBLISH_TO_OWNER, PUBLISH_TO_ALL, RESYNC, LEAVE_CLUSTER)
+            PUBLISH_TO_OWNER, PUBLISH_TO_ALL, RESYNC, LEAVE_PEERS)
