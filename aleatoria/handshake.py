@@ -9,7 +9,7 @@ import ipaddress
 from autobahn.websocket.types import ConnectionDeny
 
 from .auth import Identity, InvalidToken
-from .messages import valid_room, valid_user_id
+from .messages import SYSTEM, valid_room, valid_user_id
 
 DEFAULT_ROOM = "Lobby"
 
@@ -35,6 +35,8 @@ def admit(request, origins, secure, tokens=None):
         )
     users = request.params.get("userId", [])
     if tokens is None:
+        if users and users[0].lower() == SYSTEM:
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "userId system is reserved")
         if len(users) != 1 or not valid_user_id(users[0]):
             raise ConnectionDeny(
                 ConnectionDeny.BAD_REQUEST,

@@ -23,8 +23,11 @@ MAX_ROOM_NAME = 100
 
 
 def valid_user_id(text: str) -> bool:
-    """1-64 characters: letters, digits and C{_ - . : @}."""
-    return _USER_ID.match(text) is not None
+    """
+    1-64 characters: letters, digits and C{_ - . : @}; never C{system}, in
+    any case: that is the server's own name (L{SYSTEM}).
+    """
+    return _USER_ID.match(text) is not None and text.lower() != SYSTEM
 
 
 def valid_room(text: str) -> bool:
@@ -98,6 +101,10 @@ class InvalidMessage(ValueError):
     """A frame that is not a well-formed envelope; the text says why."""
 
 
+TOO_DEEP = "JSON is nested too deeply"
+"""msgspec raises RecursionError, not DecodeError, for ~1 000 levels of nesting."""
+
+
 _decode_inbound = msgspec.json.Decoder(_Inbound).decode
 _payload_decoders = {
     kind: msgspec.json.Decoder(shape).decode for kind, shape in _TYPED_PAYLOADS.items()
@@ -119,6 +126,8 @@ def decode(frame: bytes) -> Envelope:
         payload = _decode_payload(inbound.type, inbound.payload)
     except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise InvalidMessage(str(e)) from None
+    except RecursionError:
+        raise InvalidMessage(TOO_DEEP) from None
     return Envelope(
         type=inbound.type,
         toUser=inbound.toUser,
@@ -141,6 +150,8 @@ def decode_stored(data) -> Envelope:
         return _decode_stored(data)
     except msgspec.DecodeError as e:
         raise InvalidMessage(str(e)) from None
+    except RecursionError:
+        raise InvalidMessage(TOO_DEEP) from None
 
 
 def _decode_payload(kind: str, raw: Raw) -> Any:

@@ -142,3 +142,20 @@ async def test_invalid_utf8_text_frame_closes_with_1007(server):
     code, _ = await alice.closed()
     assert code == 1007
     await bob.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deeply_nested_json_gets_error_response(server):
+    """
+    JSON nested 10 000 levels deep (20 KB) is answered with error_response
+    like any malformed frame; the connection goes on and nobody else hears
+    of it (msgspec raises RecursionError, not DecodeError, for it).
+    """
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    alice.send(b'{"type": "webrtc_offer", "toUser": "bob", "payload": '
+               + b"[" * 10000 + b"]" * 10000 + b"}")
+    reply = await alice.expect("error_response")
+    assert "nested too deeply" in reply["payload"]["details"]
+    await bob.quiet()
+    await alice.quiet()

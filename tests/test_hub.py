@@ -277,6 +277,8 @@ REFUSED = [
                  "invalid_message", id="negative-limit"),
     pytest.param({"type": "webrtc_offer", "toUser": "alice"}, "invalid_message",
                  id="signal-self"),
+    pytest.param({"type": "chat_message", "toUser": "system", "payload": {"content": "x"}},
+                 "invalid_message", id="dm-to-system"),
 ]
 
 

@@ -259,3 +259,32 @@ async def test_users_who_left_during_an_outage_are_forgotten(own_redis):
         await alice.request({"type": "request_random_peer"}, "no_peer_available")
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_direct_message_keys_cannot_collide(own_redis):
+    """
+    User ids may contain ':', the key separator: the conversation of ns:x
+    and ns:y must not be the one of ns and x:ns:y, nor readable or writable
+    through it. Ids without ':' keep the Go server's keys.
+    """
+    server = await redis_daemon(own_redis.port)
+    try:
+        nsx, nsy, ns = await server.connect_many("ns:x", "ns:y", "ns")
+        nsx.send({"type": "chat_message", "toUser": "ns:y", "payload": {"content": "private"}})
+        await nsx.expect("chat_message")
+        await nsy.expect("chat_message")
+        read = await ns.request({"type": "get_direct_messages",
+                                 "payload": {"withUser": "x:ns:y"}}, "direct_messages")
+        assert read["payload"]["messages"] == []
+        ns.send({"type": "chat_message", "toUser": "x:ns:y", "payload": {"content": "forged"}})
+        await ns.expect("chat_message")
+        kept = await nsy.request({"type": "get_direct_messages",
+                                  "payload": {"withUser": "ns:x"}}, "direct_messages")
+        assert [m["payload"]["content"] for m in kept["payload"]["messages"]] == ["private"]
+        alice, bob = await server.connect_many("alice", "bob")
+        alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "hi"}})
+        await alice.expect("chat_message")
+        await own_redis.becomes("1", "EXISTS", "dm:alice:bob")
+    finally:
+        await stop_server(server)

@@ -121,6 +121,14 @@ class RedisStore(Service):
     def _key(self, *parts):
         return self.prefix + ":".join(parts)
 
+    def _dm_key(self, user_a, user_b):
+        """
+        The Go server's C{dm:{a}:{b}}, with each ':' inside an id written
+        C{%3A}: ids may hold ':' (the separator) but never '%', so no two
+        pairs share a key. Ids without ':' keep the Go server's key.
+        """
+        return self._key("dm", *(user.replace(":", "%3A") for user in direct_key(user_a, user_b)))
+
     def _call(self, method, *args, capped=True):
         """
         Run one command with a timeout; fail at once when Redis is
@@ -196,12 +204,12 @@ class RedisStore(Service):
 
     def save_direct_message(self, user_a, user_b, envelope):
         return self._script(
-            scripts.SAVE_DIRECT_MESSAGE, [self._key("dm", *direct_key(user_a, user_b))],
+            scripts.SAVE_DIRECT_MESSAGE, [self._dm_key(user_a, user_b)],
             [encode(envelope).decode(), self._history_size, self._ttl],
         )
 
     def direct_messages(self, user_a, user_b, limit):
-        d = self._call("lrange", self._key("dm", *direct_key(user_a, user_b)), -limit, -1)
+        d = self._call("lrange", self._dm_key(user_a, user_b), -limit, -1)
         return d.addCallback(self._envelopes)
 
     # Sessions
