@@ -11,7 +11,6 @@ peers (stop beating, unsubscribe), the store, and last the reporter, which
 flushes what all of them reported.
 """
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints, ssl
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -27,7 +26,7 @@ from .protocol import ClientFactory, prepare
 from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
-from .web import make_site
+from .web import WebSocketEndpoint, make_site
 
 
 def make_service(config, reactor=None):
@@ -67,7 +66,7 @@ def make_service(config, reactor=None):
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     factory = ClientFactory(hub, config, reactor, reporter, metrics)
-    site = make_site(WebSocketResource(factory), hub, store, peers, metrics, reactor,
+    site = make_site(WebSocketEndpoint(factory), hub, store, peers, metrics, reactor,
                      config.handshake_timeout)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")

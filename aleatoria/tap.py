@@ -11,7 +11,7 @@ import signal
 
 from twisted.python import usage
 
-from . import config
+from . import __version__, config
 from .service import make_service
 
 _REPEATABLE = ("allowed-origin", "trusted-proxy")
@@ -25,10 +25,10 @@ def _help(name):
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "Serve Aleatoria: WebSocket chat rooms, direct messages and random "
-        "video-call matchmaking on /ws, with /health and /ready beside it. "
-        "Every option can also be set by the environment variable named in "
-        "its help; the command line wins."
+        f"Aleatoria {__version__}. Serve WebSocket chat rooms, direct messages "
+        "and random video-call matchmaking on /ws, with /health, /ready and "
+        "/metrics beside it. Every option can also be set by the environment "
+        "variable named in its help; the command line wins."
     )
     optFlags = [
         [s.name, None, f"{s.help} [env {s.env}]"]
@@ -47,6 +47,11 @@ class Options(usage.Options):
             self[name] = None
         for name in config.FLAGS:
             self[name] = None
+
+    def opt_version(self):
+        """Print Aleatoria's version (and Twisted's and Python's), and exit."""
+        print(version())
+        raise SystemExit(0)
 
     def opt_allowed_origin(self, origin):
         self._repeat("allowed-origin", origin)
@@ -100,3 +105,28 @@ def _second_signal_exits_at_once():
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, now)
+
+
+def version():
+    import platform
+
+    import twisted
+
+    return (f"aleatoria {__version__} (Twisted {twisted.__version__}, "
+            f"Python {platform.python_version()})")
+
+
+def main(argv=None):
+    """
+    The C{aleatoria} command: C{--version}; the daemon itself runs under
+    twistd, which this says.
+    """
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:
+        print(version())
+        return 0
+    print(f"{version()}\nRun it with: twistd --nodaemon aleatoria --port 8085 "
+          "(twistd aleatoria --help lists the options)")
+    return 0 if not argv else 2

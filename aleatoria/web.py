@@ -5,6 +5,7 @@ balancers read -- C{/health}, C{/ready}, C{/metrics} (PROTOCOL.md section 1).
 
 import json
 
+from autobahn.twisted.resource import WebSocketResource
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -65,6 +66,25 @@ class Ready(Resource):
         request.setHeader(b"content-type", b"application/json")
         request.write(json.dumps({"status": "ok" if ready else "degraded", **report}).encode())
         request.finish()
+
+
+class WebSocketEndpoint(WebSocketResource):
+    """
+    C{/ws}: the upgrade to a WebSocket, or -- for a plain GET -- a plain
+    426 Upgrade Required saying so, not Autobahn's page.
+    """
+
+    def render(self, request):
+        if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+            request.setResponseCode(426)
+            request.setHeader(b"upgrade", b"websocket")
+            request.setHeader(b"connection", b"Upgrade")
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps({
+                "error": "This is a WebSocket endpoint: connect with a WebSocket client.",
+                "code": "upgrade_required",
+            }).encode()
+        return super().render(request)
 
 
 class QuietSite(Site):

@@ -3,6 +3,7 @@ The HTTP side of the port (PROTOCOL.md section 1), read with a real client.
 """
 
 import json
+import socket
 
 import pytest_twisted
 from twisted.internet import reactor
@@ -73,3 +74,31 @@ async def test_unknown_path_is_404(server):
     """Only /ws, /health and /ready exist."""
     response, _ = await get(server, "/nope")
     assert response.code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_plain_get_on_ws_is_426(server):
+    """A GET on /ws that is no WebSocket upgrade gets a plain 426 saying so, not a page."""
+    from twisted.internet.threads import deferToThread
+
+    def get():
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return b"".join(iter(lambda: raw.recv(4096), b""))
+
+    head, _, body = (await deferToThread(get)).partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 426")
+    assert "upgrade: websocket" in lines
+    assert json.loads(body)["code"] == "upgrade_required"
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_include_the_process_and_no_created_twins(server):
+    """/metrics has the process's memory, CPU and file descriptors, and no _created series."""
+    response = await Agent(reactor).request(b"GET", server.url("/metrics"))
+    text = (await readBody(response)).decode()
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                 "process_open_fds", "aleatoria_messages_received"):
+        assert name in text, name
+    assert "_created" not in text

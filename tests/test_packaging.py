@@ -226,3 +226,25 @@ def test_socket_activation(installed):
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+def test_wheel_ships_the_license(installed):
+    """The MIT license setup.cfg names is in the wheel."""
+    wheel, _, _ = installed
+    assert any(name.endswith("/LICENSE") for name in zipfile.ZipFile(wheel).namelist())
+
+
+def test_version_is_aleatorias(installed):
+    """
+    `twistd aleatoria --version` and the `aleatoria --version` console
+    script print Aleatoria's version; `twistd aleatoria --help` names it.
+    """
+    from aleatoria import __version__
+
+    assert _twistd(installed, "aleatoria", "--version").stdout.startswith(
+        f"aleatoria {__version__} (Twisted ")
+    assert f"Aleatoria {__version__}." in _twistd(installed, "aleatoria", "--help").stdout
+    _, work, env = installed
+    script = subprocess.run([str(work / "site" / "bin" / "aleatoria"), "--version"], env=env,
+                            capture_output=True, text=True, check=True)
+    assert script.stdout.startswith(f"aleatoria {__version__} (Twisted ")
