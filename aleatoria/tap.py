@@ -48,6 +48,17 @@ class Options(usage.Options):
         for name in config.FLAGS:
             self[name] = None
 
+    def parseOptions(self, options=None):
+        """
+        A start-up error is one line on stderr and exit status 1 -- under
+        Restart=on-failure, the journal would repeat the whole usage at
+        every restart. The usage is for --help.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            raise SystemExit(f"aleatoria: {e}") from None
+
     def opt_version(self):
         """Print Aleatoria's version (and Twisted's and Python's), and exit."""
         print(version())

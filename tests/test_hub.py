@@ -301,3 +301,24 @@ def test_refused_message_gets_error(clock, message, code):
     assert error.payload["code"] == code and error.payload["error"].endswith(".")
     assert bob.take() == []
     assert store.room_messages("r", 10).result == []
+
+
+@pytest.mark.parametrize("message, text", [
+    pytest.param({"type": "chat_message", "toUser": "alice", "payload": {"content": "x"}},
+                 "You cannot message yourself.", id="dm-self"),
+    pytest.param({"type": "webrtc_offer", "toUser": "alice"},
+                 "You cannot send webrtc_offer to yourself.", id="signal-self"),
+    pytest.param({"type": "get_direct_messages", "payload": {}},
+                 "get_direct_messages needs payload.withUser.", id="no-withUser"),
+    pytest.param({"type": "chat_message", "toUser": "bad user", "payload": {"content": "x"}},
+                 "toUser 'bad user' is not a user id (1-64 letters, digits or _ - . : @).",
+                 id="bad-toUser"),
+])
+def test_refusals_say_what_is_wrong(clock, message, text):
+    """A refusal's sentence names the actual mistake, not a neighbouring one."""
+    hub = make_hub(clock)
+    (alice,) = connect(hub, "alice")
+    alice.take()
+    hub.received(alice, decode(json.dumps(message).encode()))
+    (error,) = alice.take()
+    assert error.payload["error"] == text

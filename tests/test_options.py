@@ -4,7 +4,6 @@ that name the culprit (issue: CLI over environment over defaults).
 """
 
 import pytest
-from twisted.python import usage
 
 from aleatoria import config, tap
 
@@ -94,12 +93,12 @@ def test_allow_no_origin(monkeypatch, env, flag, expected):
     (["--ping-interval", "60", "--idle-timeout", "30"], {}, "--idle-timeout"),
     (["--max-message-size", "10"], {}, "--max-message-size"),
 ])
-def test_bad_values_are_usage_errors(monkeypatch, argv, env, culprit):
-    """A bad value is a UsageError whose one line names the option or variable."""
-    with pytest.raises(usage.UsageError) as error:
+def test_bad_values_are_one_line_errors(monkeypatch, argv, env, culprit):
+    """A bad value stops start-up with one line that names the option or variable."""
+    with pytest.raises(SystemExit) as error:
         parse(argv, env, monkeypatch)
     message = str(error.value)
-    assert culprit in message and "\n" not in message
+    assert message.startswith("aleatoria: ") and culprit in message and "\n" not in message
 
 
 def test_redis_settings_as_operators_of_the_old_server_set_them(monkeypatch):
@@ -115,7 +114,7 @@ def test_redis_settings_as_operators_of_the_old_server_set_them(monkeypatch):
 
 def test_password_is_not_a_command_line_option(monkeypatch):
     """A password on the command line would show in ps: environment only."""
-    with pytest.raises(usage.UsageError):
+    with pytest.raises(SystemExit):
         parse(["--redis-password", "x"], {}, monkeypatch)
 
 
@@ -127,3 +126,26 @@ def test_every_setting_is_documented_in_the_readme():
     for setting in config.SETTINGS:
         assert setting.env in readme, setting.env
         assert setting.env_only or f"--{setting.name}" in readme, setting.name
+
+
+def test_a_bad_value_is_one_line_on_stderr_and_status_1(tmp_path):
+    """twistd with a bad variable prints one line on stderr (no usage) and exits 1."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    twistd = str(Path(sys.executable).parent / "twistd")
+    result = subprocess.run([twistd, "--nodaemon", "--pidfile=", "aleatoria"], cwd=tmp_path,
+                            env=dict(os.environ, MESSAGE_TTL_HOURS="-3"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "aleatoria: MESSAGE_TTL_HOURS='-3': must be at least 1\n"
+
+
+def test_rate_limit_is_not_called_seconds(monkeypatch):
+    """--rate-limit counts messages a second; its refusal does not call it seconds."""
+    with pytest.raises(SystemExit) as error:
+        parse(["--rate-limit", "abc"], {}, monkeypatch)
+    assert str(error.value) == "aleatoria: --rate-limit='abc': not a number of messages"

@@ -99,7 +99,11 @@ class Calls:
             )
             self._out.refuse(conn, "invalid_message", f"{envelope.type} needs toUser.")
             return succeed(False)
-        if not valid_user_id(target) or target == user:
+        if target == user:
+            self._out.refuse(conn, "invalid_message",
+                             f"You cannot send {envelope.type} to yourself.")
+            return succeed(False)
+        if not valid_user_id(target):
             self._out.refuse(conn, "invalid_message", "toUser is not a user id.")
             return succeed(False)
         d = self._out.deliver(target, replace(

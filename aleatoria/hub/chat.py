@@ -46,8 +46,11 @@ class Chat:
         if len(envelope.messageId) > MAX_MESSAGE_ID:
             return refuse(conn, "invalid_message", f"messageId is longer than {MAX_MESSAGE_ID}.")
         if envelope.toUser:
-            if not valid_user_id(envelope.toUser) or envelope.toUser == user:
-                return refuse(conn, "invalid_message", "toUser is not a user id.")
+            if envelope.toUser == user:
+                return refuse(conn, "invalid_message", "You cannot message yourself.")
+            if not valid_user_id(envelope.toUser):
+                return refuse(conn, "invalid_message", f"toUser {_shown(envelope.toUser)} is "
+                              "not a user id (1-64 letters, digits or _ - . : @).")
         elif not envelope.room:
             return refuse(conn, "invalid_message", "A chat message needs toUser or room.")
         elif not self._rooms.may_post(conn, envelope.room):
@@ -91,3 +94,8 @@ class Chat:
             "part of the service is unavailable; try again later.",
             messageId=message_id, failed=failed,
         )
+
+
+def _shown(text):
+    """A client's string, as an answer may quote it: short, and as a literal."""
+    return repr(text[:64])

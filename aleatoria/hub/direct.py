@@ -30,6 +30,9 @@ class Direct:
 
     def get_direct_messages(self, conn, envelope):
         query = envelope.payload
+        if not query.withUser:
+            return self._out.refuse(
+                conn, "invalid_message", "get_direct_messages needs payload.withUser.")
         if not valid_user_id(query.withUser):
             return self._out.refuse(conn, "invalid_message", "withUser is not a user id.")
         if query.limit < 1:
