@@ -52,8 +52,10 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(wsframes.DirectWrites, WebSocketServerProtocol):
+class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServerProtocol):
     _log = Logger()
+    refusal_codes = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
+                     429: "rate_limited", 500: "unavailable"}
 
     user_id = None
     report = None

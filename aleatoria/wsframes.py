@@ -4,6 +4,9 @@ internals -- and into twisted.web's, under Autobahn's WebSocketResource --
 each pinned by C{tests/test_wsframes.py}.
 """
 
+import json
+from http import HTTPStatus
+
 from autobahn.websocket.protocol import PreparedMessage
 
 
@@ -37,3 +40,25 @@ def take_producer(protocol, producer):
     """
     protocol.transport.unregisterProducer()
     protocol.transport.registerProducer(producer, True)
+
+
+class JsonRefusals:
+    """
+    Mixed into a WebSocketServerProtocol: a refused handshake is answered
+    with the standard status line (Autobahn puts its reason there, which may
+    carry the request's own data) and the reason in a JSON body, C{{"error":
+    reason, "code": ...}}, the codes from C{refusal_codes}.
+    """
+
+    refusal_codes = {}
+
+    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        body = json.dumps({"error": reason, "code": self.refusal_codes.get(code, "refused")})
+        head = [f"HTTP/1.1 {code} {phrase}", "Content-Type: application/json",
+                f"Content-Length: {len(body)}", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in responseHeaders or ()]
+        self.sendData(("\r\n".join(head) + "\r\n\r\n" + body).encode())

@@ -123,3 +123,39 @@ async def test_second_connection_replaces_the_first(server):
     reply = await new.request({"type": "get_rooms"}, "rooms_list")
     assert reply["payload"] == {"rooms": ["after"]}
     assert server.hub.members("before") == ["bob"]
+
+
+def _raw_upgrade(port, query, origin):
+    """A raw upgrade request; the status line and the decoded JSON body of the refusal."""
+    import json
+    import socket
+
+    request = (f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n"
+               "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(request.encode())
+        answer = b"".join(iter(lambda: raw.recv(4096), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), json.loads(body)
+
+
+@pytest.mark.parametrize("query, origin, status, code", [
+    pytest.param("userId=bad%20id", ORIGIN, "400 Bad Request", "invalid_request", id="400"),
+    pytest.param("userId=alice", "http://evil.example", "403 Forbidden", "forbidden", id="403"),
+    pytest.param("userId=alice", "not a url", "400 Bad Request", "invalid_request",
+                 id="malformed-origin"),
+])
+@pytest_twisted.ensureDeferred
+async def test_refusals_have_a_json_body_and_a_plain_status_line(server, query, origin,
+                                                                 status, code):
+    """
+    A refused handshake says why in a JSON body {"error", "code"} (wscat and
+    browsers' devtools show it); the status line is the standard one and
+    never carries the request's data.
+    """
+    from twisted.internet.threads import deferToThread
+
+    line, body = await deferToThread(_raw_upgrade, server.port, query, origin)
+    assert line == f"HTTP/1.1 {status}" and origin not in line
+    assert body["code"] == code and body["error"]
