@@ -60,23 +60,38 @@ def admit(request, origins, secure, tokens=None):
 def client_address(request, trusted):
     """
     The client's IP address: the peer's, or -- when the peer is a trusted
-    proxy -- the nearest address in X-Forwarded-For that is not one.
+    proxy -- the nearest address in X-Forwarded-For that is not one. An
+    IPv4-mapped IPv6 address counts as the IPv4 one; a forwarded value
+    that is no address breaks the chain: the nearest hop proven so far is
+    the client.
     """
-    address = _address(request.peer)
+    peer = _address(request.peer)
+    address = _ip(peer)
+    if address is None:
+        return peer
     forwarded = request.headers.get("x-forwarded-for")
     if not forwarded or not _trusted(address, trusted):
-        return address
-    for hop in reversed([h.strip() for h in forwarded.split(",")]):
-        if not _trusted(hop, trusted):
-            return hop
-    return address
+        return str(address)
+    for hop in reversed(forwarded.split(",")):
+        ip = _ip(hop.strip())
+        if ip is None:
+            break
+        address = ip
+        if not _trusted(ip, trusted):
+            break
+    return str(address)
 
 
-def _trusted(address, networks):
+def _ip(text):
+    """The address C{text} names (IPv4-mapped ones as IPv4), or C{None}."""
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
+def _trusted(ip, networks):
     return any(ip in network for network in networks)
 
 
