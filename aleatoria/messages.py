@@ -187,3 +187,18 @@ def from_server(kind, to_user, payload, now, room="", message_id=""):
     """A message the server originates (C{fromUser} system), stamped C{now}."""
     return Envelope(type=kind, fromUser=SYSTEM, toUser=to_user, room=room, payload=payload,
                     messageId=message_id, createTime=now)
+
+
+SHOWN = 64
+"""The most characters of a client's string that a log line or an answer quotes."""
+
+
+def shown(text):
+    """
+    A client's string as a log line or an answer may quote it: cut to
+    L{SHOWN} characters and written as a literal (control characters
+    escaped), so that nobody can flood the log or forge lines in it.
+    """
+    text = text or ""
+    cut = text[:SHOWN]
+    return repr(cut) + ("..." if len(text) > SHOWN else "")

@@ -21,13 +21,7 @@ from .clock import format_ns
 from .handshake import admit, client_address, first
 from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
-from .messages import (
-    InvalidMessage,
-    decode,
-    encode,
-    from_server,
-    truncated,
-)
+from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -71,16 +65,16 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
             self.factory.count_in(address)
         except ConnectionDeny as deny:
             self._log.info(
-                "Refused handshake from {peer} (userId {user!r}, origin {origin!r}): "
-                "{reason}",
-                peer=request.peer, user=request.params.get("userId"),
-                origin=request.origin, reason=deny.reason,
+                "Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
+                peer=request.peer, user=shown(first(request.params.get("userId"))),
+                origin=shown(request.origin), reason=shown(deny.reason),
             )
             self.factory.reporter.daemon.capture_message(
                 "WebSocket upgrade refused", operation="websocket_upgrade",
-                userId=first(request.params.get("userId")),
-                room=first(request.params.get("room")),
-                remoteAddress=address, reason=deny.reason, origin=request.origin or "",
+                userId=first(request.params.get("userId"))[:SHOWN],
+                room=first(request.params.get("room"))[:SHOWN],
+                remoteAddress=address, reason=deny.reason[:SHOWN],
+                origin=(request.origin or "")[:SHOWN],
             )
             raise
         except Exception:

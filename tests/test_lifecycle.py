@@ -196,3 +196,28 @@ def test_children_stop_one_after_another_within_the_deadline():
     assert not done.called
     flushing.callback(None)
     assert done.called
+
+
+@pytest_twisted.ensureDeferred
+async def test_attacker_strings_are_cut_in_log_lines(server):
+    """
+    A 50 KB room name in a refused post and a 16 KB userId in a refused
+    handshake appear in the log cut to 64 characters and escaped: the log
+    cannot be flooded through them.
+    """
+    from .test_handshake import handshake
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        alice = await server.connect("alice")
+        room = "r" * 50000
+        await alice.request({"type": "chat_message", "room": room,
+                             "payload": {"content": "x"}}, "error")
+        assert await handshake(server, "userId=" + "u" * 16000) == 400
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [formatEvent(e) for e in events]
+    assert any("not in room" in line for line in lines)
+    assert any("Refused handshake" in line for line in lines)
+    assert max(len(line) for line in lines) < 400, max(lines, key=len)[:200]

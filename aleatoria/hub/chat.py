@@ -10,7 +10,7 @@ from msgspec.structs import replace
 from twisted.internet.defer import gatherResults
 
 from ..clock import format_ns
-from ..messages import valid_user_id
+from ..messages import shown, valid_user_id
 from .outbox import FAILED
 
 MAX_MESSAGE_ID = 128
@@ -49,7 +49,7 @@ class Chat:
             if envelope.toUser == user:
                 return refuse(conn, "invalid_message", "You cannot message yourself.")
             if not valid_user_id(envelope.toUser):
-                return refuse(conn, "invalid_message", f"toUser {_shown(envelope.toUser)} is "
+                return refuse(conn, "invalid_message", f"toUser {shown(envelope.toUser)} is "
                               "not a user id (1-64 letters, digits or _ - . : @).")
         elif not envelope.room:
             return refuse(conn, "invalid_message", "A chat message needs toUser or room.")
@@ -94,8 +94,3 @@ class Chat:
             "part of the service is unavailable; try again later.",
             messageId=message_id, failed=failed,
         )
-
-
-def _shown(text):
-    """A client's string, as an answer may quote it: short, and as a literal."""
-    return repr(text[:64])

@@ -9,7 +9,7 @@ from twisted.logger import Logger
 
 from ..clock import parse_rfc3339
 from ..membership import Membership
-from ..messages import SYSTEM, Envelope, valid_room
+from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
@@ -102,10 +102,11 @@ class Rooms:
         """Whether C{conn} may post to C{room}; if not, it is told so."""
         if room in self.rooms_of(conn.user_id):
             return True
-        self._log.info("{user} refused: not in room {room!r}", user=conn.user_id, room=room)
+        self._log.info("{user} refused: not in room {room}", user=conn.user_id,
+                       room=shown(room))
         conn.report.capture_message(
             "User attempted to send to room without membership",
-            operation="unauthorized_room_send", room=room,
+            operation="unauthorized_room_send", room=room[:SHOWN],
         )
         self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
         return False
