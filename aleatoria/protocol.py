@@ -241,7 +241,7 @@ class ClientFactory(WebSocketServerFactory):
         self._per_address.count_out(address)
 
     def __init__(self, hub, config, reactor, reporter, metrics):
-        super().__init__(reactor=reactor)
+        super().__init__(reactor=reactor, server=None)
         self.hub = hub
         self.reporter = reporter
         self.metrics = metrics

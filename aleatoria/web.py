@@ -8,7 +8,7 @@ import json
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from .metrics import MetricsPage
 
@@ -87,13 +87,23 @@ class WebSocketEndpoint(WebSocketResource):
         return super().render(request)
 
 
+class _Anonymous(Request):
+    """A request whose answer names no software (twisted.web sends its version)."""
+
+    def setHeader(self, name, value):
+        if name.lower() != b"server":
+            super().setHeader(name, value)
+
+
 class QuietSite(Site):
     """
     A Site that writes no access log: load-balancer probes would bury the
-    lines operators need; the hub logs every WebSocket connect itself.
+    lines operators need; the hub logs every WebSocket connect itself. Its
+    answers name no software.
     """
 
     noisy = False
+    requestFactory = _Anonymous
 
     def log(self, request):
         pass

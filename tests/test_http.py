@@ -102,3 +102,34 @@ async def test_metrics_include_the_process_and_no_created_twins(server):
                  "process_open_fds", "aleatoria_messages_received"):
         assert name in text, name
     assert "_created" not in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_response_names_the_software(server):
+    """
+    Neither an HTTP answer nor the WebSocket upgrade sends a Server header:
+    a version number helps only those looking for a known hole.
+    """
+    from twisted.internet.threads import deferToThread
+
+    def heads():
+        answers = []
+        for request in (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Origin: http://test.example\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                raw.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += raw.recv(4096)
+            answers.append(answer.partition(b"\r\n\r\n")[0].decode().lower())
+        return answers
+
+    health, upgrade = await deferToThread(heads)
+    assert health.startswith("http/1.1 200") and upgrade.startswith("http/1.1 101")
+    assert "\r\nserver:" not in health and "\r\nserver:" not in upgrade
+    await server.connect("bob")  # the daemon goes on; alice's socket is closed

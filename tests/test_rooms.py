@@ -197,3 +197,22 @@ async def test_get_rooms_lists_own_rooms(server):
     await alice.request({"type": "join_room", "room": "alpha"}, "room_joined")
     reply = await alice.request({"type": "get_rooms"}, "rooms_list")
     assert reply["payload"] == {"rooms": ["alpha", "zeta"]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_id_counts_only_with_its_sender(server):
+    """
+    Two senders may use one messageId: both messages are delivered and kept,
+    neither replaces or hides the other (a messageId is unique only together
+    with its fromUser, and clients must key on both).
+    """
+    alice, bob, carol = await server.connect_many("alice", "bob", "carol", room="r")
+    for user in (alice, bob):
+        user.send({"type": "chat_message", "room": "r", "messageId": "same",
+                   "payload": {"content": f"from {user.user}"}})
+    got = [await carol.expect("chat_message", skip={"user_joined"}) for _ in range(2)]
+    assert sorted((m["fromUser"], m["messageId"]) for m in got) == [
+        ("alice", "same"), ("bob", "same")]
+    history = await carol.request({"type": "get_recent_messages", "room": "r"},
+                                  "recent_messages", skip={"user_joined", "chat_message"})
+    assert sorted(m["fromUser"] for m in history["payload"]["messages"]) == ["alice", "bob"]
