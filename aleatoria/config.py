@@ -129,6 +129,14 @@ def _networks(text):
     return tuple(networks)
 
 
+def _host_names(text):
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    for name in names:
+        if any(c in name for c in "/:@ "):
+            raise ValueError(f"not a host name: {name!r}")
+    return names
+
+
 def _origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
@@ -157,6 +165,10 @@ SETTINGS = (
     Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), _origins,
             "Web origin allowed to connect (repeatable; the variable is "
             "comma-separated); * allows any. Default: the daemon's own origin"),
+    Setting("public-host", "ALEATORIA_PUBLIC_HOSTS", (), _host_names,
+            "Host name the daemon is reached by (repeatable; the variable is "
+            "comma-separated): with no --allowed-origin, pages of that origin "
+            "may connect; without it, only pages on loopback"),
     Setting("allow-no-origin", "ALEATORIA_ALLOW_NO_ORIGIN", False, _flag,
             "Accept clients that send no Origin header (native apps)"),
     Setting("store", "ALEATORIA_STORE", "memory", _choice("memory", "redis"),
@@ -245,7 +257,7 @@ FLAGS = ("allow-no-origin", "redis-tls")
 
 
 def _origin_policy(self):
-    return OriginPolicy(self.allowed_origin, self.allow_no_origin)
+    return OriginPolicy(self.allowed_origin, self.allow_no_origin, self.public_host)
 
 
 Config = make_dataclass(

@@ -14,17 +14,24 @@ from .messages import SYSTEM, valid_room, valid_user_id
 DEFAULT_ROOM = "Lobby"
 
 
-def admit(request, origins, secure, tokens=None):
+def admit(request, origins, secure, tokens=None, proxied=False):
     """
     Check a handshake: an allowed C{Origin}, a valid C{room}, and either a
     well-formed C{userId} or -- with C{tokens}, a L{TokenPolicy} -- a valid
     C{token} (and no C{userId} that disagrees with it). Return the
     L{Identity} and the room.
 
+    C{proxied}: the request came through a trusted proxy, whose
+    X-Forwarded-Proto and X-Forwarded-Host say how the page reached it.
+
     @raise ConnectionDeny: 400 for bad parameters, 401 for a missing or bad
         token, 403 for a refused origin or a room the token does not allow.
     """
     host = request.headers.get("host", "")
+    if proxied:
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        secure = proto == "https" if proto else secure
+        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
     if not origins.permits(request.origin or "", host, secure):
         raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
     rooms = request.params.get("room", [DEFAULT_ROOM])
@@ -80,6 +87,12 @@ def client_address(request, trusted):
         if not _trusted(ip, trusted):
             break
     return str(address)
+
+
+def proxied(request, trusted):
+    """Whether the request comes from a trusted proxy."""
+    ip = _ip(_address(request.peer))
+    return ip is not None and _trusted(ip, trusted)
 
 
 def _ip(text):

@@ -4,9 +4,13 @@ Which web pages may open a WebSocket to us (PROTOCOL.md section 1).
 Origins are compared as (scheme, host, port) with default ports filled in,
 so C{https://x.example} and C{https://x.example:443} are the same origin.
 The allowed list is configuration; with none configured, only the daemon's
-own origin (what the request's C{Host} names) is allowed.
+own origin (what the request's C{Host} names) is allowed -- and only when
+that host is loopback or one of the daemon's public host names: otherwise
+a page on any name that resolves to the daemon (DNS rebinding) would count
+as its own.
 """
 
+import ipaddress
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -38,12 +42,15 @@ class OriginPolicy:
     """
     @param allowed: origins to accept; C{"*"} accepts any well-formed one.
     @param allow_missing: accept clients that send no Origin (native apps).
+    @param public_hosts: the names the daemon is reached by, for its own
+        origin; loopback hosts always count.
     @raise ValueError: an allowed origin is malformed.
     """
 
-    def __init__(self, allowed=(), allow_missing=False):
+    def __init__(self, allowed=(), allow_missing=False, public_hosts=()):
         self.allow_any = "*" in allowed
         self.allow_missing = allow_missing
+        self._public = {h.lower() for h in public_hosts}
         self._allowed = set()
         for origin in allowed:
             if origin == "*":
@@ -68,4 +75,12 @@ class OriginPolicy:
         if self._allowed:
             return False
         own = normalise(f"{'https' if secure else 'http'}://{host}")
-        return parsed == own
+        return parsed == own and self._ours(own[1])
+
+    def _ours(self, host):
+        if host in self._public or host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from . import wsframes
 from .auth import TokenPolicy
 from .clock import format_ns
-from .handshake import admit, client_address, first
+from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
@@ -60,7 +60,8 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         address = client_address(request, self.factory.trusted_proxies)
         try:
             self._identity, self._room = admit(
-                request, self.factory.origins, secure, self.factory.tokens
+                request, self.factory.origins, secure, self.factory.tokens,
+                proxied(request, self.factory.trusted_proxies),
             )
             self.factory.count_in(address)
         except ConnectionDeny as deny:

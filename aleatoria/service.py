@@ -28,11 +28,18 @@ from .store.memory import MemoryStore
 from .store.redis import RedisStore
 from .web import WebSocketEndpoint, make_site
 
+_log = Logger()
+
 
 def make_service(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
 
+    if not config.allowed_origin and not config.public_host:
+        _log.warn(
+            "Neither --allowed-origin nor --public-host is set: only pages served "
+            "from this machine (loopback) may open /ws"
+        )
     top = InOrder(reactor, config.shutdown_timeout, untimed=("reporter",))
     metrics = Metrics()
     reporter = Reporter(

@@ -14,7 +14,7 @@ from twisted.python import usage
 from . import __version__, config
 from .service import make_service
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
 
 
 def _help(name):
@@ -70,8 +70,12 @@ class Options(usage.Options):
     def opt_trusted_proxy(self, network):
         self._repeat("trusted-proxy", network)
 
+    def opt_public_host(self, name):
+        self._repeat("public-host", name)
+
     opt_allowed_origin.__doc__ = _help("allowed-origin")
     opt_trusted_proxy.__doc__ = _help("trusted-proxy")
+    opt_public_host.__doc__ = _help("public-host")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""

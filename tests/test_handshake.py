@@ -125,17 +125,28 @@ async def test_second_connection_replaces_the_first(server):
     assert server.hub.members("before") == ["bob"]
 
 
-def _raw_upgrade(port, query, origin):
-    """A raw upgrade request; the status line and the decoded JSON body of the refusal."""
+def _raw_upgrade(port, query, origin, host=None, headers=""):
+    """
+    A raw upgrade request; the status line, and the decoded JSON body of a
+    refusal (C{None} when upgraded).
+    """
     import json
     import socket
 
-    request = (f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\n"
+    host = host or f"127.0.0.1:{port}"
+    request = (f"GET /ws?{query} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
                "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n")
+               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n"
+               f"{headers}\r\n")
     with socket.create_connection(("127.0.0.1", port)) as raw:
         raw.sendall(request.encode())
-        answer = b"".join(iter(lambda: raw.recv(4096), b""))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += raw.recv(4096)
+        line = answer.split(b"\r\n")[0].decode()
+        if " 101 " in line:
+            return line, None
+        answer += b"".join(iter(lambda: raw.recv(4096), b""))
     head, _, body = answer.partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode(), json.loads(body)
 
@@ -159,3 +170,40 @@ async def test_refusals_have_a_json_body_and_a_plain_status_line(server, query, 
     line, body = await deferToThread(_raw_upgrade, server.port, query, origin)
     assert line == f"HTTP/1.1 {status}" and origin not in line
     assert body["code"] == code and body["error"]
+
+
+@pytest.mark.parametrize("given, host, origin, headers, upgraded", [
+    pytest.param({}, "evil.example:{port}", "http://evil.example:{port}", "", False,
+                 id="rebinding-refused"),
+    pytest.param({}, "localhost:{port}", "http://localhost:{port}", "", True,
+                 id="loopback-own-origin"),
+    pytest.param({"public-host": "chat.example"}, "chat.example", "http://chat.example", "",
+                 True, id="public-host"),
+    pytest.param({"public-host": "chat.example", "trusted-proxy": "127.0.0.1"},
+                 "chat.example", "https://chat.example", "X-Forwarded-Proto: https\r\n", True,
+                 id="tls-at-the-proxy"),
+    pytest.param({"public-host": "chat.example", "trusted-proxy": "127.0.0.1"},
+                 "internal:8085", "https://chat.example",
+                 "X-Forwarded-Proto: https\r\nX-Forwarded-Host: chat.example\r\n", True,
+                 id="forwarded-host"),
+    pytest.param({"public-host": "chat.example"}, "chat.example", "https://chat.example",
+                 "X-Forwarded-Proto: https\r\n", False, id="untrusted-forwarding-ignored"),
+])
+@pytest_twisted.ensureDeferred
+async def test_own_origin_rule(given, host, origin, headers, upgraded):
+    """
+    With no --allowed-origin, a page of the daemon's own origin may connect
+    only if that origin's host is loopback or a --public-host (a page on
+    evil.example resolving to us -- DNS rebinding -- may not); behind a
+    trusted proxy, X-Forwarded-Proto and X-Forwarded-Host tell the origin.
+    """
+    from twisted.internet.threads import deferToThread
+
+    server = await start_server(**{"allowed-origin": None, **given})
+    try:
+        port = server.port
+        line, _ = await deferToThread(_raw_upgrade, port, "userId=alice",
+                                      origin.format(port=port), host.format(port=port), headers)
+        assert (" 101 " in line) == upgraded, line
+    finally:
+        await stop_server(server)

@@ -221,3 +221,22 @@ async def test_attacker_strings_are_cut_in_log_lines(server):
     assert any("not in room" in line for line in lines)
     assert any("Refused handshake" in line for line in lines)
     assert max(len(line) for line in lines) < 400, max(lines, key=len)[:200]
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_up_warns_when_only_loopback_pages_may_connect():
+    """
+    With neither --allowed-origin nor --public-host, start-up says once that
+    only loopback pages may connect; with --public-host it does not.
+    """
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        server = await start_server(**{"allowed-origin": None})
+        await stop_server(server)
+        quiet = await start_server(**{"allowed-origin": None, "public-host": "chat.example"})
+        await stop_server(quiet)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [formatEvent(e) for e in events if "public-host" in formatEvent(e)]
+    assert len(warnings) == 1 and "loopback" in warnings[0]
