@@ -43,10 +43,8 @@ class _Handshake:
         d = succeed(None)
         if link.password:
             d.addCallback(lambda _: self.auth(link.password, link.username or None))
-            d.addCallback(_accepted)
         if link.db:
             d.addCallback(lambda _: self.select(link.db))
-            d.addCallback(_accepted)
         d.addCallback(lambda _: self._prepare(link))
         d.addTimeout(link.timeout, link.reactor)
         d.addCallbacks(self._greeted, self._refused, errbackArgs=(link,))
@@ -59,16 +57,14 @@ class _Handshake:
         super().connectionMade()
 
     def _refused(self, failure, link):
+        """
+        Any failure -- an error reply (txredisapi raises those, AUTH's
+        WRONGPASS included), the timeout, a lost connection -- drops this
+        connection; its slot connects again after the backoff.
+        """
         link.refused(failure.getErrorMessage())
         if self.connected:
             self.transport.abortConnection()
-
-
-def _accepted(reply):
-    """txredisapi returns (not raises) an error reply of AUTH and SELECT."""
-    if isinstance(reply, txredisapi.ResponseError):
-        raise reply
-    return reply
 
 
 class _CommandProtocol(_Handshake, txredisapi.RedisProtocol):
@@ -76,13 +72,8 @@ class _CommandProtocol(_Handshake, txredisapi.RedisProtocol):
         """Load the scripts, so that every script call is an EVALSHA."""
         d = gatherResults([self.script_load(s) for s in link.scripts], consumeErrors=True)
         d.addErrback(lambda failure: failure.value.subFailure)
-        d.addCallback(self._loaded, link.scripts)
+        d.addCallback(lambda _: self.script_hashes.update(_sha1(s) for s in link.scripts))
         return d
-
-    def _loaded(self, replies, scripts):
-        for reply in replies:
-            _accepted(reply)
-        self.script_hashes.update(_sha1(script) for script in scripts)
 
 
 class _SubscriberProtocol(_Handshake, txredisapi.SubscriberProtocol):
