@@ -126,14 +126,18 @@ def own_redis(tmp_path):
     server.stop()
 
 
-async def redis_daemon(port, env=None, **given):
-    """A daemon on the Redis at C{port}, in this process, serving fully."""
+async def redis_daemon(port, env=None, *, settled=True, **given):
+    """
+    A daemon on the Redis at C{port}, in this process; serving fully unless
+    told not to wait until it is C{settled}.
+    """
     from twisted.internet import reactor
 
     service = make_service(redis_config(port, env, **given), reactor)
     service.startService()
     server = Server(service)
-    await server.settled()
+    if settled:
+        await server.settled()
     return server
 
 
@@ -159,34 +163,42 @@ async def connected(store):
     raise AssertionError("the store never connected")
 
 
-class _NobodyHere:
-    """A receiver for a cluster that is tested without a hub: no sessions."""
+class NobodyHere:
+    """The receiver of peers tested without a hub: no sessions here."""
 
     def sessions(self):
         return {}
 
 
-async def joined(store):
+def peers_for(store, node_ttl=60, kind=None):
     """
-    Start, beside a connected Redis store, the cluster that makes its node
-    live (heartbeat) and listening (subscribed), as a daemon's would; wait
-    until it is both. The caller stops the cluster it returns.
+    The L{RedisPeers} (or a C{kind} of them) of a Redis store, logging in
+    as the store does; not started.
     """
     from twisted.internet import reactor
 
     from aleatoria.peers.redis import RedisPeers
     from aleatoria.reporting import Reporter
 
-    from .lifecycle_helpers import until
-
     link = store.link
     login = {"timeout": link.timeout, "username": link.username, "password": link.password}
-    cluster = RedisPeers(store, (link.endpoint, link.where, login),
-                           reactor, Reporter().daemon, node_ttl=60, receiver=_NobodyHere())
-    cluster.startService()
-    cluster.resync()
-    await until(lambda: cluster.subscribed and cluster.joined)
-    return cluster
+    return (kind or RedisPeers)(store, (link.endpoint, link.where, login), reactor,
+                                Reporter().daemon, node_ttl=node_ttl, receiver=NobodyHere())
+
+
+async def joined(store):
+    """
+    Start, beside a connected Redis store, the peers that make its node
+    live (heartbeat) and listening (subscribed), as a daemon's would; wait
+    until it is both. The caller stops the peers it returns.
+    """
+    from .lifecycle_helpers import until
+
+    peers = peers_for(store)
+    peers.startService()
+    peers.resync()
+    await until(lambda: peers.subscribed and peers.joined)
+    return peers
 
 
 def redis_config(port, env=None, **given):

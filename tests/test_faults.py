@@ -14,10 +14,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
 from aleatoria.peers.redis import RedisPeers
-from aleatoria.reporting import Reporter
-from aleatoria.store.redis import RedisStore
+from aleatoria.service import make_store
 
-from .conftest import connected, redis_config, redis_daemon, stop_server
+from .conftest import connected, peers_for, redis_config, redis_daemon, stop_server
 from .daemons import Spawned
 from .lifecycle_helpers import until
 from .redis_server import RedisServer, acl_redis
@@ -304,15 +303,9 @@ async def test_wrong_password_then_fixed_recovers_by_itself(tmp_path):
     """
     redis = acl_redis(tmp_path)
     with Log() as log:
-        service_env = {"VALKEY_PASSWORD": "second-password"}
-        from aleatoria.service import make_service
-
-        from .conftest import Server
-
-        service = make_service(redis_config(redis.port, service_env, **{
-            "redis-username": "chat", "redis-timeout": "0.5"}), reactor)
-        service.startService()
-        server = Server(service)
+        server = await redis_daemon(redis.port, {"VALKEY_PASSWORD": "second-password"},
+                                    settled=False,
+                                    **{"redis-username": "chat", "redis-timeout": "0.5"})
         try:
             await until(lambda: log.count("WRONGPASS") >= 2)
             await sleep(1.5)
@@ -331,15 +324,18 @@ async def test_ready_answers_nobody_after_the_caller_left(own_redis):
     """
     (7) A /ready whose caller hangs up while Redis is slow to answer is
     dropped quietly when the answer comes (the gate of conftest.py fails
-    the test on an unhandled error).
+    the test on an unhandled error). A spy on the store's ping (which it
+    calls through) shows the request was under way before the hang-up.
     """
     server = await redis_daemon(own_redis.port)
+    pings, ping = [], server.store.ping
+    server.store.ping = lambda: pings.append(1) or ping()
     try:
         own_redis.pause()
         with socket.create_connection(("127.0.0.1", server.port)) as probe:
             probe.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
-            await sleep(0.2)
-        await sleep(0.2)
+            await until(lambda: pings)
+        await sleep(0.2)  # for the daemon to read the hang-up
         own_redis.resume()
         assert (await server.ready())[0] == 200
     finally:
@@ -360,17 +356,8 @@ async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
     (7) A heartbeat that fails with anything but an outage is logged and
     reported at each beat, and the beats go on.
     """
-    from aleatoria.service import _redis_link
-
-    endpoint, where, link = _redis_link(redis_config(own_redis.port), reactor)
-    store = await connected(RedisStore(endpoint, where, reactor, ttl=60, history_size=10, **link))
-
-    class Nobody:
-        def sessions(self):
-            return {}
-
-    peers = _BrokenHeartbeat(store, (endpoint, where, link), reactor, Reporter().daemon,
-                             node_ttl=0.5, receiver=Nobody())
+    store = await connected(make_store(redis_config(own_redis.port), reactor))
+    peers = peers_for(store, node_ttl=0.5, kind=_BrokenHeartbeat)
     with Log() as log:
         peers.startService()
         try:

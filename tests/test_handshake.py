@@ -3,6 +3,8 @@ Opening /ws: who is admitted, who is refused with which HTTP status, and
 replacement of an older connection of the same user (PROTOCOL.md section 1).
 """
 
+import json
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -10,6 +12,7 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from .conftest import ORIGIN, start_server, stop_server
+from .rawhttp import exchange, upgrade_request
 
 
 async def handshake(server, query, origin=ORIGIN):
@@ -130,25 +133,9 @@ def _raw_upgrade(port, query, origin, host=None, headers=""):
     A raw upgrade request; the status line, and the decoded JSON body of a
     refusal (C{None} when upgraded).
     """
-    import json
-    import socket
-
-    host = host or f"127.0.0.1:{port}"
-    request = (f"GET /ws?{query} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
-               "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n"
-               f"{headers}\r\n")
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        raw.sendall(request.encode())
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            answer += raw.recv(4096)
-        line = answer.split(b"\r\n")[0].decode()
-        if " 101 " in line:
-            return line, None
-        answer += b"".join(iter(lambda: raw.recv(4096), b""))
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return head.split(b"\r\n")[0].decode(), json.loads(body)
+    status, _, body = exchange(port, upgrade_request(
+        query, origin, host or f"127.0.0.1:{port}", headers))
+    return status, json.loads(body) if body else None
 
 
 @pytest.mark.parametrize("query, origin, status, code", [

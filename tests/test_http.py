@@ -3,15 +3,17 @@ The HTTP side of the port (PROTOCOL.md section 1), read with a real client.
 """
 
 import json
-import socket
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 
 from aleatoria.peers import LonePeers
 from aleatoria.store.memory import MemoryStore
 from aleatoria.web import Ready
+
+from .rawhttp import exchange, upgrade_request
 
 
 async def get(server, path):
@@ -79,17 +81,10 @@ async def test_unknown_path_is_404(server):
 @pytest_twisted.ensureDeferred
 async def test_plain_get_on_ws_is_426(server):
     """A GET on /ws that is no WebSocket upgrade gets a plain 426 saying so, not a page."""
-    from twisted.internet.threads import deferToThread
-
-    def get():
-        with socket.create_connection(("127.0.0.1", server.port)) as raw:
-            raw.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return b"".join(iter(lambda: raw.recv(4096), b""))
-
-    head, _, body = (await deferToThread(get)).partition(b"\r\n\r\n")
-    lines = head.decode().lower().split("\r\n")
-    assert lines[0].startswith("http/1.1 426")
-    assert "upgrade: websocket" in lines
+    status, headers, body = await deferToThread(
+        exchange, server.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status.startswith("HTTP/1.1 426")
+    assert "upgrade: websocket" in headers
     assert json.loads(body)["code"] == "upgrade_required"
 
 
@@ -110,26 +105,11 @@ async def test_no_response_names_the_software(server):
     Neither an HTTP answer nor the WebSocket upgrade sends a Server header:
     a version number helps only those looking for a known hole.
     """
-    from twisted.internet.threads import deferToThread
-
-    def heads():
-        answers = []
-        for request in (
-            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            b"GET /ws?userId=alice HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
-            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Origin: http://test.example\r\n\r\n",
-        ):
-            with socket.create_connection(("127.0.0.1", server.port)) as raw:
-                raw.sendall(request)
-                answer = b""
-                while b"\r\n\r\n" not in answer:
-                    answer += raw.recv(4096)
-            answers.append(answer.partition(b"\r\n\r\n")[0].decode().lower())
-        return answers
-
-    health, upgrade = await deferToThread(heads)
-    assert health.startswith("http/1.1 200") and upgrade.startswith("http/1.1 101")
-    assert "\r\nserver:" not in health and "\r\nserver:" not in upgrade
+    health = await deferToThread(
+        exchange, server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    upgrade = await deferToThread(
+        exchange, server.port, upgrade_request("userId=alice", "http://test.example"))
+    assert health[0].startswith("HTTP/1.1 200") and upgrade[0].startswith("HTTP/1.1 101")
+    for _, headers, _ in (health, upgrade):
+        assert not [h for h in headers if h.startswith("server:")], headers
     await server.connect("bob")  # the daemon goes on; alice's socket is closed

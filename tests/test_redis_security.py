@@ -84,13 +84,13 @@ async def test_acl_user_and_password(tmp_path):
         config = redis_config(server.port, {"VALKEY_PASSWORD": "right-password"},
                               **{"redis-username": "chat"})
         store = await connected(make_store(config, reactor))
-        cluster = await joined(store)
+        peers = await joined(store)
         try:
             await store.claim("alice")
             await store.join_room("r", "alice")
             assert await store.room_members("r") == ["alice"]
         finally:
-            await cluster.stopService()
+            await peers.stopService()
             await store.stopService()
     finally:
         server.stop()

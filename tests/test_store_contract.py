@@ -33,9 +33,9 @@ async def store(request):
         "history-size": str(HISTORY_SIZE),
     })
     store = await connected(make_store(config, reactor))
-    cluster = await joined(store)
+    peers = await joined(store)
     yield store
-    await cluster.stopService()
+    await peers.stopService()
     await store.stopService()
 
 
