@@ -138,8 +138,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         self._refused += 1
         if self._refused <= self.factory.rate[1]:
             self._answer("error", "rate_limited", {
-                "error": "Too many messages; slow down.", "code": "rate_limited",
-                "retryAfter": math.ceil(wait * 1000),
+                "error": "Too many messages; slow down.", "retryAfter": math.ceil(wait * 1000),
             })
             return
         self._log.info("Closing {user} from {peer}: rate limit ignored",
@@ -160,16 +159,23 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
             extra={"raw": truncated(raw)},
         )
         self._answer("error_response", "error_response",
-                     {"error": "Invalid message structure", "details": details}, error=True)
+                     {"error": "Invalid message structure", "details": details})
 
-    def _answer(self, kind, counted_as, payload, error=False):
-        """A refusal of the wire's own, counted among the errors answered."""
+    def _answer(self, kind, code, payload):
+        """
+        A refusal of the wire's own, counted among the errors answered by
+        C{code}: an C{error} (the code in its payload), or the compat
+        C{error_response} (its C{messageId} C{err-<time>}).
+        """
         metrics = self.factory.metrics
-        metrics.errors.labels(counted_as).inc()
+        metrics.errors.labels(code).inc()
         metrics.sent.labels(kind).inc()
         now = format_ns(int(self.factory.clock.seconds() * 1e9))
-        self.send(prepare(from_server(kind, self.user_id, payload, now,
-                                      message_id=f"err-{now}" if error else "")))
+        if kind == "error_response":
+            message = from_server(kind, self.user_id, payload, now, message_id=f"err-{now}")
+        else:
+            message = from_server(kind, self.user_id, {**payload, "code": code}, now)
+        self.send(prepare(message))
 
     # IConnection
 
