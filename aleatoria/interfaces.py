@@ -1,7 +1,9 @@
 """
 The seams between the parts of the daemon: what the hub needs of a
 connection (L{IConnection}), of the store (L{IStore}) and of the other
-daemons (L{IPeers}), and what it offers them in return (L{IReceiver}).
+daemons (L{IPeers}), and what it offers them in return (L{IReceiver});
+and the errors that cross those seams: L{StoreUnavailable}, and the
+L{Refused} family the hub raises and the wire turns into error codes.
 """
 
 from zope.interface import Attribute, Interface
@@ -32,6 +34,43 @@ class StoreUnavailable(Exception):
     The backend cannot serve right now (down, unreachable, overloaded).
     The backend itself logs the outage once; callers need not.
     """
+
+
+class Refused(Exception):
+    """
+    The hub will not carry out what a client asked; the first argument is
+    a sentence for the client, the keywords are details that go with it.
+    Each subclass is one reason, which the wire names with a code.
+    """
+
+    def __init__(self, sentence, **details):
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.details = details
+
+
+class Invalid(Refused):
+    """Well-typed but unusable: a bad name, an empty field, a bad limit."""
+
+
+class TooLarge(Refused):
+    """Over a size limit."""
+
+
+class NotInRoom(Refused):
+    """Something only a member of the room may do."""
+
+
+class Forbidden(Refused):
+    """Not allowed to this client, whatever it sends."""
+
+
+class Offline(Refused):
+    """The addressee is not connected anywhere."""
+
+
+class Unavailable(Refused):
+    """Part of the service failed; the client may try again later."""
 
 
 class IStore(Interface):
@@ -148,6 +187,9 @@ class IPeers(Interface):
 
     def replaced(owner, user):
         """Tell daemon C{owner} that C{user} has connected here instead."""
+
+    def listen(receiver):
+        """Hand what the other daemons send to C{receiver}, an L{IReceiver}."""
 
     def leave():
         """

@@ -22,6 +22,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_ROOM_NAME = 100
 
 
+USER_ID_RULE = "1-64 letters, digits or _ - . : @"
+
+
 def valid_user_id(text: str) -> bool:
     """
     1-64 characters: letters, digits and C{_ - . : @}; never C{system}, in

@@ -68,7 +68,7 @@ class Metrics:
 
     def watch_hub(self, hub):
         self.connections.set_function(lambda: hub.connection_count)
-        self.rooms.set_function(lambda: len(hub.rooms()))
+        self.rooms.set_function(lambda: len(hub.room_names()))
 
     def pool_refresher(self, store, reactor):
         """A timer service keeping the pool gauge fresh."""

@@ -2,8 +2,9 @@
 One client's WebSocket: the handshake checks, framing and limits.
 
 The protocol object is thin. It admits or refuses the handshake, decodes
-each frame with L{aleatoria.messages} and hands the result to the hub; the
-hub sends back through L{IConnection}. It never touches the store.
+each frame with L{aleatoria.messages} and hands the result to the
+L{aleatoria.routes.Router}, which calls the hub; the hub sends back
+through L{IConnection}. It never touches the store.
 """
 
 import math
@@ -22,6 +23,7 @@ from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
 from .limits import Backlog, PerAddress, TokenBucket, TooMany
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
+from .routes import Router
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -117,7 +119,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         except InvalidMessage as e:
             self._malformed(str(e), payload)
             return
-        self.factory.hub.received(self, envelope)
+        self.factory.router.received(self, envelope)
 
     def onClose(self, wasClean, code, reason):
         if self.report is None:
@@ -225,8 +227,8 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
 
 class ClientFactory(WebSocketServerFactory):
     """
-    Carries what every connection shares: the hub, the origin policy and the
-    reporter.
+    Carries what every connection shares: the hub and the router in front
+    of it, the origin and token policies, the limits and the reporter.
 
     @param config: the L{aleatoria.config.Config} for limits and keepalive.
     """
@@ -250,6 +252,7 @@ class ClientFactory(WebSocketServerFactory):
     def __init__(self, hub, config, reactor, reporter, metrics):
         super().__init__(reactor=reactor, server=None)
         self.hub = hub
+        self.router = Router(hub, reporter, metrics)
         self.reporter = reporter
         self.metrics = metrics
         self.origins = config.origin_policy()

@@ -68,7 +68,6 @@ def make_service(config, reactor=None):
               max_rooms=config.max_rooms)
     hub.setName("hub")
     hub.setServiceParent(top)
-    peers.receiver = hub
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 

@@ -182,8 +182,10 @@ def peers_for(store, node_ttl=60, kind=None):
 
     link = store.link
     login = {"timeout": link.timeout, "username": link.username, "password": link.password}
-    return (kind or RedisPeers)(store, (link.endpoint, link.where, login), reactor,
-                                Reporter().daemon, node_ttl=node_ttl, receiver=NobodyHere())
+    peers = (kind or RedisPeers)(store, (link.endpoint, link.where, login), reactor,
+                                 Reporter().daemon, node_ttl=node_ttl)
+    peers.listen(NobodyHere())
+    return peers
 
 
 async def joined(store):

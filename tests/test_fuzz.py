@@ -22,6 +22,7 @@ from aleatoria.hub import Hub
 from aleatoria.messages import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
 from aleatoria.metrics import Metrics
 from aleatoria.reporting import Reporter
+from aleatoria.routes import Router
 from aleatoria.store.memory import MemoryStore
 
 from .test_hub import Recorder
@@ -90,6 +91,7 @@ class HubMachine(RuleBasedStateMachine):
         self.hub = Hub(self.store, lambda e: e, MessageClock(),
                        reporter=Reporter(), metrics=self.metrics)
         self.hub.startService()
+        self.router = Router(self.hub, Reporter(), self.metrics)
         self.conns = {}
         self.members = {room: set() for room in ROOMS}
         self.stored = {room: [] for room in ROOMS}
@@ -118,7 +120,7 @@ class HubMachine(RuleBasedStateMachine):
             members.discard(user)
 
     def send(self, user, envelope):
-        self.hub.received(self.conns[user], envelope)
+        self.router.received(self.conns[user], envelope)
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data(), room=st.sampled_from(ROOMS), joining=st.booleans())

@@ -17,6 +17,7 @@ from aleatoria.interfaces import IConnection
 from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
 from aleatoria.metrics import Metrics
 from aleatoria.reporting import Reporter
+from aleatoria.routes import Router
 from aleatoria.store.memory import MemoryStore
 
 
@@ -72,6 +73,9 @@ class HeldPairs(MemoryStore):
         super().pair(requester, skipped).chainDeferred(d)
 
 
+REPORTER, METRICS = Reporter(), Metrics()
+
+
 @pytest.fixture
 def clock():
     return Clock()
@@ -85,6 +89,11 @@ def make_hub(clock, store=None):
     return hub
 
 
+def received(hub, conn, envelope):
+    """What the protocol does with a decoded message: route it to the hub."""
+    Router(hub, REPORTER, METRICS).received(conn, envelope)
+
+
 def connect(hub, *users, room="home"):
     conns = [Recorder(user) for user in users]
     for conn in conns:
@@ -93,7 +102,7 @@ def connect(hub, *users, room="home"):
 
 
 def request(hub, conn, skipped=""):
-    hub.received(conn, Envelope(type="request_random_peer", payload=PeerRequest(skipped)))
+    received(hub, conn, Envelope(type="request_random_peer", payload=PeerRequest(skipped)))
 
 
 def test_create_times_strictly_increase(clock):
@@ -101,7 +110,7 @@ def test_create_times_strictly_increase(clock):
     hub = make_hub(clock)
     (alice,) = connect(hub, "alice", room="r")
     for _ in range(3):
-        hub.received(alice, Envelope(type="get_rooms"))
+        received(hub, alice, Envelope(type="get_rooms"))
     times = [m.createTime for m in alice.take()]
     assert times == sorted(set(times))
 
@@ -115,11 +124,11 @@ def test_crossed_requests_never_double_pair(clock):
     store = HeldPairs(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob, carol = connect(hub, "alice", "bob", "carol")
-    hub.received(alice, Envelope(type="user_available_webrtc"))
+    received(hub, alice, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     request(hub, bob)
     store.answer("bob")
-    hub.received(carol, Envelope(type="user_available_webrtc"))
+    received(hub, carol, Envelope(type="user_available_webrtc"))
     store.answer("alice")
 
     assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice"}]
@@ -136,7 +145,7 @@ def test_requester_gone_before_the_answer(clock):
     store = HeldPairs(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob")
-    hub.received(bob, Envelope(type="user_available_webrtc"))
+    received(hub, bob, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     hub.disconnected(alice)
     store.answer("alice")
@@ -155,7 +164,7 @@ def test_replaced_connection_closing_late_changes_nothing(clock):
     assert old.closed == "replaced"
     hub.disconnected(old)
     assert hub.is_online("alice") and hub.members("r") == ["alice"]
-    hub.received(old, Envelope(type="get_rooms"))
+    received(hub, old, Envelope(type="get_rooms"))
     assert old.kinds() == []
 
 
@@ -170,7 +179,7 @@ def test_store_failure_answers_unavailable(clock):
     """A history read that fails is answered with error code unavailable."""
     hub = make_hub(clock, FailingHistory(clock, 3600, 100))
     (alice,) = connect(hub, "alice")
-    hub.received(alice, Envelope(type="get_recent_messages", room="home-alice",
+    received(hub, alice, Envelope(type="get_recent_messages", room="home-alice",
                                  payload=RecentMessagesQuery()))
     (error,) = alice.take()
     assert error.type == "error" and error.payload["code"] == "unavailable"
@@ -192,9 +201,9 @@ def test_handler_exception_is_contained(clock):
     alice = Recorder("alice")
     with pytest.raises(RuntimeError):
         hub.connected(alice, "r")
-    hub.received(alice, Envelope(type="join_room", room="x"))
+    received(hub, alice, Envelope(type="join_room", room="x"))
     assert alice.take()[-1].payload["code"] == "unavailable"
-    hub.received(alice, Envelope(type="get_rooms"))
+    received(hub, alice, Envelope(type="get_rooms"))
     assert alice.take()[0].type == "rooms_list"
 
 
@@ -207,10 +216,10 @@ def test_shutdown_releases_sessions_without_waiting_for_clients(clock):
     store = MemoryStore(clock, 3600, 100)
     hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob", room="r")
-    hub.received(bob, Envelope(type="user_available_webrtc"))
+    received(hub, bob, Envelope(type="user_available_webrtc"))
     stopped = hub.stopService()
     assert alice.closed == bob.closed == "going away"
-    assert hub.connection_count == 0 and hub.rooms() == []
+    assert hub.connection_count == 0 and hub.room_names() == []
     assert store.room_members("r").result == [] and store.pool_size().result == 0
     hub.disconnected(alice)
     assert not stopped.called
@@ -240,9 +249,9 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
     hub.startService()
     members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")
     for conn in members:
-        hub.received(conn, Envelope(type="join_room", room="big"))
+        received(hub, conn, Envelope(type="join_room", room="big"))
     prepared.clear()
-    hub.received(members[0], Envelope(type="chat_message", room="big",
+    received(hub, members[0], Envelope(type="chat_message", room="big",
                                       payload=ChatPayload("hello")))
     assert [e.incoming for e in prepared] == [True, False]
     assert all(conn.sent[-1].payload == ChatPayload("hello") for conn in members)
@@ -293,9 +302,9 @@ def test_refused_message_gets_error(clock, message, code):
     hub = make_hub(clock, store)
     alice, bob = connect(hub, "alice", "bob")
     for conn in (alice, bob):
-        hub.received(conn, Envelope(type="join_room", room="r"))
+        received(hub, conn, Envelope(type="join_room", room="r"))
     alice.take(), bob.take()
-    hub.received(alice, decode(json.dumps(message).encode()))
+    received(hub, alice, decode(json.dumps(message).encode()))
     (error,) = alice.take()
     assert (error.type, error.fromUser, error.toUser) == ("error", "system", "alice")
     assert error.payload["code"] == code and error.payload["error"].endswith(".")
@@ -319,6 +328,6 @@ def test_refusals_say_what_is_wrong(clock, message, text):
     hub = make_hub(clock)
     (alice,) = connect(hub, "alice")
     alice.take()
-    hub.received(alice, decode(json.dumps(message).encode()))
+    received(hub, alice, decode(json.dumps(message).encode()))
     (error,) = alice.take()
     assert error.payload["error"] == text

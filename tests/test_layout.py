@@ -69,3 +69,18 @@ def test_no_import_cycles():
 
     for module in graph:
         visit(module, [])
+
+
+def test_the_wire_codes_live_in_routes():
+    """
+    The hub raises refusals and returns plain values; the error codes and
+    the reply types of the wire are named only in aleatoria/routes.py.
+    """
+    from aleatoria.routes import CODES, ROUTES
+
+    wire = [*CODES.values(), "room_joined", "rooms_list", "recent_messages",
+            "no_peer_available"]
+    assert set(ROUTES) >= {"chat_message", "join_room", "request_random_peer"}
+    for path in (PACKAGE / "hub").glob("*.py"):
+        text = path.read_text()
+        assert [name for name in wire if f'"{name}"' in text] == [], path.name

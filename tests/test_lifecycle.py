@@ -42,7 +42,7 @@ async def test_shutdown_closes_clients_with_1001_and_cleans_up():
     assert (await alice.closed())[0] == 1001
     assert (await bob.closed())[0] == 1001
     assert server.hub.connection_count == 0
-    assert server.hub.rooms() == []
+    assert server.hub.room_names() == []
     assert await server.store.pool_size() == 0
 
 

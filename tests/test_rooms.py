@@ -61,9 +61,9 @@ async def test_empty_room_disappears(server):
     """When the last member leaves, the room is gone."""
     alice = await server.connect("alice")
     await alice.request({"type": "join_room", "room": "brief"}, "room_joined")
-    assert "brief" in server.hub.rooms()
+    assert "brief" in server.hub.room_names()
     await alice.request({"type": "leave_room", "room": "brief"}, "room_left")
-    assert "brief" not in server.hub.rooms()
+    assert "brief" not in server.hub.room_names()
 
 
 @pytest_twisted.ensureDeferred
@@ -76,7 +76,7 @@ async def test_disconnect_leaves_every_room(server):
     await bob.close()
     assert (await alice.expect("user_left"))["payload"] == {"room": "r1", "userId": "bob"}
     assert server.hub.members("r1") == ["alice"]
-    assert "home-bob" not in server.hub.rooms()
+    assert "home-bob" not in server.hub.room_names()
 
 
 @pytest_twisted.ensureDeferred

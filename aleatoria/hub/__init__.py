@@ -1,18 +1,20 @@
 """
 The hub: who is connected here, and where each of their messages goes.
 
-It is handed decoded L{Envelope}s and L{IConnection}s and knows nothing of
+It is handed L{IConnection}s and plain values, and knows nothing of
 WebSockets, JSON, Redis, Sentry or Prometheus: the service injects the
-store, the peers, the reporter and the metrics. This module keeps the
-connection life cycle, the dispatch of message types and the drain at
-shutdown; the domains are L{rooms}, L{direct}, L{chat} and L{calls}, and the ways
-to send are the L{outbox}'s.
+store, the peers, the reporter and the metrics, and L{aleatoria.routes}
+turns each client message into a call of one of its domains --
+L{rooms}, L{direct}, L{chat} and L{calls} -- and their answers and
+refusals into replies. This module keeps the connection life cycle and
+the drain at shutdown; the ways to send are the L{outbox}'s.
 """
+
+from contextlib import contextmanager
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..interfaces import IReceiver
@@ -43,32 +45,14 @@ class Hub(Service):
                  max_content=4096, max_rooms=50):
         self._store = store
         self._peers = peers or LonePeers(store.node)
-        self._reporter = reporter
-        self._metrics = metrics
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
-        self._rooms = Rooms(self._out, store, max_rooms)
-        self._direct = Direct(self._out, store)
-        self._calls = Calls(self._out, store, metrics)
+        self.rooms = Rooms(self._out, store, max_rooms)
+        self.direct = Direct(self._out, store)
+        self.chat = Chat(self._out, self.rooms, self.direct, max_content)
+        self.calls = Calls(self._out, store, metrics)
         self._closing = {}
-        rooms, calls = self._rooms, self._calls
-        self._handlers = {
-            "chat_message": Chat(self._out, self._rooms, self._direct, max_content).chat_message,
-            "join_room": rooms.join_room,
-            "leave_room": rooms.leave_room,
-            "get_rooms": rooms.get_rooms,
-            "get_room_members": rooms.get_room_members,
-            "get_recent_messages": rooms.get_recent_messages,
-            "get_direct_messages": self._direct.get_direct_messages,
-            "user_available_webrtc": calls.available,
-            "user_unavailable_webrtc": calls.unavailable,
-            "request_random_peer": calls.request_random_peer,
-            "webrtc_offer": calls.relay,
-            "webrtc_answer": calls.relay,
-            "webrtc_candidate": calls.relay,
-            "hangup": calls.hangup,
-            "assign_role": calls.forbidden,
-        }
+        self._peers.listen(self)
 
     # Introspection, for /ready, /metrics and tests
 
@@ -79,12 +63,12 @@ class Hub(Service):
     def is_online(self, user):
         return user in self._connections
 
-    def rooms(self):
+    def room_names(self):
         """Names of the rooms with at least one connected member."""
-        return sorted(self._rooms.membership.rooms())
+        return sorted(self.rooms.membership.rooms())
 
     def members(self, room):
-        return sorted(self._rooms.membership.members(room))
+        return sorted(self.rooms.membership.members(room))
 
     # Connection life cycle
 
@@ -113,7 +97,7 @@ class Hub(Service):
         d = self._store.claim(user)
         d.addCallback(self._claimed, user)
         self._out.watch(d, "claim")
-        self._rooms.enter(user, room)
+        self.rooms.enter(user, room)
 
     def _claimed(self, claim, user):
         """
@@ -122,10 +106,10 @@ class Hub(Service):
         daemon that held it close that connection, silently.
         """
         if claim.former_peer is not None:
-            self._calls.hangup_for(claim.former_peer, user, "disconnected")
+            self.calls.hangup_for(claim.former_peer, user, "disconnected")
         for room in claim.rooms:
-            if room not in self._rooms.rooms_of(user):
-                self._rooms.announce(room, "user_left", user)
+            if room not in self.rooms.rooms_of(user):
+                self.rooms.announce(room, "user_left", user)
         if claim.previous_owner not in (None, self._peers.node):
             self._peers.replaced(claim.previous_owner, user)
 
@@ -136,7 +120,7 @@ class Hub(Service):
             closing.callback(None)
         if not self._out.current(conn):
             return
-        rooms = sorted(self._rooms.rooms_of(conn.user_id))
+        rooms = sorted(self.rooms.rooms_of(conn.user_id))
         self._detach(conn)
         self._log.info(
             "{user} disconnected from {peer}; {count} online",
@@ -155,7 +139,7 @@ class Hub(Service):
         """
         user = conn.user_id
         del self._connections[user]
-        work = self._rooms.exit_all(user, announce)
+        work = self.rooms.exit_all(user, announce)
         released = self._out.watch(self._store.release(user), "release")
         released.addCallback(self._released, user)
         work.append(released)
@@ -164,46 +148,31 @@ class Hub(Service):
     def _released(self, former_peer, user):
         if former_peer in (None, FAILED):
             return former_peer
-        return self._calls.hangup_for(former_peer, user, "disconnected")
+        return self.calls.hangup_for(former_peer, user, "disconnected")
 
-    # Incoming messages
+    # Answering clients (for L{aleatoria.routes})
 
-    def received(self, conn, envelope):
-        """
-        Route one decoded message from C{conn}, traced as one transaction. An
-        exception in a handler is reported and answered; the connection and
-        the daemon go on.
-        """
-        if not self._out.current(conn):
-            return
-        kind = envelope.type
-        handler = self._handlers.get(kind)
-        if handler is None:
-            self._metrics.received.labels("unknown").inc()
-            conn.report.capture_message(
-                "Unknown message type", operation="unknown_message_type",
-                messageType=kind[:64],
-            )
-            self._out.refuse(conn, "unknown_type", f"Unknown message type {kind!r}.")
-            return
-        self._metrics.received.labels(kind).inc()
-        self._out.trace = trace = self._reporter.trace(conn.report, kind)
+    def current(self, conn):
+        """Whether C{conn} is its user's connection (not replaced, not gone)."""
+        return self._out.current(conn)
+
+    def reply(self, conn, kind, payload, room="", message_id=""):
+        """Send C{conn} a message of the server's own, stamped now."""
+        self._out.reply(conn, kind, payload, room, message_id)
+
+    @contextmanager
+    def tracing(self, trace):
+        """Account the store work started in this block to C{trace}'s spans."""
+        self._out.trace = trace
         try:
-            handler(conn, envelope)
-        except Exception:
-            conn.report.failed(
-                self._log, Failure(), f"Handling {kind} failed",
-                component="hub", operation="handle_message", messageType=kind,
-            )
-            self._out.refuse(conn, "unavailable", "The server could not handle that message.")
+            yield
         finally:
             self._out.trace = None
-            trace.handled()
 
     # From the other daemons (IReceiver)
 
     def sessions(self):
-        return {user: sorted(self._rooms.rooms_of(user)) for user in self._connections}
+        return {user: sorted(self.rooms.rooms_of(user)) for user in self._connections}
 
     def deliver_local(self, user, envelope):
         conn = self._connections.get(user)
@@ -211,7 +180,7 @@ class Hub(Service):
             self._out.send(conn, envelope)
 
     def broadcast_local(self, room, envelope):
-        self._rooms.local(room, envelope)
+        self.rooms.local(room, envelope)
 
     def replaced_elsewhere(self, user):
         conn = self._connections.get(user)
@@ -222,9 +191,9 @@ class Hub(Service):
 
     def reaped(self, user, rooms, peer):
         for room in rooms:
-            self._rooms.announce(room, "user_left", user)
+            self.rooms.announce(room, "user_left", user)
         if peer is not None:
-            self._calls.hangup_for(peer, user, "disconnected")
+            self.calls.hangup_for(peer, user, "disconnected")
 
     # Service
 

@@ -4,13 +4,11 @@ L{aleatoria.matchmaking}'s, the atomic steps the store's), the WebRTC
 signaling relay, and hanging up.
 """
 
-from msgspec.structs import replace
-from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
+from ..interfaces import Invalid, Offline
 from ..matchmaking import POLITE, Match
-from ..messages import Envelope, valid_user_id
-from .outbox import named
+from ..messages import USER_ID_RULE, Envelope, shown, valid_user_id
 
 
 class Calls:
@@ -29,28 +27,30 @@ class Calls:
 
     # Availability and pairing
 
-    def available(self, conn, envelope):
+    def available(self, conn):
         conn.report.breadcrumb("webrtc", "User marked as available")
-        self._out.watch(self._store.offer(conn.user_id), "offer", conn, named=named(envelope))
+        return self._out.watch(self._store.offer(conn.user_id), "offer", conn, asked=True)
 
-    def unavailable(self, conn, envelope):
+    def unavailable(self, conn):
         conn.report.breadcrumb("webrtc", "User marked as unavailable")
-        self._out.watch(self._store.withdraw(conn.user_id), "withdraw", conn,
-                        named=named(envelope))
+        return self._out.watch(self._store.withdraw(conn.user_id), "withdraw", conn,
+                               asked=True)
 
-    def request_random_peer(self, conn, envelope):
-        skipped = envelope.payload.currentPeerId
+    def request_peer(self, conn, skipped):
+        """
+        Pair C{conn}'s user with a random available one other than
+        C{skipped}, and tell that peer; fire with the requester's
+        L{aleatoria.matchmaking.Match}, or C{None} when nobody fits.
+        """
         conn.report.breadcrumb("webrtc", "Random peer requested", currentPeerId=skipped)
         d = self._store.pair(conn.user_id, skipped)
-        d.addCallback(self._paired, conn, envelope.messageId)
-        self._out.watch(d, "pair", conn, named=named(envelope))
+        d.addCallback(self._paired, conn)
+        return self._out.watch(d, "pair", conn, asked=True)
 
-    def _paired(self, pairing, conn, request_id):
+    def _paired(self, pairing, conn):
         """
-        Answer the request (its C{assign_role} or C{no_peer_available}
-        carries the request's C{messageId}, if it had one, to tell it from
-        an C{assign_role} that somebody else's pairing sends) and tell a
-        fresh peer.
+        End a skipped call, and tell a fresh peer -- unless the requester
+        has gone meanwhile.
         """
         user, match = conn.user_id, pairing.match
         if pairing.skipped is not None:
@@ -58,21 +58,17 @@ class Calls:
         if not self._out.current(conn):
             if pairing.fresh:
                 self._undo_pairing(user, match.peer)
-            return
+            return None
         if match is None:
             self._log.info("No peer available for {user}", user=user)
             conn.report.breadcrumb("webrtc", "No peer available")
-            self._out.reply(conn, "no_peer_available", {
-                "message": "No peer available at the moment. Please try again later."
-            }, message_id=request_id)
-            return
-        if pairing.fresh:
+        elif pairing.fresh:
             self._log.info("Paired {user} with {peer}", user=user, peer=match.peer)
             self._metrics.pairings.inc()
             conn.report.breadcrumb("webrtc", "Peer pairing made", peer=match.peer)
             self._out.notify(match.peer, self._out.system(
-                "assign_role", match.peer, _role(Match(user, POLITE))))
-        self._out.reply(conn, "assign_role", _role(match), message_id=request_id)
+                "assign_role", match.peer, role(Match(user, POLITE))))
+        return match
 
     def _undo_pairing(self, user, peer):
         """
@@ -85,49 +81,42 @@ class Calls:
 
     # Signaling
 
-    def relay(self, conn, envelope):
+    def relay(self, conn, kind, to_user, payload, message_id=""):
         """
-        Pass a signaling message on to its C{toUser}, payload untouched.
-        Fire with C{True} if it reached a connected user (L{FAILED} if it
-        could not be handed over).
+        Pass a signaling message of C{kind} on to C{to_user}, C{payload}
+        untouched. Fire when it reached a connected user.
+
+        @raise Offline: C{to_user} is connected nowhere (errback).
         """
-        user, target = conn.user_id, envelope.toUser
-        if not target:
+        user = conn.user_id
+        if not to_user:
             conn.report.capture_message(
                 "WebRTC message missing toUser field", operation="webrtc_routing",
-                messageType=envelope.type,
+                messageType=kind,
             )
-            self._out.refuse(conn, "invalid_message", f"{envelope.type} needs toUser.")
-            return succeed(False)
-        if target == user:
-            self._out.refuse(conn, "invalid_message",
-                             f"You cannot send {envelope.type} to yourself.")
-            return succeed(False)
-        if not valid_user_id(target):
-            self._out.refuse(conn, "invalid_message", "toUser is not a user id.")
-            return succeed(False)
-        d = self._out.deliver(target, replace(
-            envelope, fromUser=user, room="", createTime=self._out.now()
+            raise Invalid(f"{kind} needs toUser.")
+        if to_user == user:
+            raise Invalid(f"You cannot send {kind} to yourself.")
+        if not valid_user_id(to_user):
+            raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
+        d = self._out.deliver(to_user, Envelope(
+            type=kind, fromUser=user, toUser=to_user, payload=payload,
+            messageId=message_id, createTime=self._out.now(),
         ))
-        details = named(envelope)
-        d.addCallback(self._relayed, conn, target, details)
-        return self._out.watch(d, "relay", conn, named=details)
+        d.addCallback(self._relayed, conn, to_user)
+        return self._out.watch(d, "relay", conn, asked=True)
 
-    def _relayed(self, delivered, conn, target, details):
-        if delivered:
-            conn.report.breadcrumb("webrtc", "Signaling relayed", toUser=target)
-        elif self._out.current(conn):
-            self._out.refuse(conn, "user_offline", f"{target} is not online.", **details)
-        return delivered
+    def _relayed(self, delivered, conn, to_user):
+        if not delivered:
+            raise Offline(f"{to_user} is not online.")
+        conn.report.breadcrumb("webrtc", "Signaling relayed", toUser=to_user)
 
-    def hangup(self, conn, envelope):
-        user, peer = conn.user_id, envelope.toUser
-        d = self.relay(conn, envelope)
-        d.addCallback(
-            lambda delivered: self._store.hang_up(user, peer) if delivered is True else False
-        )
-        d.addCallback(self._hung_up, user, peer)
-        self._out.watch(d, "hang_up", conn, named=named(envelope))
+    def hangup(self, conn, peer, payload, message_id=""):
+        """Relay a C{hangup} to C{peer}, and end their match if they are matched."""
+        d = self.relay(conn, "hangup", peer, payload, message_id)
+        d.addCallback(lambda _: self._out.watch(
+            self._store.hang_up(conn.user_id, peer), "hang_up", conn, asked=True))
+        return d.addCallback(self._hung_up, conn.user_id, peer)
 
     def _hung_up(self, ended, user, peer):
         if ended:
@@ -143,13 +132,7 @@ class Calls:
             createTime=self._out.now(),
         ))
 
-    def forbidden(self, conn, envelope):
-        self._log.info(
-            "{user} refused: clients may not send {kind}",
-            user=conn.user_id, kind=envelope.type,
-        )
-        self._out.refuse(conn, "forbidden", f"Clients may not send {envelope.type}.")
 
-
-def _role(match):
+def role(match):
+    """The payload of C{assign_role} for C{match}."""
     return {"role": match.role, "peerId": match.peer}

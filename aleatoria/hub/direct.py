@@ -2,7 +2,8 @@
 
 from msgspec.structs import replace
 
-from ..messages import valid_user_id
+from ..interfaces import Invalid
+from ..messages import USER_ID_RULE, shown, valid_user_id
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
 
 
@@ -28,21 +29,17 @@ class Direct:
         saved = self._store.save_direct_message(conn.user_id, message.toUser, message)
         return delivered, saved
 
-    def get_direct_messages(self, conn, envelope):
-        query = envelope.payload
-        if not query.withUser:
-            return self._out.refuse(
-                conn, "invalid_message", "get_direct_messages needs payload.withUser.")
-        if not valid_user_id(query.withUser):
-            return self._out.refuse(conn, "invalid_message", "withUser is not a user id.")
-        if query.limit < 1:
-            return self._out.refuse(conn, "invalid_message", "limit must be at least 1.")
-        d = self._store.direct_messages(
-            conn.user_id, query.withUser, min(query.limit, MAX_HISTORY_PAGE)
-        )
-        d.addCallback(lambda messages: self._out.reply(
-            conn,
-            "direct_messages",
-            {"messages": as_seen_by(conn.user_id, messages), "withUser": query.withUser},
-        ))
-        self._out.watch(d, "direct_messages", conn)
+    def history(self, conn, with_user, limit):
+        """
+        Fire with the last C{limit} (at most L{MAX_HISTORY_PAGE}) messages
+        between C{conn}'s user and C{with_user}, as the former sees them.
+        """
+        if not with_user:
+            raise Invalid("get_direct_messages needs payload.withUser.")
+        if not valid_user_id(with_user):
+            raise Invalid(f"withUser {shown(with_user)} is not a user id ({USER_ID_RULE}).")
+        if limit < 1:
+            raise Invalid("limit must be at least 1.")
+        d = self._store.direct_messages(conn.user_id, with_user, min(limit, MAX_HISTORY_PAGE))
+        d.addCallback(lambda messages: as_seen_by(conn.user_id, messages))
+        return self._out.watch(d, "direct_messages", conn, asked=True)

@@ -2,7 +2,7 @@
 The connections of this daemon and every way the hub sends to them: to
 one connection, to many (framed once), to a user wherever it is (here, or
 through the peers). Also the one place store work is accounted for:
-timed, traced, and its failure logged, reported and answered.
+timed, traced, and its failure logged and reported.
 """
 
 from msgspec.structs import replace
@@ -10,7 +10,7 @@ from twisted.internet.defer import gatherResults, succeed
 from twisted.logger import Logger
 
 from ..clock import format_ns
-from ..interfaces import StoreUnavailable
+from ..interfaces import Refused, StoreUnavailable, Unavailable
 from ..messages import SYSTEM, from_server
 
 FAILED = object()
@@ -100,37 +100,32 @@ class Outbox:
     def reply(self, conn, kind, payload, room="", message_id=""):
         self.send(conn, self.system(kind, conn.user_id, payload, room, message_id))
 
-    def refuse(self, conn, code, text, **details):
-        self._metrics.errors.labels(code).inc()
-        self.reply(conn, "error", {"error": text, "code": code, **details})
-
     # Accounting
 
-    def watch(self, d, operation, conn=None, reply=True, named=None):
+    def watch(self, d, operation, conn=None, asked=False):
         """
         Time C{d} (a metric, and a span of the message's trace); log and
         report its failure -- in C{conn}'s scope when there is one; an
-        outage is reported by the store, once for all. C{conn}, unless told
-        not to C{reply}, is told the service is unavailable (with the
-        C{named} details: the message it was about). Returns C{d}, which
-        then fires with L{FAILED} instead of failing.
+        outage is reported by the store, once for all. Returns C{d}, which
+        then fires with L{FAILED} instead of failing -- or, when a client
+        C{asked} for the work and waits for the answer, fails with
+        L{Unavailable}. A L{Refused} passes through: it was dealt with.
         """
         self._metrics.time_store(operation, d)
         if self.trace is not None:
             self.trace.span(operation, d)
 
         def failed(failure):
+            if failure.check(Refused):
+                return failure
             if not failure.check(StoreUnavailable):
                 report = conn.report if conn is not None else self._reporter.daemon
                 report.failed(
                     self._log, failure, f"Store operation {operation} failed",
                     operation=f"{self._store_kind}_{operation}", component="store",
                 )
-            if reply and conn is not None and self.current(conn):
-                self.refuse(
-                    conn, "unavailable", "That is unavailable right now; try again later.",
-                    **(named or {}),
-                )
+            if asked:
+                raise Unavailable("That is unavailable right now; try again later.")
             return FAILED
 
         return d.addErrback(failed)
@@ -140,11 +135,6 @@ def all_done(deferreds):
     """Fire with L{FAILED} if any of the (watched) C{deferreds} did, else C{None}."""
     d = gatherResults(deferreds, consumeErrors=True)
     return d.addCallback(lambda results: FAILED if FAILED in results else None)
-
-
-def named(envelope):
-    """The details that tie an error to the client's message, if it named it."""
-    return {"messageId": envelope.messageId} if envelope.messageId else {}
 
 
 def as_seen_by(user, messages):

@@ -8,6 +8,7 @@ from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
 from ..clock import parse_rfc3339
+from ..interfaces import Forbidden, Invalid, NotInRoom
 from ..membership import Membership
 from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
@@ -34,82 +35,71 @@ class Rooms:
     def rooms_of(self, user):
         return self.membership.rooms_of(user)
 
-    # Client messages
+    # What clients ask
 
-    def join_room(self, conn, envelope):
-        room, user = envelope.room, conn.user_id
+    def join(self, conn, room):
+        """Put C{conn}'s user in C{room}, if it may be there."""
+        user = conn.user_id
         if not valid_room(room):
-            return self._out.refuse(conn, "invalid_message", ROOM_RULE)
+            raise Invalid(ROOM_RULE)
         rooms = self.rooms_of(user)
         if room not in rooms and len(rooms) >= self._max_rooms:
-            return self._out.refuse(
-                conn, "forbidden", f"You are in {self._max_rooms} rooms; leave one first."
-            )
+            raise Forbidden(f"You are in {self._max_rooms} rooms; leave one first.")
         if not conn.may_join(room):
-            return self._out.refuse(
-                conn, "forbidden", "Your token does not let you join that room.")
+            raise Forbidden("Your token does not let you join that room.")
         self.enter(user, room)
-        self._out.reply(conn, "room_joined", {"room": room, "action": "joined"}, room=room)
 
-    def leave_room(self, conn, envelope):
-        room = envelope.room
+    def leave(self, conn, room):
+        """Take C{conn}'s user out of C{room}, if it is there."""
         if not valid_room(room):
-            return self._out.refuse(conn, "invalid_message", ROOM_RULE)
+            raise Invalid(ROOM_RULE)
         if room in self.rooms_of(conn.user_id):
             self.exit(conn.user_id, room)
-        self._out.reply(conn, "room_left", {"room": room, "action": "left"}, room=room)
 
-    def get_rooms(self, conn, envelope):
-        rooms = sorted(self.rooms_of(conn.user_id))
-        self._out.reply(conn, "rooms_list", {"rooms": rooms})
+    def members(self, conn, room):
+        """Fire with the members of C{room} on every daemon, to one of them."""
+        self._member_of(conn, room, "get_room_members")
+        return self._out.watch(self._store.room_members(room), "room_members", conn,
+                               asked=True)
 
-    def get_room_members(self, conn, envelope):
-        room = envelope.room
-        if not room:
-            return self._out.refuse(conn, "invalid_message", "get_room_members needs room.")
-        if room not in self.rooms_of(conn.user_id):
-            return self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
-        d = self._store.room_members(room)
-        d.addCallback(lambda members: self._out.reply(
-            conn, "room_members", {"room": room, "members": members}, room=room
-        ))
-        self._out.watch(d, "room_members", conn)
-
-    def get_recent_messages(self, conn, envelope):
-        room, query = envelope.room, envelope.payload
-        if not room:
-            return self._out.refuse(conn, "invalid_message", "get_recent_messages needs room.")
-        if room not in self.rooms_of(conn.user_id):
-            return self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
-        if query.limit < 1:
-            return self._out.refuse(conn, "invalid_message", "limit must be at least 1.")
+    def history(self, conn, room, limit, before=""):
+        """
+        Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) messages of
+        C{room} older than C{before} (an RFC 3339 time, if given), as
+        C{conn}'s user sees them.
+        """
+        self._member_of(conn, room, "get_recent_messages")
+        if limit < 1:
+            raise Invalid("limit must be at least 1.")
         try:
-            before = parse_rfc3339(query.before) if query.before else None
+            before_ns = parse_rfc3339(before) if before else None
         except ValueError:
-            return self._out.refuse(
-                conn, "invalid_message", "before must be an RFC 3339 timestamp."
-            )
-        d = self._store.room_messages(room, min(query.limit, MAX_HISTORY_PAGE), before)
-        d.addCallback(lambda messages: self._out.reply(
-            conn,
-            "recent_messages",
-            {"messages": as_seen_by(conn.user_id, messages), "room": room},
-            room=room,
-        ))
-        self._out.watch(d, "room_messages", conn)
+            raise Invalid("before must be an RFC 3339 timestamp.") from None
+        d = self._store.room_messages(room, min(limit, MAX_HISTORY_PAGE), before_ns)
+        d.addCallback(lambda messages: as_seen_by(conn.user_id, messages))
+        return self._out.watch(d, "room_messages", conn, asked=True)
+
+    def _member_of(self, conn, room, asking):
+        if not room:
+            raise Invalid(f"{asking} needs room.")
+        if room not in self.rooms_of(conn.user_id):
+            raise NotInRoom(NOT_IN_ROOM)
 
     def may_post(self, conn, room):
-        """Whether C{conn} may post to C{room}; if not, it is told so."""
+        """
+        Pass if C{conn} may post to C{room}; if not, report the attempt.
+
+        @raise NotInRoom: it may not.
+        """
         if room in self.rooms_of(conn.user_id):
-            return True
+            return
         self._log.info("{user} refused: not in room {room}", user=conn.user_id,
                        room=shown(room))
         conn.report.capture_message(
             "User attempted to send to room without membership",
             operation="unauthorized_room_send", room=room[:SHOWN],
         )
-        self._out.refuse(conn, "not_in_room", NOT_IN_ROOM)
-        return False
+        raise NotInRoom(NOT_IN_ROOM)
 
     def post(self, conn, message, at_ns):
         """
@@ -134,7 +124,7 @@ class Rooms:
         members = self.membership.members(room)
         self.announce(room, "user_joined", user, but=user)
         self._out.watch(self._store.join_room(room, user), "join_room",
-                        self._out.connections[user], reply=False)
+                        self._out.connections[user])
         self._log.info(
             "{user} joined {room!r} ({count} members)",
             user=user, room=room, count=len(members),

@@ -34,5 +34,8 @@ class LonePeers:
     def replaced(self, owner, user):
         pass
 
+    def listen(self, receiver):
+        pass
+
     def leave(self):
         return succeed(None)

@@ -60,19 +60,18 @@ class RedisPeers(Service):
         L{aleatoria.txredis.Link} takes it (endpoint, where, and keywords).
     @param node_ttl: seconds after its last heartbeat that a silent daemon
         counts as dead, and its users as gone.
-    @param receiver: the L{IReceiver} (the hub).
     @param report: the daemon's L{aleatoria.reporting.Report}.
     """
 
     _log = Logger()
 
-    def __init__(self, store, subscriber, reactor, report, *, node_ttl, receiver=None):
+    def __init__(self, store, subscriber, reactor, report, *, node_ttl):
         self._store = store
         self._report = report
         self._reactor = reactor
         self._node_ttl = node_ttl
         self._life_ms = int(node_ttl * 1000)
-        self.receiver = receiver
+        self._receiver = None
         self.node = store.node
         endpoint, where, link_options = subscriber
         channels = [store.prefix + _NODE_CHANNEL + self.node, store.prefix + _ROOMS_CHANNEL]
@@ -116,6 +115,9 @@ class RedisPeers(Service):
             if call.running:
                 call.stop()
 
+    def listen(self, receiver):
+        self._receiver = receiver
+
     def leave(self):
         self._stop_timers()
         d = self._store.run(scripts.LEAVE_PEERS, self.node, capped=False)
@@ -136,7 +138,7 @@ class RedisPeers(Service):
         which rooms; close connections another daemon claimed meanwhile.
         """
         joining = self._joined_at is None
-        d = self._store.run(scripts.RESYNC, self.node, json.dumps(self.receiver.sessions()),
+        d = self._store.run(scripts.RESYNC, self.node, json.dumps(self._receiver.sessions()),
                             self._life_ms, capped=False)
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
@@ -147,7 +149,7 @@ class RedisPeers(Service):
             self._joined_at = self._reactor.seconds()
             self._log.info("Joined the daemons sharing Redis as node {node}", node=self.node)
         for user in stale:
-            self.receiver.replaced_elsewhere(user)
+            self._receiver.replaced_elsewhere(user)
 
     def _beat(self):
         if not self._store.connected:
@@ -196,7 +198,7 @@ class RedisPeers(Service):
         """
         for user, peer, *rooms in entries:
             self._log.info("Reaped {user}, whose daemon died", user=user)
-            self.receiver.reaped(user, tuple(rooms), peer or None)
+            self._receiver.reaped(user, tuple(rooms), peer or None)
 
     def _quietly(self, d, operation):
         """An outage is the store's to report; anything else is reported here."""
@@ -243,11 +245,11 @@ class RedisPeers(Service):
         if post.origin == self.node:
             return
         if post.kind == "user":
-            self.receiver.deliver_local(post.target, envelope)
+            self._receiver.deliver_local(post.target, envelope)
         elif post.kind == "room":
-            self.receiver.broadcast_local(post.target, envelope)
+            self._receiver.broadcast_local(post.target, envelope)
         elif post.kind == "replaced":
-            self.receiver.replaced_elsewhere(post.target)
+            self._receiver.replaced_elsewhere(post.target)
 
 
 def _heard(reply, user):

@@ -1,0 +1,216 @@
+"""
+The wire's message types: what each one a client sends asks of the hub,
+and what goes back -- the reply's type, or an C{error} with its code.
+
+A route takes the hub, the connection and the decoded L{Envelope}, calls
+one of the hub's domains with plain values, and returns the L{Answer}
+(or a Deferred of it; C{None} when the type has no reply). A L{Refused},
+raised or failed with, becomes an C{error} whose code says which kind.
+"""
+
+from typing import Any, NamedTuple
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .hub.calls import role
+from .interfaces import (
+    Forbidden,
+    Invalid,
+    NotInRoom,
+    Offline,
+    Refused,
+    TooLarge,
+    Unavailable,
+)
+
+CODES = {
+    Invalid: "invalid_message",
+    TooLarge: "too_large",
+    NotInRoom: "not_in_room",
+    Forbidden: "forbidden",
+    Offline: "user_offline",
+    Unavailable: "unavailable",
+}
+"""The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
+
+NAMED = (Offline, Unavailable)
+"""
+Refusals that come after a message was accepted; they repeat its
+C{messageId}, if it had one, so the client knows which one failed.
+"""
+
+NO_PEER = "No peer available at the moment. Please try again later."
+
+
+class Answer(NamedTuple):
+    """A reply of the server's own to the client that asked."""
+
+    type: str
+    payload: Any
+    room: str = ""
+    message_id: str = ""
+
+
+def chat_message(hub, conn, m):
+    return hub.chat.post(conn, m.payload.content, to_user=m.toUser, room=m.room,
+                         message_id=m.messageId)
+
+
+def join_room(hub, conn, m):
+    hub.rooms.join(conn, m.room)
+    return Answer("room_joined", {"room": m.room, "action": "joined"}, m.room)
+
+
+def leave_room(hub, conn, m):
+    hub.rooms.leave(conn, m.room)
+    return Answer("room_left", {"room": m.room, "action": "left"}, m.room)
+
+
+def get_rooms(hub, conn, m):
+    return Answer("rooms_list", {"rooms": sorted(hub.rooms.rooms_of(conn.user_id))})
+
+
+def get_room_members(hub, conn, m):
+    d = hub.rooms.members(conn, m.room)
+    return d.addCallback(
+        lambda members: Answer("room_members", {"room": m.room, "members": members}, m.room))
+
+
+def get_recent_messages(hub, conn, m):
+    d = hub.rooms.history(conn, m.room, m.payload.limit, m.payload.before)
+    return d.addCallback(
+        lambda messages: Answer("recent_messages", {"messages": messages, "room": m.room},
+                                m.room))
+
+
+def get_direct_messages(hub, conn, m):
+    with_user = m.payload.withUser
+    d = hub.direct.history(conn, with_user, m.payload.limit)
+    return d.addCallback(
+        lambda messages: Answer("direct_messages", {"messages": messages, "withUser": with_user}))
+
+
+def user_available_webrtc(hub, conn, m):
+    return hub.calls.available(conn)
+
+
+def user_unavailable_webrtc(hub, conn, m):
+    return hub.calls.unavailable(conn)
+
+
+def request_random_peer(hub, conn, m):
+    """
+    The answer repeats the request's C{messageId}, to tell it from an
+    C{assign_role} that somebody else's pairing sends.
+    """
+    d = hub.calls.request_peer(conn, m.payload.currentPeerId)
+    return d.addCallback(lambda match: (
+        Answer("no_peer_available", {"message": NO_PEER}, message_id=m.messageId)
+        if match is None else Answer("assign_role", role(match), message_id=m.messageId)
+    ))
+
+
+def signal(hub, conn, m):
+    return hub.calls.relay(conn, m.type, m.toUser, m.payload, m.messageId)
+
+
+def hangup(hub, conn, m):
+    return hub.calls.hangup(conn, m.toUser, m.payload, m.messageId)
+
+
+def server_only(hub, conn, m):
+    raise Forbidden(f"Clients may not send {m.type}.")
+
+
+ROUTES = {
+    "chat_message": chat_message,
+    "join_room": join_room,
+    "leave_room": leave_room,
+    "get_rooms": get_rooms,
+    "get_room_members": get_room_members,
+    "get_recent_messages": get_recent_messages,
+    "get_direct_messages": get_direct_messages,
+    "user_available_webrtc": user_available_webrtc,
+    "user_unavailable_webrtc": user_unavailable_webrtc,
+    "request_random_peer": request_random_peer,
+    "webrtc_offer": signal,
+    "webrtc_answer": signal,
+    "webrtc_candidate": signal,
+    "hangup": hangup,
+    "assign_role": server_only,
+}
+
+
+class Router:
+    """
+    Hands each decoded client message to its route, traced as one
+    transaction, and sends what comes back. A bug in a route is reported
+    and answered C{unavailable}; the connection and the daemon go on.
+
+    @param hub: the L{aleatoria.hub.Hub}.
+    @param reporter: the L{aleatoria.reporting.Reporter}.
+    @param metrics: the L{aleatoria.metrics.Metrics}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, hub, reporter, metrics):
+        self._hub = hub
+        self._reporter = reporter
+        self._metrics = metrics
+
+    def received(self, conn, envelope):
+        hub, kind = self._hub, envelope.type
+        if not hub.current(conn):
+            return
+        route = ROUTES.get(kind)
+        if route is None:
+            self._metrics.received.labels("unknown").inc()
+            conn.report.capture_message(
+                "Unknown message type", operation="unknown_message_type",
+                messageType=kind[:64],
+            )
+            self._error(conn, "unknown_type", f"Unknown message type {kind!r}.")
+            return
+        self._metrics.received.labels(kind).inc()
+        trace = self._reporter.trace(conn.report, kind)
+        try:
+            with hub.tracing(trace):
+                answer = route(hub, conn, envelope)
+        except Exception:
+            self._failed(Failure(), conn, envelope)
+        else:
+            if isinstance(answer, Deferred):
+                answer.addCallback(self._answer, conn)
+                answer.addErrback(self._failed, conn, envelope)
+            else:
+                self._answer(answer, conn)
+        finally:
+            trace.handled()
+
+    def _answer(self, answer, conn):
+        if isinstance(answer, Answer) and self._hub.current(conn):
+            self._hub.reply(conn, *answer)
+
+    def _failed(self, failure, conn, envelope):
+        refused = failure.value
+        if not isinstance(refused, Refused):
+            conn.report.failed(
+                self._log, failure, f"Handling {envelope.type} failed",
+                component="hub", operation="handle_message", messageType=envelope.type,
+            )
+            refused = Unavailable("The server could not handle that message.")
+        if isinstance(refused, Forbidden):
+            self._log.info("{user} refused: {why}", user=conn.user_id, why=refused.sentence)
+        details = refused.details
+        if isinstance(refused, NAMED) and envelope.messageId:
+            details = {"messageId": envelope.messageId, **details}
+        self._error(conn, CODES[type(refused)], refused.sentence, details)
+
+    def _error(self, conn, code, sentence, details=None):
+        if not self._hub.current(conn):
+            return
+        self._metrics.errors.labels(code).inc()
+        self._hub.reply(conn, "error", {"error": sentence, "code": code, **(details or {})})
