@@ -86,9 +86,6 @@ class IStore(Interface):
     def room_members(room):
         """Fire with the ids of C{room}'s members that have a live session, sorted."""
 
-    def user_rooms(user):
-        """Fire with the names of the rooms C{user} is in, sorted."""
-
     def save_room_message(room, envelope, at_ns):
         """
         Append C{envelope} to C{room}'s history at time C{at_ns} (Unix
@@ -155,14 +152,25 @@ class IStore(Interface):
     def hang_up(user, peer):
         """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
 
-    def match_of(user):
-        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
-
     def pool_size():
         """Fire with the number of users in the matchmaking pool."""
 
     def ping():
         """Fire when the backend answers, errback when it cannot."""
+
+
+class IRecord(Interface):
+    """
+    A store's record read back, beyond what the daemon needs: through it
+    the contract tests (tests/test_store_contract.py) hold every store to
+    the same behaviour without knowing how it keeps things.
+    """
+
+    def user_rooms(user):
+        """Fire with the names of the rooms C{user} is in, sorted."""
+
+    def match_of(user):
+        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
 
 
 class IPeers(Interface):

@@ -27,14 +27,14 @@ N = 200
 
 
 def _count_requests(store, trips):
-    """Count every request the store sends (all go through _call)."""
-    call = store._call
+    """Count every request the store sends (all go through its commands' call)."""
+    call = store.commands.call
 
     def counted(*args, **kwargs):
         trips[0] += 1
         return call(*args, **kwargs)
 
-    store._call = counted
+    store.commands.call = counted
 
 
 def commandstats(redis):

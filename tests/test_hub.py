@@ -331,3 +331,27 @@ def test_refusals_say_what_is_wrong(clock, message, text):
     received(hub, alice, decode(json.dumps(message).encode()))
     (error,) = alice.take()
     assert error.payload["error"] == text
+
+
+def test_only_work_for_other_daemons_is_timed_as_delivery(clock):
+    """
+    aleatoria_store_seconds{operation="deliver"} times handing a message to
+    the peers; a send to a connection on this daemon is not store work.
+    """
+    metrics = Metrics()
+    hub = Hub(MemoryStore(clock, 3600, 100), lambda e: e, MessageClock(),
+              reporter=REPORTER, metrics=metrics)
+    hub.startService()
+    alice, bob = connect(hub, "alice", "bob")
+    router = Router(hub, REPORTER, metrics)
+
+    def deliveries():
+        return metrics.registry.get_sample_value(
+            "aleatoria_store_seconds_count", {"operation": "deliver"}) or 0
+
+    router.received(alice, Envelope(type="chat_message", toUser="bob",
+                                    payload=ChatPayload("here")))
+    assert bob.kinds()[-1] == "chat_message" and deliveries() == 0
+    router.received(alice, Envelope(type="chat_message", toUser="carol",
+                                    payload=ChatPayload("elsewhere")))
+    assert deliveries() == 1

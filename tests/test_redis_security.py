@@ -145,7 +145,7 @@ async def test_hung_redis_times_out_and_bounds_waiting_commands(tmp_path):
         assert len(immediate) == 15
         await until(lambda: len(results) == 20)
         assert all(r.check(StoreUnavailable) for r in results)
-        assert store._pending == 0
+        assert store.commands.pending == 0
         del waiting
         os.kill(server.process.pid, signal.SIGCONT)
         await until(lambda: store.connected)

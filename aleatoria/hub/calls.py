@@ -104,7 +104,7 @@ class Calls:
             messageId=message_id, createTime=self._out.now(),
         ))
         d.addCallback(self._relayed, conn, to_user)
-        return self._out.watch(d, "relay", conn, asked=True)
+        return self._out.watch(d, "relay", conn, asked=True, timed=False)
 
     def _relayed(self, delivered, conn, to_user):
         if not delivered:

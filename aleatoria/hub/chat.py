@@ -73,7 +73,7 @@ class Chat:
             delivered, saved = self._rooms.post(conn, message, at)
             saving = "save_room_message"
         outcome = gatherResults([
-            self._out.watch(delivered, "deliver", conn),
+            self._out.watch(delivered, "deliver", conn, timed=False),
             self._out.watch(saved, saving, conn),
         ])
         return outcome.addCallback(_confirm, message.messageId)

@@ -87,11 +87,15 @@ class Outbox:
         if conn is not None:
             self.send(conn, envelope)
             return succeed(True)
-        return self.peers.deliver(user, envelope)
+        return self.timed(self.peers.deliver(user, envelope), "deliver")
+
+    def broadcast(self, room, envelope):
+        """Send to the members of C{room} on the other daemons (a Deferred)."""
+        return self.timed(self.peers.broadcast(room, envelope), "broadcast")
 
     def notify(self, user, envelope):
         """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
-        return self.watch(self.deliver(user, envelope), "deliver")
+        return self.watch(self.deliver(user, envelope), "deliver", timed=False)
 
     def system(self, kind, to_user, payload, room="", message_id=""):
         """A message the server originates."""
@@ -102,18 +106,24 @@ class Outbox:
 
     # Accounting
 
-    def watch(self, d, operation, conn=None, asked=False):
-        """
-        Time C{d} (a metric, and a span of the message's trace); log and
-        report its failure -- in C{conn}'s scope when there is one; an
-        outage is reported by the store, once for all. Returns C{d}, which
-        then fires with L{FAILED} instead of failing -- or, when a client
-        C{asked} for the work and waits for the answer, fails with
-        L{Unavailable}. A L{Refused} passes through: it was dealt with.
-        """
+    def timed(self, d, operation):
+        """Time C{d}, work of the store or the peers: a metric, and a span of the trace."""
         self._metrics.time_store(operation, d)
         if self.trace is not None:
             self.trace.span(operation, d)
+        return d
+
+    def watch(self, d, operation, conn=None, asked=False, timed=True):
+        """
+        Time C{d} unless it is L{timed} already; log and report its failure
+        -- in C{conn}'s scope when there is one; an outage is reported by
+        the store, once for all. Returns C{d}, which then fires with
+        L{FAILED} instead of failing -- or, when a client C{asked} for the
+        work and waits for the answer, fails with L{Unavailable}. A
+        L{Refused} passes through: it was dealt with.
+        """
+        if timed:
+            self.timed(d, operation)
 
         def failed(failure):
             if failure.check(Refused):

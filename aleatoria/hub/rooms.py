@@ -168,7 +168,7 @@ class Rooms:
             room=room,
             payload={"room": room, "userId": user},
             createTime=self._out.now(),
-        ), but=but), "broadcast")
+        ), but=but), "broadcast", timed=False)
 
     def to_room(self, room, envelope, but=None):
         """
@@ -176,7 +176,7 @@ class Rooms:
         other daemons' part may fail (a Deferred).
         """
         self.local(room, envelope, but)
-        return self._out.peers.broadcast(room, envelope)
+        return self._out.broadcast(room, envelope)
 
     def local(self, room, envelope, but=None):
         """Send to the members of C{room} on this daemon, except C{but}."""

@@ -16,7 +16,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from ..interfaces import IStore
+from ..interfaces import IRecord, IStore
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
 from ..membership import Membership
 from ..reporting import guarded
@@ -70,7 +70,7 @@ class _Pool:
 SWEEP_SECONDS = 60
 
 
-@implementer(IStore)
+@implementer(IStore, IRecord)
 class MemoryStore(Service):
     """
     @param clock: an L{IReactorTime} that times history out.

@@ -4,32 +4,30 @@ The Redis/Valkey store, on txredisapi, never blocking the reactor.
 Keys are those of the Go server (PROTOCOL.md section 6) under an optional
 prefix, so a deployment can switch servers on the same database. Every
 operation that writes more than one thing is one Lua script: one round
-trip, atomic. While Redis is unreachable every call fails at once with
-L{StoreUnavailable} rather than queueing, every command has a timeout, and
-no more than C{max_pending} commands wait at any time: a dead or hung
-Redis costs errors, never unbounded memory.
+trip, atomic. Commands go through L{Commands}, which fails them fast
+while Redis is unreachable, times them out and bounds how many wait.
 """
 
 import random
 import uuid
 
-import txredisapi
-from twisted.application.service import Service
-from twisted.internet import defer
-from twisted.internet.defer import fail
+from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..interfaces import IStore, StoreUnavailable
+from ..interfaces import IRecord, IStore
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
-from ..txredis import Link
 from . import Claim, direct_key, scripts
+from .commands import Commands
 
 
-@implementer(IStore)
-class RedisStore(Service):
+@implementer(IStore, IRecord)
+class RedisStore(MultiService):
     """
+    The keys and scripts; the connection, and the rules that keep an
+    outage cheap, are its L{Commands}'.
+
     @param endpoint: an L{IStreamClientEndpoint} to Redis (TLS-wrapped or not).
     @param where: C{host:port}, for log lines.
     @param ttl: seconds a history lives after its last write.
@@ -49,74 +47,28 @@ class RedisStore(Service):
     def __init__(self, endpoint, where, reactor, *, ttl, history_size, prefix="",
                  username=None, password=None, db=0, timeout=2.0, retry_max=1.0,
                  max_pending=10000, node=None, report=None):
-        self._reactor = reactor
-        self._where = where
+        super().__init__()
         self._ttl = int(ttl)
         self._history_size = history_size
         self.prefix = prefix
-        self._timeout = timeout
-        self._max_pending = max_pending
-        self._pending = 0
-        self._watchers = []
-        self.link = Link(endpoint, where, reactor, timeout=timeout, retry_max=retry_max,
-                         username=username, password=password, db=db, scripts=scripts.SCRIPTS,
-                         on_change=self._linked)
-        self._redis = self.link.handler
+        self.commands = Commands(endpoint, where, reactor, timeout=timeout,
+                                 max_pending=max_pending, report=report, retry_max=retry_max,
+                                 username=username, password=password, db=db)
+        self.commands.setServiceParent(self)
         self.node = node or uuid.uuid4().hex
         self._rng = random.Random()
-        self._report = report
-        self._unreachable = None
 
     @property
     def connected(self):
-        return self.link.up
+        return self.commands.connected
+
+    @property
+    def link(self):
+        return self.commands.link
 
     def watch(self, watcher):
-        """Call C{watcher(up)} each time the link opens or is lost."""
-        self._watchers.append(watcher)
-
-    def startService(self):
-        super().startService()
-        self._log.info("Connecting to Redis at {where}", where=self._where)
-        self.link.start()
-        self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
-
-    def _still_unreachable(self):
-        if not self.connected:
-            self._log.warn(
-                "Redis at {where} is unreachable (down, or refusing our "
-                "credentials); serving live traffic only until it answers",
-                where=self._where,
-            )
-            if self._report is not None:
-                self._report.capture_message(
-                    "Redis unreachable", operation="redis_connect", redisAddr=self._where,
-                )
-
-    def stopService(self):
-        super().stopService()
-        if self._unreachable.active():
-            self._unreachable.cancel()
-        return self.link.stop()
-
-    def _linked(self, up):
-        if up:
-            self._log.info("Redis at {where} connected", where=self._where)
-            if self._report is not None:
-                self._report.breadcrumb(
-                    "redis", "Redis connected successfully", address=self._where
-                )
-        elif self.running:
-            self._log.warn(
-                "Redis at {where} lost; history, rooms and matchmaking are "
-                "unavailable until it returns", where=self._where,
-            )
-            if self._report is not None:
-                self._report.capture_message(
-                    "Redis connection lost", operation="redis_connect", redisAddr=self._where,
-                )
-        for watcher in self._watchers:
-            watcher(up)
+        """Call C{watcher(up)} each time the link to Redis opens or is lost."""
+        self.commands.watch(watcher)
 
     def _key(self, *parts):
         return self.prefix + ":".join(parts)
@@ -129,33 +81,8 @@ class RedisStore(Service):
         """
         return self._key("dm", *(user.replace(":", "%3A") for user in direct_key(user_a, user_b)))
 
-    def _call(self, method, *args, capped=True):
-        """
-        Run one command with a timeout; fail at once when Redis is
-        unreachable or -- unless it is session bookkeeping, which the number
-        of connections bounds already -- too many commands wait.
-        """
-        if not self.connected:
-            return fail(StoreUnavailable(f"Redis at {self._where} is not connected"))
-        if capped and self._pending >= self._max_pending:
-            return fail(StoreUnavailable("too many Redis commands waiting"))
-        self._pending += 1
-        d = getattr(self._redis, method)(*args)
-        d.addTimeout(self._timeout, self._reactor)
-        d.addErrback(self._translate)
-        d.addBoth(self._done)
-        return d
-
-    def _done(self, result):
-        self._pending -= 1
-        return result
-
-    def _translate(self, failure):
-        failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
-        raise StoreUnavailable(failure.getErrorMessage())
-
     def _script(self, script, keys, args, capped=True):
-        return self._call("eval", script, keys, [_text(a) for a in args], capped=capped)
+        return self.commands.call("eval", script, keys, [_text(a) for a in args], capped=capped)
 
     def _library(self, script, *args, capped=True):
         """Run a script that builds its own keys from the prefix."""
@@ -185,7 +112,7 @@ class RedisStore(Service):
         return self._library(scripts.ROOM_MEMBERS, room).addCallback(sorted)
 
     def user_rooms(self, user):
-        return self._call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
+        return self.commands.call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
 
     # History
 
@@ -197,7 +124,7 @@ class RedisStore(Service):
 
     def room_messages(self, room, limit, before_ns=None):
         high = "+inf" if before_ns is None else f"({before_ns}"
-        d = self._call("execute_command", "ZREVRANGEBYSCORE",
+        d = self.commands.call("execute_command", "ZREVRANGEBYSCORE",
                        self._key("room", "messages", room), high, "-inf",
                        "LIMIT", 0, limit)
         return d.addCallback(self._envelopes)
@@ -209,7 +136,7 @@ class RedisStore(Service):
         )
 
     def direct_messages(self, user_a, user_b, limit):
-        d = self._call("lrange", self._dm_key(user_a, user_b), -limit, -1)
+        d = self.commands.call("lrange", self._dm_key(user_a, user_b), -limit, -1)
         return d.addCallback(self._envelopes)
 
     # Sessions
@@ -238,11 +165,11 @@ class RedisStore(Service):
         return self._library(scripts.HANG_UP, user, peer).addCallback(bool)
 
     def match_of(self, user):
-        d = self._call("hmget", self._key("match", user), ["peer", "role"])
+        d = self.commands.call("hmget", self._key("match", user), ["peer", "role"])
         return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
 
     def pool_size(self):
-        return self._call("scard", self._key("available", "webrtc"))
+        return self.commands.call("scard", self._key("available", "webrtc"))
 
     # For the peers (aleatoria.peers.redis), which own liveness
 
@@ -254,10 +181,10 @@ class RedisStore(Service):
         return self._library(script, *args, capped=capped)
 
     def publish(self, channel, post):
-        return self._call("publish", self.prefix + channel, post)
+        return self.commands.call("publish", self.prefix + channel, post)
 
     def ping(self):
-        return self._call("ping")
+        return self.commands.call("ping")
 
 
 def _pairing(reply):
