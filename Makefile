@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run test lint clean redis-server bench bench-quick bench-faults
+.PHONY: run test lint clean redis-server node bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ redis-server:
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-# The load generator and the reference relay run on Node's ws.
-benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-lock.json
+# The load generator and the reference relay run on Node's ws (the suite
+# runs them once, small); Debian's nodejs and npm when there is no npm.
+node:
+	@command -v npm >/dev/null || { \
+	  echo "Installing Node.js and npm (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+
+benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-lock.json | node
 	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -236,6 +236,9 @@ SETTINGS = (
     Setting("shutdown-timeout", "ALEATORIA_SHUTDOWN_TIMEOUT", 5.0, _seconds,
             "Seconds a stopping daemon has to close its clients and release "
             "their sessions; past them the other daemons reap what is left"),
+    Setting("log-format", "ALEATORIA_LOG_FORMAT", "text", _choice("text", "json"),
+            "The log: text (twistd's lines) or json (one object per line, for "
+            "journald and log shippers)"),
     Setting("sentry-dsn", "SENTRY_DSN", "", _dsn,
             "Where to report errors; empty turns reporting off", env_only=True),
     Setting("sentry-env", "SENTRY_ENV", "production", _host,

@@ -1,7 +1,7 @@
 """
 Random pairing for video calls: the rules, and the values they produce.
 
-PROTOCOL.md section 3 defines the life of a match. It starts when a
+docs/protocol.rst (request_random_peer) defines the life of a match. It starts when a
 request pairs two users (the requester impolite, the peer polite); it ends
 with a hangup between them, a disconnect of either, or a skip -- a new
 request whose C{currentPeerId} names the current peer. A request from a

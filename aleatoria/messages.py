@@ -1,5 +1,6 @@
 """
-The envelope of PROTOCOL.md section 2, and turning client frames into it.
+The envelope (docs/protocol.rst, "The envelope"), and turning client
+frames into it.
 
 Everything a client sends is decoded here, once, into typed values: the
 hub downstream never sees JSON and never has to doubt a field's type. A

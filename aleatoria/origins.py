@@ -1,5 +1,5 @@
 """
-Which web pages may open a WebSocket to us (PROTOCOL.md section 1).
+Which web pages may open a WebSocket to us (docs/protocol.rst, "Connecting").
 
 Origins are compared as (scheme, host, port) with default ports filled in,
 so C{https://x.example} and C{https://x.example:443} are the same origin.

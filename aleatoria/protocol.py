@@ -60,6 +60,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
     def onConnect(self, request):
         secure = ISSLTransport.providedBy(self.transport)
         address = client_address(request, self.factory.trusted_proxies)
+        self.peer = address  # what log lines name: the client, as it is counted
         try:
             self._identity, self._room = admit(
                 request, self.factory.origins, secure, self.factory.tokens,
@@ -69,7 +70,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         except ConnectionDeny as deny:
             self._log.info(
                 "Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
-                peer=request.peer, user=shown(first(request.params.get("userId"))),
+                peer=address, user=shown(first(request.params.get("userId"))),
                 origin=shown(request.origin), reason=shown(deny.reason),
             )
             self.factory.reporter.daemon.capture_message(
@@ -82,7 +83,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
             raise
         except Exception:
             self.factory.reporter.daemon.failed(
-                self._log, Failure(), f"Handshake from {request.peer} failed",
+                self._log, Failure(), f"Handshake from {address} failed",
                 operation="websocket_upgrade", remoteAddress=address,
             )
             raise ConnectionDeny(ConnectionDeny.INTERNAL_SERVER_ERROR) from None

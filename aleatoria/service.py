@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import __version__
 from .clock import MessageClock
 from .hub import Hub
 from .metrics import Metrics
@@ -35,11 +36,7 @@ def make_service(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
 
-    if not config.allowed_origin and not config.public_host:
-        _log.warn(
-            "Neither --allowed-origin nor --public-host is set: only pages served "
-            "from this machine (loopback) may open /ws"
-        )
+    announce(config)
     top = InOrder(reactor, config.shutdown_timeout, untimed=("reporter",))
     metrics = Metrics()
     reporter = Reporter(
@@ -78,6 +75,43 @@ def make_service(config, reactor=None):
     listener.setName("listener")
     listener.setServiceParent(top)
     return top
+
+
+def announce(config):
+    """
+    One line that says what is starting and how it is set up, and one
+    warning for each setting an operator would not want left as it is.
+    """
+    if config.store == "redis":
+        store = (f"Redis at {config.redis_host}:{config.redis_port}"
+                 f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
+    else:
+        store = "memory (this daemon alone)"
+    identity = "JWT" if config.jwt_secret or config.jwt_public_key_file else "the userId asked for"
+    origins = ", ".join(config.allowed_origin) or "own origin" + (
+        f" ({', '.join(config.public_host)})" if config.public_host else " (loopback only)")
+    _log.info(
+        "Aleatoria {version} starting on {port}: store {store}; identity {identity}; "
+        "origins {origins}; limits {rate}/s (burst {burst}) messages, {content} B content, "
+        "{size} B frames, {rooms} rooms, {per_address} connections per address; "
+        "history {history} per stream for {ttl} h; Sentry {sentry}",
+        version=__version__, port=config.port, store=store, identity=identity,
+        origins=origins, rate=config.rate_limit, burst=config.rate_burst,
+        content=config.max_content_length, size=config.max_message_size,
+        rooms=config.max_rooms, per_address=config.max_connections_per_ip,
+        history=config.history_size, ttl=config.message_ttl_hours,
+        sentry="on" if config.sentry_dsn else "off",
+    )
+    if not config.allowed_origin and not config.public_host:
+        _log.warn(
+            "Neither --allowed-origin nor --public-host is set: only pages served "
+            "from this machine (loopback) may open /ws"
+        )
+    if identity != "JWT":
+        _log.warn(
+            "No ALEATORIA_JWT_SECRET or --jwt-public-key-file: every client is who its "
+            "userId says, and may connect as anybody (closing that user's connection)"
+        )
 
 
 def make_store(config, reactor, report=None):
@@ -173,6 +207,30 @@ def _finished(d, limit, log, name):
     return outcome
 
 
+LISTEN_BACKLOG = 1024
+
+
+def with_backlog(description):
+    """
+    C{description}, listening with a backlog of L{LISTEN_BACKLOG} unless it
+    names one. Twisted's default is 50: clients reconnecting at once (after
+    a restart, a network blip) overflow it, and each connection attempt the
+    kernel drops costs its client a second before it tries again.
+    """
+    kind = description.split(":", 1)[0]
+    if kind in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
+def _where(address):
+    """C{host:port}, C{[v6 host]:port}, or what the address says of itself."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Listener(Service):
     """
     Listens on an endpoint description. Unlike a bare
@@ -187,7 +245,7 @@ class Listener(Service):
 
     def __init__(self, description, factory, reactor):
         self.description = description
-        self._endpoint = endpoints.serverFromString(reactor, description)
+        self._endpoint = endpoints.serverFromString(reactor, with_backlog(description))
         self._factory = factory
 
     def privilegedStartService(self):
@@ -210,7 +268,7 @@ class Listener(Service):
                 f"{outcome[0].getErrorMessage()}"
             )
         self.port = outcome[0]
-        self._log.info("Listening on {address}", address=self.port.getHost())
+        self._log.info("Listening on {address}", address=_where(self.port.getHost()))
 
     def stopService(self):
         super().stopService()

@@ -8,10 +8,11 @@ L{aleatoria.service.make_service}.
 
 import os
 import signal
+import socket
 
 from twisted.python import usage
 
-from . import __version__, config
+from . import __version__, config, logs
 from .service import make_service
 
 _REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
@@ -91,16 +92,47 @@ class Options(usage.Options):
         except config.ConfigError as e:
             raise usage.UsageError(str(e)) from None
         _check_endpoint(self.config.port)
+        if getattr(self, "parent", None) is not None:
+            logs.install(self.parent, self.config.log_format)
 
 
 def _check_endpoint(description):
-    """Refuse a --port that is no endpoint description, before start-up."""
+    """
+    Refuse a --port that is no endpoint description, before start-up; and
+    a C{systemd:} one that names no socket passed in, or the wrong kind.
+    """
     from twisted.internet import endpoints, reactor
 
     try:
-        endpoints.serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError) as e:
+        endpoint = endpoints.serverFromString(reactor, description)
+    except (IndexError, KeyError):
+        raise usage.UsageError(
+            f"--port={description!r}: no such socket was passed to this process "
+            "(systemd passes it with LISTEN_FDS and LISTEN_FDNAMES; start the daemon "
+            "from its socket unit, or systemd-socket-activate with --fdname)"
+        ) from None
+    except (ValueError, TypeError) as e:
         raise usage.UsageError(f"--port={description!r}: {e}") from None
+    if isinstance(endpoint, endpoints.AdoptedStreamServerEndpoint):
+        _check_adopted(description, endpoint)
+
+
+def _check_adopted(description, endpoint):
+    """
+    The socket systemd passed in is of the family C{domain} says: a
+    dual-stack C{ListenStream=8085} is IPv6, and adopted as IPv4 its
+    clients' addresses would be garbage.
+    """
+    passed = socket.socket(fileno=endpoint.fileno)
+    try:
+        family = passed.family
+    finally:
+        passed.detach()
+    if family != endpoint.addressFamily:
+        raise usage.UsageError(
+            f"--port={description!r}: the socket passed in is "
+            f"{family.name.removeprefix('AF_')}; say domain={family.name.removeprefix('AF_')}"
+        )
 
 
 def makeService(options):

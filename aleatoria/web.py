@@ -1,6 +1,6 @@
 """
 The HTTP side of the one port: C{/ws} plus what operators and load
-balancers read -- C{/health}, C{/ready}, C{/metrics} (PROTOCOL.md section 1).
+balancers read -- C{/health}, C{/ready}, C{/metrics} (docs/protocol.rst, "HTTP").
 """
 
 import json

@@ -60,7 +60,7 @@ def main():
     )
     try:
         for line in daemon.stdout:
-            found = re.search(r"Listening on .*port=(\d+)", line)
+            found = re.search(r"Listening on \S*:(\d+)", line)
             if found:
                 break
         results = {}

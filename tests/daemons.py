@@ -12,25 +12,28 @@ TWISTD = str(Path(sys.executable).parent / "twistd")
 
 
 class Spawned:
-    """One C{twistd aleatoria} on the Redis at C{redis_port}, started and serving."""
+    """
+    One C{twistd aleatoria} on the Redis at C{redis_port} (or, with
+    C{None}, on the memory store), started and serving.
+    """
 
     def __init__(self, redis_port, cwd, *options):
+        store = ["--store", "memory"] if redis_port is None else [
+            "--store", "redis", "--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
         self.process = subprocess.Popen(
             [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
-             "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin",
-             "--store", "redis", "--redis-host", "127.0.0.1",
-             "--redis-port", str(redis_port), *options],
+             "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin", *store, *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.log = []
         self.port = self.node = None
         for line in self.process.stdout:
             self.log.append(line)
-            if found := re.search(r"Listening on .*port=(\d+)", line):
+            if found := re.search(r"Listening on \S*:(\d+)", line):
                 self.port = int(found[1])
             if found := re.search(r"Joined the daemons sharing Redis as node (\w+)", line):
                 self.node = found[1]
-            if self.port and self.node:
+            if self.port and (self.node or redis_port is None):
                 return
         raise AssertionError("the daemon never got going:\n" + "".join(self.log))
 
@@ -44,6 +47,13 @@ class Spawned:
         rest, _ = await deferToThread(self.process.communicate, timeout=30)
         self.log.append(rest)
         return self.process.returncode
+
+    def stop(self):
+        """SIGTERM, as systemd stops it; the whole log, once it has exited."""
+        self.process.terminate()
+        rest, _ = self.process.communicate(timeout=30)
+        self.log.append(rest)
+        return "".join(self.log)
 
     def kill(self):
         if self.process.poll() is None:

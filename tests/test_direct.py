@@ -1,6 +1,6 @@
 """
 Direct messages and WebRTC signaling between two users over real sockets
-(PROTOCOL.md section 3).
+(docs/protocol.rst).
 """
 
 import pytest_twisted

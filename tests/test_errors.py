@@ -1,5 +1,5 @@
 """
-Bad input over a real socket (PROTOCOL.md section 4): every malformed or
+Bad input over a real socket (docs/protocol.rst, "Errors"): every malformed or
 refused message gets its error, reaches nobody else, stores nothing, and
 leaves the connection working.
 """

@@ -1,6 +1,6 @@
 """
 Opening /ws: who is admitted, who is refused with which HTTP status, and
-replacement of an older connection of the same user (PROTOCOL.md section 1).
+replacement of an older connection of the same user (docs/protocol.rst, "Connecting").
 """
 
 import json

@@ -1,5 +1,5 @@
 """
-The HTTP side of the port (PROTOCOL.md section 1), read with a real client.
+The HTTP side of the port (docs/protocol.rst, "HTTP"), read with a real client.
 """
 
 import json

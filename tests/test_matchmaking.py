@@ -1,6 +1,6 @@
 """
 Random pairing over real sockets: roles, skips, crossed requests, hangups
-and disconnects (PROTOCOL.md section 3 and 5).
+and disconnects (docs/protocol.rst).
 """
 
 import pytest_twisted

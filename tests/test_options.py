@@ -31,7 +31,7 @@ def test_defaults(monkeypatch):
         outbound_messages=256, outbound_bytes=2097152,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, sentry_dsn="",
+        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, log_format="text", sentry_dsn="",
         sentry_env="production", sentry_debug=False,
         sentry_sample_rate=1.0, sentry_release="", ping_interval=54.0, idle_timeout=60.0,
     )
@@ -93,6 +93,7 @@ def test_allow_no_origin(monkeypatch, env, flag, expected):
     (["--ping-interval", "0"], {}, "--ping-interval"),
     (["--ping-interval", "60", "--idle-timeout", "30"], {}, "--idle-timeout"),
     (["--max-message-size", "10"], {}, "--max-message-size"),
+    ([], {"ALEATORIA_LOG_FORMAT": "xml"}, "ALEATORIA_LOG_FORMAT"),
 ])
 def test_bad_values_are_one_line_errors(monkeypatch, argv, env, culprit):
     """A bad value stops start-up with one line that names the option or variable."""

@@ -110,7 +110,7 @@ def running_daemon(installed):
     )
     try:
         for line in daemon.stdout:
-            found = re.search(r"Listening on .*port=(\d+)", line)
+            found = re.search(r"Listening on \S*:(\d+)", line)
             if found:
                 break
         else:
@@ -200,34 +200,6 @@ def test_documents_render_cleanly(document):
     )
 
 
-@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
-                    reason="no systemd-socket-activate")
-def test_socket_activation(installed):
-    """
-    With --port systemd:..., the daemon serves on the socket systemd hands it
-    (systemd-socket-activate starts it on the first connection, as systemd does).
-    """
-    _, work, env = installed
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    daemon = subprocess.Popen(
-        ["systemd-socket-activate", "--fdname=aleatoria", "-l", f"127.0.0.1:{port}",
-         TWISTD, "--nodaemon",
-         "--pidfile=", "aleatoria", "--port", "systemd:domain=INET:index=0"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        for line in daemon.stdout:
-            if "Listening on" in line:
-                break
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            assert response.read() == b'{"status":"ok"}'
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-
-
 def test_wheel_ships_the_license(installed):
     """The MIT license setup.cfg names is in the wheel."""
     wheel, _, _ = installed
@@ -248,3 +220,10 @@ def test_version_is_aleatorias(installed):
     script = subprocess.run([str(work / "site" / "bin" / "aleatoria"), "--version"], env=env,
                             capture_output=True, text=True, check=True)
     assert script.stdout.startswith(f"aleatoria {__version__} (Twisted ")
+
+
+def test_the_contract_is_in_the_repository():
+    """No document points at a contract outside the repository."""
+    for path in [ROOT / "README.rst", *(ROOT / "docs").glob("*.rst"),
+                 *(ROOT / "aleatoria").rglob("*.py")]:
+        assert "PROTOCOL.md" not in path.read_text(), path

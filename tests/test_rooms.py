@@ -1,6 +1,6 @@
 """
 Rooms over a real WebSocket: joining, leaving, presence, room chat and room
-history (PROTOCOL.md sections 3 and 5).
+history (docs/protocol.rst).
 """
 
 import pytest_twisted

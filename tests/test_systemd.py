@@ -46,7 +46,7 @@ def test_service_is_sandboxed():
     ):
         assert directive in unit, directive
     assert "--logfile" not in unit
-    assert "--port systemd:domain=INET:index=0" in (UNITS / "socket-activation.conf").read_text()
+    assert "--port systemd:domain=INET6:index=0" in (UNITS / "socket-activation.conf").read_text()
 
 
 def test_env_example_lists_every_variable():

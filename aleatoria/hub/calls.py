@@ -124,6 +124,8 @@ class Calls:
 
     def hangup_for(self, user, peer, reason):
         """Tell C{user}, wherever it is, that its call with C{peer} is over."""
+        self._log.info("Call of {peer} and {user} ended: {peer} {reason}",
+                       user=user, peer=peer, reason=reason)
         return self._out.notify(user, Envelope(
             type="hangup",
             fromUser=peer,

@@ -65,7 +65,7 @@ class Outbox:
         """
         Send one message to many users, prepared once for all of them --
         except the server's own (presence), which name each recipient in
-        C{toUser} as PROTOCOL.md section 2 has it.
+        C{toUser}, as docs/protocol.rst has it.
         """
         if not users:
             return

@@ -41,6 +41,7 @@ class Commands(Service):
         self._report = report
         self._watchers = []
         self._unreachable = None
+        self._lost_at = None
         self.pending = 0
         """Commands sent and not yet answered."""
         self.link = Link(endpoint, where, reactor, timeout=timeout, scripts=scripts.SCRIPTS,
@@ -81,22 +82,33 @@ class Commands(Service):
 
     def _linked(self, up):
         if up:
-            self._log.info("Redis at {where} connected", where=self._where)
-            if self._report is not None:
-                self._report.breadcrumb(
-                    "redis", "Redis connected successfully", address=self._where
-                )
+            self._back()
         elif self.running:
-            self._log.warn(
-                "Redis at {where} lost; history, rooms and matchmaking are "
-                "unavailable until it returns", where=self._where,
-            )
-            if self._report is not None:
-                self._report.capture_message(
-                    "Redis connection lost", operation="redis_connect", redisAddr=self._where,
-                )
+            self._lost()
         for watcher in self._watchers:
             watcher(up)
+
+    def _back(self):
+        if self._lost_at is None:
+            self._log.info("Redis at {where} connected", where=self._where)
+        else:
+            self._log.info("Redis at {where} is back after {seconds:.1f} s",
+                           where=self._where, seconds=self._reactor.seconds() - self._lost_at)
+            self._lost_at = None
+        if self._report is not None:
+            self._report.breadcrumb("redis", "Redis connected successfully", address=self._where)
+
+    def _lost(self):
+        self._lost_at = self._reactor.seconds()
+        self._log.warn(
+            "Redis at {where} lost; history, rooms and matchmaking are unavailable "
+            "until it returns (retrying at least every {retry:g} s)",
+            where=self._where, retry=self.link.retry_max,
+        )
+        if self._report is not None:
+            self._report.capture_message(
+                "Redis connection lost", operation="redis_connect", redisAddr=self._where,
+            )
 
     def call(self, method, *args, capped=True):
         """

@@ -1,7 +1,7 @@
 """
 The Redis/Valkey store, on txredisapi, never blocking the reactor.
 
-Keys are those of the Go server (PROTOCOL.md section 6) under an optional
+Keys are those of the Go server (README.rst, "Key layout") under an optional
 prefix, so a deployment can switch servers on the same database. Every
 operation that writes more than one thing is one Lua script: one round
 trip, atomic. Commands go through L{Commands}, which fails them fast
