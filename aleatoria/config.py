@@ -193,6 +193,9 @@ SETTINGS = (
             "Longest chat message, in bytes of UTF-8; longer ones get error too_large"),
     Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, _whole(1),
             "Rooms one connection may be in at once"),
+    Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, _whole(0),
+            "Members of a room (on one daemon) up to which they hear each other "
+            "join and leave; in larger rooms, get_room_members pages through them"),
     Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0, _number(0, what="a number of messages"),
             "Messages a second one connection may send, on average"),
     Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),

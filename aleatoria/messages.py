@@ -71,6 +71,11 @@ class RecentMessagesQuery(msgspec.Struct, frozen=True):
     before: str = ""
 
 
+class MembersQuery(msgspec.Struct, frozen=True):
+    limit: int = 1000
+    after: str = ""
+
+
 class DirectMessagesQuery(msgspec.Struct, frozen=True):
     withUser: str = ""
     limit: int = 50
@@ -85,6 +90,7 @@ _TYPED_PAYLOADS = {
     "request_random_peer": PeerRequest,
     "get_recent_messages": RecentMessagesQuery,
     "get_direct_messages": DirectMessagesQuery,
+    "get_room_members": MembersQuery,
 }
 
 

@@ -73,9 +73,16 @@ def get_rooms(hub, conn, m):
 
 
 def get_room_members(hub, conn, m):
-    d = hub.rooms.members(conn, m.room)
-    return d.addCallback(
-        lambda members: Answer("room_members", {"room": m.room, "members": members}, m.room))
+    d = hub.rooms.members(conn, m.room, m.payload.limit, m.payload.after)
+    return d.addCallback(_members_page, m.room)
+
+
+def _members_page(page, room):
+    members, count, following = page
+    payload = {"room": room, "members": members, "count": count}
+    if following is not None:
+        payload["next"] = following
+    return Answer("room_members", payload, room)
 
 
 def get_recent_messages(hub, conn, m):
@@ -176,23 +183,27 @@ class Router:
             return
         self._metrics.received.labels(kind).inc()
         trace = self._reporter.trace(conn.report, kind)
+        hub.tracing(trace)
         try:
-            with hub.tracing(trace):
-                answer = route(hub, conn, envelope)
+            answer = route(hub, conn, envelope)
         except Exception:
             self._failed(Failure(), conn, envelope)
         else:
             if isinstance(answer, Deferred):
-                answer.addCallback(self._answer, conn)
-                answer.addErrback(self._failed, conn, envelope)
+                answer.addCallbacks(self._answer, self._failed, (conn, envelope), None,
+                                    (conn, envelope))
             else:
-                self._answer(answer, conn)
+                self._answer(answer, conn, envelope)
         finally:
+            hub.tracing(None)
             trace.handled()
 
-    def _answer(self, answer, conn):
+    def _answer(self, answer, conn, envelope):
         if isinstance(answer, Answer) and self._hub.current(conn):
-            self._hub.reply(conn, *answer)
+            try:
+                self._hub.reply(conn, *answer)
+            except Exception:
+                self._failed(Failure(), conn, envelope)
 
     def _failed(self, failure, conn, envelope):
         refused = failure.value

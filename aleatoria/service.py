@@ -62,7 +62,7 @@ def make_service(config, reactor=None):
 
     hub = Hub(store, prepare, MessageClock(), peers, reporter=reporter,
               metrics=metrics, max_content=config.max_content_length,
-              max_rooms=config.max_rooms)
+              max_rooms=config.max_rooms, presence_limit=config.presence_limit)
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)

@@ -5,7 +5,7 @@
 //
 //   node load.js SCENARIO PORT '{"option": value, ...}'
 //
-// Scenarios: idle, fanout, relay, relay_rate, matchmaking (see each function).
+// Scenarios: idle, lobby, fanout, relay, relay_rate, matchmaking (see each function).
 "use strict";
 const WebSocket = require("ws");
 
@@ -68,6 +68,31 @@ async function idle({ count = 1000 }) {
   await new Promise((resolve) => process.stdin.once("data", resolve));
   for (const socket of sockets) socket.terminate();
   return null;
+}
+
+// lobby: `count` clients connect with no room -- all into the Lobby, as real
+// clients do -- then all leave at once. Connects per second, and the seconds
+// from the last one leaving until a new client gets an answer: how long the
+// server was busy telling everybody who left.
+async function lobby({ count = 1000 }) {
+  const started = now();
+  const sockets = await openMany(count, "lobby", undefined);
+  const seconds = (now() - started) / 1000;
+  const left = now();
+  for (const socket of sockets) socket.terminate();
+  const probe = await open("probe", "probe");
+  await new Promise((resolve) => {
+    probe.on("message", (data) => {
+      if (JSON.parse(data).type === "chat_message") resolve();
+    });
+    probe.send(JSON.stringify({ type: "chat_message", room: "probe", payload: { content: "?" } }));
+  });
+  const answered = (now() - left) / 1000;
+  probe.terminate();
+  return {
+    scenario: "lobby", count, connects_per_s: Math.round(count / seconds),
+    seconds_to_answer_after_leaving: Math.round(answered * 1000) / 1000,
+  };
 }
 
 // fanout: `members` users in one room and one publisher. First as fast as
@@ -253,7 +278,7 @@ const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 })
   return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
 });
 
-const scenarios = { idle, fanout, relay, relay_rate, matchmaking };
+const scenarios = { idle, lobby, fanout, relay, relay_rate, matchmaking };
 scenarios[scenario](options).then(
   (result) => {
     if (result) console.log(JSON.stringify(result));

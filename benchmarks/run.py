@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -110,6 +111,28 @@ def idle(port, server_pid, count):
     return result
 
 
+def lobby(port, server_pid, count):
+    """
+    C{count} clients into the Lobby and out again (load.js lobby), with the
+    server's peak RSS per client while they were there.
+    """
+    before, peak, done = rss_kib(server_pid), [0], threading.Event()
+
+    def sample():
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_kib(server_pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = generate("lobby", port, {"count": count})
+    finally:
+        done.set()
+        sampler.join()
+    result["peak_rss_per_connection_kib"] = round((peak[0] - before) / count, 2)
+    return result
+
+
 def measure(name, start, size, matchmaking):
     port = free_port()
     server = start(port)
@@ -117,6 +140,8 @@ def measure(name, start, size, matchmaking):
         wait_listening(port, server)
         time.sleep(0.5)
         results = {"idle": idle(port, server.pid, size["idle"])}
+        settle(server.pid)
+        results["lobby"] = lobby(port, server.pid, size["idle"])
         seconds = size["seconds"]
         scenarios = [
             ("fanout", {"members": size["members"], "seconds": seconds}),
@@ -171,7 +196,9 @@ def redis_server():
 RATIOS = {"fanout": ["deliveries_per_s", "p50_ms", "p99_ms"],
           "relay": ["relays_per_s", "p50_ms", "p99_ms"],
           "relay_rate": ["p50_ms", "p99_ms"],
-          "idle": ["rss_per_connection_kib", "connects_per_s"]}
+          "idle": ["rss_per_connection_kib", "connects_per_s"],
+          "lobby": ["connects_per_s", "seconds_to_answer_after_leaving",
+                    "peak_rss_per_connection_kib"]}
 
 
 def ratios(results):

@@ -25,6 +25,8 @@ def test_smoke_run_writes_a_report(tmp_path):
     daemon, reference = report["targets"]["daemon-memory"], report["targets"]["reference"]
     for target in (daemon, reference):
         assert target["idle"]["connects_per_s"] > 0
+        assert target["lobby"]["connects_per_s"] > 0
+        assert target["lobby"]["seconds_to_answer_after_leaving"] >= 0
         assert target["fanout"]["deliveries_per_s"] > 0
         assert 0 < target["fanout"]["p50_ms"] <= target["fanout"]["p99_ms"]
         assert target["relay"]["relays_per_s"] > 0

@@ -355,3 +355,24 @@ def test_only_work_for_other_daemons_is_timed_as_delivery(clock):
     router.received(alice, Envelope(type="chat_message", toUser="carol",
                                     payload=ChatPayload("elsewhere")))
     assert deliveries() == 1
+
+
+def test_joining_a_room_past_the_presence_limit_sends_nothing(clock):
+    """
+    Past --presence-limit members, a join or a leave costs no message at
+    all, however large the room: filling a room is linear, not quadratic.
+    """
+    prepared = []
+    hub = Hub(MemoryStore(clock, 3600, 100), lambda e: prepared.append(e) or e,
+              MessageClock(), reporter=REPORTER, metrics=Metrics(), presence_limit=10)
+    hub.startService()
+    counts = []
+    for n in range(300):
+        before = len(prepared)
+        conn = Recorder(f"u{n}")
+        hub.connected(conn, "lobby")
+        counts.append(len(prepared) - before)
+    assert sum(counts[:10]) == sum(range(10))  # each told the ones before it
+    assert counts[10:] == [0] * 290
+    hub.disconnected(conn)
+    assert len(prepared) == sum(range(10))

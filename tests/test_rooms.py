@@ -7,6 +7,7 @@ import pytest_twisted
 
 from aleatoria.clock import parse_rfc3339
 
+from .conftest import start_server, stop_server
 from .wsclient import connect
 
 NOT_IN_ROOM = {
@@ -46,7 +47,7 @@ async def test_join_and_leave_with_presence(server):
     assert (await alice.expect("user_joined"))["payload"] == {"room": "chess", "userId": "bob"}
 
     members = await bob.request({"type": "get_room_members", "room": "chess"}, "room_members")
-    assert members["payload"] == {"room": "chess", "members": ["alice", "bob"]}
+    assert members["payload"] == {"room": "chess", "members": ["alice", "bob"], "count": 2}
 
     left = await bob.request({"type": "leave_room", "room": "chess"}, "room_left")
     assert left["payload"] == {"room": "chess", "action": "left"}
@@ -216,3 +217,35 @@ async def test_a_message_id_counts_only_with_its_sender(server):
     history = await carol.request({"type": "get_recent_messages", "room": "r"},
                                   "recent_messages", skip={"user_joined", "chat_message"})
     assert sorted(m["fromUser"] for m in history["payload"]["messages"]) == ["alice", "bob"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_stops_past_the_limit_and_members_page():
+    """
+    With --presence-limit 3, members hear each other come and go until the
+    room has more than 3 members; then joins and leaves cost nothing, and
+    get_room_members pages through them (limit, after, next, count).
+    """
+    server = await start_server(**{"presence-limit": "3"})
+    try:
+        first, second, third = await server.connect_many("u1", "u2", "u3", room="big")
+        assert (await first.expect("user_joined"))["payload"]["userId"] == "u2"
+        assert (await first.expect("user_joined"))["payload"]["userId"] == "u3"
+        await second.expect("user_joined")
+        await server.connect_many("u4", "u5", room="big")
+        await third.close()
+        for client in (first, second):
+            await client.quiet()
+
+        page = await first.request({"type": "get_room_members", "room": "big",
+                                    "payload": {"limit": 2}}, "room_members")
+        assert page["payload"] == {"room": "big", "members": ["u1", "u2"], "count": 4,
+                                   "next": "u2"}
+        page = await first.request({"type": "get_room_members", "room": "big",
+                                    "payload": {"limit": 2, "after": "u2"}}, "room_members")
+        assert page["payload"] == {"room": "big", "members": ["u4", "u5"], "count": 4}
+        error = await first.request({"type": "get_room_members", "room": "big",
+                                     "payload": {"limit": 0}}, "error")
+        assert error["payload"]["code"] == "invalid_message"
+    finally:
+        await stop_server(server)

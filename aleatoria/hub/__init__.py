@@ -10,8 +10,6 @@ refusals into replies. This module keeps the connection life cycle and
 the drain at shutdown; the ways to send are the L{outbox}'s.
 """
 
-from contextlib import contextmanager
-
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -37,17 +35,19 @@ class Hub(Service):
     @param metrics: the L{aleatoria.metrics.Metrics}.
     @param max_content: longest chat content, in UTF-8 bytes.
     @param max_rooms: rooms one connection may be in.
+    @param presence_limit: room size (on this daemon) up to which members
+        hear each other join and leave.
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
-                 max_content=4096, max_rooms=50):
+                 max_content=4096, max_rooms=50, presence_limit=100):
         self._store = store
         self._peers = peers or LonePeers(store.node)
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
-        self.rooms = Rooms(self._out, store, max_rooms)
+        self.rooms = Rooms(self._out, store, max_rooms, presence_limit)
         self.direct = Direct(self._out, store)
         self.chat = Chat(self._out, self.rooms, self.direct, max_content)
         self.calls = Calls(self._out, store, metrics)
@@ -160,14 +160,9 @@ class Hub(Service):
         """Send C{conn} a message of the server's own, stamped now."""
         self._out.reply(conn, kind, payload, room, message_id)
 
-    @contextmanager
     def tracing(self, trace):
-        """Account the store work started in this block to C{trace}'s spans."""
+        """Account the store work started from now on to C{trace} (C{None}: to none)."""
         self._out.trace = trace
-        try:
-            yield
-        finally:
-            self._out.trace = None
 
     # From the other daemons (IReceiver)
 

@@ -3,6 +3,8 @@ Rooms: membership of this daemon's connections, joining and leaving,
 presence (C{user_joined} / C{user_left}), room chat and room history.
 """
 
+import bisect
+
 from msgspec.structs import replace
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
@@ -14,6 +16,8 @@ from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
+MAX_MEMBERS_PAGE = 1000
+PRESENCE = frozenset({"user_joined", "user_left"})
 ROOM_RULE = "A room name is 1-100 characters, without control characters."
 
 
@@ -22,14 +26,17 @@ class Rooms:
     @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
     @param store: the L{aleatoria.interfaces.IStore}.
     @param max_rooms: rooms one connection may be in.
+    @param presence_limit: members of a room on this daemon up to which
+        they hear each other come and go.
     """
 
     _log = Logger(namespace="aleatoria.hub.Hub")
 
-    def __init__(self, outbox, store, max_rooms):
+    def __init__(self, outbox, store, max_rooms, presence_limit):
         self._out = outbox
         self._store = store
         self._max_rooms = max_rooms
+        self._presence_limit = presence_limit
         self.membership = Membership()
 
     def rooms_of(self, user):
@@ -56,11 +63,18 @@ class Rooms:
         if room in self.rooms_of(conn.user_id):
             self.exit(conn.user_id, room)
 
-    def members(self, conn, room):
-        """Fire with the members of C{room} on every daemon, to one of them."""
+    def members(self, conn, room, limit=MAX_MEMBERS_PAGE, after=""):
+        """
+        Fire with one page of the members of C{room} on every daemon: up to
+        C{limit} ids (at most L{MAX_MEMBERS_PAGE}) in order, those after
+        C{after}; and how many there are in all.
+        """
         self._member_of(conn, room, "get_room_members")
-        return self._out.watch(self._store.room_members(room), "room_members", conn,
-                               asked=True)
+        if limit < 1:
+            raise Invalid("limit must be at least 1.")
+        d = self._store.room_members(room)
+        d.addCallback(_page, min(limit, MAX_MEMBERS_PAGE), after)
+        return self._out.watch(d, "room_members", conn, asked=True)
 
     def history(self, conn, room, limit, before=""):
         """
@@ -179,5 +193,21 @@ class Rooms:
         return self._out.broadcast(room, envelope)
 
     def local(self, room, envelope, but=None):
-        """Send to the members of C{room} on this daemon, except C{but}."""
-        self._out.fan_out([u for u in self.membership.members(room) if u != but], envelope)
+        """
+        Send to the members of C{room} on this daemon, except C{but} --
+        presence only while they are at most C{presence_limit}: past it,
+        each join and leave would cost a message to every member, and a
+        room filling up the square of its size.
+        """
+        members = self.membership.members(room)
+        if envelope.type in PRESENCE and len(members) > self._presence_limit:
+            return
+        self._out.fan_out([u for u in members if u != but], envelope)
+
+
+def _page(members, limit, after):
+    """One page of the sorted C{members}: those after C{after}, and the count."""
+    start = bisect.bisect_right(members, after) if after else 0
+    page = members[start:start + limit]
+    more = start + limit < len(members)
+    return page, len(members), page[-1] if more and page else None
