@@ -227,3 +227,34 @@ def test_the_contract_is_in_the_repository():
     for path in [ROOT / "README.rst", *(ROOT / "docs").glob("*.rst"),
                  *(ROOT / "aleatoria").rglob("*.py")]:
         assert "PROTOCOL.md" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("target, command, packages", [
+    ("node", "npm", "nodejs npm"),
+    ("redis-server", "redis-server", "redis-server"),
+])
+def test_make_test_installs_what_it_needs(tmp_path, target, command, packages):
+    """
+    On a machine without it, `make test` installs Node/npm and redis-server
+    with apt-get (a stand-in here, which records what it was asked); where
+    the command exists already, it installs nothing.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "apt-get.log"
+    apt = bin_dir / "apt-get"
+    apt.write_text(f"#!/bin/sh\necho \"$@\" >> {record}\n")
+    apt.chmod(0o755)
+    make = shutil.which("make")
+    env = {"PATH": str(bin_dir)}
+    subprocess.run([make, "-s", "-C", str(ROOT), target], env=env, check=True,
+                   capture_output=True)
+    assert f"install -y -qq {packages}" in record.read_text()
+
+    record.unlink()
+    present = bin_dir / command
+    present.write_text("#!/bin/sh\n")
+    present.chmod(0o755)
+    subprocess.run([make, "-s", "-C", str(ROOT), target], env=env, check=True,
+                   capture_output=True)
+    assert not record.exists()
