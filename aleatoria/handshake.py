@@ -89,6 +89,18 @@ def client_address(request, trusted):
     return str(address)
 
 
+def direct_address(host, trusted):
+    """
+    The address of a peer C{host} that is a client itself: C{None} for a
+    trusted proxy (its clients are told apart by X-Forwarded-For later), or
+    for what is no IP address (a Unix socket).
+    """
+    ip = _ip(host)
+    if ip is None or _trusted(ip, trusted):
+        return None
+    return str(ip)
+
+
 def proxied(request, trusted):
     """Whether the request comes from a trusted proxy."""
     ip = _ip(_address(request.peer))

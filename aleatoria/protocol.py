@@ -56,17 +56,22 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
     user_id = None
     report = None
     _room = None
+    _counted = False
+    ticket = None
+    """The connection's L{aleatoria.gate.Ticket}, taken over from its HTTP channel."""
 
     def onConnect(self, request):
         secure = ISSLTransport.providedBy(self.transport)
         address = client_address(request, self.factory.trusted_proxies)
         self.peer = address  # what log lines name: the client, as it is counted
         try:
+            behind_proxy = proxied(request, self.factory.trusted_proxies)
             self._identity, self._room = admit(
-                request, self.factory.origins, secure, self.factory.tokens,
-                proxied(request, self.factory.trusted_proxies),
+                request, self.factory.origins, secure, self.factory.tokens, behind_proxy,
             )
-            self.factory.count_in(address)
+            if behind_proxy:  # a direct client is counted by the gate, from its first byte
+                self.factory.count_in(address)
+                self._counted = True
         except ConnectionDeny as deny:
             self._log.info(
                 "Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
@@ -122,10 +127,18 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
             return
         self.factory.router.received(self, envelope)
 
+    def connectionLost(self, reason):
+        try:
+            super().connectionLost(reason)
+        finally:
+            if self.ticket is not None:
+                self.ticket.release()
+
     def onClose(self, wasClean, code, reason):
         if self.report is None:
             return
-        self.factory.count_out(self._address)
+        if self._counted:
+            self.factory.count_out(self._address)
         self.factory.hub.disconnected(self)
         if not self.closedByMe and code not in _EXPECTED_CLOSES:
             self.report.capture_message(
@@ -235,6 +248,16 @@ class ClientFactory(WebSocketServerFactory):
     """
 
     protocol = ClientProtocol
+
+    handing_over = None
+    """The gate ticket of the HTTP connection being upgraded, for L{buildProtocol}."""
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        protocol.ticket, self.handing_over = self.handing_over, None
+        if protocol.ticket is not None:
+            protocol.ticket.upgraded()
+        return protocol
 
     def count_in(self, address):
         """

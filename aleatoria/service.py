@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from . import __version__
 from .clock import MessageClock
+from .gate import Gate
 from .hub import Hub
 from .metrics import Metrics
 from .peers import LonePeers
@@ -69,8 +70,10 @@ def make_service(config, reactor=None):
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     factory = ClientFactory(hub, config, reactor, reporter, metrics)
+    gate = Gate(maximum=config.max_connections_per_ip, trusted=config.trusted_proxy,
+                deadline=config.handshake_timeout, clock=reactor)
     site = make_site(WebSocketEndpoint(factory), hub, store, peers, metrics, reactor,
-                     config.handshake_timeout)
+                     config.handshake_timeout, gate)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")
     listener.setServiceParent(top)

@@ -6,6 +6,7 @@ balancers read -- C{/health}, C{/ready}, C{/metrics} (docs/protocol.rst, "HTTP")
 import json
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.web.http import HTTPChannel
 from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -71,7 +72,8 @@ class Ready(Resource):
 class WebSocketEndpoint(WebSocketResource):
     """
     C{/ws}: the upgrade to a WebSocket, or -- for a plain GET -- a plain
-    426 Upgrade Required saying so, not Autobahn's page.
+    426 Upgrade Required saying so, not Autobahn's page. The WebSocket
+    takes over the connection's gate ticket from the HTTP channel.
     """
 
     def render(self, request):
@@ -84,7 +86,12 @@ class WebSocketEndpoint(WebSocketResource):
                 "error": "This is a WebSocket endpoint: connect with a WebSocket client.",
                 "code": "upgrade_required",
             }).encode()
-        return super().render(request)
+        ticket, request.channel.ticket = request.channel.ticket, None
+        self._factory.handing_over = ticket
+        try:
+            return super().render(request)
+        finally:
+            self._factory.handing_over = None
 
 
 class _Anonymous(Request):
@@ -95,15 +102,34 @@ class _Anonymous(Request):
             super().setHeader(name, value)
 
 
+class _Channel(HTTPChannel):
+    """An HTTP connection that gives its gate ticket back when it ends."""
+
+    ticket = None
+
+    def connectionLost(self, reason):
+        if self.ticket is not None:
+            self.ticket.release()
+        super().connectionLost(reason)
+
+
 class QuietSite(Site):
     """
     A Site that writes no access log: load-balancer probes would bury the
     lines operators need; the hub logs every WebSocket connect itself. Its
-    answers name no software.
+    answers name no software. Every connection passes its L{Gate}.
     """
 
     noisy = False
     requestFactory = _Anonymous
+    protocol = _Channel
+
+    def __init__(self, resource, gate, **kwargs):
+        super().__init__(resource, **kwargs)
+        self._gate = gate
+
+    def buildProtocol(self, addr):
+        return self._gate.admit(addr, lambda: super(QuietSite, self).buildProtocol(addr))
 
     def log(self, request):
         pass
@@ -114,7 +140,7 @@ class _Root(Resource):
         return notFound()
 
 
-def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout):
+def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout, gate):
     """
     The site on the one port. Its idle timeout is the handshake timeout: a
     client that never completes a request is cut off, while an upgraded
@@ -125,4 +151,4 @@ def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout)
     root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, peers, reactor))
-    return QuietSite(root, reactor=reactor, timeout=handshake_timeout)
+    return QuietSite(root, gate, reactor=reactor, timeout=handshake_timeout)

@@ -8,10 +8,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from .conftest import ORIGIN, start_server, stop_server
+from .rawhttp import exchange, upgrade_request
 from .wsclient import WAIT, connect
 
 
@@ -171,3 +174,62 @@ async def test_tls_listener(limited, tmp_path):
     assert (await bob.expect("chat_message"))["payload"] == {"content": "over tls"}
     with pytest.raises(ConnectionError):
         await connect(server.port, "eve", ca=ca, origin=f"http://localhost:{server.port}")
+
+
+class _Trickle(Protocol):
+    """Sends its request a byte at a time, every C{factory.every} seconds, for ever."""
+
+    def connectionMade(self):
+        from twisted.internet.task import LoopingCall
+
+        self._bytes = iter(b"GET /ws?userId=slow HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y" * 10**6)
+        self._loop = LoopingCall(lambda: self.transport.write(bytes([next(self._bytes)])))
+        self._loop.start(self.factory.every)
+        self.factory.made.callback(None)
+
+    def connectionLost(self, reason):
+        self._loop.stop()
+        self.factory.lost.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_trickled_request_is_cut_off_at_the_deadline(limited):
+    """
+    Slowloris: a request trickled in a byte at a time, each well within
+    the idle timeout, is cut off once --handshake-timeout has passed since
+    the connection began (issue: security, item 10).
+    """
+    server = await limited(**{"handshake-timeout": "1"})
+    factory = Factory.forProtocol(_Trickle)
+    factory.every, factory.made, factory.lost = 0.2, Deferred(), Deferred()
+    await TCP4ClientEndpoint(reactor, "127.0.0.1", server.port).connect(factory)
+    await factory.made
+    await factory.lost.addTimeout(WAIT, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pending_handshakes_count_against_the_address(limited):
+    """
+    Connections that have not finished their handshake count against
+    --max-connections-per-ip as open WebSockets do: with two pending, a
+    third connection from the address gets 429; once they go, it is let in.
+    """
+    server = await limited(**{"max-connections-per-ip": "2", "handshake-timeout": "30"})
+    pending = []
+    for _ in range(2):
+        factory = Factory.forProtocol(_Silent)
+        factory.made, factory.lost = Deferred(), Deferred()
+        pending.append((await TCP4ClientEndpoint(reactor, "127.0.0.1", server.port)
+                        .connect(factory), factory))
+        await factory.made
+    assert await _upgrade(server, "u1") == 429
+    for protocol, factory in pending:
+        protocol.transport.loseConnection()
+        await factory.lost
+    for _ in range(100):  # until the daemon has seen them go
+        status, _, _ = await deferToThread(
+            exchange, server.port, upgrade_request("userId=u1", ORIGIN))
+        if " 101 " in status:
+            break
+        await deferLater(reactor, 0.05, lambda: None)
+    assert " 101 " in status

@@ -1,0 +1,95 @@
+"""
+The door of the port, for each TCP connection from its first byte to its
+last, whether it stays HTTP or becomes a WebSocket: a client address (not
+a trusted proxy's) may hold at most C{--max-connections-per-ip}
+connections, pending handshakes included; and a connection that has not
+become a WebSocket within C{--handshake-timeout} of arriving is cut off,
+however slowly it trickles its request in (twisted.web's own timeout
+starts again with every byte).
+
+Each connection gets a L{Ticket}: the HTTP channel holds it, and hands it
+to the WebSocket when the connection becomes one.
+"""
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+
+from .handshake import direct_address
+from .limits import PerAddress, TooMany
+
+_BODY = b'{"error": "too many connections from your address", "code": "rate_limited"}'
+TOO_MANY = (
+    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
+)
+
+
+class Ticket:
+    """One connection's place at the gate: its count, and its deadline."""
+
+    def __init__(self, gate, address, channel):
+        self._gate = gate
+        self._address = address
+        self._channel = channel
+        self._deadline = gate.clock.callLater(gate.deadline, self._expired)
+
+    def _expired(self):
+        self._gate.log.info("Cut off {peer}: no WebSocket within {seconds:g} s",
+                            peer=self._address, seconds=self._gate.deadline)
+        transport = self._channel.transport
+        if transport is not None:
+            transport.abortConnection()
+
+    def upgraded(self):
+        """The connection is a WebSocket now: no more deadline."""
+        self._channel = None
+        if self._deadline.active():
+            self._deadline.cancel()
+
+    def release(self):
+        """The connection is gone (called once or more)."""
+        if self._deadline.active():
+            self._deadline.cancel()
+        if self._address is not None:
+            self._gate.per_address.count_out(self._address)
+            self._address = None
+
+
+class _TooMany(Protocol):
+    """Says 429 at once, without reading the request, and hangs up."""
+
+    def connectionMade(self):
+        self.transport.write(TOO_MANY)
+        self.transport.loseConnection()
+
+
+class Gate:
+    """
+    @param maximum: connections one client address may hold.
+    @param trusted: the networks of trusted proxies, whose connections are
+        not counted here (their clients are, once X-Forwarded-For says who).
+    @param deadline: seconds a connection has to become a WebSocket.
+    """
+
+    log = Logger()
+
+    def __init__(self, *, maximum, trusted, deadline, clock):
+        self.per_address = PerAddress(maximum)
+        self.trusted = trusted
+        self.deadline = deadline
+        self.clock = clock
+
+    def admit(self, addr, build):
+        """
+        The protocol for a connection from C{addr}: C{build()}'s, holding
+        its L{Ticket} as C{ticket} -- or one that answers 429.
+        """
+        address = direct_address(getattr(addr, "host", ""), self.trusted)
+        if address is not None:
+            try:
+                self.per_address.count_in(address)
+            except TooMany:
+                return _TooMany()
+        channel = build()
+        channel.ticket = Ticket(self, address, channel)
+        return channel
