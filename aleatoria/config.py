@@ -201,6 +201,12 @@ SETTINGS = (
     Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),
             "Messages one connection may send at once; past the rate and this, "
             "error rate_limited, and as many refusals in a row close it (1008)"),
+    Setting("connect-rate", "ALEATORIA_CONNECT_RATE", 10.0,
+            _number(0, what="a number of connections"),
+            "Connection attempts a second one client address may make, on average"),
+    Setting("connect-burst", "ALEATORIA_CONNECT_BURST", 100, _whole(1),
+            "Connection attempts one client address may make at once; past the "
+            "rate and this, HTTP 429"),
     Setting("max-connections-per-ip", "ALEATORIA_MAX_CONNECTIONS_PER_IP", 100, _whole(1),
             "Open connections one client address may have; more are refused (429)"),
     Setting("trusted-proxy", "ALEATORIA_TRUSTED_PROXIES", (), _networks,

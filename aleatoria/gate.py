@@ -1,8 +1,9 @@
 """
 The door of the port, for each TCP connection from its first byte to its
 last, whether it stays HTTP or becomes a WebSocket: a client address (not
-a trusted proxy's) may hold at most C{--max-connections-per-ip}
-connections, pending handshakes included; and a connection that has not
+a trusted proxy's) may try C{--connect-rate} connections a second (bursts
+of C{--connect-burst}) and hold at most C{--max-connections-per-ip},
+pending handshakes included; and a connection that has not
 become a WebSocket within C{--handshake-timeout} of arriving is cut off,
 however slowly it trickles its request in (twisted.web's own timeout
 starts again with every byte).
@@ -17,11 +18,15 @@ from twisted.logger import Logger
 from .handshake import direct_address
 from .limits import PerAddress, TooMany
 
-_BODY = b'{"error": "too many connections from your address", "code": "rate_limited"}'
-TOO_MANY = (
-    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
-)
+
+def _too_many(what):
+    body = b'{"error": "too many %s from your address", "code": "rate_limited"}' % what
+    return (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+TOO_MANY = _too_many(b"connections")
+TOO_FAST = _too_many(b"connection attempts")
 
 
 class Ticket:
@@ -55,11 +60,14 @@ class Ticket:
             self._address = None
 
 
-class _TooMany(Protocol):
+class _Refuse(Protocol):
     """Says 429 at once, without reading the request, and hangs up."""
 
+    def __init__(self, answer):
+        self._answer = answer
+
     def connectionMade(self):
-        self.transport.write(TOO_MANY)
+        self.transport.write(self._answer)
         self.transport.loseConnection()
 
 
@@ -69,12 +77,15 @@ class Gate:
     @param trusted: the networks of trusted proxies, whose connections are
         not counted here (their clients are, once X-Forwarded-For says who).
     @param deadline: seconds a connection has to become a WebSocket.
+    @param attempts: the L{KeyedBuckets} of connection attempts per address
+        (shared with the protocol, which counts clients behind proxies).
     """
 
     log = Logger()
 
-    def __init__(self, *, maximum, trusted, deadline, clock):
+    def __init__(self, *, maximum, trusted, deadline, clock, attempts):
         self.per_address = PerAddress(maximum)
+        self.attempts = attempts
         self.trusted = trusted
         self.deadline = deadline
         self.clock = clock
@@ -86,10 +97,12 @@ class Gate:
         """
         address = direct_address(getattr(addr, "host", ""), self.trusted)
         if address is not None:
+            if self.attempts.take(address):
+                return _Refuse(TOO_FAST)
             try:
                 self.per_address.count_in(address)
             except TooMany:
-                return _TooMany()
+                return _Refuse(TOO_MANY)
         channel = build()
         channel.ticket = Ticket(self, address, channel)
         return channel

@@ -1,6 +1,7 @@
 """
-What any one client may cost: messages a second, connections per address,
-and what may wait for a client that stopped reading. Plain values and
+What any one client may cost: messages a second (per user, across its
+reconnects), connections and connection attempts per address, and what
+may wait for a client that stopped reading. Plain values and
 counters, no I/O: the protocol and the reporter apply them.
 """
 
@@ -29,6 +30,46 @@ class TokenBucket:
             self._tokens -= 1
             return 0
         return (1 - self._tokens) / self._rate
+
+
+    def full(self, now):
+        """Whether the bucket is (or would be by C{now}) full: as good as new."""
+        return self._tokens + (now - self._last) * self._rate >= self._burst
+
+
+class KeyedBuckets:
+    """
+    A L{TokenBucket} per key -- a user, a client address -- that outlives
+    the connections drawing on it: reconnecting does not refill it. A
+    bucket is forgotten once it would be full again, which loses nothing,
+    so memory follows only the keys active in the last C{burst / rate}
+    seconds.
+    """
+
+    def __init__(self, rate, burst, seconds):
+        self._rate = rate
+        self._burst = burst
+        self._seconds = seconds
+        self._buckets = {}
+        self._refill = burst / rate
+        self._swept = seconds()
+
+    def take(self, key):
+        """Take a token of C{key}'s: 0 if there was one, else the seconds until there is."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._sweep()
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
+        return bucket.take()
+
+    def __len__(self):
+        return len(self._buckets)
+
+    def _sweep(self):
+        now = self._seconds()
+        if now - self._swept >= self._refill:
+            self._swept = now
+            self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
 
 
 class TooMany(Exception):

@@ -21,7 +21,7 @@ from .auth import TokenPolicy
 from .clock import format_ns
 from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
-from .limits import Backlog, PerAddress, TokenBucket, TooMany
+from .limits import Backlog, KeyedBuckets, PerAddress, TooMany
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
 from .routes import Router
 
@@ -70,6 +70,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
                 request, self.factory.origins, secure, self.factory.tokens, behind_proxy,
             )
             if behind_proxy:  # a direct client is counted by the gate, from its first byte
+                self.factory.attempt(address)
                 self.factory.count_in(address)
                 self._counted = True
         except ConnectionDeny as deny:
@@ -96,8 +97,6 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         self.user_id = self._identity.user
         self.report = self.factory.reporter.report_for(self.user_id, address)
         self.report.tag("room", self._room)
-        rate, burst = self.factory.rate
-        self._bucket = TokenBucket(rate, burst, self.factory.clock.seconds)
         self._refused = 0
 
     def onOpen(self):
@@ -112,7 +111,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        wait = self._bucket.take()
+        wait = self.factory.messages.take(self.user_id)
         if wait:
             self._too_fast(wait)
             return
@@ -270,10 +269,19 @@ class ClientFactory(WebSocketServerFactory):
         except TooMany:
             raise ConnectionDeny(429, "too many connections from your address") from None
 
+    def attempt(self, address):
+        """
+        One more connection attempt from C{address} (behind a proxy).
+
+        @raise ConnectionDeny: 429 when the address is over its rate.
+        """
+        if self.attempts.take(address):
+            raise ConnectionDeny(429, "too many connection attempts from your address")
+
     def count_out(self, address):
         self._per_address.count_out(address)
 
-    def __init__(self, hub, config, reactor, reporter, metrics):
+    def __init__(self, hub, config, reactor, reporter, metrics, attempts):
         super().__init__(reactor=reactor, server=None)
         self.hub = hub
         self.router = Router(hub, reporter, metrics)
@@ -283,6 +291,9 @@ class ClientFactory(WebSocketServerFactory):
         self.tokens = TokenPolicy.from_config(config)
         self.outbound = (config.outbound_messages, config.outbound_bytes)
         self.rate = (config.rate_limit, config.rate_burst)
+        self.messages = KeyedBuckets(config.rate_limit, config.rate_burst, reactor.seconds)
+        """Each user's messages, whichever connection (or reconnection) sends them."""
+        self.attempts = attempts
         self.trusted_proxies = config.trusted_proxy
         self.clock = reactor
         self._per_address = PerAddress(config.max_connections_per_ip)

@@ -21,6 +21,7 @@ from . import __version__
 from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
+from .limits import KeyedBuckets
 from .metrics import Metrics
 from .peers import LonePeers
 from .peers.redis import RedisPeers
@@ -69,9 +70,10 @@ def make_service(config, reactor=None):
     metrics.watch_hub(hub)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
-    factory = ClientFactory(hub, config, reactor, reporter, metrics)
+    attempts = KeyedBuckets(config.connect_rate, config.connect_burst, reactor.seconds)
+    factory = ClientFactory(hub, config, reactor, reporter, metrics, attempts)
     gate = Gate(maximum=config.max_connections_per_ip, trusted=config.trusted_proxy,
-                deadline=config.handshake_timeout, clock=reactor)
+                deadline=config.handshake_timeout, clock=reactor, attempts=attempts)
     site = make_site(WebSocketEndpoint(factory), hub, store, peers, metrics, reactor,
                      config.handshake_timeout, gate)
     listener = Listener(config.port, site, reactor)

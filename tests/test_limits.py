@@ -233,3 +233,49 @@ async def test_pending_handshakes_count_against_the_address(limited):
             break
         await deferLater(reactor, 0.05, lambda: None)
     assert " 101 " in status
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnecting_does_not_refill_the_budget(limited):
+    """
+    The message budget is the user's: spending it, disconnecting and
+    coming back does not buy more (issue: security, item 1).
+    """
+    server = await limited(**{"rate-limit": "0.01", "rate-burst": "5"})
+    alice = await server.connect("alice")
+    for _ in range(5):
+        await alice.request({"type": "get_rooms"}, "rooms_list")
+    await alice.close()
+    again = await server.connect("alice")
+    refused = await again.request({"type": "get_rooms"}, "error")
+    assert refused["payload"]["code"] == "rate_limited"
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_attempts_per_address_are_limited(limited):
+    """Past --connect-burst attempts at once from an address, 429 at once."""
+    server = await limited(**{"connect-rate": "0.01", "connect-burst": "3"})
+    for user in ("a", "b", "c"):
+        client = await server.connect(user)
+        await client.close()
+    status, _, body = await deferToThread(
+        exchange, server.port, upgrade_request("userId=d", ORIGIN))
+    assert " 429 " in status and b"connection attempts" in body
+
+
+def test_idle_budgets_are_forgotten_once_full_again():
+    """A user's bucket is kept while it matters, and not a moment longer."""
+    from twisted.internet.task import Clock
+
+    from aleatoria.limits import KeyedBuckets
+
+    clock = Clock()
+    buckets = KeyedBuckets(rate=2, burst=4, seconds=clock.seconds)
+    for user in range(100):
+        assert buckets.take(user) == 0
+    clock.advance(1)
+    buckets.take("late")
+    assert len(buckets) == 101  # none forgotten yet: a sweep comes every burst / rate seconds
+    clock.advance(2)
+    buckets.take("later")
+    assert len(buckets) == 1
