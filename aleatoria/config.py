@@ -196,6 +196,9 @@ SETTINGS = (
     Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, _whole(0),
             "Members of a room (on one daemon) up to which they hear each other "
             "join and leave; in larger rooms, get_room_members pages through them"),
+    Setting("signaling", "ALEATORIA_SIGNALING", "any", _choice("any", "matched"),
+            "Who may send WebRTC signaling to whom: any (but a user in a call hears "
+            "only its partner) or matched (only the two users of a pairing)"),
     Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0, _number(0, what="a number of messages"),
             "Messages a second one connection may send, on average"),
     Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),

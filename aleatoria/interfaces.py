@@ -69,6 +69,10 @@ class Offline(Refused):
     """The addressee is not connected anywhere."""
 
 
+class Busy(Refused):
+    """The addressee is in a call with somebody else."""
+
+
 class Unavailable(Refused):
     """Part of the service failed; the client may try again later."""
 
@@ -152,6 +156,12 @@ class IStore(Interface):
     def hang_up(user, peer):
         """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
 
+    def match_of(user):
+        """
+        Fire with the user's current L{aleatoria.matchmaking.Match}, or
+        C{None}: whom signaling to the user may come from.
+        """
+
     def pool_size():
         """Fire with the number of users in the matchmaking pool."""
 
@@ -168,9 +178,6 @@ class IRecord(Interface):
 
     def user_rooms(user):
         """Fire with the names of the rooms C{user} is in, sorted."""
-
-    def match_of(user):
-        """Fire with the user's current L{aleatoria.matchmaking.Match}, or C{None}."""
 
 
 class IPeers(Interface):

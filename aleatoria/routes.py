@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from .hub.calls import role
 from .interfaces import (
+    Busy,
     Forbidden,
     Invalid,
     NotInRoom,
@@ -26,6 +27,7 @@ from .interfaces import (
 )
 
 CODES = {
+    Busy: "busy",
     Invalid: "invalid_message",
     TooLarge: "too_large",
     NotInRoom: "not_in_room",
@@ -35,7 +37,7 @@ CODES = {
 }
 """The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
 
-NAMED = (Offline, Unavailable)
+NAMED = (Busy, Offline, Unavailable)
 """
 Refusals that come after a message was accepted; they repeat its
 C{messageId}, if it had one, so the client knows which one failed.

@@ -64,7 +64,8 @@ def make_service(config, reactor=None):
 
     hub = Hub(store, prepare, MessageClock(), peers, reporter=reporter,
               metrics=metrics, max_content=config.max_content_length,
-              max_rooms=config.max_rooms, presence_limit=config.presence_limit)
+              max_rooms=config.max_rooms, presence_limit=config.presence_limit,
+              signaling=config.signaling)
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)

@@ -6,6 +6,7 @@ and disconnects (docs/protocol.rst).
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
+from .conftest import start_server, stop_server
 from .pairing import partners
 
 NO_PEER = {"message": "No peer available at the moment. Please try again later."}
@@ -210,3 +211,47 @@ async def _settle(client):
     while not seen or seen[-1]["type"] != "error":
         seen.append(await client.next())
     client.inbox[:0] = seen[:-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_user_in_a_call_hears_only_its_partner(server):
+    """
+    Offers, candidates and hangups from a stranger never reach a user in a
+    call: the stranger gets busy, naming its message; the partner's pass
+    (issue: security, item 9).
+    """
+    alice, bob, mallory = await server.connect_many("alice", "bob", "mallory")
+    await available(bob)
+    await pair(alice, bob)
+    for kind in ("webrtc_offer", "webrtc_candidate", "hangup"):
+        error = await mallory.request({"type": kind, "toUser": "bob", "messageId": kind,
+                                       "payload": {"sdp": "evil"}}, "error")
+        assert error["payload"]["code"] == "busy" and error["payload"]["messageId"] == kind
+    alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "ok"}})
+    offer = await bob.expect("webrtc_offer")
+    assert offer["fromUser"] == "alice" and offer["payload"] == {"sdp": "ok"}
+    await bob.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_matched_signaling_passes_only_within_a_pairing():
+    """
+    With --signaling matched, offers pass between the two users of a
+    pairing and nowhere else -- not to a free user, and to an offline one
+    with the same answer, so nobody learns who is online.
+    """
+    server = await start_server(signaling="matched")
+    try:
+        alice, bob, carol = await server.connect_many("alice", "bob", "carol")
+        for target in ("bob", "nobody-here"):
+            error = await carol.request(
+                {"type": "webrtc_offer", "toUser": target, "payload": {}}, "error")
+            assert error["payload"]["code"] == "forbidden"
+        await available(bob)
+        await pair(alice, bob)
+        alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "ok"}})
+        assert (await bob.expect("webrtc_offer"))["fromUser"] == "alice"
+        bob.send({"type": "webrtc_answer", "toUser": "alice", "payload": {"sdp": "ok"}})
+        assert (await alice.expect("webrtc_answer"))["fromUser"] == "bob"
+    finally:
+        await stop_server(server)

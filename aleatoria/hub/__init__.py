@@ -37,12 +37,13 @@ class Hub(Service):
     @param max_rooms: rooms one connection may be in.
     @param presence_limit: room size (on this daemon) up to which members
         hear each other join and leave.
+    @param signaling: who may signal whom (L{aleatoria.hub.calls.Calls}).
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
-                 max_content=4096, max_rooms=50, presence_limit=100):
+                 max_content=4096, max_rooms=50, presence_limit=100, signaling="any"):
         self._store = store
         self._peers = peers or LonePeers(store.node)
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
@@ -50,7 +51,7 @@ class Hub(Service):
         self.rooms = Rooms(self._out, store, max_rooms, presence_limit)
         self.direct = Direct(self._out, store)
         self.chat = Chat(self._out, self.rooms, self.direct, max_content)
-        self.calls = Calls(self._out, store, metrics)
+        self.calls = Calls(self._out, store, metrics, signaling)
         self._closing = {}
         self._peers.listen(self)
 

@@ -6,7 +6,7 @@ signaling relay, and hanging up.
 
 from twisted.logger import Logger
 
-from ..interfaces import Invalid, Offline
+from ..interfaces import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from ..matchmaking import POLITE, Match
 from ..messages import USER_ID_RULE, Envelope, shown, valid_user_id
 
@@ -16,14 +16,18 @@ class Calls:
     @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
     @param store: the L{aleatoria.interfaces.IStore}.
     @param metrics: the L{aleatoria.metrics.Metrics} (pairings made).
+    @param signaling: C{"any"}: signaling passes between any two users, but
+        for a user in a call only from its partner; C{"matched"}: only
+        between the two users of a match.
     """
 
     _log = Logger(namespace="aleatoria.hub.Hub")
 
-    def __init__(self, outbox, store, metrics):
+    def __init__(self, outbox, store, metrics, signaling="any"):
         self._out = outbox
         self._store = store
         self._metrics = metrics
+        self._signaling = signaling
 
     # Availability and pairing
 
@@ -99,12 +103,31 @@ class Calls:
             raise Invalid(f"You cannot send {kind} to yourself.")
         if not valid_user_id(to_user):
             raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
-        d = self._out.deliver(to_user, Envelope(
+        d = self._out.timed(self._store.match_of(to_user), "match_of")
+        d.addErrback(_unknown_in_an_outage)
+        d.addCallback(self._may_signal, user, kind, to_user)
+        d.addCallback(lambda _: self._out.deliver(to_user, Envelope(
             type=kind, fromUser=user, toUser=to_user, payload=payload,
             messageId=message_id, createTime=self._out.now(),
-        ))
+        )))
         d.addCallback(self._relayed, conn, to_user)
         return self._out.watch(d, "relay", conn, asked=True, timed=False)
+
+    def _may_signal(self, match, user, kind, to_user):
+        """
+        A user in a call hears signaling only from its partner; with
+        C{signaling="matched"}, offers, answers and candidates pass only
+        between the two users of a match the server made.
+
+        @raise Busy: C{to_user} is in a call with somebody else.
+        @raise Forbidden: the two are not matched, and must be.
+        """
+        if match is UNKNOWN:
+            return
+        if match is not None and match.peer != user:
+            raise Busy(f"{to_user} is in a call.")
+        if self._signaling == "matched" and kind != "hangup" and match is None:
+            raise Forbidden(f"You may send {kind} only to the partner you were paired with.")
 
     def _relayed(self, delivered, conn, to_user):
         if not delivered:
@@ -133,6 +156,19 @@ class Calls:
             payload={"reason": reason},
             createTime=self._out.now(),
         ))
+
+
+UNKNOWN = object()
+"""Whom a user is matched with, while the store cannot tell."""
+
+
+def _unknown_in_an_outage(failure):
+    """
+    Signaling is live traffic: during a store outage it passes unchecked,
+    so that calls under way go on (their candidates and hangups must).
+    """
+    failure.trap(StoreUnavailable)
+    return UNKNOWN
 
 
 def role(match):
