@@ -32,6 +32,11 @@ def _port(text):
     return text
 
 
+def _optional_port(text):
+    """Empty (none), or what L{_port} takes."""
+    return _port(text) if text.strip() else ""
+
+
 def _choice(*choices):
     def parse(text):
         if text not in choices:
@@ -162,6 +167,9 @@ SETTINGS = (
     Setting("port", "ALEATORIA_PORT", "tcp:8085", _port,
             "Port number (all interfaces) or Twisted endpoint, e.g. "
             "tcp:8085:interface=127.0.0.1"),
+    Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", _optional_port,
+            "Serve /metrics on this port or endpoint (e.g. tcp:9100:interface=10.0.0.5) "
+            "instead of the clients' port; empty: on the clients' port"),
     Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), _origins,
             "Web origin allowed to connect (repeatable; the variable is "
             "comma-separated); * allows any. Default: the daemon's own origin"),

@@ -19,7 +19,8 @@ SYSTEM = "system"
 """The C{fromUser} of every message the server itself originates."""
 
 _USER_ID = re.compile(r"[A-Za-z0-9_\-.:@]{1,64}\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters, and the bidirectional ones that make a name read as another."""
 MAX_ROOM_NAME = 100
 
 
@@ -35,7 +36,7 @@ def valid_user_id(text: str) -> bool:
 
 
 def valid_room(text: str) -> bool:
-    """1-100 characters, none of them control characters."""
+    """1-100 characters, none of them control or bidirectional-control characters."""
     return 0 < len(text) <= MAX_ROOM_NAME and _CONTROL.search(text) is None
 
 

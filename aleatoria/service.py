@@ -29,7 +29,7 @@ from .protocol import ClientFactory, prepare
 from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
-from .web import WebSocketEndpoint, make_site
+from .web import WebSocketEndpoint, make_site, metrics_site
 
 _log = Logger()
 
@@ -75,8 +75,13 @@ def make_service(config, reactor=None):
     factory = ClientFactory(hub, config, reactor, reporter, metrics, attempts)
     gate = Gate(maximum=config.max_connections_per_ip, trusted=config.trusted_proxy,
                 deadline=config.handshake_timeout, clock=reactor, attempts=attempts)
-    site = make_site(WebSocketEndpoint(factory), hub, store, peers, metrics, reactor,
-                     config.handshake_timeout, gate)
+    apart = bool(config.metrics_port)
+    site = make_site(WebSocketEndpoint(factory), hub, store, peers,
+                     None if apart else metrics, reactor, config.handshake_timeout, gate)
+    if apart:
+        monitoring = Listener(config.metrics_port, metrics_site(metrics, reactor), reactor)
+        monitoring.setName("metrics-listener")
+        monitoring.setServiceParent(top)
     listener = Listener(config.port, site, reactor)
     listener.setName("listener")
     listener.setServiceParent(top)

@@ -92,6 +92,8 @@ class Options(usage.Options):
         except config.ConfigError as e:
             raise usage.UsageError(str(e)) from None
         _check_endpoint(self.config.port)
+        if self.config.metrics_port:
+            _check_endpoint(self.config.metrics_port)
         if getattr(self, "parent", None) is not None:
             logs.install(self.parent, self.config.log_format)
 

@@ -135,6 +135,16 @@ class QuietSite(Site):
         pass
 
 
+def metrics_site(metrics, reactor):
+    """C{/metrics} alone, for a port that only the monitoring can reach."""
+    root = _Root()
+    root.putChild(b"metrics", MetricsPage(metrics))
+    site = Site(root, reactor=reactor)
+    site.noisy = False
+    site.log = lambda request: None
+    return site
+
+
 class _Root(Resource):
     def getChild(self, path, request):
         return notFound()
@@ -142,13 +152,16 @@ class _Root(Resource):
 
 def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout, gate):
     """
-    The site on the one port. Its idle timeout is the handshake timeout: a
-    client that never completes a request is cut off, while an upgraded
-    WebSocket (a request that never completes) is not affected.
+    The site on the clients' port (with C{/metrics}, unless C{metrics} is
+    C{None}: served on a port of its own). Its idle timeout is the
+    handshake timeout: a client that never completes a request is cut off,
+    while an upgraded WebSocket (a request that never completes) is not
+    affected.
     """
     root = _Root()
     root.putChild(b"ws", websocket)
-    root.putChild(b"metrics", MetricsPage(metrics))
+    if metrics is not None:
+        root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, peers, reactor))
     return QuietSite(root, gate, reactor=reactor, timeout=handshake_timeout)

@@ -44,6 +44,7 @@ async def handshake(server, query, origin=ORIGIN):
     pytest.param("userId=a&userId=b", id="twice"),
     pytest.param("userId=alice&room=" + "r" * 101, id="long-room"),
     pytest.param("userId=alice&room=a%00b", id="control-room"),
+    pytest.param("userId=alice&room=a%E2%80%AEb", id="bidi-room"),
     pytest.param("userId=system", id="reserved-system"),
     pytest.param("userId=SYSTEM", id="reserved-system-upper"),
 ])

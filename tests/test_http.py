@@ -113,3 +113,23 @@ async def test_no_response_names_the_software(server):
     for _, headers, _ in (health, upgrade):
         assert not [h for h in headers if h.startswith("server:")], headers
     await server.connect("bob")  # the daemon goes on; alice's socket is closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_on_a_port_of_their_own():
+    """
+    With --metrics-port, /metrics is served there and no longer on the
+    clients' port (issue: security, item 14).
+    """
+    from .conftest import start_server, stop_server
+
+    server = await start_server(**{"metrics-port": "tcp:0:interface=127.0.0.1"})
+    try:
+        response, _ = await get(server, "/metrics")
+        assert response.code == 404
+        port = server.service.getServiceNamed("metrics-listener").port.getHost().port
+        response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}/metrics".encode())
+        assert response.code == 200
+        assert b"aleatoria_connections" in await readBody(response)
+    finally:
+        await stop_server(server)

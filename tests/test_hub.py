@@ -263,6 +263,7 @@ REFUSED = [
     pytest.param({"type": "join_room", "room": ""}, "invalid_message", id="empty-room"),
     pytest.param({"type": "join_room", "room": "x" * 101}, "invalid_message", id="long-room"),
     pytest.param({"type": "join_room", "room": "a\nb"}, "invalid_message", id="control-room"),
+    pytest.param({"type": "join_room", "room": "gro\u202eup"}, "invalid_message", id="bidi-room"),
     pytest.param({"type": "join_room"}, "invalid_message", id="no-room"),
     pytest.param({"type": "chat_message", "payload": {"content": "x"}}, "invalid_message",
                  id="chat-nowhere"),

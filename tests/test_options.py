@@ -22,7 +22,8 @@ def test_defaults(monkeypatch):
     """With nothing given: port 8085 on all interfaces, memory store, Go-like keepalive."""
     conf = parse([], monkeypatch=monkeypatch)
     assert conf == config.Config(
-        port="tcp:8085", allowed_origin=(), public_host=(), allow_no_origin=False,
+        port="tcp:8085", metrics_port="", allowed_origin=(), public_host=(),
+        allow_no_origin=False,
         store="memory",
         history_size=1000, message_ttl_hours=24, max_message_size=65536,
         jwt_secret="", jwt_public_key_file="", jwt_audience="", jwt_issuer="",

@@ -18,7 +18,8 @@ from .outbox import MAX_HISTORY_PAGE, as_seen_by
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 MAX_MEMBERS_PAGE = 1000
 PRESENCE = frozenset({"user_joined", "user_left"})
-ROOM_RULE = "A room name is 1-100 characters, without control characters."
+ROOM_RULE = ("A room name is 1-100 characters, without control characters "
+             "(bidirectional ones included).")
 
 
 class Rooms:
