@@ -10,6 +10,16 @@ import collections
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+FRAMES_PER_MESSAGE = 8
+"""
+Frames of every kind (continuations, pings, pongs) a connection may send
+for each message its rate allows: room for fragments and keepalive, none
+for a flood of frames that are not messages.
+"""
+
+MAX_FRAGMENTS = 32
+"""Frames one message may come in; browsers send one."""
+
 
 class TokenBucket:
     """C{rate} tokens a second, at most C{burst} saved up; C{seconds} is the clock."""

@@ -21,7 +21,15 @@ from .auth import TokenPolicy
 from .clock import format_ns
 from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
-from .limits import Backlog, KeyedBuckets, PerAddress, TooMany
+from .limits import (
+    FRAMES_PER_MESSAGE,
+    MAX_FRAGMENTS,
+    Backlog,
+    KeyedBuckets,
+    PerAddress,
+    TokenBucket,
+    TooMany,
+)
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
 from .routes import Router
 
@@ -48,7 +56,8 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServerProtocol):
+class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.FrameMeter,
+                     WebSocketServerProtocol):
     _log = Logger()
     refusal_codes = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
                      429: "rate_limited", 500: "unavailable"}
@@ -97,6 +106,10 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
         self.user_id = self._identity.user
         self.report = self.factory.reporter.report_for(self.user_id, address)
         self.report.tag("room", self._room)
+        rate, burst = self.factory.rate
+        self._frames = TokenBucket(rate * FRAMES_PER_MESSAGE, burst * FRAMES_PER_MESSAGE,
+                                   self.factory.clock.seconds)
+        self._fragments = 0
         self._refused = 0
 
     def onOpen(self):
@@ -144,6 +157,27 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, WebSocketServ
                 "WebSocket closed unexpectedly", operation="websocket_close",
                 closeCode=str(code), reason=reason or "",
             )
+
+    def frame_refused(self, opcode):
+        """
+        Meter each frame, whatever its kind, against the connection's frame
+        budget, and each message's fragments; the reason to close, if any.
+        """
+        reason = None
+        if self._frames.take():
+            reason = "too many frames"
+        elif opcode == 0:
+            self._fragments += 1
+            if self._fragments > MAX_FRAGMENTS:
+                reason = "message in too many fragments"
+        elif opcode < 8:
+            self._fragments = 1
+        if reason is not None and self.state == self.STATE_OPEN:
+            self._log.info("Closing {user} from {peer}: {reason}",
+                           user=self.user_id, peer=self.peer, reason=reason)
+            self.report.capture_message("Client flooded frames", operation="frame_limit",
+                                        reason=reason)
+        return reason
 
     def _too_fast(self, wait):
         """

@@ -32,6 +32,25 @@ class DirectWrites:
             self.sendPreparedMessage(prepared)
 
 
+class FrameMeter:
+    """
+    Mixed into a WebSocketServerProtocol: every frame a client sends --
+    text, continuation, ping, pong, close -- is offered to
+    C{frame_refused(opcode)} as soon as its header is read. When that names
+    a reason, the client gets close 1008 with it, and nothing more it sent
+    is read: Autobahn stops parsing a closed connection's buffer.
+    """
+
+    def onFrameBegin(self):
+        reason = self.frame_refused(self.current_frame.opcode)
+        if reason is None:
+            super().onFrameBegin()
+            return
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=1008, reasonUtf8=reason.encode()[:123])
+        self.dropConnection(abort=False)
+
+
 def take_producer(protocol, producer):
     """
     Under WebSocketResource the HTTP channel is still the transport's

@@ -15,6 +15,7 @@ from twisted.web.http_headers import Headers
 
 from .conftest import ORIGIN, start_server, stop_server
 from .rawhttp import exchange, upgrade_request
+from .rawws import close_code, frame, opened, send_until_closed
 from .wsclient import WAIT, connect
 
 
@@ -279,3 +280,34 @@ def test_idle_budgets_are_forgotten_once_full_again():
     clock.advance(2)
     buckets.take("later")
     assert len(buckets) == 1
+
+
+def _flood(port, frames):
+    """Open /ws, send C{frames}, and read the daemon's close (in a thread)."""
+    raw = opened(port, "flooder", ORIGIN)
+    try:
+        send_until_closed(raw, frames)
+        return close_code(raw)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("frames, reason", [
+    pytest.param([frame(9) for _ in range(3000)], "too many frames", id="pings"),
+    pytest.param([frame(1, b"a", fin=False)] + [frame(0, fin=False) for _ in range(3000)],
+                 "message in too many fragments", id="empty-continuations"),
+    pytest.param([frame(1, b"x", fin=False)] + [frame(0, b"x", fin=False) for _ in range(40)],
+                 "message in too many fragments", id="one-byte-fragments"),
+])
+@pytest_twisted.ensureDeferred
+async def test_frames_are_metered(limited, frames, reason):
+    """
+    A flood of frames that are not messages -- pings, empty continuations,
+    a message cut into one-byte fragments -- closes the connection with
+    1008 and the reason; everybody else is served on (issue: security,
+    item 6).
+    """
+    server = await limited(**{"rate-limit": "20", "rate-burst": "40"})
+    alice = await server.connect("alice")
+    assert await deferToThread(_flood, server.port, frames) == (1008, reason)
+    await alice.request({"type": "get_rooms"}, "rooms_list")

@@ -30,3 +30,18 @@ async def test_the_server_side_attributes_exist_on_a_live_connection(server):
     assert not protocol.send_queue and not protocol.logOctets
     assert isinstance(protocol.transport.producer, Backlog)
     await alice.quiet()
+
+
+def test_the_frame_meter_sits_on_autobahns_frame_hook():
+    """
+    The meter runs where Autobahn begins each frame, before Autobahn's own
+    handling; the frame header it reads is Autobahn's current_frame
+    (exercised live by tests/test_limits.py, test_frames_are_metered).
+    """
+    from autobahn.websocket.protocol import FrameHeader, WebSocketProtocol
+
+    from aleatoria.protocol import ClientProtocol
+
+    assert ClientProtocol.onFrameBegin is wsframes.FrameMeter.onFrameBegin
+    assert "onFrameBegin" in vars(WebSocketProtocol)
+    assert FrameHeader(9, True, 0, 0, None).opcode == 9

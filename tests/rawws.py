@@ -1,0 +1,66 @@
+"""
+A WebSocket client that writes frames by hand, for what no client library
+sends: floods of empty continuations, pings, thousands of fragments. Run
+it in a thread (deferToThread): it blocks.
+"""
+
+import os
+import socket
+import struct
+
+from .rawhttp import upgrade_request
+
+
+def opened(port, user, origin):
+    """A socket past the upgrade of C{/ws} as C{user}."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    raw.sendall(upgrade_request(f"userId={user}", origin))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert b" 101 " in head.split(b"\r\n", 1)[0], head
+    return raw
+
+
+def frame(opcode, payload=b"", fin=True):
+    """One masked client frame."""
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | size)
+    else:
+        head = struct.pack("!BBH", (0x80 if fin else 0) | opcode, 0x80 | 126, size)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def send_until_closed(raw, frames):
+    """Send C{frames}; stop early if the daemon hangs up."""
+    try:
+        raw.sendall(b"".join(frames))
+    except OSError:
+        pass
+
+
+def close_code(raw):
+    """Read the daemon's frames until its close frame: its code and reason (C{None} if none)."""
+    buffer = b""
+    try:
+        while True:
+            while len(buffer) >= 2:
+                size, start = buffer[1] & 0x7F, 2
+                if size == 126:
+                    if len(buffer) < 4:
+                        break
+                    size, start = struct.unpack("!H", buffer[2:4])[0], 4
+                if len(buffer) < start + size:
+                    break
+                opcode, payload = buffer[0] & 0x0F, buffer[start:start + size]
+                buffer = buffer[start + size:]
+                if opcode == 8:
+                    return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+            chunk = raw.recv(65536)
+            if not chunk:
+                return None
+            buffer += chunk
+    except OSError:
+        return None
