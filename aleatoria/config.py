@@ -188,6 +188,12 @@ SETTINGS = (
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
+    Setting("anonymous", "ALEATORIA_ANONYMOUS", False, _flag,
+            "The server names each new client and gives it a signed reconnect token "
+            "(in a welcome message); clients send no userId"),
+    Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", _text,
+            "Key that signs reconnect tokens, the same on every daemon (default: "
+            "random, good for this process only)", env_only=True),
     Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", _text,
             "HS256 secret: clients must present a token (environment only)",
             env_only=True),
@@ -275,7 +281,7 @@ SETTINGS = (
             "Seconds after its last pong at which a silent client is dropped"),
 )
 
-FLAGS = ("allow-no-origin", "redis-tls")
+FLAGS = ("allow-no-origin", "redis-tls", "anonymous")
 """Settings that take no value on the command line."""
 
 
@@ -321,6 +327,11 @@ def resolve(given, environ):
     if config.jwt_secret and config.jwt_public_key_file:
         raise ConfigError(
             "ALEATORIA_JWT_SECRET and --jwt-public-key-file exclude each other: choose one"
+        )
+    if config.anonymous and (config.jwt_secret or config.jwt_public_key_file):
+        raise ConfigError(
+            "--anonymous and JWT (ALEATORIA_JWT_SECRET, --jwt-public-key-file) exclude "
+            "each other: choose one"
         )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

@@ -1,25 +1,23 @@
 """
 Who may open C{/ws}: an allowed C{Origin}, a valid C{room}, an identity
-(a C{userId}, or a token's), and the client's address as far as trusted
-proxies tell it. Plain checks on the upgrade request, no I/O.
+(by the policy of L{aleatoria.auth}), and the client's address as far as
+trusted proxies tell it. Plain checks on the upgrade request, no I/O.
 """
 
 import ipaddress
 
 from autobahn.websocket.types import ConnectionDeny
 
-from .auth import Identity, InvalidToken
-from .messages import SYSTEM, valid_room, valid_user_id
+from .messages import valid_room
 
 DEFAULT_ROOM = "Lobby"
 
 
-def admit(request, origins, secure, tokens=None, proxied=False):
+def admit(request, origins, secure, identities, proxied=False):
     """
-    Check a handshake: an allowed C{Origin}, a valid C{room}, and either a
-    well-formed C{userId} or -- with C{tokens}, a L{TokenPolicy} -- a valid
-    C{token} (and no C{userId} that disagrees with it). Return the
-    L{Identity} and the room.
+    Check a handshake: an allowed C{Origin}, a valid C{room}, and the
+    identity C{identities} (an identity policy of L{aleatoria.auth})
+    establishes from the query. Return the L{Identity} and the room.
 
     C{proxied}: the request came through a trusted proxy, whose
     X-Forwarded-Proto and X-Forwarded-Host say how the page reached it.
@@ -40,25 +38,7 @@ def admit(request, origins, secure, tokens=None, proxied=False):
             ConnectionDeny.BAD_REQUEST,
             "room must be 1-100 characters without control characters",
         )
-    users = request.params.get("userId", [])
-    if tokens is None:
-        if users and users[0].lower() == SYSTEM:
-            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "userId system is reserved")
-        if len(users) != 1 or not valid_user_id(users[0]):
-            raise ConnectionDeny(
-                ConnectionDeny.BAD_REQUEST,
-                "userId is required: 1-64 letters, digits or _ - . : @",
-            )
-        return Identity(users[0]), rooms[0]
-    presented = request.params.get("token", [])
-    if len(presented) != 1:
-        raise ConnectionDeny(401, "token required")
-    try:
-        identity = tokens.verify(presented[0])
-    except InvalidToken as e:
-        raise ConnectionDeny(401, str(e)) from None
-    if users and users != [identity.user]:
-        raise ConnectionDeny(401, "userId does not match the token")
+    identity = identities.identify(request.params)
     if not identity.may_join(rooms[0]):
         raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "room not allowed by the token")
     return identity, rooms[0]

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import wsframes
-from .auth import TokenPolicy
+from .auth import policy_from_config
 from .clock import format_ns
 from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
@@ -76,7 +76,7 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         try:
             behind_proxy = proxied(request, self.factory.trusted_proxies)
             self._identity, self._room = admit(
-                request, self.factory.origins, secure, self.factory.tokens, behind_proxy,
+                request, self.factory.origins, secure, self.factory.identities, behind_proxy,
             )
             if behind_proxy:  # a direct client is counted by the gate, from its first byte
                 self.factory.attempt(address)
@@ -116,6 +116,9 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         limits = self.factory.outbound
         self._backlog = Backlog(*limits)
         wsframes.take_producer(self, self._backlog)
+        if self._identity.reconnect_token is not None:
+            self._tell("welcome", {"userId": self.user_id,
+                                   "reconnectToken": self._identity.reconnect_token})
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
@@ -216,15 +219,21 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         C{code}: an C{error} (the code in its payload), or the compat
         C{error_response} (its C{messageId} C{err-<time>}).
         """
-        metrics = self.factory.metrics
-        metrics.errors.labels(code).inc()
-        metrics.sent.labels(kind).inc()
-        now = format_ns(int(self.factory.clock.seconds() * 1e9))
+        self.factory.metrics.errors.labels(code).inc()
         if kind == "error_response":
-            message = from_server(kind, self.user_id, payload, now, message_id=f"err-{now}")
+            self._tell(kind, payload, message_id="err-{now}")
         else:
-            message = from_server(kind, self.user_id, {**payload, "code": code}, now)
-        self.send(prepare(message))
+            self._tell(kind, {**payload, "code": code})
+
+    def _tell(self, kind, payload, message_id=""):
+        """
+        A message of the connection's own (C{{now}} in C{message_id} is
+        its createTime).
+        """
+        self.factory.metrics.sent.labels(kind).inc()
+        now = format_ns(int(self.factory.clock.seconds() * 1e9))
+        self.send(prepare(from_server(kind, self.user_id, payload, now,
+                                      message_id=message_id.format(now=now))))
 
     # IConnection
 
@@ -322,7 +331,7 @@ class ClientFactory(WebSocketServerFactory):
         self.reporter = reporter
         self.metrics = metrics
         self.origins = config.origin_policy()
-        self.tokens = TokenPolicy.from_config(config)
+        self.identities = policy_from_config(config)
         self.outbound = (config.outbound_messages, config.outbound_bytes)
         self.rate = (config.rate_limit, config.rate_burst)
         self.messages = KeyedBuckets(config.rate_limit, config.rate_burst, reactor.seconds)

@@ -45,7 +45,7 @@ def make_service(config, reactor=None):
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
-        scrub=[config.redis_password, config.jwt_secret],
+        scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
     )
     reporter.setName("reporter")
@@ -98,7 +98,12 @@ def announce(config):
                  f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
     else:
         store = "memory (this daemon alone)"
-    identity = "JWT" if config.jwt_secret or config.jwt_public_key_file else "the userId asked for"
+    if config.jwt_secret or config.jwt_public_key_file:
+        identity = "JWT"
+    elif config.anonymous:
+        identity = "named by the server (--anonymous)"
+    else:
+        identity = "the userId asked for"
     origins = ", ".join(config.allowed_origin) or "own origin" + (
         f" ({', '.join(config.public_host)})" if config.public_host else " (loopback only)")
     _log.info(
@@ -118,7 +123,13 @@ def announce(config):
             "Neither --allowed-origin nor --public-host is set: only pages served "
             "from this machine (loopback) may open /ws"
         )
-    if identity != "JWT":
+    if config.anonymous and not config.anonymous_secret:
+        _log.warn(
+            "--anonymous without ALEATORIA_ANONYMOUS_SECRET: reconnect tokens are signed "
+            "with a random key, good only for this process (not after a restart, nor "
+            "on another daemon)"
+        )
+    if identity == "the userId asked for":
         _log.warn(
             "No ALEATORIA_JWT_SECRET or --jwt-public-key-file: every client is who its "
             "userId says, and may connect as anybody (closing that user's connection)"

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
@@ -116,3 +117,53 @@ async def test_public_key_tokens(secured, tmp_path, algorithm):
     await server.connect(None, extra=f"&token={token(private, algorithm)}")
     assert server.hub.is_online("alice")
     assert await handshake(server, f"token={token()}") == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_clients_are_named_and_come_back_as_themselves():
+    """
+    With --anonymous the server names each client and signs the name: the
+    token brings it back as itself (its direct messages waiting), a forged
+    one is refused, and nobody may choose a name (issue: security, item 3).
+    """
+    from .rawhttp import exchange, upgrade_request
+    from .wsclient import connect
+
+    server = await start_server(anonymous=True,
+                                env={"ALEATORIA_ANONYMOUS_SECRET": "s" * 32})
+    try:
+        first = await connect(server.port, None, "r", origin=ORIGIN)
+        welcome = (await first.expect("welcome"))["payload"]
+        user, reconnect = welcome["userId"], welcome["reconnectToken"]
+        assert user.startswith("anon-") and server.hub.is_online(user)
+        other = await connect(server.port, None, "elsewhere", origin=ORIGIN)
+        stranger = (await other.expect("welcome"))["payload"]["userId"]
+        assert stranger != user
+        await first.close()
+        other.send({"type": "chat_message", "toUser": user, "payload": {"content": "hi"}})
+        await other.expect("chat_message")
+
+        back = await connect(server.port, None, "r", origin=ORIGIN,
+                             extra=f"&reconnectToken={reconnect}")
+        assert (await back.expect("welcome"))["payload"] == welcome
+        history = await back.request({"type": "get_direct_messages",
+                                      "payload": {"withUser": stranger}}, "direct_messages")
+        assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["hi"]
+
+        forged = f"{stranger}.{'0' * 32}"
+        for query, status in ((f"reconnectToken={forged}", 401), (f"userId={user}", 400)):
+            line, _, _ = await deferToThread(exchange, server.port,
+                                             upgrade_request(query, ORIGIN))
+            assert f" {status} " in line, line
+        assert server.hub.is_online(user)
+        await back.close()
+        await other.close()
+    finally:
+        await stop_server(server)
+
+
+def test_anonymous_and_tokens_exclude_each_other():
+    from aleatoria import config
+
+    with pytest.raises(config.ConfigError, match="--anonymous"):
+        config.resolve({"anonymous": True}, {"ALEATORIA_JWT_SECRET": SECRET})
