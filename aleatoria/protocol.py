@@ -27,6 +27,7 @@ from .limits import (
     Backlog,
     KeyedBuckets,
     PerAddress,
+    Summary,
     TokenBucket,
     TooMany,
 )
@@ -41,6 +42,17 @@ SHUTTING_DOWN = f"server shutting down; retry-after={RETRY_AFTER_SECONDS}"
 The reason of the 1001 close at shutdown: a hint, in the manner of HTTP's
 Retry-After, of when to reconnect (a restart under systemd takes about that).
 """
+
+
+REFUSALS_WINDOW = 10
+"""Seconds over which refused handshakes from one address are summed up in one line."""
+
+
+def _more_refusals(address, count):
+    ClientProtocol._log.info(
+        "Refused {count} more handshakes from {peer} in the last {seconds} s",
+        count=count, peer=address, seconds=REFUSALS_WINDOW,
+    )
 
 
 def prepare(envelope):
@@ -83,6 +95,8 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
                 self.factory.count_in(address)
                 self._counted = True
         except ConnectionDeny as deny:
+            if not self.factory.refusals.first(address):
+                raise
             self._log.info(
                 "Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
                 peer=address, user=shown(first(request.params.get("userId"))),
@@ -332,6 +346,8 @@ class ClientFactory(WebSocketServerFactory):
         self.metrics = metrics
         self.origins = config.origin_policy()
         self.identities = policy_from_config(config)
+        self.refusals = Summary(reactor, REFUSALS_WINDOW, _more_refusals)
+        """Refused handshakes per address: the first of a window in full, the rest counted."""
         self.outbound = (config.outbound_messages, config.outbound_bytes)
         self.rate = (config.rate_limit, config.rate_burst)
         self.messages = KeyedBuckets(config.rate_limit, config.rate_burst, reactor.seconds)

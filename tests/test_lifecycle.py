@@ -259,3 +259,38 @@ async def test_the_listen_backlog_takes_a_reconnect_storm():
         assert line.split()[2] == "1024", line
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusals_from_one_address_are_summed_up(server):
+    """
+    Thirty refused handshakes from one address in a moment make one log
+    line, not thirty (issue: security, item 8); the rest are counted.
+    """
+    from .test_handshake import handshake
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for n in range(30):
+            assert await handshake(server, f"userId=u{n}", origin="http://evil.example") == 403
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    refused = [formatEvent(e) for e in events if "Refused handshake" in formatEvent(e)]
+    assert len(refused) == 1, refused
+
+
+def test_a_summary_counts_what_it_did_not_tell():
+    """The first event of a window is told; the rest come as one count when it closes."""
+    from twisted.internet.task import Clock
+
+    from aleatoria.limits import Summary
+
+    clock, told = Clock(), []
+    summary = Summary(clock, 10, lambda key, count: told.append((key, count)))
+    assert summary.first("1.2.3.4")
+    assert [summary.first("1.2.3.4") for _ in range(5)] == [False] * 5
+    assert summary.first("5.6.7.8")
+    clock.advance(10)
+    assert told == [("1.2.3.4", 5)]
+    assert summary.first("1.2.3.4")
