@@ -218,6 +218,12 @@ SETTINGS = (
     Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),
             "Messages one connection may send at once; past the rate and this, "
             "error rate_limited, and as many refusals in a row close it (1008)"),
+    Setting("stored-per-hour", "ALEATORIA_STORED_PER_HOUR", 1000, _whole(1),
+            "Chat messages one user may have stored (room history, direct messages) "
+            "an hour, all at once if it likes; past it, quota_exceeded"),
+    Setting("conversations-per-hour", "ALEATORIA_CONVERSATIONS_PER_HOUR", 100, _whole(1),
+            "Users one user may start writing direct messages to in an hour; past "
+            "it, quota_exceeded"),
     Setting("connect-rate", "ALEATORIA_CONNECT_RATE", 10.0,
             _number(0, what="a number of connections"),
             "Connection attempts a second one client address may make, on average"),

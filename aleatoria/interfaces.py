@@ -69,6 +69,10 @@ class Offline(Refused):
     """The addressee is not connected anywhere."""
 
 
+class QuotaExceeded(Refused):
+    """The user has used up what it may leave behind for now."""
+
+
 class Busy(Refused):
     """The addressee is in a call with somebody else."""
 

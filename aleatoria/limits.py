@@ -82,6 +82,47 @@ class KeyedBuckets:
             self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
 
 
+_HOUR = 3600
+
+
+class Quotas:
+    """
+    What one user may leave behind, per hour: messages stored (in room
+    history or for a direct message's recipient), and new direct-message
+    conversations. Each is a L{KeyedBuckets} of C{n} an hour that may all
+    be spent at once. Counted on each daemon.
+    """
+
+    def __init__(self, stored_per_hour, conversations_per_hour, seconds):
+        self._stored = KeyedBuckets(stored_per_hour / _HOUR, stored_per_hour, seconds)
+        self._conversations = KeyedBuckets(
+            conversations_per_hour / _HOUR, conversations_per_hour, seconds)
+        self._recent = {}
+        self._seconds = seconds
+        self._swept = seconds()
+
+    def may_store(self, user):
+        """Spend one stored message of C{user}'s; whether there was one."""
+        return not self._stored.take(user)
+
+    def may_write_to(self, user, peer):
+        """
+        Whether C{user} may message C{peer}: always within a conversation
+        of the last hour, else at the cost of a new one.
+        """
+        now = self._seconds()
+        started = self._recent.get((user, peer))
+        if started is not None and now - started < _HOUR:
+            return True
+        if self._conversations.take(user):
+            return False
+        self._recent[(user, peer)] = now
+        if now - self._swept >= _HOUR:
+            self._swept = now
+            self._recent = {k: t for k, t in self._recent.items() if now - t < _HOUR}
+        return True
+
+
 class Summary:
     """
     Repeated events of one key (refusals from one address) told once, then

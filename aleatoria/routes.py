@@ -21,6 +21,7 @@ from .interfaces import (
     Invalid,
     NotInRoom,
     Offline,
+    QuotaExceeded,
     Refused,
     TooLarge,
     Unavailable,
@@ -28,6 +29,7 @@ from .interfaces import (
 
 CODES = {
     Busy: "busy",
+    QuotaExceeded: "quota_exceeded",
     Invalid: "invalid_message",
     TooLarge: "too_large",
     NotInRoom: "not_in_room",

@@ -21,7 +21,7 @@ from . import __version__
 from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
-from .limits import KeyedBuckets
+from .limits import KeyedBuckets, Quotas
 from .metrics import Metrics
 from .peers import LonePeers
 from .peers.redis import RedisPeers
@@ -65,7 +65,9 @@ def make_service(config, reactor=None):
     hub = Hub(store, prepare, MessageClock(), peers, reporter=reporter,
               metrics=metrics, max_content=config.max_content_length,
               max_rooms=config.max_rooms, presence_limit=config.presence_limit,
-              signaling=config.signaling)
+              signaling=config.signaling,
+              quotas=Quotas(config.stored_per_hour, config.conversations_per_hour,
+                            reactor.seconds))
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)

@@ -115,7 +115,8 @@ class Daemon:
                  "--port", f"tcp:{self.port}:interface=127.0.0.1", "--allow-no-origin",
                  "--store", "redis", "--redis-host", "127.0.0.1",
                  "--redis-port", str(redis.port), "--node-ttl", str(NODE_TTL),
-                 "--rate-limit", "1000", "--rate-burst", "1000"],
+                 "--rate-limit", "1000", "--rate-burst", "1000",
+                 "--stored-per-hour", "1000000", "--conversations-per-hour", "1000000"],
                 cwd=directory, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while "Joined the daemons" not in self.log.read_text():

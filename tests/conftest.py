@@ -36,6 +36,8 @@ def make_config(env=None, **given):
     # the tests of the limit set their own.
     given.setdefault("rate-limit", "100000")
     given.setdefault("rate-burst", "100000")
+    given.setdefault("stored-per-hour", "1000000")
+    given.setdefault("conversations-per-hour", "1000000")
     return config.resolve(given, env or {})
 
 

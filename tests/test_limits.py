@@ -311,3 +311,45 @@ async def test_frames_are_metered(limited, frames, reason):
     alice = await server.connect("alice")
     assert await deferToThread(_flood, server.port, frames) == (1008, reason)
     await alice.request({"type": "get_rooms"}, "rooms_list")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stored_messages_per_hour(limited):
+    """
+    Past --stored-per-hour a chat message is refused with quota_exceeded:
+    not delivered, not stored (issue: security, item 2).
+    """
+    server = await limited(**{"stored-per-hour": "3"})
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    for n in range(3):
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)}})
+        await bob.expect("chat_message")
+    error = await alice.request({"type": "chat_message", "room": "r",
+                                 "payload": {"content": "one too many"}}, "error",
+                                skip=("chat_message",))
+    assert error["payload"]["code"] == "quota_exceeded"
+    history = await bob.request({"type": "get_recent_messages", "room": "r"}, "recent_messages")
+    assert len(history["payload"]["messages"]) == 3
+    await bob.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_new_conversations_per_hour(limited):
+    """
+    Direct messages to made-up users are stored for them: past
+    --conversations-per-hour new addressees, quota_exceeded and nothing
+    stored; writing on in a conversation already started is not limited.
+    """
+    server = await limited(**{"conversations-per-hour": "2"})
+    alice = await server.connect("alice")
+    for peer in ("ghost1", "ghost2", "ghost1"):
+        echo = await alice.request({"type": "chat_message", "toUser": peer,
+                                    "payload": {"content": "hello"}}, "chat_message")
+        assert echo["toUser"] == peer
+    error = await alice.request({"type": "chat_message", "toUser": "ghost3",
+                                 "payload": {"content": "hello"}}, "error")
+    assert error["payload"]["code"] == "quota_exceeded"
+    stored = await alice.request({"type": "get_direct_messages",
+                                  "payload": {"withUser": "ghost3"}}, "direct_messages")
+    assert stored["payload"]["messages"] == []

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from ..interfaces import IReceiver
 from ..peers import LonePeers
 from .calls import Calls
-from .chat import Chat
+from .chat import Chat, Unlimited
 from .direct import Direct
 from .outbox import FAILED, Outbox, all_done
 from .rooms import Rooms
@@ -38,19 +38,23 @@ class Hub(Service):
     @param presence_limit: room size (on this daemon) up to which members
         hear each other join and leave.
     @param signaling: who may signal whom (L{aleatoria.hub.calls.Calls}).
+    @param quotas: what a user may store, an L{aleatoria.limits.Quotas};
+        no limit by default.
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
-                 max_content=4096, max_rooms=50, presence_limit=100, signaling="any"):
+                 max_content=4096, max_rooms=50, presence_limit=100, signaling="any",
+                 quotas=None):
         self._store = store
         self._peers = peers or LonePeers(store.node)
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
         self.rooms = Rooms(self._out, store, max_rooms, presence_limit)
         self.direct = Direct(self._out, store)
-        self.chat = Chat(self._out, self.rooms, self.direct, max_content)
+        self.chat = Chat(self._out, self.rooms, self.direct, max_content,
+                         quotas or Unlimited())
         self.calls = Calls(self._out, store, metrics, signaling)
         self._closing = {}
         self._peers.listen(self)

@@ -9,7 +9,7 @@ import uuid
 from twisted.internet.defer import gatherResults
 
 from ..clock import format_ns
-from ..interfaces import Invalid, TooLarge, Unavailable
+from ..interfaces import Invalid, QuotaExceeded, TooLarge, Unavailable
 from ..messages import USER_ID_RULE, ChatPayload, Envelope, shown, valid_user_id
 from .outbox import FAILED
 
@@ -24,13 +24,15 @@ class Chat:
     @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
     @param direct: the hub's L{aleatoria.hub.direct.Direct}.
     @param max_content: longest chat content, in UTF-8 bytes.
+    @param quotas: the L{aleatoria.limits.Quotas} of what a user may store.
     """
 
-    def __init__(self, outbox, rooms, direct, max_content):
+    def __init__(self, outbox, rooms, direct, max_content, quotas):
         self._out = outbox
         self._rooms = rooms
         self._direct = direct
         self._max_content = max_content
+        self._quotas = quotas
 
     def post(self, conn, content, *, to_user="", room="", message_id=""):
         """
@@ -55,6 +57,12 @@ class Chat:
             raise Invalid("A chat message needs toUser or room.")
         else:
             self._rooms.may_post(conn, room)
+        if to_user and not self._quotas.may_write_to(user, to_user):
+            raise QuotaExceeded("You have started as many conversations as you may this "
+                                "hour; write to someone you wrote to lately, or wait.")
+        if not self._quotas.may_store(user):
+            raise QuotaExceeded("You have sent as many messages as may be kept for you "
+                                "this hour; wait before sending more.")
 
         at = self._out.next_ns()
         message = Envelope(
@@ -94,3 +102,13 @@ def _confirm(outcome, message_id):
             "part of the service is unavailable; try again later.",
             messageId=message_id, failed=failed,
         )
+
+
+class Unlimited:
+    """Quotas that never run out (a hub built without any)."""
+
+    def may_store(self, user):
+        return True
+
+    def may_write_to(self, user, peer):
+        return True
