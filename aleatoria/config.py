@@ -207,6 +207,11 @@ SETTINGS = (
             "Longest chat message, in bytes of UTF-8; longer ones get error too_large"),
     Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, _whole(1),
             "Rooms one connection may be in at once"),
+    Setting("max-room-members", "ALEATORIA_MAX_ROOM_MEMBERS", 10000, _whole(1),
+            "Members a room may have (on one daemon); join_room past it: quota_exceeded"),
+    Setting("max-rooms-total", "ALEATORIA_MAX_ROOMS_TOTAL", 100000, _whole(1),
+            "Rooms with members there may be (on one daemon); joining a new one past "
+            "it: quota_exceeded"),
     Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, _whole(0),
             "Members of a room (on one daemon) up to which they hear each other "
             "join and leave; in larger rooms, get_room_members pages through them"),

@@ -21,6 +21,7 @@ from . import __version__
 from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
+from .hub.rooms import RoomQuota
 from .limits import KeyedBuckets, Quotas
 from .metrics import Metrics
 from .peers import LonePeers
@@ -67,7 +68,8 @@ def make_service(config, reactor=None):
               max_rooms=config.max_rooms, presence_limit=config.presence_limit,
               signaling=config.signaling,
               quotas=Quotas(config.stored_per_hour, config.conversations_per_hour,
-                            reactor.seconds))
+                            reactor.seconds),
+              room_quota=RoomQuota(config.max_rooms_total, config.max_room_members))
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)

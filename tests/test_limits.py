@@ -353,3 +353,16 @@ async def test_new_conversations_per_hour(limited):
     stored = await alice.request({"type": "get_direct_messages",
                                   "payload": {"withUser": "ghost3"}}, "direct_messages")
     assert stored["payload"]["messages"] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_and_their_members_are_bounded(limited):
+    """A full room, or one room too many, is refused with quota_exceeded."""
+    server = await limited(**{"max-room-members": "2", "max-rooms-total": "3"})
+    alice, bob, carol = await server.connect_many("alice", "bob", "carol")  # 3 home rooms
+    error = await alice.request({"type": "join_room", "room": "fourth"}, "error")
+    assert error["payload"]["code"] == "quota_exceeded"
+    await bob.request({"type": "join_room", "room": "home-alice"}, "room_joined")
+    error = await carol.request({"type": "join_room", "room": "home-alice"}, "error")
+    assert error["payload"]["code"] == "quota_exceeded"
+    assert server.hub.members("home-alice") == ["alice", "bob"]

@@ -29,6 +29,7 @@ def test_defaults(monkeypatch):
         anonymous=False, anonymous_secret="", jwt_secret="", jwt_public_key_file="",
         jwt_audience="", jwt_issuer="",
         max_content_length=4096, max_rooms=50, presence_limit=100, signaling="any",
+        max_room_members=10000, max_rooms_total=100000,
         stored_per_hour=1000, conversations_per_hour=100, rate_limit=20.0,
         rate_burst=40,
         connect_rate=10.0, connect_burst=100, max_connections_per_ip=100, trusted_proxy=(),

@@ -40,18 +40,19 @@ class Hub(Service):
     @param signaling: who may signal whom (L{aleatoria.hub.calls.Calls}).
     @param quotas: what a user may store, an L{aleatoria.limits.Quotas};
         no limit by default.
+    @param room_quota: rooms and members in each, a L{rooms.RoomQuota}.
     """
 
     _log = Logger()
 
     def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
                  max_content=4096, max_rooms=50, presence_limit=100, signaling="any",
-                 quotas=None):
+                 quotas=None, room_quota=None):
         self._store = store
         self._peers = peers or LonePeers(store.node)
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
-        self.rooms = Rooms(self._out, store, max_rooms, presence_limit)
+        self.rooms = Rooms(self._out, store, max_rooms, presence_limit, room_quota)
         self.direct = Direct(self._out, store)
         self.chat = Chat(self._out, self.rooms, self.direct, max_content,
                          quotas or Unlimited())

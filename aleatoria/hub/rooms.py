@@ -4,13 +4,14 @@ presence (C{user_joined} / C{user_left}), room chat and room history.
 """
 
 import bisect
+from dataclasses import dataclass
 
 from msgspec.structs import replace
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
 from ..clock import parse_rfc3339
-from ..interfaces import Forbidden, Invalid, NotInRoom
+from ..interfaces import Forbidden, Invalid, NotInRoom, QuotaExceeded
 from ..membership import Membership
 from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
@@ -22,6 +23,14 @@ ROOM_RULE = ("A room name is 1-100 characters, without control characters "
              "(bidirectional ones included).")
 
 
+@dataclass(frozen=True)
+class RoomQuota:
+    """Rooms with members on this daemon, and members in each, at most."""
+
+    rooms: int = 100_000
+    room_members: int = 10_000
+
+
 class Rooms:
     """
     @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
@@ -29,11 +38,13 @@ class Rooms:
     @param max_rooms: rooms one connection may be in.
     @param presence_limit: members of a room on this daemon up to which
         they hear each other come and go.
+    @param quota: the L{RoomQuota}: how many rooms, how many in each.
     """
 
     _log = Logger(namespace="aleatoria.hub.Hub")
 
-    def __init__(self, outbox, store, max_rooms, presence_limit):
+    def __init__(self, outbox, store, max_rooms, presence_limit, quota=None):
+        self._quota = quota or RoomQuota()
         self._out = outbox
         self._store = store
         self._max_rooms = max_rooms
@@ -55,7 +66,20 @@ class Rooms:
             raise Forbidden(f"You are in {self._max_rooms} rooms; leave one first.")
         if not conn.may_join(room):
             raise Forbidden("Your token does not let you join that room.")
+        if room not in rooms:
+            self._room_quota(room)
         self.enter(user, room)
+
+    def _room_quota(self, room):
+        """
+        @raise QuotaExceeded: C{room} is full, or a new room would be one
+            more than this daemon keeps.
+        """
+        members = len(self.membership.members(room))
+        if members >= self._quota.room_members:
+            raise QuotaExceeded(f"That room has {members} members, as many as it may.")
+        if not members and len(self.membership.rooms()) >= self._quota.rooms:
+            raise QuotaExceeded("There are as many rooms as there may be; join one of them.")
 
     def leave(self, conn, room):
         """Take C{conn}'s user out of C{room}, if it is there."""
