@@ -242,11 +242,14 @@ SETTINGS = (
             "(repeatable; the variable is comma-separated)"),
     Setting("handshake-timeout", "ALEATORIA_HANDSHAKE_TIMEOUT", 10.0, _seconds,
             "Seconds a client has to finish the WebSocket handshake"),
-    Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 256, _whole(1),
-            "Messages that may wait for a client that stopped reading; past "
-            "this (or --outbound-bytes) it is dropped"),
-    Setting("outbound-bytes", "ALEATORIA_OUTBOUND_BYTES", 2 * 1024 * 1024, _whole(65536),
-            "Bytes that may wait for a client that stopped reading"),
+    Setting("outbound-stall", "ALEATORIA_OUTBOUND_STALL", 10.0, _seconds,
+            "Seconds a client's queue of messages may go without shrinking before the "
+            "client is dropped as not reading"),
+    Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 4096, _whole(1),
+            "Messages that may wait for a client, however it reads; past this (or "
+            "--outbound-bytes) it is dropped"),
+    Setting("outbound-bytes", "ALEATORIA_OUTBOUND_BYTES", 8 * 1024 * 1024, _whole(65536),
+            "Bytes that may wait for a client, however it reads"),
     Setting("redis-host", "VALKEY_HOST", "localhost", _host,
             "Redis/Valkey host"),
     Setting("redis-port", "VALKEY_PORT", 6379, _whole_between(1, 65535),

@@ -182,20 +182,32 @@ class PerAddress:
 @implementer(IPushProducer)
 class Backlog:
     """
-    What is written to a client while its transport is over its buffer
-    (Twisted says pauseProducing), against the bounds of one connection.
+    What waits for a client while its transport is over its buffer (Twisted
+    says pauseProducing), judged by progress: a client that is reading --
+    however slowly -- keeps its connection; one whose queue has not shrunk
+    for C{stall} seconds, or that has more than C{max_messages} messages or
+    C{max_bytes} bytes waiting, is to be dropped.
+
+    @param queued: how many bytes the transport holds, not yet sent.
+    @param seconds: the clock.
     """
 
-    def __init__(self, max_messages, max_bytes):
+    def __init__(self, max_messages, max_bytes, stall, queued, seconds):
         self._max_messages = max_messages
         self._max_bytes = max_bytes
+        self._stall = stall
+        self._queued = queued
+        self._seconds = seconds
         self.paused = False
         self.messages = self.bytes = 0
+        self._progress_at = self._after_last = 0
 
     def pauseProducing(self):
         if not self.paused:
             self.paused = True
-            self.messages = self.bytes = 0
+            self.messages = 0
+            self.bytes = self._after_last = self._queued()
+            self._progress_at = self._seconds()
 
     def resumeProducing(self):
         self.paused = False
@@ -207,6 +219,11 @@ class Backlog:
         """Whether one more message of C{size} bytes may be queued."""
         if not self.paused:
             return True
+        waiting = self._queued()
+        if waiting < self._after_last:
+            self._progress_at = self._seconds()
         self.messages += 1
-        self.bytes += size
-        return self.messages <= self._max_messages and self.bytes <= self._max_bytes
+        self.bytes = self._after_last = waiting + size
+        if self.messages > self._max_messages or self.bytes > self._max_bytes:
+            return False
+        return self._seconds() - self._progress_at <= self._stall

@@ -127,8 +127,9 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         self._refused = 0
 
     def onOpen(self):
-        limits = self.factory.outbound
-        self._backlog = Backlog(*limits)
+        messages, size, stall = self.factory.outbound
+        self._backlog = Backlog(messages, size, stall, lambda: wsframes.queued(self.transport),
+                                self.factory.clock.seconds)
         wsframes.take_producer(self, self._backlog)
         if self._identity.reconnect_token is not None:
             self._tell("welcome", {"userId": self.user_id,
@@ -348,7 +349,7 @@ class ClientFactory(WebSocketServerFactory):
         self.identities = policy_from_config(config)
         self.refusals = Summary(reactor, REFUSALS_WINDOW, _more_refusals)
         """Refused handshakes per address: the first of a window in full, the rest counted."""
-        self.outbound = (config.outbound_messages, config.outbound_bytes)
+        self.outbound = (config.outbound_messages, config.outbound_bytes, config.outbound_stall)
         self.rate = (config.rate_limit, config.rate_burst)
         self.messages = KeyedBuckets(config.rate_limit, config.rate_burst, reactor.seconds)
         """Each user's messages, whichever connection (or reconnection) sends them."""

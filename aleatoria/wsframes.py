@@ -1,7 +1,8 @@
 """
 Autobahn as Aleatoria uses it: the one place that reaches into its
-internals -- and into twisted.web's, under Autobahn's WebSocketResource --
-each pinned by C{tests/test_wsframes.py}.
+internals -- and into Twisted's beneath it (twisted.web's channel under
+Autobahn's WebSocketResource, a TCP transport's buffer) -- each pinned by
+C{tests/test_wsframes.py}.
 """
 
 import json
@@ -49,6 +50,17 @@ class FrameMeter:
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=1008, reasonUtf8=reason.encode()[:123])
         self.dropConnection(abort=False)
+
+
+def queued(transport):
+    """
+    Bytes written to C{transport} that Twisted still holds, not yet taken by
+    the kernel (its FileDescriptor's buffer; under TLS, the TCP transport's
+    beneath). How a backlog tells a slow reader from one that stopped.
+    """
+    while not hasattr(transport, "dataBuffer") and hasattr(transport, "transport"):
+        transport = transport.transport
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
 def take_producer(protocol, producer):

@@ -120,13 +120,18 @@ async def test_reader_that_stops_reading_holds_nobody_up(server):
     stalled._protocol.transport.resumeProducing()
 
 
+@pytest.mark.parametrize("limits", [
+    pytest.param({"outbound-messages": "16"}, id="past-the-cap"),
+    pytest.param({"outbound-stall": "0.5"}, id="stalled"),
+])
 @pytest_twisted.ensureDeferred
-async def test_reader_that_never_reads_is_dropped():
+async def test_reader_that_never_reads_is_dropped(limits):
     """
     A member that stops reading while its room is flooded is dropped once
-    its backlog is full; the sender and the other members never wait.
+    its queue is over the cap, or has not shrunk for --outbound-stall
+    seconds; the sender and the other members never wait.
     """
-    server = await start_server(**{"outbound-messages": "16"})
+    server = await start_server(**limits)
     try:
         stalled, sender, other = await server.connect_many("stalled", "sender", "other",
                                                            room="flood")

@@ -366,3 +366,55 @@ async def test_rooms_and_their_members_are_bounded(limited):
     error = await carol.request({"type": "join_room", "room": "home-alice"}, "error")
     assert error["payload"]["code"] == "quota_exceeded"
     assert server.hub.members("home-alice") == ["alice", "bob"]
+
+
+class _Queue:
+    """A transport's queue, as the test makes it grow and drain."""
+
+    def __init__(self):
+        self.size = 0
+
+
+def _backlog(queue, clock, stall=10, messages=1000, size=10**9):
+    from aleatoria.limits import Backlog
+
+    backlog = Backlog(messages, size, stall, lambda: queue.size, clock.seconds)
+    backlog.pauseProducing()
+    return backlog
+
+
+def test_a_reader_however_slow_is_kept():
+    """
+    A burst far beyond what the socket holds, to a client that drains its
+    queue a little between sends, never drops it (issue: security, item 5).
+    """
+    from twisted.internet.task import Clock
+
+    clock, queue = Clock(), _Queue()
+    backlog = _backlog(queue, clock)
+    for _ in range(500):
+        assert backlog.admits(4000)
+        queue.size += 4000 - 1000  # written, and a little read
+        clock.advance(1)
+
+
+def test_a_reader_that_stopped_is_dropped_after_the_stall():
+    from twisted.internet.task import Clock
+
+    clock, queue = Clock(), _Queue()
+    backlog = _backlog(queue, clock, stall=10)
+    for _ in range(11):  # 0 to 10 seconds without progress: still within the stall
+        assert backlog.admits(100)
+        queue.size += 100
+        clock.advance(1)
+    assert not backlog.admits(100)
+
+
+def test_nobody_queues_past_the_caps():
+    from twisted.internet.task import Clock
+
+    clock, queue = Clock(), _Queue()
+    backlog = _backlog(queue, clock, messages=3)
+    assert all(backlog.admits(10) for _ in range(3)) and not backlog.admits(10)
+    backlog = _backlog(_Queue(), clock, size=1000)
+    assert backlog.admits(999) and not backlog.admits(1001)

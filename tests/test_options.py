@@ -34,7 +34,7 @@ def test_defaults(monkeypatch):
         rate_burst=40,
         connect_rate=10.0, connect_burst=100, max_connections_per_ip=100, trusted_proxy=(),
         handshake_timeout=10.0,
-        outbound_messages=256, outbound_bytes=2097152,
+        outbound_stall=10.0, outbound_messages=4096, outbound_bytes=8388608,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
         redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, log_format="text", sentry_dsn="",

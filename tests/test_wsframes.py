@@ -45,3 +45,19 @@ def test_the_frame_meter_sits_on_autobahns_frame_hook():
     assert ClientProtocol.onFrameBegin is wsframes.FrameMeter.onFrameBegin
     assert "onFrameBegin" in vars(WebSocketProtocol)
     assert FrameHeader(9, True, 0, 0, None).opcode == 9
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_the_transport_holds_is_measured(server):
+    """
+    wsframes.queued reads Twisted's write buffer: nothing held on an idle
+    connection, and what was written while it cannot send.
+    """
+    alice = await server.connect("alice")
+    transport = server.hub._connections["alice"].transport
+    assert wsframes.queued(transport) == 0
+    transport.stopWriting()
+    transport.write(b"\x89\x00" * 500)  # 500 empty pings, which the client answers
+    assert wsframes.queued(transport) >= 1000
+    transport.startWriting()
+    await alice.quiet()
