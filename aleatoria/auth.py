@@ -166,7 +166,7 @@ class TokenPolicy:
                 issuer=self._issuer, options={"require": _REQUIRED},
             )
         except jwt.PyJWTError as e:
-            raise InvalidToken(f"invalid token: {e}") from None
+            raise InvalidToken(f"invalid token: {_why(e)}") from None
         user, rooms = claims["sub"], claims.get("rooms")
         if not isinstance(user, str) or not valid_user_id(user):
             raise InvalidToken("invalid token: sub is not a user id")
@@ -175,3 +175,23 @@ class TokenPolicy:
         ):
             raise InvalidToken("invalid token: rooms must be a list of names")
         return Identity(user, tuple(rooms) if rooms is not None else None)
+
+
+def _why(error):
+    """
+    What was wrong with a token, in words of our own: PyJWT's messages
+    can show its internals (key types, generator objects).
+    """
+    for kind, why in _WHY:
+        if isinstance(error, kind):
+            return why
+    return "not signed by a key of ours, or malformed"
+
+
+_WHY = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not valid yet"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.MissingRequiredClaimError, "sub and exp are required"),
+)

@@ -3,6 +3,7 @@ Token authentication at the handshake, through real connections
 (issue: hardening, item 1).
 """
 
+import json
 import time
 
 import jwt
@@ -167,3 +168,26 @@ def test_anonymous_and_tokens_exclude_each_other():
 
     with pytest.raises(config.ConfigError, match="--anonymous"):
         config.resolve({"anonymous": True}, {"ALEATORIA_JWT_SECRET": SECRET})
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refusal_shows_no_library_internals(secured, tmp_path):
+    """
+    A token for the wrong kind of key is refused in words of our own, not
+    PyJWT's (which named key types and generator objects; issue: security,
+    item 14).
+    """
+    from .rawhttp import exchange, upgrade_request
+
+    private = rsa.generate_private_key(65537, 2048)
+    public = tmp_path / "public.pem"
+    public.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    server = await secured({"ALEATORIA_JWT_PUBLIC_KEY_FILE": str(public)})
+    for bad in (token(), token(private, "RS256", exp=int(time.time()) - 10)):
+        status, _, body = await deferToThread(
+            exchange, server.port, upgrade_request(f"token={bad}", ORIGIN))
+        assert " 401 " in status
+        reason = json.loads(body)["error"]
+        assert reason in ("invalid token: not signed by a key of ours, or malformed",
+                          "invalid token: expired"), reason
