@@ -22,14 +22,15 @@ def opened(port, user, origin):
     return raw
 
 
-def frame(opcode, payload=b"", fin=True):
+def frame(opcode, payload=b"", fin=True, rsv=0):
     """One masked client frame."""
     mask = os.urandom(4)
     size = len(payload)
+    first = (0x80 if fin else 0) | rsv << 4 | opcode
     if size < 126:
-        head = struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | size)
+        head = struct.pack("!BB", first, 0x80 | size)
     else:
-        head = struct.pack("!BBH", (0x80 if fin else 0) | opcode, 0x80 | 126, size)
+        head = struct.pack("!BBH", first, 0x80 | 126, size)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
@@ -41,8 +42,8 @@ def send_until_closed(raw, frames):
         pass
 
 
-def close_code(raw):
-    """Read the daemon's frames until its close frame: its code and reason (C{None} if none)."""
+def received(raw):
+    """The daemon's frames as they come: (opcode, payload), until it hangs up."""
     buffer = b""
     try:
         while True:
@@ -54,13 +55,28 @@ def close_code(raw):
                     size, start = struct.unpack("!H", buffer[2:4])[0], 4
                 if len(buffer) < start + size:
                     break
-                opcode, payload = buffer[0] & 0x0F, buffer[start:start + size]
+                yield buffer[0] & 0x0F, buffer[start:start + size]
                 buffer = buffer[start + size:]
-                if opcode == 8:
-                    return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
             chunk = raw.recv(65536)
             if not chunk:
-                return None
+                return
             buffer += chunk
     except OSError:
-        return None
+        return
+
+
+def close_code(raw):
+    """Read the daemon's frames until its close frame: its code and reason (C{None} if none)."""
+    for opcode, payload in received(raw):
+        if opcode == 8:
+            return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+    return None
+
+
+def answer(raw, message):
+    """Send C{message} (JSON text) and the payload of the next text frame back."""
+    raw.sendall(frame(1, message))
+    for opcode, payload in received(raw):
+        if opcode == 1:
+            return payload
+    raise ConnectionError("no answer")

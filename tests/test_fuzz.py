@@ -11,6 +11,7 @@ import json
 import os
 import random
 
+import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -288,3 +289,55 @@ def _random_json(rng, depth=0):
         return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
     keys = FIELDS + ["content", "limit", "withUser"]
     return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+_FRAMES = st.lists(st.tuples(
+    st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11, 15]),  # continuation, data, reserved, control
+    st.booleans(),  # fin
+    st.binary(max_size=300),
+    st.sampled_from([0, 0, 0, 4]),  # rsv bits: none, or the compression bit
+), max_size=60)
+
+
+@pytest.fixture(scope="module")
+def frame_daemon(tmp_path_factory):
+    """One daemon (its own process) for every example of the frame fuzzer."""
+    from .daemons import Spawned
+
+    daemon = Spawned(None, tmp_path_factory.mktemp("frames"), "--allowed-origin",
+                     "http://fuzz.example", "--connect-burst", "100000",
+                     "--rate-limit", "20", "--rate-burst", "40")
+    yield daemon
+    daemon.kill()
+
+
+@settings(max_examples=max(20, EXAMPLES // 3), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=_FRAMES, number=st.integers(0, 10**9))
+def test_random_frame_sequences(frame_daemon, frames, number):
+    """
+    Random sequences of WebSocket frames -- fragments, control frames,
+    reserved opcodes and bits, odd sizes -- never take the daemon down:
+    each connection is served on or closed with a code of the protocol's
+    (docs/protocol.rst, "Close codes"), and another client is answered
+    after every sequence (issue: security, tests).
+    """
+    from .rawws import answer, close_code, frame, opened, send_until_closed
+
+    origin, port = "http://fuzz.example", frame_daemon.port
+    raw = opened(port, f"fuzz{number}", origin)
+    try:
+        send_until_closed(raw, [frame(op, data[:125] if op >= 8 else data, fin or op >= 8, rsv)
+                                for op, fin, data, rsv in frames])
+        raw.sendall(frame(8, b"\x03\xe8"))  # our close, to end the exchange
+        closed = close_code(raw)
+    except OSError:
+        closed = None
+    finally:
+        raw.close()
+    assert closed is None or closed[0] in {1000, 1002, 1007, 1008, 1009}, closed
+    probe = opened(port, f"probe{number}", origin)
+    try:
+        assert b"rooms_list" in answer(probe, b'{"type": "get_rooms"}')
+    finally:
+        probe.close()
