@@ -418,3 +418,46 @@ def test_nobody_queues_past_the_caps():
     assert all(backlog.admits(10) for _ in range(3)) and not backlog.admits(10)
     backlog = _backlog(_Queue(), clock, size=1000)
     assert backlog.admits(999) and not backlog.admits(1001)
+
+
+def test_memory_returns_when_histories_expire():
+    """
+    A flood of join-post-leave rooms and direct messages to made-up users
+    costs memory while their histories live, and gives it all back when
+    they expire (issue: security, item 2): measured with tracemalloc.
+    """
+    import gc
+    import tracemalloc
+
+    from twisted.internet.task import Clock
+
+    from aleatoria.messages import ChatPayload, Envelope
+    from aleatoria.store.memory import SWEEP_SECONDS, MemoryStore
+
+    clock = Clock()
+    store = MemoryStore(clock, 3600, 100)
+    store.startService()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for n in range(2000):
+            room, user = f"room{n}", f"u{n}"
+            store.join_room(room, user)
+            store.save_room_message(room, Envelope(
+                type="chat_message", fromUser=user, room=room,
+                payload=ChatPayload("x" * 1000), createTime="t"), n)
+            store.leave_room(room, user)
+            store.save_direct_message(user, f"ghost{n}", Envelope(
+                type="chat_message", fromUser=user, toUser=f"ghost{n}",
+                payload=ChatPayload("y" * 1000), createTime="t"))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+        clock.advance(3600 + SWEEP_SECONDS)
+        gc.collect()
+        left = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+        store.stopService()
+    assert grown > 2_000_000
+    assert left < grown / 50, (grown, left)

@@ -172,10 +172,19 @@ class MemoryStore(Service):
         self._direct_history.pop(key, None)
 
     def expire(self):
-        """Drop every history whose time to live has passed."""
+        """
+        Drop every history whose time to live has passed. When that was
+        most of them, copy the tables: a dict keeps the room it once needed,
+        and the memory of a flood should come back when the flood is gone.
+        """
         now = self._seconds()
-        for key in [key for key, deadline in self._expiry.items() if deadline <= now]:
+        gone = [key for key, deadline in self._expiry.items() if deadline <= now]
+        for key in gone:
             self._forget(key)
+        if len(gone) > len(self._expiry):
+            self._expiry = dict(self._expiry)
+            self._room_history = dict(self._room_history)
+            self._direct_history = dict(self._direct_history)
 
     # Sessions
 
