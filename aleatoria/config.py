@@ -8,144 +8,14 @@ environment over the default; a bad value is refused at start-up with a
 sentence that names where it came from.
 """
 
-import ipaddress
-import os
 from dataclasses import dataclass, make_dataclass
 
+from . import values
 from .origins import OriginPolicy
 
 
 class ConfigError(ValueError):
     """A setting's value is unusable; the text names the setting."""
-
-
-def _port(text):
-    """A bare port number listens on every interface; else an endpoint."""
-    text = text.strip()
-    if text.isdigit():
-        number = int(text)
-        if not 0 <= number <= 65535:
-            raise ValueError("a port number is 0-65535")
-        return f"tcp:{number}"
-    if not text:
-        raise ValueError("give a port number or an endpoint such as tcp:8085")
-    return text
-
-
-def _optional_port(text):
-    """Empty (none), or what L{_port} takes."""
-    return _port(text) if text.strip() else ""
-
-
-def _choice(*choices):
-    def parse(text):
-        if text not in choices:
-            raise ValueError(f"choose one of {', '.join(choices)}")
-        return text
-
-    return parse
-
-
-def _whole(minimum):
-    def parse(text):
-        try:
-            number = int(text)
-        except ValueError:
-            raise ValueError("not a whole number") from None
-        if number < minimum:
-            raise ValueError(f"must be at least {minimum}")
-        return number
-
-    return parse
-
-
-def _number(low, high=None, *, low_allowed=False, what="a number"):
-    """A float above C{low} (or from it, with C{low_allowed}), at most C{high}."""
-    def parse(text):
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"not {what}") from None
-        if number < low or (number == low and not low_allowed):
-            raise ValueError(f"must be {'at least' if low_allowed else 'more than'} {low}")
-        if high is not None and number > high:
-            raise ValueError(f"must be at most {high}")
-        return number
-
-    return parse
-
-
-_seconds = _number(0, what="a number of seconds")
-
-
-def _flag(text):
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("use true or false")
-
-
-def _whole_between(low, high):
-    def parse(text):
-        number = _whole(low)(text)
-        if number > high:
-            raise ValueError(f"must be at most {high}")
-        return number
-
-    return parse
-
-
-def _text(text):
-    return text
-
-
-def _host(text):
-    if not text.strip():
-        raise ValueError("give a host name or address")
-    return text.strip()
-
-
-def _readable_file(text):
-    if text and not os.access(text, os.R_OK):
-        raise ValueError("no readable file there")
-    return text
-
-
-def _dsn(text):
-    if text:
-        from sentry_sdk.utils import BadDsn, Dsn
-
-        try:
-            Dsn(text)
-        except BadDsn as e:
-            raise ValueError(f"not a Sentry DSN ({e})") from None
-    return text
-
-
-def _networks(text):
-    networks = []
-    for item in filter(None, (i.strip() for i in text.split(","))):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"not an address or network: {item!r}") from None
-    return tuple(networks)
-
-
-def _host_names(text):
-    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
-    for name in names:
-        if any(c in name for c in "/:@ "):
-            raise ValueError(f"not a host name: {name!r}")
-    return names
-
-
-def _origins(text):
-    origins = tuple(o.strip() for o in text.split(",") if o.strip())
-    OriginPolicy(origins)
-    return origins
 
 
 @dataclass(frozen=True)
@@ -164,134 +34,135 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("port", "ALEATORIA_PORT", "tcp:8085", _port,
+    Setting("port", "ALEATORIA_PORT", "tcp:8085", values.port,
             "Port number (all interfaces) or Twisted endpoint, e.g. "
             "tcp:8085:interface=127.0.0.1"),
-    Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", _optional_port,
+    Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", values.optional_port,
             "Serve /metrics on this port or endpoint (e.g. tcp:9100:interface=10.0.0.5) "
             "instead of the clients' port; empty: on the clients' port"),
-    Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), _origins,
+    Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), values.origins,
             "Web origin allowed to connect (repeatable; the variable is "
             "comma-separated); * allows any. Default: the daemon's own origin"),
-    Setting("public-host", "ALEATORIA_PUBLIC_HOSTS", (), _host_names,
+    Setting("public-host", "ALEATORIA_PUBLIC_HOSTS", (), values.host_names,
             "Host name the daemon is reached by (repeatable; the variable is "
             "comma-separated): with no --allowed-origin, pages of that origin "
             "may connect; without it, only pages on loopback"),
-    Setting("allow-no-origin", "ALEATORIA_ALLOW_NO_ORIGIN", False, _flag,
+    Setting("allow-no-origin", "ALEATORIA_ALLOW_NO_ORIGIN", False, values.flag,
             "Accept clients that send no Origin header (native apps)"),
-    Setting("store", "ALEATORIA_STORE", "memory", _choice("memory", "redis"),
+    Setting("store", "ALEATORIA_STORE", "memory", values.choice("memory", "redis"),
             "Where rooms, history and the pool live: memory or redis "
             "(default redis when VALKEY_HOST is set)"),
-    Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, _whole(1),
+    Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, values.whole(1),
             "Messages kept per room and per direct-message pair"),
-    Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, _whole(1),
+    Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, values.whole(1),
             "Hours a history lives after its last message"),
-    Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, _whole(1024),
+    Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, values.whole(1024),
             "Largest WebSocket message in bytes; larger ones close with 1009"),
-    Setting("anonymous", "ALEATORIA_ANONYMOUS", False, _flag,
+    Setting("anonymous", "ALEATORIA_ANONYMOUS", False, values.flag,
             "The server names each new client and gives it a signed reconnect token "
             "(in a welcome message); clients send no userId"),
-    Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", _text,
+    Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", values.text,
             "Key that signs reconnect tokens, the same on every daemon (default: "
             "random, good for this process only)", env_only=True),
-    Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", _text,
+    Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", values.text,
             "HS256 secret: clients must present a token (environment only)",
             env_only=True),
-    Setting("jwt-public-key-file", "ALEATORIA_JWT_PUBLIC_KEY_FILE", "", _readable_file,
+    Setting("jwt-public-key-file", "ALEATORIA_JWT_PUBLIC_KEY_FILE", "", values.readable_file,
             "PEM public key (RS256/ES256): clients must present a token"),
-    Setting("jwt-audience", "ALEATORIA_JWT_AUDIENCE", "", _text,
+    Setting("jwt-audience", "ALEATORIA_JWT_AUDIENCE", "", values.text,
             "The aud a token must carry, if set"),
-    Setting("jwt-issuer", "ALEATORIA_JWT_ISSUER", "", _text,
+    Setting("jwt-issuer", "ALEATORIA_JWT_ISSUER", "", values.text,
             "The iss a token must carry, if set"),
-    Setting("max-content-length", "ALEATORIA_MAX_CONTENT_LENGTH", 4096, _whole(1),
+    Setting("max-content-length", "ALEATORIA_MAX_CONTENT_LENGTH", 4096, values.whole(1),
             "Longest chat message, in bytes of UTF-8; longer ones get error too_large"),
-    Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, _whole(1),
+    Setting("max-rooms", "ALEATORIA_MAX_ROOMS", 50, values.whole(1),
             "Rooms one connection may be in at once"),
-    Setting("max-room-members", "ALEATORIA_MAX_ROOM_MEMBERS", 10000, _whole(1),
+    Setting("max-room-members", "ALEATORIA_MAX_ROOM_MEMBERS", 10000, values.whole(1),
             "Members a room may have (on one daemon); join_room past it: quota_exceeded"),
-    Setting("max-rooms-total", "ALEATORIA_MAX_ROOMS_TOTAL", 100000, _whole(1),
+    Setting("max-rooms-total", "ALEATORIA_MAX_ROOMS_TOTAL", 100000, values.whole(1),
             "Rooms with members there may be (on one daemon); joining a new one past "
             "it: quota_exceeded"),
-    Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, _whole(0),
+    Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, values.whole(0),
             "Members of a room (on one daemon) up to which they hear each other "
             "join and leave; in larger rooms, get_room_members pages through them"),
-    Setting("signaling", "ALEATORIA_SIGNALING", "any", _choice("any", "matched"),
+    Setting("signaling", "ALEATORIA_SIGNALING", "any", values.choice("any", "matched"),
             "Who may send WebRTC signaling to whom: any (but a user in a call hears "
             "only its partner) or matched (only the two users of a pairing)"),
-    Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0, _number(0, what="a number of messages"),
+    Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0,
+            values.number(0, what="a number of messages"),
             "Messages a second one connection may send, on average"),
-    Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, _whole(1),
+    Setting("rate-burst", "ALEATORIA_RATE_BURST", 40, values.whole(1),
             "Messages one connection may send at once; past the rate and this, "
             "error rate_limited, and as many refusals in a row close it (1008)"),
-    Setting("stored-per-hour", "ALEATORIA_STORED_PER_HOUR", 1000, _whole(1),
+    Setting("stored-per-hour", "ALEATORIA_STORED_PER_HOUR", 1000, values.whole(1),
             "Chat messages one user may have stored (room history, direct messages) "
             "an hour, all at once if it likes; past it, quota_exceeded"),
-    Setting("conversations-per-hour", "ALEATORIA_CONVERSATIONS_PER_HOUR", 100, _whole(1),
+    Setting("conversations-per-hour", "ALEATORIA_CONVERSATIONS_PER_HOUR", 100, values.whole(1),
             "Users one user may start writing direct messages to in an hour; past "
             "it, quota_exceeded"),
     Setting("connect-rate", "ALEATORIA_CONNECT_RATE", 10.0,
-            _number(0, what="a number of connections"),
+            values.number(0, what="a number of connections"),
             "Connection attempts a second one client address may make, on average"),
-    Setting("connect-burst", "ALEATORIA_CONNECT_BURST", 100, _whole(1),
+    Setting("connect-burst", "ALEATORIA_CONNECT_BURST", 100, values.whole(1),
             "Connection attempts one client address may make at once; past the "
             "rate and this, HTTP 429"),
-    Setting("max-connections-per-ip", "ALEATORIA_MAX_CONNECTIONS_PER_IP", 100, _whole(1),
+    Setting("max-connections-per-ip", "ALEATORIA_MAX_CONNECTIONS_PER_IP", 100, values.whole(1),
             "Open connections one client address may have; more are refused (429)"),
-    Setting("trusted-proxy", "ALEATORIA_TRUSTED_PROXIES", (), _networks,
+    Setting("trusted-proxy", "ALEATORIA_TRUSTED_PROXIES", (), values.networks,
             "Proxy address or network whose X-Forwarded-For is believed "
             "(repeatable; the variable is comma-separated)"),
-    Setting("handshake-timeout", "ALEATORIA_HANDSHAKE_TIMEOUT", 10.0, _seconds,
+    Setting("handshake-timeout", "ALEATORIA_HANDSHAKE_TIMEOUT", 10.0, values.seconds,
             "Seconds a client has to finish the WebSocket handshake"),
-    Setting("outbound-stall", "ALEATORIA_OUTBOUND_STALL", 10.0, _seconds,
+    Setting("outbound-stall", "ALEATORIA_OUTBOUND_STALL", 10.0, values.seconds,
             "Seconds a client's queue of messages may go without shrinking before the "
             "client is dropped as not reading"),
-    Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 4096, _whole(1),
+    Setting("outbound-messages", "ALEATORIA_OUTBOUND_MESSAGES", 4096, values.whole(1),
             "Messages that may wait for a client, however it reads; past this (or "
             "--outbound-bytes) it is dropped"),
-    Setting("outbound-bytes", "ALEATORIA_OUTBOUND_BYTES", 8 * 1024 * 1024, _whole(65536),
+    Setting("outbound-bytes", "ALEATORIA_OUTBOUND_BYTES", 8 * 1024 * 1024, values.whole(65536),
             "Bytes that may wait for a client, however it reads"),
-    Setting("redis-host", "VALKEY_HOST", "localhost", _host,
+    Setting("redis-host", "VALKEY_HOST", "localhost", values.host,
             "Redis/Valkey host"),
-    Setting("redis-port", "VALKEY_PORT", 6379, _whole_between(1, 65535),
+    Setting("redis-port", "VALKEY_PORT", 6379, values.whole_between(1, 65535),
             "Redis/Valkey port"),
-    Setting("redis-username", "VALKEY_USERNAME", "", _text,
+    Setting("redis-username", "VALKEY_USERNAME", "", values.text,
             "ACL user name (empty: the default user)"),
-    Setting("redis-password", "VALKEY_PASSWORD", "", _text,
+    Setting("redis-password", "VALKEY_PASSWORD", "", values.text,
             "Password (environment only)", env_only=True),
-    Setting("redis-tls", "VALKEY_USE_TLS", False, _flag,
+    Setting("redis-tls", "VALKEY_USE_TLS", False, values.flag,
             "Connect with TLS, verifying the server certificate and host name"),
-    Setting("redis-ca-file", "VALKEY_CA_FILE", "", _readable_file,
+    Setting("redis-ca-file", "VALKEY_CA_FILE", "", values.readable_file,
             "PEM CA bundle to verify the server with (default: the system's)"),
-    Setting("redis-db", "REDIS_DB", 0, _whole_between(0, 15),
+    Setting("redis-db", "REDIS_DB", 0, values.whole_between(0, 15),
             "Database number, 0-15"),
-    Setting("redis-prefix", "ALEATORIA_REDIS_PREFIX", "", _text,
+    Setting("redis-prefix", "ALEATORIA_REDIS_PREFIX", "", values.text,
             "Prefix for every key, to share a database"),
-    Setting("redis-timeout", "ALEATORIA_REDIS_TIMEOUT", 2.0, _seconds,
+    Setting("redis-timeout", "ALEATORIA_REDIS_TIMEOUT", 2.0, values.seconds,
             "Seconds before a Redis command, or the connect handshake, is given up"),
-    Setting("redis-retry-max", "ALEATORIA_REDIS_RETRY_MAX", 1.0, _seconds,
+    Setting("redis-retry-max", "ALEATORIA_REDIS_RETRY_MAX", 1.0, values.seconds,
             "Longest wait, in seconds, between attempts to reconnect to Redis"),
-    Setting("node-ttl", "ALEATORIA_NODE_TTL", 5.0, _seconds,
+    Setting("node-ttl", "ALEATORIA_NODE_TTL", 5.0, values.seconds,
             "Seconds after its last heartbeat that a daemon sharing the Redis "
             "counts as dead, and its users as gone (it beats 5 times as often)"),
-    Setting("shutdown-timeout", "ALEATORIA_SHUTDOWN_TIMEOUT", 5.0, _seconds,
+    Setting("shutdown-timeout", "ALEATORIA_SHUTDOWN_TIMEOUT", 5.0, values.seconds,
             "Seconds a stopping daemon has to close its clients and release "
             "their sessions; past them the other daemons reap what is left"),
-    Setting("log-format", "ALEATORIA_LOG_FORMAT", "text", _choice("text", "json"),
+    Setting("log-format", "ALEATORIA_LOG_FORMAT", "text", values.choice("text", "json"),
             "The log: text (twistd's lines) or json (one object per line, for "
             "journald and log shippers)"),
-    Setting("sentry-dsn", "SENTRY_DSN", "", _dsn,
+    Setting("sentry-dsn", "SENTRY_DSN", "", values.dsn,
             "Where to report errors; empty turns reporting off", env_only=True),
-    Setting("sentry-env", "SENTRY_ENV", "production", _host,
+    Setting("sentry-env", "SENTRY_ENV", "production", values.host,
             "Sentry environment", env_only=True),
-    Setting("sentry-debug", "SENTRY_DEBUG", False, _flag,
+    Setting("sentry-debug", "SENTRY_DEBUG", False, values.flag,
             "Let the Sentry SDK log what it does", env_only=True),
-    Setting("sentry-sample-rate", "SENTRY_SAMPLE_RATE", 1.0, _number(0, 1, low_allowed=True),
+    Setting("sentry-sample-rate", "SENTRY_SAMPLE_RATE", 1.0, values.number(0, 1, low_allowed=True),
             "Share of client messages traced (0-1)", env_only=True),
-    Setting("sentry-release", "SENTRY_RELEASE", "", _text,
+    Setting("sentry-release", "SENTRY_RELEASE", "", values.text,
             "Release reported to Sentry (default: aleatoria@<version>)", env_only=True),
-    Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, _seconds,
+    Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, values.seconds,
             "Seconds between keepalive pings"),
-    Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, _seconds,
+    Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, values.seconds,
             "Seconds after its last pong at which a silent client is dropped"),
 )
 

@@ -7,7 +7,6 @@ L{aleatoria.routes.Router}, which calls the hub; the hub sends back
 through L{IConnection}. It never touches the store.
 """
 
-import math
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -19,18 +18,10 @@ from zope.interface import implementer
 from . import wsframes
 from .auth import policy_from_config
 from .clock import format_ns
+from .conduct import Conduct
 from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
-from .limits import (
-    FRAMES_PER_MESSAGE,
-    MAX_FRAGMENTS,
-    Backlog,
-    KeyedBuckets,
-    PerAddress,
-    Summary,
-    TokenBucket,
-    TooMany,
-)
+from .limits import KeyedBuckets, PerAddress, Summary, TooMany
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
 from .routes import Router
 
@@ -69,7 +60,7 @@ TCP connection (a closed tab, a lost mobile network).
 
 @implementer(IConnection)
 class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.FrameMeter,
-                     WebSocketServerProtocol):
+                     Conduct, WebSocketServerProtocol):
     _log = Logger()
     refusal_codes = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
                      429: "rate_limited", 500: "unavailable"}
@@ -120,17 +111,10 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         self.user_id = self._identity.user
         self.report = self.factory.reporter.report_for(self.user_id, address)
         self.report.tag("room", self._room)
-        rate, burst = self.factory.rate
-        self._frames = TokenBucket(rate * FRAMES_PER_MESSAGE, burst * FRAMES_PER_MESSAGE,
-                                   self.factory.clock.seconds)
-        self._fragments = 0
-        self._refused = 0
+        self._meter()
 
     def onOpen(self):
-        messages, size, stall = self.factory.outbound
-        self._backlog = Backlog(messages, size, stall, lambda: wsframes.queued(self.transport),
-                                self.factory.clock.seconds)
-        wsframes.take_producer(self, self._backlog)
+        wsframes.take_producer(self, self._queue())
         if self._identity.reconnect_token is not None:
             self._tell("welcome", {"userId": self.user_id,
                                    "reconnectToken": self._identity.reconnect_token})
@@ -142,11 +126,8 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        wait = self.factory.messages.take(self.user_id)
-        if wait:
-            self._too_fast(wait)
+        if not self._may_send():
             return
-        self._refused = 0
         if isBinary:
             self._malformed("Binary frames are not supported; send JSON text", payload)
             return
@@ -175,43 +156,6 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
                 "WebSocket closed unexpectedly", operation="websocket_close",
                 closeCode=str(code), reason=reason or "",
             )
-
-    def frame_refused(self, opcode):
-        """
-        Meter each frame, whatever its kind, against the connection's frame
-        budget, and each message's fragments; the reason to close, if any.
-        """
-        reason = None
-        if self._frames.take():
-            reason = "too many frames"
-        elif opcode == 0:
-            self._fragments += 1
-            if self._fragments > MAX_FRAGMENTS:
-                reason = "message in too many fragments"
-        elif opcode < 8:
-            self._fragments = 1
-        if reason is not None and self.state == self.STATE_OPEN:
-            self._log.info("Closing {user} from {peer}: {reason}",
-                           user=self.user_id, peer=self.peer, reason=reason)
-            self.report.capture_message("Client flooded frames", operation="frame_limit",
-                                        reason=reason)
-        return reason
-
-    def _too_fast(self, wait):
-        """
-        Drop a message over the rate limit and say when to retry; as many
-        refusals in a row as the burst allows close the connection (1008).
-        """
-        self._refused += 1
-        if self._refused <= self.factory.rate[1]:
-            self._answer("error", "rate_limited", {
-                "error": "Too many messages; slow down.", "retryAfter": math.ceil(wait * 1000),
-            })
-            return
-        self._log.info("Closing {user} from {peer}: rate limit ignored",
-                       user=self.user_id, peer=self.peer)
-        self.report.capture_message("Client ignored the rate limit", operation="rate_limit")
-        self.close(1008, "rate limit exceeded")
 
     def _malformed(self, details, raw):
         """
@@ -266,24 +210,6 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         except Exception:
             self.report.failed(self._log, Failure(), "Writing to the client failed",
                                operation="websocket_write", component="protocol")
-
-    def _evict(self):
-        """
-        The client stopped reading and its backlog is full: drop it, so it
-        costs no more memory and nobody waits for it. A close frame could
-        not get through the full buffer, so the connection is aborted.
-        """
-        backlog = self._backlog
-        self._log.info(
-            "Dropping {user} from {peer}: not reading ({messages} messages, "
-            "{size} bytes waiting)", user=self.user_id, peer=self.peer,
-            messages=backlog.messages, size=backlog.bytes,
-        )
-        self.report.capture_message(
-            "Slow client disconnected: outbound buffer full", operation="slow_consumer",
-            extra={"messages": backlog.messages, "bytes": backlog.bytes},
-        )
-        self.dropConnection(abort=True)
 
     def replaced(self):
         self.close(CLOSE_REPLACED, "replaced")

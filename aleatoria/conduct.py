@@ -1,0 +1,99 @@
+"""
+How a connection is held to its limits, and what happens past them: the
+user's message rate (an error, then close 1008), frames of every kind
+(close 1008), and the queue waiting for a client (a drop). Mixed into the
+protocol; the arithmetic is L{aleatoria.limits}'.
+"""
+
+import math
+
+from .limits import FRAMES_PER_MESSAGE, MAX_FRAGMENTS, Backlog, TokenBucket
+from .wsframes import queued
+
+
+class Conduct:
+    """
+    Mixed into L{aleatoria.protocol.ClientProtocol}: it uses the factory's
+    C{messages}, C{rate}, C{outbound} and C{clock}, and the protocol's log,
+    report and C{_answer}.
+    """
+
+    def _meter(self):
+        """Start metering frames (once the handshake is accepted)."""
+        rate, burst = self.factory.rate
+        self._frames = TokenBucket(rate * FRAMES_PER_MESSAGE, burst * FRAMES_PER_MESSAGE,
+                                   self.factory.clock.seconds)
+        self._fragments = 0
+        self._refused = 0
+
+    def _queue(self):
+        """Watch what waits for the client (once the connection is open); the backlog."""
+        messages, size, stall = self.factory.outbound
+        self._backlog = Backlog(messages, size, stall, lambda: queued(self.transport),
+                                self.factory.clock.seconds)
+        return self._backlog
+
+    def _may_send(self):
+        """Whether the user may send one more message now; if not, it is told."""
+        wait = self.factory.messages.take(self.user_id)
+        if wait:
+            self._too_fast(wait)
+            return False
+        self._refused = 0
+        return True
+
+    def frame_refused(self, opcode):
+        """
+        Meter each frame, whatever its kind, against the connection's frame
+        budget, and each message's fragments; the reason to close, if any.
+        """
+        reason = None
+        if self._frames.take():
+            reason = "too many frames"
+        elif opcode == 0:
+            self._fragments += 1
+            if self._fragments > MAX_FRAGMENTS:
+                reason = "message in too many fragments"
+        elif opcode < 8:
+            self._fragments = 1
+        if reason is not None and self.state == self.STATE_OPEN:
+            self._log.info("Closing {user} from {peer}: {reason}",
+                           user=self.user_id, peer=self.peer, reason=reason)
+            self.report.capture_message("Client flooded frames", operation="frame_limit",
+                                        reason=reason)
+        return reason
+
+    def _too_fast(self, wait):
+        """
+        Drop a message over the rate limit and say when to retry; as many
+        refusals in a row as the burst allows close the connection (1008).
+        """
+        self._refused += 1
+        if self._refused <= self.factory.rate[1]:
+            self._answer("error", "rate_limited", {
+                "error": "Too many messages; slow down.", "retryAfter": math.ceil(wait * 1000),
+            })
+            return
+        self._log.info("Closing {user} from {peer}: rate limit ignored",
+                       user=self.user_id, peer=self.peer)
+        self.report.capture_message("Client ignored the rate limit", operation="rate_limit")
+        self.close(1008, "rate limit exceeded")
+
+    def _evict(self):
+        """
+        The client stopped reading and its backlog is full: drop it, so it
+        costs no more memory and nobody waits for it. A close frame could
+        not get through the full buffer, so the connection is aborted.
+        """
+        backlog = self._backlog
+        self._log.info(
+            "Dropping {user} from {peer}: not reading ({messages} messages, "
+            "{size} bytes waiting)", user=self.user_id, peer=self.peer,
+            messages=backlog.messages, size=backlog.bytes,
+        )
+        self.report.capture_message(
+            "Slow client disconnected: outbound buffer full", operation="slow_consumer",
+            extra={"messages": backlog.messages, "bytes": backlog.bytes},
+        )
+        self.dropConnection(abort=True)
+
