@@ -33,6 +33,13 @@ class Conduct:
                                 self.factory.clock.seconds)
         return self._backlog
 
+    def rested_in(self):
+        """Seconds until the user's message budget is full again."""
+        return self.factory.messages.rested_in(self.user_id)
+
+    def rest_in(self, seconds):
+        self.factory.messages.rest_in(self.user_id, seconds)
+
     def _may_send(self):
         """Whether the user may send one more message now; if not, it is told."""
         wait = self.factory.messages.take(self.user_id)

@@ -25,6 +25,15 @@ class IConnection(Interface):
     def replaced():
         """A newer connection of the same user took over: close this one."""
 
+    def rested_in():
+        """Seconds until the user's message budget is full again (0: it is)."""
+
+    def rest_in(seconds):
+        """
+        The user spent its budget on another connection, which a daemon
+        released: it is full again only in C{seconds}.
+        """
+
     def going_away():
         """The daemon is stopping: close this one, saying when to come back."""
 
@@ -126,9 +135,11 @@ class IStore(Interface):
         its match ended. Fire with a L{Claim}.
         """
 
-    def release(user):
+    def release(user, rested_in=0):
         """
-        C{user}'s connection to this daemon is gone. If this daemon still
+        C{user}'s connection to this daemon is gone; its message budget is
+        full again in C{rested_in} seconds, which the next claim of the user
+        tells (L{aleatoria.store.Claim}), on whichever daemon. If this daemon still
         owns the user, take it out of its rooms and the pool and end its
         match; fire with the former partner's id. If another daemon has
         claimed the user since, change nothing and fire with C{None}.

@@ -42,6 +42,17 @@ class TokenBucket:
         return (1 - self._tokens) / self._rate
 
 
+    def rested_in(self, now):
+        """Seconds from C{now} until the bucket is full."""
+        tokens = self._tokens + (now - self._last) * self._rate
+        return max(0.0, (self._burst - tokens) / self._rate)
+
+    def rest_in(self, now, seconds):
+        """Spend what keeps the bucket from being full before C{now + seconds}."""
+        self._tokens = min(self._tokens + (now - self._last) * self._rate,
+                           self._burst - seconds * self._rate)
+        self._last = now
+
     def full(self, now):
         """Whether the bucket is (or would be by C{now}) full: as good as new."""
         return self._tokens + (now - self._last) * self._rate >= self._burst
@@ -74,6 +85,18 @@ class KeyedBuckets:
 
     def __len__(self):
         return len(self._buckets)
+
+    def rested_in(self, key):
+        """Seconds until C{key}'s bucket is full again (0 if it is, or there is none)."""
+        bucket = self._buckets.get(key)
+        return bucket.rested_in(self._seconds()) if bucket is not None else 0
+
+    def rest_in(self, key, seconds):
+        """Have C{key}'s bucket full again no sooner than in C{seconds}."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
+        bucket.rest_in(self._seconds(), seconds)
 
     def _sweep(self):
         now = self._seconds()

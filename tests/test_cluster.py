@@ -231,3 +231,27 @@ async def test_lost_releases_heal_within_a_heartbeat(own_redis):
         assert own_redis.raw("SCARD", "room:members:r") == "0"
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnecting_to_another_daemon_does_not_refill_the_budget(own_redis):
+    """
+    A user who spends its message budget on one daemon and reconnects to
+    another finds it spent there too (issue: security, item 1).
+    """
+    limits = {"rate-limit": "0.01", "rate-burst": "5"}
+    one = await daemon(own_redis.port, **limits)
+    two = await daemon(own_redis.port, **limits)
+    try:
+        alice = await one.connect("alice")
+        for _ in range(5):
+            await alice.request({"type": "get_rooms"}, "rooms_list")
+        await alice.close()
+        await own_redis.becomes("0", "EXISTS", "presence:alice")
+        again = await two.connect("alice")
+        await own_redis.becomes(two.store.node, "GET", "presence:alice")  # claimed there
+        refused = await again.request({"type": "get_rooms"}, "error")
+        assert refused["payload"]["code"] == "rate_limited"
+    finally:
+        await stop_server(one)
+        await stop_server(two)

@@ -137,7 +137,12 @@ async def test_sigterm_releases_every_session(own_redis, tmp_path):
         await watcher.quiet()
 
         keys = own_redis.raw("KEYS", "*").split()
+        budgets = [k for k in keys if k.startswith("budget:")]
+        keys = [k for k in keys if k not in budgets]
         assert not [k for k in keys if ":v" in k or victim.node in k], keys
+        for key in budgets:  # what a user spent of its rate: gone once it is full again
+            left = int(own_redis.raw("PTTL", key))  # -2: gone already; -1 would be: never
+            assert left != -1 and left <= 2000, (key, left)
         assert own_redis.raw("SMEMBERS", "room:members:r") == "watcher"
         assert own_redis.raw("SMEMBERS", "nodes") == survivor.store.node
         assert own_redis.raw("SCARD", "available:webrtc") == "0"

@@ -42,6 +42,12 @@ class Recorder:
     def replaced(self):
         self.closed = "replaced"
 
+    def rested_in(self):
+        return 0
+
+    def rest_in(self, seconds):
+        pass
+
     def going_away(self):
         self.closed = "going away"
 

@@ -324,3 +324,17 @@ def test_memory_history_expires_after_ttl():
     store.expire()
     assert store.room_messages("r", 10).result == []
     assert store._room_history == {} and store._direct_history == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_spent_budget_outlives_the_session(store):
+    """
+    What a released user had spent of its message budget comes back with
+    its next claim, on whichever daemon, and only once.
+    """
+    await store.claim("alice")
+    await store.release("alice", 30)
+    claim = await store.claim("alice")
+    assert 25 < claim.rested_in <= 30
+    await store.release("alice")
+    assert (await store.claim("alice")).rested_in is None

@@ -109,8 +109,12 @@ class Hub(Service):
         """
         The claim ended an earlier session of C{user} (on another daemon, or
         a dead one): hang up its call, tell its rooms it left, and have the
-        daemon that held it close that connection, silently.
+        daemon that held it close that connection, silently. What the user
+        spent of its message budget there, it has spent here.
         """
+        conn = self._connections.get(user)
+        if claim.rested_in is not None and conn is not None:
+            conn.rest_in(claim.rested_in)
         if claim.former_peer is not None:
             self.calls.hangup_for(claim.former_peer, user, "disconnected")
         for room in claim.rooms:
@@ -146,7 +150,7 @@ class Hub(Service):
         user = conn.user_id
         del self._connections[user]
         work = self.rooms.exit_all(user, announce)
-        released = self._out.watch(self._store.release(user), "release")
+        released = self._out.watch(self._store.release(user, conn.rested_in()), "release")
         released.addCallback(self._released, user)
         work.append(released)
         return all_done(work)

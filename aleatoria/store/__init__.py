@@ -16,12 +16,15 @@ from dataclasses import dataclass
 class Claim:
     """
     What claiming a user ended: the daemon that had it, the partner of its
-    call, and the rooms it was in.
+    call, and the rooms it was in; and, if the user spent its message
+    budget lately, the seconds until it is full again (so that reconnecting
+    to another daemon does not refill it).
     """
 
     previous_owner: str | None
     former_peer: str | None
     rooms: tuple = ()
+    rested_in: float | None = None
 
 
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:

@@ -98,6 +98,7 @@ class MemoryStore(Service):
         self._waiting = set()
         self._matches = {}
         self._sessions = set()
+        self._budgets = {}
 
     def startService(self):
         super().startService()
@@ -178,6 +179,7 @@ class MemoryStore(Service):
         and the memory of a flood should come back when the flood is gone.
         """
         now = self._seconds()
+        self._budgets = {u: t for u, t in self._budgets.items() if t > now}
         gone = [key for key, deadline in self._expiry.items() if deadline <= now]
         for key in gone:
             self._forget(key)
@@ -189,16 +191,20 @@ class MemoryStore(Service):
     # Sessions
 
     def claim(self, user):
+        rested_at = self._budgets.pop(user, 0)
+        rested_in = rested_at - self._seconds() if rested_at > self._seconds() else None
         if user not in self._sessions:
             self._sessions.add(user)
-            return succeed(Claim(None, None))
+            return succeed(Claim(None, None, (), rested_in))
         rooms = tuple(sorted(self._membership.rooms_of(user)))
-        return succeed(Claim(self.node, self._end_session(user), rooms))
+        return succeed(Claim(self.node, self._end_session(user), rooms, rested_in))
 
-    def release(self, user):
+    def release(self, user, rested_in=0):
         if user not in self._sessions:
             return succeed(None)
         self._sessions.discard(user)
+        if rested_in > 0:
+            self._budgets[user] = self._seconds() + rested_in
         return succeed(self._end_session(user))
 
     def _end_session(self, user):

@@ -8,6 +8,7 @@ trip, atomic. Commands go through L{Commands}, which fails them fast
 while Redis is unreachable, times them out and bounds how many wait.
 """
 
+import math
 import random
 import uuid
 
@@ -143,10 +144,14 @@ class RedisStore(MultiService):
 
     def claim(self, user):
         d = self._library(scripts.CLAIM, user, self.node, capped=False)
-        return d.addCallback(lambda reply: Claim(reply[0], reply[1], tuple(sorted(reply[2:]))))
+        return d.addCallback(lambda reply: Claim(
+            reply[0], reply[1], tuple(sorted(reply[3:])),
+            int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
+        ))
 
-    def release(self, user):
-        d = self._library(scripts.RELEASE, user, self.node, capped=False)
+    def release(self, user, rested_in=0):
+        d = self._library(scripts.RELEASE, user, self.node, math.ceil(rested_in * 1000),
+                          capped=False)
         return d.addCallback(lambda peer: peer or None)
 
     # Matchmaking

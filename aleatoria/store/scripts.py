@@ -92,12 +92,17 @@ if previous then
 end
 redis.call('SET', P .. 'presence:' .. user, me)
 redis.call('SADD', P .. 'node:' .. me .. ':users', user)
+table.insert(ended, 3, redis.call('PTTL', P .. 'budget:' .. user))
+redis.call('DEL', P .. 'budget:' .. user)
 return ended
 """
 
 RELEASE = LIBRARY + """
-local user, me = ARGV[2], ARGV[3]
+local user, me, rested_in = ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('GET', P .. 'presence:' .. user) ~= me then return false end
+if rested_in > 0 then
+  redis.call('SET', P .. 'budget:' .. user, 1, 'PX', rested_in)
+end
 redis.call('DEL', P .. 'presence:' .. user)
 redis.call('SREM', P .. 'node:' .. me .. ':users', user)
 return end_session(user)
