@@ -54,6 +54,9 @@ SETTINGS = (
             "(default redis when VALKEY_HOST is set)"),
     Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, values.whole(1),
             "Messages kept per room and per direct-message pair"),
+    Setting("max-history-bytes", "ALEATORIA_MAX_HISTORY_BYTES", 1024**3, values.whole(1),
+            "Bytes of kept messages (on Redis: Redis's used memory, weighed every "
+            "5 s) past which chat messages are refused with quota_exceeded"),
     Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, values.whole(1),
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, values.whole(1024),

@@ -122,6 +122,12 @@ class IStore(Interface):
         order), drop the oldest beyond the cap, restart its time to live.
         """
 
+    def full():
+        """
+        Whether what is kept has reached the store's byte quota, if it has
+        one: then nothing more may be stored.
+        """
+
     def direct_messages(user_a, user_b, limit):
         """Fire with the last C{limit} envelopes of the pair, oldest first."""
 

@@ -147,10 +147,12 @@ def make_store(config, reactor, report=None):
     """
     ttl = config.message_ttl_hours * 3600
     if config.store == "memory":
-        return MemoryStore(reactor, ttl, config.history_size, report=report)
+        return MemoryStore(reactor, ttl, config.history_size, report=report,
+                           max_bytes=config.max_history_bytes)
     endpoint, where, link = _redis_link(config, reactor)
     return RedisStore(endpoint, where, reactor, ttl=ttl, history_size=config.history_size,
-                      prefix=config.redis_prefix, db=config.redis_db, report=report, **link)
+                      prefix=config.redis_prefix, db=config.redis_db, report=report,
+                      max_bytes=config.max_history_bytes, **link)
 
 
 def _redis_link(config, reactor):

@@ -461,3 +461,22 @@ def test_memory_returns_when_histories_expire():
         store.stopService()
     assert grown > 2_000_000
     assert left < grown / 50, (grown, left)
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_bytes_are_bounded(limited):
+    """
+    Once kept messages weigh --max-history-bytes, chat is refused with
+    quota_exceeded and goes nowhere (issue: security, item 2).
+    """
+    server = await limited(**{"max-history-bytes": "3000"})
+    alice, bob = await server.connect_many("alice", "bob", room="r")
+    await alice.expect("user_joined")
+    body = "x" * 1000
+    for _ in range(3):
+        alice.send({"type": "chat_message", "room": "r", "payload": {"content": body}})
+        await bob.expect("chat_message")
+    error = await alice.request({"type": "chat_message", "toUser": "bob",
+                                 "payload": {"content": "more"}}, "error", skip=("chat_message",))
+    assert error["payload"]["code"] == "quota_exceeded"
+    await bob.quiet()

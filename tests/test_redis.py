@@ -288,3 +288,17 @@ async def test_direct_message_keys_cannot_collide(own_redis):
         await own_redis.becomes("1", "EXISTS", "dm:alice:bob")
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_bytes_are_weighed_on_redis(own_redis):
+    """On Redis, the byte quota is Redis's used memory, weighed as it connects and every 5 s."""
+    server = await redis_daemon(own_redis.port, **{"max-history-bytes": "1"})
+    try:
+        await until(server.store.full)
+        alice = await server.connect("alice")
+        error = await alice.request({"type": "chat_message", "toUser": "bob",
+                                     "payload": {"content": "x"}}, "error")
+        assert error["payload"]["code"] == "quota_exceeded"
+    finally:
+        await stop_server(server)

@@ -54,7 +54,7 @@ class Hub(Service):
         self._connections = self._out.connections
         self.rooms = Rooms(self._out, store, max_rooms, presence_limit, room_quota)
         self.direct = Direct(self._out, store)
-        self.chat = Chat(self._out, self.rooms, self.direct, max_content,
+        self.chat = Chat(self._out, store, self.rooms, self.direct, max_content,
                          quotas or Unlimited())
         self.calls = Calls(self._out, store, metrics, signaling)
         self._closing = {}

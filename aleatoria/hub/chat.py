@@ -21,13 +21,15 @@ _MISSED = {"delivery": "delivered to everyone", "history": "saved to history"}
 class Chat:
     """
     @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
+    @param store: the L{aleatoria.interfaces.IStore} (whether it is full).
     @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
     @param direct: the hub's L{aleatoria.hub.direct.Direct}.
     @param max_content: longest chat content, in UTF-8 bytes.
     @param quotas: the L{aleatoria.limits.Quotas} of what a user may store.
     """
 
-    def __init__(self, outbox, rooms, direct, max_content, quotas):
+    def __init__(self, outbox, store, rooms, direct, max_content, quotas):
+        self._store = store
         self._out = outbox
         self._rooms = rooms
         self._direct = direct
@@ -57,6 +59,9 @@ class Chat:
             raise Invalid("A chat message needs toUser or room.")
         else:
             self._rooms.may_post(conn, room)
+        if self._store.full():
+            raise QuotaExceeded("The server keeps as much history as it may; "
+                                "try again later.")
         if to_user and not self._quotas.may_write_to(user, to_user):
             raise QuotaExceeded("You have started as many conversations as you may this "
                                 "hour; write to someone you wrote to lately, or wait.")

@@ -19,6 +19,7 @@ from zope.interface import implementer
 from ..interfaces import IRecord, IStore
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
 from ..membership import Membership
+from ..messages import encode
 from ..reporting import guarded
 from . import Claim, direct_key
 
@@ -83,7 +84,7 @@ class MemoryStore(Service):
     node = "local"
     """The only daemon a memory store knows: this one."""
 
-    def __init__(self, clock, ttl, history_size, rng=None, report=None):
+    def __init__(self, clock, ttl, history_size, rng=None, report=None, max_bytes=None):
         self._seconds = clock.seconds
         self._sweeper = LoopingCall(guarded(self.expire, report, "memory_expire"))
         self._sweeper.clock = clock
@@ -99,6 +100,9 @@ class MemoryStore(Service):
         self._matches = {}
         self._sessions = set()
         self._budgets = {}
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        """What the kept messages weigh, encoded."""
 
     def startService(self):
         super().startService()
@@ -131,7 +135,8 @@ class MemoryStore(Service):
         key = ("room", room)
         history = self._live(key, self._room_history, list)
         insort(history, (at_ns, envelope), key=_time_of)
-        del history[: -self._history_size]
+        self._bytes += _weight(envelope)
+        self._trim(history, lambda entry: entry[1])
         return succeed(None)
 
     def room_messages(self, room, limit, before_ns=None):
@@ -146,8 +151,18 @@ class MemoryStore(Service):
         key = ("dm", direct_key(user_a, user_b))
         history = self._live(key, self._direct_history, list)
         history.append(envelope)
-        del history[: -self._history_size]
+        self._bytes += _weight(envelope)
+        self._trim(history, lambda entry: entry)
         return succeed(None)
+
+    def _trim(self, history, envelope_of):
+        """Keep the newest C{history_size} entries, and account for the rest."""
+        dropped = history[: -self._history_size]
+        self._bytes -= sum(_weight(envelope_of(entry)) for entry in dropped)
+        del history[: -self._history_size]
+
+    def full(self):
+        return self._max_bytes is not None and self._bytes >= self._max_bytes
 
     def direct_messages(self, user_a, user_b, limit):
         key = ("dm", direct_key(user_a, user_b))
@@ -169,8 +184,10 @@ class MemoryStore(Service):
 
     def _forget(self, key):
         del self._expiry[key]
-        self._room_history.pop(key, None)
-        self._direct_history.pop(key, None)
+        for entry in self._room_history.pop(key, ()):
+            self._bytes -= _weight(entry[1])
+        for envelope in self._direct_history.pop(key, ()):
+            self._bytes -= _weight(envelope)
 
     def expire(self):
         """
@@ -276,3 +293,7 @@ class MemoryStore(Service):
 def _time_of(entry):
     return entry[0]
 
+
+def _weight(envelope):
+    """What a kept message weighs: its encoded size."""
+    return len(encode(envelope))

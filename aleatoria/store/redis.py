@@ -10,8 +10,10 @@ while Redis is unreachable, times them out and bounds how many wait.
 
 import math
 import random
+import re
 import uuid
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -21,6 +23,9 @@ from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
 from . import Claim, direct_key, scripts
 from .commands import Commands
+
+WEIGH_SECONDS = 5
+"""How often a store with a byte quota asks Redis how much memory it uses."""
 
 
 @implementer(IStore, IRecord)
@@ -47,7 +52,7 @@ class RedisStore(MultiService):
 
     def __init__(self, endpoint, where, reactor, *, ttl, history_size, prefix="",
                  username=None, password=None, db=0, timeout=2.0, retry_max=1.0,
-                 max_pending=10000, node=None, report=None):
+                 max_pending=10000, node=None, report=None, max_bytes=None):
         super().__init__()
         self._ttl = int(ttl)
         self._history_size = history_size
@@ -58,10 +63,30 @@ class RedisStore(MultiService):
         self.commands.setServiceParent(self)
         self.node = node or uuid.uuid4().hex
         self._rng = random.Random()
+        self._max_bytes = max_bytes
+        self._used = 0
+        """Redis's used_memory when last weighed (every L{WEIGH_SECONDS})."""
+        if max_bytes is not None:
+            TimerService(WEIGH_SECONDS, self._weigh).setServiceParent(self)
+            self.commands.watch(lambda up: self._weigh() if up else None)
 
     @property
     def connected(self):
         return self.commands.connected
+
+    def full(self):
+        return self._max_bytes is not None and self._used >= self._max_bytes
+
+    def _weigh(self):
+        """How much memory Redis uses (history and all): C{INFO memory}."""
+        d = self.commands.call("execute_command", "INFO", "memory")
+        d.addCallback(self._weighed)
+        return d.addErrback(lambda failure: None)  # an outage says so elsewhere
+
+    def _weighed(self, info):
+        found = re.search(r"^used_memory:(\d+)", _text(info), re.M)
+        if found:
+            self._used = int(found[1])
 
     @property
     def link(self):
