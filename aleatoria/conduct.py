@@ -42,7 +42,8 @@ class Conduct:
 
     def _may_send(self):
         """Whether the user may send one more message now; if not, it is told."""
-        wait = self.factory.messages.take(self.user_id)
+        wait = (self.factory.messages.take(self.user_id)
+                or self.factory.address_messages.take(self._address))
         if wait:
             self._too_fast(wait)
             return False

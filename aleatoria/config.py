@@ -103,6 +103,13 @@ SETTINGS = (
     Setting("conversations-per-hour", "ALEATORIA_CONVERSATIONS_PER_HOUR", 100, values.whole(1),
             "Users one user may start writing direct messages to in an hour; past "
             "it, quota_exceeded"),
+    Setting("address-rate", "ALEATORIA_ADDRESS_RATE", 200.0,
+            values.number(0, what="a number of messages"),
+            "Messages a second all the users of one client address may send together, "
+            "on average"),
+    Setting("address-burst", "ALEATORIA_ADDRESS_BURST", 400, values.whole(1),
+            "Messages all the users of one client address may send at once; past the "
+            "rate and this, rate_limited"),
     Setting("connect-rate", "ALEATORIA_CONNECT_RATE", 10.0,
             values.number(0, what="a number of connections"),
             "Connection attempts a second one client address may make, on average"),

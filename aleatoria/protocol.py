@@ -279,6 +279,9 @@ class ClientFactory(WebSocketServerFactory):
         self.rate = (config.rate_limit, config.rate_burst)
         self.messages = KeyedBuckets(config.rate_limit, config.rate_burst, reactor.seconds)
         """Each user's messages, whichever connection (or reconnection) sends them."""
+        self.address_messages = KeyedBuckets(
+            config.address_rate, config.address_burst, reactor.seconds)
+        """Each client address's messages, whichever users send them."""
         self.attempts = attempts
         self.trusted_proxies = config.trusted_proxy
         self.clock = reactor

@@ -37,6 +37,8 @@ def make_config(env=None, **given):
     given.setdefault("rate-limit", "100000")
     given.setdefault("rate-burst", "100000")
     given.setdefault("stored-per-hour", "1000000")
+    given.setdefault("address-rate", "1000000")
+    given.setdefault("address-burst", "1000000")
     given.setdefault("conversations-per-hour", "1000000")
     return config.resolve(given, env or {})
 

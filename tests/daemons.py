@@ -22,7 +22,9 @@ class Spawned:
             "--store", "redis", "--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
         self.process = subprocess.Popen(
             [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
-             "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin", *store, *options],
+             "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin", *store,
+             # every test client comes from 127.0.0.1: one address for all its users
+             "--address-rate", "1000000", "--address-burst", "1000000", *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.log = []

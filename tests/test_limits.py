@@ -480,3 +480,17 @@ async def test_history_bytes_are_bounded(limited):
                                  "payload": {"content": "more"}}, "error", skip=("chat_message",))
     assert error["payload"]["code"] == "quota_exceeded"
     await bob.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_users_of_one_address_share_a_budget(limited):
+    """
+    Many made-up users from one address cannot multiply the rate: past
+    --address-burst messages together, rate_limited (issue: security, item 1).
+    """
+    server = await limited(**{"address-rate": "0.01", "address-burst": "4"})
+    alice, bob = await server.connect_many("alice", "bob")
+    for client in (alice, bob, alice, bob):
+        await client.request({"type": "get_rooms"}, "rooms_list")
+    refused = await alice.request({"type": "get_rooms"}, "error")
+    assert refused["payload"]["code"] == "rate_limited"
