@@ -267,6 +267,7 @@ class ClientFactory(WebSocketServerFactory):
 
     def __init__(self, hub, config, reactor, reporter, metrics, attempts):
         super().__init__(reactor=reactor, server=None)
+        wsframes.lazy_debug_lines()
         self.hub = hub
         self.router = Router(hub, reporter, metrics)
         self.reporter = reporter

@@ -117,6 +117,7 @@ class Daemon:
                  "--redis-port", str(redis.port), "--node-ttl", str(NODE_TTL),
                  "--rate-limit", "1000", "--rate-burst", "1000",
                  "--address-rate", "1000000", "--address-burst", "1000000",
+                 "--connect-rate", "1000000", "--connect-burst", "1000000",
                  "--stored-per-hour", "1000000", "--conversations-per-hour", "1000000"],
                 cwd=directory, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

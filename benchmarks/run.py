@@ -171,6 +171,7 @@ def daemon(store, redis_port=None):
                    f"tcp:{port}:interface=127.0.0.1", "--allow-no-origin",
                    "--rate-limit", "1000000", "--rate-burst", "1000000",
                    "--address-rate", "100000000", "--address-burst", "100000000",
+                   "--connect-rate", "1000000", "--connect-burst", "1000000",
                    "--stored-per-hour", "100000000", "--conversations-per-hour", "1000000",
                    "--max-connections-per-ip", "1000000", "--store", store]
         if redis_port:

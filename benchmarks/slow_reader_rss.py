@@ -56,6 +56,7 @@ def main():
         [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port",
          "tcp:0:interface=127.0.0.1", "--allow-no-origin", "--rate-limit", "100000",
          "--address-rate", "100000000", "--address-burst", "100000000",
+         "--connect-rate", "1000000", "--connect-burst", "1000000",
          "--rate-burst", "100000", "--stored-per-hour", "100000000",
          *(unbounded if "--unbounded" in sys.argv else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

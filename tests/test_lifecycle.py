@@ -73,7 +73,8 @@ async def test_log_lines_name_users_but_never_contents(server):
         globalLogPublisher.removeObserver(events.append)
     text = [formatEvent(e) for e in events]
     assert any("bob connected from 127.0.0.1" in line for line in text), text
-    assert any("alice joined" in line for line in text)
+    assert any("alice connected from 127.0.0.1, room 'r'" in line for line in text)
+    assert not any("alice joined" in line for line in text)  # the connect line says it
     assert any("Paired alice with bob" in line for line in text)
     assert any("bob disconnected from 127.0.0.1" in line for line in text)
     assert not [line for line in text if "SECRET" in line]

@@ -61,3 +61,18 @@ async def test_what_the_transport_holds_is_measured(server):
     assert wsframes.queued(transport) >= 1000
     transport.startWriting()
     await alice.quiet()
+
+
+def test_autobahn_formats_debug_lines_only_when_shown():
+    """
+    Autobahn's connection set-up pretty-prints its settings through the
+    module's pformat; ours defers that to the rare log line that shows it.
+    """
+    import inspect
+
+    from autobahn.websocket import protocol
+
+    assert "pformat(configAttrLog)" in inspect.getsource(protocol.WebSocketProtocol._connectionMade)
+    wsframes.lazy_debug_lines()
+    later = protocol.pformat([("a", 1)])
+    assert str(later) == "[('a', 1)]"

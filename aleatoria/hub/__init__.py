@@ -103,7 +103,7 @@ class Hub(Service):
         d = self._store.claim(user)
         d.addCallback(self._claimed, user)
         self._out.watch(d, "claim")
-        self.rooms.enter(user, room)
+        self.rooms.enter(user, room, logged=False)
 
     def _claimed(self, claim, user):
         """

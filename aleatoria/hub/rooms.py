@@ -157,17 +157,20 @@ class Rooms:
 
     # Membership
 
-    def enter(self, user, room):
+    def enter(self, user, room, logged=True):
+        """
+        Put C{user} in C{room} and tell the members. Not C{logged} when the
+        line of the connect names the room already.
+        """
         if not self.membership.add(room, user):
             return
         members = self.membership.members(room)
         self.announce(room, "user_joined", user, but=user)
         self._out.watch(self._store.join_room(room, user), "join_room",
                         self._out.connections[user])
-        self._log.info(
-            "{user} joined {room!r} ({count} members)",
-            user=user, room=room, count=len(members),
-        )
+        if logged:
+            self._log.info("{user} joined {room!r} ({count} members)",
+                           user=user, room=room, count=len(members))
         self._out.connections[user].report.breadcrumb(
             "room", "Joined room", room=room, members=len(members)
         )
@@ -175,14 +178,15 @@ class Rooms:
     def exit(self, user, room, persist=True, announce=True):
         """
         Take C{user} out of C{room} and tell the members. C{persist} is false
-        when the store's release of the user does that part. The telling, as
-        a Deferred.
+        when the store's release of the user does that part -- and the
+        line of the disconnect says it. The telling, as a Deferred.
         """
         self.membership.discard(room, user)
         told = self.announce(room, "user_left", user) if announce else succeed(None)
         if persist:
             self._out.watch(self._store.leave_room(room, user), "leave_room")
-        self._log.info("{user} left {room!r}", user=user, room=room)
+        if persist:
+            self._log.info("{user} left {room!r}", user=user, room=room)
         conn = self._out.connections.get(user)
         if conn is not None:
             conn.report.breadcrumb(
