@@ -383,3 +383,36 @@ def test_joining_a_room_past_the_presence_limit_sends_nothing(clock):
     assert counts[10:] == [0] * 290
     hub.disconnected(conn)
     assert len(prepared) == sum(range(10))
+
+
+class CountedMatches(MemoryStore):
+    """Counts how often the hub asks whom a user is matched with."""
+
+    asked = 0
+
+    def match_of(self, user):
+        self.asked += 1
+        return super().match_of(user)
+
+
+def test_partners_signal_without_asking_the_store_each_time(clock):
+    """
+    Candidates between partners cost one look-up, not one each; a hangup
+    or a new pairing makes the next one look again -- and a stranger is
+    looked up, and refused, every time.
+    """
+    store = CountedMatches(clock, 3600, 100)
+    hub = make_hub(clock, store)
+    alice, bob, eve = connect(hub, "alice", "bob", "eve")
+    received(hub, bob, Envelope(type="user_available_webrtc"))
+    request(hub, alice)
+    for _ in range(10):
+        received(hub, alice, Envelope(type="webrtc_candidate", toUser="bob", payload={}))
+    assert store.asked == 1
+    assert bob.kinds().count("webrtc_candidate") == 10
+    for _ in range(3):
+        received(hub, eve, Envelope(type="webrtc_candidate", toUser="bob", payload={}))
+    assert store.asked == 4 and [m.payload["code"] for m in eve.take()[-3:]] == ["busy"] * 3
+    received(hub, bob, Envelope(type="hangup", toUser="alice", payload={}))  # looks up: 5
+    received(hub, alice, Envelope(type="webrtc_candidate", toUser="bob", payload={}))
+    assert store.asked == 6

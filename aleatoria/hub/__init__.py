@@ -149,6 +149,7 @@ class Hub(Service):
         """
         user = conn.user_id
         del self._connections[user]
+        self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
         released = self._out.watch(self._store.release(user, conn.rested_in()), "release")
         released.addCallback(self._released, user)

@@ -4,6 +4,7 @@ L{aleatoria.matchmaking}'s, the atomic steps the store's), the WebRTC
 signaling relay, and hanging up.
 """
 
+from twisted.internet.defer import succeed
 from twisted.logger import Logger
 
 from ..interfaces import Busy, Forbidden, Invalid, Offline, StoreUnavailable
@@ -28,6 +29,9 @@ class Calls:
         self._store = store
         self._metrics = metrics
         self._signaling = signaling
+        self._partners = {}
+        """Each user here whose signaling was let through to its partner: that partner."""
+        outbox.call_event = self.forget
 
     # Availability and pairing
 
@@ -103,8 +107,11 @@ class Calls:
             raise Invalid(f"You cannot send {kind} to yourself.")
         if not valid_user_id(to_user):
             raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
-        d = self._out.timed(self._store.match_of(to_user), "match_of")
-        d.addErrback(_unknown_in_an_outage)
+        if self._partners.get(user) == to_user:
+            d = succeed(Match(user, ""))
+        else:
+            d = self._out.timed(self._store.match_of(to_user), "match_of")
+            d.addErrback(_unknown_in_an_outage)
         d.addCallback(self._may_signal, user, kind, to_user)
         d.addCallback(lambda _: self._out.deliver(to_user, Envelope(
             type=kind, fromUser=user, toUser=to_user, payload=payload,
@@ -128,6 +135,17 @@ class Calls:
             raise Busy(f"{to_user} is in a call.")
         if self._signaling == "matched" and kind != "hangup" and match is None:
             raise Forbidden(f"You may send {kind} only to the partner you were paired with.")
+        if match is not None and kind != "hangup":
+            self._partners[user] = to_user
+
+    def forget(self, user):
+        """
+        A call of C{user}'s started or ended (it was sent C{assign_role} or
+        C{hangup}, or it left): its partner must be looked up again. Every
+        end of a match reaches both of its users that way, so a partner
+        remembered here is never out of date for long enough to matter.
+        """
+        self._partners.pop(user, None)
 
     def _relayed(self, delivered, conn, to_user):
         if not delivered:
@@ -136,6 +154,7 @@ class Calls:
 
     def hangup(self, conn, peer, payload, message_id=""):
         """Relay a C{hangup} to C{peer}, and end their match if they are matched."""
+        self.forget(conn.user_id)
         d = self.relay(conn, "hangup", peer, payload, message_id)
         d.addCallback(lambda _: self._out.watch(
             self._store.hang_up(conn.user_id, peer), "hang_up", conn, asked=True))

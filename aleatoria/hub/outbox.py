@@ -16,6 +16,9 @@ from ..messages import SYSTEM, from_server
 FAILED = object()
 """What a watched Deferred fires with when its work failed (and was dealt with)."""
 
+CALL_EVENTS = frozenset({"assign_role", "hangup"})
+"""What a user is sent when a call of its starts or ends, wherever that happened."""
+
 MAX_HISTORY_PAGE = 100
 """The most messages one history request returns, whatever C{limit} asks."""
 
@@ -38,6 +41,8 @@ class Outbox:
         """Each connected user's L{IConnection}."""
         self.trace = None
         """The trace of the client message being handled, if any."""
+        self.call_event = None
+        """Told of each user here who is sent a CALL_EVENTS message."""
         self._prepare = prepare
         self._clock = message_clock
         self.peers = peers
@@ -59,6 +64,8 @@ class Outbox:
 
     def send(self, conn, envelope):
         self._metrics.sent.labels(envelope.type).inc()
+        if envelope.type in CALL_EVENTS and self.call_event is not None:
+            self.call_event(conn.user_id)
         conn.send(self._prepare(envelope))
 
     def fan_out(self, users, envelope):
