@@ -255,3 +255,26 @@ async def test_reconnecting_to_another_daemon_does_not_refill_the_budget(own_red
     finally:
         await stop_server(one)
         await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_user_in_a_call_hears_only_its_partner_across_daemons(two_daemons):
+    """
+    Paired across daemons, the partner's signaling passes and a stranger's
+    -- from the partner's daemon -- gets busy.
+    """
+    one, two = await two_daemons()
+    alice, mallory = await one.connect("alice"), await one.connect("mallory")
+    bob = await two.connect("bob")
+    bob.send({"type": "user_available_webrtc"})
+    await bob.quiet()
+    alice.send({"type": "request_random_peer"})
+    assert (await alice.expect("assign_role"))["payload"]["peerId"] == "bob"
+    await bob.expect("assign_role")
+    for _ in range(3):
+        alice.send({"type": "webrtc_candidate", "toUser": "bob", "payload": {"c": 1}})
+        assert (await bob.expect("webrtc_candidate"))["fromUser"] == "alice"
+    error = await mallory.request({"type": "webrtc_offer", "toUser": "bob", "payload": {}},
+                                  "error")
+    assert error["payload"]["code"] == "busy"
+    await bob.quiet()

@@ -31,7 +31,9 @@ class Calls:
         self._signaling = signaling
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
-        outbox.call_event = self.forget
+        self._matches = {}
+        """Each user here in a call: its partner, as the user was told."""
+        outbox.call_event = self._call_event
 
     # Availability and pairing
 
@@ -107,7 +109,10 @@ class Calls:
             raise Invalid(f"You cannot send {kind} to yourself.")
         if not valid_user_id(to_user):
             raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
-        if self._partners.get(user) == to_user:
+        if to_user in self._out.connections:
+            peer = self._matches.get(to_user)
+            d = succeed(Match(peer, "") if peer is not None else None)
+        elif self._partners.get(user) == to_user:
             d = succeed(Match(user, ""))
         else:
             d = self._out.timed(self._store.match_of(to_user), "match_of")
@@ -138,14 +143,24 @@ class Calls:
         if match is not None and kind != "hangup":
             self._partners[user] = to_user
 
-    def forget(self, user):
+    def _call_event(self, user, envelope):
         """
-        A call of C{user}'s started or ended (it was sent C{assign_role} or
-        C{hangup}, or it left): its partner must be looked up again. Every
-        end of a match reaches both of its users that way, so a partner
-        remembered here is never out of date for long enough to matter.
+        C{user}, connected here, is told a call of its started
+        (C{assign_role}) or ended (C{hangup}). Every start and end of a
+        match reaches both of its users that way, so this daemon knows the
+        partner of each of its users without asking the store, and a
+        partner looked up for a user here goes stale only with such news.
         """
         self._partners.pop(user, None)
+        if envelope.type == "assign_role":
+            self._matches[user] = envelope.payload["peerId"]
+        else:
+            self._matches.pop(user, None)
+
+    def forget(self, user):
+        """C{user} is gone from here, or hung up: whom it is matched with is news."""
+        self._partners.pop(user, None)
+        self._matches.pop(user, None)
 
     def _relayed(self, delivered, conn, to_user):
         if not delivered:
@@ -154,7 +169,7 @@ class Calls:
 
     def hangup(self, conn, peer, payload, message_id=""):
         """Relay a C{hangup} to C{peer}, and end their match if they are matched."""
-        self.forget(conn.user_id)
+        self._partners.pop(conn.user_id, None)
         d = self.relay(conn, "hangup", peer, payload, message_id)
         d.addCallback(lambda _: self._out.watch(
             self._store.hang_up(conn.user_id, peer), "hang_up", conn, asked=True))
@@ -162,6 +177,7 @@ class Calls:
 
     def _hung_up(self, ended, user, peer):
         if ended:
+            self._matches.pop(user, None)
             self._log.info("{user} hung up on {peer}", user=user, peer=peer)
 
     def hangup_for(self, user, peer, reason):

@@ -42,7 +42,7 @@ class Outbox:
         self.trace = None
         """The trace of the client message being handled, if any."""
         self.call_event = None
-        """Told of each user here who is sent a CALL_EVENTS message."""
+        """Told of each user here who is sent a CALL_EVENTS message, and the message."""
         self._prepare = prepare
         self._clock = message_clock
         self.peers = peers
@@ -65,7 +65,7 @@ class Outbox:
     def send(self, conn, envelope):
         self._metrics.sent.labels(envelope.type).inc()
         if envelope.type in CALL_EVENTS and self.call_event is not None:
-            self.call_event(conn.user_id)
+            self.call_event(conn.user_id, envelope)
         conn.send(self._prepare(envelope))
 
     def fan_out(self, users, envelope):
