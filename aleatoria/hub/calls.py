@@ -109,19 +109,20 @@ class Calls:
             raise Invalid(f"You cannot send {kind} to yourself.")
         if not valid_user_id(to_user):
             raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
-        if to_user in self._out.connections:
+        signal = Envelope(type=kind, fromUser=user, toUser=to_user, payload=payload,
+                          messageId=message_id, createTime=self._out.now())
+        if to_user in self._out.connections:  # known here: no Deferred until the send
             peer = self._matches.get(to_user)
-            d = succeed(Match(peer, "") if peer is not None else None)
-        elif self._partners.get(user) == to_user:
-            d = succeed(Match(user, ""))
+            self._may_signal(Match(peer, "") if peer is not None else None, user, kind, to_user)
+            d = self._out.deliver(to_user, signal)
         else:
-            d = self._out.timed(self._store.match_of(to_user), "match_of")
-            d.addErrback(_unknown_in_an_outage)
-        d.addCallback(self._may_signal, user, kind, to_user)
-        d.addCallback(lambda _: self._out.deliver(to_user, Envelope(
-            type=kind, fromUser=user, toUser=to_user, payload=payload,
-            messageId=message_id, createTime=self._out.now(),
-        )))
+            if self._partners.get(user) == to_user:
+                d = succeed(Match(user, ""))
+            else:
+                d = self._out.timed(self._store.match_of(to_user), "match_of")
+                d.addErrback(_unknown_in_an_outage)
+            d.addCallback(self._may_signal, user, kind, to_user)
+            d.addCallback(lambda _: self._out.deliver(to_user, signal))
         d.addCallback(self._relayed, conn, to_user)
         return self._out.watch(d, "relay", conn, asked=True, timed=False)
 
