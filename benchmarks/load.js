@@ -5,7 +5,7 @@
 //
 //   node load.js SCENARIO PORT '{"option": value, ...}'
 //
-// Scenarios: idle, lobby, fanout, relay, relay_rate, matchmaking (see each function).
+// Scenarios: idle, lobby, storm, fanout, relay, relay_rate, matchmaking (see each function).
 "use strict";
 const WebSocket = require("ws");
 
@@ -92,6 +92,22 @@ async function lobby({ count = 1000 }) {
   return {
     scenario: "lobby", count, connects_per_s: Math.round(count / seconds),
     seconds_to_answer_after_leaving: Math.round(answered * 1000) / 1000,
+  };
+}
+
+// storm: `count` clients in the Lobby drop at once and reconnect at once, as
+// after a network blip: seconds until every one is back, and connects per
+// second during the storm.
+async function storm({ count = 1000 }) {
+  let sockets = await openMany(count, "storm", undefined);
+  for (const socket of sockets) socket.terminate();
+  const started = now();
+  sockets = await openMany(count, "storm", undefined);
+  const seconds = (now() - started) / 1000;
+  for (const socket of sockets) socket.terminate();
+  return {
+    scenario: "storm", count, seconds_to_reconnect_all: Math.round(seconds * 1000) / 1000,
+    connects_per_s: Math.round(count / seconds),
   };
 }
 
@@ -278,7 +294,7 @@ const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 })
   return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
 });
 
-const scenarios = { idle, lobby, fanout, relay, relay_rate, matchmaking };
+const scenarios = { idle, lobby, storm, fanout, relay, relay_rate, matchmaking };
 scenarios[scenario](options).then(
   (result) => {
     if (result) console.log(JSON.stringify(result));

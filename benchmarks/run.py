@@ -142,6 +142,8 @@ def measure(name, start, size, matchmaking):
         results = {"idle": idle(port, server.pid, size["idle"])}
         settle(server.pid)
         results["lobby"] = lobby(port, server.pid, size["idle"])
+        settle(server.pid)
+        results["storm"] = generate("storm", port, {"count": size["idle"]})
         seconds = size["seconds"]
         scenarios = [
             ("fanout", {"members": size["members"], "seconds": seconds}),
@@ -201,7 +203,8 @@ RATIOS = {"fanout": ["deliveries_per_s", "p50_ms", "p99_ms"],
           "relay_rate": ["p50_ms", "p99_ms"],
           "idle": ["rss_per_connection_kib", "connects_per_s"],
           "lobby": ["connects_per_s", "seconds_to_answer_after_leaving",
-                    "peak_rss_per_connection_kib"]}
+                    "peak_rss_per_connection_kib"],
+          "storm": ["seconds_to_reconnect_all", "connects_per_s"]}
 
 
 def ratios(results):

@@ -27,6 +27,7 @@ def test_smoke_run_writes_a_report(tmp_path):
         assert target["idle"]["connects_per_s"] > 0
         assert target["lobby"]["connects_per_s"] > 0
         assert target["lobby"]["seconds_to_answer_after_leaving"] >= 0
+        assert target["storm"]["connects_per_s"] > 0
         assert target["fanout"]["deliveries_per_s"] > 0
         assert 0 < target["fanout"]["p50_ms"] <= target["fanout"]["p99_ms"]
         assert target["relay"]["relays_per_s"] > 0
