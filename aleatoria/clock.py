@@ -9,6 +9,7 @@ least a microsecond apart, because Redis keeps scores as doubles, which
 near today's epoch cannot tell apart nanoseconds closer than 256.
 """
 
+import functools
 import re
 import time
 from datetime import UTC, datetime
@@ -44,10 +45,16 @@ class MessageClock:
 def format_ns(ns: int) -> str:
     """
     Render Unix nanoseconds as RFC 3339 UTC with all nine fraction digits.
+    Every message is stamped, most within the same second as the one
+    before: that second's text is made once.
     """
     seconds, fraction = divmod(ns, _NS_PER_SECOND)
-    stamp = datetime.fromtimestamp(seconds, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+    return f"{_second(seconds)}.{fraction:09d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_rfc3339(text: str) -> int:

@@ -9,31 +9,41 @@ import json
 from http import HTTPStatus
 from pprint import pformat
 
+from autobahn import util as _util
+from autobahn.twisted import websocket as _twisted_adapter
 from autobahn.websocket import protocol as _autobahn
 from autobahn.websocket.protocol import PreparedMessage
 
 
 class _Later:
-    """A value pretty-printed when (and only if) a log line shows it."""
+    """C{render(value)} when (and only if) a log line shows it."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_render", "_value")
 
-    def __init__(self, value):
+    def __init__(self, render, value):
+        self._render = render
         self._value = value
 
     def __str__(self):
-        return pformat(self._value)
+        return self._render(self._value)
 
     __repr__ = __str__
 
 
+def _later(render):
+    return lambda value: _Later(render, value)
+
+
 def lazy_debug_lines():
     """
-    Autobahn pretty-prints every new connection's settings for a debug
-    line, whether or not debug lines are logged: a fifth of the CPU of a
-    connect (cProfile). Have it build them only when one is shown.
+    Autobahn builds the arguments of its debug lines whether or not they
+    are logged: it pretty-prints every new connection's settings (a fifth
+    of the CPU of a connect, by cProfile) and highlights the peer and
+    sizes of every chunk received. Have it build them only when shown.
     """
-    _autobahn.pformat = _Later
+    _autobahn.pformat = _later(pformat)
+    _twisted_adapter.hltype = _later(_util.hltype)
+    _twisted_adapter.hlval = _later(_util.hlval)
 
 
 def prepare(payload):

@@ -70,9 +70,12 @@ def test_autobahn_formats_debug_lines_only_when_shown():
     """
     import inspect
 
+    from autobahn.twisted import websocket
     from autobahn.websocket import protocol
 
     assert "pformat(configAttrLog)" in inspect.getsource(protocol.WebSocketProtocol._connectionMade)
+    received = inspect.getsource(websocket.WebSocketAdapterProtocol.dataReceived)
+    assert "hltype(self.dataReceived)" in received and "hlval(len(data))" in received
     wsframes.lazy_debug_lines()
-    later = protocol.pformat([("a", 1)])
-    assert str(later) == "[('a', 1)]"
+    assert str(protocol.pformat([("a", 1)])) == "[('a', 1)]"
+    assert "17" in str(websocket.hlval(17))
