@@ -416,3 +416,12 @@ def test_signaling_here_never_asks_the_store(clock):
     received(hub, eve, Envelope(type="webrtc_offer", toUser="bob", payload={}))
     assert bob.take()[-1].type == "webrtc_offer"
     assert store.asked == 0
+
+
+def test_create_times_read_back_across_second_boundaries():
+    """Stamps made from the cached second read back exactly, either side of a boundary."""
+    from aleatoria.clock import format_ns, parse_rfc3339
+
+    for ns in (1764496364_999999999, 1764496365_000000000, 1764496364_000000001, 0):
+        assert parse_rfc3339(format_ns(ns)) == ns
+    assert format_ns(1764496365_000000001) == "2025-11-30T09:52:45.000000001Z"
