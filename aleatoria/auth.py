@@ -50,8 +50,6 @@ class Identity:
 class DeclaredIds:
     """Each client is the C{userId} it gives; nothing proves it."""
 
-    verified = False
-
     def identify(self, params):
         """
         The L{Identity} the query C{params} establish.
@@ -72,8 +70,6 @@ class Anonymous:
     (HMAC-SHA256 with C{secret}, which every daemon sharing the users must
     have): C{?reconnectToken=} brings a client back as itself.
     """
-
-    verified = True
 
     def __init__(self, secret):
         self._secret = secret.encode() if isinstance(secret, str) else secret
@@ -134,8 +130,6 @@ class TokenPolicy:
                 key = pem.read()
             return cls(key, ["RS256", "ES256"], config.jwt_audience, config.jwt_issuer)
         return None
-
-    verified = True
 
     def identify(self, params):
         """

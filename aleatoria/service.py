@@ -102,7 +102,8 @@ def announce(config):
                  f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
     else:
         store = "memory (this daemon alone)"
-    if config.jwt_secret or config.jwt_public_key_file:
+    tokens = bool(config.jwt_secret or config.jwt_public_key_file)
+    if tokens:
         identity = "JWT"
     elif config.anonymous:
         identity = "named by the server (--anonymous)"
@@ -133,7 +134,7 @@ def announce(config):
             "with a random key, good only for this process (not after a restart, nor "
             "on another daemon)"
         )
-    if identity == "the userId asked for":
+    if not tokens and not config.anonymous:
         _log.warn(
             "No ALEATORIA_JWT_SECRET or --jwt-public-key-file: every client is who its "
             "userId says, and may connect as anybody (closing that user's connection)"

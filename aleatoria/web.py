@@ -117,11 +117,19 @@ class QuietSite(Site):
     """
     A Site that writes no access log: load-balancer probes would bury the
     lines operators need; the hub logs every WebSocket connect itself. Its
-    answers name no software. Every connection passes its L{Gate}.
+    answers name no software.
     """
 
     noisy = False
     requestFactory = _Anonymous
+
+    def log(self, request):
+        pass
+
+
+class GatedSite(QuietSite):
+    """The clients' site: every connection passes its L{aleatoria.gate.Gate}."""
+
     protocol = _Channel
 
     def __init__(self, resource, gate, **kwargs):
@@ -129,20 +137,14 @@ class QuietSite(Site):
         self._gate = gate
 
     def buildProtocol(self, addr):
-        return self._gate.admit(addr, lambda: super(QuietSite, self).buildProtocol(addr))
-
-    def log(self, request):
-        pass
+        return self._gate.admit(addr, lambda: super(GatedSite, self).buildProtocol(addr))
 
 
 def metrics_site(metrics, reactor):
     """C{/metrics} alone, for a port that only the monitoring can reach."""
     root = _Root()
     root.putChild(b"metrics", MetricsPage(metrics))
-    site = Site(root, reactor=reactor)
-    site.noisy = False
-    site.log = lambda request: None
-    return site
+    return QuietSite(root, reactor=reactor)
 
 
 class _Root(Resource):
@@ -164,4 +166,4 @@ def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout,
         root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, store, peers, reactor))
-    return QuietSite(root, gate, reactor=reactor, timeout=handshake_timeout)
+    return GatedSite(root, gate, reactor=reactor, timeout=handshake_timeout)

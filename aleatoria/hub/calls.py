@@ -33,7 +33,7 @@ class Calls:
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
         """Each user here in a call: its partner, as the user was told."""
-        outbox.call_event = self._call_event
+        outbox.watch_calls(self._call_event)
 
     # Availability and pairing
 
@@ -112,36 +112,36 @@ class Calls:
         signal = Envelope(type=kind, fromUser=user, toUser=to_user, payload=payload,
                           messageId=message_id, createTime=self._out.now())
         if to_user in self._out.connections:  # known here: no Deferred until the send
-            peer = self._matches.get(to_user)
-            self._may_signal(Match(peer, "") if peer is not None else None, user, kind, to_user)
+            self._may_signal(self._matches.get(to_user), user, kind, to_user)
             d = self._out.deliver(to_user, signal)
         else:
             if self._partners.get(user) == to_user:
-                d = succeed(Match(user, ""))
+                d = succeed(user)
             else:
                 d = self._out.timed(self._store.match_of(to_user), "match_of")
-                d.addErrback(_unknown_in_an_outage)
+                d.addCallbacks(_partner, _unknown_in_an_outage)
             d.addCallback(self._may_signal, user, kind, to_user)
             d.addCallback(lambda _: self._out.deliver(to_user, signal))
         d.addCallback(self._relayed, conn, to_user)
         return self._out.watch(d, "relay", conn, asked=True, timed=False)
 
-    def _may_signal(self, match, user, kind, to_user):
+    def _may_signal(self, partner, user, kind, to_user):
         """
-        A user in a call hears signaling only from its partner; with
-        C{signaling="matched"}, offers, answers and candidates pass only
-        between the two users of a match the server made.
+        A user in a call hears signaling only from its C{partner} (C{None}:
+        it is in none); with C{signaling="matched"}, offers, answers and
+        candidates pass only between the two users of a match the server
+        made.
 
         @raise Busy: C{to_user} is in a call with somebody else.
         @raise Forbidden: the two are not matched, and must be.
         """
-        if match is UNKNOWN:
+        if partner is UNKNOWN:
             return
-        if match is not None and match.peer != user:
+        if partner is not None and partner != user:
             raise Busy(f"{to_user} is in a call.")
-        if self._signaling == "matched" and kind != "hangup" and match is None:
+        if self._signaling == "matched" and kind != "hangup" and partner is None:
             raise Forbidden(f"You may send {kind} only to the partner you were paired with.")
-        if match is not None and kind != "hangup":
+        if partner is not None and kind != "hangup":
             self._partners[user] = to_user
 
     def _call_event(self, user, envelope):
@@ -196,6 +196,10 @@ class Calls:
 
 UNKNOWN = object()
 """Whom a user is matched with, while the store cannot tell."""
+
+
+def _partner(match):
+    return match.peer if match is not None else None
 
 
 def _unknown_in_an_outage(failure):

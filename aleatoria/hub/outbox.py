@@ -41,14 +41,17 @@ class Outbox:
         """Each connected user's L{IConnection}."""
         self.trace = None
         """The trace of the client message being handled, if any."""
-        self.call_event = None
-        """Told of each user here who is sent a CALL_EVENTS message, and the message."""
+        self._call_watchers = []
         self._prepare = prepare
         self._clock = message_clock
         self.peers = peers
         self._reporter = reporter
         self._metrics = metrics
         self._store_kind = store_kind
+
+    def watch_calls(self, watcher):
+        """Call C{watcher(user, envelope)} for each CALL_EVENTS message sent to a user here."""
+        self._call_watchers.append(watcher)
 
     def current(self, conn):
         """Whether C{conn} is its user's connection (not replaced, not gone)."""
@@ -64,8 +67,9 @@ class Outbox:
 
     def send(self, conn, envelope):
         self._metrics.sent.labels(envelope.type).inc()
-        if envelope.type in CALL_EVENTS and self.call_event is not None:
-            self.call_event(conn.user_id, envelope)
+        if envelope.type in CALL_EVENTS:
+            for watcher in self._call_watchers:
+                watcher(conn.user_id, envelope)
         conn.send(self._prepare(envelope))
 
     def fan_out(self, users, envelope):
