@@ -16,7 +16,10 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from .handshake import direct_address
-from .limits import PerAddress, TooMany
+from .limits import PerAddress, Summary, TooMany
+
+CUT_OFFS_WINDOW = 10
+"""Seconds over which connections cut off from one peer are summed up in one line."""
 
 
 def _too_many(what):
@@ -32,15 +35,15 @@ TOO_FAST = _too_many(b"connection attempts")
 class Ticket:
     """One connection's place at the gate: its count, and its deadline."""
 
-    def __init__(self, gate, address, channel):
+    def __init__(self, gate, peer, address, channel):
         self._gate = gate
+        self._peer = peer
         self._address = address
         self._channel = channel
         self._deadline = gate.clock.callLater(gate.deadline, self._expired)
 
     def _expired(self):
-        self._gate.log.info("Cut off {peer}: no WebSocket within {seconds:g} s",
-                            peer=self._address, seconds=self._gate.deadline)
+        self._gate.cut_off(self._peer)
         transport = self._channel.transport
         if transport is not None:
             transport.abortConnection()
@@ -89,13 +92,25 @@ class Gate:
         self.trusted = trusted
         self.deadline = deadline
         self.clock = clock
+        self._cut_offs = Summary(clock, CUT_OFFS_WINDOW, self._more_cut_off)
+
+    def cut_off(self, peer):
+        """Say a connection from C{peer} was cut off -- once a window per peer."""
+        if self._cut_offs.first(peer):
+            self.log.info("Cut off {peer}: no WebSocket within {seconds:g} s",
+                          peer=peer, seconds=self.deadline)
+
+    def _more_cut_off(self, peer, count):
+        self.log.info("Cut off {count} more connections from {peer} in the last {seconds} s",
+                      count=count, peer=peer, seconds=CUT_OFFS_WINDOW)
 
     def admit(self, addr, build):
         """
         The protocol for a connection from C{addr}: C{build()}'s, holding
         its L{Ticket} as C{ticket} -- or one that answers 429.
         """
-        address = direct_address(getattr(addr, "host", ""), self.trusted)
+        peer = getattr(addr, "host", "")
+        address = direct_address(peer, self.trusted)
         if address is not None:
             if self.attempts.take(address):
                 return _Refuse(TOO_FAST)
@@ -104,5 +119,5 @@ class Gate:
             except TooMany:
                 return _Refuse(TOO_MANY)
         channel = build()
-        channel.ticket = Ticket(self, address, channel)
+        channel.ticket = Ticket(self, address or peer, address, channel)
         return channel

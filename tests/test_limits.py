@@ -494,3 +494,29 @@ async def test_the_users_of_one_address_share_a_budget(limited):
         await client.request({"type": "get_rooms"}, "rooms_list")
     refused = await alice.request({"type": "get_rooms"}, "error")
     assert refused["payload"]["code"] == "rate_limited"
+
+
+@pytest_twisted.ensureDeferred
+async def test_cut_offs_from_one_address_are_summed_up(limited):
+    """
+    Slow connections cut off at the deadline are logged once per address
+    and window, not one line each: a slowloris cannot flood the log.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    server = await limited(**{"handshake-timeout": "0.5"})
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        factories = []
+        for _ in range(5):
+            factory = Factory.forProtocol(_Silent)
+            factory.made, factory.lost = Deferred(), Deferred()
+            await TCP4ClientEndpoint(reactor, "127.0.0.1", server.port).connect(factory)
+            factories.append(factory)
+        for factory in factories:
+            await factory.lost.addTimeout(WAIT, reactor)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    cut = [formatEvent(e) for e in events if "Cut off" in formatEvent(e)]
+    assert cut == ["Cut off 127.0.0.1: no WebSocket within 0.5 s"], cut

@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..interfaces import IRecord, IStore
+from ..interfaces import IRecord, IStore, StoreUnavailable
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
 from . import Claim, direct_key, scripts
@@ -81,7 +81,12 @@ class RedisStore(MultiService):
         """How much memory Redis uses (history and all): C{INFO memory}."""
         d = self.commands.call("execute_command", "INFO", "memory")
         d.addCallback(self._weighed)
-        return d.addErrback(lambda failure: None)  # an outage says so elsewhere
+        return d.addErrback(self._not_weighed)
+
+    def _not_weighed(self, failure):
+        """An outage is told elsewhere; anything else is a bug to log. Weigh on, anyway."""
+        if not failure.check(StoreUnavailable):
+            self._log.failure("Weighing Redis failed", failure)
 
     def _weighed(self, info):
         found = re.search(r"^used_memory:(\d+)", _text(info), re.M)
