@@ -77,5 +77,6 @@ def test_autobahn_formats_debug_lines_only_when_shown():
     received = inspect.getsource(websocket.WebSocketAdapterProtocol.dataReceived)
     assert "hltype(self.dataReceived)" in received and "hlval(len(data))" in received
     wsframes.lazy_debug_lines()
-    assert str(protocol.pformat([("a", 1)])) == "[('a', 1)]"
-    assert "17" in str(websocket.hlval(17))
+    settings, size = protocol.pformat([("a", 1)]), websocket.hlval(17)
+    assert not isinstance(settings, str) and not isinstance(size, str)  # nothing built yet
+    assert str(settings) == "[('a', 1)]" and "17" in str(size)
