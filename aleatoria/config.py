@@ -40,6 +40,9 @@ SETTINGS = (
     Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", values.optional_port,
             "Serve /metrics on this port or endpoint (e.g. tcp:9100:interface=10.0.0.5) "
             "instead of the clients' port; empty: on the clients' port"),
+    Setting("workers", "ALEATORIA_WORKERS", 1, values.whole_between(1, 64),
+            "Processes serving the port, sharing it and the Redis store (one per "
+            "core); more than 1 needs --store redis"),
     Setting("allowed-origin", "ALEATORIA_ALLOWED_ORIGINS", (), values.origins,
             "Web origin allowed to connect (repeatable; the variable is "
             "comma-separated); * allows any. Default: the daemon's own origin"),
@@ -227,6 +230,11 @@ def resolve(given, environ):
         raise ConfigError(
             "--anonymous and JWT (ALEATORIA_JWT_SECRET, --jwt-public-key-file) exclude "
             "each other: choose one"
+        )
+    if config.workers > 1 and config.store != "redis":
+        raise ConfigError(
+            f"--workers {config.workers} needs --store redis: workers share sessions, "
+            "rooms and the pool through Redis"
         )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

@@ -62,20 +62,33 @@ def _utc(timestamp):
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-def observer(log_format, logfile):
+def observer(log_format, logfile, worker=None):
     """
     What twistd logs to: C{logfile} (standard output for C{""} or C{"-"}),
-    filtered by L{wanted}, as text or JSON.
+    filtered by L{wanted}, as text or JSON; with C{--workers}, each line
+    names its C{worker}.
     """
     out = sys.stdout if logfile in ("", "-") else LogFile.fromFullPath(logfile)
     sink = FileLogObserver(out, as_json) if log_format == "json" else textFileLogObserver(out)
+    if worker is not None:
+        sink = _tagged(sink, worker)
     return FilteringLogObserver(sink, [wanted])
+
+
+def _tagged(sink, worker):
+    """C{sink}, its lines saying C{[worker N]} (text) or C{"worker": N} (JSON)."""
+    def tag(event):
+        event["log_system"] = f"worker {worker}"
+        event["worker"] = worker
+        sink(event)
+
+    return tag
 
 
 _chosen = {}
 
 
-def install(twistd_options, log_format):
+def install(twistd_options, log_format, worker=None):
     """
     Have twistd log through L{observer}, where it would write text to a
     file or standard output itself -- not when told to use syslog or an
@@ -87,7 +100,7 @@ def install(twistd_options, log_format):
     logfile = twistd_options.get("logfile") or ""
     if not logfile and not twistd_options.get("nodaemon"):
         logfile = "twistd.log"
-    _chosen.update(log_format=log_format, logfile=logfile)
+    _chosen.update(log_format=log_format, logfile=logfile, worker=worker)
     twistd_options["logger"] = f"{__name__}.chosen"
 
 

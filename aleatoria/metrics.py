@@ -14,6 +14,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
@@ -32,9 +33,10 @@ class Metrics:
     daemon that restarted shows the reset by itself.
     """
 
-    def __init__(self):
+    def __init__(self, worker=None):
         disable_created_metrics()
         self.registry = registry = CollectorRegistry()
+        self.exposed = registry if worker is None else _Labelled(registry, worker=str(worker))
         ProcessCollector(registry=registry)
         self.connections = Gauge(
             "aleatoria_connections", "Open WebSocket connections on this daemon.",
@@ -103,8 +105,28 @@ class MetricsPage(Resource):
 
     def __init__(self, metrics):
         super().__init__()
-        self._registry = metrics.registry
+        self._registry = metrics.exposed
 
     def render_GET(self, request):
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self._registry)
+
+
+class _Labelled:
+    """
+    A registry's metrics with constant labels added to every sample: with
+    C{--workers}, the worker that answers a scrape says which it is.
+    """
+
+    def __init__(self, registry, **labels):
+        self._registry = registry
+        self._labels = labels
+
+    def collect(self):
+        for metric in self._registry.collect():
+            labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, **self._labels})
+                for sample in metric.samples
+            ]
+            yield labelled

@@ -31,17 +31,26 @@ from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
 from .web import WebSocketEndpoint, make_site, metrics_site
+from .workers import Workers, metrics_port, orphan_watch
 
 _log = Logger()
 
 
-def make_service(config, reactor=None):
+def make_service(config, reactor=None, worker=None, arguments=()):
+    """
+    The daemon. In a worker started by another (C{worker}, a L{Worker}) it
+    serves the socket it was handed; with C{config.workers} above 1 the
+    main process starts the others, with the command-line C{arguments} it
+    was given.
+    """
     if reactor is None:
         from twisted.internet import reactor
 
-    announce(config)
+    if worker is None:
+        announce(config)
     top = InOrder(reactor, config.shutdown_timeout, untimed=("reporter",))
-    metrics = Metrics()
+    index = worker.index if worker else (0 if config.workers > 1 else None)
+    metrics = Metrics(worker=index)
     reporter = Reporter(
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
@@ -51,6 +60,15 @@ def make_service(config, reactor=None):
     )
     reporter.setName("reporter")
     reporter.setServiceParent(top)
+    if worker is not None:
+        orphan_watch(reactor).setServiceParent(top)
+    if worker is None and config.workers > 1:
+        # stopped after the main process's own clients are closed (the
+        # workers close theirs meanwhile, told as shutdown begins); they
+        # serve the socket the listener, made below, listens on
+        workers = Workers(config.workers, lambda: listener.port, arguments, reactor)
+        workers.setName("workers")
+        workers.setServiceParent(top)
 
     store = make_store(config, reactor, reporter.daemon)
     store.setName("store")
@@ -83,10 +101,12 @@ def make_service(config, reactor=None):
     site = make_site(WebSocketEndpoint(factory), hub, store, peers,
                      None if apart else metrics, reactor, config.handshake_timeout, gate)
     if apart:
-        monitoring = Listener(config.metrics_port, metrics_site(metrics, reactor), reactor)
+        where = config.metrics_port if index is None else metrics_port(config.metrics_port, index)
+        monitoring = Listener(where, metrics_site(metrics, reactor), reactor)
         monitoring.setName("metrics-listener")
         monitoring.setServiceParent(top)
-    listener = Listener(config.port, site, reactor)
+    listener = Listener(config.port, site, reactor,
+                        endpoint=worker.endpoint(reactor) if worker else None)
     listener.setName("listener")
     listener.setServiceParent(top)
     return top
@@ -272,9 +292,10 @@ class Listener(Service):
     _log = Logger()
     port = None
 
-    def __init__(self, description, factory, reactor):
+    def __init__(self, description, factory, reactor, endpoint=None):
         self.description = description
-        self._endpoint = endpoints.serverFromString(reactor, with_backlog(description))
+        self._endpoint = endpoint or endpoints.serverFromString(
+            reactor, with_backlog(description))
         self._factory = factory
 
     def privilegedStartService(self):

@@ -9,11 +9,13 @@ L{aleatoria.service.make_service}.
 import os
 import signal
 import socket
+import sys
 
 from twisted.python import usage
 
 from . import __version__, config, logs
 from .service import make_service
+from .workers import Worker, metrics_port
 
 _REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
 
@@ -55,6 +57,7 @@ class Options(usage.Options):
         Restart=on-failure, the journal would repeat the whole usage at
         every restart. The usage is for --help.
         """
+        self.arguments = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
@@ -94,8 +97,17 @@ class Options(usage.Options):
         _check_endpoint(self.config.port)
         if self.config.metrics_port:
             _check_endpoint(self.config.metrics_port)
+            if self.config.workers > 1:
+                try:
+                    metrics_port(self.config.metrics_port, 1)
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
+        self.worker = Worker.from_environment(os.environ)
         if getattr(self, "parent", None) is not None:
-            logs.install(self.parent, self.config.log_format)
+            index = self.worker.index if self.worker else None
+            if index is None and self.config.workers > 1:
+                index = 0
+            logs.install(self.parent, self.config.log_format, worker=index)
 
 
 def _check_endpoint(description):
@@ -140,8 +152,11 @@ def _check_adopted(description, endpoint):
 def makeService(options):
     from twisted.internet import reactor
 
-    reactor.addSystemEventTrigger("before", "shutdown", _second_signal_exits_at_once)
-    return make_service(options.config)
+    if options.worker is None:
+        reactor.addSystemEventTrigger("before", "shutdown", _second_signal_exits_at_once)
+    else:
+        reactor.addSystemEventTrigger("before", "shutdown", _further_signals_ignored)
+    return make_service(options.config, worker=options.worker, arguments=options.arguments)
 
 
 def _second_signal_exits_at_once():
@@ -154,6 +169,17 @@ def _second_signal_exits_at_once():
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, now)
+
+
+def _further_signals_ignored():
+    """
+    A worker stops once: the SIGTERM its main process sends beside the
+    operator's (systemd signals the whole group; a terminal's Ctrl-C, the
+    foreground group) must not cut its shutdown short. The main process
+    bounds it.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def version():

@@ -39,6 +39,27 @@ class Spawned:
                 return
         raise AssertionError("the daemon never got going:\n" + "".join(self.log))
 
+    async def heard(self, pattern, since=0):
+        """
+        The first line of the log from line C{since} on that matches
+        C{pattern} (reading on, in a thread as L{exited}, until one does);
+        its match.
+        """
+        from twisted.internet.threads import deferToThread
+
+        for line in self.log[since:]:
+            if found := re.search(pattern, line):
+                return found
+
+        def read():
+            for line in self.process.stdout:
+                self.log.append(line)
+                if found := re.search(pattern, line):
+                    return found
+            raise AssertionError(f"never logged {pattern!r}:\n" + "".join(self.log))
+
+        return await deferToThread(read)
+
     async def exited(self):
         """
         Wait (in a thread: the test's clients must go on answering) for the

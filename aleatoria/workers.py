@@ -1,0 +1,182 @@
+"""
+Every core of the host: C{--workers N} runs N processes on one listening
+socket and one Redis, several daemons as one.
+
+The main process listens, serves as worker 0, and starts workers 1..N-1,
+each a C{twistd aleatoria} with the same options and environment, handed
+the listening socket's descriptor (the kernel then gives each new
+connection to whichever worker accepts it first). Each worker is a whole
+daemon with its own node id: users on different workers reach each other
+through Redis, as they would on different hosts.
+
+The main process starts a worker again when it dies, and stops them all
+when it stops; a worker whose main process is gone stops by itself.
+"""
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+
+from twisted.application.internet import TimerService
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+
+WORKER_VARIABLE = "ALEATORIA_WORKER"
+"""Set by the main process for each worker it starts: C{index:descriptor}."""
+
+RESTART_DELAYS = (1, 2, 5, 10, 30)
+"""Seconds before a dead worker is started again, growing while it keeps dying."""
+
+STEADY_SECONDS = 60
+"""A worker up this long has its restart delay reset to the first."""
+
+ORPHAN_CHECK_SECONDS = 1
+
+_log = Logger()
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Which worker this process is, and the listening socket it serves."""
+
+    index: int
+    descriptor: int
+
+    @classmethod
+    def from_environment(cls, environ):
+        """The worker the environment names, or C{None} in the main process."""
+        value = environ.get(WORKER_VARIABLE)
+        if not value:
+            return None
+        index, descriptor = value.split(":")
+        return cls(int(index), int(descriptor))
+
+    def endpoint(self, reactor):
+        """The inherited listening socket, of the family it is."""
+        inherited = socket.socket(fileno=self.descriptor)
+        try:
+            family = inherited.family
+        finally:
+            inherited.detach()
+        return endpoints.AdoptedStreamServerEndpoint(reactor, self.descriptor, family)
+
+
+def metrics_port(description, index):
+    """
+    Worker C{index}'s metrics endpoint: C{--metrics-port} moved up by
+    C{index} (9100, 9101, ...), so that each worker can be scraped.
+    """
+    kind, _, rest = description.partition(":")
+    if kind.isdigit():
+        return str(int(kind) + index)
+    if kind not in ("tcp", "tcp6", "ssl"):
+        raise ValueError(f"--metrics-port={description!r} cannot be numbered per worker")
+    number, _, options = rest.partition(":")
+    if number.startswith("port="):
+        number = number[len("port="):]
+    return f"{kind}:{int(number) + index}" + (f":{options}" if options else "")
+
+
+class Workers(Service):
+    """
+    Starts workers 1..C{count}-1 on the listening port C{port()} returns
+    (once the daemon listens), keeps them running, and stops them with the daemon: they are
+    told (SIGTERM) as soon as shutdown begins, and closing their clients
+    goes on beside the main process's own; the daemon exits when the last
+    has ended.
+    """
+
+    def __init__(self, count, port, arguments, reactor):
+        self._indexes = range(1, count)
+        self._port = port
+        self._arguments = arguments
+        self._reactor = reactor
+        self._running = {}
+        self._delays = {}
+        self._ended = {}
+
+    def startService(self):
+        super().startService()
+        self._reactor.addSystemEventTrigger("before", "shutdown", self._terminate)
+        for index in self._indexes:
+            self._start(index)
+
+    def _start(self, index):
+        descriptor = self._port().fileno()
+        environment = dict(os.environ, **{WORKER_VARIABLE: f"{index}:{descriptor}"})
+        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                   "--nodaemon", "--pidfile=", "aleatoria", *self._arguments]
+        process = self._reactor.spawnProcess(
+            _Watched(self, index), sys.executable, command, env=environment,
+            childFDs={0: 0, 1: 1, 2: 2, descriptor: descriptor},
+        )
+        self._running[index] = process
+        self._ended[index] = Deferred()
+        self._steady_later(index)
+        _log.info("Started worker {index} (pid {pid})", index=index, pid=process.pid)
+
+    def _steady_later(self, index):
+        def steady():
+            if index in self._running:
+                self._delays.pop(index, None)
+
+        self._reactor.callLater(STEADY_SECONDS, steady)
+
+    def ended(self, index, reason):
+        self._running.pop(index, None)
+        ended = self._ended.pop(index)
+        if not self.running:
+            _log.info("Worker {index} stopped", index=index)
+            ended.callback(None)
+            return
+        delays = self._delays.setdefault(index, iter(RESTART_DELAYS))
+        delay = next(delays, RESTART_DELAYS[-1])
+        _log.error(
+            "Worker {index} ended unexpectedly ({why}); starting it again in {delay} s",
+            index=index, why=reason.getErrorMessage(), delay=delay,
+        )
+        ended.callback(None)
+        self._reactor.callLater(delay, self._restart, index)
+
+    def _restart(self, index):
+        if self.running and index not in self._running:
+            self._start(index)
+
+    def _terminate(self):
+        """Shutdown began: every worker stops too, closing its own clients."""
+        for process in self._running.values():
+            process.signalProcess("TERM")
+
+    def stopService(self):
+        super().stopService()
+        return DeferredList(list(self._ended.values()))
+
+
+class _Watched(ProcessProtocol):
+    def __init__(self, workers, index):
+        self._workers = workers
+        self._index = index
+
+    def processEnded(self, reason):
+        self._workers.ended(self._index, reason)
+
+
+def orphan_watch(reactor):
+    """
+    A worker's timer: when its main process is gone (killed, not stopped),
+    the worker stops too, rather than serving on with nobody to restart it.
+    """
+    parent = os.getppid()
+
+    def check():
+        if os.getppid() != parent and reactor.running:
+            _log.warn("The main process is gone: this worker stops")
+            reactor.stop()
+
+    service = TimerService(ORPHAN_CHECK_SECONDS, check)
+    service.clock = reactor
+    return service
