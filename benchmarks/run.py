@@ -4,8 +4,10 @@
 
 Each server is pinned to core 0 (with its Redis, for the Redis store), the
 load generator (benchmarks/load.js, Node `ws`) to core 1, so figures are per
-core. Each scenario reports the generator's CPU share and the server's
-(over the whole scenario, pauses included), to show which side was the limit. Results go to
+core -- but for `--workers` 1 against 2 on the Redis store, where the daemon
+has both cores (sharing core 1 with the generator) in both runs. Each
+scenario reports the generator's CPU share and the server's (over the whole
+scenario, pauses included), to show which side was the limit. Results go to
 benchmarks/results/<date>[-quick].json, with a PNG chart beside them when
 matplotlib is installed (`make bench` installs it).
 
@@ -45,7 +47,10 @@ def free_port():
 
 
 def pinned(core, command):
-    """C{command} pinned to one core, where the machine has the cores and taskset."""
+    """
+    C{command} pinned to C{core} (a core, or a list such as C{"0,1"}),
+    where the machine has the cores and taskset.
+    """
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         return ["taskset", "-c", str(core), *command]
     return command
@@ -64,9 +69,29 @@ def wait_listening(port, process):
     raise RuntimeError("server never listened")
 
 
+def family(pid):
+    """C{pid} and its descendants: a daemon with --workers is several processes."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += family(int(child))
+    return found
+
+
 def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of C{pid} and its descendants."""
+    total = 0
+    for member in family(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def settle(pid, limit=60):
@@ -86,8 +111,15 @@ def settle(pid, limit=60):
 
 
 def rss_kib(pid):
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
+    """Resident memory of C{pid} and its descendants."""
+    total = 0
+    for member in family(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total += int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])
+    return total
 
 
 def generate(scenario, port, options):
@@ -133,17 +165,29 @@ def lobby(port, server_pid, count):
     return result
 
 
-def measure(name, start, size, matchmaking):
+def measure(name, start, size, matchmaking, only=None, redis=None):
+    """
+    Run the scenarios (C{only} those named, if given) against the server
+    C{start} starts; with C{redis} (its pid), Redis's CPU share as well.
+    """
     port = free_port()
     server = start(port)
     try:
         wait_listening(port, server)
-        time.sleep(0.5)
-        results = {"idle": idle(port, server.pid, size["idle"])}
         settle(server.pid)
-        results["lobby"] = lobby(port, server.pid, size["idle"])
-        settle(server.pid)
-        results["storm"] = generate("storm", port, {"count": size["idle"]})
+
+        def wanted(scenario):
+            return only is None or scenario in only
+
+        results = {}
+        if wanted("idle"):
+            results["idle"] = idle(port, server.pid, size["idle"])
+        if wanted("lobby"):
+            settle(server.pid)
+            results["lobby"] = lobby(port, server.pid, size["idle"])
+        if wanted("storm"):
+            settle(server.pid)
+            results["storm"] = generate("storm", port, {"count": size["idle"]})
         seconds = size["seconds"]
         scenarios = [
             ("fanout", {"members": size["members"], "seconds": seconds}),
@@ -155,11 +199,17 @@ def measure(name, start, size, matchmaking):
             scenarios.append(("matchmaking", {"seekers": size["seekers"],
                                               "waiters": size["waiters"], "seconds": seconds}))
         for scenario, options in scenarios:
+            if not wanted(scenario):
+                continue
             settle(server.pid)
             cpu, started = cpu_seconds(server.pid), time.monotonic()
+            redis_cpu = cpu_seconds(redis) if redis else 0
             results[scenario] = generate(scenario, port, options)
-            results[scenario]["server_cpu"] = round(
-                (cpu_seconds(server.pid) - cpu) / (time.monotonic() - started), 3)
+            elapsed = time.monotonic() - started
+            results[scenario]["server_cpu"] = round((cpu_seconds(server.pid) - cpu) / elapsed, 3)
+            if redis:
+                results[scenario]["redis_cpu"] = round(
+                    (cpu_seconds(redis) - redis_cpu) / elapsed, 3)
         print(f"{name}: {json.dumps(results)}", file=sys.stderr)
         return results
     finally:
@@ -167,7 +217,7 @@ def measure(name, start, size, matchmaking):
         server.wait(timeout=30)
 
 
-def daemon(store, redis_port=None):
+def daemon(store, redis_port=None, workers=1, cores="0"):
     def start(port):
         command = [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port",
                    f"tcp:{port}:interface=127.0.0.1", "--allow-no-origin",
@@ -175,10 +225,11 @@ def daemon(store, redis_port=None):
                    "--address-rate", "100000000", "--address-burst", "100000000",
                    "--connect-rate", "1000000", "--connect-burst", "1000000",
                    "--stored-per-hour", "100000000", "--conversations-per-hour", "1000000",
-                   "--max-connections-per-ip", "1000000", "--store", store]
+                   "--max-connections-per-ip", "1000000", "--store", store,
+                   "--workers", str(workers)]
         if redis_port:
             command += ["--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
-        return subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL,
+        return subprocess.Popen(pinned(cores, command), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     return start
 
@@ -195,8 +246,11 @@ def redis_server():
                                           "127.0.0.1", "--save", "", "--appendonly", "no",
                                           "--dir", directory]), stdout=subprocess.DEVNULL)
     wait_listening(port, process)
-    return port, lambda: (process.terminate(), process.wait())
+    return port, process.pid, lambda: (process.terminate(), process.wait())
 
+
+WORKER_SCENARIOS = ("idle", "fanout", "relay", "matchmaking")
+"""What --workers 1 and 2 are compared on: connects, fan-out, relays, pairings."""
 
 RATIOS = {"fanout": ["deliveries_per_s", "p50_ms", "p99_ms"],
           "relay": ["relays_per_s", "p50_ms", "p99_ms"],
@@ -218,7 +272,7 @@ def ratios(results):
             f"{scenario}.{metric}": round(
                 scenarios[scenario][metric] / reference[scenario][metric], 3)
             for scenario, metrics in RATIOS.items() for metric in metrics
-            if reference[scenario].get(metric)
+            if scenario in scenarios and reference[scenario].get(metric)
         }
     return out
 
@@ -239,7 +293,7 @@ def chart(report, path):
                               (axes[1], latency, "p99 latency (lower is better)")):
         width = 0.8 / len(targets)
         for index, target in enumerate(targets):
-            values = [report["targets"][target][s].get(m) or 0 for s, m, _ in rows]
+            values = [report["targets"][target].get(s, {}).get(m) or 0 for s, m, _ in rows]
             axis.bar([x + index * width for x in range(len(rows))], values, width, label=target)
         axis.set_xticks([x + width * (len(targets) - 1) / 2 for x in range(len(rows))])
         axis.set_xticklabels([label for _, _, label in rows])
@@ -256,11 +310,18 @@ def main(argv):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results = {"daemon-memory": measure("daemon-memory", daemon("memory"), size, True)}
-    if shutil.which("redis-server") and mode != "smoke":
-        redis_port, stop_redis = redis_server()
+    if shutil.which("redis-server"):
+        redis_port, redis_pid, stop_redis = redis_server()
         try:
-            results["daemon-redis"] = measure("daemon-redis", daemon("redis", redis_port),
-                                              size, True)
+            if mode != "smoke":
+                results["daemon-redis"] = measure(
+                    "daemon-redis", daemon("redis", redis_port), size, True, redis=redis_pid)
+            # workers 1 vs 2, each given both cores (the generator shares core 1)
+            for workers in (1, 2) if mode != "smoke" else (2,):
+                name = f"daemon-redis-{workers}w"
+                results[name] = measure(
+                    name, daemon("redis", redis_port, workers=workers, cores="0,1"), size, True,
+                    only=WORKER_SCENARIOS, redis=redis_pid)
         finally:
             stop_redis()
     results["reference"] = measure("reference", reference, size, False)

@@ -16,7 +16,10 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 @pytest.mark.skipif(not (BENCHMARKS / "node_modules" / "ws").exists(),
                     reason="the Node generator is not installed (make test installs it)")
 def test_smoke_run_writes_a_report(tmp_path):
-    """run.py --smoke measures the daemon and the reference and reports both, with ratios."""
+    """
+    run.py --smoke measures the daemon, two workers on Redis and the
+    reference, and reports them, with ratios.
+    """
     out = tmp_path / "report.json"
     subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--out", str(out)],
                    check=True, capture_output=True, timeout=300)
@@ -37,6 +40,10 @@ def test_smoke_run_writes_a_report(tmp_path):
         assert 0 < target["relay_rate"]["p50_ms"] <= target["relay_rate"]["p99_ms"]
     assert daemon["matchmaking"]["pairings_per_s"] > 0
     assert "matchmaking" not in reference
+    workers = report["targets"]["daemon-redis-2w"]
+    assert set(workers) == {"idle", "fanout", "relay", "matchmaking"}
+    assert workers["relay"]["relays_per_s"] > 0 and workers["relay"]["redis_cpu"] >= 0
+    assert workers["matchmaking"]["pairings_per_s"] > 0
     ratios = report["ratios"]["daemon-memory"]
     assert ratios["fanout.deliveries_per_s"] > 0 and ratios["relay.relays_per_s"] > 0
 
