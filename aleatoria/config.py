@@ -40,6 +40,16 @@ SETTINGS = (
     Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", values.optional_port,
             "Serve /metrics on this port or endpoint (e.g. tcp:9100:interface=10.0.0.5) "
             "instead of the clients' port; empty: on the clients' port"),
+    Setting("api-port", "ALEATORIA_API_PORT", "", values.optional_port,
+            "Serve the server API (/api/v1) on this port or endpoint, e.g. "
+            "tcp:8086:interface=127.0.0.1; needs ALEATORIA_API_TOKEN; empty: no API"),
+    Setting("api-token", "ALEATORIA_API_TOKEN", "", values.text,
+            "The bearer token the server API asks of every request", env_only=True),
+    Setting("api-rate", "ALEATORIA_API_RATE", 50.0,
+            values.number(0, what="a number of requests"),
+            "Server API requests a second one client address may make, on average"),
+    Setting("api-burst", "ALEATORIA_API_BURST", 100, values.whole(1),
+            "Server API requests one client address may make at once"),
     Setting("workers", "ALEATORIA_WORKERS", 1, values.whole_between(1, 64),
             "Processes serving the port, sharing it and the Redis store (one per "
             "core); more than 1 needs --store redis"),
@@ -230,6 +240,11 @@ def resolve(given, environ):
         raise ConfigError(
             "--anonymous and JWT (ALEATORIA_JWT_SECRET, --jwt-public-key-file) exclude "
             "each other: choose one"
+        )
+    if config.api_port and not config.api_token:
+        raise ConfigError(
+            f"--api-port={config.api_port!r} needs ALEATORIA_API_TOKEN, the bearer token "
+            "of the server API (set in the environment only)"
         )
     if config.workers > 1 and config.store != "redis":
         raise ConfigError(

@@ -37,6 +37,9 @@ class IConnection(Interface):
     def going_away():
         """The daemon is stopping: close this one, saying when to come back."""
 
+    def kick(reason):
+        """The server API cut the user off: close this one, giving C{reason}."""
+
 
 class StoreUnavailable(Exception):
     """
@@ -102,6 +105,19 @@ class IStore(Interface):
 
     def room_members(room):
         """Fire with the ids of C{room}'s members that have a live session, sorted."""
+
+    def rooms(limit, after):
+        """
+        Fire with one page of the rooms that have members, on every daemon:
+        up to C{limit} C{(room, members)} pairs by name, those after
+        C{after}; and how many rooms there are in all.
+        """
+
+    def user_rooms(user):
+        """Fire with the names of the rooms C{user} is in, sorted."""
+
+    def whereabouts(user):
+        """Fire with the id of the live daemon that has C{user}, or C{None}."""
 
     def save_room_message(room, envelope, at_ns):
         """
@@ -190,17 +206,6 @@ class IStore(Interface):
         """Fire when the backend answers, errback when it cannot."""
 
 
-class IRecord(Interface):
-    """
-    A store's record read back, beyond what the daemon needs: through it
-    the contract tests (tests/test_store_contract.py) hold every store to
-    the same behaviour without knowing how it keeps things.
-    """
-
-    def user_rooms(user):
-        """Fire with the names of the rooms C{user} is in, sorted."""
-
-
 class IPeers(Interface):
     """The other daemons sharing the store, as the hub reaches them."""
 
@@ -223,6 +228,20 @@ class IPeers(Interface):
 
     def replaced(owner, user):
         """Tell daemon C{owner} that C{user} has connected here instead."""
+
+    def kick(user, reason):
+        """
+        Have the daemon that has C{user} close its connection, giving
+        C{reason}; fire with whether a live daemon has the user.
+
+        @raise StoreUnavailable: that daemon lives but did not hear it (errback).
+        """
+
+    def daemons():
+        """
+        Fire with each live daemon's load: C{{"node", "connections",
+        "rooms"}}, as of its last heartbeat (this one's, as of now).
+        """
 
     def listen(receiver):
         """Hand what the other daemons send to C{receiver}, an L{IReceiver}."""
@@ -248,6 +267,12 @@ class IReceiver(Interface):
 
     def replaced_elsewhere(user):
         """C{user} connected to another daemon: close its connection here."""
+
+    def kicked(user, reason):
+        """Another daemon's server API cut C{user} off: close its connection here."""
+
+    def load():
+        """This daemon's connections and rooms: C{{"connections": N, "rooms": M}}."""
 
     def reaped(user, rooms, peer):
         """

@@ -27,6 +27,7 @@ from .routes import Router
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
+CLOSE_KICKED = 4003
 RETRY_AFTER_SECONDS = 5
 SHUTTING_DOWN = f"server shutting down; retry-after={RETRY_AFTER_SECONDS}"
 """
@@ -216,6 +217,9 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
 
     def going_away(self):
         self.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
+
+    def kick(self, reason):
+        self.close(CLOSE_KICKED, reason)
 
     def close(self, code, reason):
         if self.state == self.STATE_OPEN:

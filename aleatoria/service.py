@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import __version__
+from .api import ServerAPI
 from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
@@ -30,7 +31,7 @@ from .protocol import ClientFactory, prepare
 from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
-from .web import WebSocketEndpoint, make_site, metrics_site
+from .web import WebSocketEndpoint, api_site, make_site, metrics_site
 from .workers import Workers, metrics_port, orphan_watch
 
 _log = Logger()
@@ -55,7 +56,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
-        scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret],
+        scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
+               config.api_token],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
     )
     reporter.setName("reporter")
@@ -105,6 +107,13 @@ def make_service(config, reactor=None, worker=None, arguments=()):
         monitoring = Listener(where, metrics_site(metrics, reactor), reactor)
         monitoring.setName("metrics-listener")
         monitoring.setServiceParent(top)
+    if config.api_port and worker is None:
+        buckets = KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds)
+        api = Listener(config.api_port,
+                       api_site(ServerAPI(hub.admin, config.api_token, buckets), reactor),
+                       reactor)
+        api.setName("api-listener")
+        api.setServiceParent(top)
     listener = Listener(config.port, site, reactor,
                         endpoint=worker.endpoint(reactor) if worker else None)
     listener.setName("listener")
@@ -135,13 +144,14 @@ def announce(config):
         "Aleatoria {version} starting on {port}: store {store}; identity {identity}; "
         "origins {origins}; limits {rate}/s (burst {burst}) messages, {content} B content, "
         "{size} B frames, {rooms} rooms, {per_address} connections per address; "
-        "history {history} per stream for {ttl} h; Sentry {sentry}",
+        "history {history} per stream for {ttl} h; Sentry {sentry}; server API {api}",
         version=__version__, port=config.port, store=store, identity=identity,
         origins=origins, rate=config.rate_limit, burst=config.rate_burst,
         content=config.max_content_length, size=config.max_message_size,
         rooms=config.max_rooms, per_address=config.max_connections_per_ip,
         history=config.history_size, ttl=config.message_ttl_hours,
         sentry="on" if config.sentry_dsn else "off",
+        api=f"on {config.api_port}" if config.api_port else "off",
     )
     if not config.allowed_origin and not config.public_host:
         _log.warn(

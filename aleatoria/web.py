@@ -147,6 +147,14 @@ def metrics_site(metrics, reactor):
     return QuietSite(root, reactor=reactor)
 
 
+def api_site(api, reactor):
+    """The server API, under C{/api/v1}, for a port of its own."""
+    root, versions = _Root(), _Root()
+    root.putChild(b"api", versions)
+    versions.putChild(b"v1", api)
+    return QuietSite(root, reactor=reactor)
+
+
 class _Root(Resource):
     def getChild(self, path, request):
         return notFound()

@@ -3,6 +3,7 @@ Daemons as operators run them: C{twistd} processes on a Redis, to be
 signalled (SIGTERM, SIGKILL) for real.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ class Spawned:
     C{None}, on the memory store), started and serving.
     """
 
-    def __init__(self, redis_port, cwd, *options):
+    def __init__(self, redis_port, cwd, *options, env=None):
         store = ["--store", "memory"] if redis_port is None else [
             "--store", "redis", "--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
         self.process = subprocess.Popen(
@@ -26,6 +27,7 @@ class Spawned:
              # every test client comes from 127.0.0.1: one address for all its users
              "--address-rate", "1000000", "--address-burst", "1000000", *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=None if env is None else dict(os.environ, **env),
         )
         self.log = []
         self.port = self.node = None

@@ -7,7 +7,7 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from aleatoria.interfaces import IRecord, IStore
+from aleatoria.interfaces import IStore
 from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
 from aleatoria.messages import Envelope
 from aleatoria.service import make_store
@@ -49,8 +49,8 @@ def contents(envelopes):
 
 
 def test_provides_the_interface(store):
-    """Every backend fully provides IStore, and IRecord for these tests."""
-    assert verifyObject(IStore, store) and verifyObject(IRecord, store)
+    """Every backend fully provides IStore."""
+    assert verifyObject(IStore, store)
 
 
 @pytest_twisted.ensureDeferred

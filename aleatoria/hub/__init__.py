@@ -6,8 +6,9 @@ WebSockets, JSON, Redis, Sentry or Prometheus: the service injects the
 store, the peers, the reporter and the metrics, and L{aleatoria.routes}
 turns each client message into a call of one of its domains --
 L{rooms}, L{direct}, L{chat} and L{calls} -- and their answers and
-refusals into replies. This module keeps the connection life cycle and
-the drain at shutdown; the ways to send are the L{outbox}'s.
+refusals into replies; the server API (L{aleatoria.api}) calls L{admin}.
+This module keeps the connection life cycle and the drain at shutdown;
+the ways to send are the L{outbox}'s.
 """
 
 from twisted.application.service import Service
@@ -17,6 +18,7 @@ from zope.interface import implementer
 
 from ..interfaces import IReceiver
 from ..peers import LonePeers
+from .admin import Admin
 from .calls import Calls
 from .chat import Chat, Unlimited
 from .direct import Direct
@@ -57,6 +59,7 @@ class Hub(Service):
         self.chat = Chat(self._out, store, self.rooms, self.direct, max_content,
                          quotas or Unlimited())
         self.calls = Calls(self._out, store, metrics, signaling)
+        self.admin = Admin(self._out, store, self._peers, self.rooms, max_content)
         self._closing = {}
         self._peers.listen(self)
 
@@ -194,6 +197,13 @@ class Hub(Service):
             self._log.info("{user} replaced by a connection to another daemon", user=user)
             self._detach(conn, announce=False)
             conn.replaced()
+
+    def kicked(self, user, reason):
+        self.admin.kick_here(user, reason)
+
+    def load(self):
+        return {"connections": len(self._connections),
+                "rooms": len(self.rooms.membership.rooms())}
 
     def reaped(self, user, rooms, peer):
         for room in rooms:

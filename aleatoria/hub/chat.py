@@ -41,7 +41,7 @@ class Chat:
         Check what every chat message needs, stamp it, and hand it to its
         domain: a direct message to C{to_user}, or else room chat in
         C{room}. The sender's echo goes out at once; the Deferred returned
-        fires when every other part is done (L{_confirm}).
+        fires when every other part is done (L{confirm}).
         """
         user = conn.user_id
         if not content:
@@ -89,10 +89,10 @@ class Chat:
             self._out.watch(delivered, "deliver", conn, timed=False),
             self._out.watch(saved, saving, conn),
         ])
-        return outcome.addCallback(_confirm, message.messageId)
+        return outcome.addCallback(confirm, message.messageId)
 
 
-def _confirm(outcome, message_id):
+def confirm(outcome, message_id):
     """
     After the echo: if the message may have missed somebody on another
     daemon, or its history, say so -- one L{Unavailable} naming it. Its

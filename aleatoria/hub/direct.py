@@ -3,7 +3,7 @@
 from msgspec.structs import replace
 
 from ..interfaces import Invalid
-from ..messages import USER_ID_RULE, shown, valid_user_id
+from ..messages import SYSTEM, USER_ID_RULE, shown, valid_user_id
 from .outbox import MAX_HISTORY_PAGE, as_seen_by
 
 
@@ -32,11 +32,12 @@ class Direct:
     def history(self, conn, with_user, limit):
         """
         Fire with the last C{limit} (at most L{MAX_HISTORY_PAGE}) messages
-        between C{conn}'s user and C{with_user}, as the former sees them.
+        between C{conn}'s user and C{with_user}, as the former sees them;
+        C{with_user} may be C{system}, who writes through the server API.
         """
         if not with_user:
             raise Invalid("get_direct_messages needs payload.withUser.")
-        if not valid_user_id(with_user):
+        if not valid_user_id(with_user) and with_user != SYSTEM:
             raise Invalid(f"withUser {shown(with_user)} is not a user id ({USER_ID_RULE}).")
         if limit < 1:
             raise Invalid("limit must be at least 1.")

@@ -98,7 +98,7 @@ class Rooms:
         if limit < 1:
             raise Invalid("limit must be at least 1.")
         d = self._store.room_members(room)
-        d.addCallback(_page, min(limit, MAX_MEMBERS_PAGE), after)
+        d.addCallback(page_of, min(limit, MAX_MEMBERS_PAGE), after)
         return self._out.watch(d, "room_members", conn, asked=True)
 
     def history(self, conn, room, limit, before=""):
@@ -234,7 +234,7 @@ class Rooms:
         self._out.fan_out([u for u in members if u != but], envelope)
 
 
-def _page(members, limit, after):
+def page_of(members, limit, after):
     """One page of the sorted C{members}: those after C{after}, and the count."""
     start = bisect.bisect_right(members, after) if after else 0
     page = members[start:start + limit]

@@ -24,6 +24,7 @@ class LonePeers:
 
     def __init__(self, node):
         self.node = node
+        self._receiver = None
 
     def deliver(self, user, envelope):
         return succeed(False)
@@ -34,8 +35,14 @@ class LonePeers:
     def replaced(self, owner, user):
         pass
 
+    def kick(self, user, reason):
+        return succeed(False)
+
+    def daemons(self):
+        return succeed([{"node": self.node, **self._receiver.load()}])
+
     def listen(self, receiver):
-        pass
+        self._receiver = receiver
 
     def leave(self):
         return succeed(None)

@@ -30,6 +30,7 @@ class _Post(msgspec.Struct, frozen=True, omit_defaults=True):
     origin: str
     target: str
     envelope: Raw = Raw()
+    reason: str = ""
 
 
 _encode_post = msgspec.json.Encoder().encode
@@ -166,7 +167,9 @@ class RedisPeers(Service):
         Tell the other daemons this one lives, for C{node_ttl} more seconds;
         fire with whether it was still alive in their eyes until now.
         """
-        d = self._store.run(scripts.HEARTBEAT, self.node, self._life_ms, capped=False)
+        load = self._receiver.load() if self._receiver else {"connections": 0, "rooms": 0}
+        d = self._store.run(scripts.HEARTBEAT, self.node, self._life_ms, load["connections"],
+                            load["rooms"], capped=False)
         return d.addCallback(bool)
 
     def _lapsed_or_not(self, alive):
@@ -233,6 +236,22 @@ class RedisPeers(Service):
         post = _encode_post(_Post("replaced", self.node, user))
         self._quietly(self._store.publish(_NODE_CHANNEL + owner, post), "replaced")
 
+    def kick(self, user, reason):
+        post = _encode_post(_Post("kick", self.node, user, reason=reason))
+        d = self._store.run(scripts.PUBLISH_TO_OWNER, user,
+                            self._store.prefix + _NODE_CHANNEL, post)
+        return d.addCallback(_heard, user)
+
+    def daemons(self):
+        """Each live daemon's load as of its last beat; this one's as of now."""
+        def loads(reply):
+            found = [{"node": reply[i], "connections": int(reply[i + 1]),
+                      "rooms": int(reply[i + 2])} for i in range(0, len(reply), 3)]
+            return [{"node": self.node, **self._receiver.load()} if d["node"] == self.node
+                    else d for d in found]
+
+        return self._store.run(scripts.DAEMONS).addCallback(loads)
+
     # Receiving
 
     def _received(self, message):
@@ -250,6 +269,8 @@ class RedisPeers(Service):
             self._receiver.broadcast_local(post.target, envelope)
         elif post.kind == "replaced":
             self._receiver.replaced_elsewhere(post.target)
+        elif post.kind == "kick":
+            self._receiver.kicked(post.target, post.reason)
 
 
 def _heard(reply, user):

@@ -9,14 +9,14 @@ session is this daemon's.
 """
 
 import random
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 
 from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
-from ..interfaces import IRecord, IStore
+from ..interfaces import IStore
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
 from ..membership import Membership
 from ..messages import encode
@@ -71,7 +71,7 @@ class _Pool:
 SWEEP_SECONDS = 60
 
 
-@implementer(IStore, IRecord)
+@implementer(IStore)
 class MemoryStore(Service):
     """
     @param clock: an L{IReactorTime} that times history out.
@@ -128,6 +128,16 @@ class MemoryStore(Service):
 
     def user_rooms(self, user):
         return succeed(sorted(self._membership.rooms_of(user)))
+
+    def rooms(self, limit, after):
+        names = sorted(self._membership.rooms())
+        start = bisect_right(names, after) if after else 0
+        page = [(room, len(self._membership.members(room)))
+                for room in names[start:start + limit]]
+        return succeed((page, len(names)))
+
+    def whereabouts(self, user):
+        return succeed(self.node if user in self._sessions else None)
 
     # History
 

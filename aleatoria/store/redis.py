@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..interfaces import IRecord, IStore, StoreUnavailable
+from ..interfaces import IStore, StoreUnavailable
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
 from . import Claim, direct_key, scripts
@@ -28,7 +28,7 @@ WEIGH_SECONDS = 5
 """How often a store with a byte quota asks Redis how much memory it uses."""
 
 
-@implementer(IStore, IRecord)
+@implementer(IStore)
 class RedisStore(MultiService):
     """
     The keys and scripts; the connection, and the rules that keep an
@@ -131,12 +131,14 @@ class RedisStore(MultiService):
     # Rooms
 
     def join_room(self, room, user):
-        return self._script(scripts.JOIN, [self._key("room", "members", room),
-                                    self._key("user", "rooms", user)], [user, room])
+        return self._script(scripts.JOIN, self._membership_keys(room, user), [user, room])
 
     def leave_room(self, room, user):
-        return self._script(scripts.LEAVE, [self._key("room", "members", room),
-                                     self._key("user", "rooms", user)], [user, room])
+        return self._script(scripts.LEAVE, self._membership_keys(room, user), [user, room])
+
+    def _membership_keys(self, room, user):
+        return [self._key("room", "members", room), self._key("user", "rooms", user),
+                self._key("rooms")]
 
     def room_members(self, room):
         """The members of C{room} whose daemon is alive."""
@@ -144,6 +146,14 @@ class RedisStore(MultiService):
 
     def user_rooms(self, user):
         return self.commands.call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
+
+    def rooms(self, limit, after):
+        d = self._library(scripts.ROOMS_PAGE, limit, after)
+        return d.addCallback(lambda reply: (
+            [(reply[i], int(reply[i + 1])) for i in range(1, len(reply), 2)], int(reply[0])))
+
+    def whereabouts(self, user):
+        return self._library(scripts.WHEREABOUTS, user).addCallback(lambda node: node or None)
 
     # History
 

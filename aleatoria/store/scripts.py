@@ -23,11 +23,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 JOIN = """
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
 """
 
 LEAVE = """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
 """
 
 LIBRARY = """
@@ -67,10 +69,15 @@ local function end_match(user)
   return peer
 end
 
+-- The rooms that have members, by name (for the server API's listing).
+local ROOMS = P .. 'rooms'
+
 local function end_session(user)
   local rooms = P .. 'user:rooms:' .. user
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
-    redis.call('SREM', P .. 'room:members:' .. room, user)
+    local members = P .. 'room:members:' .. room
+    redis.call('SREM', members, user)
+    if redis.call('SCARD', members) == 0 then redis.call('ZREM', ROOMS, room) end
   end
   redis.call('DEL', rooms)
   redis.call('SREM', POOL, user)
@@ -170,11 +177,47 @@ end
 return members
 """
 
+ROOMS_PAGE = LIBRARY + """
+-- ARGV[2] the page size, ARGV[3] the room after which it starts ('' from
+-- the first). {rooms in all, room, members, room, members...}
+local low = ARGV[3] == '' and '-' or '(' .. ARGV[3]
+local page = {redis.call('ZCARD', ROOMS)}
+for _, room in ipairs(redis.call('ZRANGEBYLEX', ROOMS, low, '+', 'LIMIT', 0, ARGV[2])) do
+  page[#page + 1] = room
+  page[#page + 1] = redis.call('SCARD', P .. 'room:members:' .. room)
+end
+return page
+"""
+
+WHEREABOUTS = LIBRARY + """
+local node = redis.call('GET', P .. 'presence:' .. ARGV[2])
+if node and live(node) then return node end
+return false
+"""
+
+DAEMONS = LIBRARY + """
+-- Each live daemon's load as of its last heartbeat: {node, connections, rooms, ...}
+local found = {}
+for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+  if live(node) then
+    local load = redis.call('HMGET', P .. 'node:' .. node .. ':stats', 'connections', 'rooms')
+    found[#found + 1] = node
+    found[#found + 1] = tonumber(load[1]) or 0
+    found[#found + 1] = tonumber(load[2]) or 0
+  end
+end
+return found
+"""
+
 HEARTBEAT = """
--- ARGV[2] this daemon, ARGV[3] the heartbeat's life in ms. 0 when the
--- heartbeat had lapsed: other daemons may have reaped our sessions.
-local was = redis.call('SET', ARGV[1] .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3], 'GET')
+-- ARGV[2] this daemon, ARGV[3] the heartbeat's life in ms, ARGV[4] and [5]
+-- its connections and rooms. 0 when the heartbeat had lapsed: other daemons
+-- may have reaped our sessions.
+local node = ARGV[1] .. 'node:' .. ARGV[2]
+local was = redis.call('SET', node, '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', ARGV[1] .. 'nodes', ARGV[2])
+redis.call('HSET', node .. ':stats', 'connections', ARGV[4], 'rooms', ARGV[5])
+redis.call('PEXPIRE', node .. ':stats', ARGV[3])
 return was and 1 or 0
 """
 
@@ -260,6 +303,7 @@ for user, rooms in pairs(here) do
     for _, room in ipairs(rooms) do
       redis.call('SADD', P .. 'room:members:' .. room, user)
       redis.call('SADD', P .. 'user:rooms:' .. user, room)
+      redis.call('ZADD', ROOMS, 0, room)
     end
   end
 end
@@ -267,10 +311,12 @@ return stale
 """
 
 LEAVE_PEERS = """
-redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .. ':users')
+redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .. ':users',
+           ARGV[1] .. 'node:' .. ARGV[2] .. ':stats')
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
 SCRIPTS = (SAVE_ROOM_MESSAGE, SAVE_DIRECT_MESSAGE, JOIN, LEAVE, CLAIM, RELEASE,
-            OFFER, WITHDRAW, PAIR, HANG_UP, ROOM_MEMBERS, HEARTBEAT, REAP,
+            OFFER, WITHDRAW, PAIR, HANG_UP, ROOM_MEMBERS, ROOMS_PAGE, WHEREABOUTS, DAEMONS,
+            HEARTBEAT, REAP,
             PUBLISH_TO_OWNER, PUBLISH_TO_ALL, RESYNC, LEAVE_PEERS)

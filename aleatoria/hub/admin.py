@@ -1,0 +1,175 @@
+"""
+What a product's backend may do through the server API (aleatoria.api):
+speak as C{system} to a room or a user, cut a user off, and read rooms,
+members, users and load -- across every daemon, as plain values.
+"""
+
+import uuid
+
+from msgspec.structs import replace
+from twisted.internet.defer import gatherResults
+from twisted.logger import Logger
+
+from ..clock import format_ns
+from ..interfaces import Invalid, Offline, QuotaExceeded, TooLarge
+from ..messages import (
+    SYSTEM,
+    USER_ID_RULE,
+    ChatPayload,
+    Envelope,
+    shown,
+    valid_room,
+    valid_user_id,
+)
+from .chat import confirm
+from .rooms import ROOM_RULE, page_of
+
+MAX_REASON = 123
+"""Bytes of a close reason: what a WebSocket close frame has room for."""
+
+
+class Admin:
+    """
+    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
+    @param store: the L{aleatoria.interfaces.IStore}.
+    @param peers: the L{aleatoria.interfaces.IPeers}.
+    @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
+    @param max_content: longest content, in UTF-8 bytes (as for clients).
+    """
+
+    ROOMS_PAGE = 1000
+    MEMBERS_PAGE = 1000
+    _log = Logger(namespace="aleatoria.hub.Hub")
+
+    def __init__(self, outbox, store, peers, rooms, max_content):
+        self._out = outbox
+        self._store = store
+        self._peers = peers
+        self._rooms = rooms
+        self._max_content = max_content
+
+    # Speaking as the server
+
+    async def publish(self, room, content):
+        """
+        A message from C{system} to the members of C{room} on every daemon,
+        kept in its history; what it was stamped with.
+        """
+        if not valid_room(room):
+            raise Invalid(ROOM_RULE)
+        message, at = self._message(content, room=room)
+        delivered = self._rooms.to_room(room, replace(message, incoming=True))
+        saved = self._store.save_room_message(room, message, at)
+        self._log.info("The server API posted to {room!r}", room=room)
+        await self._done(delivered, "save_room_message", saved, message)
+        return {"room": room, "messageId": message.messageId, "createTime": message.createTime}
+
+    async def send(self, to_user, content):
+        """
+        A direct message from C{system} to C{to_user}, kept in their
+        conversation (read with C{withUser} C{system}); whether the user
+        is online now.
+        """
+        if not valid_user_id(to_user):
+            raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
+        message, _ = self._message(content, to_user=to_user)
+        delivered = self._out.deliver(to_user, replace(message, incoming=True))
+        online = []
+        delivered.addCallback(online.append)
+        saved = self._store.save_direct_message(SYSTEM, to_user, message)
+        self._log.info("The server API wrote to {user}", user=to_user)
+        await self._done(delivered, "save_direct_message", saved, message)
+        return {"toUser": to_user, "messageId": message.messageId,
+                "createTime": message.createTime, "online": bool(online and online[0])}
+
+    def _message(self, content, to_user="", room=""):
+        """The message from C{system}, checked as a client's would be, and its time."""
+        if not content:
+            raise Invalid("content must not be empty.")
+        if len(content.encode()) > self._max_content:
+            raise TooLarge(f"content has at most {self._max_content} bytes.")
+        if self._store.full():
+            raise QuotaExceeded("The server keeps as much history as it may; try again later.")
+        at = self._out.next_ns()
+        return Envelope(type="chat_message", fromUser=SYSTEM, toUser=to_user, room=room,
+                        payload=ChatPayload(content), messageId=uuid.uuid4().hex,
+                        createTime=format_ns(at)), at
+
+    async def _done(self, delivered, saving, saved, message):
+        """Raise L{Unavailable} naming C{message} if it missed somebody or its history."""
+        outcome = await gatherResults([
+            self._out.watch(delivered, "deliver", timed=False),
+            self._out.watch(saved, saving),
+        ])
+        confirm(outcome, message.messageId)
+
+    async def disconnect(self, user, reason):
+        """
+        Close C{user}'s connection, on whichever daemon, with 4003 and
+        C{reason}.
+
+        @raise Offline: the user is connected nowhere.
+        """
+        if not valid_user_id(user):
+            raise Invalid(f"userId {shown(user)} is not a user id ({USER_ID_RULE}).")
+        if len(reason.encode()) > MAX_REASON:
+            raise TooLarge(f"reason has at most {MAX_REASON} bytes.")
+        if not self.kick_here(user, reason):
+            found = await self._out.watch(self._peers.kick(user, reason), "kick", asked=True)
+            if not found:
+                raise Offline(f"{user} is not connected.")
+        return {"userId": user, "disconnected": True}
+
+    def kick_here(self, user, reason):
+        """Close C{user}'s connection to this daemon, if it has one; whether it had."""
+        conn = self._out.connections.get(user)
+        if conn is None:
+            return False
+        self._log.info("{user} disconnected by the server API: {reason}", user=user,
+                       reason=shown(reason))
+        conn.kick(reason)
+        return True
+
+    # Reading
+
+    async def rooms(self, limit, after):
+        """One page of the rooms with members, on every daemon, each with how many."""
+        rooms, total = await self._read(self._store.rooms(limit, after))
+        page = {"rooms": [{"room": room, "members": count} for room, count in rooms],
+                "count": total}
+        if len(rooms) == limit and rooms:
+            page["next"] = rooms[-1][0]
+        return page
+
+    async def members(self, room, limit, after):
+        """One page of the members of C{room} on every daemon, as clients page them."""
+        if not valid_room(room):
+            raise Invalid(ROOM_RULE)
+        members = await self._read(self._store.room_members(room), "room_members")
+        page, count, following = page_of(members, limit, after)
+        answer = {"room": room, "members": page, "count": count}
+        if following:
+            answer["next"] = following
+        return answer
+
+    async def user(self, user):
+        """Where C{user} is: online, on which daemon, in which rooms, in a call."""
+        if not valid_user_id(user):
+            raise Invalid(f"userId {shown(user)} is not a user id ({USER_ID_RULE}).")
+        node = await self._read(self._store.whereabouts(user))
+        rooms = await self._read(self._store.user_rooms(user))
+        match = await self._read(self._store.match_of(user))
+        return {"userId": user, "online": node is not None, "daemon": node,
+                "rooms": rooms if node is not None else [], "inCall": match is not None}
+
+    def _read(self, d, operation="api_read"):
+        """C{d}, watched as store work a caller waits for (L{Unavailable} if it fails)."""
+        return self._out.watch(d, operation, asked=True)
+
+    async def stats(self):
+        """Connections, rooms and the pool: in all, and per daemon."""
+        daemons = await self._read(self._peers.daemons(), "daemons")
+        pool = await self._read(self._store.pool_size(), "pool_size")
+        _, rooms = await self._read(self._store.rooms(1, ""))
+        return {"connections": sum(d["connections"] for d in daemons), "rooms": rooms,
+                "poolSize": pool, "daemons": daemons}

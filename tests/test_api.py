@@ -1,0 +1,305 @@
+"""
+The server API (issue: nothing missed, item 4): every route with a good
+token, a wrong one and none; what it does reaching users on every daemon;
+bodies checked; its own rate limit; and the OpenAPI document held to the
+live daemon by schemathesis.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
+
+from aleatoria import config
+
+from .conftest import make_config, redis_daemon, start_server, stop_server
+from .daemons import Spawned
+from .lifecycle_helpers import until
+from .redis_server import free_port
+
+TOKEN = "s3cret-token-for-tests"
+ENV = {"ALEATORIA_API_TOKEN": TOKEN}
+
+
+class _Body:
+    """A request body for Agent (twisted.web's FileBodyProducer, from bytes)."""
+
+    def __new__(cls, data):
+        from io import BytesIO
+
+        from twisted.web.client import FileBodyProducer
+
+        return FileBodyProducer(BytesIO(data))
+
+
+async def call(server, method, path, body=None, token=TOKEN, kind=b"application/json",
+               raw=None):
+    """One API request: the status, the headers, and the body decoded (JSON)."""
+    port = server.service.getServiceNamed("api-listener").port.getHost().port
+    headers = Headers({b"content-type": [kind]})
+    if token is not None:
+        headers.addRawHeader(b"authorization", f"Bearer {token}".encode())
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    response = await Agent(reactor).request(
+        method.encode(), f"http://127.0.0.1:{port}{path}".encode(), headers,
+        _Body(data) if data is not None else None)
+    text = await readBody(response)
+    return response.code, response.headers, json.loads(text) if text else None
+
+
+async def api_server(**given):
+    given.setdefault("api-port", "tcp:0:interface=127.0.0.1")
+    return await start_server(ENV, **given)
+
+
+async def api_redis_daemon(port, **given):
+    given.setdefault("api-port", "tcp:0:interface=127.0.0.1")
+    return await redis_daemon(port, ENV, **given)
+
+
+ROUTES = [
+    ("POST", "/api/v1/publish", {"room": "r", "content": "hello"}),
+    ("POST", "/api/v1/send", {"toUser": "bob", "content": "hello"}),
+    ("POST", "/api/v1/disconnect", {"userId": "alice"}),
+    ("GET", "/api/v1/rooms", None),
+    ("GET", "/api/v1/rooms/r/members", None),
+    ("GET", "/api/v1/users/alice", None),
+    ("GET", "/api/v1/stats", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest_twisted.ensureDeferred
+async def test_every_route_needs_the_token(method, path, body):
+    """A good token is served; a wrong one, or none, is 401 problem+json, and does nothing."""
+    server = await api_server()
+    try:
+        alice = await server.connect("alice", room="r")
+        for token in (None, "wrong", TOKEN[:-1], TOKEN + "x"):
+            status, headers, problem = await call(server, method, path, body, token=token)
+            assert status == 401, (token, problem)
+            assert headers.getRawHeaders(b"content-type") == [b"application/problem+json"]
+            assert headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="aleatoria"']
+            assert (problem["status"], problem["code"]) == (401, "unauthorized")
+        await alice.quiet()
+        status, _, answer = await call(server, method, path, body)
+        assert status == 200, answer
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_api_calls_reach_users_on_another_daemon(own_redis):
+    """
+    Through the API of one daemon: a system message reaches the room's
+    members on both daemons and its history; a system DM reaches a user on
+    the other daemon and is kept; a user there is disconnected with 4003
+    and the reason; reads see every daemon.
+    """
+    one = await api_redis_daemon(own_redis.port)
+    two = await redis_daemon(own_redis.port)
+    try:
+        alice = await one.connect("alice", room="r")
+        bob = await two.connect("bob", room="r")
+        await alice.expect("user_joined")
+        await until(lambda: own_redis.raw("SCARD", "room:members:r") == "2")
+
+        status, _, posted = await call(one, "POST", "/api/v1/publish",
+                                       {"room": "r", "content": "maintenance at 5"})
+        assert status == 200, posted
+        for client in (alice, bob):
+            message = await client.expect("chat_message", skip=("user_joined",))
+            assert (message["fromUser"], message["toUser"], message["room"]) == (
+                "system", client.user, "r")
+            assert message["payload"] == {"content": "maintenance at 5"}
+            assert message["incoming"] is True
+            assert (message["messageId"], message["createTime"]) == (
+                posted["messageId"], posted["createTime"])
+        history = await bob.request({"type": "get_recent_messages", "room": "r"},
+                                    "recent_messages")
+        assert [(m["fromUser"], m["payload"]["content"])
+                for m in history["payload"]["messages"]] == [("system", "maintenance at 5")]
+
+        status, _, sent = await call(one, "POST", "/api/v1/send",
+                                     {"toUser": "bob", "content": "your report was read"})
+        assert (status, sent["online"]) == (200, True)
+        dm = await bob.expect("chat_message")
+        assert (dm["fromUser"], dm["toUser"], dm["incoming"]) == ("system", "bob", True)
+        kept = await bob.request({"type": "get_direct_messages",
+                                  "payload": {"withUser": "system"}}, "direct_messages")
+        assert [m["payload"]["content"] for m in kept["payload"]["messages"]] == [
+            "your report was read"]
+
+        status, _, rooms = await call(one, "GET", "/api/v1/rooms")
+        assert (status, rooms) == (200, {"rooms": [{"room": "r", "members": 2}], "count": 1})
+        status, _, members = await call(one, "GET", "/api/v1/rooms/r/members")
+        assert members == {"room": "r", "members": ["alice", "bob"], "count": 2}
+        status, _, where = await call(one, "GET", "/api/v1/users/bob")
+        assert where == {"userId": "bob", "online": True, "daemon": two.store.node,
+                         "rooms": ["r"], "inCall": False}
+        await until(lambda: own_redis.raw("HGET", f"node:{two.store.node}:stats",
+                                          "connections") == "1")
+        status, _, stats = await call(one, "GET", "/api/v1/stats")
+        assert (stats["connections"], stats["poolSize"]) == (2, 0)
+        assert sorted((d["node"], d["connections"]) for d in stats["daemons"]) == sorted(
+            [(one.store.node, 1), (two.store.node, 1)])
+
+        status, _, answer = await call(one, "POST", "/api/v1/disconnect",
+                                       {"userId": "bob", "reason": "abuse reported"})
+        assert (status, answer) == (200, {"userId": "bob", "disconnected": True})
+        assert await bob.closed() == (4003, "abuse reported")
+        await until(lambda: own_redis.raw("EXISTS", "presence:bob") == "0")
+        status, _, where = await call(one, "GET", "/api/v1/users/bob")
+        assert where == {"userId": "bob", "online": False, "daemon": None, "rooms": [],
+                         "inCall": False}
+        status, _, problem = await call(one, "POST", "/api/v1/disconnect", {"userId": "bob"})
+        assert (status, problem["code"]) == (404, "user_offline")
+    finally:
+        await stop_server(one)
+        await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_system_dm_to_an_offline_user_waits_for_them():
+    server = await api_server()
+    try:
+        status, _, sent = await call(server, "POST", "/api/v1/send",
+                                     {"toUser": "carol", "content": "welcome"})
+        assert (status, sent["online"]) == (200, False)
+        carol = await server.connect("carol")
+        kept = await carol.request({"type": "get_direct_messages",
+                                    "payload": {"withUser": "system"}}, "direct_messages")
+        (message,) = kept["payload"]["messages"]
+        assert (message["fromUser"], message["incoming"], message["payload"]) == (
+            "system", True, {"content": "welcome"})
+    finally:
+        await stop_server(server)
+
+
+@pytest.mark.parametrize(("path", "body", "kind", "status", "code"), [
+    ("/api/v1/publish", b"{not json", b"application/json", 400, "invalid_message"),
+    ("/api/v1/publish", b'{"room": "r"}', b"application/json", 400, "invalid_message"),
+    ("/api/v1/publish", b'{"room": "r", "content": "x", "extra": 1}', b"application/json",
+     400, "invalid_message"),
+    ("/api/v1/publish", b'{"room": 5, "content": "x"}', b"application/json", 400,
+     "invalid_message"),
+    ("/api/v1/publish", b'{"room": "", "content": "x"}', b"application/json", 400,
+     "invalid_message"),
+    ("/api/v1/publish", b'{"room": "r", "content": ""}', b"application/json", 400,
+     "invalid_message"),
+    ("/api/v1/publish", b'{"room": "r", "content": "x"}', b"text/plain", 415,
+     "invalid_message"),
+    ("/api/v1/publish", b'{"room": "r", "content": "' + b"x" * 70000 + b'"}',
+     b"application/json", 413, "too_large"),
+    ("/api/v1/publish", b'{"room": "r", "content": "' + b"x" * 5000 + b'"}',
+     b"application/json", 400, "too_large"),
+    ("/api/v1/send", b'{"toUser": "system", "content": "x"}', b"application/json", 400,
+     "invalid_message"),
+    ("/api/v1/disconnect", b'{"userId": "a", "reason": "' + b"x" * 124 + b'"}',
+     b"application/json", 400, "too_large"),
+    ("/api/v1/nowhere", b"{}", b"application/json", 404, "not_found"),
+    ("/api/v1/stats", b"{}", b"application/json", 405, "method_not_allowed"),
+])
+@pytest_twisted.ensureDeferred
+async def test_bad_requests_are_problems(path, body, kind, status, code):
+    """A bad request is an RFC 9457 problem with a code, and changes nothing."""
+    server = await api_server()
+    try:
+        alice = await server.connect("alice", room="r")
+        got, headers, problem = await call(server, "POST", path, raw=body, kind=kind)
+        assert (got, problem["status"], problem["code"]) == (status, status, code), problem
+        assert headers.getRawHeaders(b"content-type") == [b"application/problem+json"]
+        assert problem["type"] == "about:blank" and problem["detail"]
+        await alice.quiet()
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_paging_rooms_and_members():
+    server = await api_server()
+    try:
+        for user in ("u1", "u2", "u3"):
+            client = await server.connect(user)
+            await client.request({"type": "join_room", "room": "shared"}, "room_joined",
+                                 skip=("user_joined",))
+        _, _, first = await call(server, "GET", "/api/v1/rooms?limit=2")
+        assert [r["room"] for r in first["rooms"]] == ["home-u1", "home-u2"]
+        assert (first["count"], first["next"]) == (4, "home-u2")
+        _, _, rest = await call(server, "GET", f"/api/v1/rooms?limit=2&after={first['next']}")
+        assert rest["rooms"] == [{"room": "home-u3", "members": 1},
+                                 {"room": "shared", "members": 3}]
+        _, _, members = await call(server, "GET", "/api/v1/rooms/shared/members?limit=2")
+        assert members == {"room": "shared", "members": ["u1", "u2"], "count": 3, "next": "u2"}
+        status, _, problem = await call(server, "GET", "/api/v1/rooms?limit=0")
+        assert (status, problem["code"]) == (400, "invalid_message")
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_api_has_its_own_rate_limit():
+    """Past its burst an address is answered 429 with Retry-After; clients are unaffected."""
+    server = await api_server(**{"api-rate": "0.5", "api-burst": "3"})
+    try:
+        statuses = [(await call(server, "GET", "/api/v1/stats"))[0] for _ in range(3)]
+        status, headers, problem = await call(server, "GET", "/api/v1/stats")
+        assert statuses == [200, 200, 200]
+        assert (status, problem["code"]) == (429, "rate_limited")
+        assert headers.getRawHeaders(b"retry-after") == [b"2"]
+        alice = await server.connect("alice")
+        await alice.quiet()
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_openapi_document_is_served_without_the_token():
+    server = await api_server()
+    try:
+        status, headers, document = await call(server, "GET", "/api/v1/openapi.json",
+                                               token=None)
+        assert status == 200
+        assert document["openapi"] == "3.1.0"
+        assert set(document["paths"]) == {path.replace("/r/", "/{room}/").replace(
+            "/alice", "/{userId}") for _, path, _ in ROUTES}
+    finally:
+        await stop_server(server)
+
+
+def test_the_api_is_off_without_its_token():
+    with pytest.raises(config.ConfigError, match="ALEATORIA_API_TOKEN"):
+        make_config(**{"api-port": "tcp:0"})
+    assert make_config(ENV).api_port == ""
+
+
+def test_schemathesis_holds_the_api_to_its_document(tmp_path):
+    """
+    schemathesis generates requests from /api/v1/openapi.json and checks
+    the live daemon's answers against it: no server error, only documented
+    statuses and content types, answers that match their schemas, invalid
+    data refused, and the token required.
+    """
+    port = free_port()
+    daemon = Spawned(None, tmp_path, "--api-port", f"tcp:{port}:interface=127.0.0.1",
+                     "--api-rate", "100000", "--api-burst", "100000",
+                     env={"ALEATORIA_API_TOKEN": TOKEN})
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "run",
+             f"http://127.0.0.1:{port}/api/v1/openapi.json",
+             "--header", f"Authorization: Bearer {TOKEN}",
+             "--checks", "not_a_server_error,status_code_conformance,"
+                         "content_type_conformance,response_schema_conformance,"
+                         "negative_data_rejection,ignored_auth",
+             "--max-examples", "40", "--seed", "1", "--no-color"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    finally:
+        log = daemon.stop()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + log[-2000:]
