@@ -119,11 +119,15 @@ class IStore(Interface):
     def whereabouts(user):
         """Fire with the id of the live daemon that has C{user}, or C{None}."""
 
-    def save_room_message(room, envelope, at_ns):
+    def save_room_message(room, envelope, at_ns, announce=None):
         """
-        Append C{envelope} to C{room}'s history at time C{at_ns} (Unix
-        nanoseconds), drop the oldest beyond the history cap, and restart
-        the history's time to live.
+        Number C{envelope} in C{room}'s stream (its offset, and the stream's
+        epoch), append it to the history at time C{at_ns} (Unix
+        nanoseconds), drop the oldest beyond the cap, and restart the
+        history's time to live. A store shared by several daemons also
+        publishes it, numbered, in the same step, as C{announce} says.
+        Fire with its L{aleatoria.store.Place} and how many live daemons
+        were not listening.
         """
 
     def room_messages(room, limit, before_ns=None):
@@ -132,10 +136,35 @@ class IStore(Interface):
         those strictly older than C{before_ns} when it is given.
         """
 
-    def save_direct_message(user_a, user_b, envelope):
+    def room_since(room, offset):
+        """Fire with the L{aleatoria.store.Since} of C{room}'s stream after C{offset}."""
+
+    def save_direct_message(sender, recipient, envelope, announce=None):
         """
-        Append C{envelope} to the conversation of the two users (in either
-        order), drop the oldest beyond the cap, restart its time to live.
+        Append C{envelope} to the conversation of the two users, drop the
+        oldest beyond the cap, restart its time to live; number it into
+        each party's inbox (C{system} has none) -- its conversations and
+        the recipient's unread count too. A shared store also publishes
+        each party's copy to its daemon, as C{announce} says. Fire with
+        the L{aleatoria.store.Place} in each inbox, by user, and whether
+        the recipient's daemon heard it (1), the recipient is on no live
+        daemon (0), or its daemon did not hear (-1); 0 when not announced.
+        """
+
+    def inbox_since(user, offset):
+        """Fire with the L{aleatoria.store.Since} of C{user}'s inbox after C{offset}."""
+
+    def conversations(user, limit, before=0):
+        """
+        Fire with up to C{limit} L{aleatoria.store.Conversation}s of C{user},
+        the most recent first, those whose last message is before inbox
+        offset C{before} (if given).
+        """
+
+    def mark_read(user, partner, offset):
+        """
+        C{user} has read its conversation with C{partner} up to its inbox
+        offset C{offset}: fire with what is left unread there.
         """
 
     def full():
@@ -145,7 +174,10 @@ class IStore(Interface):
         """
 
     def direct_messages(user_a, user_b, limit):
-        """Fire with the last C{limit} envelopes of the pair, oldest first."""
+        """
+        Fire with the last C{limit} envelopes of the pair, oldest first,
+        numbered as C{user_a}'s inbox numbers them.
+        """
 
     # Sessions: which daemon serves a user
 
@@ -211,6 +243,26 @@ class IPeers(Interface):
 
     node = Attribute("This daemon's id among those sharing the store.")
 
+    def post_room(room, envelope, at_ns):
+        """
+        Keep C{envelope} in C{room}'s stream, numbered, and hand it to the
+        room's members on every daemon -- this one included, through
+        L{IReceiver.room_post} -- in the order of the stream's offsets.
+        Fire with a L{aleatoria.peers.Posted}.
+
+        @raise StoreUnavailable: it may not have been kept, nor handed to
+            anybody (errback).
+        """
+
+    def post_direct(sender, recipient, envelope):
+        """
+        Keep C{envelope} in the pair's history and both inboxes, numbered,
+        and hand each party its copy wherever it is (L{IReceiver.inbox_post}).
+        Fire with a L{aleatoria.peers.Posted}.
+
+        @raise StoreUnavailable: as for L{post_room}.
+        """
+
     def deliver(user, envelope):
         """
         Send C{envelope} to C{user}, connected to another daemon; fire with
@@ -264,6 +316,15 @@ class IReceiver(Interface):
 
     def broadcast_local(room, envelope):
         """Another daemon sends C{envelope} to the members of C{room} here."""
+
+    def room_post(room, envelope):
+        """A message of C{room}'s stream, numbered, for its members here."""
+
+    def inbox_post(user, envelope):
+        """
+        A message of C{user}'s inbox, numbered, for the user if it is
+        connected here; whether it is.
+        """
 
     def replaced_elsewhere(user):
         """C{user} connected to another daemon: close its connection here."""

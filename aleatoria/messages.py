@@ -57,6 +57,15 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     messageId: str = ""
     createTime: str = ""
     incoming: bool | UnsetType = UNSET
+    offset: int = 0
+    """Its place in its stream (a room's, or a user's inbox): 1, 2, 3..."""
+    epoch: str = ""
+    """The stream's epoch: it changes when the stream's history is lost or reset."""
+    positions: dict[str, int] | UnsetType = UNSET
+    """
+    A kept direct message's offset in each party's inbox; never sent to a
+    client (who is given its own as C{offset}).
+    """
 
 
 class ChatPayload(msgspec.Struct, frozen=True):
@@ -82,6 +91,28 @@ class DirectMessagesQuery(msgspec.Struct, frozen=True):
     limit: int = 50
 
 
+class Position(msgspec.Struct, frozen=True):
+    """Where a client stands in one stream: the last offset it has, of which epoch."""
+
+    offset: int = 0
+    epoch: str = ""
+
+
+class ResumeRequest(msgspec.Struct, frozen=True):
+    rooms: dict[str, Position] = {}
+    direct: Position | None = None
+
+
+class ConversationsQuery(msgspec.Struct, frozen=True):
+    limit: int = 50
+    before: int = 0
+
+
+class MarkRead(msgspec.Struct, frozen=True):
+    withUser: str = ""
+    offset: int = 0
+
+
 SIGNALING_TYPES = frozenset(
     {"webrtc_offer", "webrtc_answer", "webrtc_candidate", "hangup"}
 )
@@ -92,6 +123,9 @@ _TYPED_PAYLOADS = {
     "get_recent_messages": RecentMessagesQuery,
     "get_direct_messages": DirectMessagesQuery,
     "get_room_members": MembersQuery,
+    "resume": ResumeRequest,
+    "get_conversations": ConversationsQuery,
+    "mark_read": MarkRead,
 }
 
 

@@ -103,6 +103,47 @@ def get_direct_messages(hub, conn, m):
         lambda messages: Answer("direct_messages", {"messages": messages, "withUser": with_user}))
 
 
+def resume(hub, conn, m):
+    """The answer repeats the request's C{messageId}."""
+    d = Deferred.fromCoroutine(hub.resumer.resume(conn, m.payload.rooms, m.payload.direct))
+    return d.addCallback(lambda outcome: Answer("resumed", _resumed(*outcome),
+                                                message_id=m.messageId))
+
+
+def _resumed(rooms, direct):
+    payload = {"rooms": {room: _stream(outcome) for room, outcome in rooms.items()}}
+    if direct is not None:
+        payload["direct"] = _stream(direct)
+    return payload
+
+
+def _stream(outcome):
+    if isinstance(outcome, Refused):
+        return {"recovered": False, "error": outcome.sentence, "code": CODES[type(outcome)]}
+    return {"recovered": outcome.recovered, "offset": outcome.offset, "epoch": outcome.epoch}
+
+
+def get_conversations(hub, conn, m):
+    limit = m.payload.limit
+    d = hub.direct.conversations(conn, limit, m.payload.before)
+    return d.addCallback(_conversations, limit)
+
+
+def _conversations(found, limit):
+    payload = {"conversations": [{"withUser": with_user, "last": last, "unread": unread}
+                                 for with_user, last, unread in found]}
+    if found and len(found) == limit:
+        payload["next"] = found[-1][1].offset
+    return Answer("conversations", payload)
+
+
+def mark_read(hub, conn, m):
+    with_user, offset = m.payload.withUser, m.payload.offset
+    d = hub.direct.mark_read(conn, with_user, offset)
+    return d.addCallback(lambda unread: Answer(
+        "marked_read", {"withUser": with_user, "offset": offset, "unread": unread}))
+
+
 def user_available_webrtc(hub, conn, m):
     return hub.calls.available(conn)
 
@@ -143,6 +184,9 @@ ROUTES = {
     "get_room_members": get_room_members,
     "get_recent_messages": get_recent_messages,
     "get_direct_messages": get_direct_messages,
+    "resume": resume,
+    "get_conversations": get_conversations,
+    "mark_read": mark_read,
     "user_available_webrtc": user_available_webrtc,
     "user_unavailable_webrtc": user_unavailable_webrtc,
     "request_random_peer": request_random_peer,

@@ -76,7 +76,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     store.setName("store")
     store.setServiceParent(top)
 
-    peers = LonePeers(store.node)
+    peers = LonePeers(store)
     if config.store == "redis":
         peers = RedisPeers(store, _redis_link(config, reactor), reactor, reporter.daemon,
                            node_ttl=config.node_ttl)

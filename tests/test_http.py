@@ -59,7 +59,7 @@ async def test_ready_is_503_when_the_store_fails(server):
 
     store = _UnreachableStore(reactor, 3600, 10)
     root = Resource()
-    root.putChild(b"ready", Ready(server.hub, store, LonePeers(store.node), reactor))
+    root.putChild(b"ready", Ready(server.hub, store, LonePeers(store), reactor))
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     try:
         url = f"http://127.0.0.1:{port.getHost().port}/ready".encode()

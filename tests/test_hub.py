@@ -7,6 +7,7 @@ events or inject a failure.
 import json
 
 import pytest
+from msgspec import Raw
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from zope.interface import implementer
@@ -343,7 +344,7 @@ def test_refusals_say_what_is_wrong(clock, message, text):
 def test_only_work_for_other_daemons_is_timed_as_delivery(clock):
     """
     aleatoria_store_seconds{operation="deliver"} times handing a message to
-    the peers; a send to a connection on this daemon is not store work.
+    the peers; a relay to a connection on this daemon is not store work.
     """
     metrics = Metrics()
     hub = Hub(MemoryStore(clock, 3600, 100), lambda e: e, MessageClock(),
@@ -356,12 +357,19 @@ def test_only_work_for_other_daemons_is_timed_as_delivery(clock):
         return metrics.registry.get_sample_value(
             "aleatoria_store_seconds_count", {"operation": "deliver"}) or 0
 
+    def timed(operation):
+        return metrics.registry.get_sample_value(
+            "aleatoria_store_seconds_count", {"operation": operation}) or 0
+
+    router.received(alice, Envelope(type="webrtc_offer", toUser="bob", payload=Raw(b"{}")))
+    assert bob.kinds()[-1] == "webrtc_offer" and deliveries() == 0
+    router.received(alice, Envelope(type="webrtc_offer", toUser="carol", payload=Raw(b"{}")))
+    assert deliveries() == 1
+    # a chat message is store work wherever its addressee is: it is kept, numbered
     router.received(alice, Envelope(type="chat_message", toUser="bob",
                                     payload=ChatPayload("here")))
-    assert bob.kinds()[-1] == "chat_message" and deliveries() == 0
-    router.received(alice, Envelope(type="chat_message", toUser="carol",
-                                    payload=ChatPayload("elsewhere")))
-    assert deliveries() == 1
+    assert bob.kinds()[-1] == "chat_message"
+    assert (deliveries(), timed("post_direct")) == (1, 1)
 
 
 def test_joining_a_room_past_the_presence_limit_sends_nothing(clock):

@@ -49,8 +49,9 @@ async def test_keys_are_the_go_servers(own_redis):
     assert stored == {
         "type": "chat_message", "fromUser": "alice", "room": "r",
         "payload": {"content": "42"}, "messageId": sent["messageId"],
-        "createTime": sent["createTime"],
+        "createTime": sent["createTime"], "offset": 1, "epoch": sent["epoch"],
     }
+    assert sent["offset"] == 1
     assert float(score) == float(parse_rfc3339(sent["createTime"]))
     assert 24 * 3600 - 60 < int(cli("TTL", "room:messages:r")) <= 24 * 3600
     (dm,) = cli("LRANGE", "dm:alice:bob", "0", "-1").splitlines()

@@ -103,7 +103,7 @@ async def test_handler_exception_is_reported_and_contained(receiver, reporting):
 @pytest_twisted.ensureDeferred
 async def test_store_failure_is_reported_with_operation(receiver, reporting):
     """
-    A store write that fails is reported (operation memory_save_room_message)
+    A store write that fails is reported (operation memory_post_room)
     in the sender's scope; secrets in it are scrubbed before sending.
     """
     server = await reporting(env={"VALKEY_PASSWORD": "hunter2-secret"})
@@ -113,7 +113,7 @@ async def test_store_failure_is_reported_with_operation(receiver, reporting):
     )
     alice.send({"type": "chat_message", "room": "r", "payload": {"content": "private words"}})
     await alice.expect("chat_message")
-    event = await receiver.event(operation="memory_save_room_message")
+    event = await receiver.event(operation="memory_post_room")
     assert event["tags"]["userId"] == "alice" and event["tags"]["component"] == "store"
     text = str(event)
     assert "hunter2-secret" not in text and "eyJhbGciOi" not in text and "abc.def" not in text

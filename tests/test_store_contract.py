@@ -4,6 +4,8 @@ this file before the daemon may use it.
 """
 
 import pytest_twisted
+from msgspec import UNSET
+from msgspec.structs import replace
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
@@ -11,7 +13,7 @@ from aleatoria.interfaces import IStore
 from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
 from aleatoria.messages import Envelope
 from aleatoria.service import make_store
-from aleatoria.store import Claim
+from aleatoria.store import Claim, Since
 from aleatoria.store.memory import MemoryStore
 
 from .conftest import connected, joined, redis_config
@@ -113,8 +115,95 @@ async def test_room_history_is_capped(store):
 async def test_room_history_keeps_envelopes_intact(store):
     """What is read back equals what was saved, field for field."""
     saved = message(1, room="r", messageId="m1", toUser="")
-    await store.save_room_message("r", saved, at_ns=5)
-    assert await store.room_messages("r", 1) == [saved]
+    place, missed = await store.save_room_message("r", saved, at_ns=5)
+    assert (place.offset, missed) == (1, 0)
+    assert await store.room_messages("r", 1) == [
+        replace(saved, offset=1, epoch=place.epoch)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_stream_is_numbered_and_read_after_an_offset(store):
+    """
+    A room's messages are numbered 1, 2, 3... in one epoch; what follows an
+    offset reads back in order, and says whether it is all there.
+    """
+    places = [(await store.save_room_message("r", message(n), at_ns=n + 1))[0]
+              for n in range(HISTORY_SIZE + 2)]
+    assert [p.offset for p in places] == list(range(1, HISTORY_SIZE + 3))
+    assert len({p.epoch for p in places}) == 1 and places[0].epoch
+    since = await store.room_since("r", HISTORY_SIZE - 1)
+    assert (since.epoch, since.last, since.complete) == (places[0].epoch, HISTORY_SIZE + 2,
+                                                         True)
+    assert [m.offset for m in since.messages] == [HISTORY_SIZE, HISTORY_SIZE + 1,
+                                                  HISTORY_SIZE + 2]
+    assert contents(since.messages) == [str(HISTORY_SIZE - 1), str(HISTORY_SIZE),
+                                        str(HISTORY_SIZE + 1)]
+    beyond = await store.room_since("r", 1)
+    assert not beyond.complete and [m.offset for m in beyond.messages] == list(
+        range(3, HISTORY_SIZE + 3))
+    assert (await store.room_since("r", HISTORY_SIZE + 2)).messages == []
+    assert await store.room_since("nothing-said", 0) == Since("", 0, [], True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_party_numbers_a_direct_message_in_its_inbox(store):
+    """
+    A direct message goes into both parties' inboxes, each numbering it its
+    own way; the pair's history reads back numbered as the reader's inbox
+    numbers it; system, who writes through the server API, has no inbox.
+    """
+    places, _ = await store.save_direct_message("alice", "bob", message(0))
+    assert {u: p.offset for u, p in places.items()} == {"alice": 1, "bob": 1}
+    await store.save_direct_message("carol", "alice", message(1, sender="carol"))
+    places, _ = await store.save_direct_message("bob", "alice",
+                                                message(2, sender="bob"))
+    assert {u: p.offset for u, p in places.items()} == {"alice": 3, "bob": 2}
+    places, _ = await store.save_direct_message("system", "bob",
+                                                message(3, sender="system"))
+    assert list(places) == ["bob"] and places["bob"].offset == 3
+
+    mine = await store.direct_messages("alice", "bob", 10)
+    assert [(m.offset, m.epoch) for m in mine] == [(1, places_epoch := mine[0].epoch),
+                                                   (3, places_epoch)]
+    theirs = await store.direct_messages("bob", "alice", 10)
+    assert [m.offset for m in theirs] == [1, 2]
+    assert all(m.positions is UNSET for m in mine + theirs)
+    since = await store.inbox_since("alice", 1)
+    assert (since.last, since.complete, contents(since.messages)) == (3, True, ["1", "2"])
+    assert [m.offset for m in since.messages] == [2, 3]
+    assert await store.inbox_since("nobody", 0) == Since("", 0, [], True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_conversations_most_recent_first_with_unread_counts(store):
+    await store.save_direct_message("alice", "bob", message(0))
+    await store.save_direct_message("carol", "alice", message(1, sender="carol"))
+    await store.save_direct_message("carol", "alice", message(2, sender="carol"))
+    await store.save_direct_message("alice", "dave", message(3))
+    found = await store.conversations("alice", 10)
+    assert [(c.with_user, c.unread, c.last.offset, c.last.payload["content"])
+            for c in found] == [("dave", 0, 4, "3"), ("carol", 2, 3, "2"), ("bob", 0, 1, "0")]
+    page = await store.conversations("alice", 2)
+    assert [c.with_user for c in page] == ["dave", "carol"]
+    rest = await store.conversations("alice", 2, before=page[-1].last.offset)
+    assert [c.with_user for c in rest] == ["bob"]
+    assert [(c.with_user, c.unread) for c in await store.conversations("bob", 10)] == [
+        ("alice", 1)]
+
+    assert await store.mark_read("alice", "carol", 2) == 1
+    assert await store.mark_read("alice", "carol", 1) == 1
+    assert await store.mark_read("alice", "carol", 3) == 0
+    assert [c.unread for c in await store.conversations("alice", 10)] == [0, 0, 0]
+    assert await store.mark_read("alice", "nobody", 9) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_conversations_are_capped(store):
+    """A user keeps its history_size most recent conversations, no more."""
+    for n in range(HISTORY_SIZE + 2):
+        await store.save_direct_message(f"u{n}", "alice", message(n, sender=f"u{n}"))
+    found = await store.conversations("alice", 100)
+    assert [c.with_user for c in found] == [f"u{n}" for n in reversed(range(2, HISTORY_SIZE + 2))]
 
 
 @pytest_twisted.ensureDeferred

@@ -23,6 +23,7 @@ from .calls import Calls
 from .chat import Chat, Unlimited
 from .direct import Direct
 from .outbox import FAILED, Outbox, all_done
+from .resume import Resumer
 from .rooms import Rooms
 
 
@@ -51,7 +52,7 @@ class Hub(Service):
                  max_content=4096, max_rooms=50, presence_limit=100, signaling="any",
                  quotas=None, room_quota=None):
         self._store = store
-        self._peers = peers or LonePeers(store.node)
+        self._peers = peers or LonePeers(store)
         self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
         self._connections = self._out.connections
         self.rooms = Rooms(self._out, store, max_rooms, presence_limit, room_quota)
@@ -59,7 +60,8 @@ class Hub(Service):
         self.chat = Chat(self._out, store, self.rooms, self.direct, max_content,
                          quotas or Unlimited())
         self.calls = Calls(self._out, store, metrics, signaling)
-        self.admin = Admin(self._out, store, self._peers, self.rooms, max_content)
+        self.resumer = Resumer(self._out, store, self.rooms)
+        self.admin = Admin(self._out, store, self._peers, self.rooms, self.direct, max_content)
         self._closing = {}
         self._peers.listen(self)
 
@@ -96,6 +98,7 @@ class Hub(Service):
             self._detach(old)
             old.replaced()
         self._connections[user] = conn
+        self._out.expect_first(user, ("inbox", user))
         self._log.info(
             "{user} connected from {peer}, room {room!r}; {count} online",
             user=user, peer=conn.peer, room=room, count=len(self._connections),
@@ -152,6 +155,8 @@ class Hub(Service):
         """
         user = conn.user_id
         del self._connections[user]
+        self._out.forget_first(user, ("inbox", user))
+        self._out.resumes.pop(user, None)
         self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
         released = self._out.watch(self._store.release(user, conn.rested_in()), "release")
@@ -190,6 +195,12 @@ class Hub(Service):
 
     def broadcast_local(self, room, envelope):
         self.rooms.local(room, envelope)
+
+    def room_post(self, room, envelope):
+        self.rooms.stream(room, envelope)
+
+    def inbox_post(self, user, envelope):
+        return self.direct.stream(user, envelope)
 
     def replaced_elsewhere(self, user):
         conn = self._connections.get(user)

@@ -6,8 +6,6 @@ members, users and load -- across every daemon, as plain values.
 
 import uuid
 
-from msgspec.structs import replace
-from twisted.internet.defer import gatherResults
 from twisted.logger import Logger
 
 from ..clock import format_ns
@@ -34,6 +32,7 @@ class Admin:
     @param store: the L{aleatoria.interfaces.IStore}.
     @param peers: the L{aleatoria.interfaces.IPeers}.
     @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
+    @param direct: the hub's L{aleatoria.hub.direct.Direct}.
     @param max_content: longest content, in UTF-8 bytes (as for clients).
     """
 
@@ -41,11 +40,12 @@ class Admin:
     MEMBERS_PAGE = 1000
     _log = Logger(namespace="aleatoria.hub.Hub")
 
-    def __init__(self, outbox, store, peers, rooms, max_content):
+    def __init__(self, outbox, store, peers, rooms, direct, max_content):
         self._out = outbox
         self._store = store
         self._peers = peers
         self._rooms = rooms
+        self._direct = direct
         self._max_content = max_content
 
     # Speaking as the server
@@ -58,10 +58,8 @@ class Admin:
         if not valid_room(room):
             raise Invalid(ROOM_RULE)
         message, at = self._message(content, room=room)
-        delivered = self._rooms.to_room(room, replace(message, incoming=True))
-        saved = self._store.save_room_message(room, message, at)
         self._log.info("The server API posted to {room!r}", room=room)
-        await self._done(delivered, "save_room_message", saved, message)
+        confirm(await self._rooms.post(message, at), message.messageId)
         return {"room": room, "messageId": message.messageId, "createTime": message.createTime}
 
     async def send(self, to_user, content):
@@ -73,14 +71,11 @@ class Admin:
         if not valid_user_id(to_user):
             raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
         message, _ = self._message(content, to_user=to_user)
-        delivered = self._out.deliver(to_user, replace(message, incoming=True))
-        online = []
-        delivered.addCallback(online.append)
-        saved = self._store.save_direct_message(SYSTEM, to_user, message)
         self._log.info("The server API wrote to {user}", user=to_user)
-        await self._done(delivered, "save_direct_message", saved, message)
+        outcome = await self._direct.post(message)
+        confirm(outcome, message.messageId)
         return {"toUser": to_user, "messageId": message.messageId,
-                "createTime": message.createTime, "online": bool(online and online[0])}
+                "createTime": message.createTime, "online": outcome.online}
 
     def _message(self, content, to_user="", room=""):
         """The message from C{system}, checked as a client's would be, and its time."""
@@ -94,14 +89,6 @@ class Admin:
         return Envelope(type="chat_message", fromUser=SYSTEM, toUser=to_user, room=room,
                         payload=ChatPayload(content), messageId=uuid.uuid4().hex,
                         createTime=format_ns(at)), at
-
-    async def _done(self, delivered, saving, saved, message):
-        """Raise L{Unavailable} naming C{message} if it missed somebody or its history."""
-        outcome = await gatherResults([
-            self._out.watch(delivered, "deliver", timed=False),
-            self._out.watch(saved, saving),
-        ])
-        confirm(outcome, message.messageId)
 
     async def disconnect(self, user, reason):
         """

@@ -6,12 +6,9 @@ confirmed after the echo.
 
 import uuid
 
-from twisted.internet.defer import gatherResults
-
 from ..clock import format_ns
 from ..interfaces import Invalid, QuotaExceeded, TooLarge, Unavailable
 from ..messages import USER_ID_RULE, ChatPayload, Envelope, shown, valid_user_id
-from .outbox import FAILED
 
 MAX_MESSAGE_ID = 128
 
@@ -80,15 +77,9 @@ class Chat:
             createTime=format_ns(at),
         )
         if to_user:
-            delivered, saved = self._direct.post(conn, message)
-            saving = "save_direct_message"
+            outcome = self._direct.post(message, conn)
         else:
-            delivered, saved = self._rooms.post(conn, message, at)
-            saving = "save_room_message"
-        outcome = gatherResults([
-            self._out.watch(delivered, "deliver", conn, timed=False),
-            self._out.watch(saved, saving, conn),
-        ])
+            outcome = self._rooms.post(message, at, conn)
         return outcome.addCallback(confirm, message.messageId)
 
 
@@ -96,10 +87,9 @@ def confirm(outcome, message_id):
     """
     After the echo: if the message may have missed somebody on another
     daemon, or its history, say so -- one L{Unavailable} naming it. Its
-    local recipients have it; nothing is retried, so nothing doubles.
+    recipients here have it; nothing is retried, so nothing doubles.
     """
-    failed = [what for what, result in zip(("delivery", "history"), outcome, strict=True)
-              if result is FAILED]
+    failed = outcome.failed
     if failed:
         raise Unavailable(
             f"Message {message_id} may not have been "

@@ -5,6 +5,9 @@ through the peers). Also the one place store work is accounted for:
 timed, traced, and its failure logged and reported.
 """
 
+import time
+from typing import NamedTuple
+
 from msgspec.structs import replace
 from twisted.internet.defer import gatherResults, succeed
 from twisted.logger import Logger
@@ -21,6 +24,20 @@ CALL_EVENTS = frozenset({"assign_role", "hangup"})
 
 MAX_HISTORY_PAGE = 100
 """The most messages one history request returns, whatever C{limit} asks."""
+
+FALLBACK_MEMORY = 300
+"""
+Seconds a message delivered here without the store is remembered: if the
+store took it after all (a command that timed out, then ran), its numbered
+copy is not delivered here a second time.
+"""
+
+
+class Outcome(NamedTuple):
+    """What became of a chat message: what may have failed, and if the addressee is online."""
+
+    failed: list
+    online: bool = True
 
 
 class Outbox:
@@ -42,6 +59,13 @@ class Outbox:
         self.trace = None
         """The trace of the client message being handled, if any."""
         self._call_watchers = []
+        self._awaiting = {}
+        """Stream -> users whose first live message of it is still to come."""
+        self._first = {}
+        """User -> {stream: the first offset it had live since it joined}."""
+        self.resumes = {}
+        """User -> its L{aleatoria.hub.resume.Resume} under way."""
+        self._fell_back = {}
         self._prepare = prepare
         self._clock = message_clock
         self.peers = peers
@@ -99,6 +123,66 @@ class Outbox:
             self.send(conn, envelope)
             return succeed(True)
         return self.timed(self.peers.deliver(user, envelope), "deliver")
+
+    # Streams
+
+    def post_room(self, room, envelope, at_ns):
+        return self.timed(self.peers.post_room(room, envelope, at_ns), "post_room")
+
+    def post_direct(self, sender, recipient, envelope):
+        return self.timed(self.peers.post_direct(sender, recipient, envelope), "post_direct")
+
+    def stream(self, key, users, envelope):
+        """
+        Send a numbered message of stream C{key} to C{users} here, except to
+        those resuming it (their L{Resume} holds it until the replay is
+        done); note it as the first of the stream for users who joined it
+        and had none yet.
+        """
+        waiting = self._awaiting.pop(key, None)
+        if waiting:
+            for user in waiting:
+                self._first.setdefault(user, {})[key] = envelope.offset
+        if self.resumes:
+            users = [user for user in users if not self._held(user, key, envelope)]
+        self.fan_out(users, envelope)
+
+    def _held(self, user, key, envelope):
+        resume = self.resumes.get(user)
+        return resume is not None and resume.hold(key, envelope)
+
+    def expect_first(self, user, key):
+        """C{user} joined stream C{key}: note the first offset it will have live."""
+        self._awaiting.setdefault(key, set()).add(user)
+
+    def first(self, user, key):
+        """The first offset of C{key} C{user} had live since it joined, or C{None}."""
+        return self._first.get(user, {}).get(key)
+
+    def forget_first(self, user, key):
+        waiting = self._awaiting.get(key)
+        if waiting is not None:
+            waiting.discard(user)
+            if not waiting:
+                del self._awaiting[key]
+        firsts = self._first.get(user)
+        if firsts is not None:
+            firsts.pop(key, None)
+            if not firsts:
+                del self._first[user]
+
+    def fell_back(self, envelope):
+        """Whether C{envelope} was delivered here already, the store having failed."""
+        return bool(self._fell_back) and (envelope.fromUser, envelope.messageId) in self._fell_back
+
+    def falling_back(self, envelope):
+        """Remember that C{envelope} is delivered here without the store."""
+        now = time.monotonic()
+        for key, until in list(self._fell_back.items()):
+            if until > now:
+                break
+            del self._fell_back[key]
+        self._fell_back[(envelope.fromUser, envelope.messageId)] = now + FALLBACK_MEMORY
 
     def broadcast(self, room, envelope):
         """Send to the members of C{room} on the other daemons (a Deferred)."""

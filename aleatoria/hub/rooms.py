@@ -14,7 +14,7 @@ from ..clock import parse_rfc3339
 from ..interfaces import Forbidden, Invalid, NotInRoom, QuotaExceeded
 from ..membership import Membership
 from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
-from .outbox import MAX_HISTORY_PAGE, as_seen_by
+from .outbox import FAILED, MAX_HISTORY_PAGE, Outcome, as_seen_by
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 MAX_MEMBERS_PAGE = 1000
@@ -140,20 +140,49 @@ class Rooms:
         )
         raise NotInRoom(NOT_IN_ROOM)
 
-    def post(self, conn, message, at_ns):
+    def post(self, message, at_ns, conn=None):
         """
-        Room chat, stamped: to the members here and on every daemon, the
-        echo to the sender, and into history. The delivery to the other
-        daemons and the save, as Deferreds.
+        Room chat, stamped (from C{conn}'s user, or from the server): into
+        the room's stream, through which every member on every daemon --
+        the sender's echo too -- gets it numbered. Fire with its
+        L{Outcome}. If the store cannot take it, the members here get it
+        all the same, unnumbered.
         """
-        conn.report.breadcrumb(
-            "message", "Room message broadcast", room=message.room,
-            members=len(self.membership.members(message.room)),
-        )
-        delivered = self.to_room(message.room, replace(message, incoming=True), but=conn.user_id)
-        self._out.send(conn, replace(message, incoming=False))
-        saved = self._store.save_room_message(message.room, message, at_ns)
-        return delivered, saved
+        if conn is not None:
+            conn.report.breadcrumb(
+                "message", "Room message broadcast", room=message.room,
+                members=len(self.membership.members(message.room)),
+            )
+        d = self._out.watch(self._out.post_room(message.room, message, at_ns), "post_room",
+                            conn, timed=False)
+
+        def posted(result):
+            if result is FAILED:
+                self._fall_back(message, conn)
+                return Outcome(["delivery", "history"])
+            return Outcome(["delivery"] if result.missed else [])
+
+        return d.addCallback(posted)
+
+    def _fall_back(self, message, conn):
+        self._out.falling_back(message)
+        self.local(message.room, replace(message, incoming=True), but=message.fromUser)
+        if conn is not None and self._out.current(conn):
+            self._out.send(conn, replace(message, incoming=False))
+
+    def stream(self, room, envelope):
+        """
+        A numbered message of C{room}'s stream: to its members here, with
+        C{incoming} true, and to its sender, if here, false.
+        """
+        if self._out.fell_back(envelope):
+            return
+        key = ("room", room)
+        sender = envelope.fromUser
+        members = [user for user in self.membership.members(room) if user != sender]
+        self._out.stream(key, members, replace(envelope, incoming=True))
+        if sender in self._out.connections:
+            self._out.stream(key, [sender], replace(envelope, incoming=False))
 
     # Membership
 
@@ -164,6 +193,7 @@ class Rooms:
         """
         if not self.membership.add(room, user):
             return
+        self._out.expect_first(user, ("room", room))
         members = self.membership.members(room)
         self.announce(room, "user_joined", user, but=user)
         self._out.watch(self._store.join_room(room, user), "join_room",
@@ -182,6 +212,7 @@ class Rooms:
         line of the disconnect says it. The telling, as a Deferred.
         """
         self.membership.discard(room, user)
+        self._out.forget_first(user, ("room", room))
         told = self.announce(room, "user_left", user) if announce else succeed(None)
         if persist:
             self._out.watch(self._store.leave_room(room, user), "leave_room")

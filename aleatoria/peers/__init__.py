@@ -6,25 +6,64 @@ room member on another daemon goes through an L{IPeers}. A daemon on the
 memory store is alone (L{LonePeers}); on Redis, L{aleatoria.peers.redis.RedisPeers}.
 """
 
+from dataclasses import dataclass
+
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from ..interfaces import IPeers
+from ..store.inbox import numbered
+
+
+@dataclass(frozen=True)
+class Posted:
+    """
+    A stream message kept and handed to every daemon: whether a live one
+    may have missed it, and -- for a direct message -- whether the
+    recipient is connected anywhere.
+    """
+
+    missed: bool = False
+    online: bool = True
 
 
 @implementer(IPeers)
 class LonePeers:
     """
     The daemon alone: nobody is anywhere else, everybody hears everything.
+    A stream message is numbered by the store and handed to the hub at
+    once: one process, one order.
 
-    @param node: this daemon's id, as its store knows it.
+    @param store: the daemon's L{aleatoria.interfaces.IStore}.
     """
 
     subscribed = True
 
-    def __init__(self, node):
-        self.node = node
+    def __init__(self, store):
+        self.node = store.node
+        self._store = store
         self._receiver = None
+
+    def post_room(self, room, envelope, at_ns):
+        d = self._store.save_room_message(room, envelope, at_ns)
+
+        def kept(saved):
+            self._receiver.room_post(room, numbered(envelope, saved[0]))
+            return Posted()
+
+        return d.addCallback(kept)
+
+    def post_direct(self, sender, recipient, envelope):
+        d = self._store.save_direct_message(sender, recipient, envelope)
+
+        def kept(saved):
+            online = False
+            for user, place in saved[0].items():
+                here = self._receiver.inbox_post(user, numbered(envelope, place))
+                online = online or (here and user == recipient)
+            return Posted(online=online)
+
+        return d.addCallback(kept)
 
     def deliver(self, user, envelope):
         return succeed(False)

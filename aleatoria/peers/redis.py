@@ -20,7 +20,10 @@ from zope.interface import implementer
 from ..interfaces import IPeers, StoreUnavailable
 from ..messages import InvalidMessage, decode_stored, encode
 from ..store import scripts
+from ..store.inbox import numbered
+from ..store.redis import Announce
 from ..txredis import Link
+from . import Posted
 
 
 class _Post(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -38,6 +41,8 @@ _decode_post = msgspec.json.Decoder(_Post).decode
 
 _NODE_CHANNEL = "aleatoria:node:"
 _ROOMS_CHANNEL = "aleatoria:rooms"
+
+HANDED_MEMORY = 1000
 
 BEATS_PER_TTL = 5
 """Heartbeats within one C{node_ttl}: a daemon counts as dead after missing that many."""
@@ -73,6 +78,8 @@ class RedisPeers(Service):
         self._node_ttl = node_ttl
         self._life_ms = int(node_ttl * 1000)
         self._receiver = None
+        self._handed = []
+        """Stream messages handed over while not listening (the latest few)."""
         self.node = store.node
         endpoint, where, link_options = subscriber
         channels = [store.prefix + _NODE_CHANNEL + self.node, store.prefix + _ROOMS_CHANNEL]
@@ -232,6 +239,62 @@ class RedisPeers(Service):
         d = self._store.run(scripts.PUBLISH_TO_ALL, self._store.prefix + _ROOMS_CHANNEL, post)
         return d.addCallback(_heard_by_all)
 
+    def post_room(self, room, envelope, at_ns):
+        """
+        Keep C{envelope} in C{room}'s stream and publish it, numbered, to
+        every daemon (this one too: all of them hear a room's messages in
+        the order of their offsets) in one script.
+
+        @raise StoreUnavailable: it may not have been kept (errback).
+        """
+        announce = Announce(self._store.prefix + _ROOMS_CHANNEL,
+                            _post_head("room_stream", self.node, room), "}")
+        d = self._store.save_room_message(room, envelope, at_ns, announce)
+
+        def kept(saved):
+            place, deaf = saved
+            if not self.subscribed:
+                self._hand_over("room_stream", room, numbered(envelope, place))
+                deaf -= 1
+            return Posted(missed=deaf > 0)
+
+        return d.addCallback(kept)
+
+    def post_direct(self, sender, recipient, envelope):
+        """
+        Keep C{envelope} in the pair's history and both inboxes, and publish
+        each party's numbered copy to its daemon, in one script.
+
+        @raise StoreUnavailable: it may not have been kept (errback).
+        """
+        heads = (_post_head("inbox", self.node, sender),
+                 _post_head("inbox", self.node, recipient))
+        announce = Announce(self._store.prefix + _NODE_CHANNEL, heads, "}")
+        d = self._store.save_direct_message(sender, recipient, envelope, announce)
+
+        def kept(saved):
+            places, delivery = saved
+            if not self.subscribed:
+                for user, place in places.items():
+                    here = self._hand_over("inbox", user, numbered(envelope, place))
+                    if here and user == recipient:
+                        delivery = 1
+            return Posted(missed=delivery < 0, online=delivery != 0)
+
+        return d.addCallback(kept)
+
+    def _hand_over(self, kind, target, envelope):
+        """
+        This daemon is not listening, so its own post will not come back
+        to it: hand the numbered message to the hub here and now -- once,
+        should the subscription have come back in the meantime.
+        """
+        self._handed.append((kind, target, envelope.epoch, envelope.offset))
+        del self._handed[:-HANDED_MEMORY]
+        if kind == "room_stream":
+            return self._receiver.room_post(target, envelope)
+        return self._receiver.inbox_post(target, envelope)
+
     def replaced(self, owner, user):
         post = _encode_post(_Post("replaced", self.node, user))
         self._quietly(self._store.publish(_NODE_CHANNEL + owner, post), "replaced")
@@ -261,9 +324,17 @@ class RedisPeers(Service):
         except (msgspec.DecodeError, InvalidMessage) as e:
             self._log.warn("Dropped an unreadable post from another daemon: {why}", why=e)
             return
-        if post.origin == self.node:
+        if post.kind in ("room_stream", "inbox"):
+            if self._handed and (post.kind, post.target, envelope.epoch,
+                                 envelope.offset) in self._handed:
+                return
+            if post.kind == "room_stream":
+                self._receiver.room_post(post.target, envelope)
+            else:
+                self._receiver.inbox_post(post.target, envelope)
+        elif post.origin == self.node:
             return
-        if post.kind == "user":
+        elif post.kind == "user":
             self._receiver.deliver_local(post.target, envelope)
         elif post.kind == "room":
             self._receiver.broadcast_local(post.target, envelope)
@@ -271,6 +342,11 @@ class RedisPeers(Service):
             self._receiver.replaced_elsewhere(post.target)
         elif post.kind == "kick":
             self._receiver.kicked(post.target, post.reason)
+
+
+def _post_head(kind, origin, target):
+    """A post up to its envelope: the numbered message and C{}} follow, in the script."""
+    return _encode_post(_Post(kind, origin, target))[:-1].decode() + ',"envelope":'
 
 
 def _heard(reply, user):

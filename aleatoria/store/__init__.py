@@ -30,3 +30,34 @@ class Claim:
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:
     """The two parties of a conversation, in the order the key uses."""
     return (user_a, user_b) if user_a <= user_b else (user_b, user_a)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a message was put in its stream: its offset, and the stream's epoch."""
+
+    offset: int
+    epoch: str
+
+
+@dataclass(frozen=True)
+class Since:
+    """
+    What a stream holds after an offset: its epoch, its last offset, the
+    messages after the offset that are still kept (oldest first), and
+    whether that is all of them.
+    """
+
+    epoch: str
+    last: int
+    messages: list
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One entry of a user's inbox: with whom, the last message, how many unread."""
+
+    with_user: str
+    last: object
+    unread: int

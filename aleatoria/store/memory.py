@@ -11,6 +11,7 @@ session is this daemon's.
 import random
 from bisect import bisect_left, bisect_right, insort
 
+from msgspec.structs import replace
 from twisted.application.service import Service
 from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
@@ -19,9 +20,10 @@ from zope.interface import implementer
 from ..interfaces import IStore
 from ..matchmaking import IMPOLITE, POLITE, Match, Pairing
 from ..membership import Membership
-from ..messages import encode
+from ..messages import SYSTEM, encode
 from ..reporting import guarded
-from . import Claim, direct_key
+from . import Claim, Place, direct_key
+from .inbox import Inbox, Numbering, numbered, since
 
 
 class _Pool:
@@ -94,6 +96,9 @@ class MemoryStore(Service):
         self._membership = Membership()
         self._room_history = {}
         self._direct_history = {}
+        self._inboxes = {}
+        self._numbering = {}
+        """Each room's stream numbering (an inbox numbers its own)."""
         self._expiry = {}
         self._pool = _Pool()
         self._waiting = set()
@@ -141,13 +146,20 @@ class MemoryStore(Service):
 
     # History
 
-    def save_room_message(self, room, envelope, at_ns):
+    def save_room_message(self, room, envelope, at_ns, announce=None):
+        """
+        Number and keep C{envelope}; fire with its L{Place}, and no daemon
+        missed it (there is no other: C{announce} is for shared stores).
+        """
         key = ("room", room)
         history = self._live(key, self._room_history, list)
-        insort(history, (at_ns, envelope), key=_time_of)
-        self._bytes += _weight(envelope)
+        numbering = self._numbering.setdefault(key, Numbering())
+        place = numbering.next()
+        message = numbered(envelope, place)
+        insort(history, (at_ns, message), key=_time_of)
+        self._bytes += _weight(message)
         self._trim(history, lambda entry: entry[1])
-        return succeed(None)
+        return succeed((place, 0))
 
     def room_messages(self, room, limit, before_ns=None):
         history = self._live(("room", room), self._room_history)
@@ -157,13 +169,53 @@ class MemoryStore(Service):
         page = history[max(0, end - limit) : end]
         return succeed([envelope for _, envelope in reversed(page)])
 
-    def save_direct_message(self, user_a, user_b, envelope):
-        key = ("dm", direct_key(user_a, user_b))
+    def room_since(self, room, offset):
+        key = ("room", room)
+        history = self._live(key, self._room_history)
+        return succeed(since(self._numbering.get(key), [e for _, e in history], offset))
+
+    def save_direct_message(self, sender, recipient, envelope, announce=None):
+        """
+        Keep C{envelope} in the pair's history and in each party's inbox
+        (C{system} has none); fire with the L{Place} in each inbox, and 0:
+        nothing was announced (C{announce} is for shared stores).
+        """
+        places = {}
+        for user, partner in ((sender, recipient), (recipient, sender)):
+            if user == SYSTEM:
+                continue
+            inbox = self._live(("inbox", user), self._inboxes,
+                               lambda: Inbox(self._history_size))
+            message, dropped = inbox.add(partner, envelope, incoming=user == recipient)
+            self._bytes += _weight(message) - sum(_weight(e) for e in dropped)
+            places[user] = Place(message.offset, message.epoch)
+        key = ("dm", direct_key(sender, recipient))
         history = self._live(key, self._direct_history, list)
-        history.append(envelope)
-        self._bytes += _weight(envelope)
+        kept = replace(envelope, positions={u: p.offset for u, p in places.items()})
+        history.append(kept)
+        self._bytes += _weight(kept)
         self._trim(history, lambda entry: entry)
-        return succeed(None)
+        return succeed((places, 0))
+
+    def inbox_since(self, user, offset):
+        inbox = self._live(("inbox", user), self._inboxes)
+        return succeed(since(None, [], 0) if inbox is None else inbox.since(offset))
+
+    def conversations(self, user, limit, before=0):
+        inbox = self._live(("inbox", user), self._inboxes)
+        return succeed([] if inbox is None else inbox.conversations(limit, before))
+
+    def mark_read(self, user, partner, offset):
+        inbox = self._live(("inbox", user), self._inboxes)
+        if inbox is None:
+            return succeed(0)
+        history = self._live(("dm", direct_key(user, partner)), self._direct_history)
+        unread = 0
+        for message in reversed(history):
+            if (message.positions or {}).get(user, 0) <= offset:
+                break
+            unread += message.fromUser == partner
+        return succeed(inbox.mark_read(partner, unread))
 
     def _trim(self, history, envelope_of):
         """Keep the newest C{history_size} entries, and account for the rest."""
@@ -177,7 +229,13 @@ class MemoryStore(Service):
     def direct_messages(self, user_a, user_b, limit):
         key = ("dm", direct_key(user_a, user_b))
         history = self._live(key, self._direct_history)
-        return succeed(history[-limit:] if limit > 0 else [])
+        inbox = self._live(("inbox", user_a), self._inboxes)
+        epoch = inbox.numbering.epoch if inbox is not None else ""
+        return succeed([
+            numbered(message, Place(message.positions.get(user_a, 0), epoch))
+            if message.positions else message
+            for message in (history[-limit:] if limit > 0 else [])
+        ])
 
     def _live(self, key, table, create=None):
         """
@@ -188,7 +246,7 @@ class MemoryStore(Service):
         if self._expiry.get(key, now + 1) <= now:
             self._forget(key)
         if create is None:
-            return table.get(key, [])
+            return table.get(key, None if table is self._inboxes else [])
         self._expiry[key] = now + self._ttl
         return table.setdefault(key, create())
 
@@ -198,6 +256,10 @@ class MemoryStore(Service):
             self._bytes -= _weight(entry[1])
         for envelope in self._direct_history.pop(key, ()):
             self._bytes -= _weight(envelope)
+        inbox = self._inboxes.pop(key, None)
+        if inbox is not None:
+            self._bytes -= sum(_weight(e) for e in inbox.messages)
+        self._numbering.pop(key, None)
 
     def expire(self):
         """
@@ -214,6 +276,7 @@ class MemoryStore(Service):
             self._expiry = dict(self._expiry)
             self._room_history = dict(self._room_history)
             self._direct_history = dict(self._direct_history)
+            self._inboxes = dict(self._inboxes)
 
     # Sessions
 

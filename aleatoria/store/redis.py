@@ -12,6 +12,7 @@ import math
 import random
 import re
 import uuid
+from typing import NamedTuple
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
@@ -21,8 +22,9 @@ from zope.interface import implementer
 from ..interfaces import IStore, StoreUnavailable
 from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
-from . import Claim, direct_key, scripts
+from . import Claim, Conversation, Place, Since, direct_key, scripts
 from .commands import Commands
+from .inbox import new_epoch, numbered
 
 WEIGH_SECONDS = 5
 """How often a store with a byte quota asks Redis how much memory it uses."""
@@ -157,11 +159,18 @@ class RedisStore(MultiService):
 
     # History
 
-    def save_room_message(self, room, envelope, at_ns):
-        return self._script(
-            scripts.SAVE_ROOM_MESSAGE, [self._key("room", "messages", room)],
-            [at_ns, encode(envelope).decode(), self._history_size, self._ttl],
-        )
+    def save_room_message(self, room, envelope, at_ns, announce=None):
+        """
+        Number and keep C{envelope}; with C{announce} (an L{Announce}),
+        publish it, numbered, in the same step -- so that every daemon
+        hears a stream's messages in the order of their offsets. Fire with
+        its L{Place} and how many live daemons were not listening.
+        """
+        channel, before, after = announce or ("", "", "")
+        d = self._library(scripts.SAVE_ROOM, room, at_ns, encode(envelope).decode(),
+                          self._history_size, self._ttl, new_epoch(), channel, before, after)
+        return d.addCallback(lambda reply: (Place(int(reply[0]), _text(reply[1])),
+                                            int(reply[2])))
 
     def room_messages(self, room, limit, before_ns=None):
         high = "+inf" if before_ns is None else f"({before_ns}"
@@ -170,15 +179,55 @@ class RedisStore(MultiService):
                        "LIMIT", 0, limit)
         return d.addCallback(self._envelopes)
 
-    def save_direct_message(self, user_a, user_b, envelope):
-        return self._script(
-            scripts.SAVE_DIRECT_MESSAGE, [self._dm_key(user_a, user_b)],
-            [encode(envelope).decode(), self._history_size, self._ttl],
-        )
+    def room_since(self, room, offset):
+        return self._library(scripts.ROOM_SINCE, room, offset).addCallback(self._since, offset)
+
+    def _since(self, reply, offset):
+        epoch, last = _text(reply[0]), int(reply[1])
+        messages = sorted(self._envelopes(reply[2:]), key=lambda m: m.offset)
+        return Since(epoch, last, messages, len(messages) == max(0, last - offset))
+
+    def save_direct_message(self, sender, recipient, envelope, announce=None):
+        """
+        Keep C{envelope} in the pair's history and number it into each
+        party's inbox; with C{announce} (an L{Announce} whose channel is the
+        prefix of the daemons' own), publish each party's copy to its
+        daemon in the same step. Fire with the L{Place} in each inbox, and
+        whether the recipient's daemon heard it (see L{scripts.STREAMS}).
+        """
+        channels, before, after = announce or ("", ("", ""), "")
+        d = self._library(scripts.SAVE_DIRECT, sender, recipient, encode(envelope).decode(),
+                          self._history_size, self._ttl, new_epoch(),
+                          self._dm_key(sender, recipient), channels, *before, after)
+        return d.addCallback(_places, sender, recipient)
 
     def direct_messages(self, user_a, user_b, limit):
-        d = self.commands.call("lrange", self._dm_key(user_a, user_b), -limit, -1)
-        return d.addCallback(self._envelopes)
+        d = self._library(scripts.DIRECT_MESSAGES, user_a, self._dm_key(user_a, user_b), limit)
+        return d.addCallback(self._read_by, user_a)
+
+    def _read_by(self, reply, reader):
+        epoch = _text(reply[0])
+        return [numbered(m, Place(m.positions.get(reader, 0), epoch)) if m.positions else m
+                for m in self._envelopes(reply[1:])]
+
+    def inbox_since(self, user, offset):
+        return self._library(scripts.INBOX_SINCE, user, offset).addCallback(self._since, offset)
+
+    def conversations(self, user, limit, before=0):
+        d = self._library(scripts.CONVERSATIONS, user, limit, before)
+        return d.addCallback(self._conversations)
+
+    def _conversations(self, reply):
+        found = []
+        for i in range(0, len(reply), 3):
+            last = self._envelopes([reply[i + 1]]) if reply[i + 1] else []
+            if last:
+                found.append(Conversation(_text(reply[i]), last[0], int(reply[i + 2])))
+        return found
+
+    def mark_read(self, user, partner, offset):
+        d = self._library(scripts.MARK_READ, user, partner, offset, self._dm_key(user, partner))
+        return d.addCallback(int)
 
     # Sessions
 
@@ -230,6 +279,26 @@ class RedisStore(MultiService):
 
     def ping(self):
         return self.commands.call("ping")
+
+
+class Announce(NamedTuple):
+    """
+    How a save publishes what it kept: on C{channel}, the numbered message
+    between C{before} and C{after} (for a direct message, C{channel} is the
+    prefix of the daemons' channels and C{before} a pair: the sender's
+    post, the recipient's).
+    """
+
+    channel: str
+    before: object
+    after: str
+
+
+def _places(reply, sender, recipient):
+    places = {recipient: Place(int(reply[2]), _text(reply[3]))}
+    if int(reply[0]):
+        places[sender] = Place(int(reply[0]), _text(reply[1]))
+    return places, int(reply[4])
 
 
 def _pairing(reply):

@@ -8,18 +8,6 @@ rooms, a match's peer), which a Redis Cluster would refuse. Aleatoria needs
 one Redis or Valkey primary (with replicas and failover if you like).
 """
 
-SAVE_ROOM_MESSAGE = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-"""
-
-SAVE_DIRECT_MESSAGE = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-"""
-
 JOIN = """
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
@@ -84,6 +72,202 @@ local function end_session(user)
   redis.call('SREM', WAITING, user)
   return end_match(user)
 end
+"""
+
+STREAMS = LIBRARY + """
+-- Streams: a room's messages, and a user's inbox (every direct message to
+-- or from the user). Each message is numbered in its stream -- "offset",
+-- from 1 -- and carries the stream's "epoch", which is new whenever the
+-- stream begins again (its keys expired, or were flushed).
+
+local function with_place(envelope, offset, epoch)
+  return string.sub(envelope, 1, -2) .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
+end
+
+local function next_place(counter, epochs, fresh)
+  local epoch = redis.call('GET', epochs)
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', epochs, epoch)
+    redis.call('DEL', counter)
+  end
+  return redis.call('INCR', counter), epoch
+end
+
+-- ':' inside an id is written %3A in the keys that end with it
+local function id(user)
+  return (string.gsub(user, ':', '%%3A'))
+end
+
+local function inbox_keys(user)
+  local i = id(user)
+  return P .. 'inbox:' .. i, P .. 'inbox:offset:' .. i, P .. 'inbox:epoch:' .. i,
+    P .. 'inbox:latest:' .. i, P .. 'inbox:conversations:' .. i, P .. 'inbox:unread:' .. i
+end
+
+-- Publish post (before .. message .. after) to the daemon of user: 1 heard,
+-- 0 the user is on no live daemon, -1 its daemon lives but did not hear.
+local function to_owner(channels, user, post)
+  local owner = redis.call('GET', P .. 'presence:' .. user)
+  if not owner or not live(owner) then return 0 end
+  if redis.call('PUBLISH', channels .. owner, post) == 0 then return -1 end
+  return 1
+end
+"""
+
+SAVE_ROOM = STREAMS + """
+-- ARGV[2] room, [3] time (ns), [4] envelope, [5] history size, [6] ttl,
+-- [7] a fresh epoch, [8] the channel to announce it on ('': none), [9] and
+-- [10] what goes before and after the numbered message in the post.
+-- {offset, epoch, live daemons not listening}
+local room = ARGV[2]
+local history = P .. 'room:messages:' .. room
+local counter, epochs = P .. 'room:offset:' .. room, P .. 'room:epoch:' .. room
+local offset, epoch = next_place(counter, epochs, ARGV[7])
+local message = with_place(ARGV[4], offset, epoch)
+redis.call('ZADD', history, ARGV[3], message)
+redis.call('ZREMRANGEBYRANK', history, 0, -(tonumber(ARGV[5]) + 1))
+for _, key in ipairs({history, counter, epochs}) do redis.call('EXPIRE', key, ARGV[6]) end
+local deaf = 0
+if ARGV[8] ~= '' then
+  for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+    if live(node) and not listening(node) then deaf = deaf + 1 end
+  end
+  redis.call('PUBLISH', ARGV[8], ARGV[9] .. message .. ARGV[10])
+end
+return {offset, epoch, deaf}
+"""
+
+SAVE_DIRECT = STREAMS + """
+-- ARGV[2] sender ('system' has no inbox), [3] recipient, [4] envelope,
+-- [5] history size, [6] ttl, [7] a fresh epoch, [8] the pair's history key,
+-- [9] the daemons' channel prefix ('': announce nothing), [10] and [11]
+-- what goes before the message in the posts to the sender and to the
+-- recipient, [12] what goes after.
+-- {sender offset, epoch, recipient offset, epoch, delivery (see to_owner)}
+local sender, recipient, size, ttl = ARGV[2], ARGV[3], tonumber(ARGV[5]), ARGV[6]
+local reply = {0, '', 0, '', 0}
+local positions = {}
+
+local function add(user, partner, incoming, at)
+  local stream, counter, epochs, latest, conversations, unread = inbox_keys(user)
+  local offset, epoch = next_place(counter, epochs, ARGV[7])
+  local message = with_place(ARGV[4], offset, epoch)
+  redis.call('ZADD', stream, offset, message)
+  redis.call('ZREMRANGEBYRANK', stream, 0, -(size + 1))
+  redis.call('HSET', latest, partner, message)
+  redis.call('ZADD', conversations, offset, partner)
+  if incoming then redis.call('HINCRBY', unread, partner, 1) end
+  local old = redis.call('ZRANGE', conversations, 0, -(size + 1))
+  if #old > 0 then
+    redis.call('ZREMRANGEBYRANK', conversations, 0, -(size + 1))
+    redis.call('HDEL', latest, unpack(old))
+    redis.call('HDEL', unread, unpack(old))
+  end
+  for _, key in ipairs({stream, counter, epochs, latest, conversations, unread}) do
+    redis.call('EXPIRE', key, ttl)
+  end
+  reply[at], reply[at + 1] = offset, epoch
+  positions[#positions + 1] = '"' .. user .. '":' .. offset
+  return message
+end
+
+local to_sender = sender ~= 'system' and add(sender, recipient, false, 1)
+local to_recipient = add(recipient, sender, true, 3)
+local kept = string.sub(ARGV[4], 1, -2) .. ',"positions":{' .. table.concat(positions, ',') .. '}}'
+redis.call('RPUSH', ARGV[8], kept)
+redis.call('LTRIM', ARGV[8], -size, -1)
+redis.call('EXPIRE', ARGV[8], ttl)
+if ARGV[9] ~= '' then
+  reply[5] = to_owner(ARGV[9], recipient, ARGV[11] .. to_recipient .. ARGV[12])
+  if to_sender then to_owner(ARGV[9], sender, ARGV[10] .. to_sender .. ARGV[12]) end
+end
+return reply
+"""
+
+ROOM_SINCE = STREAMS + """
+-- ARGV[2] room, [3] offset: {epoch, last offset, the kept messages after
+-- the offset, in no particular order} ({'', 0} for no stream).
+local room, from = ARGV[2], tonumber(ARGV[3])
+local epoch = redis.call('GET', P .. 'room:epoch:' .. room)
+if not epoch then return {'', 0} end
+local last = tonumber(redis.call('GET', P .. 'room:offset:' .. room) or '0')
+local reply = {epoch, last}
+if last <= from then return reply end
+-- newest first by time; a few more than the gap, for clocks a little apart
+for _, entry in ipairs(redis.call('ZREVRANGE', P .. 'room:messages:' .. room,
+                                  0, last - from + 15)) do
+  local ok, decoded = pcall(cjson.decode, entry)
+  if ok and type(decoded.offset) == 'number' and decoded.offset > from then
+    reply[#reply + 1] = entry
+  end
+end
+return reply
+"""
+
+INBOX_SINCE = STREAMS + """
+-- ARGV[2] user, [3] offset: {epoch, last offset, the kept messages after it}
+local stream, counter, epochs = inbox_keys(ARGV[2])
+local epoch = redis.call('GET', epochs)
+if not epoch then return {'', 0} end
+local reply = {epoch, tonumber(redis.call('GET', counter) or '0')}
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', stream, '(' .. ARGV[3], '+inf')) do
+  reply[#reply + 1] = entry
+end
+return reply
+"""
+
+CONVERSATIONS = STREAMS + """
+-- ARGV[2] user, [3] how many, [4] before which offset (0: the newest):
+-- {partner, last message, unread, ...}, the most recent first.
+local _, _, _, latest, conversations, unread = inbox_keys(ARGV[2])
+local high = ARGV[4] == '0' and '+inf' or '(' .. ARGV[4]
+local reply = {}
+for _, partner in ipairs(redis.call('ZREVRANGEBYSCORE', conversations, high, '-inf',
+                                    'LIMIT', 0, ARGV[3])) do
+  reply[#reply + 1] = partner
+  reply[#reply + 1] = redis.call('HGET', latest, partner) or ''
+  reply[#reply + 1] = tonumber(redis.call('HGET', unread, partner) or '0')
+end
+return reply
+"""
+
+MARK_READ = STREAMS + """
+-- ARGV[2] user, [3] partner, [4] read up to this offset (of the user's
+-- inbox), [5] the pair's history key. The unread count left: the partner's
+-- messages after the offset (never more than it was).
+local user, partner, upto = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local _, _, _, _, _, unread = inbox_keys(user)
+local before = tonumber(redis.call('HGET', unread, partner) or '0')
+if before == 0 then return 0 end
+local count, stop, index = 0, false, -1
+while not stop do
+  local chunk = redis.call('LRANGE', ARGV[5], index - 49, index)
+  if #chunk == 0 then break end
+  for i = #chunk, 1, -1 do
+    local ok, decoded = pcall(cjson.decode, chunk[i])
+    local position = ok and type(decoded.positions) == 'table' and decoded.positions[user]
+    if not position or position <= upto then stop = true break end
+    if decoded.fromUser == partner then count = count + 1 end
+  end
+  if #chunk < 50 then break end
+  index = index - 50
+end
+if count >= before then return before end
+if count == 0 then redis.call('HDEL', unread, partner)
+else redis.call('HSET', unread, partner, count) end
+return count
+"""
+
+DIRECT_MESSAGES = STREAMS + """
+-- ARGV[2] the reader, [3] the pair's history key, [4] how many:
+-- {the reader's inbox epoch, the last messages, oldest first}
+local _, _, epochs = inbox_keys(ARGV[2])
+local reply = {redis.call('GET', epochs) or ''}
+for _, entry in ipairs(redis.call('LRANGE', ARGV[3], -tonumber(ARGV[4]), -1)) do
+  reply[#reply + 1] = entry
+end
+return reply
 """
 
 CLAIM = LIBRARY + """
@@ -316,7 +500,7 @@ redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
-SCRIPTS = (SAVE_ROOM_MESSAGE, SAVE_DIRECT_MESSAGE, JOIN, LEAVE, CLAIM, RELEASE,
-            OFFER, WITHDRAW, PAIR, HANG_UP, ROOM_MEMBERS, ROOMS_PAGE, WHEREABOUTS, DAEMONS,
-            HEARTBEAT, REAP,
-            PUBLISH_TO_OWNER, PUBLISH_TO_ALL, RESYNC, LEAVE_PEERS)
+SCRIPTS = (SAVE_ROOM, SAVE_DIRECT, ROOM_SINCE, INBOX_SINCE, CONVERSATIONS, MARK_READ,
+           DIRECT_MESSAGES, JOIN, LEAVE, CLAIM, RELEASE, OFFER, WITHDRAW, PAIR, HANG_UP,
+           ROOM_MEMBERS, ROOMS_PAGE, WHEREABOUTS, DAEMONS, HEARTBEAT, REAP, PUBLISH_TO_OWNER,
+           PUBLISH_TO_ALL, RESYNC, LEAVE_PEERS)

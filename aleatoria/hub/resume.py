@@ -1,0 +1,129 @@
+"""
+Resuming after a reconnect: a client says where it stands in each stream
+-- a room's, its inbox -- and gets, per stream and in order, what it
+missed, or is told it must reload.
+
+Nothing is lost, doubled or reordered around the replay: the rooms are
+joined first, then what arrives live for those streams is held back
+while the history is read; the replay ends where live delivery to this
+connection began (the first offset it had live since it joined), and
+what was held follows, past what was replayed.
+"""
+
+from dataclasses import dataclass
+
+from msgspec.structs import replace
+from twisted.internet.defer import gatherResults
+
+from ..interfaces import Invalid, Refused
+from ..messages import SYSTEM
+from .outbox import FAILED
+
+
+class Resume:
+    """One user's resume under way: its streams, and what arrived live for them meanwhile."""
+
+    def __init__(self, keys):
+        self._keys = frozenset(keys)
+        self.held = []
+
+    def hold(self, key, envelope):
+        """Hold C{envelope} back if it is of a stream being resumed; whether it was."""
+        if key not in self._keys:
+            return False
+        self.held.append((key, envelope))
+        return True
+
+
+@dataclass
+class Resumed:
+    """Where a client stands in a stream after its resume."""
+
+    recovered: bool
+    offset: int
+    epoch: str
+
+
+class Resumer:
+    """
+    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
+    @param store: the L{aleatoria.interfaces.IStore}.
+    @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}, to join through.
+    """
+
+    def __init__(self, outbox, store, rooms):
+        self._out = outbox
+        self._store = store
+        self._rooms = rooms
+
+    async def resume(self, conn, rooms, direct):
+        """
+        Put C{conn} back in C{rooms} (room -> L{Position}) and replay what
+        it missed there and, with C{direct} (a L{Position}), in its inbox.
+        Fire with C{(rooms, direct)}: per room a L{Resumed} or the
+        L{Refused} that kept the client out; for the inbox a L{Resumed} or
+        C{None}.
+        """
+        user = conn.user_id
+        if user in self._out.resumes:
+            raise Invalid("A resume is under way already.")
+        answers, reads = {}, {}
+        for room, position in rooms.items():
+            try:
+                self._rooms.join(conn, room)
+            except Refused as refusal:
+                answers[room] = refusal
+                continue
+            reads[("room", room)] = position
+        if direct is not None:
+            reads[("inbox", user)] = direct
+        resume = self._out.resumes[user] = Resume(reads)
+        try:
+            found = await gatherResults([self._read(conn, key, position)
+                                         for key, position in reads.items()])
+        finally:
+            if self._out.resumes.get(user) is resume:
+                del self._out.resumes[user]
+        if not self._out.current(conn):
+            return answers, None
+        upto = {}
+        for (key, position), since in zip(reads.items(), found, strict=True):
+            upto[key] = self._replay(conn, key, position, since)
+        for key, envelope in resume.held:
+            if envelope.offset > upto[key].offset:
+                self._out.send(conn, as_live(user, envelope))
+                upto[key].offset = envelope.offset
+        for (kind, name), resumed in upto.items():
+            if kind == "room":
+                answers[name] = resumed
+        return answers, upto.get(("inbox", user))
+
+    def _read(self, conn, key, position):
+        kind, name = key
+        read = self._store.room_since if kind == "room" else self._store.inbox_since
+        return self._out.watch(read(name, position.offset), "resume", conn)
+
+    def _replay(self, conn, key, position, since):
+        """
+        Send C{conn} what it missed of stream C{key}, if all of it is kept
+        and of the client's epoch; where it then stands.
+        """
+        if since is FAILED:
+            return Resumed(False, position.offset, position.epoch)
+        first = self._out.first(conn.user_id, key)
+        upto = since.last if first is None else min(since.last, first - 1)
+        start = position.offset
+        missed = [m for m in since.messages if start < m.offset <= upto]
+        same = start == 0 or position.epoch == since.epoch
+        if not (same and start <= since.last and len(missed) == max(0, upto - start)):
+            return Resumed(False, since.last, since.epoch)
+        for message in missed:
+            self._out.send(conn, as_live(conn.user_id, message))
+        return Resumed(True, max(upto, start), since.epoch)
+
+
+def as_live(user, message):
+    """A kept message as C{user} would have had it live."""
+    if message.fromUser == SYSTEM:
+        return replace(message, toUser=user, incoming=True)
+    return replace(message, incoming=message.fromUser != user)
