@@ -40,6 +40,7 @@ class _Handshake:
 
     def connectionMade(self):
         link = self.factory.link
+        self.transport.setTcpNoDelay(True)
         d = succeed(None)
         if link.password:
             d.addCallback(lambda _: self.auth(link.password, link.username or None))

@@ -9,6 +9,7 @@ the commands inside scripts too).
 Starts its own redis-server on a free loopback port.
 """
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -71,7 +72,8 @@ async def measure(redis):
         reset(redis)
         trips[0] = 0
         for _ in range(N):
-            action()
+            await defer.maybeDeferred(lambda: defer.ensureDeferred(action())
+                                      if asyncio.iscoroutinefunction(action) else action())
             await settle()
         stats = commandstats(redis)
         stats.pop("config", None)
@@ -105,15 +107,18 @@ async def measure(redis):
     await run("direct message, same daemon", dm_local, dm_local_settle)
     await run("direct message, other daemon", dm_remote, dm_remote_settle)
 
-    def pairing():
-        carol.send({"type": "user_available_webrtc"})
-        alice.send({"type": "request_random_peer"})
-
     async def pairing_settle():
         await alice.expect("assign_role", skip={"user_joined"})
         await carol.expect("assign_role", skip={"user_joined"})
         alice.send({"type": "hangup", "toUser": "carol"})
         await carol.expect("hangup", skip={"user_joined"})
+
+    async def pairing():
+        carol.send({"type": "user_available_webrtc"})
+        # a read from Redis on carol's daemon: its reply comes after the offer ran
+        await carol.request({"type": "get_direct_messages", "payload": {"withUser": "x"}},
+                            "direct_messages", skip={"user_joined"})
+        alice.send({"type": "request_random_peer"})
 
     await run("available + request + hangup (peer on other daemon)", pairing, pairing_settle)
 
@@ -131,7 +136,7 @@ def main():
             results = {}
             d = defer.ensureDeferred(measure(redis))
             d.addCallback(results.update)
-            d.addErrback(lambda f: (f.printTraceback(), None))
+            d.addErrback(lambda f: f.printTraceback(file=sys.stderr))
             d.addBoth(lambda _: reactor.stop())
             reactor.run()
         finally:

@@ -319,3 +319,28 @@ async def test_the_inbox_lists_conversations_with_unread_counts_on_every_daemon(
     error = await alice.request({"type": "get_conversations", "payload": {"limit": 0}},
                                 "error")
     assert error["payload"]["code"] == "invalid_message"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resume_while_redis_hangs_is_not_recovered(own_redis):
+    """
+    With Redis hanging, the history cannot be read: the resume is answered
+    in time, not recovered, the client's own position given back.
+    """
+    server = await redis_daemon(own_redis.port, **{"redis-timeout": "1"})
+    try:
+        alice = await server.connect("alice")
+        own_redis.pause()
+        try:
+            alice.send({"type": "resume", "payload": {
+                "rooms": {"r": {"offset": 4, "epoch": "e1"}},
+                "direct": {"offset": 2, "epoch": "e2"}}})
+            chats, resumed = await chat_until(alice, "resumed")
+        finally:
+            own_redis.resume()
+        assert chats == []
+        assert resumed["payload"] == {
+            "rooms": {"r": {"recovered": False, "offset": 4, "epoch": "e1"}},
+            "direct": {"recovered": False, "offset": 2, "epoch": "e2"}}
+    finally:
+        await stop_server(server)

@@ -99,3 +99,18 @@ async def test_subscriber_hears_and_pings(own_redis):
         await link.ping()
     finally:
         await link.stop()
+
+
+def test_replies_are_parsed_by_hiredis():
+    """
+    Without hiredis, txredisapi hands each bulk reply after the first in a
+    read to the next reactor turn (callLater 0): pub/sub posts arrived one
+    per turn, and room fan-out on Redis fell to a quarter (the posts'
+    frames no longer shared a system call per client).
+    """
+    import txredisapi
+
+    from aleatoria.txredis import _CommandProtocol, _SubscriberProtocol
+
+    assert issubclass(_CommandProtocol, txredisapi.HiredisProtocol)
+    assert issubclass(_SubscriberProtocol, txredisapi.HiredisProtocol)
