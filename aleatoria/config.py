@@ -40,6 +40,8 @@ SETTINGS = (
     Setting("metrics-port", "ALEATORIA_METRICS_PORT", "", values.optional_port,
             "Serve /metrics on this port or endpoint (e.g. tcp:9100:interface=10.0.0.5) "
             "instead of the clients' port; empty: on the clients' port"),
+    Setting("demo", "ALEATORIA_DEMO", False, values.flag,
+            "Serve the demo app (random video chat, rooms, direct messages) at /"),
     Setting("api-port", "ALEATORIA_API_PORT", "", values.optional_port,
             "Serve the server API (/api/v1) on this port or endpoint, e.g. "
             "tcp:8086:interface=127.0.0.1; needs ALEATORIA_API_TOKEN; empty: no API"),
@@ -189,7 +191,7 @@ SETTINGS = (
             "Seconds after its last pong at which a silent client is dropped"),
 )
 
-FLAGS = ("allow-no-origin", "redis-tls", "anonymous")
+FLAGS = ("allow-no-origin", "redis-tls", "anonymous", "demo")
 """Settings that take no value on the command line."""
 
 

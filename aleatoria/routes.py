@@ -39,11 +39,6 @@ CODES = {
 }
 """The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
 
-NAMED = (Busy, Offline, Unavailable)
-"""
-Refusals that come after a message was accepted; they repeat its
-C{messageId}, if it had one, so the client knows which one failed.
-"""
 
 NO_PEER = "No peer available at the moment. Please try again later."
 
@@ -248,6 +243,8 @@ class Router:
 
     def _answer(self, answer, conn, envelope):
         if isinstance(answer, Answer) and self._hub.current(conn):
+            if envelope.messageId and not answer.message_id:
+                answer = answer._replace(message_id=envelope.messageId)
             try:
                 self._hub.reply(conn, *answer)
             except Exception:
@@ -264,7 +261,7 @@ class Router:
         if isinstance(refused, Forbidden):
             self._log.info("{user} refused: {why}", user=conn.user_id, why=refused.sentence)
         details = refused.details
-        if isinstance(refused, NAMED) and envelope.messageId:
+        if envelope.messageId:
             details = {"messageId": envelope.messageId, **details}
         self._error(conn, CODES[type(refused)], refused.sentence, details)
 

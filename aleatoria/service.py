@@ -101,7 +101,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
                 deadline=config.handshake_timeout, clock=reactor, attempts=attempts)
     apart = bool(config.metrics_port)
     site = make_site(WebSocketEndpoint(factory), hub, store, peers,
-                     None if apart else metrics, reactor, config.handshake_timeout, gate)
+                     None if apart else metrics, reactor, config.handshake_timeout, gate,
+                     demo=config.demo)
     if apart:
         where = config.metrics_port if index is None else metrics_port(config.metrics_port, index)
         monitoring = Listener(where, metrics_site(metrics, reactor), reactor)

@@ -4,6 +4,7 @@ balancers read -- C{/health}, C{/ready}, C{/metrics} (docs/protocol.rst, "HTTP")
 """
 
 import json
+from importlib import resources
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.http import HTTPChannel
@@ -155,20 +156,69 @@ def api_site(api, reactor):
     return QuietSite(root, reactor=reactor)
 
 
+_DEMO_TYPES = {".html": b"text/html; charset=utf-8", ".js": b"text/javascript; charset=utf-8",
+               ".css": b"text/css; charset=utf-8"}
+_DEMO_POLICY = (b"default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
+                b"img-src 'self' data:; frame-ancestors 'none'")
+
+
+def demo_pages():
+    """
+    The demo app's files (package data: aleatoria/demo), by the name they
+    are served at -- C{index.html} at C{/} too. Only these: no listing,
+    nothing else from the disk.
+    """
+    folder = resources.files("aleatoria") / "demo"
+    pages = {}
+    for name, kind in (("index.html", ".html"), ("app.js", ".js"), ("aleatoria.js", ".js"),
+                       ("style.css", ".css")):
+        page = _Static((folder / name).read_bytes(), _DEMO_TYPES[kind])
+        pages[name.encode()] = page
+        if name == "index.html":
+            pages[b""] = page
+    return pages
+
+
+class _Static(Resource):
+    """
+    One file, read at start-up, with its type and a strict content policy;
+    nothing below it.
+    """
+
+    def getChild(self, path, request):
+        return notFound()
+
+    def __init__(self, body, kind):
+        super().__init__()
+        self._body = body
+        self._kind = kind
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", self._kind)
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"content-security-policy", _DEMO_POLICY)
+        return self._body
+
+
 class _Root(Resource):
     def getChild(self, path, request):
         return notFound()
 
 
-def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout, gate):
+def make_site(websocket, hub, store, peers, metrics, reactor, handshake_timeout, gate,
+              demo=False):
     """
     The site on the clients' port (with C{/metrics}, unless C{metrics} is
-    C{None}: served on a port of its own). Its idle timeout is the
-    handshake timeout: a client that never completes a request is cut off,
-    while an upgraded WebSocket (a request that never completes) is not
-    affected.
+    C{None}: served on a port of its own; with the demo app at C{/} if
+    C{demo}). Its idle timeout is the handshake timeout: a client that
+    never completes a request is cut off, while an upgraded WebSocket (a
+    request that never completes) is not affected.
     """
     root = _Root()
+    if demo:
+        for name, page in demo_pages().items():
+            root.putChild(name, page)
     root.putChild(b"ws", websocket)
     if metrics is not None:
         root.putChild(b"metrics", MetricsPage(metrics))

@@ -45,6 +45,14 @@ def commandstats(redis):
             if m[1] != "config|resetstat"}
 
 
+def script_usec(redis):
+    """Microseconds Redis spent in scripts (EVALSHA), in all, since the last reset."""
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "INFO", "commandstats"],
+                         capture_output=True, text=True, check=True).stdout
+    found = re.search(r"cmdstat_evalsha:calls=\d+,usec=(\d+)", out)
+    return int(found[1]) if found else 0
+
+
 def reset(redis):
     subprocess.run(["redis-cli", "-p", str(redis.port), "CONFIG", "RESETSTAT"],
                    capture_output=True, check=True)
@@ -79,7 +87,8 @@ async def measure(redis):
         stats.pop("config", None)
         stats.pop("info", None)
         results[name] = (trips[0] / N,
-                         {cmd: calls / N for cmd, calls in sorted(stats.items()) if calls})
+                         {cmd: calls / N for cmd, calls in sorted(stats.items()) if calls},
+                         script_usec(redis) / N)
 
     def room_message():
         alice.send({"type": "chat_message", "room": "r", "payload": {"content": "x"}})
@@ -142,10 +151,11 @@ def main():
         finally:
             redis.stop()
     print(f"Per message, averaged over {N} (heartbeats included):")
-    for name, (trips, stats) in results.items():
+    for name, (trips, stats, usec) in results.items():
         total = sum(stats.values())
         detail = ", ".join(f"{cmd} {calls:g}" for cmd, calls in stats.items())
-        print(f"- {name}: {trips:g} round trips; Redis runs {total:g} commands ({detail})")
+        print(f"- {name}: {trips:g} round trips; Redis runs {total:g} commands ({detail}); "
+              f"{usec:.1f} µs in scripts")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from aleatoria.peers import LonePeers
 from aleatoria.store.memory import MemoryStore
 from aleatoria.web import Ready
 
+from .conftest import start_server, stop_server
 from .rawhttp import exchange, upgrade_request
 
 
@@ -121,7 +122,7 @@ async def test_metrics_on_a_port_of_their_own():
     With --metrics-port, /metrics is served there and no longer on the
     clients' port (issue: security, item 14).
     """
-    from .conftest import start_server, stop_server
+
 
     server = await start_server(**{"metrics-port": "tcp:0:interface=127.0.0.1"})
     try:
@@ -133,3 +134,35 @@ async def test_metrics_on_a_port_of_their_own():
         assert b"aleatoria_connections" in await readBody(response)
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_app_is_served_only_with_demo():
+    """
+    With --demo, / is the demo app: its page, its script, the client and the
+    style, each with its type, no caching surprises and a strict content
+    policy; nothing else of the disk. Without it, / is 404.
+    """
+    server = await start_server(demo="true")
+    try:
+        response, body = await get(server, "/")
+        assert response.code == 200 and b'<script type="module" src="app.js">' in body
+        kinds = {"/index.html": b"text/html", "/app.js": b"text/javascript",
+                 "/aleatoria.js": b"text/javascript", "/style.css": b"text/css"}
+        for path, kind in kinds.items():
+            response, body = await get(server, path)
+            assert response.code == 200 and body, path
+            assert response.headers.getRawHeaders(b"content-type")[0].startswith(kind), path
+            policy = response.headers.getRawHeaders(b"content-security-policy")[0]
+            assert policy.startswith(b"default-src 'self'")
+            assert response.headers.getRawHeaders(b"x-content-type-options") == [b"nosniff"]
+        for path in ("/app.js/x", "/demo", "/../setup.cfg", "/README.rst"):
+            assert (await get(server, path))[0].code == 404, path
+    finally:
+        await stop_server(server)
+    plain = await start_server()
+    try:
+        assert (await get(plain, "/"))[0].code == 404
+        assert (await get(plain, "/app.js"))[0].code == 404
+    finally:
+        await stop_server(plain)

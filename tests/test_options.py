@@ -22,7 +22,8 @@ def test_defaults(monkeypatch):
     """With nothing given: port 8085 on all interfaces, memory store, Go-like keepalive."""
     conf = parse([], monkeypatch=monkeypatch)
     assert conf == config.Config(
-        port="tcp:8085", metrics_port="", api_port="", api_token="", api_rate=50.0, api_burst=100,
+        port="tcp:8085", metrics_port="", demo=False, api_port="", api_token="",
+        api_rate=50.0, api_burst=100,
         workers=1, allowed_origin=(), public_host=(),
         allow_no_origin=False,
         store="memory",

@@ -258,3 +258,15 @@ def test_make_test_installs_what_it_needs(tmp_path, target, command, packages):
     subprocess.run([make, "-s", "-C", str(ROOT), target], env=env, check=True,
                    capture_output=True)
     assert not record.exists()
+
+
+def test_wheel_ships_the_demo_app(installed):
+    """The demo's files are package data, the client among them as a file, not a link."""
+    from pathlib import Path
+
+    wheel, _, _ = installed
+    archive = zipfile.ZipFile(wheel)
+    for name in ("index.html", "app.js", "style.css", "aleatoria.js"):
+        assert f"aleatoria/demo/{name}" in archive.namelist(), name
+    client = Path(__file__).parent.parent / "clients" / "js" / "aleatoria.js"
+    assert archive.read("aleatoria/demo/aleatoria.js") == client.read_bytes()
