@@ -78,8 +78,11 @@ class RedisPeers(Service):
         self._node_ttl = node_ttl
         self._life_ms = int(node_ttl * 1000)
         self._receiver = None
-        self._handed = []
-        """Stream messages handed over while not listening (the latest few)."""
+        self._handed = {}
+        """
+        Stream messages handed over while not listening, the latest
+        L{HANDED_MEMORY} (a dict as an ordered set: one lookup per post).
+        """
         self.node = store.node
         endpoint, where, link_options = subscriber
         channels = [store.prefix + _NODE_CHANNEL + self.node, store.prefix + _ROOMS_CHANNEL]
@@ -289,8 +292,9 @@ class RedisPeers(Service):
         to it: hand the numbered message to the hub here and now -- once,
         should the subscription have come back in the meantime.
         """
-        self._handed.append((kind, target, envelope.epoch, envelope.offset))
-        del self._handed[:-HANDED_MEMORY]
+        self._handed[(kind, target, envelope.epoch, envelope.offset)] = None
+        if len(self._handed) > HANDED_MEMORY:
+            del self._handed[next(iter(self._handed))]
         if kind == "room_stream":
             return self._receiver.room_post(target, envelope)
         return self._receiver.inbox_post(target, envelope)
