@@ -58,7 +58,7 @@ lint: $(VENV)/.installed
 
 test: lint $(VENV)/.installed redis-server benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
-	$(MAKE) --no-print-directory js-test
+	$(MAKE) --no-print-directory js-test e2e
 
 # The JavaScript client against a real daemon (Node 20 needs the flag for
 # its WebSocket; later Nodes have it without).
@@ -66,9 +66,7 @@ js-test: $(VENV)/.installed | node
 	cd clients/js && node $$(node -e 'process.exit(typeof WebSocket == "function" ? 0 : 1)' \
 	  || echo --experimental-websocket) --test test/
 
-# The demo app in Chromium, in a private network namespace (needs root). Not
-# part of make test yet: about one run in four, one call never connects
-# (README.rst, "Build a client").
+# The demo app in Chromium, in a private network namespace (needs root, as CI has)
 e2e: $(VENV)/.installed redis-server chromium tests/e2e/node_modules/.installed
 	tests/e2e/netns.sh node tests/e2e/e2e.mjs
 

@@ -411,6 +411,11 @@ export class Caller extends EventTarget {
     this._early = [];
     const pc = this.pc = new this.RTCPeerConnection(this.rtcConfig);
     pc.onnegotiationneeded = async () => {
+      // The impolite side makes the first offer; the polite one answers it
+      // with its tracks. Both offering at once from the start, the polite
+      // side rolling back, left Chromium at times gathering no candidate
+      // at all. Later offers may cross: perfect negotiation sorts them out.
+      if (this.polite && !pc.remoteDescription) return;
       try {
         this._makingOffer = true;
         await pc.setLocalDescription();

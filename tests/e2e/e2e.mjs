@@ -76,7 +76,13 @@ async function connected(tab, timeout = 20000) {
         ` local ${Boolean(pc.localDescription)} remote ${Boolean(pc.remoteDescription)}` +
         ` gathering ${pc.iceGatheringState} closed? ${pc.signalingState === "closed"}` : "none";
     });
-    const trace = await tab.evaluate(() => window.demo.trace.slice(-12).join("\n  "));
+    const trace = await tab.evaluate(async () => {
+      const pc = window.demo.caller.pc;
+      const counts = {};
+      (await pc.getStats()).forEach((r) => { counts[r.type] = (counts[r.type] || 0) + 1; });
+      return [`polite ${window.demo.caller.polite} stats ${JSON.stringify(counts)}`,
+        ...window.demo.trace.slice(-12)].join("\n  ");
+    });
     throw new Error(`not connected (${pc}): ${await tab.textContent("#call-status")}\n  ${trace}`);
   }
 }
