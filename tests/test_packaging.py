@@ -270,3 +270,21 @@ def test_wheel_ships_the_demo_app(installed):
         assert f"aleatoria/demo/{name}" in archive.namelist(), name
     client = Path(__file__).parent.parent / "clients" / "js" / "aleatoria.js"
     assert archive.read("aleatoria/demo/aleatoria.js") == client.read_bytes()
+
+
+def test_the_javascript_client_packs():
+    """npm pack makes the client's package: the module, its types and its README."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("npm") is None:
+        pytest.fail("npm is not installed (make test installs it)")
+    client = Path(__file__).parent.parent / "clients" / "js"
+    done = subprocess.run(["npm", "pack", "--dry-run", "--json"], cwd=client,
+                          capture_output=True, text=True, timeout=120, check=True)
+    (packed,) = json.loads(done.stdout)
+    assert packed["name"] == "aleatoria-client"
+    assert {f["path"] for f in packed["files"]} == {
+        "aleatoria.js", "aleatoria.d.ts", "README.md", "package.json"}
