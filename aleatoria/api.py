@@ -52,6 +52,8 @@ class Disconnect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 BODIES = {"publish": Publish, "send": Send, "disconnect": Disconnect}
 _DECODERS = {name: msgspec.json.Decoder(shape) for name, shape in BODIES.items()}
+OPENAPI = document(BODIES)
+"""The OpenAPI document, built once: it depends on nothing but the code."""
 
 
 class Problem(Exception):
@@ -124,7 +126,7 @@ class ServerAPI(Resource):
         request.notifyFinish().addErrback(gone.append)
         try:
             if request.parts == ["openapi.json"] and request.method in (b"GET", b"HEAD"):
-                return _json(request, 200, document(BODIES))
+                return _json(request, 200, OPENAPI)
             self._authorized(request)
             handler, name = self._route(request)
             body = self._body(request, name)

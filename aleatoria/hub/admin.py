@@ -9,7 +9,7 @@ import uuid
 from twisted.logger import Logger
 
 from ..clock import format_ns
-from ..interfaces import Invalid, Offline, QuotaExceeded, TooLarge
+from ..interfaces import Invalid, Offline, TooLarge
 from ..messages import (
     SYSTEM,
     USER_ID_RULE,
@@ -19,7 +19,7 @@ from ..messages import (
     valid_room,
     valid_user_id,
 )
-from .chat import confirm
+from .chat import check_content, check_room_for_history, confirm
 from .rooms import ROOM_RULE, page_of
 
 MAX_REASON = 123
@@ -79,12 +79,8 @@ class Admin:
 
     def _message(self, content, to_user="", room=""):
         """The message from C{system}, checked as a client's would be, and its time."""
-        if not content:
-            raise Invalid("content must not be empty.")
-        if len(content.encode()) > self._max_content:
-            raise TooLarge(f"content has at most {self._max_content} bytes.")
-        if self._store.full():
-            raise QuotaExceeded("The server keeps as much history as it may; try again later.")
+        check_content(content, self._max_content)
+        check_room_for_history(self._store)
         at = self._out.next_ns()
         return Envelope(type="chat_message", fromUser=SYSTEM, toUser=to_user, room=room,
                         payload=ChatPayload(content), messageId=uuid.uuid4().hex,

@@ -41,10 +41,7 @@ class Chat:
         fires when every other part is done (L{confirm}).
         """
         user = conn.user_id
-        if not content:
-            raise Invalid("A chat message needs content.")
-        if len(content) * 4 > self._max_content and len(content.encode()) > self._max_content:
-            raise TooLarge(f"A chat message has at most {self._max_content} bytes.")
+        check_content(content, self._max_content)
         if len(message_id) > MAX_MESSAGE_ID:
             raise Invalid(f"messageId is longer than {MAX_MESSAGE_ID}.")
         if to_user:
@@ -56,9 +53,7 @@ class Chat:
             raise Invalid("A chat message needs toUser or room.")
         else:
             self._rooms.may_post(conn, room)
-        if self._store.full():
-            raise QuotaExceeded("The server keeps as much history as it may; "
-                                "try again later.")
+        check_room_for_history(self._store)
         if to_user and not self._quotas.may_write_to(user, to_user):
             raise QuotaExceeded("You have started as many conversations as you may this "
                                 "hour; write to someone you wrote to lately, or wait.")
@@ -81,6 +76,26 @@ class Chat:
         else:
             outcome = self._rooms.post(message, at, conn)
         return outcome.addCallback(confirm, message.messageId)
+
+
+def check_content(content, max_content):
+    """
+    What every chat message's content needs, a client's or the server
+    API's: some, and at most C{max_content} UTF-8 bytes.
+
+    @raise Invalid: it is empty.
+    @raise TooLarge: it is longer.
+    """
+    if not content:
+        raise Invalid("A chat message needs content.")
+    if len(content) * 4 > max_content and len(content.encode()) > max_content:
+        raise TooLarge(f"A chat message has at most {max_content} bytes.")
+
+
+def check_room_for_history(store):
+    """@raise QuotaExceeded: C{store} keeps all it may (C{--max-history-bytes})."""
+    if store.full():
+        raise QuotaExceeded("The server keeps as much history as it may; try again later.")
 
 
 def confirm(outcome, message_id):

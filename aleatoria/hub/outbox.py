@@ -178,10 +178,9 @@ class Outbox:
     def falling_back(self, envelope):
         """Remember that C{envelope} is delivered here without the store."""
         now = time.monotonic()
-        for key, until in list(self._fell_back.items()):
-            if until > now:
-                break
-            del self._fell_back[key]
+        # oldest first: forget what has expired, never copying the rest
+        while self._fell_back and next(iter(self._fell_back.values())) <= now:
+            del self._fell_back[next(iter(self._fell_back))]
         self._fell_back[(envelope.fromUser, envelope.messageId)] = now + FALLBACK_MEMORY
 
     def broadcast(self, room, envelope):
