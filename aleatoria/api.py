@@ -117,8 +117,7 @@ class ServerAPI(Resource):
 
     def render(self, request):
         request.parts = [part.decode("utf-8", "replace") for part in request.postpath]
-        d = Deferred.fromCoroutine(self._answer(request))
-        d.addErrback(self._failed, request)
+        Deferred.fromCoroutine(self._answer(request))
         return NOT_DONE_YET
 
     async def _answer(self, request):
@@ -135,6 +134,10 @@ class ServerAPI(Resource):
             problem = _refused(refusal)
         except Problem as caught:
             problem = caught
+        except Exception:
+            self._log.failure("The server API failed to answer")
+            problem = Problem(500, "Internal Server Error",
+                              "The server failed to answer; it is logged.", "internal")
         else:
             if not gone:
                 _json(request, 200, result)
@@ -203,12 +206,6 @@ class ServerAPI(Resource):
 
     def _members(self, request, body):
         return self._admin.members(request.parts[1], *_page(request, self._admin.MEMBERS_PAGE))
-
-    def _failed(self, failure, request):
-        self._log.failure("The server API failed to answer", failure)
-        if not request.finished and not request._disconnected:
-            _problem(request, Problem(500, "Internal Server Error",
-                                      "The server failed to answer; it is logged.", "internal"))
 
 
 def _page(request, largest):

@@ -98,6 +98,7 @@ class Workers(Service):
         self._running = {}
         self._delays = {}
         self._ended = {}
+        self._timers = []
 
     def startService(self):
         super().startService()
@@ -124,7 +125,12 @@ class Workers(Service):
             if index in self._running:
                 self._delays.pop(index, None)
 
-        self._reactor.callLater(STEADY_SECONDS, steady)
+        self._later(STEADY_SECONDS, steady)
+
+    def _later(self, delay, function, *args):
+        """A timer that stopping the service cancels."""
+        self._timers = [timer for timer in self._timers if timer.active()]
+        self._timers.append(self._reactor.callLater(delay, function, *args))
 
     def ended(self, index, reason):
         self._running.pop(index, None)
@@ -140,7 +146,7 @@ class Workers(Service):
             index=index, why=reason.getErrorMessage(), delay=delay,
         )
         ended.callback(None)
-        self._reactor.callLater(delay, self._restart, index)
+        self._later(delay, self._restart, index)
 
     def _restart(self, index):
         if self.running and index not in self._running:
@@ -153,6 +159,9 @@ class Workers(Service):
 
     def stopService(self):
         super().stopService()
+        for timer in self._timers:
+            if timer.active():
+                timer.cancel()
         return DeferredList(list(self._ended.values()))
 
 
