@@ -303,3 +303,29 @@ def test_schemathesis_holds_the_api_to_its_document(tmp_path):
     finally:
         log = daemon.stop()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + log[-2000:]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_handler_is_a_500_problem_and_logged():
+    """A bug behind a route is answered 500 problem+json, logged, and the API goes on."""
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    server = await api_server()
+    try:
+        async def broken():
+            raise RuntimeError("a bug")
+
+        server.hub.admin.stats = broken
+        status, headers, problem = await call(server, "GET", "/api/v1/stats")
+        assert (status, problem["code"]) == (500, "internal")
+        assert headers.getRawHeaders(b"content-type") == [b"application/problem+json"]
+        assert "a bug" not in problem["detail"]
+        assert any(e.get("log_failure") and e["log_failure"].check(RuntimeError)
+                   for e in events)
+        status, _, rooms = await call(server, "GET", "/api/v1/rooms")
+        assert status == 200
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        await stop_server(server)
