@@ -520,3 +520,43 @@ async def test_cut_offs_from_one_address_are_summed_up(limited):
         globalLogPublisher.removeObserver(events.append)
     cut = [formatEvent(e) for e in events if "Cut off" in formatEvent(e)]
     assert cut == ["Cut off 127.0.0.1: no WebSocket within 0.5 s"], cut
+
+
+def _redis_counts(redis):
+    """Commands Redis ran (INFO itself left out) and bytes it sent, since CONFIG RESETSTAT."""
+    import re
+
+    sent = int(re.search(r"total_net_output_bytes:(\d+)", redis.raw("INFO", "stats"))[1])
+    commands = sum(int(m[2]) for m in re.finditer(
+        r"cmdstat_([\w|]+):calls=(\d+)", redis.raw("INFO", "commandstats"))
+        if m[1] not in ("info", "config|resetstat"))
+    return commands, sent
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_of_members_costs_what_it_holds(own_redis):
+    """
+    get_room_members in a room of 1 000 costs Redis what the page holds, not
+    the room (issue 22, item 7): counted in the commands Redis runs and the
+    bytes it sends back for a page of 10.
+    """
+    from .conftest import redis_daemon
+
+    server = await redis_daemon(own_redis.port)
+    try:
+        for n in range(999):
+            await server.store.claim(f"member{n:04}")
+            await server.store.join_room("big", f"member{n:04}")
+        alice = await server.connect("alice", room="big")
+        await deferToThread(own_redis.raw, "CONFIG", "RESETSTAT")
+        page = await alice.request({"type": "get_room_members", "room": "big",
+                                    "payload": {"limit": 10, "after": "member0499"}},
+                                   "room_members")
+        commands, sent = await deferToThread(_redis_counts, own_redis)
+        assert page["payload"] == {
+            "room": "big", "count": 1000, "next": "member0509",
+            "members": [f"member{n:04}" for n in range(500, 510)]}
+        assert commands <= 20, commands
+        assert sent <= 1000, sent
+    finally:
+        await stop_server(server)

@@ -70,6 +70,42 @@ class _Pool:
         return None
 
 
+class _Rosters:
+    """
+    Each room's members that have a session, sorted: a page of them costs
+    its size (and a binary search), not the room's.
+    """
+
+    def __init__(self):
+        self._rooms = {}
+
+    def add(self, room, user):
+        members = self._rooms.setdefault(room, [])
+        at = bisect_left(members, user)
+        if at == len(members) or members[at] != user:
+            members.insert(at, user)
+
+    def discard(self, room, user):
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        at = bisect_left(members, user)
+        if at < len(members) and members[at] == user:
+            del members[at]
+            if not members:
+                del self._rooms[room]
+
+    def count(self, room):
+        return len(self._rooms.get(room, ()))
+
+    def page(self, room, limit, after):
+        """Up to C{limit} members after C{after}; the count; the next page's C{after}."""
+        members = self._rooms.get(room, [])
+        start = bisect_right(members, after) if after else 0
+        page = members[start:start + limit]
+        return page, len(members), page[-1] if start + limit < len(members) else None
+
+
 SWEEP_SECONDS = 60
 
 
@@ -94,6 +130,7 @@ class MemoryStore(Service):
         self._history_size = history_size
         self._rng = rng or random.Random()
         self._membership = Membership()
+        self._rosters = _Rosters()
         self._room_history = {}
         self._direct_history = {}
         self._inboxes = {}
@@ -121,15 +158,17 @@ class MemoryStore(Service):
 
     def join_room(self, room, user):
         self._membership.add(room, user)
+        if user in self._sessions:
+            self._rosters.add(room, user)
         return succeed(None)
 
     def leave_room(self, room, user):
         self._membership.discard(room, user)
+        self._rosters.discard(room, user)
         return succeed(None)
 
-    def room_members(self, room):
-        members = self._membership.members(room)
-        return succeed(sorted(u for u in members if u in self._sessions))
+    def room_members(self, room, limit, after):
+        return succeed(self._rosters.page(room, limit, after))
 
     def user_rooms(self, user):
         return succeed(sorted(self._membership.rooms_of(user)))
@@ -137,8 +176,7 @@ class MemoryStore(Service):
     def rooms(self, limit, after):
         names = sorted(self._membership.rooms())
         start = bisect_right(names, after) if after else 0
-        page = [(room, len(self._membership.members(room)))
-                for room in names[start:start + limit]]
+        page = [(room, self._rosters.count(room)) for room in names[start:start + limit]]
         return succeed((page, len(names)))
 
     def whereabouts(self, user):
@@ -300,6 +338,7 @@ class MemoryStore(Service):
     def _end_session(self, user):
         for room in list(self._membership.rooms_of(user)):
             self._membership.discard(room, user)
+            self._rosters.discard(room, user)
         self._waiting.discard(user)
         self._pool.discard(user)
         return self._end_match(user)

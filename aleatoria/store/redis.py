@@ -140,11 +140,17 @@ class RedisStore(MultiService):
 
     def _membership_keys(self, room, user):
         return [self._key("room", "members", room), self._key("user", "rooms", user),
-                self._key("rooms")]
+                self._key("rooms"), self._key("room", "live", room),
+                self._key("presence", user)]
 
-    def room_members(self, room):
-        """The members of C{room} whose daemon is alive."""
-        return self._library(scripts.ROOM_MEMBERS, room).addCallback(sorted)
+    def room_members(self, room, limit, after):
+        """
+        A page of C{room:live:{room}}: the members with a session, which
+        every change of membership keeps (a dead daemon's leave it when
+        they are reaped).
+        """
+        d = self._script(scripts.ROOM_MEMBERS, [self._key("room", "live", room)], [limit, after])
+        return d.addCallback(_page, limit)
 
     def user_rooms(self, user):
         return self.commands.call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
@@ -299,6 +305,12 @@ def _places(reply, sender, recipient):
     if int(reply[0]):
         places[sender] = Place(int(reply[0]), _text(reply[1]))
     return places, int(reply[4])
+
+
+def _page(reply, limit):
+    """A page of members (see L{scripts.ROOM_MEMBERS}): the page, the count, the next cursor."""
+    page = reply[1 : limit + 1]
+    return page, int(reply[0]), page[-1] if len(reply) > limit + 1 else None
 
 
 def _pairing(reply):

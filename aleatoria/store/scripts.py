@@ -12,12 +12,15 @@ JOIN = """
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
+-- the live members, by id: those with a session (KEYS[5], its presence)
+if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('ZADD', KEYS[4], 0, ARGV[1]) end
 """
 
 LEAVE = """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
+redis.call('ZREM', KEYS[4], ARGV[1])
 """
 
 LIBRARY = """
@@ -66,6 +69,7 @@ local function end_session(user)
     local members = P .. 'room:members:' .. room
     redis.call('SREM', members, user)
     if redis.call('SCARD', members) == 0 then redis.call('ZREM', ROOMS, room) end
+    redis.call('ZREM', P .. 'room:live:' .. room, user)
   end
   redis.call('DEL', rooms)
   redis.call('SREM', POOL, user)
@@ -353,12 +357,14 @@ end_match(ARGV[2])
 return 1
 """
 
-ROOM_MEMBERS = LIBRARY + """
-local members = {}
-for _, user in ipairs(redis.call('SMEMBERS', P .. 'room:members:' .. ARGV[2])) do
-  if alive(user) then members[#members + 1] = user end
-end
-return members
+ROOM_MEMBERS = """
+-- KEYS[1] a room's live members; ARGV[1] the page size, ARGV[2] the member
+-- after which it starts ('' from the first). {members in all, then the
+-- page and the first member of the next one, if any}
+local low = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local page = redis.call('ZRANGEBYLEX', KEYS[1], low, '+', 'LIMIT', 0, tonumber(ARGV[1]) + 1)
+table.insert(page, 1, redis.call('ZCARD', KEYS[1]))
+return page
 """
 
 ROOMS_PAGE = LIBRARY + """
@@ -368,7 +374,7 @@ local low = ARGV[3] == '' and '-' or '(' .. ARGV[3]
 local page = {redis.call('ZCARD', ROOMS)}
 for _, room in ipairs(redis.call('ZRANGEBYLEX', ROOMS, low, '+', 'LIMIT', 0, ARGV[2])) do
   page[#page + 1] = room
-  page[#page + 1] = redis.call('SCARD', P .. 'room:members:' .. room)
+  page[#page + 1] = redis.call('ZCARD', P .. 'room:live:' .. room)
 end
 return page
 """
@@ -488,6 +494,7 @@ for user, rooms in pairs(here) do
       redis.call('SADD', P .. 'room:members:' .. room, user)
       redis.call('SADD', P .. 'user:rooms:' .. user, room)
       redis.call('ZADD', ROOMS, 0, room)
+      redis.call('ZADD', P .. 'room:live:' .. room, 0, user)
     end
   end
 end
