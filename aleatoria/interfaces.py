@@ -176,7 +176,10 @@ class IStore(Interface):
     def full():
         """
         Whether what is kept has reached the store's byte quota, if it has
-        one: then nothing more may be stored.
+        one, with no history left to evict: then nothing more may be
+        stored. Below that, a store evicts the streams last written longest
+        ago (rooms, pairs' direct messages, inboxes) to stay within it; a
+        stream written again after its eviction begins a new epoch.
         """
 
     def direct_messages(user_a, user_b, limit):
