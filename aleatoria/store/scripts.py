@@ -219,7 +219,13 @@ EVICT = STREAMS + """
 -- (MEMORY USAGE: an estimate) makes up the excess. {used_memory, less what
 -- was evicted; rooms, conversations, inboxes evicted; streams left; ms
 -- since the newest evicted was written}
-local used = tonumber(string.match(redis.call('INFO', 'memory'), 'used_memory:(%d+)'))
+local info = redis.call('INFO', 'memory')
+local used = tonumber(string.match(info, 'used_memory:(%d+)'))
+-- while Redis frees what the last eviction unlinked, what it left instead
+local WEIGHT = P .. 'streams:weight'
+if tonumber(string.match(info, 'lazyfree_pending_objects:(%d+)') or '0') > 0 then
+  used = math.min(used, tonumber(redis.call('GET', WEIGHT) or used))
+end
 local budget = tonumber(ARGV[2])
 local evicted, age = {room = 0, dm = 0, inbox = 0}, 0
 if used > budget then
@@ -241,6 +247,7 @@ if used > budget then
     end
     if used <= budget then break end
   end
+  redis.call('SET', WEIGHT, used, 'PX', 1000)
 end
 return {used, evicted.room, evicted.dm, evicted.inbox, redis.call('ZCARD', WRITTEN), age}
 """
