@@ -71,7 +71,8 @@ SETTINGS = (
             "Messages kept per room and per direct-message pair"),
     Setting("max-history-bytes", "ALEATORIA_MAX_HISTORY_BYTES", 1024**3, values.whole(1),
             "Bytes of kept messages (on Redis: Redis's used memory, weighed every "
-            "5 s) past which chat messages are refused with quota_exceeded"),
+            "5 s) past which the history streams written longest ago are evicted; "
+            "chat is refused (quota_exceeded) only when none is left"),
     Setting("message-ttl-hours", "MESSAGE_TTL_HOURS", 24, values.whole(1),
             "Hours a history lives after its last message"),
     Setting("max-message-size", "ALEATORIA_MAX_MESSAGE_SIZE", 65536, values.whole(1024),

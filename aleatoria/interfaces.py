@@ -103,8 +103,14 @@ class IStore(Interface):
     def leave_room(room, user):
         """Forget C{user}'s membership of C{room}."""
 
-    def room_members(room):
-        """Fire with the ids of C{room}'s members that have a live session, sorted."""
+    def room_members(room, limit, after):
+        """
+        Fire with one page of C{room}'s members that have a live session:
+        up to C{limit} ids in order (of their UTF-8 bytes), those after
+        C{after} (C{""}: from the first); how many there are in all; and
+        the C{after} of the next page, or C{None} if none follows. A page
+        costs its size, not the room's.
+        """
 
     def rooms(limit, after):
         """
@@ -170,7 +176,10 @@ class IStore(Interface):
     def full():
         """
         Whether what is kept has reached the store's byte quota, if it has
-        one: then nothing more may be stored.
+        one, with no history left to evict: then nothing more may be
+        stored. Below that, a store evicts the streams last written longest
+        ago (rooms, pairs' direct messages, inboxes) to stay within it; a
+        stream written again after its eviction begins a new epoch.
         """
 
     def direct_messages(user_a, user_b, limit):

@@ -19,6 +19,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.application.internet import TimerService
 from twisted.web.resource import Resource
@@ -72,6 +73,10 @@ class Metrics:
         self.connections.set_function(lambda: hub.connection_count)
         self.rooms.set_function(lambda: len(hub.room_names()))
 
+    def watch_store(self, store):
+        """Count the history streams C{store} evicts (see L{aleatoria.store.evictions})."""
+        self.registry.register(_Evicted(store.evictions))
+
     def pool_refresher(self, store, reactor):
         """A timer service keeping the pool gauge fresh."""
         def refresh():
@@ -110,6 +115,23 @@ class MetricsPage(Resource):
     def render_GET(self, request):
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self._registry)
+
+
+class _Evicted:
+    """The streams a store evicted, by kind, as a counter read when scraped."""
+
+    def __init__(self, evictions):
+        self._evictions = evictions
+
+    def collect(self):
+        evicted = CounterMetricFamily(
+            "aleatoria_streams_evicted",
+            "History streams (rooms, conversations, inboxes) this daemon evicted, the "
+            "oldest first, to keep history within --max-history-bytes, by kind.",
+            labels=["kind"])
+        for kind, count in self._evictions.total.items():
+            evicted.add_metric([kind], count)
+        yield evicted
 
 
 class _Labelled:

@@ -93,6 +93,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)
+    metrics.watch_store(store)
     metrics.pool_refresher(store, reactor).setServiceParent(top)
 
     attempts = KeyedBuckets(config.connect_rate, config.connect_burst, reactor.seconds)

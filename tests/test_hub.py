@@ -227,7 +227,8 @@ def test_shutdown_releases_sessions_without_waiting_for_clients(clock):
     stopped = hub.stopService()
     assert alice.closed == bob.closed == "going away"
     assert hub.connection_count == 0 and hub.room_names() == []
-    assert store.room_members("r").result == [] and store.pool_size().result == 0
+    assert store.room_members("r", 10, "").result == ([], 0, None)
+    assert store.pool_size().result == 0
     hub.disconnected(alice)
     assert not stopped.called
     hub.disconnected(bob)

@@ -461,25 +461,161 @@ def test_memory_returns_when_histories_expire():
         store.stopService()
     assert grown > 2_000_000
     assert left < grown / 50, (grown, left)
+    assert store._bytes == 0
 
 
 @pytest_twisted.ensureDeferred
-async def test_history_bytes_are_bounded(limited):
+async def test_past_the_history_budget_the_oldest_streams_go(limited):
     """
-    Once kept messages weigh --max-history-bytes, chat is refused with
-    quota_exceeded and goes nowhere (issue: security, item 2).
+    Past --max-history-bytes the streams written longest ago are evicted --
+    rooms, conversations, inboxes alike -- and chat goes on: nobody is
+    refused (issue 22, item 4); /metrics counts the evictions.
     """
-    server = await limited(**{"max-history-bytes": "3000"})
-    alice, bob = await server.connect_many("alice", "bob", room="r")
-    await alice.expect("user_joined")
+    server = await limited(**{"max-history-bytes": "5000"})
+    alice = await server.connect("alice", room="old")
     body = "x" * 1000
-    for _ in range(3):
-        alice.send({"type": "chat_message", "room": "r", "payload": {"content": body}})
-        await bob.expect("chat_message")
-    error = await alice.request({"type": "chat_message", "toUser": "bob",
-                                 "payload": {"content": "more"}}, "error", skip=("chat_message",))
-    assert error["payload"]["code"] == "quota_exceeded"
-    await bob.quiet()
+    for _ in range(2):
+        await alice.request({"type": "chat_message", "room": "old",
+                             "payload": {"content": body}}, "chat_message")
+    for ghost in ("ghost1", "ghost2", "ghost3"):
+        echo = await alice.request({"type": "chat_message", "toUser": ghost,
+                                    "payload": {"content": body}}, "chat_message")
+        assert echo["toUser"] == ghost
+    old = await alice.request({"type": "get_recent_messages", "room": "old"},
+                              "recent_messages")
+    assert old["payload"]["messages"] == []
+    for ghost in ("ghost1", "ghost2", "ghost3"):
+        kept = await alice.request({"type": "get_direct_messages",
+                                    "payload": {"withUser": ghost}}, "direct_messages")
+        assert [m["payload"]["content"] for m in kept["payload"]["messages"]] == [body]
+    page = await Agent(reactor).request(b"GET", server.url("/metrics"))
+    from twisted.web.client import readBody
+
+    text = (await readBody(page)).decode()
+    assert 'aleatoria_streams_evicted_total{kind="room"} 1.0' in text
+    assert 'aleatoria_streams_evicted_total{kind="inbox"} 0.0' in text
+
+
+def _chat(body, **fields):
+    from aleatoria.messages import ChatPayload, Envelope
+
+    return Envelope(type="chat_message", fromUser=fields.pop("sender", "alice"),
+                    payload=ChatPayload(body), createTime="2026-12-01T00:00:00Z", **fields)
+
+
+def _weighed_from_scratch(store):
+    """
+    What a memory store's kept messages weigh, counted afresh: each room
+    message, and each direct message once, however many copies are kept.
+    """
+    from msgspec import UNSET
+    from msgspec.structs import replace
+
+    from aleatoria.messages import encode
+
+    rooms = sum(len(encode(m)) for history in store._room_history.values() for _, m in history)
+    copies = [m for history in store._direct_history.values() for m in history]
+    copies += [m for inbox in store._inboxes.values() for m in inbox.messages]
+    direct = {id(m.payload): len(encode(replace(m, offset=0, epoch="", positions=UNSET)))
+              for m in copies}
+    return rooms + sum(direct.values())
+
+
+def test_memory_evicts_the_streams_written_longest_ago():
+    """
+    On the memory store, a write past the budget evicts the streams last
+    written longest ago (never the ones it writes) until back under it;
+    the store is never full; an evicted stream written again begins a new
+    epoch; one log line sums up the evictions (issue 22, item 4).
+    """
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs
+
+    from aleatoria.store.memory import TELL_SECONDS, MemoryStore
+
+    clock = Clock()
+    store = MemoryStore(clock, 3600, 100, max_bytes=5000)
+    store.startService()
+    first = {}
+    for n in range(4):
+        clock.advance(1)
+        place, _ = store.save_room_message(f"room{n}", _chat("x" * 1000), n).result
+        first[n] = place.epoch
+    store.save_direct_message("alice", "ghost", _chat("y" * 1000, toUser="ghost"))
+    store.save_room_message("room1", _chat("z" * 1000), 9)
+    store.save_direct_message("alice", "ghost2", _chat("y" * 1000, toUser="ghost2"))
+    assert not store.full()
+    assert [n for n in range(4) if store.room_messages(f"room{n}", 10).result] == [1]
+    assert len(store.direct_messages("alice", "ghost", 10).result) == 1
+    assert store._bytes == _weighed_from_scratch(store) <= 5000
+    assert store.evictions.total == {"room": 3, "direct": 0, "inbox": 0}
+    place, _ = store.save_room_message("room0", _chat("again"), 10).result
+    assert (place.offset, place.epoch != first[0]) == (1, True)
+    with capturedLogs() as events:
+        clock.advance(TELL_SECONDS)
+        clock.advance(TELL_SECONDS)
+    told = [e for e in events if e["log_format"].startswith("Evicted")]
+    assert len(told) == 1 and (told[0]["streams"], told[0]["rooms"]) == (3, 3), told
+    store.stopService()
+
+
+def test_a_direct_message_weighs_once_on_memory():
+    """
+    A direct message is kept in the pair's history and in each party's
+    inbox, sharing its content: it weighs once (issue 22, item 4); as
+    copies go, it weighs until the last has gone, and then nothing.
+    """
+    from twisted.internet.task import Clock
+
+    from aleatoria.messages import encode
+    from aleatoria.store.memory import MemoryStore
+
+    clock = Clock()
+    store = MemoryStore(clock, 3600, 2)
+    message = _chat("y" * 1000, toUser="bob")
+    store.save_direct_message("alice", "bob", message)
+    assert store._bytes == len(encode(message))
+    others = [_chat(str(n), toUser=f"u{n}") for n in range(2)]
+    for other in others:  # alice's inbox drops it; bob's and the pair's keep it
+        store.save_direct_message("alice", other.toUser, other)
+    assert store._bytes == _weighed_from_scratch(store) == sum(
+        len(encode(m)) for m in [message, *others])
+
+
+def test_memory_accounting_comes_back_to_nothing():
+    """
+    Whatever was kept, trimmed, evicted or read, once every stream has
+    expired the memory store counts 0 bytes, and the count is right at
+    every step between.
+    """
+    import random
+
+    from twisted.internet.task import Clock
+
+    from aleatoria.messages import SYSTEM
+    from aleatoria.store.memory import SWEEP_SECONDS, MemoryStore
+
+    clock = Clock()
+    store = MemoryStore(clock, 600, 3, max_bytes=20_000)
+    store.startService()
+    rng = random.Random(7)
+    users = ["alice", "bob", "carol", SYSTEM] + [f"ghost{n}" for n in range(30)]
+    for n in range(600):
+        clock.advance(rng.random())
+        sender, recipient = rng.sample(users, 2)
+        if rng.random() < 0.4:
+            store.save_room_message(f"room{rng.randrange(20)}", _chat("r" * rng.randrange(900)), n)
+        elif recipient != SYSTEM:
+            store.save_direct_message(sender, recipient, _chat(
+                "d" * rng.randrange(900), sender=sender, toUser=recipient))
+        if n % 50 == 0:
+            store.room_messages("room1", 10)
+            store.inbox_since("alice", 0)
+            assert store._bytes == _weighed_from_scratch(store)
+    assert store.evictions.total["room"] and store.evictions.total["inbox"]
+    clock.advance(600 + SWEEP_SECONDS)
+    assert store._bytes == 0 and store._copies == {}
+    store.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -520,3 +656,180 @@ async def test_cut_offs_from_one_address_are_summed_up(limited):
         globalLogPublisher.removeObserver(events.append)
     cut = [formatEvent(e) for e in events if "Cut off" in formatEvent(e)]
     assert cut == ["Cut off 127.0.0.1: no WebSocket within 0.5 s"], cut
+
+
+def _redis_counts(redis):
+    """Commands Redis ran (INFO itself left out) and bytes it sent, since CONFIG RESETSTAT."""
+    import re
+
+    sent = int(re.search(r"total_net_output_bytes:(\d+)", redis.raw("INFO", "stats"))[1])
+    commands = sum(int(m[2]) for m in re.finditer(
+        r"cmdstat_([\w|]+):calls=(\d+)", redis.raw("INFO", "commandstats"))
+        if m[1] not in ("info", "config|resetstat"))
+    return commands, sent
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_of_members_costs_what_it_holds(own_redis):
+    """
+    get_room_members in a room of 1 000 costs Redis what the page holds, not
+    the room (issue 22, item 7): counted in the commands Redis runs and the
+    bytes it sends back for a page of 10.
+    """
+    from .conftest import redis_daemon
+
+    server = await redis_daemon(own_redis.port)
+    try:
+        for n in range(999):
+            await server.store.claim(f"member{n:04}")
+            await server.store.join_room("big", f"member{n:04}")
+        alice = await server.connect("alice", room="big")
+        await deferToThread(own_redis.raw, "CONFIG", "RESETSTAT")
+        page = await alice.request({"type": "get_room_members", "room": "big",
+                                    "payload": {"limit": 10, "after": "member0499"}},
+                                   "room_members")
+        commands, sent = await deferToThread(_redis_counts, own_redis)
+        assert page["payload"] == {
+            "room": "big", "count": 1000, "next": "member0509",
+            "members": [f"member{n:04}" for n in range(500, 510)]}
+        assert commands <= 20, commands
+        assert sent <= 1000, sent
+    finally:
+        await stop_server(server)
+
+
+def _used_memory(redis):
+    import re
+
+    return int(re.search(r"used_memory:(\d+)", redis.raw("INFO", "memory"))[1])
+
+
+def _baseline(redis):
+    """
+    What an empty Redis uses, without the latency histogram Redis 7 makes
+    for each command the first time it runs (tens of KB each, for good).
+    """
+    redis.raw("CONFIG", "SET", "latency-tracking", "no")
+    return _used_memory(redis)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_evicts_the_streams_written_longest_ago(own_redis):
+    """
+    On Redis, a weighing past the budget (Redis's used_memory) evicts the
+    streams written longest ago -- every key of each -- until under it, and
+    the store is not full; an evicted room written again begins a new
+    epoch. Only with nothing left to evict is the store full (issue 22,
+    item 4).
+    """
+    from twisted.logger import capturedLogs
+
+    from aleatoria.service import make_store
+
+    from .conftest import connected, redis_config
+
+    budget = await deferToThread(_baseline, own_redis) + 1_200_000
+
+    def store_of(budget):
+        return connected(make_store(redis_config(own_redis.port, **{
+            "max-history-bytes": str(budget)}), reactor))
+
+    store = await store_of(budget)
+    try:
+        body = "x" * 4000
+        first = (await store.save_room_message("room0", _chat(body), 0))[0]
+        for n in range(1, 40):
+            await store.save_room_message(f"room{n}", _chat(body), n)
+        for n in range(60):
+            await store.save_direct_message("alice", f"ghost{n}",
+                                            _chat(body, toUser=f"ghost{n}"))
+        assert await deferToThread(_used_memory, own_redis) > budget + 600_000  # 1.9 MB
+        with capturedLogs() as events:
+            await store.weigh()
+        (told,) = [e for e in events if e["log_format"].startswith("Evicted")]
+        assert told["streams"] == sum(store.evictions.total.values()) > 60
+        # within what the clients' buffers, which come and go, may add
+        assert await deferToThread(_used_memory, own_redis) <= budget + 50_000
+        assert not store.full()
+        assert store.evictions.total["room"] == 40
+        assert store.evictions.total["direct"] > 10 and store.evictions.total["inbox"] > 10
+        keys = ["room:messages:room0", "room:offset:room0", "room:epoch:room0",
+                "dm:alice:ghost0", "inbox:ghost0", "inbox:epoch:ghost0", "inbox:offset:ghost0",
+                "inbox:latest:ghost0", "inbox:conversations:ghost0", "inbox:unread:ghost0"]
+        assert await deferToThread(own_redis.raw, "EXISTS", *keys) == "0"
+        assert len(await store.direct_messages("ghost59", "alice", 10)) == 1
+        assert (await store.inbox_since("alice", 0)).last == 60
+        place = (await store.save_room_message("room0", _chat("again"), 99))[0]
+        assert place.offset == 1 and place.epoch != first.epoch
+    finally:
+        await store.stopService()
+
+    with capturedLogs() as events:
+        store = await store_of(1)
+        await store.weigh()
+        await store.weigh()
+    try:
+        assert store.full()
+        assert len([e for e in events if "no history left" in e["log_format"]]) == 1
+        assert await deferToThread(own_redis.raw, "EXISTS", "room:messages:room0",
+                                   "dm:alice:ghost59", "inbox:alice", "streams") == "0"
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_forgets_expired_streams(own_redis):
+    """The streams Redis expired leave the index of streams at the next write."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    from aleatoria.store.redis import RedisStore
+
+    from .conftest import connected
+
+    store = await connected(RedisStore(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", own_redis.port), "here", reactor,
+        ttl=1, history_size=10))
+    try:
+        await store.save_room_message("gone", _chat("soon"), 1)
+        await store.save_direct_message("alice", "bob", _chat("soon", toUser="bob"))
+        await own_redis.becomes("0", "EXISTS", "room:messages:gone", "inbox:alice")
+        await store.save_room_message("here", _chat("now"), 2)
+        assert await deferToThread(own_redis.raw, "ZRANGE", "streams", "0", "-1") == "room:here"
+    finally:
+        await store.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_user_cannot_fill_the_history_for_everybody(own_redis):
+    """
+    The attack of issue 22, item 4: one user writes 4 000-byte direct
+    messages to made-up users far past --max-history-bytes. Nobody is
+    refused -- the attacker neither -- and once weighed, Redis is back
+    under the budget, the oldest conversations gone and the newest kept.
+    """
+    from .conftest import redis_daemon
+
+    budget = await deferToThread(_baseline, own_redis) + 1_500_000
+    server = await redis_daemon(own_redis.port, **{"max-history-bytes": str(budget)})
+    try:
+        mallory, bob = await server.connect_many("mallory", "bob")
+        body = "x" * 4000
+        for n in range(250):
+            echo = await mallory.request({"type": "chat_message", "toUser": f"made-up{n}",
+                                          "payload": {"content": body}}, "chat_message")
+            assert echo["toUser"] == f"made-up{n}"
+            if n % 50 == 49:
+                await server.store.weigh()
+                await bob.request({"type": "chat_message", "toUser": "mallory",
+                                   "payload": {"content": "still here"}}, "chat_message")
+                await mallory.expect("chat_message")
+        await server.store.weigh()
+        # within what the clients' buffers, which come and go, may add
+        assert await deferToThread(_used_memory, own_redis) <= budget + 50_000
+        oldest, newest = [(await mallory.request(
+            {"type": "get_direct_messages", "payload": {"withUser": user}},
+            "direct_messages"))["payload"]["messages"] for user in ("made-up0", "made-up249")]
+        assert (oldest, len(newest)) == ([], 1)
+        assert server.store.evictions.total["direct"] > 100
+    finally:
+        await stop_server(server)

@@ -88,7 +88,7 @@ async def test_acl_user_and_password(tmp_path):
         try:
             await store.claim("alice")
             await store.join_room("r", "alice")
-            assert await store.room_members("r") == ["alice"]
+            assert await store.room_members("r", 10, "") == (["alice"], 1, None)
         finally:
             await peers.stopService()
             await store.stopService()

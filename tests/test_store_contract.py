@@ -50,6 +50,13 @@ def contents(envelopes):
     return [e.payload["content"] for e in envelopes]
 
 
+async def members(store, room):
+    """All the listed members of C{room} (one page holds them in these tests)."""
+    page, count, following = await store.room_members(room, 1000, "")
+    assert (count, following) == (len(page), None)
+    return page
+
+
 def test_provides_the_interface(store):
     """Every backend fully provides IStore."""
     assert verifyObject(IStore, store)
@@ -63,13 +70,13 @@ async def test_membership_both_ways(store):
     await store.join_room("r", "bob")
     await store.join_room("r", "alice")
     await store.join_room("s", "alice")
-    assert await store.room_members("r") == ["alice", "bob"]
+    assert await members(store, "r") == ["alice", "bob"]
     assert await store.user_rooms("alice") == ["r", "s"]
     await store.leave_room("r", "alice")
-    assert await store.room_members("r") == ["bob"]
+    assert await members(store, "r") == ["bob"]
     assert await store.user_rooms("alice") == ["s"]
     await store.leave_room("r", "bob")
-    assert await store.room_members("r") == []
+    assert await members(store, "r") == []
 
 
 @pytest_twisted.ensureDeferred
@@ -78,7 +85,48 @@ async def test_members_without_a_session_are_not_listed(store):
     await store.claim("alice")
     await store.join_room("r", "alice")
     await store.join_room("r", "ghost")
-    assert await store.room_members("r") == ["alice"]
+    assert await members(store, "r") == ["alice"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_members_are_paged_by_id(store):
+    """
+    A page is up to limit ids in order (of their UTF-8 bytes, the same as of
+    their code points), those after the cursor, whether or not the cursor is
+    a member; with the count of them all and the cursor of the next page.
+    """
+    users = ["zoe", "Zoë", "ébène", "bob", "alice", "carol", "日本"]
+    for user in users:
+        await store.claim(user)
+        await store.join_room("r", user)
+    ordered = sorted(users)
+    assert ordered == sorted(users, key=str.encode)
+    assert await store.room_members("r", 3, "") == (ordered[:3], 7, ordered[2])
+    assert await store.room_members("r", 3, ordered[2]) == (ordered[3:6], 7, ordered[5])
+    assert await store.room_members("r", 3, ordered[5]) == (ordered[6:], 7, None)
+    assert await store.room_members("r", 7, "") == (ordered, 7, None)
+    assert await store.room_members("r", 2, "bz") == (["carol", "zoe"], 7, "zoe")
+    assert await store.room_members("r", 2, "日本") == ([], 7, None)
+    assert await store.room_members("nobody-here", 2, "") == ([], 0, None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_members_leave_the_pages_whenever_their_membership_ends(store):
+    """
+    Leaving, a release, and a claim of the user that ends its earlier
+    session each take the member off the pages and the count.
+    """
+    for user in ("a", "b", "c", "d"):
+        await store.claim(user)
+        await store.join_room("r", user)
+        await store.join_room("s", user)
+    await store.leave_room("r", "a")
+    await store.release("b")
+    await store.claim("c")
+    assert await store.room_members("r", 10, "") == (["d"], 1, None)
+    assert await store.room_members("s", 1, "") == (["a"], 2, "a")
+    await store.join_room("r", "c")
+    assert await store.room_members("r", 10, "a") == (["c", "d"], 2, None)
 
 
 @pytest_twisted.ensureDeferred
@@ -363,7 +411,7 @@ async def test_release_ends_everything_of_the_user(store):
     await offer(store, "bob", "alice")
     await store.pair("bob", "")
     assert await store.release("alice") == "bob"
-    assert await store.room_members("r") == []
+    assert await members(store, "r") == []
     assert await store.user_rooms("alice") == []
     assert await store.match_of("bob") is None
     assert await store.release("alice") is None
@@ -427,3 +475,30 @@ async def test_a_spent_budget_outlives_the_session(store):
     assert 25 < claim.rested_in <= 30
     await store.release("alice")
     assert (await store.claim("alice")).rested_in is None
+
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_resync_lists_the_members_again(own_redis):
+    """
+    After Redis lost everything, a daemon's resync makes its users members
+    again: listed, counted and paged as before.
+    """
+    import json
+
+    from twisted.internet import reactor
+    from twisted.internet.threads import deferToThread
+
+    from aleatoria.store import scripts
+
+    store = await connected(make_store(redis_config(own_redis.port), reactor))
+    try:
+        await store.claim("alice")
+        await store.join_room("r", "alice")
+        await deferToThread(own_redis.raw, "FLUSHALL")
+        assert await store.room_members("r", 10, "") == ([], 0, None)
+        await store.run(scripts.RESYNC, store.node, json.dumps({"alice": ["r"], "bob": ["r"]}),
+                        60_000)
+        assert await store.room_members("r", 1, "") == (["alice"], 2, "alice")
+    finally:
+        await store.stopService()

@@ -20,7 +20,7 @@ from ..messages import (
     valid_user_id,
 )
 from .chat import check_content, check_room_for_history, confirm
-from .rooms import ROOM_RULE, page_of
+from .rooms import ROOM_RULE
 
 MAX_REASON = 123
 """Bytes of a close reason: what a WebSocket close frame has room for."""
@@ -128,8 +128,8 @@ class Admin:
         """One page of the members of C{room} on every daemon, as clients page them."""
         if not valid_room(room):
             raise Invalid(ROOM_RULE)
-        members = await self._read(self._store.room_members(room), "room_members")
-        page, count, following = page_of(members, limit, after)
+        page, count, following = await self._read(self._store.room_members(room, limit, after),
+                                                  "room_members")
         answer = {"room": room, "members": page, "count": count}
         if following:
             answer["next"] = following

@@ -3,7 +3,6 @@ Rooms: membership of this daemon's connections, joining and leaving,
 presence (C{user_joined} / C{user_left}), room chat and room history.
 """
 
-import bisect
 from dataclasses import dataclass
 
 from msgspec.structs import replace
@@ -97,8 +96,7 @@ class Rooms:
         self._member_of(conn, room, "get_room_members")
         if limit < 1:
             raise Invalid("limit must be at least 1.")
-        d = self._store.room_members(room)
-        d.addCallback(page_of, min(limit, MAX_MEMBERS_PAGE), after)
+        d = self._store.room_members(room, min(limit, MAX_MEMBERS_PAGE), after)
         return self._out.watch(d, "room_members", conn, asked=True)
 
     def history(self, conn, room, limit, before=""):
@@ -264,10 +262,3 @@ class Rooms:
             return
         self._out.fan_out([u for u in members if u != but], envelope)
 
-
-def page_of(members, limit, after):
-    """One page of the sorted C{members}: those after C{after}, and the count."""
-    start = bisect.bisect_right(members, after) if after else 0
-    page = members[start:start + limit]
-    more = start + limit < len(members)
-    return page, len(members), page[-1] if more and page else None

@@ -10,6 +10,7 @@ session is this daemon's.
 
 import random
 from bisect import bisect_left, bisect_right, insort
+from collections import OrderedDict
 
 from msgspec.structs import replace
 from twisted.application.service import Service
@@ -23,6 +24,7 @@ from ..membership import Membership
 from ..messages import SYSTEM, encode
 from ..reporting import guarded
 from . import Claim, Place, direct_key
+from .evictions import Evictions
 from .inbox import Inbox, Numbering, numbered, since
 
 
@@ -70,7 +72,46 @@ class _Pool:
         return None
 
 
+class _Rosters:
+    """
+    Each room's members that have a session, sorted: a page of them costs
+    its size (and a binary search), not the room's.
+    """
+
+    def __init__(self):
+        self._rooms = {}
+
+    def add(self, room, user):
+        members = self._rooms.setdefault(room, [])
+        at = bisect_left(members, user)
+        if at == len(members) or members[at] != user:
+            members.insert(at, user)
+
+    def discard(self, room, user):
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        at = bisect_left(members, user)
+        if at < len(members) and members[at] == user:
+            del members[at]
+            if not members:
+                del self._rooms[room]
+
+    def count(self, room):
+        return len(self._rooms.get(room, ()))
+
+    def page(self, room, limit, after):
+        """Up to C{limit} members after C{after}; the count; the next page's C{after}."""
+        members = self._rooms.get(room, [])
+        start = bisect_right(members, after) if after else 0
+        page = members[start:start + limit]
+        return page, len(members), page[-1] if start + limit < len(members) else None
+
+
 SWEEP_SECONDS = 60
+TELL_SECONDS = 5
+"""How often evictions, if any, are told (one line sums them up)."""
+_KINDS = {"room": "room", "dm": "direct", "inbox": "inbox"}
 
 
 @implementer(IStore)
@@ -80,6 +121,9 @@ class MemoryStore(Service):
     @param ttl: seconds a history lives after its last write.
     @param history_size: messages kept per room and per conversation.
     @param report: where a failing sweep is reported (it keeps running).
+    @param max_bytes: what kept messages may weigh, encoded (a direct
+        message once, though the pair's history and each inbox keep it):
+        past it, the streams last written longest ago are evicted.
     """
 
     kind = "memory"
@@ -90,16 +134,20 @@ class MemoryStore(Service):
         self._seconds = clock.seconds
         self._sweeper = LoopingCall(guarded(self.expire, report, "memory_expire"))
         self._sweeper.clock = clock
+        self._teller = LoopingCall(guarded(self._tell, report, "memory_evictions"))
+        self._teller.clock = clock
         self._ttl = ttl
         self._history_size = history_size
         self._rng = rng or random.Random()
         self._membership = Membership()
+        self._rosters = _Rosters()
         self._room_history = {}
         self._direct_history = {}
         self._inboxes = {}
         self._numbering = {}
         """Each room's stream numbering (an inbox numbers its own)."""
-        self._expiry = {}
+        self._expiry = OrderedDict()
+        """Each stream's deadline, in the order of their last write."""
         self._pool = _Pool()
         self._waiting = set()
         self._matches = {}
@@ -108,28 +156,40 @@ class MemoryStore(Service):
         self._max_bytes = max_bytes
         self._bytes = 0
         """What the kept messages weigh, encoded."""
+        self._copies = {}
+        """
+        Per direct message kept (by its payload, which every copy shares):
+        the copies left and what it weighs, counted once.
+        """
+        self.evictions = Evictions()
 
     def startService(self):
         super().startService()
         self._sweeper.start(SWEEP_SECONDS, now=False)
+        if self._max_bytes is not None:
+            self._teller.start(TELL_SECONDS, now=False)
 
     def stopService(self):
         super().stopService()
         self._sweeper.stop()
+        if self._teller.running:
+            self._teller.stop()
 
     # Rooms
 
     def join_room(self, room, user):
         self._membership.add(room, user)
+        if user in self._sessions:
+            self._rosters.add(room, user)
         return succeed(None)
 
     def leave_room(self, room, user):
         self._membership.discard(room, user)
+        self._rosters.discard(room, user)
         return succeed(None)
 
-    def room_members(self, room):
-        members = self._membership.members(room)
-        return succeed(sorted(u for u in members if u in self._sessions))
+    def room_members(self, room, limit, after):
+        return succeed(self._rosters.page(room, limit, after))
 
     def user_rooms(self, user):
         return succeed(sorted(self._membership.rooms_of(user)))
@@ -137,8 +197,7 @@ class MemoryStore(Service):
     def rooms(self, limit, after):
         names = sorted(self._membership.rooms())
         start = bisect_right(names, after) if after else 0
-        page = [(room, len(self._membership.members(room)))
-                for room in names[start:start + limit]]
+        page = [(room, self._rosters.count(room)) for room in names[start:start + limit]]
         return succeed((page, len(names)))
 
     def whereabouts(self, user):
@@ -158,7 +217,9 @@ class MemoryStore(Service):
         message = numbered(envelope, place)
         insort(history, (at_ns, message), key=_time_of)
         self._bytes += _weight(message)
-        self._trim(history, lambda entry: entry[1])
+        for _, dropped in self._trim(history):
+            self._bytes -= _weight(dropped)
+        self._evict({key})
         return succeed((place, 0))
 
     def room_messages(self, room, limit, before_ns=None):
@@ -180,21 +241,24 @@ class MemoryStore(Service):
         (C{system} has none); fire with the L{Place} in each inbox, and 0:
         nothing was announced (C{announce} is for shared stores).
         """
-        places = {}
+        key = ("dm", direct_key(sender, recipient))
+        history = self._live(key, self._direct_history, list)
+        written, places, dropped = {key}, {}, []
         for user, partner in ((sender, recipient), (recipient, sender)):
             if user == SYSTEM:
                 continue
+            written.add(("inbox", user))
             inbox = self._live(("inbox", user), self._inboxes,
                                lambda: Inbox(self._history_size))
-            message, dropped = inbox.add(partner, envelope, incoming=user == recipient)
-            self._bytes += _weight(message) - sum(_weight(e) for e in dropped)
+            message, gone = inbox.add(partner, envelope, incoming=user == recipient)
+            dropped += gone
             places[user] = Place(message.offset, message.epoch)
-        key = ("dm", direct_key(sender, recipient))
-        history = self._live(key, self._direct_history, list)
         kept = replace(envelope, positions={u: p.offset for u, p in places.items()})
         history.append(kept)
-        self._bytes += _weight(kept)
-        self._trim(history, lambda entry: entry)
+        self._share(envelope, 1 + len(places))
+        for copy in dropped + self._trim(history):
+            self._unshare(copy)
+        self._evict(written)
         return succeed((places, 0))
 
     def inbox_since(self, user, offset):
@@ -217,14 +281,59 @@ class MemoryStore(Service):
             unread += message.fromUser == partner
         return succeed(inbox.mark_read(partner, unread))
 
-    def _trim(self, history, envelope_of):
-        """Keep the newest C{history_size} entries, and account for the rest."""
+    def _trim(self, history):
+        """Keep the newest C{history_size} entries; the others, dropped."""
         dropped = history[: -self._history_size]
-        self._bytes -= sum(_weight(envelope_of(entry)) for entry in dropped)
         del history[: -self._history_size]
+        return dropped
+
+    def _share(self, envelope, copies):
+        """C{envelope} is kept in so many C{copies}: it weighs once, whatever their number."""
+        shared = id(envelope.payload)
+        held = self._copies.get(shared)
+        if held is None:
+            weight = _weight(envelope)
+            self._copies[shared] = (copies, weight)
+            self._bytes += weight
+        else:
+            self._copies[shared] = (held[0] + copies, held[1])
+
+    def _unshare(self, copy):
+        """One copy of a direct message is gone; with the last, its weight."""
+        shared = id(copy.payload)
+        left, weight = self._copies[shared]
+        if left > 1:
+            self._copies[shared] = (left - 1, weight)
+        else:
+            del self._copies[shared]
+            self._bytes -= weight
+
+    def _evict(self, written):
+        """
+        Past the budget, forget the streams last written longest ago (never
+        those just C{written}) until back under it.
+        """
+        if self._max_bytes is None:
+            return
+        now = self._seconds()
+        while self._bytes > self._max_bytes:
+            oldest = next((key for key in self._expiry if key not in written), None)
+            if oldest is None:
+                return
+            deadline = self._expiry[oldest]
+            self._forget(oldest)
+            if deadline > now:
+                self.evictions.add(_KINDS[oldest[0]], now - (deadline - self._ttl))
+
+    def _tell(self):
+        self.evictions.tell(self._bytes, self._max_bytes)
 
     def full(self):
-        return self._max_bytes is not None and self._bytes >= self._max_bytes
+        """
+        Never: every byte the budget counts is a stream's, and streams are
+        evicted (the oldest first) rather than chat refused.
+        """
+        return False
 
     def direct_messages(self, user_a, user_b, limit):
         key = ("dm", direct_key(user_a, user_b))
@@ -248,17 +357,19 @@ class MemoryStore(Service):
         if create is None:
             return table.get(key, None if table is self._inboxes else [])
         self._expiry[key] = now + self._ttl
+        self._expiry.move_to_end(key)
         return table.setdefault(key, create())
 
     def _forget(self, key):
         del self._expiry[key]
         for entry in self._room_history.pop(key, ()):
             self._bytes -= _weight(entry[1])
-        for envelope in self._direct_history.pop(key, ()):
-            self._bytes -= _weight(envelope)
+        for copy in self._direct_history.pop(key, ()):
+            self._unshare(copy)
         inbox = self._inboxes.pop(key, None)
         if inbox is not None:
-            self._bytes -= sum(_weight(e) for e in inbox.messages)
+            for copy in inbox.messages:
+                self._unshare(copy)
         self._numbering.pop(key, None)
 
     def expire(self):
@@ -273,7 +384,8 @@ class MemoryStore(Service):
         for key in gone:
             self._forget(key)
         if len(gone) > len(self._expiry):
-            self._expiry = dict(self._expiry)
+            self._expiry = OrderedDict(self._expiry)
+            self._copies = dict(self._copies)
             self._room_history = dict(self._room_history)
             self._direct_history = dict(self._direct_history)
             self._inboxes = dict(self._inboxes)
@@ -300,6 +412,7 @@ class MemoryStore(Service):
     def _end_session(self, user):
         for room in list(self._membership.rooms_of(user)):
             self._membership.discard(room, user)
+            self._rosters.discard(room, user)
         self._waiting.discard(user)
         self._pool.discard(user)
         return self._end_match(user)

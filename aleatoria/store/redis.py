@@ -10,12 +10,12 @@ while Redis is unreachable, times them out and bounds how many wait.
 
 import math
 import random
-import re
 import uuid
 from typing import NamedTuple
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -24,10 +24,13 @@ from ..matchmaking import Match, Pairing
 from ..messages import InvalidMessage, decode_stored, encode
 from . import Claim, Conversation, Place, Since, direct_key, scripts
 from .commands import Commands
+from .evictions import KINDS, Evictions
 from .inbox import new_epoch, numbered
 
 WEIGH_SECONDS = 5
 """How often a store with a byte quota asks Redis how much memory it uses."""
+EVICT_BATCH = 100
+"""Streams one eviction evicts at most, before Redis is weighed again."""
 
 
 @implementer(IStore)
@@ -47,6 +50,8 @@ class RedisStore(MultiService):
     @param node: this daemon's id among those sharing the Redis (random).
     @param report: the daemon's L{aleatoria.reporting.Report}, which hears
         of the link going down (a warning) and up (a breadcrumb).
+    @param max_bytes: what Redis's C{used_memory} may be: past it, the
+        streams last written longest ago are evicted.
     """
 
     kind = "redis"
@@ -67,33 +72,68 @@ class RedisStore(MultiService):
         self._rng = random.Random()
         self._max_bytes = max_bytes
         self._used = 0
-        """Redis's used_memory when last weighed (every L{WEIGH_SECONDS})."""
+        """
+        Redis's used_memory when last weighed (every L{WEIGH_SECONDS}), less
+        what it evicted then (freed in the background).
+        """
+        self._evictable = 0
+        """Streams Redis keeps, when last weighed: what could be evicted."""
+        self._weighing = DeferredLock()
+        self._refusing = False
+        self.evictions = Evictions()
         if max_bytes is not None:
-            TimerService(WEIGH_SECONDS, self._weigh).setServiceParent(self)
-            self.commands.watch(lambda up: self._weigh() if up else None)
+            TimerService(WEIGH_SECONDS, self.weigh).setServiceParent(self)
+            self.commands.watch(lambda up: self.weigh() if up else None)
 
     @property
     def connected(self):
         return self.commands.connected
 
     def full(self):
-        return self._max_bytes is not None and self._used >= self._max_bytes
+        """Whether Redis weighed more than the budget with no stream left to evict."""
+        return (self._max_bytes is not None and self._used >= self._max_bytes
+                and not self._evictable)
 
-    def _weigh(self):
-        """How much memory Redis uses (history and all): C{INFO memory}."""
-        d = self.commands.call("execute_command", "INFO", "memory")
-        d.addCallback(self._weighed)
+    def weigh(self):
+        """
+        How much memory Redis uses (history and all: C{INFO memory}); past
+        the budget, evict the streams written longest ago, a batch at a
+        time, weighing again after each, until under it or none is left.
+        One weighing at a time.
+        """
+        d = self._weighing.run(lambda: Deferred.fromCoroutine(self._evict()))
         return d.addErrback(self._not_weighed)
+
+    async def _evict(self):
+        try:
+            while True:
+                reply = [int(value) for value in await self._library(
+                    scripts.EVICT, self._max_bytes, EVICT_BATCH)]
+                self._used, *evicted, self._evictable, age = reply
+                for kind, count in zip(KINDS, evicted, strict=True):
+                    self.evictions.add(kind, age / 1000, count)
+                if self._used <= self._max_bytes or not self._evictable:
+                    return
+        finally:
+            self.evictions.tell(self._used, self._max_bytes)
+            self._tell_full()
+
+    def _tell_full(self):
+        """Say when chat begins to be refused for want of history to evict, and when it ends."""
+        full = self.full()
+        if full and not self._refusing:
+            self._log.warn(
+                "Redis uses {used} bytes, past --max-history-bytes ({budget}), with no "
+                "history left to evict: chat is refused (quota_exceeded) until it is under",
+                used=self._used, budget=self._max_bytes)
+        elif self._refusing and not full:
+            self._log.info("Redis is under --max-history-bytes again: chat is stored again")
+        self._refusing = full
 
     def _not_weighed(self, failure):
         """An outage is told elsewhere; anything else is a bug to log. Weigh on, anyway."""
         if not failure.check(StoreUnavailable):
             self._log.failure("Weighing Redis failed", failure)
-
-    def _weighed(self, info):
-        found = re.search(r"^used_memory:(\d+)", _text(info), re.M)
-        if found:
-            self._used = int(found[1])
 
     @property
     def link(self):
@@ -140,11 +180,17 @@ class RedisStore(MultiService):
 
     def _membership_keys(self, room, user):
         return [self._key("room", "members", room), self._key("user", "rooms", user),
-                self._key("rooms")]
+                self._key("rooms"), self._key("room", "live", room),
+                self._key("presence", user)]
 
-    def room_members(self, room):
-        """The members of C{room} whose daemon is alive."""
-        return self._library(scripts.ROOM_MEMBERS, room).addCallback(sorted)
+    def room_members(self, room, limit, after):
+        """
+        A page of C{room:live:{room}}: the members with a session, which
+        every change of membership keeps (a dead daemon's leave it when
+        they are reaped).
+        """
+        d = self._script(scripts.ROOM_MEMBERS, [self._key("room", "live", room)], [limit, after])
+        return d.addCallback(_page, limit)
 
     def user_rooms(self, user):
         return self.commands.call("smembers", self._key("user", "rooms", user)).addCallback(sorted)
@@ -299,6 +345,12 @@ def _places(reply, sender, recipient):
     if int(reply[0]):
         places[sender] = Place(int(reply[0]), _text(reply[1]))
     return places, int(reply[4])
+
+
+def _page(reply, limit):
+    """A page of members (see L{scripts.ROOM_MEMBERS}): the page, the count, the next cursor."""
+    page = reply[1 : limit + 1]
+    return page, int(reply[0]), page[-1] if len(reply) > limit + 1 else None
 
 
 def _pairing(reply):

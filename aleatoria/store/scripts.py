@@ -12,12 +12,15 @@ JOIN = """
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
+-- the live members, by id: those with a session (KEYS[5], its presence)
+if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('ZADD', KEYS[4], 0, ARGV[1]) end
 """
 
 LEAVE = """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 if redis.call('SCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[2]) end
+redis.call('ZREM', KEYS[4], ARGV[1])
 """
 
 LIBRARY = """
@@ -66,6 +69,7 @@ local function end_session(user)
     local members = P .. 'room:members:' .. room
     redis.call('SREM', members, user)
     if redis.call('SCARD', members) == 0 then redis.call('ZREM', ROOMS, room) end
+    redis.call('ZREM', P .. 'room:live:' .. room, user)
   end
   redis.call('DEL', rooms)
   redis.call('SREM', POOL, user)
@@ -113,6 +117,26 @@ local function to_owner(channels, user, post)
   if redis.call('PUBLISH', channels .. owner, post) == 0 then return -1 end
   return 1
 end
+
+-- The streams by their last write (ms): 'room:' .. room, 'dm:..' (a pair's
+-- history key), 'inbox:' .. id(user). Past the history budget the oldest
+-- are evicted (EVICT); those expired leave at every write.
+local WRITTEN = P .. 'streams'
+
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+local function written(ttl, streams)
+  local ms = now_ms()
+  for _, stream in ipairs(streams) do redis.call('ZADD', WRITTEN, ms, stream) end
+  redis.call('ZREMRANGEBYSCORE', WRITTEN, '-inf', '(' .. (ms - tonumber(ttl) * 1000))
+end
+
+local function room_keys(room)
+  return P .. 'room:messages:' .. room, P .. 'room:offset:' .. room, P .. 'room:epoch:' .. room
+end
 """
 
 SAVE_ROOM = STREAMS + """
@@ -128,6 +152,7 @@ local message = with_place(ARGV[4], offset, epoch)
 redis.call('ZADD', history, ARGV[3], message)
 redis.call('ZREMRANGEBYRANK', history, 0, -(tonumber(ARGV[5]) + 1))
 for _, key in ipairs({history, counter, epochs}) do redis.call('EXPIRE', key, ARGV[6]) end
+written(ARGV[6], {'room:' .. room})
 local deaf = 0
 if ARGV[8] ~= '' then
   for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
@@ -178,11 +203,53 @@ local kept = string.sub(ARGV[4], 1, -2) .. ',"positions":{' .. table.concat(posi
 redis.call('RPUSH', ARGV[8], kept)
 redis.call('LTRIM', ARGV[8], -size, -1)
 redis.call('EXPIRE', ARGV[8], ttl)
+written(ttl, {string.sub(ARGV[8], #P + 1), 'inbox:' .. id(recipient),
+              to_sender and 'inbox:' .. id(sender) or nil})
 if ARGV[9] ~= '' then
   reply[5] = to_owner(ARGV[9], recipient, ARGV[11] .. to_recipient .. ARGV[12])
   if to_sender then to_owner(ARGV[9], sender, ARGV[10] .. to_sender .. ARGV[12]) end
 end
 return reply
+"""
+
+EVICT = STREAMS + """
+-- ARGV[2] the budget (bytes of Redis's used_memory), [3] the most streams
+-- to evict. Past the budget, evict the streams written longest ago -- every
+-- key of each, unlinked (freed in the background) -- until what they used
+-- (MEMORY USAGE: an estimate) makes up the excess. {used_memory, less what
+-- was evicted; rooms, conversations, inboxes evicted; streams left; ms
+-- since the newest evicted was written}
+local info = redis.call('INFO', 'memory')
+local used = tonumber(string.match(info, 'used_memory:(%d+)'))
+-- while Redis frees what the last eviction unlinked, what it left instead
+local WEIGHT = P .. 'streams:weight'
+if tonumber(string.match(info, 'lazyfree_pending_objects:(%d+)') or '0') > 0 then
+  used = math.min(used, tonumber(redis.call('GET', WEIGHT) or used))
+end
+local budget = tonumber(ARGV[2])
+local evicted, age = {room = 0, dm = 0, inbox = 0}, 0
+if used > budget then
+  local ms = now_ms()
+  local oldest = redis.call('ZRANGE', WRITTEN, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+  for i = 1, #oldest, 2 do
+    local stream = oldest[i]
+    local kind, name = string.match(stream, '^(%a+):(.*)$')
+    local keys = {P .. stream}
+    if kind == 'room' then keys = {room_keys(name)}
+    elseif kind == 'inbox' then keys = {inbox_keys(name)} end
+    for _, key in ipairs(keys) do
+      used = used - (redis.call('MEMORY', 'USAGE', key) or 0)
+    end
+    redis.call('ZREM', WRITTEN, stream)
+    if redis.call('UNLINK', unpack(keys)) > 0 then
+      evicted[kind] = evicted[kind] + 1
+      age = ms - tonumber(oldest[i + 1])
+    end
+    if used <= budget then break end
+  end
+  redis.call('SET', WEIGHT, used, 'PX', 1000)
+end
+return {used, evicted.room, evicted.dm, evicted.inbox, redis.call('ZCARD', WRITTEN), age}
 """
 
 ROOM_SINCE = STREAMS + """
@@ -353,12 +420,14 @@ end_match(ARGV[2])
 return 1
 """
 
-ROOM_MEMBERS = LIBRARY + """
-local members = {}
-for _, user in ipairs(redis.call('SMEMBERS', P .. 'room:members:' .. ARGV[2])) do
-  if alive(user) then members[#members + 1] = user end
-end
-return members
+ROOM_MEMBERS = """
+-- KEYS[1] a room's live members; ARGV[1] the page size, ARGV[2] the member
+-- after which it starts ('' from the first). {members in all, then the
+-- page and the first member of the next one, if any}
+local low = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+local page = redis.call('ZRANGEBYLEX', KEYS[1], low, '+', 'LIMIT', 0, tonumber(ARGV[1]) + 1)
+table.insert(page, 1, redis.call('ZCARD', KEYS[1]))
+return page
 """
 
 ROOMS_PAGE = LIBRARY + """
@@ -368,7 +437,7 @@ local low = ARGV[3] == '' and '-' or '(' .. ARGV[3]
 local page = {redis.call('ZCARD', ROOMS)}
 for _, room in ipairs(redis.call('ZRANGEBYLEX', ROOMS, low, '+', 'LIMIT', 0, ARGV[2])) do
   page[#page + 1] = room
-  page[#page + 1] = redis.call('SCARD', P .. 'room:members:' .. room)
+  page[#page + 1] = redis.call('ZCARD', P .. 'room:live:' .. room)
 end
 return page
 """
@@ -488,6 +557,7 @@ for user, rooms in pairs(here) do
       redis.call('SADD', P .. 'room:members:' .. room, user)
       redis.call('SADD', P .. 'user:rooms:' .. user, room)
       redis.call('ZADD', ROOMS, 0, room)
+      redis.call('ZADD', P .. 'room:live:' .. room, 0, user)
     end
   end
 end
@@ -500,7 +570,7 @@ redis.call('DEL', ARGV[1] .. 'node:' .. ARGV[2], ARGV[1] .. 'node:' .. ARGV[2] .
 redis.call('SREM', ARGV[1] .. 'nodes', ARGV[2])
 """
 
-SCRIPTS = (SAVE_ROOM, SAVE_DIRECT, ROOM_SINCE, INBOX_SINCE, CONVERSATIONS, MARK_READ,
+SCRIPTS = (SAVE_ROOM, SAVE_DIRECT, EVICT, ROOM_SINCE, INBOX_SINCE, CONVERSATIONS, MARK_READ,
            DIRECT_MESSAGES, JOIN, LEAVE, CLAIM, RELEASE, OFFER, WITHDRAW, PAIR, HANG_UP,
            ROOM_MEMBERS, ROOMS_PAGE, WHEREABOUTS, DAEMONS, HEARTBEAT, REAP, PUBLISH_TO_OWNER,
            PUBLISH_TO_ALL, RESYNC, LEAVE_PEERS)
