@@ -217,3 +217,32 @@ def test_by_default_one_address_fills_no_more_than_a_share_of_the_history_in_a_d
         clock.advance(4)
     assert kept <= 25 * defaults.address_stored_bytes_per_hour
     assert 3 * kept < defaults.max_history_bytes
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_server_api_has_no_share():
+    """
+    The server API speaks as C{system}, from no client address: what it
+    posts counts against no share, while a client's is used up already.
+    """
+    from .test_api import api_server, call
+
+    one = {what: "1" for what in ("stored-per-hour", "stored-bytes-per-hour",
+                                  "address-stored-per-hour", "address-stored-bytes-per-hour")}
+    server = await api_server(**one)
+    try:
+        bob = await server.connect("bob", room="r")
+        assert await answer(bob, to_room("r", "mine")) == "quota_exceeded"
+        for n in range(3):
+            status, _, _ = await call(server, "POST", "/api/v1/publish",
+                                      {"room": "r", "content": f"news {n}"})
+            assert status == 200
+            status, _, _ = await call(server, "POST", "/api/v1/send",
+                                      {"toUser": "bob", "content": f"note {n}"})
+            assert status == 200
+        history = await bob.request({"type": "get_direct_messages",
+                                     "payload": {"withUser": "system"}}, "direct_messages",
+                                    skip=("chat_message",))
+        assert len(history["payload"]["messages"]) == 3
+    finally:
+        await stop_server(server)
