@@ -101,6 +101,9 @@ SETTINGS = (
     Setting("max-rooms-total", "ALEATORIA_MAX_ROOMS_TOTAL", 100000, values.whole(1),
             "Rooms with members there may be (on one daemon); joining a new one past "
             "it: quota_exceeded"),
+    Setting("max-rooms-per-address", "ALEATORIA_MAX_ROOMS_PER_ADDRESS", 1000, values.whole(1),
+            "Rooms the users of one client address may have opened (joined while empty, "
+            "on one daemon) that have members still; opening one more: quota_exceeded"),
     Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, values.whole(0),
             "Members of a room (on one daemon) up to which they hear each other "
             "join and leave; in larger rooms, get_room_members pages through them"),
@@ -119,6 +122,22 @@ SETTINGS = (
     Setting("conversations-per-hour", "ALEATORIA_CONVERSATIONS_PER_HOUR", 100, values.whole(1),
             "Users one user may start writing direct messages to in an hour; past "
             "it, quota_exceeded"),
+    Setting("stored-bytes-per-hour", "ALEATORIA_STORED_BYTES_PER_HOUR", 2 * 1024 * 1024,
+            values.whole(1),
+            "Bytes of chat messages (each weighed encoded, once) one user may have stored "
+            "an hour; past it, quota_exceeded"),
+    Setting("address-stored-per-hour", "ALEATORIA_ADDRESS_STORED_PER_HOUR", 10000,
+            values.whole(1),
+            "Chat messages all the users of one client address may have stored an hour, "
+            "unless ids come from tokens (JWT); past it, quota_exceeded"),
+    Setting("address-stored-bytes-per-hour", "ALEATORIA_ADDRESS_STORED_BYTES_PER_HOUR",
+            8 * 1024 * 1024, values.whole(1),
+            "Bytes of chat messages all the users of one client address may have stored "
+            "an hour, unless ids come from tokens (JWT); past it, quota_exceeded"),
+    Setting("address-conversations-per-hour", "ALEATORIA_ADDRESS_CONVERSATIONS_PER_HOUR",
+            1000, values.whole(1),
+            "Users all the users of one client address may start writing direct messages "
+            "to in an hour, unless ids come from tokens (JWT); past it, quota_exceeded"),
     Setting("address-rate", "ALEATORIA_ADDRESS_RATE", 200.0,
             values.number(0, what="a number of messages"),
             "Messages a second all the users of one client address may send together, "

@@ -6,6 +6,7 @@ counters, no I/O: the protocol and the reporter apply them.
 """
 
 import collections
+from dataclasses import asdict, dataclass
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -31,15 +32,19 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = seconds()
 
-    def take(self):
-        """Take a token: 0 if there was one, else the seconds until there is."""
+    def take(self, amount=1):
+        """Take C{amount} tokens: 0 if there were, else the seconds until there are."""
         now = self._seconds()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if self._tokens >= amount:
+            self._tokens -= amount
             return 0
-        return (1 - self._tokens) / self._rate
+        return (amount - self._tokens) / self._rate
+
+    def holds(self, amount, now):
+        """Whether C{amount} tokens are (or would be by C{now}) there to take."""
+        return min(self._burst, self._tokens + (now - self._last) * self._rate) >= amount
 
 
     def rested_in(self, now):
@@ -75,13 +80,20 @@ class KeyedBuckets:
         self._refill = burst / rate
         self._swept = seconds()
 
-    def take(self, key):
-        """Take a token of C{key}'s: 0 if there was one, else the seconds until there is."""
+    def take(self, key, amount=1):
+        """Take C{amount} of C{key}'s tokens: 0 if there were, else the seconds until there are."""
         bucket = self._buckets.get(key)
         if bucket is None:
             self._sweep()
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
-        return bucket.take()
+        return bucket.take(amount)
+
+    def holds(self, key, amount):
+        """Whether C{key} has C{amount} tokens to take."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return self._burst >= amount
+        return bucket.holds(amount, self._seconds())
 
     def __len__(self):
         return len(self._buckets)
@@ -108,42 +120,90 @@ class KeyedBuckets:
 _HOUR = 3600
 
 
-class Quotas:
+@dataclass(frozen=True)
+class Shares:
+    """What one user, or one client address, may have stored an hour."""
+
+    messages: int
+    """Chat messages, in room history or for a direct message's recipient."""
+    bytes: int
+    """What those messages weigh, each encoded, once: however many copies are kept."""
+    conversations: int
+    """Users newly written to (L{Quotas.charge})."""
+
+
+class OverQuota(Exception):
     """
-    What one user may leave behind, per hour: messages stored (in room
-    history or for a direct message's recipient), and new direct-message
-    conversations. Each is a L{KeyedBuckets} of C{n} an hour that may all
-    be spent at once. Counted on each daemon.
+    A share is used up: C{what} (C{messages}, C{bytes} or C{conversations})
+    of C{whose} (C{user} or C{address}).
     """
 
-    def __init__(self, stored_per_hour, conversations_per_hour, seconds):
-        self._stored = KeyedBuckets(stored_per_hour / _HOUR, stored_per_hour, seconds)
-        self._conversations = KeyedBuckets(
-            conversations_per_hour / _HOUR, conversations_per_hour, seconds)
+    def __init__(self, what, whose):
+        super().__init__(what, whose)
+        self.what = what
+        self.whose = whose
+
+
+class Quotas:
+    """
+    What one user may leave behind, per hour -- and where ids are free (a
+    client names itself, or the server names any newcomer), what all the
+    users of one client address may leave together: its L{Shares}, each a
+    L{KeyedBuckets} of C{n} an hour that may all be spent at once. Counted
+    on each daemon.
+
+    @param per_user: the L{Shares} of each user.
+    @param per_address: the L{Shares} of each address; C{None} when ids
+        are not free (tokens), and an address is not counted.
+    @param seconds: the clock.
+    """
+
+    def __init__(self, per_user, per_address, seconds):
+        self._shares = {"user": _hourly(per_user, seconds)}
+        if per_address is not None:
+            self._shares["address"] = _hourly(per_address, seconds)
         self._recent = {}
         self._seconds = seconds
         self._swept = seconds()
 
-    def may_store(self, user):
-        """Spend one stored message of C{user}'s; whether there was one."""
-        return not self._stored.take(user)
-
-    def may_write_to(self, user, peer):
+    def charge(self, user, address, size, to_user=""):
         """
-        Whether C{user} may message C{peer}: always within a conversation
-        of the last hour, else at the cost of a new one.
+        Charge storing one message of C{size} bytes from C{user} at
+        C{address} -- a direct message to C{to_user} costs a conversation
+        too, unless C{user} started writing to it within the hour: all of
+        it, or nothing when a share is short.
+
+        @raise OverQuota: naming the share that is short.
         """
         now = self._seconds()
+        new = bool(to_user) and not self._lately(user, to_user, now)
+        owners = {"user": user, "address": address}
+        costs = (("conversations", int(new)), ("messages", 1), ("bytes", size))
+        charges = []
+        for whose, shares in self._shares.items():
+            for what, amount in costs:
+                if amount:
+                    if not shares[what].holds(owners[whose], amount):
+                        raise OverQuota(what, whose)
+                    charges.append((shares[what], owners[whose], amount))
+        for buckets, owner, amount in charges:
+            buckets.take(owner, amount)
+        if new:
+            self._started(user, to_user, now)
+
+    def _lately(self, user, peer, now):
         started = self._recent.get((user, peer))
-        if started is not None and now - started < _HOUR:
-            return True
-        if self._conversations.take(user):
-            return False
+        return started is not None and now - started < _HOUR
+
+    def _started(self, user, peer, now):
         self._recent[(user, peer)] = now
         if now - self._swept >= _HOUR:
             self._swept = now
             self._recent = {k: t for k, t in self._recent.items() if now - t < _HOUR}
-        return True
+
+
+def _hourly(shares, seconds):
+    return {what: KeyedBuckets(n / _HOUR, n, seconds) for what, n in asdict(shares).items()}
 
 
 class Summary:

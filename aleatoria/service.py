@@ -23,7 +23,7 @@ from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
 from .hub.rooms import RoomQuota
-from .limits import KeyedBuckets, Quotas
+from .limits import KeyedBuckets, Quotas, Shares
 from .metrics import Metrics
 from .peers import LonePeers
 from .peers.redis import RedisPeers
@@ -87,9 +87,9 @@ def make_service(config, reactor=None, worker=None, arguments=()):
               metrics=metrics, max_content=config.max_content_length,
               max_rooms=config.max_rooms, presence_limit=config.presence_limit,
               signaling=config.signaling,
-              quotas=Quotas(config.stored_per_hour, config.conversations_per_hour,
-                            reactor.seconds),
-              room_quota=RoomQuota(config.max_rooms_total, config.max_room_members))
+              quotas=quotas(config, reactor.seconds),
+              room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
+                                   config.max_rooms_per_address))
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)
@@ -121,6 +121,22 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     listener.setName("listener")
     listener.setServiceParent(top)
     return top
+
+
+def quotas(config, seconds):
+    """
+    What each user may store, and -- where ids cost nothing to make (a
+    client names itself, or the server names any newcomer) -- what the
+    users of one client address may store together. With tokens, ids are
+    the app's, and users who share an address (an office, a carrier's
+    NAT) do not share a quota.
+    """
+    per_user = Shares(config.stored_per_hour, config.stored_bytes_per_hour,
+                      config.conversations_per_hour)
+    per_address = Shares(config.address_stored_per_hour, config.address_stored_bytes_per_hour,
+                         config.address_conversations_per_hour)
+    tokens = bool(config.jwt_secret or config.jwt_public_key_file)
+    return Quotas(per_user, None if tokens else per_address, seconds)
 
 
 def announce(config):

@@ -118,7 +118,11 @@ class Daemon:
                  "--rate-limit", "1000", "--rate-burst", "1000",
                  "--address-rate", "1000000", "--address-burst", "1000000",
                  "--connect-rate", "1000000", "--connect-burst", "1000000",
-                 "--stored-per-hour", "1000000", "--conversations-per-hour", "1000000"],
+                 "--stored-per-hour", "1000000", "--conversations-per-hour", "1000000",
+                 "--address-stored-per-hour", "1000000",
+                 "--address-conversations-per-hour", "1000000",
+                 "--stored-bytes-per-hour", "1000000000000",
+                 "--address-stored-bytes-per-hour", "1000000000000"],
                 cwd=directory, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while "Joined the daemons" not in self.log.read_text():

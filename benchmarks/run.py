@@ -228,6 +228,11 @@ def daemon(store, redis_port=None, workers=1, cores="0"):
                    "--address-rate", "100000000", "--address-burst", "100000000",
                    "--connect-rate", "1000000", "--connect-burst", "1000000",
                    "--stored-per-hour", "100000000", "--conversations-per-hour", "1000000",
+                   "--address-stored-per-hour", "100000000",
+                   "--address-conversations-per-hour", "1000000",
+                   "--stored-bytes-per-hour", "1000000000000",
+                   "--address-stored-bytes-per-hour", "1000000000000",
+                   "--max-rooms-per-address", "1000000",
                    "--max-connections-per-ip", "1000000", "--store", store,
                    "--workers", str(workers)]
         if redis_port:

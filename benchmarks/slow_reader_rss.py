@@ -58,6 +58,9 @@ def main():
          "--address-rate", "100000000", "--address-burst", "100000000",
          "--connect-rate", "1000000", "--connect-burst", "1000000",
          "--rate-burst", "100000", "--stored-per-hour", "100000000",
+         "--address-stored-per-hour", "100000000",
+         "--stored-bytes-per-hour", "1000000000000",
+         "--address-stored-bytes-per-hour", "1000000000000",
          *(unbounded if "--unbounded" in sys.argv else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

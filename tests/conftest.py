@@ -40,6 +40,11 @@ def make_config(env=None, **given):
     given.setdefault("address-rate", "1000000")
     given.setdefault("address-burst", "1000000")
     given.setdefault("conversations-per-hour", "1000000")
+    given.setdefault("stored-bytes-per-hour", "1000000000")
+    given.setdefault("address-stored-per-hour", "1000000")
+    given.setdefault("address-stored-bytes-per-hour", "1000000000")
+    given.setdefault("address-conversations-per-hour", "1000000")
+    given.setdefault("max-rooms-per-address", "1000000")
     return config.resolve(given, env or {})
 
 

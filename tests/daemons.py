@@ -25,7 +25,11 @@ class Spawned:
             [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
              "--port", "tcp:0:interface=127.0.0.1", "--allow-no-origin", *store,
              # every test client comes from 127.0.0.1: one address for all its users
-             "--address-rate", "1000000", "--address-burst", "1000000", *options],
+             "--address-rate", "1000000", "--address-burst", "1000000",
+             "--address-stored-per-hour", "1000000",
+             "--address-conversations-per-hour", "1000000",
+             "--address-stored-bytes-per-hour", "1000000000000",
+             "--max-rooms-per-address", "1000000", *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=None if env is None else dict(os.environ, **env),
         )

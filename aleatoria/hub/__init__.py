@@ -41,9 +41,10 @@ class Hub(Service):
     @param presence_limit: room size (on this daemon) up to which members
         hear each other join and leave.
     @param signaling: who may signal whom (L{aleatoria.hub.calls.Calls}).
-    @param quotas: what a user may store, an L{aleatoria.limits.Quotas};
-        no limit by default.
-    @param room_quota: rooms and members in each, a L{rooms.RoomQuota}.
+    @param quotas: what a user, and its client address, may store, an
+        L{aleatoria.limits.Quotas}; no limit by default.
+    @param room_quota: rooms, members in each, and rooms one address may
+        open, a L{rooms.RoomQuota}.
     """
 
     _log = Logger()

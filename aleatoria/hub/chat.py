@@ -8,11 +8,29 @@ import uuid
 
 from ..clock import format_ns
 from ..interfaces import Invalid, QuotaExceeded, TooLarge, Unavailable
-from ..messages import USER_ID_RULE, ChatPayload, Envelope, shown, valid_user_id
+from ..limits import OverQuota
+from ..messages import USER_ID_RULE, ChatPayload, Envelope, encode, shown, valid_user_id
 
 MAX_MESSAGE_ID = 128
 
 _MISSED = {"delivery": "delivered to everyone", "history": "saved to history"}
+
+_SHORT = {
+    ("user", "conversations"): "You have started as many conversations as you may this "
+                               "hour; write to someone you wrote to lately, or wait.",
+    ("user", "messages"): "You have sent as many messages as may be kept for you this "
+                          "hour; wait before sending more.",
+    ("user", "bytes"): "You have sent as much text as may be kept for you this hour; "
+                       "wait before sending more.",
+    ("address", "conversations"): "The users of your address have started as many "
+                                  "conversations as they may this hour; write to someone "
+                                  "you wrote to lately, or wait.",
+    ("address", "messages"): "The users of your address have sent as many messages as may "
+                             "be kept for them this hour; wait before sending more.",
+    ("address", "bytes"): "The users of your address have sent as much text as may be kept "
+                          "for them this hour; wait before sending more.",
+}
+"""What a client is told when a share (L{aleatoria.limits.Shares}) is used up."""
 
 
 class Chat:
@@ -22,7 +40,8 @@ class Chat:
     @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
     @param direct: the hub's L{aleatoria.hub.direct.Direct}.
     @param max_content: longest chat content, in UTF-8 bytes.
-    @param quotas: the L{aleatoria.limits.Quotas} of what a user may store.
+    @param quotas: the L{aleatoria.limits.Quotas} of what a user, and its
+        address, may store.
     """
 
     def __init__(self, outbox, store, rooms, direct, max_content, quotas):
@@ -54,12 +73,6 @@ class Chat:
         else:
             self._rooms.may_post(conn, room)
         check_room_for_history(self._store)
-        if to_user and not self._quotas.may_write_to(user, to_user):
-            raise QuotaExceeded("You have started as many conversations as you may this "
-                                "hour; write to someone you wrote to lately, or wait.")
-        if not self._quotas.may_store(user):
-            raise QuotaExceeded("You have sent as many messages as may be kept for you "
-                                "this hour; wait before sending more.")
 
         at = self._out.next_ns()
         message = Envelope(
@@ -71,11 +84,24 @@ class Chat:
             messageId=message_id or uuid.uuid4().hex,
             createTime=format_ns(at),
         )
+        self._charge(conn, message)
         if to_user:
             outcome = self._direct.post(message, conn)
         else:
             outcome = self._rooms.post(message, at, conn)
         return outcome.addCallback(confirm, message.messageId)
+
+    def _charge(self, conn, message):
+        """
+        Charge C{message} to its sender's shares, and its address's: its
+        encoded size, once, whatever the store keeps of it.
+
+        @raise QuotaExceeded: a share is used up; nothing was charged.
+        """
+        try:
+            self._quotas.charge(conn.user_id, conn.peer, len(encode(message)), message.toUser)
+        except OverQuota as short:
+            raise QuotaExceeded(_SHORT[short.whose, short.what]) from None
 
 
 def check_content(content, max_content):
@@ -117,8 +143,5 @@ def confirm(outcome, message_id):
 class Unlimited:
     """Quotas that never run out (a hub built without any)."""
 
-    def may_store(self, user):
-        return True
-
-    def may_write_to(self, user, peer):
-        return True
+    def charge(self, user, address, size, to_user=""):
+        pass

@@ -29,7 +29,9 @@ FALLBACK_MEMORY = 300
 """
 Seconds a message delivered here without the store is remembered: if the
 store took it after all (a command that timed out, then ran), its numbered
-copy is not delivered here a second time.
+copy is not delivered here a second time. A message is known by its
+sender, its C{messageId} and its C{createTime}, stamped once per message:
+a later message that reuses the C{messageId} is another message.
 """
 
 
@@ -173,7 +175,7 @@ class Outbox:
 
     def fell_back(self, envelope):
         """Whether C{envelope} was delivered here already, the store having failed."""
-        return bool(self._fell_back) and (envelope.fromUser, envelope.messageId) in self._fell_back
+        return bool(self._fell_back) and _fallback_key(envelope) in self._fell_back
 
     def falling_back(self, envelope):
         """Remember that C{envelope} is delivered here without the store."""
@@ -181,7 +183,7 @@ class Outbox:
         # oldest first: forget what has expired, never copying the rest
         while self._fell_back and next(iter(self._fell_back.values())) <= now:
             del self._fell_back[next(iter(self._fell_back))]
-        self._fell_back[(envelope.fromUser, envelope.messageId)] = now + FALLBACK_MEMORY
+        self._fell_back[_fallback_key(envelope)] = now + FALLBACK_MEMORY
 
     def broadcast(self, room, envelope):
         """Send to the members of C{room} on the other daemons (a Deferred)."""
@@ -233,6 +235,11 @@ class Outbox:
             return FAILED
 
         return d.addErrback(failed)
+
+
+def _fallback_key(envelope):
+    """What tells one message from any other, its numbered copy included (L{FALLBACK_MEMORY})."""
+    return envelope.fromUser, envelope.messageId, envelope.createTime
 
 
 def all_done(deferreds):

@@ -3,6 +3,7 @@ Rooms: membership of this daemon's connections, joining and leaving,
 presence (C{user_joined} / C{user_left}), room chat and room history.
 """
 
+import collections
 from dataclasses import dataclass
 
 from msgspec.structs import replace
@@ -24,10 +25,15 @@ ROOM_RULE = ("A room name is 1-100 characters, without control characters "
 
 @dataclass(frozen=True)
 class RoomQuota:
-    """Rooms with members on this daemon, and members in each, at most."""
+    """
+    Rooms with members on this daemon, and members in each, at most; and
+    rooms that one client address opened -- joined while they had no
+    member here, and that have members still.
+    """
 
     rooms: int = 100_000
     room_members: int = 10_000
+    rooms_per_address: int = 1_000
 
 
 class Rooms:
@@ -49,6 +55,10 @@ class Rooms:
         self._max_rooms = max_rooms
         self._presence_limit = presence_limit
         self.membership = Membership()
+        self._opened_by = {}
+        """Room -> the client address whose user opened it (L{RoomQuota})."""
+        self._opened = collections.Counter()
+        """Address -> rooms it opened that have members still."""
 
     def rooms_of(self, user):
         return self.membership.rooms_of(user)
@@ -66,19 +76,24 @@ class Rooms:
         if not conn.may_join(room):
             raise Forbidden("Your token does not let you join that room.")
         if room not in rooms:
-            self._room_quota(room)
+            self._room_quota(room, conn.peer)
         self.enter(user, room)
 
-    def _room_quota(self, room):
+    def _room_quota(self, room, address):
         """
         @raise QuotaExceeded: C{room} is full, or a new room would be one
-            more than this daemon keeps.
+            more than this daemon keeps, or than C{address} may open.
         """
         members = len(self.membership.members(room))
         if members >= self._quota.room_members:
             raise QuotaExceeded(f"That room has {members} members, as many as it may.")
-        if not members and len(self.membership.rooms()) >= self._quota.rooms:
+        if members:
+            return
+        if len(self.membership.rooms()) >= self._quota.rooms:
             raise QuotaExceeded("There are as many rooms as there may be; join one of them.")
+        if self._opened[address] >= self._quota.rooms_per_address:
+            raise QuotaExceeded("The users of your address have opened as many rooms as they "
+                                "may; join a room that has members, or empty one of theirs.")
 
     def leave(self, conn, room):
         """Take C{conn}'s user out of C{room}, if it is there."""
@@ -193,6 +208,8 @@ class Rooms:
             return
         self._out.expect_first(user, ("room", room))
         members = self.membership.members(room)
+        if len(members) == 1:
+            self._opening(room, self._out.connections[user].peer)
         self.announce(room, "user_joined", user, but=user)
         self._out.watch(self._store.join_room(room, user), "join_room",
                         self._out.connections[user])
@@ -210,6 +227,8 @@ class Rooms:
         line of the disconnect says it. The telling, as a Deferred.
         """
         self.membership.discard(room, user)
+        if not self.membership.members(room):
+            self._emptied(room)
         self._out.forget_first(user, ("room", room))
         told = self.announce(room, "user_left", user) if announce else succeed(None)
         if persist:
@@ -222,6 +241,20 @@ class Rooms:
                 "room", "Left room", room=room, members=len(self.membership.members(room))
             )
         return told
+
+    def _opening(self, room, address):
+        """C{room} has members because a user at C{address} joined it: count it as theirs."""
+        self._opened_by[room] = address
+        self._opened[address] += 1
+
+    def _emptied(self, room):
+        """C{room} has no member here any more: it no longer counts for whoever opened it."""
+        address = self._opened_by.pop(room, None)
+        if address is None:
+            return
+        self._opened[address] -= 1
+        if not self._opened[address]:
+            del self._opened[address]
 
     def exit_all(self, user, announce):
         """Take C{user} out of every room; the tellings, as Deferreds."""
