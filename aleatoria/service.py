@@ -59,6 +59,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
                config.api_token],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
+        on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
+        clock=reactor,
     )
     reporter.setName("reporter")
     reporter.setServiceParent(top)

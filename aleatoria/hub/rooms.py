@@ -132,11 +132,10 @@ class Rooms:
         """
         if room in self.rooms_of(conn.user_id):
             return
-        self._log.info("{user} refused: not in room {room}", user=conn.user_id,
-                       room=shown(room))
-        conn.report.capture_message(
-            "User attempted to send to room without membership",
-            operation="unauthorized_room_send", room=room[:SHOWN],
+        conn.report.fault(
+            "User attempted to send to room without membership", "unauthorized_room_send",
+            log=self._log, line="{user} refused: not in room {room}",
+            fields={"user": conn.user_id, "room": shown(room)}, room=room[:SHOWN],
         )
         raise NotInRoom(NOT_IN_ROOM)
 

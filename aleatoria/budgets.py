@@ -1,0 +1,109 @@
+"""
+What failures and clients' faults may cost in log lines and Sentry events.
+
+A client can cause either as often as it likes -- a malformed frame, an
+unknown type, a request that makes a store call fail -- and a traceback
+and an event for each cost milliseconds of CPU and crowd real errors out
+of the SDK's queue (100 items). So a failure is told in full once per
+kind and minute, and the rest of that minute summed up in one line; a
+client's fault is told within a budget of its connection, of its address
+and of the daemon, and past it only counted, then summed up. Plain
+values and timers, no I/O: L{aleatoria.reporting} applies them.
+"""
+
+from twisted.logger import Logger
+
+from .limits import KeyedBuckets, Summary, TokenBucket
+
+WINDOW = 60
+"""Seconds over which what was withheld is summed up in one line (per kind)."""
+
+CONNECTION_FAULTS = (3, 1 / 60)
+ADDRESS_FAULTS = (10, 5 / 60)
+DAEMON_FAULTS = (60, 1.0)
+"""
+Clients' faults told in full: so many at once, then so many a second --
+per connection, per client address, and for the whole daemon.
+"""
+
+
+class ReportBudget:
+    """
+    @param clock: the reactor (C{seconds}, C{callLater}).
+    @param withheld: called with the operation of each failure or fault
+        that is not told (a metric counts them).
+    """
+
+    _log = Logger()
+
+    def __init__(self, clock, withheld=None):
+        self._clock = clock
+        self._withheld = withheld or (lambda operation: None)
+        self._failures = Summary(clock, WINDOW, self._failures_summed)
+        self._faults = _Tally(clock, WINDOW, self._faults_summed)
+        self._addresses = KeyedBuckets(ADDRESS_FAULTS[1], ADDRESS_FAULTS[0], clock.seconds)
+        self._daemon = TokenBucket(DAEMON_FAULTS[1], DAEMON_FAULTS[0], clock.seconds)
+
+    def failure(self, kind):
+        """
+        Whether a failure of C{kind} -- C{(operation, error, message type)},
+        never a client's data -- is the first of its window: to be logged
+        and reported in full. If not, it is counted.
+        """
+        if self._failures.first(kind):
+            return True
+        self._withheld(kind[0])
+        return False
+
+    def connection(self):
+        """A connection's own budget of faults, for L{fault}."""
+        return TokenBucket(CONNECTION_FAULTS[1], CONNECTION_FAULTS[0], self._clock.seconds)
+
+    def fault(self, operation, connection=None, address=None):
+        """
+        Whether a client's fault is within the budgets of its C{connection}
+        (from L{connection}), its C{address} and the daemon: to be logged
+        and reported in full. If not, it is counted.
+        """
+        if ((connection is None or not connection.take())
+                and (address is None or not self._addresses.take(address))
+                and not self._daemon.take()):
+            return True
+        self._withheld(operation)
+        self._faults.add(operation)
+        return False
+
+    def _failures_summed(self, kind, count):
+        operation, error, message_type = kind
+        self._log.error(
+            "{count} more failures of {operation} ({error}{of}) in the last {seconds} s, "
+            "past the one logged and reported",
+            count=count, operation=operation, error=error, seconds=WINDOW,
+            of=f", {message_type}" if message_type else "",
+        )
+
+    def _faults_summed(self, operation, count):
+        self._log.info(
+            "{count} more client faults of {operation} in the last {seconds} s, past the "
+            "reporting budget: counted, not logged or reported one by one",
+            count=count, operation=operation, seconds=WINDOW,
+        )
+
+
+class _Tally:
+    """Events counted per key; each key's count told once C{window} seconds after its first."""
+
+    def __init__(self, clock, window, tell):
+        self._clock = clock
+        self._window = window
+        self._tell = tell
+        self._counts = {}
+
+    def add(self, key):
+        if key not in self._counts:
+            self._counts[key] = 0
+            self._clock.callLater(self._window, self._close, key)
+        self._counts[key] += 1
+
+    def _close(self, key):
+        self._tell(key, self._counts.pop(key))
