@@ -13,7 +13,7 @@ values and timers, no I/O: L{aleatoria.reporting} applies them.
 
 from twisted.logger import Logger
 
-from .limits import KeyedBuckets, Summary, TokenBucket
+from .limits import KeyedBuckets, TokenBucket
 
 WINDOW = 60
 """Seconds over which what was withheld is summed up in one line (per kind)."""
@@ -39,8 +39,8 @@ class ReportBudget:
     def __init__(self, clock, withheld=None):
         self._clock = clock
         self._withheld = withheld or (lambda operation: None)
-        self._failures = Summary(clock, WINDOW, self._failures_summed)
-        self._faults = _Tally(clock, WINDOW, self._faults_summed)
+        self._failures = _Windows(clock, WINDOW, self._failures_summed)
+        self._faults = _Windows(clock, WINDOW, self._faults_summed)
         self._addresses = KeyedBuckets(ADDRESS_FAULTS[1], ADDRESS_FAULTS[0], clock.seconds)
         self._daemon = TokenBucket(DAEMON_FAULTS[1], DAEMON_FAULTS[0], clock.seconds)
 
@@ -50,7 +50,7 @@ class ReportBudget:
         never a client's data -- is the first of its window: to be logged
         and reported in full. If not, it is counted.
         """
-        if self._failures.first(kind):
+        if self._failures.count(kind) == 1:
             return True
         self._withheld(kind[0])
         return False
@@ -70,15 +70,22 @@ class ReportBudget:
                 and not self._daemon.take()):
             return True
         self._withheld(operation)
-        self._faults.add(operation)
+        self._faults.count(operation)
         return False
 
+    def stop(self):
+        """The daemon stops: sum up what was withheld so far, now."""
+        self._failures.close_all()
+        self._faults.close_all()
+
     def _failures_summed(self, kind, count):
+        if count == 1:
+            return
         operation, error, message_type = kind
         self._log.error(
             "{count} more failures of {operation} ({error}{of}) in the last {seconds} s, "
             "past the one logged and reported",
-            count=count, operation=operation, error=error, seconds=WINDOW,
+            count=count - 1, operation=operation, error=error, seconds=WINDOW,
             of=f", {message_type}" if message_type else "",
         )
 
@@ -90,20 +97,31 @@ class ReportBudget:
         )
 
 
-class _Tally:
-    """Events counted per key; each key's count told once C{window} seconds after its first."""
+class _Windows:
+    """
+    Events counted per key, over a window from each key's first; the
+    count is told when the window closes (or all are, when told to).
+    """
 
-    def __init__(self, clock, window, tell):
+    def __init__(self, clock, seconds, tell):
         self._clock = clock
-        self._window = window
+        self._seconds = seconds
         self._tell = tell
-        self._counts = {}
+        self._open = {}
 
-    def add(self, key):
-        if key not in self._counts:
-            self._counts[key] = 0
-            self._clock.callLater(self._window, self._close, key)
-        self._counts[key] += 1
+    def count(self, key):
+        """Count one event of C{key}; how many its window has had (1: it opened it)."""
+        window = self._open.get(key)
+        if window is None:
+            window = self._open[key] = [0, self._clock.callLater(self._seconds, self._close, key)]
+        window[0] += 1
+        return window[0]
 
     def _close(self, key):
-        self._tell(key, self._counts.pop(key))
+        count, _ = self._open.pop(key)
+        self._tell(key, count)
+
+    def close_all(self):
+        for key, (_, timer) in list(self._open.items()):
+            timer.cancel()
+            self._close(key)

@@ -199,8 +199,12 @@ class Reporter(Service):
         self.capture_message("Aleatoria backend started successfully", level="info")
 
     def stopService(self):
-        """Flush what is queued and close, off the reactor thread, within 2 s."""
+        """
+        Sum up what the budgets withheld so far; flush what is queued and
+        close, off the reactor thread, within 2 s.
+        """
         super().stopService()
+        self.budget.stop()
         if not self.enabled:
             return None
         globalLogPublisher.removeObserver(self._observer)

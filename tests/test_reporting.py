@@ -518,6 +518,27 @@ def test_client_faults_are_told_within_budgets_of_connection_address_and_daemon(
     assert len(withheld) == 2 + 13 + 50 + 1
 
 
+def test_what_was_withheld_is_summed_up_when_the_daemon_stops():
+    """Stopping sums up every open window at once, and leaves no timer behind."""
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs, formatEvent
+
+    from aleatoria.budgets import ReportBudget
+
+    clock = Clock()
+    budget = ReportBudget(clock)
+    with capturedLogs() as events:
+        assert [budget.failure(("redis_pair", "ResponseError", None)) for _ in range(3)] == [
+            True, False, False]
+        assert budget.failure(("redis_offer", "ResponseError", None))
+        one = budget.connection()
+        assert sum(budget.fault("rate_limit", one) for _ in range(5)) == 3
+        budget.stop()
+    assert sorted(formatEvent(e).split(" in the last")[0] for e in events) == [
+        "2 more client faults of rate_limit", "2 more failures of redis_pair (ResponseError)"]
+    assert clock.getDelayedCalls() == []
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_flood_of_bad_frames_is_reported_within_budget(receiver, reporting):
     """
