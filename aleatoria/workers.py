@@ -29,6 +29,7 @@ WORKER_VARIABLE = "ALEATORIA_WORKER"
 """Set by the main process for each worker it starts: C{index:descriptor}."""
 
 ANONYMOUS_SECRET_VARIABLE = "ALEATORIA_ANONYMOUS_SECRET"
+"""Where a worker finds the key of anonymous tokens, as the main process has it."""
 
 RESTART_DELAYS = (1, 2, 5, 10, 30)
 """Seconds before a dead worker is started again, growing while it keeps dying."""
@@ -86,8 +87,9 @@ def metrics_port(description, index):
 def shared_environment(config):
     """
     What the main process hands its workers beyond its own environment:
-    the key of anonymous tokens it made itself (L{aleatoria.auth.with_anonymous_key}),
-    which each worker would otherwise make its own -- and refuse the others' tokens.
+    the key of anonymous tokens, which it may have made itself
+    (L{aleatoria.auth.with_anonymous_key}); each worker would otherwise
+    make its own, and refuse the others' tokens.
     """
     if config.anonymous:
         return {ANONYMOUS_SECRET_VARIABLE: config.anonymous_secret}
