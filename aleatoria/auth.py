@@ -9,12 +9,16 @@ Who a client is, by one of three policies, chosen by the operator:
   C{prefix*} patterns -- limits which rooms the user may join.
 - L{Anonymous} (C{--anonymous}): the server names each new client and
   gives it a signed reconnect token, with which it comes back as itself
-  and which nobody else can make.
+  and which nobody else can make; the token expires, and every connection
+  gets a fresh one.
 """
 
+import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -64,20 +68,41 @@ class DeclaredIds:
         return Identity(users[0])
 
 
+_TOKEN = re.compile(r"(anon-[0-9a-f]{16})\.([1-9][0-9]{0,11})\.([0-9a-f]{32})\Z")
+"""
+A reconnect token: an id as the server makes them (C{anon-<16 hex
+digits>}, no other), its issue time in Unix seconds, and the MAC.
+"""
+
+_DAY = 86400
+_SKEW = 300
+"""Seconds a token's issue time may lie ahead of this daemon's clock (another's runs fast)."""
+
+
 class Anonymous:
     """
-    The server names each new client C{anon-<random>} and signs the name
-    (HMAC-SHA256 with C{secret}, which every daemon sharing the users must
-    have): C{?reconnectToken=} brings a client back as itself.
+    The server names each new client C{anon-<16 hex digits>} and gives it
+    a reconnect token, C{<user>.<issued>.<mac>}: the user id, the Unix
+    time it was issued, and an HMAC-SHA256 of both with C{secret} (which
+    every daemon sharing the users must have). C{?reconnectToken=} brings
+    a client back as the user the token names -- a ban by user id
+    applies to it -- for C{days} after it was issued; each connection gets
+    a fresh token, so a client that comes back within that time keeps
+    its name.
+
+    @param seconds: the wall clock (tokens outlive restarts and cross daemons).
     """
 
-    def __init__(self, secret):
+    def __init__(self, secret, days=30, seconds=time.time):
         self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._lifetime = days * _DAY
+        self._seconds = seconds
 
     def identify(self, params):
         """
         @raise ConnectionDeny: 400 for a C{userId} (the server names
-            clients), 401 for a reconnect token that is not ours.
+            clients), 401 for a reconnect token that is not ours, names an
+            id the server does not make, or has expired.
         """
         if params.get("userId"):
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST,
@@ -86,16 +111,40 @@ class Anonymous:
         if len(tokens) > 1:
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "one reconnectToken at most")
         user = self._verified(tokens[0]) if tokens else f"anon-{secrets.token_hex(8)}"
-        return Identity(user, reconnect_token=f"{user}.{self._mac(user)}")
+        return Identity(user, reconnect_token=self.token(user, int(self._seconds())))
+
+    def token(self, user, issued):
+        """The reconnect token of C{user}, issued at C{issued} (Unix seconds)."""
+        return f"{user}.{issued}.{self._mac(user, issued)}"
 
     def _verified(self, token):
-        user, _, mac = token.rpartition(".")
-        if not valid_user_id(user) or not hmac.compare_digest(mac, self._mac(user)):
+        """
+        The user a token names. Tokens of the first format (C{<user>.<mac>},
+        no time) are refused: nothing says how old they are.
+        """
+        found = _TOKEN.match(token)
+        if found is None or not hmac.compare_digest(found[3], self._mac(found[1], found[2])):
             raise ConnectionDeny(401, "invalid reconnect token")
-        return user
+        age = self._seconds() - int(found[2])
+        if age > self._lifetime or age < -_SKEW:
+            raise ConnectionDeny(401, "reconnect token expired; connect without it")
+        return found[1]
 
-    def _mac(self, user):
-        return hmac.new(self._secret, user.encode(), hashlib.sha256).hexdigest()[:32]
+    def _mac(self, user, issued):
+        message = f"aleatoria reconnect {user} {issued}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def with_anonymous_key(config):
+    """
+    C{config}, with a random key for anonymous tokens if C{--anonymous} has
+    none: made once, by the main process, and handed to its workers (in
+    their environment, as the operator's key would be) -- so that a token
+    made by one worker is good on every other, and on a worker restarted.
+    """
+    if config.anonymous and not config.anonymous_secret:
+        return dataclasses.replace(config, anonymous_secret=secrets.token_hex(32))
+    return config
 
 
 def policy_from_config(config):
@@ -104,7 +153,8 @@ def policy_from_config(config):
     if tokens is not None:
         return tokens
     if config.anonymous:
-        return Anonymous(config.anonymous_secret or secrets.token_hex(32))
+        return Anonymous(config.anonymous_secret or secrets.token_hex(32),
+                         config.anonymous_token_days)
     return DeclaredIds()
 
 

@@ -65,10 +65,12 @@ class Conduct:
         elif opcode < 8:
             self._fragments = 1
         if reason is not None and self.state == self.STATE_OPEN:
-            self._log.info("Closing {user} from {peer}: {reason}",
-                           user=self.user_id, peer=self.peer, reason=reason)
-            self.report.capture_message("Client flooded frames", operation="frame_limit",
-                                        reason=reason)
+            self.report.fault(
+                "Client flooded frames", "frame_limit", log=self._log,
+                line="Closing {user} from {peer}: {reason}",
+                fields={"user": self.user_id, "peer": self.peer, "reason": reason},
+                reason=reason,
+            )
         return reason
 
     def _too_fast(self, wait):
@@ -82,9 +84,11 @@ class Conduct:
                 "error": "Too many messages; slow down.", "retryAfter": math.ceil(wait * 1000),
             })
             return
-        self._log.info("Closing {user} from {peer}: rate limit ignored",
-                       user=self.user_id, peer=self.peer)
-        self.report.capture_message("Client ignored the rate limit", operation="rate_limit")
+        self.report.fault(
+            "Client ignored the rate limit", "rate_limit", log=self._log,
+            line="Closing {user} from {peer}: rate limit ignored",
+            fields={"user": self.user_id, "peer": self.peer},
+        )
         self.close(1008, "rate limit exceeded")
 
     def _evict(self):
@@ -94,13 +98,12 @@ class Conduct:
         not get through the full buffer, so the connection is aborted.
         """
         backlog = self._backlog
-        self._log.info(
-            "Dropping {user} from {peer}: not reading ({messages} messages, "
-            "{size} bytes waiting)", user=self.user_id, peer=self.peer,
-            messages=backlog.messages, size=backlog.bytes,
-        )
-        self.report.capture_message(
-            "Slow client disconnected: outbound buffer full", operation="slow_consumer",
+        self.report.fault(
+            "Slow client disconnected: outbound buffer full", "slow_consumer", log=self._log,
+            line="Dropping {user} from {peer}: not reading ({messages} messages, "
+                 "{size} bytes waiting)",
+            fields={"user": self.user_id, "peer": self.peer, "messages": backlog.messages,
+                    "size": backlog.bytes},
             extra={"messages": backlog.messages, "bytes": backlog.bytes},
         )
         self.dropConnection(abort=True)

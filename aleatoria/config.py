@@ -82,7 +82,11 @@ SETTINGS = (
             "(in a welcome message); clients send no userId"),
     Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", values.text,
             "Key that signs reconnect tokens, the same on every daemon (default: "
-            "random, good for this process only)", env_only=True),
+            "random, good until this daemon stops; its --workers share it)", env_only=True),
+    Setting("anonymous-token-days", "ALEATORIA_ANONYMOUS_TOKEN_DAYS", 30,
+            values.whole_between(1, 3650),
+            "Days a reconnect token is good for after it was issued (each connection "
+            "gets a fresh one); then it is refused (401) and the client starts afresh"),
     Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", values.text,
             "HS256 secret: clients must present a token (environment only)",
             env_only=True),

@@ -8,7 +8,7 @@ import ipaddress
 
 from autobahn.websocket.types import ConnectionDeny
 
-from .messages import valid_room
+from .messages import ROOM_NAME_RULE, valid_room
 
 DEFAULT_ROOM = "Lobby"
 
@@ -34,10 +34,7 @@ def admit(request, origins, secure, identities, proxied=False):
         raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
     rooms = request.params.get("room", [DEFAULT_ROOM])
     if len(rooms) != 1 or not valid_room(rooms[0]):
-        raise ConnectionDeny(
-            ConnectionDeny.BAD_REQUEST,
-            "room must be 1-100 characters without control characters",
-        )
+        raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, f"room must be {ROOM_NAME_RULE}")
     identity = identities.identify(request.params)
     if not identity.may_join(rooms[0]):
         raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "room not allowed by the token")

@@ -53,7 +53,17 @@ def as_json(event):
     failure = event.get("log_failure")
     if failure is not None:
         record["traceback"] = failure.getTraceback()
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    line = json.dumps(record, ensure_ascii=False)
+    for breaking, escaped in _LINE_BREAKS:
+        line = line.replace(breaking, escaped)
+    return line + "\n"
+
+
+_LINE_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+"""
+What JSON leaves unescaped (with C{ensure_ascii=False}) but C{splitlines()}
+and JavaScript readers take for the end of a line: one event, one line.
+"""
 
 
 def _utc(timestamp):

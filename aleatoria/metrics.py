@@ -68,6 +68,11 @@ class Metrics:
         self.sentry_events = Counter(
             "aleatoria_sentry_events", "Events handed to Sentry, by kind.",
             ["kind"], registry=registry)
+        self.reports_withheld = Counter(
+            "aleatoria_reports_withheld",
+            "Failures and client faults neither logged nor reported one by one, past "
+            "their budget (counted, then summed up), by operation.",
+            ["operation"], registry=registry)
 
     def watch_hub(self, hub):
         self.connections.set_function(lambda: hub.connection_count)

@@ -89,13 +89,12 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         except ConnectionDeny as deny:
             if not self.factory.refusals.first(address):
                 raise
-            self._log.info(
-                "Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
-                peer=address, user=shown(first(request.params.get("userId"))),
-                origin=shown(request.origin), reason=shown(deny.reason),
-            )
-            self.factory.reporter.daemon.capture_message(
-                "WebSocket upgrade refused", operation="websocket_upgrade",
+            self.factory.reporter.daemon.fault(
+                "WebSocket upgrade refused", "websocket_upgrade", address=address,
+                log=self._log,
+                line="Refused handshake from {peer} (userId {user}, origin {origin}): {reason}",
+                fields={"peer": address, "user": shown(first(request.params.get("userId"))),
+                        "origin": shown(request.origin), "reason": shown(deny.reason)},
                 userId=first(request.params.get("userId"))[:SHOWN],
                 room=first(request.params.get("room"))[:SHOWN],
                 remoteAddress=address, reason=deny.reason[:SHOWN],
@@ -153,10 +152,8 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
             self.factory.count_out(self._address)
         self.factory.hub.disconnected(self)
         if not self.closedByMe and code not in _EXPECTED_CLOSES:
-            self.report.capture_message(
-                "WebSocket closed unexpectedly", operation="websocket_close",
-                closeCode=str(code), reason=reason or "",
-            )
+            self.report.fault("WebSocket closed unexpectedly", "websocket_close",
+                              closeCode=str(code), reason=reason or "")
 
     def _malformed(self, details, raw):
         """
@@ -164,11 +161,11 @@ class ClientProtocol(wsframes.DirectWrites, wsframes.JsonRefusals, wsframes.Fram
         raw frame, cut to 1 KiB, goes to the report: the one place client
         content may leave the process.
         """
-        self._log.info("Malformed frame from {user}: {details}",
-                       user=self.user_id, details=details)
-        self.report.capture_message(
-            "Unparsable frame", operation="parse_message", details=details,
-            extra={"raw": truncated(raw)},
+        self.report.fault(
+            "Unparsable frame", "parse_message", log=self._log,
+            line="Malformed frame from {user}: {details}",
+            fields={"user": self.user_id, "details": details},
+            details=details, extra={"raw": truncated(raw)},
         )
         self._answer("error_response", "error_response",
                      {"error": "Invalid message structure", "details": details})

@@ -8,6 +8,11 @@ C{twisted.logger} (C{log.failure}, unhandled errors in Deferreds) reach
 Sentry too, once, with their tracebacks. Without C{SENTRY_DSN} the same
 calls cost next to nothing and send nothing.
 
+What clients can cause on purpose is told within budgets
+(L{aleatoria.budgets}): a failure once per kind and minute, a client's
+fault within the budget of its connection, address and the daemon; the
+rest is counted and summed up, in the log and the metrics alike.
+
 The SDK sends from its own thread; nothing here blocks the reactor, and the
 final flush runs in a thread with a 2 second limit.
 """
@@ -22,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from . import __version__
+from .budgets import ReportBudget
 from .tracing import NO_TRACE, TRACES_PER_SECOND, Trace, TraceBudget
 
 FLUSH_SECONDS = 2.0
@@ -40,6 +46,8 @@ class Report:
     def __init__(self, reporter, user=None, ip=None):
         self._reporter = reporter
         self.user = user
+        self.address = ip
+        self._faults = None
         self.scope = sentry_sdk.Scope()
         if user is not None:
             self.scope.set_tag("userId", user)
@@ -69,13 +77,39 @@ class Report:
     def failed(self, log, failure, what, **tags):
         """
         Log C{failure} through C{log} -- marked reported, so the log observer
-        does not send it a second time -- and report it in this scope.
+        does not send it a second time -- and report it in this scope: the
+        first of its kind (operation, error, message type) in a minute. The
+        rest of the minute are counted, and summed up in one line.
         """
+        kind = (tags.get("operation") or log.namespace, failure.type.__name__,
+                tags.get("messageType"))
+        if not self._reporter.budget.failure(kind):
+            return
         log.failure(
             "{what}{who}", failure, what=what, reported=True,
             who=f" (user {self.user})" if self.user else "", **tags,
         )
         self.capture(failure, what, **tags)
+
+    def fault(self, message, operation, log=None, line="", fields=None, address=None,
+              extra=None, **tags):
+        """
+        Something a client did wrong, which it may do on purpose and as
+        often as it likes: C{line} logged through C{log} (with C{fields}),
+        and C{message} (if any) reported as a warning tagged C{operation}
+        and C{tags} -- within the budget of this connection, of its
+        address (C{address}, or the connection's) and of the daemon. Past
+        it, counted and summed up instead (L{aleatoria.budgets}).
+        """
+        budget = self._reporter.budget
+        if self._faults is None and self.user is not None:
+            self._faults = budget.connection()
+        if not budget.fault(operation, self._faults, address or self.address):
+            return
+        if log is not None:
+            log.info(line, **(fields or {}))
+        if message is not None:
+            self.capture_message(message, extra=extra, operation=operation, **tags)
 
     def errback(self, operation, **tags):
         """
@@ -97,7 +131,10 @@ class _Off(Report):
     """
 
     def __init__(self, reporter, user=None, ip=None):
+        self._reporter = reporter
         self.user = user
+        self.address = ip
+        self._faults = None
 
     def tag(self, key, value):
         pass
@@ -117,12 +154,18 @@ class Reporter(Service):
     @param dsn: where to send; C{None} turns reporting off.
     @param scrub: strings (passwords) never to send.
     @param on_sent: called for each event handed to the SDK (for metrics).
+    @param on_withheld: called with the operation of each failure or client
+        fault withheld past its budget (for metrics).
+    @param clock: the reactor, for the budgets' windows.
     """
 
     _log = Logger()
 
     def __init__(self, dsn=None, environment="production", debug=False,
-                 sample_rate=1.0, release=None, scrub=(), on_sent=None):
+                 sample_rate=1.0, release=None, scrub=(), on_sent=None, on_withheld=None,
+                 clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.enabled = bool(dsn)
         self._options = dict(
             dsn=dsn, environment=environment, debug=debug,
@@ -135,6 +178,7 @@ class Reporter(Service):
         )
         self._secrets = [s for s in scrub if s]
         self._on_sent = on_sent
+        self.budget = ReportBudget(clock, on_withheld)
         self.daemon = self.report_for()
         self._observer = _FailureObserver(self)
 
@@ -155,8 +199,12 @@ class Reporter(Service):
         self.capture_message("Aleatoria backend started successfully", level="info")
 
     def stopService(self):
-        """Flush what is queued and close, off the reactor thread, within 2 s."""
+        """
+        Sum up what the budgets withheld so far; flush what is queued and
+        close, off the reactor thread, within 2 s.
+        """
         super().stopService()
+        self.budget.stop()
         if not self.enabled:
             return None
         globalLogPublisher.removeObserver(self._observer)
@@ -214,7 +262,8 @@ class _FailureObserver:
     """
     Send failures logged anywhere (C{log.failure}, unhandled errors in
     Deferreds) that nobody reported already: C{_log.failure(...,
-    reported=True)} marks those.
+    reported=True)} marks those. The first of each kind (logger, error)
+    in a minute; the rest are counted.
     """
 
     def __init__(self, reporter):
@@ -224,10 +273,10 @@ class _FailureObserver:
         failure = event.get("log_failure")
         if failure is None or event.get("reported"):
             return
-        self._reporter.capture(
-            failure, event.get("log_format") or "logged failure",
-            tags={"component": str(event.get("log_namespace", "unknown"))},
-        )
+        component = str(event.get("log_namespace", "unknown"))
+        if self._reporter.budget.failure((component, failure.type.__name__, None)):
+            self._reporter.capture(failure, event.get("log_format") or "logged failure",
+                                   tags={"component": component})
 
 
 def guarded(function, report, operation):
@@ -236,7 +285,7 @@ def guarded(function, report, operation):
     (tagged C{operation}) instead of stopping the timer that calls it.
     """
     log = Logger(namespace=f"aleatoria.{operation}")
-    report = report or _Off(None)
+    report = report or Reporter().daemon
 
     def call():
         try:

@@ -218,10 +218,8 @@ class Router:
         route = ROUTES.get(kind)
         if route is None:
             self._metrics.received.labels("unknown").inc()
-            conn.report.capture_message(
-                "Unknown message type", operation="unknown_message_type",
-                messageType=kind[:64],
-            )
+            conn.report.fault("Unknown message type", "unknown_message_type",
+                              messageType=kind[:64])
             self._error(conn, "unknown_type", f"Unknown message type {kind!r}.")
             return
         self._metrics.received.labels(kind).inc()
@@ -259,7 +257,8 @@ class Router:
             )
             refused = Unavailable("The server could not handle that message.")
         if isinstance(refused, Forbidden):
-            self._log.info("{user} refused: {why}", user=conn.user_id, why=refused.sentence)
+            conn.report.fault(None, "forbidden", log=self._log, line="{user} refused: {why}",
+                              fields={"user": conn.user_id, "why": refused.sentence})
         details = refused.details
         if envelope.messageId:
             details = {"messageId": envelope.messageId, **details}

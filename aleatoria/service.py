@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from . import __version__
 from .api import ServerAPI
+from .auth import with_anonymous_key
 from .clock import MessageClock
 from .gate import Gate
 from .hub import Hub
@@ -32,7 +33,7 @@ from .reporting import Reporter
 from .store.memory import MemoryStore
 from .store.redis import RedisStore
 from .web import WebSocketEndpoint, api_site, make_site, metrics_site
-from .workers import Workers, metrics_port, orphan_watch
+from .workers import Workers, metrics_port, orphan_watch, shared_environment
 
 _log = Logger()
 
@@ -49,6 +50,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
 
     if worker is None:
         announce(config)
+        config = with_anonymous_key(config)
     top = InOrder(reactor, config.shutdown_timeout, untimed=("reporter",))
     index = worker.index if worker else (0 if config.workers > 1 else None)
     metrics = Metrics(worker=index)
@@ -59,6 +61,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
                config.api_token],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
+        on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
+        clock=reactor,
     )
     reporter.setName("reporter")
     reporter.setServiceParent(top)
@@ -68,7 +72,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
         # stopped after the main process's own clients are closed (the
         # workers close theirs meanwhile, told as shutdown begins); they
         # serve the socket the listener, made below, listens on
-        workers = Workers(config.workers, lambda: listener.port, arguments, reactor)
+        workers = Workers(config.workers, lambda: listener.port, arguments, reactor,
+                          shared_environment(config))
         workers.setName("workers")
         workers.setServiceParent(top)
 
@@ -179,8 +184,8 @@ def announce(config):
     if config.anonymous and not config.anonymous_secret:
         _log.warn(
             "--anonymous without ALEATORIA_ANONYMOUS_SECRET: reconnect tokens are signed "
-            "with a random key, good only for this process (not after a restart, nor "
-            "on another daemon)"
+            "with a random key, good only until this daemon stops (its workers share it; "
+            "not after a restart, nor on another daemon)"
         )
     if not tokens and not config.anonymous:
         _log.warn(

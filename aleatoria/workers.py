@@ -28,6 +28,9 @@ from twisted.logger import Logger
 WORKER_VARIABLE = "ALEATORIA_WORKER"
 """Set by the main process for each worker it starts: C{index:descriptor}."""
 
+ANONYMOUS_SECRET_VARIABLE = "ALEATORIA_ANONYMOUS_SECRET"
+"""Where a worker finds the key of anonymous tokens, as the main process has it."""
+
 RESTART_DELAYS = (1, 2, 5, 10, 30)
 """Seconds before a dead worker is started again, growing while it keeps dying."""
 
@@ -81,17 +84,31 @@ def metrics_port(description, index):
     return f"{kind}:{int(number) + index}" + (f":{options}" if options else "")
 
 
+def shared_environment(config):
+    """
+    What the main process hands its workers beyond its own environment:
+    the key of anonymous tokens, which it may have made itself
+    (L{aleatoria.auth.with_anonymous_key}); each worker would otherwise
+    make its own, and refuse the others' tokens.
+    """
+    if config.anonymous:
+        return {ANONYMOUS_SECRET_VARIABLE: config.anonymous_secret}
+    return {}
+
+
 class Workers(Service):
     """
     Starts workers 1..C{count}-1 on the listening port C{port()} returns
     (once the daemon listens), keeps them running, and stops them with the daemon: they are
     told (SIGTERM) as soon as shutdown begins, and closing their clients
     goes on beside the main process's own; the daemon exits when the last
-    has ended.
+    has ended. Each worker's environment is the main process's, with
+    C{environment} added.
     """
 
-    def __init__(self, count, port, arguments, reactor):
+    def __init__(self, count, port, arguments, reactor, environment=None):
         self._indexes = range(1, count)
+        self._environment = environment or {}
         self._port = port
         self._arguments = arguments
         self._reactor = reactor
@@ -108,7 +125,8 @@ class Workers(Service):
 
     def _start(self, index):
         descriptor = self._port().fileno()
-        environment = dict(os.environ, **{WORKER_VARIABLE: f"{index}:{descriptor}"})
+        environment = dict(os.environ, **self._environment,
+                           **{WORKER_VARIABLE: f"{index}:{descriptor}"})
         command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                    "--nodaemon", "--pidfile=", "aleatoria", *self._arguments]
         process = self._reactor.spawnProcess(

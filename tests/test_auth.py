@@ -131,7 +131,7 @@ async def test_anonymous_clients_are_named_and_come_back_as_themselves():
     from .wsclient import connect
 
     server = await start_server(anonymous=True,
-                                env={"ALEATORIA_ANONYMOUS_SECRET": "s" * 32})
+                                env={"ALEATORIA_ANONYMOUS_SECRET": ANONYMOUS_SECRET})
     try:
         first = await connect(server.port, None, "r", origin=ORIGIN)
         welcome = (await first.expect("welcome"))["payload"]
@@ -146,12 +146,14 @@ async def test_anonymous_clients_are_named_and_come_back_as_themselves():
 
         back = await connect(server.port, None, "r", origin=ORIGIN,
                              extra=f"&reconnectToken={reconnect}")
-        assert (await back.expect("welcome"))["payload"] == welcome
+        again = (await back.expect("welcome"))["payload"]
+        assert again["userId"] == user
+        assert int(again["reconnectToken"].split(".")[1]) >= int(reconnect.split(".")[1])
         history = await back.request({"type": "get_direct_messages",
                                       "payload": {"withUser": stranger}}, "direct_messages")
         assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["hi"]
 
-        forged = f"{stranger}.{'0' * 32}"
+        forged = f"{stranger}.{int(time.time())}.{'0' * 32}"
         for query, status in ((f"reconnectToken={forged}", 401), (f"userId={user}", 400)):
             line, _, _ = await deferToThread(exchange, server.port,
                                              upgrade_request(query, ORIGIN))
@@ -161,6 +163,90 @@ async def test_anonymous_clients_are_named_and_come_back_as_themselves():
         await other.close()
     finally:
         await stop_server(server)
+
+
+ANONYMOUS_SECRET = "anonymous-" + "0123456789abcdef" * 3
+DAY = 86400
+
+
+async def reconnect_status(server, token):
+    """The status a handshake with reconnect token C{token} gets."""
+    from urllib.parse import quote
+
+    from .rawhttp import exchange, upgrade_request
+
+    line, _, _ = await deferToThread(exchange, server.port,
+                                     upgrade_request(f"reconnectToken={quote(token)}", ORIGIN))
+    return int(line.split()[1])
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_tokens_expire_and_name_only_server_made_ids():
+    """
+    A reconnect token carries its issue time and is refused (401) past
+    --anonymous-token-days, or from the future; one for an id the server
+    does not make -- admin, a chosen user, an anon- id of another shape --
+    is refused though its MAC is right (as if the secret were guessed); so
+    is a token of the first format, which says nothing of its age
+    (issue: attacks, item 6).
+    """
+    import hashlib
+    import hmac
+
+    from aleatoria.auth import Anonymous
+
+    from .wsclient import connect
+
+    server = await start_server(anonymous=True, **{"anonymous-token-days": "2"},
+                                env={"ALEATORIA_ANONYMOUS_SECRET": ANONYMOUS_SECRET})
+    try:
+        signer, now = Anonymous(ANONYMOUS_SECRET), int(time.time())
+        user = "anon-0123456789abcdef"
+
+        def first_format(user):
+            mac = hmac.new(ANONYMOUS_SECRET.encode(), user.encode(), hashlib.sha256)
+            return f"{user}.{mac.hexdigest()[:32]}"
+
+        for token in (signer.token(user, now - 2 * DAY - 60),
+                      signer.token(user, now + 3600),
+                      signer.token("admin", now), signer.token("alice", now),
+                      signer.token("anon-0123456789ABCDEF", now),
+                      signer.token("anon-0123", now),
+                      f"{signer.token(user, now)}.x",
+                      first_format(user), first_format("admin"),
+                      Anonymous("another-" + ANONYMOUS_SECRET).token(user, now),
+                      f"{user}.{now}.{'é' * 32}"):
+            assert await reconnect_status(server, token) == 401, token
+        assert server.hub.connection_count == 0
+
+        client = await connect(server.port, None, "r", origin=ORIGIN,
+                               extra=f"&reconnectToken={signer.token(user, now - DAY)}")
+        welcome = (await client.expect("welcome"))["payload"]
+        assert welcome["userId"] == user
+        fresh = welcome["reconnectToken"]
+        assert abs(int(fresh.split(".")[1]) - now) < 60
+        await client.close()
+        assert await reconnect_status(server, fresh) == 101
+    finally:
+        await stop_server(server)
+
+
+def test_anonymous_tokens_expire_on_the_given_day():
+    """A token is good for exactly --anonymous-token-days after it was issued."""
+    from autobahn.websocket.types import ConnectionDeny
+
+    from aleatoria.auth import Anonymous
+
+    now = [1_800_000_000.0]
+    anonymous = Anonymous(ANONYMOUS_SECRET, days=30, seconds=lambda: now[0])
+    token = anonymous.identify({}).reconnect_token
+    user = token.split(".")[0]
+    now[0] += 30 * DAY
+    assert anonymous.identify({"reconnectToken": [token]}).user == user
+    now[0] += 1
+    with pytest.raises(ConnectionDeny) as refused:
+        anonymous.identify({"reconnectToken": [token]})
+    assert refused.value.code == 401 and "expired" in refused.value.reason
 
 
 def test_anonymous_and_tokens_exclude_each_other():
@@ -191,3 +277,46 @@ async def test_a_refusal_shows_no_library_internals(secured, tmp_path):
         reason = json.loads(body)["error"]
         assert reason in ("invalid token: not signed by a key of ours, or malformed",
                           "invalid token: expired"), reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_workers_share_the_key_they_were_not_given(own_redis, tmp_path):
+    """
+    --workers 2 --anonymous without ALEATORIA_ANONYMOUS_SECRET: the main
+    process makes the key and hands it to its worker (each made its own,
+    and half the reconnects got 401), so a token one worker made brings
+    its client back on the other -- and on the worker restarted after a
+    SIGKILL (issue: attacks, item 6).
+    """
+    import os
+    import signal
+
+    from .test_workers import TwoWorkers
+    from .wsclient import connect
+
+    async def welcome(index, token=None):
+        """Connect to worker C{index} (with C{token}); the welcome's payload."""
+        with workers.only(index):
+            client = await connect(workers.port, None, "r", origin=None,
+                                   extra=f"&reconnectToken={token}" if token else "")
+            payload = (await client.expect("welcome"))["payload"]
+            await client.request({"type": "get_rooms"}, "rooms_list")
+        await client.close()
+        return payload
+
+    workers = TwoWorkers(own_redis.port, tmp_path, "--anonymous")
+    try:
+        killed = await workers.started()
+        first = await welcome(0)
+        on_one = await welcome(1, first["reconnectToken"])
+        assert on_one["userId"] == first["userId"]
+        back = await welcome(0, on_one["reconnectToken"])
+        assert back["userId"] == first["userId"]
+
+        since = len(workers.daemon.log)
+        os.kill(killed, signal.SIGKILL)
+        assert await workers.started(since) != killed
+        again = await welcome(1, back["reconnectToken"])
+        assert again["userId"] == first["userId"]
+    finally:
+        workers.daemon.kill()

@@ -351,7 +351,10 @@ async def test_ready_answers_nobody_after_the_caller_left(own_redis):
 class _BrokenHeartbeat(RedisPeers):
     """Failure injection: a heartbeat that fails with a bug, not an outage."""
 
+    beats = 0
+
     def heartbeat(self):
+        self.beats += 1
         return fail(RuntimeError("heartbeat bug"))
 
 
@@ -359,17 +362,19 @@ class _BrokenHeartbeat(RedisPeers):
 async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
     """
     (7) A heartbeat that fails with anything but an outage is logged and
-    reported at each beat, and the beats go on.
+    reported -- the first of a minute, the rest counted (issue: attacks,
+    item 3) -- and the beats go on.
     """
     store = await connected(make_store(redis_config(own_redis.port), reactor))
     peers = peers_for(store, node_ttl=0.5, kind=_BrokenHeartbeat)
     with Log() as log:
         peers.startService()
         try:
-            await until(lambda: log.count("peers_heartbeat failed") >= 2)
+            await until(lambda: peers.beats >= 3)
         finally:
             await peers.stopService()
             await store.stopService()
+    assert log.count("peers_heartbeat failed") == 1
 
 
 @pytest_twisted.ensureDeferred

@@ -93,3 +93,23 @@ async def test_the_json_log_of_a_session(tmp_path):
     (refused,) = [r for r in records if "mallory" in r["message"]]
     assert refused["source"] == "aleatoria.protocol.ClientProtocol"
     assert all(r["source"].startswith("aleatoria") for r in records), records
+
+
+def test_a_json_line_stays_one_line_whatever_its_fields_hold(tmp_path):
+    """
+    U+2028, U+2029 and U+0085, which JSON leaves as they are but
+    splitlines() takes for line ends, are escaped: one event, one line
+    (issue: attacks, item 11).
+    """
+    from twisted.logger import Logger
+
+    from aleatoria.logs import observer
+
+    path = tmp_path / "aleatoria.log"
+    sink = observer("json", str(path))
+    breaking = "one\u2028two\u2029three\x85four é"
+    Logger(namespace="aleatoria.test", observer=sink).info("{room}", room=breaking)
+    (line,) = path.read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    assert record["room"] == breaking and record["message"] == breaking
+    assert "é" in line

@@ -448,3 +448,136 @@ def test_trace_budget_caps_transactions_per_second():
     assert sum(budget({}) for _ in range(1000)) == 5
     half = TraceBudget(0.4, 10, now=lambda: now[0], rng=iter([0.1, 0.9] * 50).__next__)
     assert sum(half({}) for _ in range(20)) == 10
+
+
+def test_a_failure_is_told_once_a_minute_per_kind():
+    """
+    The first failure of a kind (operation, error, message type) in a
+    minute is told in full; the rest are counted, and summed up in one
+    line when the minute is over (issue: attacks, item 3).
+    """
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs, formatEvent
+
+    from aleatoria.budgets import ReportBudget
+
+    clock, withheld = Clock(), []
+    budget = ReportBudget(clock, withheld.append)
+    kind = ("redis_resume", "ResponseError", None)
+    with capturedLogs() as events:
+        assert budget.failure(kind)
+        assert not any(budget.failure(kind) for _ in range(999))
+        assert budget.failure(("redis_resume", "TimeoutError", None))
+        assert budget.failure(("handle_message", "ResponseError", "resume"))
+        assert not budget.failure(("handle_message", "ResponseError", "resume"))
+        assert [formatEvent(e) for e in events] == []
+        clock.advance(60)
+        assert budget.failure(kind)
+    assert sorted(formatEvent(e) for e in events) == [
+        "1 more failures of handle_message (ResponseError, resume) in the last 60 s, "
+        "past the one logged and reported",
+        "999 more failures of redis_resume (ResponseError) in the last 60 s, "
+        "past the one logged and reported",
+    ]
+    assert withheld == ["redis_resume"] * 999 + ["handle_message"]
+
+
+def test_client_faults_are_told_within_budgets_of_connection_address_and_daemon():
+    """
+    A client's faults are told within the budget of its connection (3, then
+    1 a minute), its address (10, then 5 a minute) and the daemon (60,
+    then 1 a second); past them, counted and summed up in one line a
+    minute per operation.
+    """
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs, formatEvent
+
+    from aleatoria.budgets import ReportBudget
+
+    clock, withheld = Clock(), []
+    budget = ReportBudget(clock, withheld.append)
+    with capturedLogs() as events:
+        one = budget.connection()
+        assert [budget.fault("parse_message", one, "10.0.0.1") for _ in range(5)] == [
+            True, True, True, False, False]
+        many = [budget.fault("parse_message", budget.connection(), "10.0.0.1")
+                for _ in range(20)]
+        assert sum(many) == 7
+        everywhere = [budget.fault("websocket_upgrade", None, f"10.0.1.{n}")
+                      for n in range(100)]
+        assert sum(everywhere) == 60 - 10
+        clock.advance(60)
+        assert budget.fault("parse_message", one, "10.0.0.1")
+        assert not budget.fault("parse_message", one, "10.0.0.1")
+    assert sorted(formatEvent(e) for e in events) == [
+        "15 more client faults of parse_message in the last 60 s, past the reporting "
+        "budget: counted, not logged or reported one by one",
+        "50 more client faults of websocket_upgrade in the last 60 s, past the "
+        "reporting budget: counted, not logged or reported one by one",
+    ]
+    assert len(withheld) == 2 + 13 + 50 + 1
+
+
+def test_what_was_withheld_is_summed_up_when_the_daemon_stops():
+    """Stopping sums up every open window at once, and leaves no timer behind."""
+    from twisted.internet.task import Clock
+    from twisted.logger import capturedLogs, formatEvent
+
+    from aleatoria.budgets import ReportBudget
+
+    clock = Clock()
+    budget = ReportBudget(clock)
+    with capturedLogs() as events:
+        assert [budget.failure(("redis_pair", "ResponseError", None)) for _ in range(3)] == [
+            True, False, False]
+        assert budget.failure(("redis_offer", "ResponseError", None))
+        one = budget.connection()
+        assert sum(budget.fault("rate_limit", one) for _ in range(5)) == 3
+        budget.stop()
+    assert sorted(formatEvent(e).split(" in the last")[0] for e in events) == [
+        "2 more client faults of rate_limit", "2 more failures of redis_pair (ResponseError)"]
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_of_bad_frames_is_reported_within_budget(receiver, reporting):
+    """
+    Twenty unparsable frames, then twenty unknown types, from one
+    connection: each is answered as before, but only three reach Sentry
+    (the connection's budget), and of five bugs in handling one message
+    type one: the rest are counted in aleatoria_reports_withheld_total.
+    """
+    from twisted.internet import reactor
+    from twisted.logger import capturedLogs
+    from twisted.web.client import Agent, readBody
+
+    server = await reporting(env={"SENTRY_SAMPLE_RATE": "0"})
+    alice = await server.connect("alice")
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    server.store.room_messages = broken
+    with capturedLogs() as events:
+        for _ in range(20):
+            alice.send("{" + "x" * 2000)
+            answer = await alice.expect("error_response")
+            assert answer["payload"]["details"].startswith("JSON is malformed")
+        for _ in range(20):
+            error = await alice.request({"type": "whatever"}, "error")
+            assert error["payload"]["code"] == "unknown_type"
+        for _ in range(5):
+            error = await alice.request({"type": "get_recent_messages", "room": "home-alice"},
+                                        "error")
+            assert error["payload"]["code"] == "unavailable"
+    response = await Agent(reactor).request(b"GET", server.url("/metrics"))
+    metrics = (await readBody(response)).decode()
+    await stop_server(server)
+    assert len(receiver.events(operation="parse_message")) == 3
+    assert receiver.events(operation="unknown_message_type") == []
+    assert len(receiver.events(operation="handle_message")) == 1
+    assert len([e for e in events if "log_failure" in e]) == 1
+    assert len([e for e in events if "Malformed frame" in e.get("log_format", "")]) == 3
+    for operation, count in (("parse_message", 17), ("unknown_message_type", 20),
+                             ("handle_message", 4)):
+        assert f'aleatoria_reports_withheld_total{{operation="{operation}"}} {count}.0' in metrics

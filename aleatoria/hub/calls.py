@@ -100,10 +100,8 @@ class Calls:
         """
         user = conn.user_id
         if not to_user:
-            conn.report.capture_message(
-                "WebRTC message missing toUser field", operation="webrtc_routing",
-                messageType=kind,
-            )
+            conn.report.fault("WebRTC message missing toUser field", "webrtc_routing",
+                              messageType=kind)
             raise Invalid(f"{kind} needs toUser.")
         if to_user == user:
             raise Invalid(f"You cannot send {kind} to yourself.")

@@ -13,14 +13,13 @@ from twisted.logger import Logger
 from ..clock import parse_rfc3339
 from ..interfaces import Forbidden, Invalid, NotInRoom, QuotaExceeded
 from ..membership import Membership
-from ..messages import SHOWN, SYSTEM, Envelope, shown, valid_room
+from ..messages import ROOM_NAME_RULE, SHOWN, SYSTEM, Envelope, shown, valid_room
 from .outbox import FAILED, MAX_HISTORY_PAGE, Outcome, as_seen_by
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 MAX_MEMBERS_PAGE = 1000
 PRESENCE = frozenset({"user_joined", "user_left"})
-ROOM_RULE = ("A room name is 1-100 characters, without control characters "
-             "(bidirectional ones included).")
+ROOM_RULE = f"A room name is {ROOM_NAME_RULE}."
 
 
 @dataclass(frozen=True)
@@ -145,11 +144,10 @@ class Rooms:
         """
         if room in self.rooms_of(conn.user_id):
             return
-        self._log.info("{user} refused: not in room {room}", user=conn.user_id,
-                       room=shown(room))
-        conn.report.capture_message(
-            "User attempted to send to room without membership",
-            operation="unauthorized_room_send", room=room[:SHOWN],
+        conn.report.fault(
+            "User attempted to send to room without membership", "unauthorized_room_send",
+            log=self._log, line="{user} refused: not in room {room}",
+            fields={"user": conn.user_id, "room": shown(room)}, room=room[:SHOWN],
         )
         raise NotInRoom(NOT_IN_ROOM)
 

@@ -1,0 +1,64 @@
+"""
+One room name never reads as another: names with invisible or confusable
+characters are refused at the handshake, at join and so at chat (issue:
+attacks, item 11), while names in any script pass.
+"""
+
+from urllib.parse import quote
+
+import pytest
+import pytest_twisted
+
+from aleatoria.messages import valid_room
+
+from .test_handshake import handshake
+
+CONFUSABLE = [
+    pytest.param("lob\u200bby", id="zero-width-space-Cf"),
+    pytest.param("lob\u00adby", id="soft-hyphen-Cf"),
+    pytest.param("\ufeffLobby", id="byte-order-mark-Cf"),
+    pytest.param("Lobby\u2060", id="word-joiner-Cf"),
+    pytest.param("lob\u2028by", id="line-separator-Zl"),
+    pytest.param("lob\u2029by", id="paragraph-separator-Zp"),
+    pytest.param("lob\ue000by", id="private-use-Co"),
+    pytest.param("lob\u0378by", id="unassigned-Cn"),
+    pytest.param("\u0301Lobby", id="starts-with-combining-mark"),
+    pytest.param("Cafe\u0301", id="not-NFC"),
+    pytest.param("\u212bngstrom", id="not-NFC-singleton"),
+    pytest.param("gro\u202eup", id="bidi-override-Cf"),
+    pytest.param("a\x85b", id="next-line-Cc"),
+]
+
+READABLE = ["Lobby", "Café", "naïve", "日本語のルーム", "a\u3000b", "Ελληνικά",
+            "Cafe\u0301"[:-1] + "é", "party \U0001f389", "x\u0301y", "x" * 100]
+"""Names in any script pass; so does a combining mark after a base character."""
+
+
+@pytest.mark.parametrize("name", CONFUSABLE)
+def test_the_rule_refuses_each_class(name):
+    assert not valid_room(name)
+
+
+@pytest.mark.parametrize("name", READABLE)
+def test_the_rule_passes_readable_names(name):
+    assert valid_room(name)
+
+
+@pytest.mark.parametrize("name", CONFUSABLE)
+@pytest_twisted.ensureDeferred
+async def test_refused_at_join_chat_and_handshake(server, name):
+    """
+    join_room is refused invalid_message with the rule, so a chat message
+    to that room is refused too and reaches nobody; a handshake asking for
+    it is refused 400.
+    """
+    alice, bob = await server.connect_many("alice", "bob")
+    error = await alice.request({"type": "join_room", "room": name}, "error")
+    assert error["payload"]["code"] == "invalid_message"
+    assert "NFC" in error["payload"]["error"]
+    error = await alice.request({"type": "chat_message", "room": name,
+                                 "payload": {"content": "hi"}}, "error")
+    assert error["payload"]["code"] == "not_in_room"
+    await bob.quiet()
+    assert await handshake(server, f"userId=carol&room={quote(name)}") == 400
+    assert server.hub.room_names() == ["home-alice", "home-bob"]
