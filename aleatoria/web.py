@@ -96,9 +96,12 @@ class WebSocketEndpoint(WebSocketResource):
             request.setHeader(b"vary", b"Origin")
             if page:
                 request.setHeader(b"access-control-allow-origin", page.encode())
+            request.channel.persistent = False  # it holds no slot of the address for long
             if status == 426:
                 request.setHeader(b"upgrade", b"websocket")
-                request.setHeader(b"connection", b"Upgrade")
+                request.setHeader(b"connection", b"Upgrade, close")
+            else:
+                request.setHeader(b"connection", b"close")
             return json.dumps(answer).encode()
         ticket, request.channel.ticket = request.channel.ticket, None
         self._factory.handing_over = ticket

@@ -301,3 +301,24 @@ async def test_the_verdict_makes_nothing_and_counts_as_an_attempt():
         assert "too many connections" in body["error"]
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_verdict_ends_its_connection(server):
+    """
+    The daemon closes the connection of a verdict, asked for keep-alive or
+    not, so that it holds none of the connections its address may have.
+    """
+    import socket
+
+    def answered_and_closed(query, origin):
+        request = plain_get(query, origin).replace(b"Connection: close\r\n", b"")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(request)
+            answer = b""
+            while chunk := raw.recv(4096):
+                answer += chunk
+        return answer.split(b" ")[1]
+
+    assert await deferToThread(answered_and_closed, "userId=alice", ORIGIN) == b"426"
+    assert await deferToThread(answered_and_closed, "userId=alice", "http://evil.example") == b"403"
