@@ -169,8 +169,8 @@ export class Client extends EventTarget {
 
   _onOpen(socket) {
     if (socket !== this._socket) return;
-    if (!this.options.userId && !this.options.token && !this.options.getToken) return; // welcome next
-    this._ready();
+    const named = this.options.userId || this.options.token || this.options.getToken;
+    if (named) this._ready(); // else the server names the client: ready at its welcome
   }
 
   /** The connection is open (and, anonymous, knows who it is). */
@@ -439,10 +439,11 @@ export class Client extends EventTarget {
       this.positions.delete(`room:${message.room}`);
     }
     if (message.type === "resumed") {
-      for (const [room, at] of Object.entries(message.payload.rooms || {})) {
+      const { rooms = {}, direct } = message.payload || {};
+      for (const [room, at] of Object.entries(rooms)) {
         if (!at.code) this._advance(`room:${room}`, at);
       }
-      if (message.payload.direct) this._advance("inbox", message.payload.direct);
+      if (direct) this._advance("inbox", direct);
     }
     if (message.type === "chat_message" && message.offset) {
       this._advance(message.room ? `room:${message.room}` : "inbox", message);
@@ -479,6 +480,10 @@ export class Client extends EventTarget {
       return Promise.reject(new AleatoriaError("closed", "The client was closed."));
     }
     const messageId = message.messageId || this._newId();
+    if (this._pending.has(messageId)) {
+      return Promise.reject(new AleatoriaError("invalid_message",
+        `messageId ${messageId} is already waiting for an answer.`));
+    }
     const envelope = { ...message, messageId };
     return new Promise((resolve, reject) => {
       const pending = { resolve, reject, written: this._live,

@@ -57,6 +57,10 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     await assert.rejects(carol.write(name("carol"), "me"),
       (error) => error instanceof AleatoriaError && error.code === "invalid_message");
     assert.equal(await carol.requestPeer(), null);
+    const first = carol.request({ type: "get_rooms", messageId: "same" }, "rooms_list");
+    await assert.rejects(carol.request({ type: "get_rooms", messageId: "same" }, "rooms_list"),
+      (error) => error.code === "invalid_message");
+    assert.deepEqual((await first).payload.rooms, [room("c")]);
   });
 
   test(`after a lost connection it reconnects, sends what was queued, resumes, and every event comes once [${runtime}]`, async () => {

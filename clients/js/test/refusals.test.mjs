@@ -120,6 +120,10 @@ test("getToken gives each reconnect a fresh token; a fixed one that expired is s
     assert.deepEqual(refusals.map((r) => r.code), ["unauthorized"]);
   }
   await Promise.all(fresh.map(({ client: c }) => c.getRooms()));
+
+  const failing = client(daemons.tokens.url, { getToken: () => Promise.reject(new Error("down")) });
+  await assert.rejects(within(failing.connect(), 3000), (error) => error.code === "no_token");
+  assert.equal(failing.state, "closed");
 });
 
 for (const [runtime, WebSocket] of RUNTIMES) {
