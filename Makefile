@@ -60,11 +60,17 @@ test: lint $(VENV)/.installed redis-server benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
 
-# The JavaScript client against a real daemon (Node 20 needs the flag for
-# its WebSocket; later Nodes have it without).
-js-test: $(VENV)/.installed | node
+clients/js/node_modules/.installed: clients/js/package.json clients/js/package-lock.json | node
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The JavaScript client against real daemons and redis-servers, with Node's
+# own WebSocket (Node 20 needs the flag for it; later Nodes have it without)
+# and with the ws package (its dev dependency); the test files side by side.
+js-test: $(VENV)/.installed redis-server clients/js/node_modules/.installed | node
 	cd clients/js && node $$(node -e 'process.exit(typeof WebSocket == "function" ? 0 : 1)' \
-	  || echo --experimental-websocket) --test test/
+	  || echo --experimental-websocket) --test --test-concurrency=3 --test-timeout=120000 \
+	  test/*.test.mjs
 
 # The demo app in Chromium, in a private network namespace (needs root, as CI has)
 e2e: $(VENV)/.installed redis-server chromium tests/e2e/node_modules/.installed
@@ -89,4 +95,4 @@ bench-faults: $(VENV)/.installed redis-server
 
 clean:
 	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache benchmarks/node_modules \
-	  tests/e2e/node_modules
+	  tests/e2e/node_modules clients/js/node_modules

@@ -4,6 +4,7 @@ The HTTP side of the port (docs/protocol.rst, "HTTP"), read with a real client.
 
 import json
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -13,7 +14,7 @@ from aleatoria.peers import LonePeers
 from aleatoria.store.memory import MemoryStore
 from aleatoria.web import Ready
 
-from .conftest import start_server, stop_server
+from .conftest import ORIGIN, start_server, stop_server
 from .rawhttp import exchange, upgrade_request
 
 
@@ -81,9 +82,12 @@ async def test_unknown_path_is_404(server):
 
 @pytest_twisted.ensureDeferred
 async def test_plain_get_on_ws_is_426(server):
-    """A GET on /ws that is no WebSocket upgrade gets a plain 426 saying so, not a page."""
+    """
+    A GET on /ws that is no WebSocket upgrade, of a client the upgrade would
+    admit, gets a plain 426 saying so, not a page.
+    """
     status, headers, body = await deferToThread(
-        exchange, server.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        exchange, server.port, plain_get("userId=alice", ORIGIN))
     assert status.startswith("HTTP/1.1 426")
     assert "upgrade: websocket" in headers
     assert json.loads(body)["code"] == "upgrade_required"
@@ -166,3 +170,155 @@ async def test_the_demo_app_is_served_only_with_demo():
         assert (await get(plain, "/app.js"))[0].code == 404
     finally:
         await stop_server(plain)
+
+
+def plain_get(query, origin=None, host="127.0.0.1", extra=""):
+    """The bytes of a plain GET of C{/ws?query}: no upgrade, as a fetch sends it."""
+    lines = [f"GET /ws?{query} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+
+
+def _token(secret, **claims):
+    import time
+
+    import jwt
+
+    return jwt.encode({"sub": "alice", "exp": int(time.time()) + 300, **claims}, secret)
+
+
+_JWT = {"ALEATORIA_JWT_SECRET": "verdict-secret-" + "0123456789abcdef" * 4}
+
+
+@pytest.mark.parametrize("env, given, query, origin", [
+    pytest.param(None, {}, "userId=alice", ORIGIN, id="admitted"),
+    pytest.param(None, {}, "userId=alice", "http://evil.example", id="origin"),
+    pytest.param(None, {}, "userId=alice", None, id="no-origin"),
+    pytest.param(None, {"allow-no-origin": "true"}, "userId=alice", None, id="no-origin-allowed"),
+    pytest.param(None, {}, "room=Lobby", ORIGIN, id="no-user"),
+    pytest.param(None, {}, "userId=system", ORIGIN, id="reserved-user"),
+    pytest.param(None, {}, "userId=alice&room=" + "x" * 101, ORIGIN, id="bad-room"),
+    pytest.param(_JWT, {}, "token=nope", ORIGIN, id="bad-token"),
+    pytest.param(_JWT, {}, "token=" + _token(_JWT["ALEATORIA_JWT_SECRET"], exp=1), ORIGIN,
+                 id="expired-token"),
+    pytest.param(_JWT, {}, "room=Lobby&token=" + _token(_JWT["ALEATORIA_JWT_SECRET"],
+                                                        rooms=["team-*"]),
+                 ORIGIN, id="room-not-allowed"),
+    pytest.param(None, {"anonymous": "true"}, "", ORIGIN, id="anonymous"),
+    pytest.param(None, {"anonymous": "true"}, "userId=alice", ORIGIN, id="anonymous-user"),
+    pytest.param(None, {"anonymous": "true"}, "reconnectToken=anon-1.forged", ORIGIN,
+                 id="anonymous-forged-token"),
+])
+@pytest_twisted.ensureDeferred
+async def test_a_plain_get_on_ws_tells_what_the_upgrade_gets(env, given, query, origin):
+    """
+    Browsers and Node's WebSocket cannot see why an upgrade was refused: a
+    plain GET of /ws with the same query and headers answers the upgrade's
+    refusal -- its status and JSON body -- or 426 when it would be admitted.
+    """
+    server = await start_server(env, **given)
+    try:
+        verdict = await deferToThread(exchange, server.port, plain_get(query, origin))
+        upgrade = await deferToThread(exchange, server.port, upgrade_request(
+            query, origin, extra="") if origin is not None else _upgrade_without_origin(query))
+    finally:
+        await stop_server(server)
+    if " 101 " in upgrade[0]:
+        assert verdict[0].startswith("HTTP/1.1 426"), verdict
+        assert json.loads(verdict[2])["code"] == "upgrade_required"
+    else:
+        assert verdict[0] == upgrade[0]
+        assert json.loads(verdict[2]) == json.loads(upgrade[2])
+
+
+def _upgrade_without_origin(query):
+    return upgrade_request(query, "x").replace(b"Origin: x\r\n", b"")
+
+
+@pytest.mark.parametrize("given, origin, extra, status, readable", [
+    pytest.param({}, ORIGIN, "", 426, True, id="allowed"),
+    pytest.param({}, "http://evil.example", "", 403, False, id="refused"),
+    pytest.param({"allowed-origin": None}, None, "Sec-Fetch-Site: same-origin\r\n", 426, False,
+                 id="same-origin-page"),
+    pytest.param({"allowed-origin": None}, None, "", 403, False, id="no-page"),
+    pytest.param({"allowed-origin": None}, None, "Sec-Fetch-Site: cross-site\r\n", 403, False,
+                 id="cross-site-without-origin"),
+])
+@pytest_twisted.ensureDeferred
+async def test_an_allowed_page_may_read_the_verdict(given, origin, extra, status, readable):
+    """
+    The verdict carries CORS headers for a page of an allowed origin, so
+    that a browser lets it read the answer; a fetch from a page of the
+    daemon's own origin (which sends no Origin, but Sec-Fetch-Site:
+    same-origin) is judged as its upgrade would be, with that origin.
+    """
+    server = await start_server(**given)
+    try:
+        line, headers, _ = await deferToThread(
+            exchange, server.port,
+            plain_get("userId=alice", origin, f"127.0.0.1:{server.port}", extra))
+    finally:
+        await stop_server(server)
+    assert line.startswith(f"HTTP/1.1 {status}"), line
+    assert (f"access-control-allow-origin: {origin}" in headers) == readable, headers
+    if readable:
+        assert "vary: origin" in headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_verdict_makes_nothing_and_counts_as_an_attempt():
+    """
+    A verdict opens no connection and makes no identity: the hub counts
+    none, and it keeps no slot of --max-connections-per-ip. Behind a trusted
+    proxy it counts as a connection attempt of the forwarded client, as an
+    upgrade does: past --connect-burst, both say 429.
+    """
+    server = await start_server(**{"anonymous": "true", "max-connections-per-ip": "2",
+                                   "trusted-proxy": "127.0.0.0/8", "connect-rate": "0.01",
+                                   "connect-burst": "4"})
+
+    async def verdict(client):
+        line, _, body = await deferToThread(exchange, server.port, plain_get(
+            "", ORIGIN, extra=f"X-Forwarded-For: {client}\r\n"))
+        return int(line.split()[1]), json.loads(body)
+
+    try:
+        answers = [await verdict("203.0.113.5") for _ in range(5)]
+        upgrade = await deferToThread(exchange, server.port, upgrade_request(
+            "", ORIGIN, extra="X-Forwarded-For: 203.0.113.5\r\n"))
+        assert [status for status, _ in answers] == [426, 426, 426, 426, 429]
+        assert "connection attempts" in answers[-1][1]["error"]
+        assert " 429 " in upgrade[0]
+        assert server.hub.connection_count == 0
+
+        assert (await verdict("203.0.113.6"))[0] == 426
+        for _ in range(2):
+            await server.connect(None, "Lobby", headers={"X-Forwarded-For": "203.0.113.6"})
+        assert server.hub.connection_count == 2
+        status, body = await verdict("203.0.113.6")
+        assert (status, body["code"]) == (429, "rate_limited")
+        assert "too many connections" in body["error"]
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_verdict_ends_its_connection(server):
+    """
+    The daemon closes the connection of a verdict, asked for keep-alive or
+    not, so that it holds none of the connections its address may have.
+    """
+    import socket
+
+    def answered_and_closed(query, origin):
+        request = plain_get(query, origin).replace(b"Connection: close\r\n", b"")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(request)
+            answer = b""
+            while chunk := raw.recv(4096):
+                answer += chunk
+        return answer.split(b" ")[1]
+
+    assert await deferToThread(answered_and_closed, "userId=alice", ORIGIN) == b"426"
+    assert await deferToThread(answered_and_closed, "userId=alice", "http://evil.example") == b"403"

@@ -26,7 +26,7 @@ async def scripted_session(daemon):
         exchange, daemon.port, upgrade_request("userId=mallory", "http://evil.example"))
     assert " 403 " in status
     status, _, _ = await deferToThread(
-        exchange, daemon.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        exchange, daemon.port, b"GET /ws?userId=a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert " 426 " in status
     alice = await connect(daemon.port, "alice", "Lobby", origin=None)
     bob = await connect(daemon.port, "bob", "Lobby", origin=None)

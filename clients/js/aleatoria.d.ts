@@ -17,36 +17,105 @@ export interface Envelope {
 
 export interface Position { offset: number; epoch: string; }
 
+/** Where each stream stands: what `getPositions()` gives and the `positions` option takes. */
+export interface Positions { rooms: Record<string, Position>; direct?: Position; }
+
 export type State = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 export interface ClientOptions {
+  /** Who the client is; leave out with --anonymous (the server names it) or a token. */
   userId?: string;
   room?: string;
+  /** A JWT, the same for every connection. */
   token?: string;
-  /** A WebSocket class, where there is no global one (Node 20 without the flag). */
+  /** Gives the JWT for each connection, called before each (re)connect. */
+  getToken?: () => string | Promise<string>;
+  /** With --anonymous: come back as the user of a token saved from an `identity` event. */
+  reconnectToken?: string;
+  /** Where the streams stood, saved from `getPositions()` before a reload: resumed from there. */
+  positions?: Positions;
+  /**
+   * A WebSocket class, where there is no global one (Node 20 without the
+   * flag) or it will not do (the `ws` package, to send an Origin).
+   */
   WebSocket?: any;
+  /** The fetch that asks why an attempt failed (default: the global one). */
+  fetch?: typeof fetch;
+  /** Backoff between attempts, in ms. */
   reconnect?: { initial?: number; max?: number; factor?: number; jitter?: number };
+  /** Ms before a request without an answer rejects with `timeout` (default 10000). */
   requestTimeout?: number;
+  /** Ms one attempt may take to open (default 10000). */
+  openTimeout?: number;
+  /** Ms `connect()` keeps trying before it rejects with `unreachable` (default 30000). */
+  connectTimeout?: number;
   /** Resume every stream after a reconnect (default true). */
   resume?: boolean;
 }
 
+/**
+ * A refusal: the server's answer to a request or a connection, or the
+ * client's own (`timeout`, `disconnected`, `closed`, `replaced`,
+ * `unreachable`, `no_token`).
+ */
 export class AleatoriaError extends Error {
   code: string;
   payload: any;
+  /** For `unavailable` of a chat message: what failed ("delivery", "history"). */
+  failed?: string[];
 }
 
 export interface Conversation { withUser: string; last: Envelope; unread: number; }
+
+export interface Resumed {
+  recovered: boolean;
+  offset: number;
+  epoch: string;
+  error?: string;
+  code?: string;
+}
+
+/** The events of a Client, by name; each `CustomEvent`'s `detail`. */
+export interface ClientEventMap {
+  state: CustomEvent<State>;
+  open: CustomEvent<{ reconnected: boolean }>;
+  close: CustomEvent<{ code: number; reason: string }>;
+  /** A connection attempt was refused (detail: the refusal: `forbidden`, `unauthorized`, ...). */
+  refused: CustomEvent<AleatoriaError>;
+  /** With --anonymous: who the server says this client is, and its token to save. */
+  identity: CustomEvent<{ userId: string; reconnectToken: string }>;
+  /** A stream a resume could not replay: reload it (`room`, or `direct` for the inbox). */
+  unrecovered: CustomEvent<Resumed & { room?: string; direct?: true }>;
+  /** Every message from the server. */
+  message: CustomEvent<Envelope>;
+  chat_message: CustomEvent<Envelope>;
+  welcome: CustomEvent<Envelope>;
+  resumed: CustomEvent<Envelope>;
+  user_joined: CustomEvent<Envelope>;
+  user_left: CustomEvent<Envelope>;
+  room_joined: CustomEvent<Envelope>;
+  room_left: CustomEvent<Envelope>;
+  assign_role: CustomEvent<Envelope>;
+  no_peer_available: CustomEvent<Envelope>;
+  webrtc_offer: CustomEvent<Envelope>;
+  webrtc_answer: CustomEvent<Envelope>;
+  webrtc_candidate: CustomEvent<Envelope>;
+  hangup: CustomEvent<Envelope>;
+  error: CustomEvent<Envelope>;
+}
 
 export class Client extends EventTarget {
   constructor(url: string, options?: ClientOptions);
   readonly url: string;
   state: State;
   userId: string;
+  /** With --anonymous: the token to come back with (see the `identity` event). */
+  reconnectToken: string;
   rooms: Set<string>;
   positions: Map<string, Position>;
   connect(): Promise<Client>;
   close(): void;
+  getPositions(): Positions;
   send(message: Envelope): void;
   request(message: Envelope, types: string | string[]): Promise<Envelope>;
   joinRoom(room: string): Promise<Envelope>;
@@ -67,12 +136,32 @@ export class Client extends EventTarget {
   requestPeer(currentPeerId?: string): Promise<{ role: "polite" | "impolite"; peerId: string } | null>;
   signal(type: "webrtc_offer" | "webrtc_answer" | "webrtc_candidate" | "hangup",
          toUser: string, payload?: object): void;
+
+  addEventListener<K extends keyof ClientEventMap>(type: K,
+    listener: (this: Client, event: ClientEventMap[K]) => any,
+    options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ClientEventMap>(type: K,
+    listener: (this: Client, event: ClientEventMap[K]) => any,
+    options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
 }
 
 export interface CallerOptions {
   stream?: MediaStream | null;
   rtcConfig?: RTCConfiguration;
   RTCPeerConnection?: typeof RTCPeerConnection;
+}
+
+/** The events of a Caller, by name. */
+export interface CallerEventMap {
+  call: CustomEvent<{ peerId: string; role: "polite" | "impolite" }>;
+  track: CustomEvent<RTCTrackEvent>;
+  connection: CustomEvent<RTCPeerConnectionState>;
+  ended: CustomEvent<{ peerId: string; reason: string; local: boolean }>;
+  error: CustomEvent<Error>;
 }
 
 export class Caller extends EventTarget {
@@ -84,4 +173,15 @@ export class Caller extends EventTarget {
   available(): void;
   next(): Promise<boolean>;
   hangup(): void;
+
+  addEventListener<K extends keyof CallerEventMap>(type: K,
+    listener: (this: Caller, event: CallerEventMap[K]) => any,
+    options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof CallerEventMap>(type: K,
+    listener: (this: Caller, event: CallerEventMap[K]) => any,
+    options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions): void;
 }

@@ -9,27 +9,37 @@ export class AleatoriaError extends Error {
     this.name = "AleatoriaError";
     this.code = code;
     this.payload = payload;
+    if (payload.failed) this.failed = payload.failed;
   }
 }
 
 const DEFAULTS = {
   room: "",
   token: "",
+  getToken: null,
+  reconnectToken: "",
+  positions: null,
   reconnect: { initial: 500, max: 30000, factor: 2, jitter: 0.5 },
   requestTimeout: 10000,
+  openTimeout: 10000,
+  connectTimeout: 30000,
   resume: true,
 };
 
 /** Close codes after which reconnecting would only fight another connection. */
 const FINAL = new Set([4001, 4003]);
 
+/** Refusals that may pass by themselves: a reconnect tries again after them. */
+const PASSING = new Set(["rate_limited", "unavailable"]);
+
+/** How long an open socket that reported an error may take to report its close. */
+const CLOSE_AFTER_ERROR = 1000;
+
 /**
  * One user's connection to Aleatoria: reconnects by itself, queues what is
  * sent while it is away, matches requests to their answers, and resumes
- * every stream it was reading after a reconnect. Events: `state` (detail:
- * the new state), `open`, `close` (detail: {code, reason}), `message`
- * (every message) and one per message type (`chat_message`,
- * `user_joined`, `assign_role`, ...; detail: the message).
+ * every stream it was reading after a reconnect. See README.md for its
+ * events and the rules its promises keep.
  */
 export class Client extends EventTarget {
   constructor(url, options = {}) {
@@ -39,66 +49,341 @@ export class Client extends EventTarget {
       reconnect: { ...DEFAULTS.reconnect, ...(options.reconnect || {}) } };
     this.WebSocket = this.options.WebSocket || globalThis.WebSocket;
     this.state = "idle";
-    this.userId = this.options.userId || "";
+    this.userId = this.options.userId || subject(this.options.token);
+    this.reconnectToken = this.options.reconnectToken || "";
     this.rooms = new Set();
     this.positions = new Map(); // "room:<name>" or "inbox" -> {offset, epoch}
-    this._queue = [];
-    this._pending = new Map();
+    this._restore(this.options.positions);
+    this._queue = []; // {message, messageId?}: not written yet
+    this._pending = new Map(); // messageId -> {resolve, reject, types, timer, written}
     this._counter = 0;
     this._attempt = 0;
+    this._tries = 0; // attempts begun: a stale one's callbacks are ignored
     this._timer = null;
     this._socket = null;
+    this._live = false; // the current socket is open (and welcomed, when anonymous)
     this._opened = 0;
+    this._connecting = null; // connect()'s promise, until it settles
   }
 
-  /** Open the connection; resolves once it is open the first time. */
+  /**
+   * Open the connection: resolves once it is open, or rejects with an
+   * AleatoriaError -- the refusal's code, or `unreachable` after
+   * `connectTimeout` -- and the client is closed.
+   */
   connect() {
     if (this.state !== "idle" && this.state !== "closed") return this._firstOpen;
     this._firstOpen = new Promise((resolve, reject) => {
-      this._resolveOpen = resolve;
-      this._rejectOpen = reject;
+      const deadline = setTimeout(() => this._stop(new AleatoriaError("unreachable",
+        `No connection within ${this.options.connectTimeout} ms.`)), this.options.connectTimeout);
+      this._connecting = { resolve, reject, deadline };
     });
-    this._open();
+    this._setState(this._opened ? "reconnecting" : "connecting");
+    this._try();
     return this._firstOpen;
   }
 
-  /** Close for good: no reconnecting; pending requests are rejected. */
+  /** Close for good: no reconnecting; pending and queued requests are rejected. */
   close() {
-    clearTimeout(this._timer);
-    this._setState("closed");
-    if (this._socket) this._socket.close(1000);
-    this._failPending(new AleatoriaError("closed", "The client was closed."));
+    this._stop(new AleatoriaError("closed", "The client was closed."));
   }
 
-  _open() {
-    this._setState(this._opened ? "reconnecting" : "connecting");
+  /**
+   * Where each stream stands, to save and give back as the `positions`
+   * option after a reload: the payload of a `resume`.
+   */
+  getPositions() {
+    const rooms = {};
+    for (const [key, at] of this.positions) {
+      if (key.startsWith("room:") && this.rooms.has(key.slice(5))) rooms[key.slice(5)] = at;
+    }
+    const inbox = this.positions.get("inbox");
+    return inbox ? { rooms, direct: inbox } : { rooms };
+  }
+
+  _restore(saved) {
+    if (!saved) return;
+    for (const [room, at] of Object.entries(saved.rooms || {})) {
+      this.rooms.add(room);
+      this.positions.set(`room:${room}`, { offset: at.offset, epoch: at.epoch });
+    }
+    if (saved.direct) {
+      this.positions.set("inbox", { offset: saved.direct.offset, epoch: saved.direct.epoch });
+    }
+  }
+
+  /** One attempt: a token if `getToken` gives them, then a socket. */
+  async _try() {
+    const attempt = ++this._tries;
+    let token = this.options.token;
+    if (this.options.getToken) {
+      try {
+        token = await this.options.getToken();
+      } catch (error) {
+        if (attempt !== this._tries || this.state === "closed") return;
+        // at connect(), the app hears of it; later, the token's source may come back
+        if (this._connecting) this._stop(new AleatoriaError("no_token", `getToken failed: ${error}`));
+        else this._failed(null);
+        return;
+      }
+      if (attempt !== this._tries || this.state === "closed") return;
+      if (!this.options.userId) this.userId = subject(token) || this.userId;
+    }
     const query = new URLSearchParams();
     if (this.options.userId) query.set("userId", this.options.userId);
+    else if (this.reconnectToken) query.set("reconnectToken", this.reconnectToken);
     if (this.options.room) query.set("room", this.options.room);
-    if (this.options.token) query.set("token", this.options.token);
-    const socket = new this.WebSocket(`${this.url}?${query}`);
+    if (token) query.set("token", token);
+    let socket;
+    try {
+      socket = new this.WebSocket(`${this.url}?${query}`);
+    } catch (error) {
+      this._stop(new AleatoriaError("invalid_request", error.message));
+      return;
+    }
     this._socket = socket;
+    this._live = false;
     socket.onopen = () => this._onOpen(socket);
-    socket.onmessage = (event) => this._onMessage(event.data);
-    socket.onclose = (event) => this._onClose(socket, event.code, event.reason);
-    socket.onerror = () => {};
+    socket.onmessage = (event) => {
+      if (socket === this._socket) this._onMessage(event.data);
+    };
+    socket.onclose = (event) => this._ended(socket, event.code, event.reason);
+    socket.onerror = () => this._errored(socket);
+    this._openTimer = setTimeout(() => this._ended(socket, 1006, "no answer"),
+      this.options.openTimeout);
+    this._query = query;
+  }
+
+  /**
+   * An `error` ends an attempt (Node's WebSocket reports a failed attempt
+   * with nothing else); an open socket reports its close after it, but
+   * is given up if it does not.
+   */
+  _errored(socket) {
+    if (socket !== this._socket) return;
+    if (!this._live) this._ended(socket, 1006, "");
+    else if (!this._errorTimer) {
+      this._errorTimer = setTimeout(() => this._ended(socket, 1006, ""), CLOSE_AFTER_ERROR);
+    }
   }
 
   _onOpen(socket) {
     if (socket !== this._socket) return;
+    const named = this.options.userId || this.options.token || this.options.getToken;
+    if (named) this._ready(); // else the server names the client: ready at its welcome
+  }
+
+  /** The connection is open (and, anonymous, knows who it is). */
+  _ready() {
+    clearTimeout(this._openTimer);
     const again = this._opened > 0;
+    this._live = true;
     this._opened += 1;
     this._attempt = 0;
     this.rooms.add(this.options.room || "Lobby");
-    this._setState("open");
-    if (again) this._resume();
+    if (again || this.positions.size) this._resume();
     else if (this.options.resume) this._mark(this.options.room || "Lobby", true);
-    const queued = this._queue.splice(0);
-    for (const message of queued) this._write(message);
+    for (const { message, messageId } of this._queue.splice(0)) {
+      const pending = messageId && this._pending.get(messageId);
+      if (pending) pending.written = true;
+      this._write(message);
+    }
+    this._setState("open");
     this.dispatchEvent(new CustomEvent("open", { detail: { reconnected: again } }));
-    if (this._resolveOpen) {
-      this._resolveOpen(this);
-      this._resolveOpen = this._rejectOpen = null;
+    const connecting = this._connecting;
+    if (connecting) {
+      this._connecting = null;
+      clearTimeout(connecting.deadline);
+      connecting.resolve(this);
+    }
+  }
+
+  /** The socket is gone, whether it opened or not: its handlers are dropped. */
+  _ended(socket, code, reason) {
+    if (socket !== this._socket) return;
+    this._socket = null;
+    clearTimeout(this._openTimer);
+    clearTimeout(this._errorTimer);
+    this._errorTimer = null;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    socket.onerror = () => {}; // closing a socket still connecting may report an error
+    if (socket.readyState === 0 || socket.readyState === 1) socket.close(1000);
+    if (this._live) {
+      this._live = false;
+      this._lost(code, reason);
+    } else if (this.state !== "closed") {
+      this._refused(this._query);
+    }
+  }
+
+  /** An open connection ended. */
+  _lost(code, reason) {
+    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
+    if (this.state === "closed") return;
+    if (FINAL.has(code)) {
+      this._stop(new AleatoriaError(code === 4001 ? "replaced" : "disconnected",
+        reason || "The server closed the connection for good."));
+      return;
+    }
+    this._failWritten(new AleatoriaError("disconnected",
+      "The connection was lost before the answer came: the server may or may not have it."));
+    this._setState("reconnecting");
+    this._timer = setTimeout(() => this._try(), this._delay(reason));
+  }
+
+  /** An attempt failed: ask the server why (browsers and Node cannot see it). */
+  async _refused(query) {
+    const attempt = this._tries;
+    const verdict = await this._verdict(query);
+    if (attempt !== this._tries || this.state === "closed") return;
+    this._failed(verdict);
+  }
+
+  /**
+   * After a failed attempt: stop on a refusal that will not pass (any, for
+   * `connect()`), else try again later.
+   */
+  _failed(refusal) {
+    if (refusal) this.dispatchEvent(new CustomEvent("refused", { detail: refusal }));
+    if (refusal && (this._connecting || !PASSING.has(refusal.code))) {
+      this._stop(refusal);
+      return;
+    }
+    this._setState(this._opened ? "reconnecting" : "connecting");
+    this._timer = setTimeout(() => this._try(), this._delay(""));
+  }
+
+  /**
+   * What the server says of the handshake just refused: a plain GET of the
+   * same URL answers the refusal (docs/protocol.rst, "HTTP"). An
+   * AleatoriaError with its code, or null: no answer, or it would admit now.
+   */
+  async _verdict(query) {
+    const fetch = this.options.fetch || globalThis.fetch;
+    if (!fetch) return null;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.options.openTimeout);
+    try {
+      const response = await fetch(`${this.url.replace(/^ws/, "http")}?${query}`,
+        { signal: abort.signal });
+      const answer = await response.json();
+      if (response.status === 426 || typeof answer.code !== "string") return null;
+      return new AleatoriaError(answer.code, answer.error || `HTTP ${response.status}`,
+        { ...answer, status: response.status });
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closed for good, with `error`: every request not answered is rejected with it. */
+  _stop(error) {
+    this._tries += 1;
+    clearTimeout(this._timer);
+    this._setState("closed");
+    if (this._socket) this._ended(this._socket, 1000, "");
+    const connecting = this._connecting;
+    if (connecting) {
+      this._connecting = null;
+      clearTimeout(connecting.deadline);
+      connecting.reject(error);
+    }
+    this._queue = [];
+    for (const messageId of [...this._pending.keys()]) this._settle(messageId, null, error);
+  }
+
+  /** Backoff with jitter, or the server's `retry-after=N` hint. */
+  _delay(reason) {
+    const { initial, max, factor, jitter } = this.options.reconnect;
+    const hinted = /retry-after=(\d+)/.exec(reason || "");
+    const base = hinted ? Number(hinted[1]) * 1000
+      : Math.min(max, initial * factor ** this._attempt);
+    this._attempt += 1;
+    return base * (1 - jitter * Math.random());
+  }
+
+  _setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: state }));
+  }
+
+  /** The connection is lost: requests already written may never be answered. */
+  _failWritten(error) {
+    for (const [messageId, pending] of [...this._pending]) {
+      if (pending.written) this._settle(messageId, null, error);
+    }
+  }
+
+  /** Settle a request, once: resolved with `answer`, or rejected with `error`. */
+  _settle(messageId, answer, error) {
+    const pending = this._pending.get(messageId);
+    if (!pending) return;
+    this._pending.delete(messageId);
+    clearTimeout(pending.timer);
+    if (!pending.written) this._queue = this._queue.filter((q) => q.messageId !== messageId);
+    if (error) pending.reject(error);
+    else pending.resolve(answer);
+  }
+
+  _onMessage(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    let identity = null;
+    if (message.type === "welcome" && message.payload) {
+      const { userId, reconnectToken } = message.payload;
+      if (userId) this.userId = userId;
+      if (reconnectToken && reconnectToken !== this.reconnectToken) {
+        this.reconnectToken = reconnectToken;
+        identity = { userId: this.userId, reconnectToken };
+      }
+    }
+    this._track(message);
+    this._answer(message);
+    this.dispatchEvent(new CustomEvent("message", { detail: message }));
+    this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+    if (identity) this.dispatchEvent(new CustomEvent("identity", { detail: identity }));
+    if (message.type === "resumed") this._unrecovered(message.payload || {});
+    if (message.type === "welcome" && !this._live && this._socket) this._ready();
+  }
+
+  /**
+   * Settle the request `message` answers: an `error` naming its messageId
+   * rejects it; one of its reply types with its messageId resolves it (a
+   * chat message only as the sender's own copy: the echo).
+   */
+  _answer(message) {
+    if (message.type === "error") {
+      const payload = message.payload || {};
+      if (payload.messageId && this._pending.has(payload.messageId)) {
+        this._settle(payload.messageId, null,
+          new AleatoriaError(payload.code, payload.error, payload));
+      }
+      return;
+    }
+    const pending = message.messageId && this._pending.get(message.messageId);
+    if (!pending || !pending.types.includes(message.type)) return;
+    if (message.type === "chat_message" && message.incoming) return;
+    this._settle(message.messageId, message);
+  }
+
+  /** One `unrecovered` event per stream a resume could not replay. */
+  _unrecovered({ rooms = {}, direct }) {
+    for (const [room, at] of Object.entries(rooms)) {
+      if (at.recovered !== false) continue;
+      if (at.code) {
+        this.rooms.delete(room);
+        this.positions.delete(`room:${room}`);
+      }
+      this.dispatchEvent(new CustomEvent("unrecovered", { detail: { ...at, room } }));
+    }
+    if (direct && direct.recovered === false) {
+      this.dispatchEvent(new CustomEvent("unrecovered", { detail: { ...direct, direct: true } }));
     }
   }
 
@@ -124,7 +409,7 @@ export class Client extends EventTarget {
     }
   }
 
-  /** After a reconnect: the rooms back, and what was missed in each stream. */
+  /** After a reconnect (or a reload): the rooms back, and what was missed in each stream. */
   _resume() {
     const rooms = {};
     for (const room of this.rooms) {
@@ -136,78 +421,7 @@ export class Client extends EventTarget {
     if (!this.options.resume || (!Object.keys(rooms).length && !direct)) return;
     const payload = { rooms };
     if (direct) payload.direct = direct;
-    this.request({ type: "resume", payload }, "resumed")
-      .then((answer) => this.dispatchEvent(new CustomEvent("resumed", { detail: answer })))
-      .catch(() => {});
-  }
-
-  _onClose(socket, code, reason) {
-    if (socket !== this._socket) return;
-    this._socket = null;
-    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
-    if (this.state === "closed") return;
-    if (FINAL.has(code)) {
-      this._setState("closed");
-      this._failPending(new AleatoriaError(code === 4001 ? "replaced" : "disconnected",
-        reason || "The server closed the connection for good."));
-      if (this._rejectOpen) this._rejectOpen(new AleatoriaError("closed", reason));
-      return;
-    }
-    this._failPending(new AleatoriaError("disconnected", "The connection was lost."));
-    this._setState("reconnecting");
-    this._timer = setTimeout(() => this._open(), this._delay(reason));
-  }
-
-  /** Backoff with jitter, or the server's `retry-after=N` hint. */
-  _delay(reason) {
-    const { initial, max, factor, jitter } = this.options.reconnect;
-    const hinted = /retry-after=(\d+)/.exec(reason || "");
-    const base = hinted ? Number(hinted[1]) * 1000
-      : Math.min(max, initial * factor ** this._attempt);
-    this._attempt += 1;
-    return base * (1 - jitter * Math.random());
-  }
-
-  _setState(state) {
-    if (state === this.state) return;
-    this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: state }));
-  }
-
-  _failPending(error) {
-    for (const [id, pending] of this._pending) {
-      clearTimeout(pending.timer);
-      pending.reject(error);
-      this._pending.delete(id);
-    }
-  }
-
-  _onMessage(data) {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return;
-    }
-    this._track(message);
-    const id = message.type === "error" ? message.payload && message.payload.messageId
-      : message.messageId;
-    const pending = id && this._pending.get(id);
-    if (pending && (message.type === "error" || pending.types.includes(message.type))) {
-      this._pending.delete(id);
-      clearTimeout(pending.timer);
-      if (message.type === "error") {
-        pending.reject(new AleatoriaError(message.payload.code, message.payload.error,
-          message.payload));
-      } else {
-        pending.resolve(message);
-      }
-    }
-    if (message.type === "welcome" && message.payload && message.payload.userId) {
-      this.userId = message.payload.userId;
-    }
-    this.dispatchEvent(new CustomEvent("message", { detail: message }));
-    this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+    this.request({ type: "resume", payload }, "resumed").catch(() => {});
   }
 
   /**
@@ -220,19 +434,27 @@ export class Client extends EventTarget {
       this.rooms.add(message.room);
       if (this.options.resume) this._mark(message.room);
     }
-    if (message.type === "room_left") this.rooms.delete(message.room);
-    if (message.type === "resumed") {
-      for (const [room, at] of Object.entries(message.payload.rooms || {})) {
-        if (at.epoch) this.positions.set(`room:${room}`, { offset: at.offset, epoch: at.epoch });
-      }
-      const direct = message.payload.direct;
-      if (direct && direct.epoch) this.positions.set("inbox", { offset: direct.offset, epoch: direct.epoch });
+    if (message.type === "room_left") {
+      this.rooms.delete(message.room);
+      this.positions.delete(`room:${message.room}`);
     }
-    if (message.type !== "chat_message" || !message.offset) return;
-    const key = message.room ? `room:${message.room}` : "inbox";
+    if (message.type === "resumed") {
+      const { rooms = {}, direct } = message.payload || {};
+      for (const [room, at] of Object.entries(rooms)) {
+        if (!at.code) this._advance(`room:${room}`, at);
+      }
+      if (direct) this._advance("inbox", direct);
+    }
+    if (message.type === "chat_message" && message.offset) {
+      this._advance(message.room ? `room:${message.room}` : "inbox", message);
+    }
+  }
+
+  /** A stream is at `at` ({offset, epoch}) now, unless it was further on in the same epoch. */
+  _advance(key, { offset = 0, epoch = "" }) {
     const known = this.positions.get(key);
-    if (!known || known.epoch !== message.epoch || known.offset < message.offset) {
-      this.positions.set(key, { offset: message.offset, epoch: message.epoch });
+    if (!known || known.epoch !== epoch || known.offset < offset) {
+      this.positions.set(key, { offset, epoch });
     }
   }
 
@@ -242,26 +464,42 @@ export class Client extends EventTarget {
 
   /** Send a message; while not connected it waits in a queue, in order. */
   send(message) {
-    if (this.state === "open" && this._socket) this._write(message);
-    else if (this.state !== "closed") this._queue.push(message);
-    else throw new AleatoriaError("closed", "The client was closed.");
+    if (this.state === "closed") throw new AleatoriaError("closed", "The client was closed.");
+    if (this._live) this._write(message);
+    else this._queue.push({ message });
   }
 
   /**
    * Send `message` and resolve with the answer of one of `types` that
-   * repeats its messageId; reject with an AleatoriaError on an `error`.
+   * repeats its messageId; reject with an AleatoriaError on an `error`
+   * naming it. While not connected it waits in the queue; rejected, it is
+   * never sent (README.md, "Requests").
    */
   request(message, types) {
-    const messageId = message.messageId || `c${Date.now().toString(36)}${(++this._counter).toString(36)}`;
+    if (this.state === "closed") {
+      return Promise.reject(new AleatoriaError("closed", "The client was closed."));
+    }
+    const messageId = message.messageId || this._newId();
+    if (this._pending.has(messageId)) {
+      return Promise.reject(new AleatoriaError("invalid_message",
+        `messageId ${messageId} is already waiting for an answer.`));
+    }
+    const envelope = { ...message, messageId };
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._pending.delete(messageId);
-        reject(new AleatoriaError("timeout", `No answer to ${message.type}.`));
-      }, this.options.requestTimeout);
-      this._pending.set(messageId, { resolve, reject, timer,
-        types: Array.isArray(types) ? types : [types] });
-      this.send({ ...message, messageId });
+      const pending = { resolve, reject, written: this._live,
+        types: Array.isArray(types) ? types : [types] };
+      pending.timer = setTimeout(() => this._settle(messageId, null,
+        new AleatoriaError("timeout", `No answer to ${message.type}.`)),
+      this.options.requestTimeout);
+      this._pending.set(messageId, pending);
+      if (this._live) this._write(envelope);
+      else this._queue.push({ message: envelope, messageId });
     });
+  }
+
+  _newId() {
+    this._counter += 1;
+    return `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}${this._counter.toString(36)}`;
   }
 
   joinRoom(room) {
@@ -333,6 +571,16 @@ export class Client extends EventTarget {
   /** Relay signaling to `toUser` (offer, answer, candidate or hangup). */
   signal(type, toUser, payload = {}) {
     this.send({ type, toUser, payload });
+  }
+}
+
+/** The `sub` of a JWT, or "" (the server checks tokens; this only names the user early). */
+function subject(token) {
+  try {
+    const claims = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(claims)).sub || "";
+  } catch {
+    return "";
   }
 }
 

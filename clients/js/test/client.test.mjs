@@ -1,149 +1,151 @@
 // The client against a real daemon (twistd aleatoria, memory store), with
-// Node's own WebSocket: node --experimental-websocket --test test/
-import { test, before, after } from "node:test";
+// Node's own WebSocket and with the `ws` package: make js-test.
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { AleatoriaError, Client } from "../aleatoria.js";
+import { RUNTIMES, clientMaker, collect, next, startDaemon, until } from "./daemons.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const twistd = process.env.ALEATORIA_TWISTD || path.join(here, "../../../.venv/bin/twistd");
-let daemon;
 let url;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+const client = clientMaker();
 
 before(async () => {
-  const port = await freePort();
-  daemon = spawn(twistd, ["--nodaemon", "--pidfile=", "aleatoria",
-    "--port", `tcp:${port}:interface=127.0.0.1`, "--allow-no-origin",
-    "--address-rate", "100000", "--address-burst", "100000",
-    "--connect-rate", "100000", "--connect-burst", "100000"],
-  { cwd: process.env.TMPDIR || "/tmp", stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise((resolve, reject) => {
-    let log = "";
-    daemon.stdout.on("data", (chunk) => {
-      log += chunk;
-      if (log.includes("Listening on")) resolve();
-    });
-    daemon.on("exit", (code) => reject(new Error(`twistd exited with ${code}:\n${log}`)));
+  ({ url } = await startDaemon(["--allow-no-origin"]));
+});
+
+test.afterEach(() => client.closeAll());
+
+for (const [runtime, WebSocket] of RUNTIMES) {
+  const connect = (userId, options = {}) =>
+    client.open(url, { userId: `${runtime}-${userId}`, WebSocket, ...options });
+  const name = (user) => `${runtime}-${user}`;
+  const room = (suffix) => `${runtime}-${suffix}`;
+
+  test(`requests resolve with their answers, events come typed [${runtime}]`, async () => {
+    const alice = await connect("alice", { room: room("a") });
+    const bob = await connect("bob", { room: room("a") });
+    const heard = next(alice, "chat_message");
+    const echo = await bob.say(room("a"), "hello");
+    assert.equal(echo.payload.content, "hello");
+    assert.equal(echo.incoming, false);
+    assert.equal(echo.offset, 1);
+    const message = await heard;
+    assert.deepEqual([message.fromUser, message.incoming, message.offset], [name("bob"), true, 1]);
+    assert.deepEqual(await alice.getRooms(), [room("a")]);
+    const members = await alice.getRoomMembers(room("a"));
+    assert.deepEqual([members.members, members.count], [[name("alice"), name("bob")], 2]);
+    const history = await alice.getRecentMessages(room("a"), { limit: 5 });
+    assert.deepEqual(history.map((m) => m.payload.content), ["hello"]);
+    await alice.write(name("bob"), "psst");
+    const dms = await bob.getDirectMessages(name("alice"));
+    assert.deepEqual(dms.map((m) => [m.payload.content, m.incoming]), [["psst", true]]);
+    const inbox = await bob.getConversations();
+    assert.deepEqual(inbox.conversations.map((c) => [c.withUser, c.unread]), [[name("alice"), 1]]);
+    const read = await bob.markRead(name("alice"), inbox.conversations[0].last.offset);
+    assert.equal(read.unread, 0);
   });
-  url = `ws://127.0.0.1:${port}/ws`;
-});
 
-after(() => daemon.kill("SIGTERM"));
+  test(`a refused request rejects with the server's code [${runtime}]`, async () => {
+    const carol = await connect("carol", { room: room("c") });
+    await assert.rejects(carol.getRecentMessages("elsewhere"),
+      (error) => error instanceof AleatoriaError && error.code === "not_in_room");
+    await assert.rejects(carol.write(name("carol"), "me"),
+      (error) => error instanceof AleatoriaError && error.code === "invalid_message");
+    assert.equal(await carol.requestPeer(), null);
+    const first = carol.request({ type: "get_rooms", messageId: "same" }, "rooms_list");
+    await assert.rejects(carol.request({ type: "get_rooms", messageId: "same" }, "rooms_list"),
+      (error) => error.code === "invalid_message");
+    assert.deepEqual((await first).payload.rooms, [room("c")]);
+  });
 
-const clients = [];
-async function connect(userId, options = {}) {
-  const client = new Client(url, { userId, reconnect: { initial: 50, max: 200 }, ...options });
-  clients.push(client);
-  await client.connect();
-  return client;
+  test(`after a lost connection it reconnects, sends what was queued, resumes, and every event comes once [${runtime}]`, async () => {
+    const dave = await connect("dave", { room: room("d") });
+    const erin = await connect("erin", { room: room("d") });
+    await erin.say(room("d"), "seen");
+    await until(() => dave.positions.get(`room:${room("d")}`) && dave.positions.get("inbox"));
+    const events = {};
+    for (const type of ["state", "open", "close", "resumed", "chat_message", "message"]) {
+      events[type] = collect(dave, type);
+    }
+    dave._socket.close(4000, "a network blip");
+    await until(() => dave.state === "reconnecting");
+    const queued = dave.say(room("d"), "queued");
+    const missed = [await erin.say(room("d"), "missed 1"), await erin.say(room("d"), "missed 2"),
+      await erin.write(name("dave"), "missed dm")];
+    const resumed = await next(dave, "resumed");
+    assert.equal((await queued).payload.content, "queued");
+    assert.deepEqual(events.state.slice(0, 2), ["reconnecting", "open"]);
+    assert.equal(resumed.payload.rooms[room("d")].recovered, true);
+    assert.equal(resumed.payload.direct.recovered, true);
+    await until(() => events.chat_message.length >= 4);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const contents = events.chat_message.map((m) => m.payload.content);
+    for (const text of ["missed 1", "missed 2", "missed dm", "queued"]) {
+      assert.equal(contents.filter((c) => c === text).length, 1, `${text} once in ${contents}`);
+    }
+    assert.equal(events.resumed.length, 1, "resumed once");
+    assert.equal(events.open.length, 1);
+    assert.equal(events.close.length, 1);
+    const inRoom = events.chat_message.filter((m) => m.room === room("d"));
+    assert.deepEqual(inRoom.map((m) => m.offset), [...inRoom.map((m) => m.offset)].sort((a, b) => a - b));
+    assert.equal(missed[0].offset + 1, missed[1].offset);
+  });
+
+  test(`replaced by a newer connection, it does not reconnect [${runtime}]`, async () => {
+    const first = await connect("frank", { room: room("f") });
+    const closed = next(first, "close");
+    const refusals = collect(first, "refused");
+    const pending = first.request({ type: "get_rooms" }, "never");
+    await connect("frank", { room: room("f") });
+    const { code } = await closed;
+    assert.equal(code, 4001);
+    await assert.rejects(pending, (error) => error.code === "replaced");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(first.state, "closed");
+    assert.deepEqual(refusals, []);
+    assert.throws(() => first.send({ type: "get_rooms" }), AleatoriaError);
+  });
+
+  test(`positions saved before a reload resume what was missed after it [${runtime}]`, async () => {
+    const gina = await connect("gina", { room: room("g") });
+    const hugo = await connect("hugo", { room: room("g") });
+    await hugo.say(room("g"), "before");
+    await hugo.write(name("gina"), "dm before");
+    await until(() => gina.getPositions().direct && gina.getPositions().direct.offset > 0 &&
+      gina.getPositions().rooms[room("g")].offset > 0);
+    const saved = JSON.parse(JSON.stringify(gina.getPositions()));
+    gina.close();
+    await hugo.say(room("g"), "while away");
+    await hugo.write(name("gina"), "dm while away");
+    const again = client(url, { userId: name("gina"), room: room("g"), WebSocket,
+      positions: saved });
+    const chats = collect(again, "chat_message");
+    const resumed = collect(again, "resumed");
+    await again.connect();
+    await until(() => resumed.length === 1);
+    assert.deepEqual(chats.map((m) => m.payload.content).sort(), ["dm while away", "while away"]);
+    assert.equal(resumed[0].payload.rooms[room("g")].recovered, true);
+  });
+
+  test(`a stream that cannot be replayed is an unrecovered event [${runtime}]`, async () => {
+    const saved = { rooms: { [room("i")]: { offset: 5, epoch: "not-this-one" } } };
+    const ivan = client(url, { userId: name("ivan"), room: room("i"), WebSocket, positions: saved });
+    const unrecovered = collect(ivan, "unrecovered");
+    const resumed = collect(ivan, "resumed");
+    await ivan.connect();
+    await until(() => resumed.length === 1);
+    assert.equal(unrecovered.length, 1);
+    assert.equal(unrecovered[0].room, room("i"));
+    assert.equal(unrecovered[0].recovered, false);
+    assert.deepEqual(ivan.getPositions().rooms[room("i")],
+      { offset: unrecovered[0].offset, epoch: unrecovered[0].epoch });
+  });
 }
-
-function next(client, type) {
-  return new Promise((resolve) => client.addEventListener(type, (e) => resolve(e.detail),
-    { once: true }));
-}
-
-function collect(client, type) {
-  const seen = [];
-  client.addEventListener(type, (e) => seen.push(e.detail));
-  return seen;
-}
-
-async function until(condition) {
-  for (let i = 0; i < 200; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error("condition never held");
-}
-
-test.afterEach(() => {
-  for (const client of clients.splice(0)) client.close();
-});
-
-test("requests resolve with their answers, events come typed", async () => {
-  const alice = await connect("alice", { room: "js-a" });
-  const bob = await connect("bob", { room: "js-a" });
-  const heard = next(alice, "chat_message");
-  const echo = await bob.say("js-a", "hello");
-  assert.equal(echo.payload.content, "hello");
-  assert.equal(echo.incoming, false);
-  assert.equal(echo.offset, 1);
-  const message = await heard;
-  assert.deepEqual([message.fromUser, message.incoming, message.offset], ["bob", true, 1]);
-  assert.deepEqual(await alice.getRooms(), ["js-a"]);
-  const members = await alice.getRoomMembers("js-a");
-  assert.deepEqual([members.members, members.count], [["alice", "bob"], 2]);
-  const history = await alice.getRecentMessages("js-a", { limit: 5 });
-  assert.deepEqual(history.map((m) => m.payload.content), ["hello"]);
-  await alice.write("bob", "psst");
-  const dms = await bob.getDirectMessages("alice");
-  assert.deepEqual(dms.map((m) => [m.payload.content, m.incoming]), [["psst", true]]);
-  const inbox = await bob.getConversations();
-  assert.deepEqual(inbox.conversations.map((c) => [c.withUser, c.unread]), [["alice", 1]]);
-  const read = await bob.markRead("alice", inbox.conversations[0].last.offset);
-  assert.equal(read.unread, 0);
-});
-
-test("a refused request rejects with the server's code", async () => {
-  const carol = await connect("carol", { room: "js-c" });
-  await assert.rejects(carol.getRecentMessages("elsewhere"),
-    (error) => error instanceof AleatoriaError && error.code === "not_in_room");
-  await assert.rejects(carol.write("carol", "me"),
-    (error) => error instanceof AleatoriaError && error.code === "invalid_message");
-  assert.equal(await carol.requestPeer(), null);
-});
-
-test("after a lost connection it reconnects, sends what was queued, and resumes", async () => {
-  const dave = await connect("dave", { room: "js-d" });
-  const erin = await connect("erin", { room: "js-d" });
-  await erin.say("js-d", "seen");
-  await until(() => dave.positions.get("room:js-d") && dave.positions.get("inbox"));
-  const states = collect(dave, "state");
-  const chats = collect(dave, "chat_message");
-  dave._socket.close(4000, "a network blip");
-  await until(() => dave.state === "reconnecting");
-  dave.send({ type: "chat_message", room: "js-d", payload: { content: "queued" } });
-  const missed = [await erin.say("js-d", "missed 1"), await erin.say("js-d", "missed 2"),
-    await erin.write("dave", "missed dm")];
-  const resumed = await next(dave, "resumed");
-  assert.deepEqual(states.slice(0, 2), ["reconnecting", "open"]);
-  assert.equal(resumed.payload.rooms["js-d"].recovered, true);
-  assert.equal(resumed.payload.direct.recovered, true);
-  await until(() => chats.length >= 4);
-  const contents = chats.map((m) => m.payload.content);
-  for (const text of ["missed 1", "missed 2", "missed dm", "queued"]) {
-    assert.equal(contents.filter((c) => c === text).length, 1, `${text} once in ${contents}`);
-  }
-  const inRoom = chats.filter((m) => m.room === "js-d");
-  assert.deepEqual(inRoom.map((m) => m.offset), [...inRoom.map((m) => m.offset)].sort((a, b) => a - b));
-  assert.equal(missed[0].offset + 1, missed[1].offset);
-});
-
-test("replaced by a newer connection, it does not reconnect", async () => {
-  const first = await connect("frank", { room: "js-f" });
-  const closed = next(first, "close");
-  await connect("frank", { room: "js-f" });
-  const { code } = await closed;
-  assert.equal(code, 4001);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(first.state, "closed");
-  assert.throws(() => first.send({ type: "get_rooms" }), AleatoriaError);
-});
 
 test("backoff grows with jitter, and a 1001's retry-after is honoured", () => {
   const client = new Client(url, { reconnect: { initial: 100, max: 1000, factor: 2, jitter: 0.5 } });
@@ -154,4 +156,26 @@ test("backoff grows with jitter, and a 1001's retry-after is honoured", () => {
   });
   const hinted = client._delay("server shutting down; retry-after=5");
   assert.ok(hinted >= 2500 && hinted <= 5000, `${hinted}`);
+});
+
+test("the demo serves the client itself, byte for byte", () => {
+  const demo = path.join(here, "../../../aleatoria/demo/aleatoria.js");
+  assert.ok(readFileSync(demo).equals(readFileSync(path.join(here, "../aleatoria.js"))));
+});
+
+test("npm pack packs the module, its types and README, and leaves nothing untracked", () => {
+  const folder = path.join(here, "..");
+  const untracked = () => execFileSync("git", ["status", "--porcelain", "--untracked-files=all",
+    "."], { cwd: folder, encoding: "utf8" });
+  const before = untracked();
+  assert.doesNotMatch(before, /node_modules|\.tgz/);
+  const [packed] = JSON.parse(execFileSync("npm", ["pack", "--json"],
+    { cwd: folder, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+  try {
+    assert.deepEqual(packed.files.map((f) => f.path).sort(),
+      ["README.md", "aleatoria.d.ts", "aleatoria.js", "package.json"]);
+    assert.equal(untracked(), before);
+  } finally {
+    rmSync(path.join(folder, packed.filename), { force: true });
+  }
 });
