@@ -23,7 +23,7 @@ from .daemons import Spawned
 from .lifecycle_helpers import until
 from .redis_server import free_port
 
-TOKEN = "s3cret-token-for-tests"
+TOKEN = "test-api-token-" + "4f1c9a7e2b6d8053" * 2
 ENV = {"ALEATORIA_API_TOKEN": TOKEN}
 
 
