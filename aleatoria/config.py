@@ -54,6 +54,9 @@ SETTINGS = (
             "Server API requests a second one client address may make, on average"),
     Setting("api-burst", "ALEATORIA_API_BURST", 100, values.whole(1),
             "Server API requests one client address may make at once"),
+    Setting("api-auth-failures", "ALEATORIA_API_AUTH_FAILURES", 10, values.whole(1),
+            "Failed authentications one client address may make on the server API a "
+            "minute, all at once if it likes; past them 429, the token not even compared"),
     Setting("workers", "ALEATORIA_WORKERS", 1, values.whole_between(1, 64),
             "Processes serving the port, sharing it and the Redis store (one per "
             "core); more than 1 needs --store redis"),

@@ -41,6 +41,11 @@ class TokenBucket:
             return 0
         return (1 - self._tokens) / self._rate
 
+    def next_in(self, now):
+        """Seconds from C{now} until there is a token to take (0: there is one)."""
+        tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        return 0 if tokens >= 1 else (1 - tokens) / self._rate
+
 
     def rested_in(self, now):
         """Seconds from C{now} until the bucket is full."""
@@ -82,6 +87,11 @@ class KeyedBuckets:
             self._sweep()
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
         return bucket.take()
+
+    def next_in(self, key):
+        """Seconds until C{key} has a token to take (0: it has one), taking none."""
+        bucket = self._buckets.get(key)
+        return bucket.next_in(self._seconds()) if bucket is not None else 0
 
     def __len__(self):
         return len(self._buckets)

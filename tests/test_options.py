@@ -28,7 +28,7 @@ def test_defaults(monkeypatch):
     conf = parse([], monkeypatch=monkeypatch)
     assert conf == config.Config(
         port="tcp:8085", metrics_port="", demo=False, api_port="", api_token="",
-        api_rate=50.0, api_burst=100,
+        api_rate=50.0, api_burst=100, api_auth_failures=10,
         workers=1, allowed_origin=(), public_host=(),
         allow_no_origin=False,
         store="memory",
