@@ -24,6 +24,17 @@ from .limits import PerAddress, Summary, TooMany
 CUT_OFFS_WINDOW = 10
 """Seconds over which connections cut off from one peer are summed up in one line."""
 
+GUARDS = (
+    (b"X-Content-Type-Options", b"nosniff"),
+    (b"Content-Security-Policy",
+     b"default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+)
+"""
+Headers of every answer: no browser guesses a type other than the one
+sent, and nothing an answer shows (an error page) may load, run, embed,
+post or be framed. The demo's pages set a policy of their own.
+"""
+
 
 def refusal(status, kind, body, headers=()):
     """
@@ -32,7 +43,7 @@ def refusal(status, kind, body, headers=()):
     """
     lines = [b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
              b"Content-Type: " + kind, b"Content-Length: %d" % len(body), b"Connection: close"]
-    lines += [b"%s: %s" % pair for pair in headers]
+    lines += [b"%s: %s" % pair for pair in (*headers, *GUARDS)]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 

@@ -13,7 +13,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from .gate import refusal
+from .gate import GUARDS, refusal
 from .metrics import MetricsPage
 
 READY_TIMEOUT = 2.0
@@ -100,13 +100,19 @@ class WebSocketEndpoint(WebSocketResource):
 class _Anonymous(Request):
     """
     A request whose answer names no software (twisted.web sends its
-    version). Its body is kept in memory, never in a temporary file: its
-    site bounds it (L{GatedSite}).
+    version) and carries the L{GUARDS}, error pages included. Its body is
+    kept in memory, never in a temporary file: its site bounds it
+    (L{GatedSite}).
     """
 
     def setHeader(self, name, value):
         if name.lower() != b"server":
             super().setHeader(name, value)
+
+    def process(self):
+        for name, value in GUARDS:
+            self.setHeader(name, value)
+        super().process()
 
     def gotLength(self, length):
         self.content = BytesIO()
@@ -262,8 +268,9 @@ def api_site(api, reactor, gate, timeout):
 
 _DEMO_TYPES = {".html": b"text/html; charset=utf-8", ".js": b"text/javascript; charset=utf-8",
                ".css": b"text/css; charset=utf-8"}
-_DEMO_POLICY = (b"default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
-                b"img-src 'self' data:; frame-ancestors 'none'")
+_DEMO_POLICY = (b"default-src 'self'; connect-src 'self'; media-src 'self' blob:; "
+                b"img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                b"frame-ancestors 'none'")
 
 
 def demo_pages():
@@ -300,7 +307,6 @@ class _Static(Resource):
     def render_GET(self, request):
         request.setHeader(b"content-type", self._kind)
         request.setHeader(b"cache-control", b"no-cache")
-        request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"content-security-policy", _DEMO_POLICY)
         return self._body
 

@@ -234,7 +234,7 @@ def test_a_body_on_the_clients_port_is_refused_unread(tmp_path, framing):
         daemon.stop()
     assert status.startswith("HTTP/1.1 413 "), (status, answer)
     assert json.loads(answer)["code"] == "too_large"
-    assert "connection: close" in headers
+    assert "connection: close" in headers and "x-content-type-options: nosniff" in headers
     assert after - before < 4096, after - before
     assert accepted < BODY // 2, accepted
 
@@ -319,6 +319,7 @@ async def test_backend_ports_hold_no_more_connections_per_address(listener):
         status, headers, answer = await deferToThread(exchange, port, ASK[listener])
         assert status.startswith("HTTP/1.1 429 "), (status, answer)
         assert json.loads(answer)["code"] == "rate_limited"
+        assert "x-content-type-options: nosniff" in headers
         for raw in idle:
             raw.close()
         for _ in range(100):  # until the daemon has seen them go
@@ -365,3 +366,66 @@ async def test_backend_ports_cut_off_a_trickled_request(listener):
         await factory.lost.addTimeout(WAIT, reactor)
     finally:
         await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_answer_says_nosniff_and_html_has_a_policy():
+    """
+    Issue #22, item 12: every answer of every site -- twisted.web's own
+    404, 405 and 501 pages included, and the refusals sent before a
+    request is read -- carries X-Content-Type-Options: nosniff, and every
+    HTML answer a Content-Security-Policy.
+    """
+    server = await backend_ports(demo="true")
+    api, metrics = port_of(server, "api-listener"), port_of(server, "metrics-listener")
+    token = b"Authorization: Bearer %s\r\n" % API_TOKEN.encode()
+    asked = [
+        (server.port, b"GET /nope", b""), (server.port, b"DELETE /health", b""),
+        (server.port, b"GET /health", b""), (server.port, b"GET /ready", b""),
+        (server.port, b"GET /ws", b""), (server.port, b"GET /metrics", b""),
+        (server.port, b"GET /", b""), (server.port, b"GET /app.js", b""),
+        (server.port, b"GET /app.js/x", b""), (server.port, b"PUT /", b""),
+        (server.port, b"POST /health", b"Content-Length: 5\r\n"),
+        (api, b"GET /api/v1/stats", b""), (api, b"GET /api/v1/stats", token),
+        (api, b"GET /api/v1/openapi.json", b""), (api, b"DELETE /api/v1/stats", token),
+        (api, b"GET /api/v1/nowhere", token), (api, b"GET /elsewhere", b""),
+        (api, b"POST /api/v1/publish", b"Content-Length: 5\r\n"),
+        (metrics, b"GET /metrics", b""), (metrics, b"GET /nope", b""),
+        (metrics, b"POST /metrics", b"Transfer-Encoding: chunked\r\n"),
+    ]
+    try:
+        answers = [await deferToThread(exchange, port, b"%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                       b"Connection: close\r\n%s\r\n" % (line, extra))
+                   for port, line, extra in asked]
+        answers.append(await deferToThread(exchange, server.port, upgrade_request(
+            "userId=alice", "http://elsewhere.example")))
+    finally:
+        await stop_server(server)
+    statuses = set()
+    for (status, headers, _), asking in zip(answers, [*asked, "refused upgrade"], strict=True):
+        statuses.add(status.split()[1])
+        assert "x-content-type-options: nosniff" in headers, (asking, status, headers)
+        if any(h.startswith("content-type: text/html") for h in headers):
+            assert any(h.startswith("content-security-policy: ") for h in headers), (
+                asking, status, headers)
+    assert statuses == {"200", "401", "403", "404", "405", "413", "426", "501"}, statuses
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_connects_only_to_its_own_origin():
+    """
+    Issue #22, item 12: the demo's policy lets its page open WebSockets to
+    its own origin only ('self': no ws: or wss: to any host), and sets no
+    base, posts forms nowhere else, and embeds no plugins.
+    """
+    server = await start_server(demo="true")
+    try:
+        response, _ = await get(server, "/")
+    finally:
+        await stop_server(server)
+    (policy,) = response.headers.getRawHeaders(b"content-security-policy")
+    directives = dict(d.strip().split(" ", 1) for d in policy.decode().split(";"))
+    assert directives["connect-src"] == "'self'"
+    assert (directives["base-uri"], directives["form-action"], directives["object-src"]) == (
+        "'none'", "'self'", "'none'")
+    assert directives["frame-ancestors"] == "'none'"
