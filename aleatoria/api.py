@@ -4,6 +4,10 @@ a listener of its own (C{--api-port}) and behind a bearer token
 (C{ALEATORIA_API_TOKEN}): post to a room, write to a user, cut a user
 off, and read rooms, members, users and load -- across every daemon.
 
+A request with a body is screened when its head is in, before a byte of
+the body is read: the token, then the body's declared length. Failed
+authentications are budgeted per address, the budget asked before the
+token is compared; each refusal is logged, summed up per address.
 Request bodies are decoded and checked with msgspec, as the WebSocket's
 messages are; errors are RFC 9457 problem documents. The OpenAPI document
 at C{/api/v1/openapi.json} is built from the same structs
@@ -19,7 +23,10 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from .gate import refusal
+from .handshake import direct_address
 from .interfaces import Refused
+from .limits import Summary
 from .openapi import document
 from .routes import CODES
 
@@ -27,6 +34,9 @@ MAX_BODY = 64 * 1024
 """The largest request body read; a larger one is refused with 413."""
 
 PROBLEM = b"application/problem+json"
+
+REFUSALS_WINDOW = 60
+"""Seconds over which refused authentications from one address are summed up in one line."""
 
 
 class Publish(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,12 +69,13 @@ OPENAPI = document(BODIES)
 class Problem(Exception):
     """An answer other than success, as RFC 9457 has it."""
 
-    def __init__(self, status, title, detail, code, **extra):
+    def __init__(self, status, title, detail, code, headers=(), **extra):
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.code = code
+        self.headers = headers
         self.extra = extra
 
     def body(self):
@@ -85,6 +96,15 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
+def _refusal(problem):
+    """A problem as the bytes of an answer sent before the body is read."""
+    return refusal(problem.status, PROBLEM, problem.body(), problem.headers)
+
+
+TOO_LARGE = _refusal(Problem(413, "Content Too Large",
+                             f"A request body has at most {MAX_BODY} bytes.", "too_large"))
+
+
 class ServerAPI(Resource):
     """
     Everything under C{/api/v1}, one leaf: each request is checked (token,
@@ -93,17 +113,24 @@ class ServerAPI(Resource):
     @param admin: the hub's L{aleatoria.hub.admin.Admin}.
     @param token: the bearer token (text), compared in constant time.
     @param buckets: a L{aleatoria.limits.KeyedBuckets}, one bucket per
-        client address.
+        client address: requests.
+    @param failures: a L{aleatoria.limits.KeyedBuckets}, one bucket per
+        client address: failed authentications.
+    @param clock: when refusals are summed up.
     """
 
     isLeaf = True
+    max_body = MAX_BODY
+    too_large = TOO_LARGE
     _log = Logger()
 
-    def __init__(self, admin, token, buckets):
+    def __init__(self, admin, token, buckets, failures, clock):
         super().__init__()
         self._admin = admin
         self._token = f"Bearer {token}".encode()
         self._buckets = buckets
+        self._failures = failures
+        self._refusals = Summary(clock, REFUSALS_WINDOW, self._more_refused)
         self._routes = {
             (b"POST", ("publish",)): self._publish,
             (b"POST", ("send",)): self._send,
@@ -114,6 +141,20 @@ class ServerAPI(Resource):
             (b"GET", ("users", None)): lambda request, body: admin.user(request.parts[1]),
             (b"GET", ("stats",)): lambda request, body: admin.stats(),
         }
+
+    def screen(self, request, length):
+        """
+        For a request whose head is in: if it declares a body, the bytes
+        of its refusal (401, 429) or C{None}, the body still unread.
+        """
+        if length == 0 and not request.requestHeaders.hasHeader(b"transfer-encoding"):
+            return None
+        try:
+            self._authorized(request)
+        except Problem as problem:
+            return _refusal(problem)
+        request.admitted = True
+        return None
 
     def render(self, request):
         request.parts = [part.decode("utf-8", "replace") for part in request.postpath]
@@ -126,7 +167,8 @@ class ServerAPI(Resource):
         try:
             if request.parts == ["openapi.json"] and request.method in (b"GET", b"HEAD"):
                 return _json(request, 200, OPENAPI)
-            self._authorized(request)
+            if not getattr(request, "admitted", False):
+                self._authorized(request)
             handler, name = self._route(request)
             body = self._body(request, name)
             result = await handler(request, body)
@@ -147,19 +189,41 @@ class ServerAPI(Resource):
         return None
 
     def _authorized(self, request):
+        """
+        The token, unless the address spent its failure budget (then it is
+        not even compared); then the address's rate.
+        """
+        host = getattr(request.getClientAddress(), "host", "")
+        address = direct_address(host, ()) or host
+        wait = self._failures.next_in(address)
+        if wait:
+            self._refused(address, "its budget of failed authentications is spent")
+            raise Problem(429, "Too Many Requests",
+                          "Too many failed authentications from this address; wait.",
+                          "rate_limited", headers=_retry_after(wait))
         given = request.getHeader(b"authorization") or b""
         if not hmac.compare_digest(given, self._token):
-            request.setHeader(b"www-authenticate", b'Bearer realm="aleatoria"')
+            self._failures.take(address)
+            self._refused(address, "wrong token" if given else "no token")
             raise Problem(401, "Unauthorized",
                           "Send the API token: Authorization: Bearer <ALEATORIA_API_TOKEN>.",
-                          "unauthorized")
-        address = request.getClientAddress()
-        wait = self._buckets.take(getattr(address, "host", str(address)))
+                          "unauthorized",
+                          headers=((b"WWW-Authenticate", b'Bearer realm="aleatoria"'),))
+        wait = self._buckets.take(address)
         if wait:
-            request.setHeader(b"retry-after", str(max(1, round(wait))).encode())
             raise Problem(429, "Too Many Requests",
                           "Too many API requests from this address; slow down.",
-                          "rate_limited")
+                          "rate_limited", headers=_retry_after(wait))
+
+    def _refused(self, address, why):
+        if self._refusals.first(address):
+            self._log.warn("Server API: refused a request from {address}: {why}",
+                           address=address, why=why)
+
+    def _more_refused(self, address, count):
+        self._log.warn("Server API: refused {count} more requests from {address} in the "
+                       "last {seconds} s: no or wrong token, or no failures left",
+                       count=count, address=address, seconds=REFUSALS_WINDOW)
 
     def _route(self, request):
         parts = request.parts
@@ -186,12 +250,8 @@ class ServerAPI(Resource):
         if kind != b"application/json":
             raise Problem(415, "Unsupported Media Type",
                           "Send the body as application/json.", "invalid_message")
-        raw = request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise Problem(413, "Content Too Large",
-                          f"A request body has at most {MAX_BODY} bytes.", "too_large")
         try:
-            return decoder.decode(raw)
+            return decoder.decode(request.content.read())
         except (msgspec.DecodeError, RecursionError) as e:
             raise Problem(400, "Bad Request", str(e), "invalid_message") from None
 
@@ -228,6 +288,10 @@ def _page(request, largest):
     return count, one("after") or ""
 
 
+def _retry_after(wait):
+    return ((b"Retry-After", str(max(1, round(wait))).encode()),)
+
+
 def _json(request, status, value):
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
@@ -238,6 +302,8 @@ def _json(request, status, value):
 
 def _problem(request, problem):
     request.setResponseCode(problem.status)
+    for name, value in problem.headers:
+        request.setHeader(name, value)
     request.setHeader(b"content-type", PROBLEM)
     request.setHeader(b"cache-control", b"no-store")
     request.write(problem.body())

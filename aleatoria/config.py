@@ -12,6 +12,7 @@ from dataclasses import dataclass, make_dataclass
 
 from . import values
 from .origins import OriginPolicy
+from .values import SecretRefused
 
 
 class ConfigError(ValueError):
@@ -45,13 +46,17 @@ SETTINGS = (
     Setting("api-port", "ALEATORIA_API_PORT", "", values.optional_port,
             "Serve the server API (/api/v1) on this port or endpoint, e.g. "
             "tcp:8086:interface=127.0.0.1; needs ALEATORIA_API_TOKEN; empty: no API"),
-    Setting("api-token", "ALEATORIA_API_TOKEN", "", values.text,
-            "The bearer token the server API asks of every request", env_only=True),
+    Setting("api-token", "ALEATORIA_API_TOKEN", "", values.secret,
+            "The bearer token the server API asks of every request (at least 32 bytes)",
+            env_only=True),
     Setting("api-rate", "ALEATORIA_API_RATE", 50.0,
             values.number(0, what="a number of requests"),
             "Server API requests a second one client address may make, on average"),
     Setting("api-burst", "ALEATORIA_API_BURST", 100, values.whole(1),
             "Server API requests one client address may make at once"),
+    Setting("api-auth-failures", "ALEATORIA_API_AUTH_FAILURES", 10, values.whole(1),
+            "Failed authentications one client address may make on the server API a "
+            "minute, all at once if it likes; past them 429, the token not even compared"),
     Setting("workers", "ALEATORIA_WORKERS", 1, values.whole_between(1, 64),
             "Processes serving the port, sharing it and the Redis store (one per "
             "core); more than 1 needs --store redis"),
@@ -80,15 +85,16 @@ SETTINGS = (
     Setting("anonymous", "ALEATORIA_ANONYMOUS", False, values.flag,
             "The server names each new client and gives it a signed reconnect token "
             "(in a welcome message); clients send no userId"),
-    Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", values.text,
-            "Key that signs reconnect tokens, the same on every daemon (default: "
-            "random, good until this daemon stops; its --workers share it)", env_only=True),
+    Setting("anonymous-secret", "ALEATORIA_ANONYMOUS_SECRET", "", values.secret,
+            "Key that signs reconnect tokens, the same on every daemon, at least 32 bytes "
+            "(default: random, good until this daemon stops; its --workers share it)",
+            env_only=True),
     Setting("anonymous-token-days", "ALEATORIA_ANONYMOUS_TOKEN_DAYS", 30,
             values.whole_between(1, 3650),
             "Days a reconnect token is good for after it was issued (each connection "
             "gets a fresh one); then it is refused (401) and the client starts afresh"),
-    Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", values.text,
-            "HS256 secret: clients must present a token (environment only)",
+    Setting("jwt-secret", "ALEATORIA_JWT_SECRET", "", values.secret,
+            "HS256 secret, at least 32 bytes: clients must present a token (environment only)",
             env_only=True),
     Setting("jwt-public-key-file", "ALEATORIA_JWT_PUBLIC_KEY_FILE", "", values.readable_file,
             "PEM public key (RS256/ES256): clients must present a token"),
@@ -252,6 +258,8 @@ def resolve(given, environ):
             continue
         try:
             values[setting.name] = raw if not isinstance(raw, str) else setting.parse(raw)
+        except SecretRefused as e:
+            raise ConfigError(f"{source}: {e}") from None
         except ValueError as e:
             raise ConfigError(f"{source}={raw!r}: {e}") from None
     if given.get("store") is None and "ALEATORIA_STORE" not in environ:

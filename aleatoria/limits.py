@@ -46,6 +46,11 @@ class TokenBucket:
         """Whether C{amount} tokens are (or would be by C{now}) there to take."""
         return min(self._burst, self._tokens + (now - self._last) * self._rate) >= amount
 
+    def next_in(self, now):
+        """Seconds from C{now} until there is a token to take (0: there is one)."""
+        tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        return 0 if tokens >= 1 else (1 - tokens) / self._rate
+
 
     def rested_in(self, now):
         """Seconds from C{now} until the bucket is full."""
@@ -94,6 +99,11 @@ class KeyedBuckets:
         if bucket is None:
             return self._burst >= amount
         return bucket.holds(amount, self._seconds())
+
+    def next_in(self, key):
+        """Seconds until C{key} has a token to take (0: it has one), taking none."""
+        bucket = self._buckets.get(key)
+        return bucket.next_in(self._seconds()) if bucket is not None else 0
 
     def __len__(self):
         return len(self._buckets)

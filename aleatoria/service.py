@@ -111,13 +111,26 @@ def make_service(config, reactor=None, worker=None, arguments=()):
                      demo=config.demo)
     if apart:
         where = config.metrics_port if index is None else metrics_port(config.metrics_port, index)
-        monitoring = Listener(where, metrics_site(metrics, reactor), reactor)
+        metrics_gate = _http_gate(config, reactor, config.connect_rate, config.connect_burst,
+                                  "complete request")
+        monitoring = Listener(
+            where, metrics_site(metrics, reactor, metrics_gate, config.handshake_timeout),
+            reactor)
         monitoring.setName("metrics-listener")
         monitoring.setServiceParent(top)
     if config.api_port and worker is None:
-        buckets = KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds)
+        server_api = ServerAPI(
+            hub.admin, config.api_token,
+            KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds),
+            KeyedBuckets(config.api_auth_failures / 60, config.api_auth_failures,
+                         reactor.seconds),
+            reactor)
+        # a backend may open a connection per request: the API's own limit
+        # (answered as its problems are) comes first, the clients' on top
+        api_gate = _http_gate(config, reactor, config.api_rate + config.connect_rate,
+                              config.api_burst + config.connect_burst, "complete API request")
         api = Listener(config.api_port,
-                       api_site(ServerAPI(hub.admin, config.api_token, buckets), reactor),
+                       api_site(server_api, reactor, api_gate, config.handshake_timeout),
                        reactor)
         api.setName("api-listener")
         api.setServiceParent(top)
@@ -142,6 +155,17 @@ def quotas(config, seconds):
                          config.address_conversations_per_hour)
     tokens = bool(config.jwt_secret or config.jwt_public_key_file)
     return Quotas(per_user, None if tokens else per_address, seconds)
+
+
+def _http_gate(config, reactor, rate, burst, awaited):
+    """
+    The gate of a port that stays HTTP (API, metrics), as the clients'
+    port's but for its own connections, counting the connecting address
+    itself: no proxy's X-Forwarded-For is read there.
+    """
+    return Gate(maximum=config.max_connections_per_ip, trusted=(),
+                deadline=config.handshake_timeout, clock=reactor,
+                attempts=KeyedBuckets(rate, burst, reactor.seconds), awaited=awaited)
 
 
 def announce(config):

@@ -92,6 +92,37 @@ def text(text):
     return text
 
 
+SECRET_BYTES = 32
+
+DOCUMENTED_SECRETS = frozenset({"change-me"})
+"""
+Values the documentation has shown for a secret, in this version or an
+earlier one: the first ones an attacker tries (tests/test_options.py keeps
+this list and the documents in step).
+"""
+
+
+class SecretRefused(ValueError):
+    """A secret unfit for use; the sentence does not repeat it."""
+
+
+def secret(text):
+    """
+    Empty (none), or a secret: at least L{SECRET_BYTES} bytes of UTF-8 --
+    short ones fall to a wordlist or a brute force -- and none the
+    documentation shows. One rule for every key and token the daemon takes.
+    """
+    if not text:
+        return text
+    if text in DOCUMENTED_SECRETS:
+        raise SecretRefused("is an example from the documentation: make one of your own, "
+                            f"e.g. with openssl rand -hex {SECRET_BYTES}")
+    if len(text.encode()) < SECRET_BYTES:
+        raise SecretRefused(f"has {len(text.encode())} bytes; a secret needs at least "
+                            f"{SECRET_BYTES} (make one with openssl rand -hex {SECRET_BYTES})")
+    return text
+
+
 def host(text):
     if not text.strip():
         raise ValueError("give a host name or address")

@@ -125,6 +125,7 @@ class JsonRefusals:
             phrase = "Error"
         body = json.dumps({"error": reason, "code": self.refusal_codes.get(code, "refused")})
         head = [f"HTTP/1.1 {code} {phrase}", "Content-Type: application/json",
-                f"Content-Length: {len(body)}", "Connection: close"]
+                f"Content-Length: {len(body)}", "Connection: close",
+                "X-Content-Type-Options: nosniff"]
         head += [f"{name}: {value}" for name, value in responseHeaders or ()]
         self.sendData(("\r\n".join(head) + "\r\n\r\n" + body).encode())

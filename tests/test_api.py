@@ -13,17 +13,24 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
 from aleatoria import config
+from aleatoria.api import REFUSALS_WINDOW, ServerAPI
+from aleatoria.gate import Gate
+from aleatoria.limits import KeyedBuckets
+from aleatoria.web import api_site
 
 from .conftest import make_config, redis_daemon, start_server, stop_server
 from .daemons import Spawned
 from .lifecycle_helpers import until
+from .rawhttp import Persistent, exchange
 from .redis_server import free_port
 
-TOKEN = "s3cret-token-for-tests"
+TOKEN = "test-api-token-" + "4f1c9a7e2b6d8053" * 2
 ENV = {"ALEATORIA_API_TOKEN": TOKEN}
 
 
@@ -289,6 +296,7 @@ def test_schemathesis_holds_the_api_to_its_document(tmp_path):
     port = free_port()
     daemon = Spawned(None, tmp_path, "--api-port", f"tcp:{port}:interface=127.0.0.1",
                      "--api-rate", "100000", "--api-burst", "100000",
+                     "--api-auth-failures", "100000",
                      env={"ALEATORIA_API_TOKEN": TOKEN})
     try:
         result = subprocess.run(
@@ -328,4 +336,134 @@ async def test_a_failing_handler_is_a_500_problem_and_logged():
         assert status == 200
     finally:
         globalLogPublisher.removeObserver(events.append)
+        await stop_server(server)
+
+
+def stats(token):
+    """A GET of /api/v1/stats with C{token}, on a kept-alive connection."""
+    return (b"GET /api/v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+            % token.encode())
+
+
+def guess(token):
+    """A POST with C{token}, screened before its body is read; its connection closes."""
+    body = b'{"room": "r", "content": "hi"}'
+    return (b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (token.encode(), len(body), body))
+
+
+async def ask(connection, request):
+    status, headers, body = await deferToThread(connection.ask, request)
+    return int(status.split()[1]), headers, json.loads(body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_failed_authentications_have_a_budget_per_address():
+    """
+    Issue #22, item 5: an address may fail to authenticate
+    --api-auth-failures times (10) -- with or without a body, the same
+    budget; then it is answered 429 with Retry-After, and not even the
+    right token is compared. Another address keeps its own budget.
+    Before the fix, about 1 400 guesses a second were compared.
+    """
+    server = await api_server()
+    port = server.service.getServiceNamed("api-listener").port.getHost().port
+    guesser = await deferToThread(Persistent, port)
+    neighbour = await deferToThread(Persistent, port, "127.0.0.2")
+    try:
+        guesses = 0
+        while guesses < 100:
+            if guesses % 2:
+                status, _, answer = await deferToThread(exchange, port, guess(f"guess-{guesses}"))
+                status = int(status.split()[1])
+            else:
+                status, _, answer = await ask(guesser, stats(f"guess-{guesses}"))
+            if status != 401:
+                break
+            guesses += 1
+        assert (guesses, status) == (10, 429), (guesses, status, answer)
+        status, headers, problem = await ask(guesser, stats(TOKEN))
+        assert (status, problem["code"]) == (429, "rate_limited")
+        (wait,) = [int(h.split(":")[1]) for h in headers if h.startswith("retry-after:")]
+        assert 1 <= wait <= 6  # a failure comes back every 6 s
+        assert (await ask(neighbour, stats(TOKEN)))[0] == 200
+        assert (await ask(neighbour, stats("wrong")))[0] == 401
+    finally:
+        guesser.close()
+        neighbour.close()
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_guesses_are_logged_once_and_summed_up():
+    """
+    Issue #22, item 5: 1 000 failed guesses from one address make two log
+    lines -- the first refusal, then the rest summed up when the window
+    (REFUSALS_WINDOW) ends -- not one each, and none before the fix. (A
+    fake clock for the budget and the window; real sockets and requests.)
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    server = await start_server()
+    clock = Clock()
+    api = ServerAPI(server.hub.admin, TOKEN, KeyedBuckets(10**6, 10**6, clock.seconds),
+                    KeyedBuckets(10 / 60, 10, clock.seconds), clock)
+    gate = Gate(maximum=10, trusted=(), deadline=30, clock=clock,
+                attempts=KeyedBuckets(100, 100, clock.seconds))
+    port = reactor.listenTCP(0, api_site(api, reactor, gate, 30), interface="127.0.0.1")
+    lines = []
+
+    def heard(event):
+        if "Server API" in (text := formatEvent(event)) and "127.0.0.5" in text:
+            lines.append(text)
+
+    globalLogPublisher.addObserver(heard)
+    guesser = await deferToThread(Persistent, port.getHost().port, "127.0.0.5")
+    try:
+        statuses = [(await ask(guesser, stats(f"guess-{n}")))[0] for n in range(1000)]
+        logged_at_once = list(lines)
+        clock.advance(REFUSALS_WINDOW)
+    finally:
+        globalLogPublisher.removeObserver(heard)
+        guesser.close()
+        await port.stopListening()
+        await stop_server(server)
+    assert (statuses.count(401), statuses.count(429)) == (10, 990)
+    assert logged_at_once == ["Server API: refused a request from 127.0.0.5: wrong token"]
+    assert lines[1:] == ["Server API: refused 999 more requests from 127.0.0.5 in the last "
+                         f"{REFUSALS_WINDOW} s: no or wrong token, or no failures left"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kept_alive_backend_is_cut_off_only_for_a_slow_request():
+    """
+    Issue #22, item 2: on the API port the gate's deadline runs for each
+    request, from its first byte until it is in whole: a backend that
+    keeps its connection and asks now and then, for longer in all than the
+    deadline, is served; a request that takes longer than it to come in
+    is cut off. (A fake clock for the deadline; real sockets.)
+    """
+    server = await start_server()
+    clock = Clock()
+    api = ServerAPI(server.hub.admin, TOKEN, KeyedBuckets(100, 100, clock.seconds),
+                    KeyedBuckets(1, 10, clock.seconds), clock)
+    gate = Gate(maximum=10, trusted=(), deadline=1, clock=clock,
+                attempts=KeyedBuckets(100, 100, clock.seconds))
+    port = reactor.listenTCP(0, api_site(api, reactor, gate, 30), interface="127.0.0.1")
+    backend = await deferToThread(Persistent, port.getHost().port)
+    try:
+        for _ in range(3):
+            assert (await ask(backend, stats(TOKEN)))[0] == 200
+            assert not clock.getDelayedCalls()
+            clock.advance(0.9)
+        await deferToThread(backend.send, b"GET /api/v1/st")
+        await until(clock.getDelayedCalls)
+        clock.advance(0.9)
+        assert clock.getDelayedCalls()
+        clock.advance(0.1)
+        assert await deferToThread(backend.closed)
+    finally:
+        backend.close()
+        await port.stopListening()
         await stop_server(server)

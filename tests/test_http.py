@@ -2,11 +2,17 @@
 The HTTP side of the port (docs/protocol.rst, "HTTP"), read with a real client.
 """
 
+import itertools
 import json
+from pathlib import Path
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 
@@ -15,7 +21,10 @@ from aleatoria.store.memory import MemoryStore
 from aleatoria.web import Ready
 
 from .conftest import ORIGIN, start_server, stop_server
-from .rawhttp import exchange, upgrade_request
+from .daemons import Spawned
+from .rawhttp import exchange, upgrade_request, upload
+from .redis_server import free_port
+from .wsclient import WAIT
 
 
 async def get(server, path):
@@ -322,3 +331,256 @@ async def test_the_verdict_ends_its_connection(server):
 
     assert await deferToThread(answered_and_closed, "userId=alice", ORIGIN) == b"426"
     assert await deferToThread(answered_and_closed, "userId=alice", "http://evil.example") == b"403"
+
+
+BODY = 10 * 1024 * 1024
+"""What a client tries to send after a head the daemon refuses: 10 MiB."""
+
+
+def written(pid):
+    """Bytes process C{pid} has written to files and pipes (its temporary files, its log)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/<pid>/io")
+
+
+def body(framing, size=BODY, piece=64 * 1024):
+    """C{size} bytes of body, as it would be framed (C{length} or C{chunked})."""
+    data = b"x" * piece
+    if framing == "length":
+        return itertools.repeat(data, size // piece)
+    return itertools.chain(itertools.repeat(b"%x\r\n%s\r\n" % (piece, data), size // piece),
+                           [b"0\r\n\r\n"])
+
+
+def framed(framing, size=BODY):
+    return (b"Content-Length: %d" % size if framing == "length"
+            else b"Transfer-Encoding: chunked")
+
+
+def files_in(pid, folder):
+    """The files process C{pid} has open in C{folder} (deleted or not)."""
+    return [link for link in (Path(f"/proc/{pid}/fd").iterdir())
+            if str(link.readlink()).startswith(str(folder))]
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_body_on_the_clients_port_is_refused_unread(tmp_path, framing):
+    """
+    Issue #22, item 2: a request that declares a body -- 10 MiB here, by
+    length or chunked -- is answered 413 as soon as its head is in, and
+    the connection closed: the daemon writes none of it anywhere (before
+    the fix it wrote all 10 MiB to a temporary file), opens no file in its
+    TMPDIR, and the client gets no more than kernel buffers into the
+    connection.
+    """
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    daemon = Spawned(None, tmp_path, env={"TMPDIR": str(temporary)})
+    try:
+        before = written(daemon.process.pid)
+        status, headers, answer, accepted = upload(
+            daemon.port, b"POST /health HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % framed(framing),
+            body(framing))
+        after = written(daemon.process.pid)
+        assert files_in(daemon.process.pid, temporary) == []
+    finally:
+        daemon.stop()
+    assert status.startswith("HTTP/1.1 413 "), (status, answer)
+    assert json.loads(answer)["code"] == "too_large"
+    assert "connection: close" in headers and "x-content-type-options: nosniff" in headers
+    assert after - before < 4096, after - before
+    assert accepted < BODY // 2, accepted
+
+
+API_TOKEN = "test-api-token-" + "0b9e6a1f3c7d2e58" * 2
+
+
+def test_api_bodies_are_screened_before_they_are_read(tmp_path):
+    """
+    Issue #22, item 2, on the API port: a POST without the token that
+    declares 10 GB is answered 401 at once, unread; with the token, a
+    declared 10 MiB is 413 at once, and a chunked body is cut off with 413
+    once past 64 KiB; a chunked body within it is served, from memory.
+    Nothing of any of them is written anywhere.
+    """
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    port = free_port()
+    daemon = Spawned(None, tmp_path, "--api-port", f"tcp:{port}:interface=127.0.0.1",
+                     env={"TMPDIR": str(temporary), "ALEATORIA_API_TOKEN": API_TOKEN})
+    token = b"Authorization: Bearer %s\r\n" % API_TOKEN.encode()
+    post = (b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\n")
+    try:
+        before = written(daemon.process.pid)
+        unauthorized = upload(port, post + b"Content-Length: %d\r\n\r\n" % 10**10,
+                              body("length"))
+        declared = upload(port, post + token + b"%s\r\n\r\n" % framed("length"), body("length"))
+        chunked = upload(port, post + token + b"%s\r\n\r\n" % framed("chunked"), body("chunked"))
+        after = written(daemon.process.pid)
+        assert files_in(daemon.process.pid, temporary) == []
+        small = upload(port, post + token + b"Transfer-Encoding: chunked\r\n\r\n",
+                       [b"%x\r\n%s\r\n" % (len(piece), piece)
+                        for piece in (b'{"room": "r', b'", "content": "hi"}')] + [b"0\r\n\r\n"])
+    finally:
+        daemon.stop()
+    for (status, headers, answer, accepted), (code, kind) in zip(
+            (unauthorized, declared, chunked),
+            ((401, "unauthorized"), (413, "too_large"), (413, "too_large")), strict=True):
+        assert status.startswith(f"HTTP/1.1 {code} "), (status, answer)
+        assert "content-type: application/problem+json" in headers
+        assert json.loads(answer)["code"] == kind
+        assert accepted < BODY // 2, accepted
+    assert 'www-authenticate: bearer realm="aleatoria"' in unauthorized[1]
+    assert after - before < 4096, after - before
+    assert small[0].startswith("HTTP/1.1 200 "), small
+
+
+async def backend_ports(**given):
+    """A daemon with the server API and /metrics on ports of their own."""
+    return await start_server({"ALEATORIA_API_TOKEN": API_TOKEN}, **{
+        "api-port": "tcp:0:interface=127.0.0.1", "metrics-port": "tcp:0:interface=127.0.0.1",
+        **given})
+
+
+def port_of(server, listener):
+    return server.service.getServiceNamed(listener).port.getHost().port
+
+
+ASK = {"api-listener": b"GET /api/v1/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       b"Authorization: Bearer %s\r\n\r\n" % API_TOKEN.encode(),
+       "metrics-listener": b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}
+
+
+@pytest.mark.parametrize("listener", ["api-listener", "metrics-listener"])
+@pytest_twisted.ensureDeferred
+async def test_backend_ports_hold_no_more_connections_per_address(listener):
+    """
+    Issue #22, item 2: the API and metrics ports have the clients' port's
+    gate -- past --max-connections-per-ip idle connections from one
+    address, the next is answered 429 at once (before the fix, 3 000 idle
+    ones were held); once they go, it is served.
+    """
+    import socket
+
+    server = await backend_ports(**{"max-connections-per-ip": "3", "handshake-timeout": "30"})
+    port = port_of(server, listener)
+    idle = []
+    try:
+        for _ in range(3):
+            idle.append(await deferToThread(socket.create_connection, ("127.0.0.1", port)))
+        status, headers, answer = await deferToThread(exchange, port, ASK[listener])
+        assert status.startswith("HTTP/1.1 429 "), (status, answer)
+        assert json.loads(answer)["code"] == "rate_limited"
+        assert "x-content-type-options: nosniff" in headers
+        for raw in idle:
+            raw.close()
+        for _ in range(100):  # until the daemon has seen them go
+            status, _, _ = await deferToThread(exchange, port, ASK[listener])
+            if " 200 " in status:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        assert " 200 " in status
+    finally:
+        for raw in idle:
+            raw.close()
+        await stop_server(server)
+
+
+class _Trickle(Protocol):
+    """Sends a request a byte every C{factory.every} seconds, for ever."""
+
+    def connectionMade(self):
+        from twisted.internet.task import LoopingCall
+
+        self._bytes = iter(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: y" * 10**6)
+        self._loop = LoopingCall(lambda: self.transport.write(bytes([next(self._bytes)])))
+        self._loop.start(self.factory.every)
+
+    def connectionLost(self, reason):
+        self._loop.stop()
+        self.factory.lost.callback(None)
+
+
+@pytest.mark.parametrize("listener", ["api-listener", "metrics-listener"])
+@pytest_twisted.ensureDeferred
+async def test_backend_ports_cut_off_a_trickled_request(listener):
+    """
+    Issue #22, item 2: a request trickled into the API or metrics port a
+    byte at a time, each well within the idle timeout, is cut off once
+    --handshake-timeout has passed since its first byte (before the fix it
+    was still held after 75 s).
+    """
+    server = await backend_ports(**{"handshake-timeout": "1"})
+    try:
+        factory = Factory.forProtocol(_Trickle)
+        factory.every, factory.lost = 0.2, Deferred()
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(server, listener)).connect(factory)
+        await factory.lost.addTimeout(WAIT, reactor)
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_answer_says_nosniff_and_html_has_a_policy():
+    """
+    Issue #22, item 12: every answer of every site -- twisted.web's own
+    404, 405 and 501 pages included, and the refusals sent before a
+    request is read -- carries X-Content-Type-Options: nosniff, and every
+    HTML answer a Content-Security-Policy.
+    """
+    server = await backend_ports(demo="true")
+    api, metrics = port_of(server, "api-listener"), port_of(server, "metrics-listener")
+    token = b"Authorization: Bearer %s\r\n" % API_TOKEN.encode()
+    asked = [
+        (server.port, b"GET /nope", b""), (server.port, b"DELETE /health", b""),
+        (server.port, b"GET /health", b""), (server.port, b"GET /ready", b""),
+        (server.port, b"GET /ws", b""), (server.port, b"GET /metrics", b""),
+        (server.port, b"GET /", b""), (server.port, b"GET /app.js", b""),
+        (server.port, b"GET /app.js/x", b""), (server.port, b"PUT /", b""),
+        (server.port, b"POST /health", b"Content-Length: 5\r\n"),
+        (api, b"GET /api/v1/stats", b""), (api, b"GET /api/v1/stats", token),
+        (api, b"GET /api/v1/openapi.json", b""), (api, b"DELETE /api/v1/stats", token),
+        (api, b"GET /api/v1/nowhere", token), (api, b"GET /elsewhere", b""),
+        (api, b"POST /api/v1/publish", b"Content-Length: 5\r\n"),
+        (metrics, b"GET /metrics", b""), (metrics, b"GET /nope", b""),
+        (metrics, b"POST /metrics", b"Transfer-Encoding: chunked\r\n"),
+    ]
+    try:
+        answers = [await deferToThread(exchange, port, b"%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                       b"Connection: close\r\n%s\r\n" % (line, extra))
+                   for port, line, extra in asked]
+        answers.append(await deferToThread(exchange, server.port, upgrade_request(
+            "userId=alice", "http://elsewhere.example")))
+    finally:
+        await stop_server(server)
+    statuses = set()
+    for (status, headers, _), asking in zip(answers, [*asked, "refused upgrade"], strict=True):
+        statuses.add(status.split()[1])
+        assert "x-content-type-options: nosniff" in headers, (asking, status, headers)
+        if any(h.startswith("content-type: text/html") for h in headers):
+            assert any(h.startswith("content-security-policy: ") for h in headers), (
+                asking, status, headers)
+    assert statuses == {"200", "401", "403", "404", "405", "413", "426", "501"}, statuses
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_connects_only_to_its_own_origin():
+    """
+    Issue #22, item 12: the demo's policy lets its page open WebSockets to
+    its own origin only ('self': no ws: or wss: to any host), and sets no
+    base, posts forms nowhere else, and embeds no plugins.
+    """
+    server = await start_server(demo="true")
+    try:
+        response, _ = await get(server, "/")
+    finally:
+        await stop_server(server)
+    (policy,) = response.headers.getRawHeaders(b"content-security-policy")
+    directives = dict(d.strip().split(" ", 1) for d in policy.decode().split(";"))
+    assert directives["connect-src"] == "'self'"
+    assert (directives["base-uri"], directives["form-action"], directives["object-src"]) == (
+        "'none'", "'self'", "'none'")
+    assert directives["frame-ancestors"] == "'none'"

@@ -3,9 +3,14 @@ The command line and the environment: precedence, defaults, and refusals
 that name the culprit (issue: CLI over environment over defaults).
 """
 
+import re
+from pathlib import Path
+
 import pytest
 
-from aleatoria import config, tap
+from aleatoria import config, tap, values
+
+ROOT = Path(__file__).parent.parent
 
 
 def parse(argv, env=None, monkeypatch=None):
@@ -23,7 +28,7 @@ def test_defaults(monkeypatch):
     conf = parse([], monkeypatch=monkeypatch)
     assert conf == config.Config(
         port="tcp:8085", metrics_port="", demo=False, api_port="", api_token="",
-        api_rate=50.0, api_burst=100,
+        api_rate=50.0, api_burst=100, api_auth_failures=10,
         workers=1, allowed_origin=(), public_host=(),
         allow_no_origin=False,
         store="memory",
@@ -165,3 +170,76 @@ def test_rate_limit_is_not_called_seconds(monkeypatch):
     with pytest.raises(SystemExit) as error:
         parse(["--rate-limit", "abc"], {}, monkeypatch)
     assert str(error.value) == "aleatoria: --rate-limit='abc': not a number of messages"
+
+
+SECRETS = ("ALEATORIA_API_TOKEN", "ALEATORIA_ANONYMOUS_SECRET", "ALEATORIA_JWT_SECRET")
+
+
+def documented_secrets():
+    """
+    Every value the documents show for a secret: assigned to a variable
+    named for a token or a secret, or sent as a bearer token -- not what a
+    shell expands, nor a placeholder (C{<...>}, C{...}).
+    """
+    found = set()
+    for path in [ROOT / "README.rst", ROOT / "clients/js/README.md",
+                 *ROOT.glob("docs/*.rst"), *ROOT.glob("systemd/*.example")]:
+        text = path.read_text()
+        found.update(re.findall(r"\b[A-Z_]*(?:TOKEN|SECRET)[A-Z_]*=[\"']?([^\s\"'$<`]+)", text))
+        found.update(re.findall(r"Bearer ([^\s\"'$<`]+)", text))
+    return {value for value in found if re.search(r"\w", value)}
+
+
+@pytest.mark.parametrize("variable", SECRETS)
+@pytest.mark.parametrize("value", ["hunter2", "a" * 31, "€" * 10,
+                                   *sorted(values.DOCUMENTED_SECRETS)])
+def test_a_weak_secret_is_refused(monkeypatch, variable, value):
+    """
+    Issue #22, item 5: start-up refuses an API token, anonymous secret or
+    JWT secret shorter than 32 bytes (of UTF-8), or one the documents show
+    as an example, with one line that names the variable and does not
+    repeat the value.
+    """
+    with pytest.raises(SystemExit) as error:
+        parse([], {variable: value}, monkeypatch)
+    message = str(error.value)
+    assert message.startswith(f"aleatoria: {variable}: ") and "\n" not in message, message
+    assert value not in message.removeprefix(f"aleatoria: {variable}: ")
+
+
+@pytest.mark.parametrize("variable", SECRETS)
+def test_a_secret_of_32_bytes_is_taken(monkeypatch, variable):
+    """32 bytes are enough, and the value is kept as given."""
+    secret = "€" * 10 + "0123"
+    assert len(secret.encode()) == 34
+    conf = parse([], {variable: secret}, monkeypatch)
+    assert getattr(conf, variable.removeprefix("ALEATORIA_").lower()) == secret
+
+
+def test_every_secret_the_documents_show_is_refused():
+    """
+    Whatever value README.rst, docs/, the systemd examples or the
+    client's README show for a secret is refused: too short, or listed in
+    L{values.DOCUMENTED_SECRETS}.
+    """
+    shown = documented_secrets()
+    assert "change-me" in values.DOCUMENTED_SECRETS
+    for value in shown:
+        with pytest.raises(values.SecretRefused):
+            values.secret(value)
+
+
+def test_a_weak_secret_stops_twistd_with_status_1(tmp_path):
+    """twistd with a short API token prints one line naming it, and exits 1."""
+    import os
+    import subprocess
+    import sys
+
+    twistd = str(Path(sys.executable).parent / "twistd")
+    result = subprocess.run([twistd, "--nodaemon", "--pidfile=", "aleatoria"], cwd=tmp_path,
+                            env=dict(os.environ, ALEATORIA_API_TOKEN="hunter2"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "aleatoria: ALEATORIA_API_TOKEN: has 7 bytes; a secret needs at least 32 "
+        "(make one with openssl rand -hex 32)\n")
