@@ -537,7 +537,8 @@ async def test_every_answer_says_nosniff_and_html_has_a_policy():
     asked = [
         (server.port, b"GET /nope", b""), (server.port, b"DELETE /health", b""),
         (server.port, b"GET /health", b""), (server.port, b"GET /ready", b""),
-        (server.port, b"GET /ws", b""), (server.port, b"GET /metrics", b""),
+        (server.port, b"GET /ws", b""), (server.port, b"GET /ws?userId=alice", b"Origin: http://test.example\r\n"),
+        (server.port, b"GET /metrics", b""),
         (server.port, b"GET /", b""), (server.port, b"GET /app.js", b""),
         (server.port, b"GET /app.js/x", b""), (server.port, b"PUT /", b""),
         (server.port, b"POST /health", b"Content-Length: 5\r\n"),
