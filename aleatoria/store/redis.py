@@ -179,13 +179,21 @@ class RedisStore(MultiService):
                        "LIMIT", 0, limit)
         return d.addCallback(self._envelopes)
 
-    def room_since(self, room, offset):
-        return self._library(scripts.ROOM_SINCE, room, offset).addCallback(self._since, offset)
+    def room_since(self, room, offset, epoch):
+        """
+        The room's L{Since}, read as L{scripts.ROOM_SINCE} says: of the
+        kept messages in the gap's time range, those of the gap.
+        """
+        d = self._library(scripts.ROOM_SINCE, room, offset, epoch, self._history_size)
+        return d.addCallback(self._since, offset, epoch)
 
-    def _since(self, reply, offset):
-        epoch, last = _text(reply[0]), int(reply[1])
-        messages = sorted(self._envelopes(reply[2:]), key=lambda m: m.offset)
-        return Since(epoch, last, messages, len(messages) == max(0, last - offset))
+    def _since(self, reply, offset, epoch):
+        current, last = _text(reply[0]), int(reply[1])
+        messages = sorted((m for m in self._envelopes(reply[2:])
+                           if m.epoch == current and offset < m.offset <= last),
+                          key=lambda m: m.offset)
+        same = offset == 0 or epoch == current
+        return Since(current, last, messages, same and len(messages) == max(0, last - offset))
 
     def save_direct_message(self, sender, recipient, envelope, announce=None):
         """
@@ -210,8 +218,9 @@ class RedisStore(MultiService):
         return [numbered(m, Place(m.positions.get(reader, 0), epoch)) if m.positions else m
                 for m in self._envelopes(reply[1:])]
 
-    def inbox_since(self, user, offset):
-        return self._library(scripts.INBOX_SINCE, user, offset).addCallback(self._since, offset)
+    def inbox_since(self, user, offset, epoch):
+        d = self._library(scripts.INBOX_SINCE, user, offset, epoch, self._history_size)
+        return d.addCallback(self._since, offset, epoch)
 
     def conversations(self, user, limit, before=0):
         d = self._library(scripts.CONVERSATIONS, user, limit, before)
@@ -226,7 +235,7 @@ class RedisStore(MultiService):
         return found
 
     def mark_read(self, user, partner, offset):
-        d = self._library(scripts.MARK_READ, user, partner, offset, self._dm_key(user, partner))
+        d = self._library(scripts.MARK_READ, user, partner, offset)
         return d.addCallback(int)
 
     # Sessions
