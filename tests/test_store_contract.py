@@ -167,6 +167,8 @@ async def test_a_stream_reads_no_messages_it_could_not_replay_whole(store):
         assert [m.offset for m in (await read(0, "another")).messages] == []
         assert [m.offset for m in (await read(2, epoch)).messages] == list(range(3, last + 1))
         assert (await read(last - 1, "")).messages == []
+    await store.save_direct_message("a:b", "bob", message(0, sender="a:b"))
+    assert contents((await store.inbox_since("a:b", 0, "")).messages) == ["0"]
 
 
 @pytest_twisted.ensureDeferred

@@ -29,6 +29,13 @@ from .inbox import new_epoch, numbered
 WEIGH_SECONDS = 5
 """How often a store with a byte quota asks Redis how much memory it uses."""
 
+STAMPED_APART = 100
+"""
+Messages of other offsets a replay's time range may hold beside its own
+(daemons' clocks a little apart stamp a stream out of the order of its
+offsets); past them it reads no more, and the gap is not recovered.
+"""
+
 
 @implementer(IStore)
 class RedisStore(MultiService):
@@ -181,11 +188,20 @@ class RedisStore(MultiService):
 
     def room_since(self, room, offset, epoch):
         """
-        The room's L{Since}, read as L{scripts.ROOM_SINCE} says: of the
-        kept messages in the gap's time range, those of the gap.
+        The room's L{Since}: L{scripts.ROOM_SINCE} says whether to read and
+        which time range; of the kept messages in it, those of the gap.
         """
         d = self._library(scripts.ROOM_SINCE, room, offset, epoch, self._history_size)
-        return d.addCallback(self._since, offset, epoch)
+        return d.addCallback(self._room_gap, room, offset, epoch)
+
+    def _room_gap(self, reply, room, offset, epoch):
+        if len(reply) < 4:
+            return self._since(reply, offset, epoch)
+        last = int(reply[1])
+        d = self.commands.call("execute_command", "ZRANGEBYSCORE",
+                               self._key("room", "messages", room), reply[2], reply[3],
+                               "LIMIT", 0, last - offset + STAMPED_APART)
+        return d.addCallback(lambda entries: self._since(reply[:2] + entries, offset, epoch))
 
     def _since(self, reply, offset, epoch):
         current, last = _text(reply[0]), int(reply[1])
@@ -219,8 +235,17 @@ class RedisStore(MultiService):
                 for m in self._envelopes(reply[1:])]
 
     def inbox_since(self, user, offset, epoch):
+        """The inbox's L{Since}: L{scripts.INBOX_SINCE} says whether to read."""
         d = self._library(scripts.INBOX_SINCE, user, offset, epoch, self._history_size)
-        return d.addCallback(self._since, offset, epoch)
+        return d.addCallback(self._inbox_gap, user, offset, epoch)
+
+    def _inbox_gap(self, reply, user, offset, epoch):
+        if len(reply) < 3:
+            return self._since(reply, offset, epoch)
+        d = self.commands.call("execute_command", "ZRANGEBYSCORE",
+                               self._key("inbox", user.replace(":", "%3A")), f"({offset}",
+                               "+inf")
+        return d.addCallback(lambda entries: self._since(reply[:2] + entries, offset, epoch))
 
     def conversations(self, user, limit, before=0):
         d = self._library(scripts.CONVERSATIONS, user, limit, before)
