@@ -295,6 +295,26 @@ async def test_marking_read_costs_the_same_in_a_long_conversation(own_redis):
         await stop_server(server)
 
 
+@pytest_twisted.ensureDeferred
+async def test_unread_counts_kept_before_the_index_never_drop_too_far(own_redis):
+    """
+    Unread messages kept before the index of their offsets was (its key
+    gone): marking part of them read leaves the count as it was; marking
+    up to the conversation's last message clears it.
+    """
+    server = await redis_daemon(own_redis.port)
+    try:
+        for n in range(5):
+            await server.store.save_direct_message("bob", "alice", Envelope(
+                type="chat_message", fromUser="bob", toUser="alice",
+                payload={"content": f"{n}"}, createTime="2026-12-01T00:00:00Z"))
+        own_redis.raw("DEL", "inbox:incoming:alice:bob")
+        assert await server.store.mark_read("alice", "bob", 2) == 5
+        assert await server.store.mark_read("alice", "bob", 5) == 0
+    finally:
+        await stop_server(server)
+
+
 BUSY = """
 local start = redis.call('TIME')
 while true do
