@@ -1,11 +1,15 @@
 """
 How a connection is held to its limits, and what happens past them: the
-user's message rate (an error, then close 1008), frames of every kind
-(close 1008), and the queue waiting for a client (a drop). Mixed into the
-protocol; the arithmetic is L{aleatoria.limits}'.
+user's message rate (an error, then close 1008; requests worth several
+messages charge them), frames of every kind (close 1008), and the queue
+waiting for a client (a drop; a sender may write as the client reads
+instead). Mixed into the protocol; the arithmetic is L{aleatoria.limits}'.
 """
 
 import math
+
+from twisted.internet.defer import succeed
+from twisted.internet.task import LoopingCall
 
 from .limits import FRAMES_PER_MESSAGE, MAX_FRAGMENTS, Backlog, TokenBucket
 from .wsframes import queued
@@ -39,6 +43,43 @@ class Conduct:
 
     def rest_in(self, seconds):
         self.factory.messages.rest_in(self.user_id, seconds)
+
+    def charge(self, messages):
+        """
+        The request being handled costs C{messages} more of the user's rate
+        and of its address's, into debt if need be (at most a burst of it).
+        """
+        if messages > 0:
+            self.factory.messages.spend(self.user_id, messages)
+            self.factory.address_messages.spend(self._address, messages)
+
+    def writable(self):
+        """
+        Fire once the transport takes more (at once if it does now), for a
+        sender that writes only as the client reads. While it waits, a
+        client whose queue has not shrunk for the stall time is dropped (and
+        it fires then too).
+        """
+        backlog = self._backlog
+        if not backlog.paused or self.state != self.STATE_OPEN:
+            return succeed(None)
+        watch = LoopingCall(self._drop_if_stalled)
+        watch.clock = self.factory.clock
+        watch.start(self.factory.outbound[2], now=False)
+        return backlog.resumed().addBoth(_stopping, watch)
+
+    def _drop_if_stalled(self):
+        if self.state == self.STATE_OPEN and self._backlog.stalled():
+            self._evict()
+
+    def holding(self, count):
+        """
+        C{count} messages are held back for the client behind a replay:
+        they wait as its queue does, so past the outbound message limit the
+        client is dropped as one that is not reading.
+        """
+        if count > self.factory.outbound[0] and self.state == self.STATE_OPEN:
+            self._evict(count)
 
     def _may_send(self):
         """Whether the user may send one more message now; if not, it is told."""
@@ -91,20 +132,26 @@ class Conduct:
         )
         self.close(1008, "rate limit exceeded")
 
-    def _evict(self):
+    def _evict(self, held=0):
         """
-        The client stopped reading and its backlog is full: drop it, so it
-        costs no more memory and nobody waits for it. A close frame could
-        not get through the full buffer, so the connection is aborted.
+        The client stopped reading and its backlog is full (or C{held}
+        messages wait behind a replay): drop it, so it costs no more memory
+        and nobody waits for it. A close frame could not get through the
+        full buffer, so the connection is aborted.
         """
         backlog = self._backlog
+        messages = backlog.messages + held
         self.report.fault(
             "Slow client disconnected: outbound buffer full", "slow_consumer", log=self._log,
             line="Dropping {user} from {peer}: not reading ({messages} messages, "
                  "{size} bytes waiting)",
-            fields={"user": self.user_id, "peer": self.peer, "messages": backlog.messages,
+            fields={"user": self.user_id, "peer": self.peer, "messages": messages,
                     "size": backlog.bytes},
-            extra={"messages": backlog.messages, "bytes": backlog.bytes},
+            extra={"messages": messages, "bytes": backlog.bytes},
         )
         self.dropConnection(abort=True)
 
+
+def _stopping(result, watch):
+    watch.stop()
+    return result

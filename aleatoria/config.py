@@ -163,6 +163,12 @@ SETTINGS = (
             "rate and this, HTTP 429"),
     Setting("max-connections-per-ip", "ALEATORIA_MAX_CONNECTIONS_PER_IP", 100, values.whole(1),
             "Open connections one client address may have; more are refused (429)"),
+    Setting("max-reads", "ALEATORIA_MAX_READS", 8, values.whole(1),
+            "Requests that read the store (history, members, conversations, mark_read, "
+            "resume) one user may have under way; past it, rate_limited"),
+    Setting("max-reads-per-ip", "ALEATORIA_MAX_READS_PER_IP", 64, values.whole(1),
+            "Requests that read the store all the users of one client address may "
+            "have under way; past it, rate_limited"),
     Setting("trusted-proxy", "ALEATORIA_TRUSTED_PROXIES", (), values.networks,
             "Proxy address or network whose X-Forwarded-For is believed "
             "(repeatable; the variable is comma-separated)"),

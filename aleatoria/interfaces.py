@@ -34,6 +34,26 @@ class IConnection(Interface):
         released: it is full again only in C{seconds}.
         """
 
+    def charge(messages):
+        """
+        The request being handled costs C{messages} more of the user's
+        message rate (and of its address's) than the one it was.
+        """
+
+    def writable():
+        """
+        A Deferred that fires once the client's transport takes more (at
+        once if it does now), for a sender that writes only as the client
+        reads. A client that stops reading meanwhile is dropped, as one
+        whose queue is full would be; it fires then too.
+        """
+
+    def holding(count):
+        """
+        C{count} messages are held back for the client (behind a replay):
+        past what may wait for it, it is dropped as one that is not reading.
+        """
+
     def going_away():
         """The daemon is stopping: close this one, saying when to come back."""
 
@@ -142,8 +162,14 @@ class IStore(Interface):
         those strictly older than C{before_ns} when it is given.
         """
 
-    def room_since(room, offset):
-        """Fire with the L{aleatoria.store.Since} of C{room}'s stream after C{offset}."""
+    def room_since(room, offset, epoch):
+        """
+        Fire with the L{aleatoria.store.Since} of C{room}'s stream after
+        C{offset} of C{epoch}. Messages are read only when they may all be
+        had -- the stream's epoch (or offset 0), an offset before the last,
+        a gap within the kept history -- and then only the gap's: a replay
+        costs what it replays.
+        """
 
     def save_direct_message(sender, recipient, envelope, announce=None):
         """
@@ -157,8 +183,11 @@ class IStore(Interface):
         daemon (0), or its daemon did not hear (-1); 0 when not announced.
         """
 
-    def inbox_since(user, offset):
-        """Fire with the L{aleatoria.store.Since} of C{user}'s inbox after C{offset}."""
+    def inbox_since(user, offset, epoch):
+        """
+        Fire with the L{aleatoria.store.Since} of C{user}'s inbox after
+        C{offset} of C{epoch}, read as L{room_since} reads.
+        """
 
     def conversations(user, limit, before=0):
         """
@@ -170,7 +199,8 @@ class IStore(Interface):
     def mark_read(user, partner, offset):
         """
         C{user} has read its conversation with C{partner} up to its inbox
-        offset C{offset}: fire with what is left unread there.
+        offset C{offset}: fire with what is left unread there. It costs
+        what it marks, not what the conversation keeps.
         """
 
     def full():

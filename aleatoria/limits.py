@@ -8,6 +8,7 @@ counters, no I/O: the protocol and the reporter apply them.
 import collections
 from dataclasses import asdict, dataclass
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -51,6 +52,15 @@ class TokenBucket:
         tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         return 0 if tokens >= 1 else (1 - tokens) / self._rate
 
+    def spend(self, tokens):
+        """
+        Take C{tokens} at once, into debt if need be -- but never more than
+        a burst of debt: what a request worth several messages costs.
+        """
+        now = self._seconds()
+        tokens_now = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._tokens = max(-self._burst, tokens_now - tokens)
+        self._last = now
 
     def rested_in(self, now):
         """Seconds from C{now} until the bucket is full."""
@@ -104,6 +114,14 @@ class KeyedBuckets:
         """Seconds until C{key} has a token to take (0: it has one), taking none."""
         bucket = self._buckets.get(key)
         return bucket.next_in(self._seconds()) if bucket is not None else 0
+
+    def spend(self, key, tokens):
+        """Take C{tokens} of C{key}'s at once (see L{TokenBucket.spend})."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._sweep()
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
+        bucket.spend(tokens)
 
     def __len__(self):
         return len(self._buckets)
@@ -294,6 +312,7 @@ class Backlog:
         self.paused = False
         self.messages = self.bytes = 0
         self._progress_at = self._after_last = 0
+        self._waiting = []
 
     def pauseProducing(self):
         if not self.paused:
@@ -304,19 +323,42 @@ class Backlog:
 
     def resumeProducing(self):
         self.paused = False
+        self._wake()
 
     def stopProducing(self):
-        pass
+        self._wake()
+
+    def resumed(self):
+        """A Deferred that fires when the transport takes more again, or is gone."""
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def _wake(self):
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
 
     def admits(self, size):
         """Whether one more message of C{size} bytes may be queued."""
         if not self.paused:
             return True
-        waiting = self._queued()
-        if waiting < self._after_last:
-            self._progress_at = self._seconds()
+        waiting = self._progress()
         self.messages += 1
         self.bytes = self._after_last = waiting + size
         if self.messages > self._max_messages or self.bytes > self._max_bytes:
             return False
         return self._seconds() - self._progress_at <= self._stall
+
+    def stalled(self):
+        """Whether, paused, the queue has not shrunk for C{stall} seconds."""
+        self._progress()
+        return self.paused and self._seconds() - self._progress_at > self._stall
+
+    def _progress(self):
+        """What waits now; the time of progress, if it shrank."""
+        waiting = self._queued()
+        if waiting < self._after_last:
+            self._progress_at = self._seconds()
+            self._after_last = waiting
+        return waiting

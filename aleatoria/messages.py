@@ -10,7 +10,7 @@ Checks that need state (membership, who is online) belong to the hub.
 """
 
 import re
-from typing import Any
+from typing import Annotated, Any
 from unicodedata import category, is_normalized
 
 import msgspec
@@ -112,11 +112,15 @@ class DirectMessagesQuery(msgspec.Struct, frozen=True):
     limit: int = 50
 
 
+MAX_OFFSET = 2**53
+"""The largest offset a client may name: JavaScript's numbers are exact up to it."""
+
+
 class Position(msgspec.Struct, frozen=True):
     """Where a client stands in one stream: the last offset it has, of which epoch."""
 
-    offset: int = 0
-    epoch: str = ""
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)] = 0
+    epoch: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class ResumeRequest(msgspec.Struct, frozen=True):

@@ -23,7 +23,7 @@ from .handshake import admit, client_address, first, proxied
 from .interfaces import IConnection
 from .limits import KeyedBuckets, PerAddress, Summary, TooMany
 from .messages import SHOWN, InvalidMessage, decode, encode, from_server, shown, truncated
-from .routes import Router
+from .routes import Reads, Router
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -270,7 +270,8 @@ class ClientFactory(WebSocketServerFactory):
         super().__init__(reactor=reactor, server=None)
         wsframes.lazy_debug_lines()
         self.hub = hub
-        self.router = Router(hub, reporter, metrics)
+        self.router = Router(hub, reporter, metrics,
+                             Reads(config.max_reads, config.max_reads_per_ip))
         self.reporter = reporter
         self.metrics = metrics
         self.origins = config.origin_policy()

@@ -26,6 +26,7 @@ from .interfaces import (
     TooLarge,
     Unavailable,
 )
+from .limits import PerAddress, TooMany
 
 CODES = {
     Busy: "busy",
@@ -193,6 +194,43 @@ ROUTES = {
 }
 
 
+READS = frozenset({"get_recent_messages", "get_room_members", "get_direct_messages",
+                   "get_conversations", "mark_read", "resume"})
+"""The types whose answer waits for the store: how many may be under way is bounded."""
+
+READ_RETRY_MS = 1000
+"""The C{retryAfter} of a read refused as one too many under way: about what one takes at worst."""
+
+
+class Reads:
+    """
+    Store reads under way, per user and per client address, each up to
+    its maximum: a client that asks faster than the store answers waits
+    for its answers, instead of piling work on the store.
+    """
+
+    def __init__(self, per_user, per_address):
+        self._users = PerAddress(per_user)
+        self._addresses = PerAddress(per_address)
+
+    def start(self, conn):
+        """One more read of C{conn}'s; whether it may be."""
+        try:
+            self._users.count_in(conn.user_id)
+        except TooMany:
+            return False
+        try:
+            self._addresses.count_in(conn.peer)
+        except TooMany:
+            self._users.count_out(conn.user_id)
+            return False
+        return True
+
+    def done(self, conn):
+        self._users.count_out(conn.user_id)
+        self._addresses.count_out(conn.peer)
+
+
 class Router:
     """
     Hands each decoded client message to its route, traced as one
@@ -202,14 +240,17 @@ class Router:
     @param hub: the L{aleatoria.hub.Hub}.
     @param reporter: the L{aleatoria.reporting.Reporter}.
     @param metrics: the L{aleatoria.metrics.Metrics}.
+    @param reads: the L{Reads} under way, bounded (by default 8 per user,
+        64 per address).
     """
 
     _log = Logger()
 
-    def __init__(self, hub, reporter, metrics):
+    def __init__(self, hub, reporter, metrics, reads=None):
         self._hub = hub
         self._reporter = reporter
         self._metrics = metrics
+        self._reads = reads or Reads(8, 64)
 
     def received(self, conn, envelope):
         hub, kind = self._hub, envelope.type
@@ -223,11 +264,16 @@ class Router:
             self._error(conn, "unknown_type", f"Unknown message type {kind!r}.")
             return
         self._metrics.received.labels(kind).inc()
+        reading = kind in READS
+        if reading and not self._reads.start(conn):
+            self._too_many_reads(conn, envelope)
+            return
         trace = self._reporter.trace(conn.report, kind)
         hub.tracing(trace)
         try:
             answer = route(hub, conn, envelope)
         except Exception:
+            answer = None
             self._failed(Failure(), conn, envelope)
         else:
             if isinstance(answer, Deferred):
@@ -238,6 +284,22 @@ class Router:
         finally:
             hub.tracing(None)
             trace.handled()
+        if reading:
+            if isinstance(answer, Deferred):
+                answer.addBoth(self._read_done, conn)
+            else:
+                self._reads.done(conn)
+
+    def _read_done(self, result, conn):
+        self._reads.done(conn)
+        return result
+
+    def _too_many_reads(self, conn, envelope):
+        details = {"retryAfter": READ_RETRY_MS}
+        if envelope.messageId:
+            details["messageId"] = envelope.messageId
+        self._error(conn, "rate_limited", "Too many requests under way; wait for their "
+                    "answers.", details)
 
     def _answer(self, answer, conn, envelope):
         if isinstance(answer, Answer) and self._hub.current(conn):

@@ -9,6 +9,11 @@ command link) or subscribing (the pub/sub link), under one timeout. Any
 failure drops that connection, which is tried again after a capped,
 jittered backoff, for as long as the daemon runs.
 
+txredisapi's own reply timeout would abort the connection -- every user's
+commands with it -- for one slow reply; it is off. A command's caller
+times it out (L{aleatoria.store.commands}), its late reply is dropped,
+and a PING with its own timeout finds out whether the connection is dead.
+
 Everything here that touches txredisapi's internals (the pool, the
 protocol's connect hook, the script cache) is pinned by
 C{tests/test_txredis.py}.
@@ -18,7 +23,7 @@ import hashlib
 import random
 
 import txredisapi
-from twisted.internet.defer import gatherResults, succeed
+from twisted.internet.defer import TimeoutError, gatherResults, succeed
 from twisted.logger import Logger
 
 FIRST_RETRY = 0.05
@@ -98,7 +103,7 @@ class _Factory(txredisapi.RedisFactory):
 
     def __init__(self, link, protocol):
         super().__init__(uuid=link.where, dbid=None, poolsize=1, isLazy=True,
-                         convertNumbers=False, replyTimeout=link.timeout)
+                         convertNumbers=False, replyTimeout=None)
         self.protocol = protocol
         self.link = link
 
@@ -144,6 +149,7 @@ class Link:
         self._on_change = on_change
         self.endpoint = endpoint
         self._refusal = None
+        self._probing = False
         self.up = False
         protocol = _SubscriberProtocol if channels else _CommandProtocol
         self._factory = _Factory(self, protocol)
@@ -179,9 +185,33 @@ class Link:
 
     def ping(self):
         """
-        PING on this connection (allowed while subscribed, too): a reply
-        timeout aborts a connection that silently died, and it reconnects.
+        PING on this connection (allowed while subscribed, too), with its
+        own timeout: a connection that does not answer in time silently
+        died, or its Redis hangs, and is aborted; it reconnects.
         """
         if not self._factory.pool:
             return succeed(None)
-        return self._factory.pool[0].execute_command("PING")
+        connection = self._factory.pool[0]
+        d = connection.execute_command("PING")
+        d.addTimeout(self.timeout, self.reactor)
+        return d.addErrback(self._unanswered, connection)
+
+    def _unanswered(self, failure, connection):
+        if failure.check(TimeoutError) and connection.connected:
+            self._log.warn("Redis at {where} did not answer a PING in {timeout:g} s; "
+                           "reconnecting", where=self.where, timeout=self.timeout)
+            connection.transport.abortConnection()
+        return failure
+
+    def probe(self):
+        """
+        A command timed out: a slow reply, or a dead connection? L{ping}
+        (unless a ping is under way already), which tells them apart.
+        """
+        if self._probing:
+            return
+        self._probing = True
+        self.ping().addBoth(self._probed)
+
+    def _probed(self, result):
+        self._probing = False

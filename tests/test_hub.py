@@ -8,7 +8,7 @@ import json
 
 import pytest
 from msgspec import Raw
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
@@ -47,6 +47,15 @@ class Recorder:
         return 0
 
     def rest_in(self, seconds):
+        pass
+
+    def charge(self, messages):
+        pass
+
+    def writable(self):
+        return succeed(None)
+
+    def holding(self, count):
         pass
 
     def going_away(self):

@@ -45,7 +45,7 @@ def test_defaults(monkeypatch):
         stored_per_hour=1000, conversations_per_hour=100, rate_limit=20.0,
         rate_burst=40,
         address_rate=200.0, address_burst=400, connect_rate=10.0, connect_burst=100,
-        max_connections_per_ip=100, trusted_proxy=(),
+        max_connections_per_ip=100, max_reads=8, max_reads_per_ip=64, trusted_proxy=(),
         handshake_timeout=10.0,
         outbound_stall=10.0, outbound_messages=4096, outbound_bytes=8388608,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",

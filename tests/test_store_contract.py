@@ -179,18 +179,44 @@ async def test_a_room_stream_is_numbered_and_read_after_an_offset(store):
               for n in range(HISTORY_SIZE + 2)]
     assert [p.offset for p in places] == list(range(1, HISTORY_SIZE + 3))
     assert len({p.epoch for p in places}) == 1 and places[0].epoch
-    since = await store.room_since("r", HISTORY_SIZE - 1)
-    assert (since.epoch, since.last, since.complete) == (places[0].epoch, HISTORY_SIZE + 2,
-                                                         True)
+    epoch = places[0].epoch
+    since = await store.room_since("r", HISTORY_SIZE - 1, epoch)
+    assert (since.epoch, since.last, since.complete) == (epoch, HISTORY_SIZE + 2, True)
     assert [m.offset for m in since.messages] == [HISTORY_SIZE, HISTORY_SIZE + 1,
                                                   HISTORY_SIZE + 2]
     assert contents(since.messages) == [str(HISTORY_SIZE - 1), str(HISTORY_SIZE),
                                         str(HISTORY_SIZE + 1)]
-    beyond = await store.room_since("r", 1)
-    assert not beyond.complete and [m.offset for m in beyond.messages] == list(
+    whole = await store.room_since("r", 2, epoch)
+    assert whole.complete and [m.offset for m in whole.messages] == list(
         range(3, HISTORY_SIZE + 3))
-    assert (await store.room_since("r", HISTORY_SIZE + 2)).messages == []
-    assert await store.room_since("nothing-said", 0) == Since("", 0, [], True)
+    assert (await store.room_since("r", HISTORY_SIZE + 2, epoch)).messages == []
+    assert await store.room_since("nothing-said", 0, "") == Since("", 0, [], True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stream_reads_no_messages_it_could_not_replay_whole(store):
+    """
+    Nothing is read when the client could not have all it missed: another
+    epoch, an offset past the last, a gap beyond what is kept -- only where
+    the stream stands. Offset 0 asks for all of any epoch.
+    """
+    for n in range(HISTORY_SIZE + 2):
+        place, _ = await store.save_room_message("r", message(n), at_ns=n + 1)
+        await store.save_direct_message("bob", "alice", message(n, sender="bob"))
+    last = HISTORY_SIZE + 2
+    inbox_epoch = (await store.inbox_since("alice", last, "")).epoch
+    for read, epoch in ((lambda *a: store.room_since("r", *a), place.epoch),
+                        (lambda *a: store.inbox_since("alice", *a), inbox_epoch)):
+        for offset, claimed in ((last - 1, "another"), (1, epoch), (1, "another"),
+                                (last, "another")):
+            assert await read(offset, claimed) == Since(epoch, last, [], False)
+        assert await read(last, epoch) == Since(epoch, last, [], True)
+        assert (await read(last + 5, epoch)).messages == []
+        assert [m.offset for m in (await read(0, "another")).messages] == []
+        assert [m.offset for m in (await read(2, epoch)).messages] == list(range(3, last + 1))
+        assert (await read(last - 1, "")).messages == []
+    await store.save_direct_message("a:b", "bob", message(0, sender="a:b"))
+    assert contents((await store.inbox_since("a:b", 0, "")).messages) == ["0"]
 
 
 @pytest_twisted.ensureDeferred
@@ -216,10 +242,10 @@ async def test_each_party_numbers_a_direct_message_in_its_inbox(store):
     theirs = await store.direct_messages("bob", "alice", 10)
     assert [m.offset for m in theirs] == [1, 2]
     assert all(m.positions is UNSET for m in mine + theirs)
-    since = await store.inbox_since("alice", 1)
+    since = await store.inbox_since("alice", 1, mine[0].epoch)
     assert (since.last, since.complete, contents(since.messages)) == (3, True, ["1", "2"])
     assert [m.offset for m in since.messages] == [2, 3]
-    assert await store.inbox_since("nobody", 0) == Since("", 0, [], True)
+    assert await store.inbox_since("nobody", 0, "") == Since("", 0, [], True)
 
 
 @pytest_twisted.ensureDeferred

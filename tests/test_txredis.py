@@ -7,6 +7,7 @@ doing its job.
 import hashlib
 import random
 
+import pytest
 import pytest_twisted
 import txredisapi
 from twisted.internet import reactor
@@ -114,3 +115,69 @@ def test_replies_are_parsed_by_hiredis():
 
     assert issubclass(_CommandProtocol, txredisapi.HiredisProtocol)
     assert issubclass(_SubscriberProtocol, txredisapi.HiredisProtocol)
+
+
+async def _commands(redis, timeout):
+    from aleatoria.store.commands import Commands
+
+    commands = Commands(HostnameEndpoint(reactor, "127.0.0.1", redis.port),
+                        f"127.0.0.1:{redis.port}", reactor, timeout=timeout, max_pending=10)
+    commands.startService()
+    await until(lambda: commands.connected)
+    return commands
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_late_reply_fails_its_command_only(own_redis):
+    """
+    A reply later than the timeout (Redis busy in another client's script)
+    fails that command alone: the connection stays (same CLIENT ID), the
+    late reply is dropped, and the next command gets its own reply --
+    txredisapi's own reply timeout would have cut the connection.
+    """
+    from twisted.internet.threads import deferToThread
+
+    from aleatoria.interfaces import StoreUnavailable
+
+    from .test_resume_limits import BUSY
+
+    commands = await _commands(own_redis, timeout=0.5)
+    try:
+        own_redis.raw("SET", "late", "the late reply")
+        own_redis.raw("SET", "next", "its own reply")
+        client = await commands.call("execute_command", "CLIENT", "ID")
+        busy = deferToThread(own_redis.raw, "EVAL", BUSY, "0", "800000")
+        await deferLater(reactor, 0.1, lambda: None)
+        with pytest.raises(StoreUnavailable):
+            await commands.call("execute_command", "GET", "late")
+        await busy
+        assert await commands.call("execute_command", "GET", "next") == "its own reply"
+        assert await commands.call("execute_command", "CLIENT", "ID") == client
+    finally:
+        await commands.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_that_answers_no_ping_is_made_anew(own_redis):
+    """
+    A command times out and the PING that follows it does too (Redis
+    stopped): the connection is cut, and made anew once Redis answers.
+    """
+    from aleatoria.interfaces import StoreUnavailable
+
+    commands = await _commands(own_redis, timeout=0.3)
+    changes = []
+    commands.watch(changes.append)
+    try:
+        client = await commands.call("execute_command", "CLIENT", "ID")
+        own_redis.pause()
+        try:
+            with pytest.raises(StoreUnavailable):
+                await commands.call("execute_command", "PING")
+            await until(lambda: changes == [False])
+        finally:
+            own_redis.resume()
+        await until(lambda: changes == [False, True])
+        assert await commands.call("execute_command", "CLIENT", "ID") != client
+    finally:
+        await commands.stopService()

@@ -61,7 +61,7 @@ class Hub(Service):
         self.chat = Chat(self._out, store, self.rooms, self.direct, max_content,
                          quotas or Unlimited())
         self.calls = Calls(self._out, store, metrics, signaling)
-        self.resumer = Resumer(self._out, store, self.rooms)
+        self.resumer = Resumer(self._out, store, self.rooms, max_rooms)
         self.admin = Admin(self._out, store, self._peers, self.rooms, self.direct, max_content)
         self._closing = {}
         self._peers.listen(self)

@@ -1,9 +1,10 @@
 """
 The store's command connection to Redis, and the rules it keeps so that
 a dead or hung Redis costs errors, never unbounded memory: every command
-has a timeout; while Redis is unreachable a command fails at once with
-L{StoreUnavailable} rather than queueing; no more than C{max_pending}
-commands wait at any time; and the outage is said once, as is the return.
+has a timeout, which fails that command alone; while Redis is
+unreachable a command fails at once with L{StoreUnavailable} rather than
+queueing; no more than C{max_pending} commands wait at any time; and the
+outage is said once, as is the return.
 """
 
 import txredisapi
@@ -124,7 +125,7 @@ class Commands(Service):
         self.pending += 1
         d = getattr(self._redis, method)(*args)
         d.addTimeout(self._timeout, self._reactor)
-        d.addErrback(_unavailable)
+        d.addErrback(self._unavailable)
         d.addBoth(self._done)
         return d
 
@@ -132,7 +133,13 @@ class Commands(Service):
         self.pending -= 1
         return result
 
-
-def _unavailable(failure):
-    failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
-    raise StoreUnavailable(failure.getErrorMessage())
+    def _unavailable(self, failure):
+        """
+        The connection failed, or this command timed out: that fails this
+        command only (its late reply is dropped), while a PING finds out
+        whether the connection is dead.
+        """
+        failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
+        if failure.check(defer.TimeoutError):
+            self.link.probe()
+        raise StoreUnavailable(failure.getErrorMessage())

@@ -230,10 +230,11 @@ class MemoryStore(Service):
         page = history[max(0, end - limit) : end]
         return succeed([envelope for _, envelope in reversed(page)])
 
-    def room_since(self, room, offset):
+    def room_since(self, room, offset, epoch):
         key = ("room", room)
         history = self._live(key, self._room_history)
-        return succeed(since(self._numbering.get(key), [e for _, e in history], offset))
+        return succeed(since(self._numbering.get(key), (e for _, e in reversed(history)),
+                             offset, epoch, self._history_size))
 
     def save_direct_message(self, sender, recipient, envelope, announce=None):
         """
@@ -261,9 +262,10 @@ class MemoryStore(Service):
         self._evict(written)
         return succeed((places, 0))
 
-    def inbox_since(self, user, offset):
+    def inbox_since(self, user, offset, epoch):
         inbox = self._live(("inbox", user), self._inboxes)
-        return succeed(since(None, [], 0) if inbox is None else inbox.since(offset))
+        return succeed(since(None, [], 0, "", 0) if inbox is None
+                       else inbox.since(offset, epoch))
 
     def conversations(self, user, limit, before=0):
         inbox = self._live(("inbox", user), self._inboxes)
@@ -271,15 +273,7 @@ class MemoryStore(Service):
 
     def mark_read(self, user, partner, offset):
         inbox = self._live(("inbox", user), self._inboxes)
-        if inbox is None:
-            return succeed(0)
-        history = self._live(("dm", direct_key(user, partner)), self._direct_history)
-        unread = 0
-        for message in reversed(history):
-            if (message.positions or {}).get(user, 0) <= offset:
-                break
-            unread += message.fromUser == partner
-        return succeed(inbox.mark_read(partner, unread))
+        return succeed(0 if inbox is None else inbox.mark_read(partner, offset))
 
     def _trim(self, history):
         """Keep the newest C{history_size} entries; the others, dropped."""

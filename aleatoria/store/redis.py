@@ -32,6 +32,13 @@ WEIGH_SECONDS = 5
 EVICT_BATCH = 100
 """Streams one eviction evicts at most, before Redis is weighed again."""
 
+STAMPED_APART = 100
+"""
+Messages of other offsets a replay's time range may hold beside its own
+(daemons' clocks a little apart stamp a stream out of the order of its
+offsets); past them it reads no more, and the gap is not recovered.
+"""
+
 
 @implementer(IStore)
 class RedisStore(MultiService):
@@ -225,13 +232,30 @@ class RedisStore(MultiService):
                        "LIMIT", 0, limit)
         return d.addCallback(self._envelopes)
 
-    def room_since(self, room, offset):
-        return self._library(scripts.ROOM_SINCE, room, offset).addCallback(self._since, offset)
+    def room_since(self, room, offset, epoch):
+        """
+        The room's L{Since}: L{scripts.ROOM_SINCE} says whether to read and
+        which time range; of the kept messages in it, those of the gap.
+        """
+        d = self._library(scripts.ROOM_SINCE, room, offset, epoch, self._history_size)
+        return d.addCallback(self._room_gap, room, offset, epoch)
 
-    def _since(self, reply, offset):
-        epoch, last = _text(reply[0]), int(reply[1])
-        messages = sorted(self._envelopes(reply[2:]), key=lambda m: m.offset)
-        return Since(epoch, last, messages, len(messages) == max(0, last - offset))
+    def _room_gap(self, reply, room, offset, epoch):
+        if len(reply) < 4:
+            return self._since(reply, offset, epoch)
+        last = int(reply[1])
+        d = self.commands.call("execute_command", "ZRANGEBYSCORE",
+                               self._key("room", "messages", room), reply[2], reply[3],
+                               "LIMIT", 0, last - offset + STAMPED_APART)
+        return d.addCallback(lambda entries: self._since(reply[:2] + entries, offset, epoch))
+
+    def _since(self, reply, offset, epoch):
+        current, last = _text(reply[0]), int(reply[1])
+        messages = sorted((m for m in self._envelopes(reply[2:])
+                           if m.epoch == current and offset < m.offset <= last),
+                          key=lambda m: m.offset)
+        same = offset == 0 or epoch == current
+        return Since(current, last, messages, same and len(messages) == max(0, last - offset))
 
     def save_direct_message(self, sender, recipient, envelope, announce=None):
         """
@@ -256,8 +280,18 @@ class RedisStore(MultiService):
         return [numbered(m, Place(m.positions.get(reader, 0), epoch)) if m.positions else m
                 for m in self._envelopes(reply[1:])]
 
-    def inbox_since(self, user, offset):
-        return self._library(scripts.INBOX_SINCE, user, offset).addCallback(self._since, offset)
+    def inbox_since(self, user, offset, epoch):
+        """The inbox's L{Since}: L{scripts.INBOX_SINCE} says whether to read."""
+        d = self._library(scripts.INBOX_SINCE, user, offset, epoch, self._history_size)
+        return d.addCallback(self._inbox_gap, user, offset, epoch)
+
+    def _inbox_gap(self, reply, user, offset, epoch):
+        if len(reply) < 3:
+            return self._since(reply, offset, epoch)
+        d = self.commands.call("execute_command", "ZRANGEBYSCORE",
+                               self._key("inbox", user.replace(":", "%3A")), f"({offset}",
+                               "+inf")
+        return d.addCallback(lambda entries: self._since(reply[:2] + entries, offset, epoch))
 
     def conversations(self, user, limit, before=0):
         d = self._library(scripts.CONVERSATIONS, user, limit, before)
@@ -272,7 +306,7 @@ class RedisStore(MultiService):
         return found
 
     def mark_read(self, user, partner, offset):
-        d = self._library(scripts.MARK_READ, user, partner, offset, self._dm_key(user, partner))
+        d = self._library(scripts.MARK_READ, user, partner, offset)
         return d.addCallback(int)
 
     # Sessions

@@ -109,6 +109,19 @@ local function inbox_keys(user)
     P .. 'inbox:latest:' .. i, P .. 'inbox:conversations:' .. i, P .. 'inbox:unread:' .. i
 end
 
+-- The offsets, in user's inbox, of partner's messages not marked read:
+-- what makes marking read cost what it marks.
+local function incoming_key(user, partner)
+  return P .. 'inbox:incoming:' .. id(user) .. ':' .. id(partner)
+end
+
+-- Whether a client at offset "from" of epoch "claimed" may have all it
+-- missed of a stream (epoch, last offset) that keeps "size" messages: only
+-- then is anything read. Offset 0 asks for all there is, of any epoch.
+local function replayable(from, claimed, epoch, last, size)
+  return (from == 0 or claimed == epoch) and from < last and last - from <= size
+end
+
 -- Publish post (before .. message .. after) to the daemon of user: 1 heard,
 -- 0 the user is on no live daemon, -1 its daemon lives but did not hear.
 local function to_owner(channels, user, post)
@@ -135,7 +148,8 @@ local function written(ttl, streams)
 end
 
 local function room_keys(room)
-  return P .. 'room:messages:' .. room, P .. 'room:offset:' .. room, P .. 'room:epoch:' .. room
+  return P .. 'room:messages:' .. room, P .. 'room:offset:' .. room, P .. 'room:epoch:' .. room,
+    P .. 'room:times:' .. room
 end
 """
 
@@ -151,7 +165,12 @@ local offset, epoch = next_place(counter, epochs, ARGV[7])
 local message = with_place(ARGV[4], offset, epoch)
 redis.call('ZADD', history, ARGV[3], message)
 redis.call('ZREMRANGEBYRANK', history, 0, -(tonumber(ARGV[5]) + 1))
-for _, key in ipairs({history, counter, epochs}) do redis.call('EXPIRE', key, ARGV[6]) end
+-- each kept offset's time, for a replay to read only the gap's time range
+local times = P .. 'room:times:' .. room
+if offset == 1 then redis.call('DEL', times) end
+redis.call('HSET', times, offset, ARGV[3])
+redis.call('HDEL', times, offset - tonumber(ARGV[5]))
+for _, key in ipairs({history, counter, epochs, times}) do redis.call('EXPIRE', key, ARGV[6]) end
 written(ARGV[6], {'room:' .. room})
 local deaf = 0
 if ARGV[8] ~= '' then
@@ -182,12 +201,19 @@ local function add(user, partner, incoming, at)
   redis.call('ZREMRANGEBYRANK', stream, 0, -(size + 1))
   redis.call('HSET', latest, partner, message)
   redis.call('ZADD', conversations, offset, partner)
-  if incoming then redis.call('HINCRBY', unread, partner, 1) end
+  if incoming then
+    redis.call('HINCRBY', unread, partner, 1)
+    local heard = incoming_key(user, partner)
+    redis.call('ZADD', heard, offset, offset)
+    redis.call('ZREMRANGEBYRANK', heard, 0, -(size + 1))
+    redis.call('EXPIRE', heard, ttl)
+  end
   local old = redis.call('ZRANGE', conversations, 0, -(size + 1))
   if #old > 0 then
     redis.call('ZREMRANGEBYRANK', conversations, 0, -(size + 1))
     redis.call('HDEL', latest, unpack(old))
     redis.call('HDEL', unread, unpack(old))
+    for _, gone in ipairs(old) do redis.call('DEL', incoming_key(user, gone)) end
   end
   for _, key in ipairs({stream, counter, epochs, latest, conversations, unread}) do
     redis.call('EXPIRE', key, ttl)
@@ -253,35 +279,46 @@ return {used, evicted.room, evicted.dm, evicted.inbox, redis.call('ZCARD', WRITT
 """
 
 ROOM_SINCE = STREAMS + """
--- ARGV[2] room, [3] offset: {epoch, last offset, the kept messages after
--- the offset, in no particular order} ({'', 0} for no stream).
-local room, from = ARGV[2], tonumber(ARGV[3])
+-- ARGV[2] room, [3] the client's offset, [4] its epoch, [5] messages kept
+-- per room: {epoch, last offset} ({'', 0} for no stream), then -- only if
+-- the client may have all it missed (see replayable) -- the lowest and
+-- highest time of the messages after its offset: the range of the
+-- history the daemon reads next (a plain ZRANGEBYSCORE: a message's way
+-- through Lua costs ten times its way out of Redis). A missing time (the
+-- message trimmed, or kept before times were) answers without a range.
+local room, from, size = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local epoch = redis.call('GET', P .. 'room:epoch:' .. room)
 if not epoch then return {'', 0} end
 local last = tonumber(redis.call('GET', P .. 'room:offset:' .. room) or '0')
 local reply = {epoch, last}
-if last <= from then return reply end
--- newest first by time; a few more than the gap, for clocks a little apart
-for _, entry in ipairs(redis.call('ZREVRANGE', P .. 'room:messages:' .. room,
-                                  0, last - from + 15)) do
-  local ok, decoded = pcall(cjson.decode, entry)
-  if ok and type(decoded.offset) == 'number' and decoded.offset > from then
-    reply[#reply + 1] = entry
+if not replayable(from, ARGV[4], epoch, last, size) then return reply end
+local times, low, high, lowest, highest = P .. 'room:times:' .. room
+for first = from + 1, last, 1000 do
+  local offsets = {}
+  for offset = first, math.min(first + 999, last) do offsets[#offsets + 1] = offset end
+  for _, time in ipairs(redis.call('HMGET', times, unpack(offsets))) do
+    if not time then return reply end
+    local at = tonumber(time)
+    if not lowest or at < lowest then low, lowest = time, at end
+    if not highest or at > highest then high, highest = time, at end
   end
 end
-return reply
+return {epoch, last, low, high}
 """
 
 INBOX_SINCE = STREAMS + """
--- ARGV[2] user, [3] offset: {epoch, last offset, the kept messages after it}
-local stream, counter, epochs = inbox_keys(ARGV[2])
+-- ARGV[2] user, [3] the client's offset, [4] its epoch, [5] messages kept
+-- per inbox: {epoch, last offset}, then 1 if the client may have all it
+-- missed (see replayable): the daemon reads the messages after its offset
+-- itself (see ROOM_SINCE).
+local _, counter, epochs = inbox_keys(ARGV[2])
 local epoch = redis.call('GET', epochs)
 if not epoch then return {'', 0} end
-local reply = {epoch, tonumber(redis.call('GET', counter) or '0')}
-for _, entry in ipairs(redis.call('ZRANGEBYSCORE', stream, '(' .. ARGV[3], '+inf')) do
-  reply[#reply + 1] = entry
+local last = tonumber(redis.call('GET', counter) or '0')
+if not replayable(tonumber(ARGV[3]), ARGV[4], epoch, last, tonumber(ARGV[5])) then
+  return {epoch, last}
 end
-return reply
+return {epoch, last, 1}
 """
 
 CONVERSATIONS = STREAMS + """
@@ -301,24 +338,20 @@ return reply
 
 MARK_READ = STREAMS + """
 -- ARGV[2] user, [3] partner, [4] read up to this offset (of the user's
--- inbox), [5] the pair's history key. The unread count left: the partner's
--- messages after the offset (never more than it was).
-local user, partner, upto = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local _, _, _, _, _, unread = inbox_keys(user)
+-- inbox). The unread count left: the partner's messages after the offset
+-- (never more than it was), from the index of their offsets. Messages
+-- kept before that index was have none: they count read only once read
+-- up to the conversation's last message.
+local user, partner = ARGV[2], ARGV[3]
+local _, _, _, _, conversations, unread = inbox_keys(user)
 local before = tonumber(redis.call('HGET', unread, partner) or '0')
 if before == 0 then return 0 end
-local count, stop, index = 0, false, -1
-while not stop do
-  local chunk = redis.call('LRANGE', ARGV[5], index - 49, index)
-  if #chunk == 0 then break end
-  for i = #chunk, 1, -1 do
-    local ok, decoded = pcall(cjson.decode, chunk[i])
-    local position = ok and type(decoded.positions) == 'table' and decoded.positions[user]
-    if not position or position <= upto then stop = true break end
-    if decoded.fromUser == partner then count = count + 1 end
-  end
-  if #chunk < 50 then break end
-  index = index - 50
+local heard, count = incoming_key(user, partner), before
+if redis.call('EXISTS', heard) == 1 then
+  redis.call('ZREMRANGEBYSCORE', heard, '-inf', ARGV[4])
+  count = redis.call('ZCARD', heard)
+elseif tonumber(ARGV[4]) >= tonumber(redis.call('ZSCORE', conversations, partner) or '0') then
+  count = 0
 end
 if count >= before then return before end
 if count == 0 then redis.call('HDEL', unread, partner)
