@@ -610,7 +610,7 @@ def test_memory_accounting_comes_back_to_nothing():
                 "d" * rng.randrange(900), sender=sender, toUser=recipient))
         if n % 50 == 0:
             store.room_messages("room1", 10)
-            store.inbox_since("alice", 0)
+            store.inbox_since("alice", 0, "")
             assert store._bytes == _weighed_from_scratch(store)
     assert store.evictions.total["room"] and store.evictions.total["inbox"]
     clock.advance(600 + SWEEP_SECONDS)
@@ -758,7 +758,7 @@ async def test_redis_evicts_the_streams_written_longest_ago(own_redis):
                 "inbox:latest:ghost0", "inbox:conversations:ghost0", "inbox:unread:ghost0"]
         assert await deferToThread(own_redis.raw, "EXISTS", *keys) == "0"
         assert len(await store.direct_messages("ghost59", "alice", 10)) == 1
-        assert (await store.inbox_since("alice", 0)).last == 60
+        assert (await store.inbox_since("alice", 0, "")).last == 60
         place = (await store.save_room_message("room0", _chat("again"), 99))[0]
         assert place.offset == 1 and place.epoch != first.epoch
     finally:
