@@ -229,7 +229,7 @@ async def test_floods_of_bad_frames_cost_a_few_lines_and_events(own_redis, tmp_p
     assert told["redis_room_messages"] + withheld["redis_room_messages"] <= 2 * FRAMES
     assert told["redis_room_messages"] <= minutes
     assert told.get("redis_resume", 0) <= minutes
-    assert told["websocket_close"] + withheld["websocket_close"] == 200
+    assert told.get("websocket_close", 0) + withheld.get("websocket_close", 0) == 200
     faults = [o for o in told if o and not o.startswith("redis_")]
     assert sum(told[o] for o in faults) <= DAEMON_FAULTS[0] + DAEMON_FAULTS[1] * elapsed
     assert len(events) < 100  # the SDK's queue: nothing real was pushed out
