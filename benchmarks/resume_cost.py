@@ -23,8 +23,8 @@ from twisted.internet import defer, reactor
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from aleatoria.messages import Envelope  # noqa: E402
-from aleatoria.service import make_service  # noqa: E402
+from aleatoria.daemon.service import make_service
+from aleatoria.edge.wire import Envelope
 from tests.conftest import Server, redis_config  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 

@@ -3,8 +3,8 @@ import itertools
 import pytest
 import pytest_twisted
 
-from aleatoria import config
-from aleatoria.service import make_service
+from aleatoria.daemon import config
+from aleatoria.daemon.service import make_service
 
 from . import wsclient
 from .lost_errors import LostErrors
@@ -186,8 +186,8 @@ def peers_for(store, node_ttl=60, kind=None):
     """
     from twisted.internet import reactor
 
-    from aleatoria.peers.redis import RedisPeers
-    from aleatoria.reporting import Reporter
+    from aleatoria.ops.reporting import Reporter
+    from aleatoria.redis.peers import RedisPeers
 
     link = store.link
     login = {"timeout": link.timeout, "username": link.username, "password": link.password}

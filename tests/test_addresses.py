@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from aleatoria.handshake import client_address
+from aleatoria.edge.handshake import client_address
 
 PROXY = (ipaddress.ip_network("127.0.0.1/32"),)
 

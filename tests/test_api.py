@@ -18,11 +18,11 @@ from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
-from aleatoria import config
-from aleatoria.api import REFUSALS_WINDOW, ServerAPI
-from aleatoria.gate import Gate
-from aleatoria.limits import KeyedBuckets
-from aleatoria.web import api_site
+from aleatoria.daemon import config
+from aleatoria.domain.limits import KeyedBuckets
+from aleatoria.edge.gate import Gate
+from aleatoria.http.api import REFUSALS_WINDOW, ServerAPI
+from aleatoria.http.site import api_site
 
 from .conftest import make_config, redis_daemon, start_server, stop_server
 from .daemons import Spawned

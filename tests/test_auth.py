@@ -193,7 +193,7 @@ async def test_anonymous_tokens_expire_and_name_only_server_made_ids():
     import hashlib
     import hmac
 
-    from aleatoria.auth import Anonymous
+    from aleatoria.edge.auth import Anonymous
 
     from .wsclient import connect
 
@@ -235,7 +235,7 @@ def test_anonymous_tokens_expire_on_the_given_day():
     """A token is good for exactly --anonymous-token-days after it was issued."""
     from autobahn.websocket.types import ConnectionDeny
 
-    from aleatoria.auth import Anonymous
+    from aleatoria.edge.auth import Anonymous
 
     now = [1_800_000_000.0]
     anonymous = Anonymous(ANONYMOUS_SECRET, days=30, seconds=lambda: now[0])
@@ -250,7 +250,7 @@ def test_anonymous_tokens_expire_on_the_given_day():
 
 
 def test_anonymous_and_tokens_exclude_each_other():
-    from aleatoria import config
+    from aleatoria.daemon import config
 
     with pytest.raises(config.ConfigError, match="--anonymous"):
         config.resolve({"anonymous": True}, {"ALEATORIA_JWT_SECRET": SECRET})

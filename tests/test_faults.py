@@ -13,8 +13,8 @@ from twisted.internet.defer import fail
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.peers.redis import RedisPeers
-from aleatoria.service import make_store
+from aleatoria.daemon.service import make_store
+from aleatoria.redis.peers import RedisPeers
 
 from .conftest import connected, peers_for, redis_config, redis_daemon, stop_server
 from .daemons import Spawned

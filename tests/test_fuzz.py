@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet.task import Clock
 
-from aleatoria.clock import MessageClock
-from aleatoria.hub import Hub
-from aleatoria.messages import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
-from aleatoria.metrics import Metrics
-from aleatoria.reporting import Reporter
-from aleatoria.routes import Router
-from aleatoria.store.memory import MemoryStore
+from aleatoria.domain.clock import MessageClock
+from aleatoria.domain.hub import Hub
+from aleatoria.edge.routes import Router
+from aleatoria.edge.wire import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
+from aleatoria.memory.store import MemoryStore
+from aleatoria.ops.metrics import Metrics
+from aleatoria.ops.reporting import Reporter
 
 from .test_hub import Recorder
 

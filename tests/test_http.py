@@ -16,9 +16,9 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 
-from aleatoria.peers import LonePeers
-from aleatoria.store.memory import MemoryStore
-from aleatoria.web import Ready
+from aleatoria.http.site import Ready
+from aleatoria.memory.bus import LonePeers
+from aleatoria.memory.store import MemoryStore
 
 from .conftest import ORIGIN, start_server, stop_server
 from .daemons import Spawned

@@ -12,14 +12,14 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
-from aleatoria.clock import MessageClock
-from aleatoria.hub import Hub
-from aleatoria.interfaces import IConnection
-from aleatoria.messages import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
-from aleatoria.metrics import Metrics
-from aleatoria.reporting import Reporter
-from aleatoria.routes import Router
-from aleatoria.store.memory import MemoryStore
+from aleatoria.domain.clock import MessageClock
+from aleatoria.domain.hub import Hub
+from aleatoria.domain.ports import IConnection
+from aleatoria.edge.routes import Router
+from aleatoria.edge.wire import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
+from aleatoria.memory.store import MemoryStore
+from aleatoria.ops.metrics import Metrics
+from aleatoria.ops.reporting import Reporter
 
 
 @implementer(IConnection)
@@ -438,7 +438,7 @@ def test_signaling_here_never_asks_the_store(clock):
 
 def test_create_times_read_back_across_second_boundaries():
     """Stamps made from the cached second read back exactly, either side of a boundary."""
-    from aleatoria.clock import format_ns, parse_rfc3339
+    from aleatoria.domain.clock import format_ns, parse_rfc3339
 
     for ns in (1764496364_999999999, 1764496365_000000000, 1764496364_000000001, 0):
         assert parse_rfc3339(format_ns(ns)) == ns

@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).parent.parent / "aleatoria"
 
 
 def test_the_hub_imports_no_backend_nor_reporting():
-    """import aleatoria.hub loads neither txredisapi, sentry_sdk nor prometheus_client."""
-    code = ("import sys, aleatoria.hub; "
+    """import aleatoria.domain.hub loads neither txredisapi, sentry_sdk nor prometheus_client."""
+    code = ("import sys, aleatoria.domain.hub; "
             "print(sorted(m for m in ('txredisapi', 'sentry_sdk', 'prometheus_client', "
             "'autobahn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -76,11 +76,11 @@ def test_the_wire_codes_live_in_routes():
     The hub raises refusals and returns plain values; the error codes and
     the reply types of the wire are named only in aleatoria/routes.py.
     """
-    from aleatoria.routes import CODES, ROUTES
+    from aleatoria.edge.routes import CODES, ROUTES
 
     wire = [*CODES.values(), "room_joined", "rooms_list", "recent_messages",
             "no_peer_available"]
     assert set(ROUTES) >= {"chat_message", "join_room", "request_random_peer"}
-    for path in (PACKAGE / "hub").glob("*.py"):
+    for path in (PACKAGE / "domain").glob("*.py"):
         text = path.read_text()
         assert [name for name in wire if f'"{name}"' in text] == [], path.name

@@ -85,7 +85,7 @@ async def test_busy_port_stops_start_up():
     """A port already in use ends start-up with one clear line, not a deaf daemon."""
     from twisted.internet.protocol import Factory
 
-    from aleatoria.service import make_service
+    from aleatoria.daemon.service import make_service
 
     from .conftest import make_config
 
@@ -186,7 +186,7 @@ def test_children_stop_one_after_another_within_the_deadline():
     from twisted.internet.defer import Deferred, succeed
     from twisted.internet.task import Clock
 
-    from aleatoria.service import InOrder
+    from aleatoria.daemon.service import InOrder
 
     clock, log = Clock(), []
     hung, flushing = Deferred(), Deferred()
@@ -290,7 +290,7 @@ def test_a_summary_counts_what_it_did_not_tell():
     """The first event of a window is told; the rest come as one count when it closes."""
     from twisted.internet.task import Clock
 
-    from aleatoria.limits import Summary
+    from aleatoria.domain.limits import Summary
 
     clock, told = Clock(), []
     summary = Summary(clock, 10, lambda key, count: told.append((key, count)))

@@ -268,7 +268,7 @@ def test_idle_budgets_are_forgotten_once_full_again():
     """A user's bucket is kept while it matters, and not a moment longer."""
     from twisted.internet.task import Clock
 
-    from aleatoria.limits import KeyedBuckets
+    from aleatoria.domain.limits import KeyedBuckets
 
     clock = Clock()
     buckets = KeyedBuckets(rate=2, burst=4, seconds=clock.seconds)
@@ -376,7 +376,7 @@ class _Queue:
 
 
 def _backlog(queue, clock, stall=10, messages=1000, size=10**9):
-    from aleatoria.limits import Backlog
+    from aleatoria.domain.limits import Backlog
 
     backlog = Backlog(messages, size, stall, lambda: queue.size, clock.seconds)
     backlog.pauseProducing()
@@ -431,8 +431,8 @@ def test_memory_returns_when_histories_expire():
 
     from twisted.internet.task import Clock
 
-    from aleatoria.messages import ChatPayload, Envelope
-    from aleatoria.store.memory import SWEEP_SECONDS, MemoryStore
+    from aleatoria.edge.wire import ChatPayload, Envelope
+    from aleatoria.memory.store import SWEEP_SECONDS, MemoryStore
 
     clock = Clock()
     store = MemoryStore(clock, 3600, 100)
@@ -497,7 +497,7 @@ async def test_past_the_history_budget_the_oldest_streams_go(limited):
 
 
 def _chat(body, **fields):
-    from aleatoria.messages import ChatPayload, Envelope
+    from aleatoria.edge.wire import ChatPayload, Envelope
 
     return Envelope(type="chat_message", fromUser=fields.pop("sender", "alice"),
                     payload=ChatPayload(body), createTime="2026-12-01T00:00:00Z", **fields)
@@ -511,7 +511,7 @@ def _weighed_from_scratch(store):
     from msgspec import UNSET
     from msgspec.structs import replace
 
-    from aleatoria.messages import encode
+    from aleatoria.edge.wire import encode
 
     rooms = sum(len(encode(m)) for history in store._room_history.values() for _, m in history)
     copies = [m for history in store._direct_history.values() for m in history]
@@ -531,7 +531,7 @@ def test_memory_evicts_the_streams_written_longest_ago():
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs
 
-    from aleatoria.store.memory import TELL_SECONDS, MemoryStore
+    from aleatoria.memory.store import TELL_SECONDS, MemoryStore
 
     clock = Clock()
     store = MemoryStore(clock, 3600, 100, max_bytes=5000)
@@ -567,8 +567,8 @@ def test_a_direct_message_weighs_once_on_memory():
     """
     from twisted.internet.task import Clock
 
-    from aleatoria.messages import encode
-    from aleatoria.store.memory import MemoryStore
+    from aleatoria.edge.wire import encode
+    from aleatoria.memory.store import MemoryStore
 
     clock = Clock()
     store = MemoryStore(clock, 3600, 2)
@@ -592,8 +592,8 @@ def test_memory_accounting_comes_back_to_nothing():
 
     from twisted.internet.task import Clock
 
-    from aleatoria.messages import SYSTEM
-    from aleatoria.store.memory import SWEEP_SECONDS, MemoryStore
+    from aleatoria.edge.wire import SYSTEM
+    from aleatoria.memory.store import SWEEP_SECONDS, MemoryStore
 
     clock = Clock()
     store = MemoryStore(clock, 600, 3, max_bytes=20_000)
@@ -724,7 +724,7 @@ async def test_redis_evicts_the_streams_written_longest_ago(own_redis):
     """
     from twisted.logger import capturedLogs
 
-    from aleatoria.service import make_store
+    from aleatoria.daemon.service import make_store
 
     from .conftest import connected, redis_config
 
@@ -782,7 +782,7 @@ async def test_redis_forgets_expired_streams(own_redis):
     """The streams Redis expired leave the index of streams at the next write."""
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
-    from aleatoria.store.redis import RedisStore
+    from aleatoria.redis.store import RedisStore
 
     from .conftest import connected
 

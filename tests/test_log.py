@@ -89,9 +89,9 @@ async def test_the_json_log_of_a_session(tmp_path):
     assert all({"time", "level", "source", "message"} <= set(r) for r in records)
     (joined,) = [r for r in records if r["message"].startswith("alice connected")]
     assert joined["user"] == "alice" and joined["peer"] == "127.0.0.1"
-    assert joined["level"] == "info" and joined["source"] == "aleatoria.hub.Hub"
+    assert joined["level"] == "info" and joined["source"] == "aleatoria.domain.hub.Hub"
     (refused,) = [r for r in records if "mallory" in r["message"]]
-    assert refused["source"] == "aleatoria.protocol.ClientProtocol"
+    assert refused["source"] == "aleatoria.edge.protocol.ClientProtocol"
     assert all(r["source"].startswith("aleatoria") for r in records), records
 
 
@@ -103,7 +103,7 @@ def test_a_json_line_stays_one_line_whatever_its_fields_hold(tmp_path):
     """
     from twisted.logger import Logger
 
-    from aleatoria.logs import observer
+    from aleatoria.ops.logs import observer
 
     path = tmp_path / "aleatoria.log"
     sink = observer("json", str(path))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aleatoria import config, tap, values
+from aleatoria.daemon import config, tap, values
 
 ROOT = Path(__file__).parent.parent
 

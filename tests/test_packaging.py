@@ -62,7 +62,7 @@ def test_wheel_ships_the_plugin_without_init_files(installed):
     assert "twisted/plugins/aleatoria_plugin.py" in names
     assert "twisted/__init__.py" not in names
     assert "twisted/plugins/__init__.py" not in names
-    assert "aleatoria/store/memory.py" in names
+    assert "aleatoria/memory/store.py" in names
 
 
 def test_plugin_found_in_installed_copy(installed):
@@ -267,9 +267,9 @@ def test_wheel_ships_the_demo_app(installed):
     wheel, _, _ = installed
     archive = zipfile.ZipFile(wheel)
     for name in ("index.html", "app.js", "style.css", "aleatoria.js"):
-        assert f"aleatoria/demo/{name}" in archive.namelist(), name
+        assert f"aleatoria/http/demo/{name}" in archive.namelist(), name
     client = Path(__file__).parent.parent / "clients" / "js" / "aleatoria.js"
-    assert archive.read("aleatoria/demo/aleatoria.js") == client.read_bytes()
+    assert archive.read("aleatoria/http/demo/aleatoria.js") == client.read_bytes()
 
 
 def test_the_javascript_client_packs():

@@ -195,9 +195,9 @@ def test_by_default_one_address_fills_no_more_than_a_share_of_the_history_in_a_d
     """
     from twisted.internet.task import Clock
 
-    from aleatoria import config
-    from aleatoria.limits import OverQuota
-    from aleatoria.service import quotas
+    from aleatoria.daemon import config
+    from aleatoria.daemon.service import quotas
+    from aleatoria.domain.limits import OverQuota
 
     defaults = config.resolve({}, {})
     clock = Clock()

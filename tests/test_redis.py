@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.clock import parse_rfc3339
-from aleatoria.service import make_service
+from aleatoria.daemon.service import make_service
+from aleatoria.domain.clock import parse_rfc3339
 
 from .conftest import Server, redis_config, redis_daemon, stop_server
 from .lifecycle_helpers import until

@@ -13,9 +13,9 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.interfaces import StoreUnavailable
-from aleatoria.service import make_service, make_store
-from aleatoria.store.redis import RedisStore
+from aleatoria.daemon.service import make_service, make_store
+from aleatoria.domain.ports import StoreUnavailable
+from aleatoria.redis.store import RedisStore
 
 from .conftest import Server, connected, joined, redis_config, stop_server
 from .lifecycle_helpers import until

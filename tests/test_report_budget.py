@@ -19,7 +19,7 @@ from functools import partial
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from aleatoria.budgets import ADDRESS_FAULTS, CONNECTION_FAULTS, DAEMON_FAULTS
+from aleatoria.ops.budgets import ADDRESS_FAULTS, CONNECTION_FAULTS, DAEMON_FAULTS
 
 from .daemons import Spawned
 from .lifecycle_helpers import until

@@ -96,7 +96,7 @@ async def test_handler_exception_is_reported_and_contained(receiver, reporting):
     (exception,) = event["exception"]["values"]
     assert exception["type"] == "RuntimeError" and exception["value"] == "boom"
     files = [f["filename"] for f in exception["stacktrace"]["frames"]]
-    assert any("aleatoria/hub/" in f for f in files)
+    assert any("aleatoria/domain/" in f for f in files)
     assert any(f.endswith("tests/test_reporting.py") for f in files)
 
 
@@ -239,8 +239,8 @@ async def test_nothing_is_sent_without_a_dsn(receiver):
 def test_no_dsn_in_the_code():
     """The DSN in old documentation belongs to someone else: none is in ours."""
     root = Path(__file__).parent.parent
-    texts = [*root.glob("aleatoria/**/*.py"), *root.glob("aleatoria/demo/*"), root / "README.rst",
-             *root.glob("docs/*.rst"), *root.glob("clients/js/*.*")]
+    texts = [*root.glob("aleatoria/**/*.py"), *root.glob("aleatoria/http/demo/*"),
+             root / "README.rst", *root.glob("docs/*.rst"), *root.glob("clients/js/*.*")]
     for path in texts:
         text = path.read_text()
         assert "ingest.sentry.io" not in text and "@o" not in text, path
@@ -358,7 +358,7 @@ def test_a_failing_timer_keeps_running():
     """A timer function that raises is reported and its LoopingCall goes on."""
     from twisted.internet.task import Clock, LoopingCall
 
-    from aleatoria.reporting import Reporter, guarded
+    from aleatoria.ops.reporting import Reporter, guarded
 
     calls = []
 
@@ -439,7 +439,7 @@ async def test_slow_client_is_reported(receiver, reporting):
 
 def test_trace_budget_caps_transactions_per_second():
     """However many messages, at most TRACES_PER_SECOND are traced each second."""
-    from aleatoria.tracing import TraceBudget
+    from aleatoria.ops.tracing import TraceBudget
 
     now = [0.0]
     budget = TraceBudget(1.0, 10, now=lambda: now[0], rng=lambda: 0.5)
@@ -459,7 +459,7 @@ def test_a_failure_is_told_once_a_minute_per_kind():
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs, formatEvent
 
-    from aleatoria.budgets import ReportBudget
+    from aleatoria.ops.budgets import ReportBudget
 
     clock, withheld = Clock(), []
     budget = ReportBudget(clock, withheld.append)
@@ -492,7 +492,7 @@ def test_client_faults_are_told_within_budgets_of_connection_address_and_daemon(
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs, formatEvent
 
-    from aleatoria.budgets import ReportBudget
+    from aleatoria.ops.budgets import ReportBudget
 
     clock, withheld = Clock(), []
     budget = ReportBudget(clock, withheld.append)
@@ -523,7 +523,7 @@ def test_what_was_withheld_is_summed_up_when_the_daemon_stops():
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs, formatEvent
 
-    from aleatoria.budgets import ReportBudget
+    from aleatoria.ops.budgets import ReportBudget
 
     clock = Clock()
     budget = ReportBudget(clock)

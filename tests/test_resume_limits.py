@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from aleatoria.messages import Envelope
+from aleatoria.edge.wire import Envelope
 
 from .conftest import redis_daemon, start_server, stop_server
 from .lifecycle_helpers import until
@@ -129,7 +129,7 @@ async def test_clocks_apart_replay_exactly_or_not_at_all(redis_server, redis_pre
     exactly the gap, in order. A message one far behind stamped so early
     that the history's cap dropped it makes the gap incomplete, never wrong.
     """
-    from aleatoria.service import make_store
+    from aleatoria.daemon.service import make_store
 
     from .conftest import connected, redis_config
 

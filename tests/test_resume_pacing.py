@@ -11,7 +11,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from aleatoria.messages import ChatPayload, Envelope, Position, ResumeRequest
+from aleatoria.edge.wire import ChatPayload, Envelope, Position, ResumeRequest
 
 from .test_hub import Recorder, make_hub, received
 

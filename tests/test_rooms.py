@@ -5,7 +5,7 @@ history (docs/protocol.rst).
 
 import pytest_twisted
 
-from aleatoria.clock import parse_rfc3339
+from aleatoria.domain.clock import parse_rfc3339
 
 from .conftest import start_server, stop_server
 from .wsclient import connect

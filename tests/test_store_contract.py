@@ -9,12 +9,12 @@ from msgspec.structs import replace
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from aleatoria.interfaces import IStore
-from aleatoria.matchmaking import IMPOLITE, POLITE, Match, Pairing
-from aleatoria.messages import Envelope
-from aleatoria.service import make_store
-from aleatoria.store import Claim, Since
-from aleatoria.store.memory import MemoryStore
+from aleatoria.daemon.service import make_store
+from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
+from aleatoria.domain.ports import IStore
+from aleatoria.domain.values import Claim, Since
+from aleatoria.edge.wire import Envelope
+from aleatoria.memory.store import MemoryStore
 
 from .conftest import connected, joined, redis_config
 
@@ -515,7 +515,7 @@ async def test_redis_resync_lists_the_members_again(own_redis):
     from twisted.internet import reactor
     from twisted.internet.threads import deferToThread
 
-    from aleatoria.store import scripts
+    from aleatoria.redis import scripts
 
     store = await connected(make_store(redis_config(own_redis.port), reactor))
     try:

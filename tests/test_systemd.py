@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aleatoria import config
+from aleatoria.daemon import config
 
 ROOT = Path(__file__).parent.parent
 UNITS = ROOT / "systemd"

@@ -1,5 +1,5 @@
 """
-What aleatoria/txredis.py changes of txredisapi, pinned: each test fails
+What aleatoria/redis/link.py changes of txredisapi, pinned: each test fails
 if txredisapi stops calling the hook we rely on, or if our handshake stops
 doing its job.
 """
@@ -14,7 +14,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 
-from aleatoria.txredis import FIRST_RETRY, Link, backoff
+from aleatoria.redis.link import FIRST_RETRY, Link, backoff
 
 from .lifecycle_helpers import until
 
@@ -111,14 +111,14 @@ def test_replies_are_parsed_by_hiredis():
     """
     import txredisapi
 
-    from aleatoria.txredis import _CommandProtocol, _SubscriberProtocol
+    from aleatoria.redis.link import _CommandProtocol, _SubscriberProtocol
 
     assert issubclass(_CommandProtocol, txredisapi.HiredisProtocol)
     assert issubclass(_SubscriberProtocol, txredisapi.HiredisProtocol)
 
 
 async def _commands(redis, timeout):
-    from aleatoria.store.commands import Commands
+    from aleatoria.redis.connection import Commands
 
     commands = Commands(HostnameEndpoint(reactor, "127.0.0.1", redis.port),
                         f"127.0.0.1:{redis.port}", reactor, timeout=timeout, max_pending=10)
@@ -137,7 +137,7 @@ async def test_a_late_reply_fails_its_command_only(own_redis):
     """
     from twisted.internet.threads import deferToThread
 
-    from aleatoria.interfaces import StoreUnavailable
+    from aleatoria.domain.ports import StoreUnavailable
 
     from .test_resume_limits import BUSY
 
@@ -163,7 +163,7 @@ async def test_a_connection_that_answers_no_ping_is_made_anew(own_redis):
     A command times out and the PING that follows it does too (Redis
     stopped): the connection is cut, and made anew once Redis answers.
     """
-    from aleatoria.interfaces import StoreUnavailable
+    from aleatoria.domain.ports import StoreUnavailable
 
     commands = await _commands(own_redis, timeout=0.3)
     changes = []

@@ -17,7 +17,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from aleatoria.workers import metrics_port
+from aleatoria.daemon.workers import metrics_port
 
 from .daemons import TWISTD, Spawned
 from .lifecycle_helpers import until
@@ -202,11 +202,11 @@ def test_a_metrics_port_not_numbered_per_worker_is_refused():
 def test_json_log_lines_name_the_worker(tmp_path):
     from twisted.logger import LogLevel
 
-    from aleatoria import logs
+    from aleatoria.ops import logs
 
     path = tmp_path / "log.json"
     observer = logs.observer("json", str(path), worker=1)
-    observer({"log_namespace": "aleatoria.hub", "log_level": LogLevel.info,
+    observer({"log_namespace": "aleatoria.domain.hub", "log_level": LogLevel.info,
               "log_format": "{user} connected", "user": "alice", "log_time": 0})
     record = json.loads(path.read_text())
     assert (record["worker"], record["message"], record["user"]) == (1, "alice connected", "alice")

@@ -1,5 +1,5 @@
 """
-What aleatoria/wsframes.py takes from Autobahn's (and twisted.web's)
+What aleatoria/edge/frames.py takes from Autobahn's (and twisted.web's)
 internals, pinned on a live connection: each test fails if the attribute
 it relies on disappears or changes meaning.
 """
@@ -7,8 +7,8 @@ it relies on disappears or changes meaning.
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketServerProtocol
 
-from aleatoria import wsframes
-from aleatoria.limits import Backlog
+from aleatoria.domain.limits import Backlog
+from aleatoria.edge import frames as wsframes
 
 
 def test_a_prepared_frame_is_a_text_frame():
@@ -40,7 +40,7 @@ def test_the_frame_meter_sits_on_autobahns_frame_hook():
     """
     from autobahn.websocket.protocol import FrameHeader, WebSocketProtocol
 
-    from aleatoria.protocol import ClientProtocol
+    from aleatoria.edge.protocol import ClientProtocol
 
     assert ClientProtocol.onFrameBegin is wsframes.FrameMeter.onFrameBegin
     assert "onFrameBegin" in vars(WebSocketProtocol)

@@ -2,7 +2,7 @@ from twisted.application.service import ServiceMaker
 
 Aleatoria = ServiceMaker(
     "Aleatoria",
-    "aleatoria.tap",
+    "aleatoria.daemon.tap",
     "Random video chat, rooms and direct messages over WebSocket.",
     "aleatoria",
 )

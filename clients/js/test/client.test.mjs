@@ -159,7 +159,7 @@ test("backoff grows with jitter, and a 1001's retry-after is honoured", () => {
 });
 
 test("the demo serves the client itself, byte for byte", () => {
-  const demo = path.join(here, "../../../aleatoria/demo/aleatoria.js");
+  const demo = path.join(here, "../../../aleatoria/http/demo/aleatoria.js");
   assert.ok(readFileSync(demo).equals(readFileSync(path.join(here, "../aleatoria.js"))));
 });
 

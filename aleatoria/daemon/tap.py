@@ -1,0 +1,209 @@
+"""
+The command line: C{twistd aleatoria [options]}.
+
+Options and their environment variables come from L{aleatoria.config};
+this module only turns them into a L{Config} and hands it to
+L{aleatoria.service.make_service}.
+"""
+
+import os
+import signal
+import socket
+import sys
+
+from twisted.python import usage
+
+from aleatoria import __version__
+from aleatoria.daemon import config
+from aleatoria.daemon.service import make_service
+from aleatoria.daemon.workers import Worker, metrics_port
+from aleatoria.ops import logs
+
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
+
+
+def _help(name):
+    setting = next(s for s in config.SETTINGS if s.name == name)
+    return f"{setting.help} [env {setting.env}]"
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        f"Aleatoria {__version__}. Serve WebSocket chat rooms, direct messages "
+        "and random video-call matchmaking on /ws, with /health, /ready and "
+        "/metrics beside it. Every option can also be set by the environment "
+        "variable named in its help; the command line wins."
+    )
+    optFlags = [
+        [s.name, None, f"{s.help} [env {s.env}]"]
+        for s in config.SETTINGS
+        if s.name in config.FLAGS
+    ]
+    optParameters = [
+        [s.name, None, None, f"{s.help} [env {s.env}; default {s.default}]"]
+        for s in config.SETTINGS
+        if s.name not in config.FLAGS and s.name not in _REPEATABLE and not s.env_only
+    ]
+
+    def __init__(self):
+        super().__init__()
+        for name in _REPEATABLE:
+            self[name] = None
+        for name in config.FLAGS:
+            self[name] = None
+
+    def parseOptions(self, options=None):
+        """
+        A start-up error is one line on stderr and exit status 1 -- under
+        Restart=on-failure, the journal would repeat the whole usage at
+        every restart. The usage is for --help.
+        """
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            raise SystemExit(f"aleatoria: {e}") from None
+
+    def opt_version(self):
+        """Print Aleatoria's version (and Twisted's and Python's), and exit."""
+        print(version())
+        raise SystemExit(0)
+
+    def opt_allowed_origin(self, origin):
+        self._repeat("allowed-origin", origin)
+
+    def opt_trusted_proxy(self, network):
+        self._repeat("trusted-proxy", network)
+
+    def opt_public_host(self, name):
+        self._repeat("public-host", name)
+
+    opt_allowed_origin.__doc__ = _help("allowed-origin")
+    opt_trusted_proxy.__doc__ = _help("trusted-proxy")
+    opt_public_host.__doc__ = _help("public-host")
+
+    def _repeat(self, name, value):
+        """A repeatable option: the values joined as its variable lists them."""
+        self[name] = ",".join(filter(None, [self[name], value]))
+
+    def postOptions(self):
+        given = {name: self[name] for name in self}
+        given.update({s.name: None for s in config.SETTINGS if s.env_only})
+        for name in config.FLAGS:
+            given[name] = True if given[name] else None
+        try:
+            self.config = config.resolve(given, os.environ)
+        except config.ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        _check_endpoint(self.config.port)
+        if self.config.metrics_port:
+            _check_endpoint(self.config.metrics_port)
+            if self.config.workers > 1:
+                try:
+                    metrics_port(self.config.metrics_port, 1)
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
+        self.worker = Worker.from_environment(os.environ)
+        if getattr(self, "parent", None) is not None:
+            index = self.worker.index if self.worker else None
+            if index is None and self.config.workers > 1:
+                index = 0
+            logs.install(self.parent, self.config.log_format, worker=index)
+
+
+def _check_endpoint(description):
+    """
+    Refuse a --port that is no endpoint description, before start-up; and
+    a C{systemd:} one that names no socket passed in, or the wrong kind.
+    """
+    from twisted.internet import endpoints, reactor
+
+    try:
+        endpoint = endpoints.serverFromString(reactor, description)
+    except (IndexError, KeyError):
+        raise usage.UsageError(
+            f"--port={description!r}: no such socket was passed to this process "
+            "(systemd passes it with LISTEN_FDS and LISTEN_FDNAMES; start the daemon "
+            "from its socket unit, or systemd-socket-activate with --fdname)"
+        ) from None
+    except (ValueError, TypeError) as e:
+        raise usage.UsageError(f"--port={description!r}: {e}") from None
+    if isinstance(endpoint, endpoints.AdoptedStreamServerEndpoint):
+        _check_adopted(description, endpoint)
+
+
+def _check_adopted(description, endpoint):
+    """
+    The socket systemd passed in is of the family C{domain} says: a
+    dual-stack C{ListenStream=8085} is IPv6, and adopted as IPv4 its
+    clients' addresses would be garbage.
+    """
+    passed = socket.socket(fileno=endpoint.fileno)
+    try:
+        family = passed.family
+    finally:
+        passed.detach()
+    if family != endpoint.addressFamily:
+        raise usage.UsageError(
+            f"--port={description!r}: the socket passed in is "
+            f"{family.name.removeprefix('AF_')}; say domain={family.name.removeprefix('AF_')}"
+        )
+
+
+def makeService(options):
+    from twisted.internet import reactor
+
+    if options.worker is None:
+        reactor.addSystemEventTrigger("before", "shutdown", _second_signal_exits_at_once)
+    else:
+        reactor.addSystemEventTrigger("before", "shutdown", _further_signals_ignored)
+    return make_service(options.config, worker=options.worker, arguments=options.arguments)
+
+
+def _second_signal_exits_at_once():
+    """
+    The first SIGTERM or SIGINT starts a graceful shutdown (clients closed
+    with 1001, reports flushed: a few seconds); a second one means now.
+    """
+    def now(signum, frame):
+        os._exit(128 + signum)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, now)
+
+
+def _further_signals_ignored():
+    """
+    A worker stops once: the SIGTERM its main process sends beside the
+    operator's (systemd signals the whole group; a terminal's Ctrl-C, the
+    foreground group) must not cut its shutdown short. The main process
+    bounds it.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
+
+
+def version():
+    import platform
+
+    import twisted
+
+    return (f"aleatoria {__version__} (Twisted {twisted.__version__}, "
+            f"Python {platform.python_version()})")
+
+
+def main(argv=None):
+    """
+    The C{aleatoria} command: C{--version}; the daemon itself runs under
+    twistd, which this says.
+    """
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:
+        print(version())
+        return 0
+    print(f"{version()}\nRun it with: twistd --nodaemon aleatoria --port 8085 "
+          "(twistd aleatoria --help lists the options)")
+    return 0 if not argv else 2

@@ -1,0 +1,170 @@
+"""
+How the text of a setting becomes its value: one parser per kind, each
+raising C{ValueError} with a sentence that says what is wrong (the caller,
+L{aleatoria.config}, says which setting).
+"""
+
+import ipaddress
+import os
+
+from aleatoria.edge.origins import OriginPolicy
+
+
+def port(text):
+    """A bare port number listens on every interface; else an endpoint."""
+    text = text.strip()
+    if text.isdigit():
+        number = int(text)
+        if not 0 <= number <= 65535:
+            raise ValueError("a port number is 0-65535")
+        return f"tcp:{number}"
+    if not text:
+        raise ValueError("give a port number or an endpoint such as tcp:8085")
+    return text
+
+
+def optional_port(text):
+    """Empty (none), or what L{port} takes."""
+    return port(text) if text.strip() else ""
+
+
+def choice(*choices):
+    def parse(text):
+        if text not in choices:
+            raise ValueError(f"choose one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def whole(minimum):
+    def parse(text):
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    return parse
+
+
+def number(low, high=None, *, low_allowed=False, what="a number"):
+    """A float above C{low} (or from it, with C{low_allowed}), at most C{high}."""
+    def parse(text):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"not {what}") from None
+        if number < low or (number == low and not low_allowed):
+            raise ValueError(f"must be {'at least' if low_allowed else 'more than'} {low}")
+        if high is not None and number > high:
+            raise ValueError(f"must be at most {high}")
+        return number
+
+    return parse
+
+
+seconds = number(0, what="a number of seconds")
+
+
+def flag(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use true or false")
+
+
+def whole_between(low, high):
+    def parse(text):
+        number = whole(low)(text)
+        if number > high:
+            raise ValueError(f"must be at most {high}")
+        return number
+
+    return parse
+
+
+def text(text):
+    return text
+
+
+SECRET_BYTES = 32
+
+DOCUMENTED_SECRETS = frozenset({"change-me"})
+"""
+Values the documentation has shown for a secret, in this version or an
+earlier one: the first ones an attacker tries (tests/test_options.py keeps
+this list and the documents in step).
+"""
+
+
+class SecretRefused(ValueError):
+    """A secret unfit for use; the sentence does not repeat it."""
+
+
+def secret(text):
+    """
+    Empty (none), or a secret: at least L{SECRET_BYTES} bytes of UTF-8 --
+    short ones fall to a wordlist or a brute force -- and none the
+    documentation shows. One rule for every key and token the daemon takes.
+    """
+    if not text:
+        return text
+    if text in DOCUMENTED_SECRETS:
+        raise SecretRefused("is an example from the documentation: make one of your own, "
+                            f"e.g. with openssl rand -hex {SECRET_BYTES}")
+    if len(text.encode()) < SECRET_BYTES:
+        raise SecretRefused(f"has {len(text.encode())} bytes; a secret needs at least "
+                            f"{SECRET_BYTES} (make one with openssl rand -hex {SECRET_BYTES})")
+    return text
+
+
+def host(text):
+    if not text.strip():
+        raise ValueError("give a host name or address")
+    return text.strip()
+
+
+def readable_file(text):
+    if text and not os.access(text, os.R_OK):
+        raise ValueError("no readable file there")
+    return text
+
+
+def dsn(text):
+    if text:
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(text)
+        except BadDsn as e:
+            raise ValueError(f"not a Sentry DSN ({e})") from None
+    return text
+
+
+def networks(text):
+    networks = []
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or network: {item!r}") from None
+    return tuple(networks)
+
+
+def host_names(text):
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    for name in names:
+        if any(c in name for c in "/:@ "):
+            raise ValueError(f"not a host name: {name!r}")
+    return names
+
+
+def origins(text):
+    origins = tuple(o.strip() for o in text.split(",") if o.strip())
+    OriginPolicy(origins)
+    return origins

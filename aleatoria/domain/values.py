@@ -1,0 +1,75 @@
+"""
+Where rooms, history and the matchmaking pool live.
+
+One interface, L{aleatoria.interfaces.IStore}, with an embedded in-memory backend (the
+default: no set-up at all) and a Redis/Valkey backend for deployments that
+must outlive a restart or span several daemons. Every method returns a
+Deferred, whether or not the backend needs to wait, so callers never care
+which backend they hold. A store deals in user ids, room names and
+:class:`aleatoria.messages.Envelope` values; it never sees a connection.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Claim:
+    """
+    What claiming a user ended: the daemon that had it, the partner of its
+    call, and the rooms it was in; and, if the user spent its message
+    budget lately, the seconds until it is full again (so that reconnecting
+    to another daemon does not refill it).
+    """
+
+    previous_owner: str | None
+    former_peer: str | None
+    rooms: tuple = ()
+    rested_in: float | None = None
+
+
+def direct_key(user_a: str, user_b: str) -> tuple[str, str]:
+    """The two parties of a conversation, in the order the key uses."""
+    return (user_a, user_b) if user_a <= user_b else (user_b, user_a)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a message was put in its stream: its offset, and the stream's epoch."""
+
+    offset: int
+    epoch: str
+
+
+@dataclass(frozen=True)
+class Since:
+    """
+    What a stream holds after an offset: its epoch, its last offset, the
+    messages after the offset that are still kept (oldest first), and
+    whether that is all of them.
+    """
+
+    epoch: str
+    last: int
+    messages: list
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One entry of a user's inbox: with whom, the last message, how many unread."""
+
+    with_user: str
+    last: object
+    unread: int
+
+
+@dataclass(frozen=True)
+class Posted:
+    """
+    A stream message kept and handed to every daemon: whether a live one
+    may have missed it, and -- for a direct message -- whether the
+    recipient is connected anywhere.
+    """
+
+    missed: bool = False
+    online: bool = True

@@ -1,0 +1,181 @@
+"""
+The door of a port, for each TCP connection from its first byte to its
+last: a client address (not a trusted proxy's) may try C{--connect-rate}
+connections a second (bursts of C{--connect-burst}) and hold at most
+C{--max-connections-per-ip}, pending requests included; and a
+connection must reach what it came for within a deadline however slowly
+it trickles its request in (twisted.web's own timeout starts again with
+every byte). On the clients' port that is becoming a WebSocket, within
+C{--handshake-timeout} of arriving; on the API and metrics ports, each
+request in whole within as long of its first byte.
+
+Each connection gets a L{Ticket}: the HTTP channel holds it, and hands it
+to the WebSocket when the connection becomes one.
+"""
+
+from http import HTTPStatus
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+
+from aleatoria.domain.limits import PerAddress, Summary, TooMany
+from aleatoria.edge.handshake import direct_address
+
+CUT_OFFS_WINDOW = 10
+"""Seconds over which connections cut off from one peer are summed up in one line."""
+
+GUARDS = (
+    (b"X-Content-Type-Options", b"nosniff"),
+    (b"Content-Security-Policy",
+     b"default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+)
+"""
+Headers of every answer: no browser guesses a type other than the one
+sent, and nothing an answer shows (an error page) may load, run, embed,
+post or be framed. The demo's pages set a policy of their own.
+"""
+
+
+def refusal(status, kind, body, headers=()):
+    """
+    The bytes of a whole answer sent in place of reading a request (or the
+    rest of it); the connection closes after it.
+    """
+    lines = [b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
+             b"Content-Type: " + kind, b"Content-Length: %d" % len(body), b"Connection: close"]
+    lines += [b"%s: %s" % pair for pair in (*headers, *GUARDS)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _too_many(what):
+    return refusal(429, b"application/json",
+                   b'{"error": "too many %s from your address", "code": "rate_limited"}' % what)
+
+
+TOO_MANY = _too_many(b"connections")
+TOO_FAST = _too_many(b"connection attempts")
+
+
+class Ticket:
+    """
+    One connection's place at the gate: its count, and its deadline. On
+    the clients' port the deadline runs from the connection's first byte
+    until it is a WebSocket; where requests are answered over HTTP (API,
+    metrics), it runs for each request from its first byte until it is in
+    whole, and not while it is answered or while the connection waits
+    idle for the next (twisted.web's idle timeout ends that).
+    """
+
+    def __init__(self, gate, peer, address, channel):
+        self._gate = gate
+        self._peer = peer
+        self._address = address
+        self._channel = channel
+        self._answering = False
+        self._deadline = None
+        self._start()
+
+    def _start(self):
+        self._deadline = self._gate.clock.callLater(self._gate.deadline, self._expired)
+
+    def _stop(self):
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expired(self):
+        self._deadline = None
+        self._gate.cut_off(self._peer)
+        transport = self._channel.transport
+        if transport is not None:
+            transport.abortConnection()
+
+    def upgraded(self):
+        """The connection is a WebSocket now: no more deadline."""
+        self._channel = None
+        self._stop()
+
+    def reading(self):
+        """Bytes of a request came: its deadline runs, unless it already does."""
+        if self._deadline is None and self._channel is not None and not self._answering:
+            self._start()
+
+    def answering(self):
+        """The request is in whole: no deadline while it is answered."""
+        self._answering = True
+        self._stop()
+
+    def answered(self):
+        """Its answer is out: the next request's deadline starts with its first byte."""
+        self._answering = False
+
+    def release(self):
+        """The connection is gone (called once or more)."""
+        self._channel = None
+        self._stop()
+        if self._address is not None:
+            self._gate.per_address.count_out(self._address)
+            self._address = None
+
+
+class _Refuse(Protocol):
+    """Says 429 at once, without reading the request, and hangs up."""
+
+    def __init__(self, answer):
+        self._answer = answer
+
+    def connectionMade(self):
+        self.transport.write(self._answer)
+        self.transport.loseConnection()
+
+
+class Gate:
+    """
+    @param maximum: connections one client address may hold.
+    @param trusted: the networks of trusted proxies, whose connections are
+        not counted here (their clients are, once X-Forwarded-For says who).
+    @param deadline: seconds a connection has to become a WebSocket (or a
+        request to come in whole: see L{Ticket}).
+    @param attempts: the L{KeyedBuckets} of connection attempts per address
+        (shared with the protocol, which counts clients behind proxies).
+    @param awaited: what the deadline waits for, as the log names it.
+    """
+
+    log = Logger()
+
+    def __init__(self, *, maximum, trusted, deadline, clock, attempts, awaited="WebSocket"):
+        self.per_address = PerAddress(maximum)
+        self.attempts = attempts
+        self.trusted = trusted
+        self.deadline = deadline
+        self.clock = clock
+        self._awaited = awaited
+        self._cut_offs = Summary(clock, CUT_OFFS_WINDOW, self._more_cut_off)
+
+    def cut_off(self, peer):
+        """Say a connection from C{peer} was cut off -- once a window per peer."""
+        if self._cut_offs.first(peer):
+            self.log.info("Cut off {peer}: no {awaited} within {seconds:g} s",
+                          peer=peer, awaited=self._awaited, seconds=self.deadline)
+
+    def _more_cut_off(self, peer, count):
+        self.log.info("Cut off {count} more connections from {peer} in the last {seconds} s",
+                      count=count, peer=peer, seconds=CUT_OFFS_WINDOW)
+
+    def admit(self, addr, build):
+        """
+        The protocol for a connection from C{addr}: C{build()}'s, holding
+        its L{Ticket} as C{ticket} -- or one that answers 429.
+        """
+        peer = getattr(addr, "host", "")
+        address = direct_address(peer, self.trusted)
+        if address is not None:
+            if self.attempts.take(address):
+                return _Refuse(TOO_FAST)
+            try:
+                self.per_address.count_in(address)
+            except TooMany:
+                return _Refuse(TOO_MANY)
+        channel = build()
+        channel.ticket = Ticket(self, address or peer, address, channel)
+        return channel

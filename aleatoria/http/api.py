@@ -1,0 +1,311 @@
+"""
+The server API: what a product's backend asks of Aleatoria over HTTP, on
+a listener of its own (C{--api-port}) and behind a bearer token
+(C{ALEATORIA_API_TOKEN}): post to a room, write to a user, cut a user
+off, and read rooms, members, users and load -- across every daemon.
+
+A request with a body is screened when its head is in, before a byte of
+the body is read: the token, then the body's declared length. Failed
+authentications are budgeted per address, the budget asked before the
+token is compared; each refusal is logged, summed up per address.
+Request bodies are decoded and checked with msgspec, as the WebSocket's
+messages are; errors are RFC 9457 problem documents. The OpenAPI document
+at C{/api/v1/openapi.json} is built from the same structs
+(L{aleatoria.openapi}).
+"""
+
+import hmac
+import json
+
+import msgspec
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from aleatoria.domain.limits import Summary
+from aleatoria.domain.ports import Refused
+from aleatoria.edge.gate import refusal
+from aleatoria.edge.handshake import direct_address
+from aleatoria.edge.routes import CODES
+from aleatoria.http.openapi import document
+
+MAX_BODY = 64 * 1024
+"""The largest request body read; a larger one is refused with 413."""
+
+PROBLEM = b"application/problem+json"
+
+REFUSALS_WINDOW = 60
+"""Seconds over which refused authentications from one address are summed up in one line."""
+
+
+class Publish(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A message from C{system} to a room's members on every daemon, kept in its history."""
+
+    room: str
+    content: str
+
+
+class Send(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A direct message from C{system} to a user, kept (read with withUser system)."""
+
+    toUser: str
+    content: str
+
+
+class Disconnect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Close a user's connection, wherever it is, with 4003 and C{reason}."""
+
+    userId: str
+    reason: str = "disconnected by the server"
+
+
+BODIES = {"publish": Publish, "send": Send, "disconnect": Disconnect}
+_DECODERS = {name: msgspec.json.Decoder(shape) for name, shape in BODIES.items()}
+OPENAPI = document(BODIES)
+"""The OpenAPI document, built once: it depends on nothing but the code."""
+
+
+class Problem(Exception):
+    """An answer other than success, as RFC 9457 has it."""
+
+    def __init__(self, status, title, detail, code, headers=(), **extra):
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.code = code
+        self.headers = headers
+        self.extra = extra
+
+    def body(self):
+        return json.dumps({"type": "about:blank", "title": self.title, "status": self.status,
+                           "detail": self.detail, "code": self.code, **self.extra}).encode()
+
+
+def _refused(refusal):
+    """A hub refusal as the problem it is over HTTP: the wire's code, its status."""
+    code = CODES[type(refusal)]
+    status = {"user_offline": 404, "unavailable": 503, "quota_exceeded": 429,
+              "forbidden": 403}.get(code, 400)
+    return Problem(status, _TITLES[status], refusal.sentence, code)
+
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 413: "Content Too Large", 415: "Unsupported Media Type",
+           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _refusal(problem):
+    """A problem as the bytes of an answer sent before the body is read."""
+    return refusal(problem.status, PROBLEM, problem.body(), problem.headers)
+
+
+TOO_LARGE = _refusal(Problem(413, "Content Too Large",
+                             f"A request body has at most {MAX_BODY} bytes.", "too_large"))
+
+
+class ServerAPI(Resource):
+    """
+    Everything under C{/api/v1}, one leaf: each request is checked (token,
+    rate, body) and handed to the hub's L{aleatoria.hub.admin.Admin}.
+
+    @param admin: the hub's L{aleatoria.hub.admin.Admin}.
+    @param token: the bearer token (text), compared in constant time.
+    @param buckets: a L{aleatoria.limits.KeyedBuckets}, one bucket per
+        client address: requests.
+    @param failures: a L{aleatoria.limits.KeyedBuckets}, one bucket per
+        client address: failed authentications.
+    @param clock: when refusals are summed up.
+    """
+
+    isLeaf = True
+    max_body = MAX_BODY
+    too_large = TOO_LARGE
+    _log = Logger()
+
+    def __init__(self, admin, token, buckets, failures, clock):
+        super().__init__()
+        self._admin = admin
+        self._token = f"Bearer {token}".encode()
+        self._buckets = buckets
+        self._failures = failures
+        self._refusals = Summary(clock, REFUSALS_WINDOW, self._more_refused)
+        self._routes = {
+            (b"POST", ("publish",)): self._publish,
+            (b"POST", ("send",)): self._send,
+            (b"POST", ("disconnect",)): self._disconnect,
+            (b"GET", ("rooms",)): lambda request, body: admin.rooms(
+                *_page(request, admin.ROOMS_PAGE)),
+            (b"GET", ("rooms", None, "members")): self._members,
+            (b"GET", ("users", None)): lambda request, body: admin.user(request.parts[1]),
+            (b"GET", ("stats",)): lambda request, body: admin.stats(),
+        }
+
+    def screen(self, request, length):
+        """
+        For a request whose head is in: if it declares a body, the bytes
+        of its refusal (401, 429) or C{None}, the body still unread.
+        """
+        if length == 0 and not request.requestHeaders.hasHeader(b"transfer-encoding"):
+            return None
+        try:
+            self._authorized(request)
+        except Problem as problem:
+            return _refusal(problem)
+        request.admitted = True
+        return None
+
+    def render(self, request):
+        request.parts = [part.decode("utf-8", "replace") for part in request.postpath]
+        Deferred.fromCoroutine(self._answer(request))
+        return NOT_DONE_YET
+
+    async def _answer(self, request):
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
+        try:
+            if request.parts == ["openapi.json"] and request.method in (b"GET", b"HEAD"):
+                return _json(request, 200, OPENAPI)
+            if not getattr(request, "admitted", False):
+                self._authorized(request)
+            handler, name = self._route(request)
+            body = self._body(request, name)
+            result = await handler(request, body)
+        except Refused as refusal:
+            problem = _refused(refusal)
+        except Problem as caught:
+            problem = caught
+        except Exception:
+            self._log.failure("The server API failed to answer")
+            problem = Problem(500, "Internal Server Error",
+                              "The server failed to answer; it is logged.", "internal")
+        else:
+            if not gone:
+                _json(request, 200, result)
+            return None
+        if not gone:
+            _problem(request, problem)
+        return None
+
+    def _authorized(self, request):
+        """
+        The token, unless the address spent its failure budget (then it is
+        not even compared); then the address's rate.
+        """
+        host = getattr(request.getClientAddress(), "host", "")
+        address = direct_address(host, ()) or host
+        wait = self._failures.next_in(address)
+        if wait:
+            self._refused(address, "its budget of failed authentications is spent")
+            raise Problem(429, "Too Many Requests",
+                          "Too many failed authentications from this address; wait.",
+                          "rate_limited", headers=_retry_after(wait))
+        given = request.getHeader(b"authorization") or b""
+        if not hmac.compare_digest(given, self._token):
+            self._failures.take(address)
+            self._refused(address, "wrong token" if given else "no token")
+            raise Problem(401, "Unauthorized",
+                          "Send the API token: Authorization: Bearer <ALEATORIA_API_TOKEN>.",
+                          "unauthorized",
+                          headers=((b"WWW-Authenticate", b'Bearer realm="aleatoria"'),))
+        wait = self._buckets.take(address)
+        if wait:
+            raise Problem(429, "Too Many Requests",
+                          "Too many API requests from this address; slow down.",
+                          "rate_limited", headers=_retry_after(wait))
+
+    def _refused(self, address, why):
+        if self._refusals.first(address):
+            self._log.warn("Server API: refused a request from {address}: {why}",
+                           address=address, why=why)
+
+    def _more_refused(self, address, count):
+        self._log.warn("Server API: refused {count} more requests from {address} in the "
+                       "last {seconds} s: no or wrong token, or no failures left",
+                       count=count, address=address, seconds=REFUSALS_WINDOW)
+
+    def _route(self, request):
+        parts = request.parts
+        methods = set()
+        for (method, pattern), handler in self._routes.items():
+            if len(pattern) == len(parts) and all(
+                    want is None or want == part for want, part in zip(pattern, parts,
+                                                                       strict=True)):
+                methods.add(method)
+                if method == request.method:
+                    return handler, pattern[0]
+        if methods:
+            request.setHeader(b"allow", b", ".join(sorted(methods)))
+            raise Problem(405, "Method Not Allowed",
+                          f"Use {' or '.join(m.decode() for m in sorted(methods))}.",
+                          "method_not_allowed")
+        raise Problem(404, "Not Found", "No such API route.", "not_found")
+
+    def _body(self, request, name):
+        decoder = _DECODERS.get(name) if request.method == b"POST" else None
+        if decoder is None:
+            return None
+        kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if kind != b"application/json":
+            raise Problem(415, "Unsupported Media Type",
+                          "Send the body as application/json.", "invalid_message")
+        try:
+            return decoder.decode(request.content.read())
+        except (msgspec.DecodeError, RecursionError) as e:
+            raise Problem(400, "Bad Request", str(e), "invalid_message") from None
+
+    async def _publish(self, request, body):
+        return await self._admin.publish(body.room, body.content)
+
+    async def _send(self, request, body):
+        return await self._admin.send(body.toUser, body.content)
+
+    async def _disconnect(self, request, body):
+        return await self._admin.disconnect(body.userId, body.reason)
+
+    def _members(self, request, body):
+        return self._admin.members(request.parts[1], *_page(request, self._admin.MEMBERS_PAGE))
+
+
+def _page(request, largest):
+    """C{limit} (1 to C{largest}, default C{largest}) and C{after} of the query."""
+    def one(name):
+        values = request.args.get(name.encode())
+        return values[0].decode("utf-8", "replace") if values else None
+
+    limit = one("limit")
+    if limit is None:
+        count = largest
+    else:
+        try:
+            count = int(limit)
+        except ValueError:
+            count = 0
+        if not 1 <= count <= largest:
+            raise Problem(400, "Bad Request", f"limit is a whole number from 1 to {largest}.",
+                          "invalid_message")
+    return count, one("after") or ""
+
+
+def _retry_after(wait):
+    return ((b"Retry-After", str(max(1, round(wait))).encode()),)
+
+
+def _json(request, status, value):
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    request.write(json.dumps(value).encode())
+    request.finish()
+
+
+def _problem(request, problem):
+    request.setResponseCode(problem.status)
+    for name, value in problem.headers:
+        request.setHeader(name, value)
+    request.setHeader(b"content-type", PROBLEM)
+    request.setHeader(b"cache-control", b"no-store")
+    request.write(problem.body())
+    request.finish()
+

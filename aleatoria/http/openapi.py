@@ -1,0 +1,136 @@
+"""
+The server API's OpenAPI 3.1 document (C{/api/v1/openapi.json}): request
+bodies described from the very msgspec structs that decode them, so the
+document cannot drift from what is checked; answers and problems by hand.
+"""
+
+import msgspec
+
+from aleatoria import __version__
+from aleatoria.edge.wire import MAX_ROOM_NAME
+
+_USER_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:@]{1,64}$"}
+_ROOM = {"type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME}
+_NEXT = {"type": "string", "description": "The `after` of the next page, when one follows."}
+
+
+def _object(properties, required=None, description=None):
+    shape = {"type": "object", "properties": properties,
+             "required": sorted(properties) if required is None else required}
+    if description:
+        shape["description"] = description
+    return shape
+
+
+_ANSWERS = {
+    "Published": _object({"room": _ROOM, "messageId": {"type": "string"},
+                          "createTime": {"type": "string", "format": "date-time"}}),
+    "Sent": _object({"toUser": _USER_ID, "messageId": {"type": "string"},
+                     "createTime": {"type": "string", "format": "date-time"},
+                     "online": {"type": "boolean"}}),
+    "Disconnected": _object({"userId": _USER_ID, "disconnected": {"type": "boolean"}}),
+    "Rooms": _object({
+        "rooms": {"type": "array", "items": _object({
+            "room": _ROOM, "members": {"type": "integer", "minimum": 0}})},
+        "count": {"type": "integer", "minimum": 0}, "next": _NEXT,
+    }, required=["rooms", "count"]),
+    "Members": _object({"room": _ROOM, "members": {"type": "array", "items": _USER_ID},
+                        "count": {"type": "integer", "minimum": 0}, "next": _NEXT},
+                       required=["room", "members", "count"]),
+    "User": _object({"userId": _USER_ID, "online": {"type": "boolean"},
+                     "daemon": {"type": ["string", "null"]},
+                     "rooms": {"type": "array", "items": _ROOM},
+                     "inCall": {"type": "boolean"}}),
+    "Stats": _object({
+        "connections": {"type": "integer", "minimum": 0},
+        "rooms": {"type": "integer", "minimum": 0},
+        "poolSize": {"type": "integer", "minimum": 0},
+        "daemons": {"type": "array", "items": _object({
+            "node": {"type": "string"}, "connections": {"type": "integer", "minimum": 0},
+            "rooms": {"type": "integer", "minimum": 0}})},
+    }),
+    "Problem": _object({
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "code": {"type": "string", "description": "The same codes as the WebSocket's errors, "
+                 "and unauthorized, rate_limited, not_found, method_not_allowed, internal."},
+    }, required=["type", "title", "status", "detail", "code"],
+        description="RFC 9457 problem details."),
+}
+
+_LIMIT = {"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+_AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}
+
+
+def _problem(*statuses):
+    return {str(status): {"description": "A problem.", "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for status in statuses}
+
+
+def _operation(summary, answer, *statuses, body=None, parameters=()):
+    operation = {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "Done.", "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{answer}"}}}},
+            **_problem(401, 429, *statuses),
+        },
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        operation["responses"].update(_problem(400, 413, 415))
+    if parameters:
+        operation["parameters"] = list(parameters)
+    return operation
+
+
+def document(bodies):
+    """The OpenAPI document, C{bodies} being the request structs by route name."""
+    _, schemas = msgspec.json.schema_components(list(bodies.values()),
+                                                ref_template="#/components/schemas/{name}")
+    schemas["Publish"]["properties"]["room"] = _ROOM
+    schemas["Send"]["properties"]["toUser"] = _USER_ID
+    schemas["Disconnect"]["properties"]["userId"] = _USER_ID
+    for name in ("Publish", "Send"):
+        schemas[name]["properties"]["content"] = {"type": "string", "minLength": 1}
+    schemas["Disconnect"]["properties"]["reason"]["maxLength"] = 123
+    schemas.update(_ANSWERS)
+    room = {"name": "room", "in": "path", "required": True, "schema": _ROOM}
+    user = {"name": "userId", "in": "path", "required": True, "schema": _USER_ID}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Aleatoria server API", "version": __version__,
+                 "description": "What a product's backend asks of Aleatoria: see README.rst, "
+                                "'HTTP API'."},
+        "paths": {
+            "/api/v1/publish": {"post": _operation(
+                "Post a message from system to a room's members, on every daemon; kept in "
+                "its history.", "Published", 403, 503, body="Publish")},
+            "/api/v1/send": {"post": _operation(
+                "Write to a user as system; kept in their conversation with system.",
+                "Sent", 403, 503, body="Send")},
+            "/api/v1/disconnect": {"post": _operation(
+                "Close a user's connection wherever it is (close code 4003).",
+                "Disconnected", 404, 503, body="Disconnect")},
+            "/api/v1/rooms": {"get": _operation(
+                "The rooms with members, on every daemon, by name.", "Rooms", 400, 503,
+                parameters=(_LIMIT, _AFTER))},
+            "/api/v1/rooms/{room}/members": {"get": _operation(
+                "The members of a room, on every daemon.", "Members", 400, 503,
+                parameters=(room, _LIMIT, _AFTER))},
+            "/api/v1/users/{userId}": {"get": _operation(
+                "Whether a user is online, where, in which rooms, in a call.", "User",
+                400, 503, parameters=(user,))},
+            "/api/v1/stats": {"get": _operation(
+                "Connections, rooms and the pool, in all and per daemon.", "Stats", 503)},
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
+                                          "description": "ALEATORIA_API_TOKEN"}},
+        },
+        "security": [{"token": []}],
+    }

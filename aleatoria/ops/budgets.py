@@ -1,0 +1,127 @@
+"""
+What failures and clients' faults may cost in log lines and Sentry events.
+
+A client can cause either as often as it likes -- a malformed frame, an
+unknown type, a request that makes a store call fail -- and a traceback
+and an event for each cost milliseconds of CPU and crowd real errors out
+of the SDK's queue (100 items). So a failure is told in full once per
+kind and minute, and the rest of that minute summed up in one line; a
+client's fault is told within a budget of its connection, of its address
+and of the daemon, and past it only counted, then summed up. Plain
+values and timers, no I/O: L{aleatoria.reporting} applies them.
+"""
+
+from twisted.logger import Logger
+
+from aleatoria.domain.limits import KeyedBuckets, TokenBucket
+
+WINDOW = 60
+"""Seconds over which what was withheld is summed up in one line (per kind)."""
+
+CONNECTION_FAULTS = (3, 1 / 60)
+ADDRESS_FAULTS = (10, 5 / 60)
+DAEMON_FAULTS = (60, 1.0)
+"""
+Clients' faults told in full: so many at once, then so many a second --
+per connection, per client address, and for the whole daemon.
+"""
+
+
+class ReportBudget:
+    """
+    @param clock: the reactor (C{seconds}, C{callLater}).
+    @param withheld: called with the operation of each failure or fault
+        that is not told (a metric counts them).
+    """
+
+    _log = Logger()
+
+    def __init__(self, clock, withheld=None):
+        self._clock = clock
+        self._withheld = withheld or (lambda operation: None)
+        self._failures = _Windows(clock, WINDOW, self._failures_summed)
+        self._faults = _Windows(clock, WINDOW, self._faults_summed)
+        self._addresses = KeyedBuckets(ADDRESS_FAULTS[1], ADDRESS_FAULTS[0], clock.seconds)
+        self._daemon = TokenBucket(DAEMON_FAULTS[1], DAEMON_FAULTS[0], clock.seconds)
+
+    def failure(self, kind):
+        """
+        Whether a failure of C{kind} -- C{(operation, error, message type)},
+        never a client's data -- is the first of its window: to be logged
+        and reported in full. If not, it is counted.
+        """
+        if self._failures.count(kind) == 1:
+            return True
+        self._withheld(kind[0])
+        return False
+
+    def connection(self):
+        """A connection's own budget of faults, for L{fault}."""
+        return TokenBucket(CONNECTION_FAULTS[1], CONNECTION_FAULTS[0], self._clock.seconds)
+
+    def fault(self, operation, connection=None, address=None):
+        """
+        Whether a client's fault is within the budgets of its C{connection}
+        (from L{connection}), its C{address} and the daemon: to be logged
+        and reported in full. If not, it is counted.
+        """
+        if ((connection is None or not connection.take())
+                and (address is None or not self._addresses.take(address))
+                and not self._daemon.take()):
+            return True
+        self._withheld(operation)
+        self._faults.count(operation)
+        return False
+
+    def stop(self):
+        """The daemon stops: sum up what was withheld so far, now."""
+        self._failures.close_all()
+        self._faults.close_all()
+
+    def _failures_summed(self, kind, count):
+        if count == 1:
+            return
+        operation, error, message_type = kind
+        self._log.error(
+            "{count} more failures of {operation} ({error}{of}) in the last {seconds} s, "
+            "past the one logged and reported",
+            count=count - 1, operation=operation, error=error, seconds=WINDOW,
+            of=f", {message_type}" if message_type else "",
+        )
+
+    def _faults_summed(self, operation, count):
+        self._log.info(
+            "{count} more client faults of {operation} in the last {seconds} s, past the "
+            "reporting budget: counted, not logged or reported one by one",
+            count=count, operation=operation, seconds=WINDOW,
+        )
+
+
+class _Windows:
+    """
+    Events counted per key, over a window from each key's first; the
+    count is told when the window closes (or all are, when told to).
+    """
+
+    def __init__(self, clock, seconds, tell):
+        self._clock = clock
+        self._seconds = seconds
+        self._tell = tell
+        self._open = {}
+
+    def count(self, key):
+        """Count one event of C{key}; how many its window has had (1: it opened it)."""
+        window = self._open.get(key)
+        if window is None:
+            window = self._open[key] = [0, self._clock.callLater(self._seconds, self._close, key)]
+        window[0] += 1
+        return window[0]
+
+    def _close(self, key):
+        count, _ = self._open.pop(key)
+        self._tell(key, count)
+
+    def close_all(self):
+        for key, (_, timer) in list(self._open.items()):
+            timer.cancel()
+            self._close(key)

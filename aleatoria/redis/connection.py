@@ -1,0 +1,145 @@
+"""
+The store's command connection to Redis, and the rules it keeps so that
+a dead or hung Redis costs errors, never unbounded memory: every command
+has a timeout, which fails that command alone; while Redis is
+unreachable a command fails at once with L{StoreUnavailable} rather than
+queueing; no more than C{max_pending} commands wait at any time; and the
+outage is said once, as is the return.
+"""
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.defer import fail
+from twisted.logger import Logger
+
+from aleatoria.domain.ports import StoreUnavailable
+from aleatoria.redis import scripts
+from aleatoria.redis.link import Link
+
+
+class Commands(Service):
+    """
+    @param endpoint: an L{IStreamClientEndpoint} to Redis (TLS-wrapped or not).
+    @param where: C{host:port}, for log lines.
+    @param timeout: seconds before a command (or the connect handshake) is
+        given up.
+    @param max_pending: commands that may wait for Redis at once.
+    @param report: the daemon's L{aleatoria.reporting.Report}, which hears
+        of the link going down (a warning) and up (a breadcrumb).
+    @param link_options: the rest of what L{Link} takes: C{retry_max},
+        C{username}, C{password}, C{db}.
+    """
+
+    _log = Logger(namespace="aleatoria.redis.store.RedisStore")
+
+    def __init__(self, endpoint, where, reactor, *, timeout, max_pending, report=None,
+                 **link_options):
+        self._reactor = reactor
+        self._where = where
+        self._timeout = timeout
+        self._max_pending = max_pending
+        self._report = report
+        self._watchers = []
+        self._unreachable = None
+        self._lost_at = None
+        self.pending = 0
+        """Commands sent and not yet answered."""
+        self.link = Link(endpoint, where, reactor, timeout=timeout, scripts=scripts.SCRIPTS,
+                         on_change=self._linked, **link_options)
+        self._redis = self.link.handler
+
+    @property
+    def connected(self):
+        return self.link.up
+
+    def watch(self, watcher):
+        """Call C{watcher(up)} each time the link opens or is lost."""
+        self._watchers.append(watcher)
+
+    def startService(self):
+        super().startService()
+        self._log.info("Connecting to Redis at {where}", where=self._where)
+        self.link.start()
+        self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
+
+    def stopService(self):
+        super().stopService()
+        if self._unreachable.active():
+            self._unreachable.cancel()
+        return self.link.stop()
+
+    def _still_unreachable(self):
+        if not self.connected:
+            self._log.warn(
+                "Redis at {where} is unreachable (down, or refusing our "
+                "credentials); serving live traffic only until it answers",
+                where=self._where,
+            )
+            if self._report is not None:
+                self._report.capture_message(
+                    "Redis unreachable", operation="redis_connect", redisAddr=self._where,
+                )
+
+    def _linked(self, up):
+        if up:
+            self._back()
+        elif self.running:
+            self._lost()
+        for watcher in self._watchers:
+            watcher(up)
+
+    def _back(self):
+        if self._lost_at is None:
+            self._log.info("Redis at {where} connected", where=self._where)
+        else:
+            self._log.info("Redis at {where} is back after {seconds:.1f} s",
+                           where=self._where, seconds=self._reactor.seconds() - self._lost_at)
+            self._lost_at = None
+        if self._report is not None:
+            self._report.breadcrumb("redis", "Redis connected successfully", address=self._where)
+
+    def _lost(self):
+        self._lost_at = self._reactor.seconds()
+        self._log.warn(
+            "Redis at {where} lost; history, rooms and matchmaking are unavailable "
+            "until it returns (retrying at least every {retry:g} s)",
+            where=self._where, retry=self.link.retry_max,
+        )
+        if self._report is not None:
+            self._report.capture_message(
+                "Redis connection lost", operation="redis_connect", redisAddr=self._where,
+            )
+
+    def call(self, method, *args, capped=True):
+        """
+        Run one command (a method of txredisapi's handler) with a timeout;
+        fail at once when Redis is unreachable or -- unless C{capped} is
+        false, for session bookkeeping, which the number of connections
+        bounds already -- too many commands wait.
+        """
+        if not self.connected:
+            return fail(StoreUnavailable(f"Redis at {self._where} is not connected"))
+        if capped and self.pending >= self._max_pending:
+            return fail(StoreUnavailable("too many Redis commands waiting"))
+        self.pending += 1
+        d = getattr(self._redis, method)(*args)
+        d.addTimeout(self._timeout, self._reactor)
+        d.addErrback(self._unavailable)
+        d.addBoth(self._done)
+        return d
+
+    def _done(self, result):
+        self.pending -= 1
+        return result
+
+    def _unavailable(self, failure):
+        """
+        The connection failed, or this command timed out: that fails this
+        command only (its late reply is dropped), while a PING finds out
+        whether the connection is dead.
+        """
+        failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
+        if failure.check(defer.TimeoutError):
+            self.link.probe()
+        raise StoreUnavailable(failure.getErrorMessage())
