@@ -27,15 +27,15 @@ from tests.redis_server import RedisServer  # noqa: E402
 N = 200
 
 
-def _count_requests(store, trips):
-    """Count every request the store sends (all go through its commands' call)."""
-    call = store.commands.call
+def _count_requests(backend, trips):
+    """Count every request the backend sends (all go through its commands' call)."""
+    call = backend.commands.call
 
     def counted(*args, **kwargs):
         trips[0] += 1
         return call(*args, **kwargs)
 
-    store.commands.call = counted
+    backend.commands.call = counted
 
 
 def commandstats(redis):
@@ -68,7 +68,7 @@ async def measure(redis):
     trips = [0]
     for server in servers:
         await server.settled()
-        _count_requests(server.store, trips)
+        _count_requests(server.backend, trips)
     alice = await one.connect("alice", room="r")
     bob = await one.connect("bob", room="r")
     carol = await two.connect("carol", room="r")

@@ -24,7 +24,8 @@ from twisted.internet import defer, reactor
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from aleatoria.daemon.service import make_service
-from aleatoria.edge.wire import Envelope
+from aleatoria.domain.events import RoomMessage
+from aleatoria.domain.values import Place
 from tests.conftest import Server, redis_config  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
@@ -57,7 +58,7 @@ def reset(redis):
                    capture_output=True, check=True)
 
 
-async def fill(store, history):
+async def fill(backend, history):
     """Each room full: C{history} messages of about 200 bytes; where each stream stands."""
     ends = {}
     at = 1_700_000_000_000_000_000
@@ -67,12 +68,12 @@ async def fill(store, history):
             pending = []
             for i in range(start, min(start + 100, history)):
                 at += 1000
-                pending.append(store.save_room_message(room, Envelope(
-                    type="chat_message", fromUser="alice", room=room, messageId=f"{n}-{i}",
-                    payload={"content": f"message {i} " + "x" * 100},
-                    createTime="2026-12-01T00:00:00Z"), at))
-            places = await defer.gatherResults(pending)
-        ends[room] = places[-1][0]
+                pending.append(backend.streams.post_room(RoomMessage(
+                    room, "alice", f"message {i} " + "x" * 100, f"{n}-{i}",
+                    f"2026-12-01T00:00:00.{i:09d}Z"), at))
+            await defer.gatherResults(pending)
+        since = await backend.streams.room_since(room, 2**53, "")
+        ends[room] = Place(since.last, since.epoch)
     return ends
 
 
@@ -83,7 +84,7 @@ async def measure(redis, history, rounds):
     service.startService()
     server = Server(service)
     await server.settled()
-    ends = await fill(server.store, history)
+    ends = await fill(server.backend, history)
     bob = await server.connect("bob", room="room0")
 
     async def resume(positions, expect_messages):

@@ -55,7 +55,7 @@ class Server:
         self.service = service
         self.port = service.getServiceNamed("listener").port.getHost().port
         self.hub = service.getServiceNamed("hub")
-        self.store = service.getServiceNamed("store")
+        self.backend = service.getServiceNamed("backend")
         self.clients = []
 
     async def connect(self, user, room=None, **kwargs):
@@ -90,9 +90,10 @@ class Server:
         """Wait until the daemon serves fully: on Redis, connected, subscribed, joined."""
         from .lifecycle_helpers import until
 
-        if self.store.kind == "redis":
-            cluster = self.service.getServiceNamed("peers")
-            await until(lambda: self.store.connected and cluster.subscribed and cluster.joined)
+        backend = self.backend
+        if backend.kind == "redis":
+            await until(lambda: backend.connected and backend.bus.subscribed
+                        and backend.sessions.joined)
 
 
 async def start_server(env=None, **given):
@@ -159,57 +160,95 @@ def redis_prefix():
     return f"test{next(_prefixes)}:"
 
 
-async def connected(store):
-    """Start a Redis store and wait (bounded) until it has its connection."""
-    from twisted.internet import reactor
-    from twisted.internet.task import deferLater
+class Receiver:
+    """
+    What a backend hands a daemon, tested without a hub: nobody is
+    connected here; what it is handed is kept, in order (unless C{keep} is
+    false: a test of what memory comes back keeps nothing).
+    """
 
-    store.startService()
-    for _ in range(200):
-        if store.connected:
-            return store
-        await deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError("the store never connected")
+    def __init__(self, keep=True):
+        self.handed = [] if keep else _Forgotten()
 
-
-class NobodyHere:
-    """The receiver of peers tested without a hub: no sessions here."""
-
-    def sessions(self):
+    def sessions_here(self):
         return {}
 
+    def load(self):
+        return {"connections": 0, "rooms": 0}
 
-def peers_for(store, node_ttl=60, kind=None):
+    def room_post(self, message):
+        self.handed.append(("room", message))
+
+    def inbox_post(self, user, message):
+        self.handed.append(("inbox", user, message))
+        return False
+
+    def deliver_local(self, user, push):
+        self.handed.append(("user", user, push))
+
+    def broadcast_local(self, room, push):
+        self.handed.append(("broadcast", room, push))
+
+    def replaced_elsewhere(self, user):
+        self.handed.append(("replaced", user))
+
+    def kicked(self, user, reason):
+        self.handed.append(("kicked", user, reason))
+
+    def reaped(self, user, rooms, peer):
+        self.handed.append(("reaped", user, rooms, peer))
+
+
+class _Forgotten(list):
+    def append(self, item):
+        pass
+
+
+async def started(backend, receiver=None):
     """
-    The L{RedisPeers} (or a C{kind} of them) of a Redis store, logging in
-    as the store does; not started.
-    """
-    from twisted.internet import reactor
-
-    from aleatoria.ops.reporting import Reporter
-    from aleatoria.redis.peers import RedisPeers
-
-    link = store.link
-    login = {"timeout": link.timeout, "username": link.username, "password": link.password}
-    peers = (kind or RedisPeers)(store, (link.endpoint, link.where, login), reactor,
-                                 Reporter().daemon, node_ttl=node_ttl)
-    peers.listen(NobodyHere())
-    return peers
-
-
-async def joined(store):
-    """
-    Start, beside a connected Redis store, the peers that make its node
-    live (heartbeat) and listening (subscribed), as a daemon's would; wait
-    until it is both. The caller stops the peers it returns.
+    Start a backend with C{receiver} (a L{Receiver} by default) in a
+    daemon's place; on Redis, wait (bounded) until it is connected,
+    subscribed and counts among the live daemons, as a daemon's would.
     """
     from .lifecycle_helpers import until
 
-    peers = peers_for(store)
-    peers.startService()
-    peers.resync()
-    await until(lambda: peers.subscribed and peers.joined)
-    return peers
+    backend.receiver = receiver or Receiver()
+    backend.bus.listen(backend.receiver)
+    backend.sessions.listen(backend.receiver)
+    backend.startService()
+    if backend.kind == "redis":
+        await until(lambda: backend.connected and backend.bus.subscribed
+                    and backend.sessions.joined)
+    return backend
+
+
+CONTRACT_HISTORY = 5
+"""The history size of the backends the contract suites hold to their seams."""
+
+
+@pytest_twisted.async_yield_fixture(params=["memory", "redis"])
+async def backend(request):
+    """Each backend in turn, fresh for every test, started with a recording receiver."""
+    from twisted.internet import reactor
+    from twisted.internet.task import Clock
+
+    from aleatoria.daemon.backends import make_backend
+    from aleatoria.memory.backend import MemoryBackend
+    from aleatoria.ops.reporting import Reporter
+
+    if request.param == "memory":
+        made = await started(MemoryBackend(Clock(), ttl=3600, history_size=CONTRACT_HISTORY))
+        yield made
+        made.stopService()
+        return
+    server = request.getfixturevalue("redis_server")
+    config = redis_config(server.port, **{
+        "redis-prefix": request.getfixturevalue("redis_prefix"),
+        "history-size": str(CONTRACT_HISTORY),
+    })
+    made = await started(make_backend(config, reactor, Reporter(clock=reactor).daemon))
+    yield made
+    await made.stopService()
 
 
 def redis_config(port, env=None, **given):

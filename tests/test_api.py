@@ -20,7 +20,7 @@ from twisted.web.http_headers import Headers
 
 from aleatoria.daemon import config
 from aleatoria.domain.limits import KeyedBuckets
-from aleatoria.edge.gate import Gate
+from aleatoria.edge.admission import Admission, Gate
 from aleatoria.http.api import REFUSALS_WINDOW, ServerAPI
 from aleatoria.http.site import api_site
 
@@ -148,14 +148,14 @@ async def test_api_calls_reach_users_on_another_daemon(own_redis):
         status, _, members = await call(one, "GET", "/api/v1/rooms/r/members")
         assert members == {"room": "r", "members": ["alice", "bob"], "count": 2}
         status, _, where = await call(one, "GET", "/api/v1/users/bob")
-        assert where == {"userId": "bob", "online": True, "daemon": two.store.node,
+        assert where == {"userId": "bob", "online": True, "daemon": two.backend.node,
                          "rooms": ["r"], "inCall": False}
-        await until(lambda: own_redis.raw("HGET", f"node:{two.store.node}:stats",
+        await until(lambda: own_redis.raw("HGET", f"node:{two.backend.node}:stats",
                                           "connections") == "1")
         status, _, stats = await call(one, "GET", "/api/v1/stats")
         assert (stats["connections"], stats["poolSize"]) == (2, 0)
         assert sorted((d["node"], d["connections"]) for d in stats["daemons"]) == sorted(
-            [(one.store.node, 1), (two.store.node, 1)])
+            [(one.backend.node, 1), (two.backend.node, 1)])
 
         status, _, answer = await call(one, "POST", "/api/v1/disconnect",
                                        {"userId": "bob", "reason": "abuse reported"})
@@ -409,8 +409,8 @@ async def test_refused_guesses_are_logged_once_and_summed_up():
     clock = Clock()
     api = ServerAPI(server.hub.admin, TOKEN, KeyedBuckets(10**6, 10**6, clock.seconds),
                     KeyedBuckets(10 / 60, 10, clock.seconds), clock)
-    gate = Gate(maximum=10, trusted=(), deadline=30, clock=clock,
-                attempts=KeyedBuckets(100, 100, clock.seconds))
+    gate = Gate(admission=Admission(10, KeyedBuckets(100, 100, clock.seconds)), deadline=30,
+                clock=clock)
     port = reactor.listenTCP(0, api_site(api, reactor, gate, 30), interface="127.0.0.1")
     lines = []
 
@@ -448,8 +448,8 @@ async def test_a_kept_alive_backend_is_cut_off_only_for_a_slow_request():
     clock = Clock()
     api = ServerAPI(server.hub.admin, TOKEN, KeyedBuckets(100, 100, clock.seconds),
                     KeyedBuckets(1, 10, clock.seconds), clock)
-    gate = Gate(maximum=10, trusted=(), deadline=1, clock=clock,
-                attempts=KeyedBuckets(100, 100, clock.seconds))
+    gate = Gate(admission=Admission(10, KeyedBuckets(100, 100, clock.seconds)), deadline=1,
+                clock=clock)
     port = reactor.listenTCP(0, api_site(api, reactor, gate, 30), interface="127.0.0.1")
     backend = await deferToThread(Persistent, port.getHost().port)
     try:

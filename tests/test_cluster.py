@@ -87,7 +87,7 @@ async def test_reconnecting_to_another_daemon_replaces(two_daemons):
     await old.expect("user_joined")
     new = await two.connect("alice", room="r")
     assert await old.closed() == (4001, "replaced")
-    await until(lambda: not one.hub.is_online("alice"))
+    await until(lambda: "alice" not in one.hub.connections)
     members = await new.request({"type": "get_room_members", "room": "r"}, "room_members",
                                 skip={"user_joined"})
     assert members["payload"]["members"] == ["alice", "bob"]
@@ -102,11 +102,11 @@ async def test_daemons_find_each_other_again_after_an_outage(two_daemons, own_re
     alice = await one.connect("alice")
     bob = await two.connect("bob")
     own_redis.stop()
-    clusters = [s.service.getServiceNamed("peers") for s in (one, two)]
+    clusters = [s.backend.bus for s in (one, two)]
     await until(lambda: not any(c.subscribed for c in clusters))
     own_redis.start()
     await until(lambda: all(c.subscribed for c in clusters))
-    await until(lambda: one.store.connected and two.store.connected)
+    await until(lambda: one.backend.connected and two.backend.connected)
     alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "again"}})
     assert (await bob.expect("chat_message"))["payload"] == {"content": "again"}
 
@@ -144,7 +144,7 @@ def _registering(server, redis):
 
     async def connect_registered(user, room=None, **kwargs):
         client = await connect_only(user, room, **kwargs)
-        await redis.becomes(server.store.node, "GET", f"presence:{user}")
+        await redis.becomes(server.backend.node, "GET", f"presence:{user}")
         return client
 
     server.connect = connect_registered
@@ -220,7 +220,7 @@ async def test_lost_releases_heal_within_a_heartbeat(own_redis):
     """
     server = await daemon(own_redis.port)
     try:
-        node = server.store.node
+        node = server.backend.node
         own_redis.raw("SET", "presence:lost", node)
         own_redis.raw("SADD", f"node:{node}:users", "lost")
         own_redis.raw("SADD", "available:webrtc", "lost")
@@ -249,7 +249,7 @@ async def test_reconnecting_to_another_daemon_does_not_refill_the_budget(own_red
         await alice.close()
         await own_redis.becomes("0", "EXISTS", "presence:alice")
         again = await two.connect("alice")
-        await own_redis.becomes(two.store.node, "GET", "presence:alice")  # claimed there
+        await own_redis.becomes(two.backend.node, "GET", "presence:alice")  # claimed there
         refused = await again.request({"type": "get_rooms"}, "error")
         assert refused["payload"]["code"] == "rate_limited"
     finally:

@@ -124,7 +124,7 @@ async def test_oversized_message_closes_with_1009():
         code, _ = await alice.closed()
         assert code == 1009
         await bob.quiet()
-        assert not server.hub.is_online("alice")
+        assert "alice" not in server.hub.connections
     finally:
         await stop_server(server)
 

@@ -13,10 +13,9 @@ from twisted.internet.defer import fail
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.daemon.service import make_store
-from aleatoria.redis.peers import RedisPeers
+from aleatoria.daemon.backends import make_backend
 
-from .conftest import connected, peers_for, redis_config, redis_daemon, stop_server
+from .conftest import redis_config, redis_daemon, started, stop_server
 from .daemons import Spawned
 from .lifecycle_helpers import until
 from .redis_server import RedisServer, acl_redis
@@ -144,7 +143,7 @@ async def test_sigterm_releases_every_session(own_redis, tmp_path):
             left = int(own_redis.raw("PTTL", key))  # -2: gone already; -1 would be: never
             assert left != -1 and left <= 2000, (key, left)
         assert own_redis.raw("SMEMBERS", "room:members:r") == "watcher"
-        assert own_redis.raw("SMEMBERS", "nodes") == survivor.store.node
+        assert own_redis.raw("SMEMBERS", "nodes") == survivor.backend.node
         assert own_redis.raw("SCARD", "available:webrtc") == "0"
     finally:
         victim.kill()
@@ -173,15 +172,15 @@ async def test_chat_during_an_outage_is_answered_unavailable(own_redis):
             alice.send({"type": "chat_message", "room": "r", "messageId": "room-1",
                         "payload": {"content": "to the room"}})
             assert (await received(carol, "to the room"))["messageId"] == "room-1"
-            assert (await alice.expect("chat_message"))["messageId"] == "room-1"
             error = (await alice.expect("error"))["payload"]
             assert (error["code"], error["messageId"], error["failed"]) == (
                 "unavailable", "room-1", ["delivery", "history"])
+            assert (await alice.expect("chat_message"))["messageId"] == "room-1"
             alice.send(dm("bob", "direct", "dm-1"))
-            assert (await alice.expect("chat_message"))["messageId"] == "dm-1"
             error = (await alice.expect("error"))["payload"]
             assert (error["code"], error["messageId"], error["failed"]) == (
                 "unavailable", "dm-1", ["delivery", "history"])
+            assert (await alice.expect("chat_message"))["messageId"] == "dm-1"
         finally:
             own_redis.resume()
     finally:
@@ -202,7 +201,7 @@ async def test_ready_and_delivery_wait_for_the_subscription(tmp_path):
     login = ({"VALKEY_PASSWORD": "right-password"}, {"redis-username": "chat"})
     one = await redis_daemon(redis.port, login[0], **login[1])
     two = await redis_daemon(redis.port, login[0], **login[1])
-    clusters = [server.service.getServiceNamed("peers") for server in (one, two)]
+    clusters = [server.backend.bus for server in (one, two)]
     try:
         alice = await one.connect("alice")
         bob = await two.connect("bob")
@@ -213,10 +212,10 @@ async def test_ready_and_delivery_wait_for_the_subscription(tmp_path):
         code, body = await one.ready()
         assert (code, body["storeReachable"], body["subscribed"]) == (503, True, False)
         alice.send(dm("bob", "unheard", "dm-1"))
-        await alice.expect("chat_message")
         error = (await alice.expect("error"))["payload"]
         assert (error["code"], error["messageId"], error["failed"]) == (
             "unavailable", "dm-1", ["delivery"])
+        await alice.expect("chat_message")
 
         redis.raw("ACL", "SETUSER", "chat", "+subscribe")
         await one.settled()
@@ -293,7 +292,7 @@ async def test_outage_longer_than_node_ttl(own_redis):
         await alice.quiet()
         await bob.quiet()
         assert sorted(own_redis.raw("SMEMBERS", "nodes").split()) == sorted(
-            [one.store.node, two.store.node])
+            [one.backend.node, two.backend.node])
     finally:
         await stop_server(one)
         await stop_server(two)
@@ -333,8 +332,8 @@ async def test_ready_answers_nobody_after_the_caller_left(own_redis):
     calls through) shows the request was under way before the hang-up.
     """
     server = await redis_daemon(own_redis.port)
-    pings, ping = [], server.store.ping
-    server.store.ping = lambda: pings.append(1) or ping()
+    pings, ping = [], server.backend.sessions.ping
+    server.backend.sessions.ping = lambda: pings.append(1) or ping()
     try:
         own_redis.pause()
         with socket.create_connection(("127.0.0.1", server.port)) as probe:
@@ -348,16 +347,6 @@ async def test_ready_answers_nobody_after_the_caller_left(own_redis):
         await stop_server(server)
 
 
-class _BrokenHeartbeat(RedisPeers):
-    """Failure injection: a heartbeat that fails with a bug, not an outage."""
-
-    beats = 0
-
-    def heartbeat(self):
-        self.beats += 1
-        return fail(RuntimeError("heartbeat bug"))
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
     """
@@ -365,15 +354,23 @@ async def test_a_failing_heartbeat_is_reported_not_lost(own_redis):
     reported -- the first of a minute, the rest counted (issue: attacks,
     item 3) -- and the beats go on.
     """
-    store = await connected(make_store(redis_config(own_redis.port), reactor))
-    peers = peers_for(store, node_ttl=0.5, kind=_BrokenHeartbeat)
+    from aleatoria.ops.reporting import Reporter
+
+    config = redis_config(own_redis.port, **{"node-ttl": "0.5"})
+    backend = make_backend(config, reactor, Reporter(clock=reactor).daemon)
+    beats = []
+
+    def broken():  # failure injection: a bug, not an outage
+        beats.append(1)
+        return fail(RuntimeError("heartbeat bug"))
+
+    backend.sessions.heartbeat = broken
     with Log() as log:
-        peers.startService()
+        await started(backend)
         try:
-            await until(lambda: peers.beats >= 3)
+            await until(lambda: len(beats) >= 3)
         finally:
-            await peers.stopService()
-            await store.stopService()
+            await backend.stopService()
     assert log.count("peers_heartbeat failed") == 1
 
 
@@ -403,7 +400,7 @@ async def test_sigterm_without_redis_leaves_the_node_to_be_reaped(tmp_path):
         redis.start()
         hangup = await alice.expect("hangup")
         assert (hangup["fromUser"], hangup["payload"]) == ("ghost", {"reason": "disconnected"})
-        assert redis.raw("SMEMBERS", "nodes") == survivor.store.node
+        assert redis.raw("SMEMBERS", "nodes") == survivor.backend.node
         assert redis.raw("EXISTS", "presence:ghost") == "0"
     finally:
         victim.kill()

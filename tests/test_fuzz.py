@@ -18,15 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet.task import Clock
 
-from aleatoria.domain.clock import MessageClock
-from aleatoria.domain.hub import Hub
-from aleatoria.edge.routes import Router
 from aleatoria.edge.wire import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
-from aleatoria.memory.store import MemoryStore
+from aleatoria.memory.backend import MemoryBackend
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.reporting import Reporter
 
-from .test_hub import Recorder
+from .support.hub import Recorder, make_hub
 
 EXAMPLES = int(os.environ.get("ALEATORIA_FUZZ_EXAMPLES", "60"))
 FIELDS = ["type", "fromUser", "toUser", "room", "payload", "messageId", "createTime",
@@ -87,12 +83,10 @@ class HubMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         clock = Clock()
-        self.store = MemoryStore(clock, 3600, 1000)
+        self.backend = MemoryBackend(clock, 3600, 1000)
         self.metrics = Metrics()
-        self.hub = Hub(self.store, lambda e: e, MessageClock(),
-                       reporter=Reporter(), metrics=self.metrics)
-        self.hub.startService()
-        self.router = Router(self.hub, Reporter(), self.metrics)
+        self.hub = make_hub(clock, self.backend, metrics=self.metrics)
+        self.router = self.hub.router
         self.conns = {}
         self.members = {room: set() for room in ROOMS}
         self.stored = {room: [] for room in ROOMS}
@@ -195,24 +189,25 @@ class HubMachine(RuleBasedStateMachine):
 
     @invariant()
     def pairings_are_mutual_and_live(self):
-        for user, match in self.store._matches.items():
+        matches = self.backend.matchmaking.matches
+        for user, match in matches.items():
             assert user in self.conns and match.peer in self.conns
-            partner = self.store._matches[match.peer]
+            partner = matches[match.peer]
             assert partner.peer == user and {partner.role, match.role} == {"polite", "impolite"}
 
     @invariant()
     def no_disconnected_user_anywhere(self):
-        assert set(self.store._pool._index) <= set(self.conns)
-        assert set(self.store._membership.users()) <= set(self.conns)
-        assert set(self.hub.sessions()) <= set(self.conns)
+        assert set(self.backend.matchmaking.pool) <= set(self.conns)
+        assert set(self.backend.sessions.membership.users()) <= set(self.conns)
+        assert set(self.hub.sessions_here()) <= set(self.conns)
         for room in ROOMS:
             assert set(self.hub.members(room)) == self.members[room]
 
     @invariant()
     def history_holds_only_allowed_messages(self):
         for room in ROOMS:
-            history = self.store.room_messages(room, 1000).result
-            kept = [e.payload.content for e in reversed(history)]
+            history = self.backend.streams.room_history(room, 1000).result
+            kept = [m.content for m in reversed(history)]
             assert kept == self.stored[room]
 
 
@@ -256,7 +251,7 @@ async def test_random_frames_over_a_real_socket(server):
         if reply["type"] == "direct_messages" and reply["payload"]["withUser"] == "sentinel":
             break
         assert reply["type"] != "chat_message" or reply["fromUser"] == "mallory"
-    assert server.hub.is_online("mallory")
+    assert "mallory" in server.hub.connections
     bob.send({"type": "get_direct_messages", "payload": {"withUser": "sentinel"}})
     received = []
     while not received or received[-1]["type"] != "direct_messages":

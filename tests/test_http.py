@@ -16,9 +16,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent, readBody
 
-from aleatoria.http.site import Ready
-from aleatoria.memory.bus import LonePeers
-from aleatoria.memory.store import MemoryStore
+from aleatoria.http.pages import Ready
+from aleatoria.memory.backend import MemoryBackend
 
 from .conftest import ORIGIN, start_server, stop_server
 from .daemons import Spawned
@@ -53,24 +52,17 @@ async def test_ready_reports_store_and_connections(server):
     }
 
 
-class _UnreachableStore(MemoryStore):
-    """Failure injection: a store whose ping fails."""
-
-    def ping(self):
-        from twisted.internet.defer import fail
-
-        return fail(ConnectionRefusedError("store down"))
-
-
 @pytest_twisted.ensureDeferred
 async def test_ready_is_503_when_the_store_fails(server):
     """/ready answers 503 degraded while the store does not answer."""
+    from twisted.internet.defer import fail
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
-    store = _UnreachableStore(reactor, 3600, 10)
+    backend = MemoryBackend(reactor, 3600, 10)
+    backend.sessions.ping = lambda: fail(ConnectionRefusedError("store down"))  # injected
     root = Resource()
-    root.putChild(b"ready", Ready(server.hub, store, LonePeers(store), reactor))
+    root.putChild(b"ready", Ready(server.hub, backend, reactor))
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
     try:
         url = f"http://127.0.0.1:{port.getHost().port}/ready".encode()

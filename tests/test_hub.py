@@ -1,120 +1,51 @@
 """
-The hub without a network: recorded connections, a fake clock, and stores
-that hold or fail their answers where a test needs to control the order of
-events or inject a failure.
+The hub without a network: recorded connections, a fake clock, and a
+backend whose answers a test holds or fails where it needs to control the
+order of events or inject a failure.
 """
 
 import json
 
 import pytest
 from msgspec import Raw
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
-from zope.interface import implementer
 
 from aleatoria.domain.clock import MessageClock
-from aleatoria.domain.hub import Hub
-from aleatoria.domain.ports import IConnection
-from aleatoria.edge.routes import Router
+from aleatoria.domain.hub import Rules
 from aleatoria.edge.wire import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
-from aleatoria.memory.store import MemoryStore
+from aleatoria.memory.backend import MemoryBackend
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.reporting import Reporter
+
+from .support.hub import Recorder, connect, make_hub, received
 
 
-@implementer(IConnection)
-class Recorder:
-    """A connection that keeps what the hub sends it."""
-
-    def __init__(self, user, hub=None):
-        self.user_id = user
-        self.peer = f"test:{user}"
-        self.report = Reporter().report_for(user)
-        self.sent = []
-        self.closed = None
-        self._hub = hub
-
-    def may_join(self, room):
-        return True
-
-    def send(self, prepared):
-        self.sent.append(prepared)
-
-    def replaced(self):
-        self.closed = "replaced"
-
-    def rested_in(self):
-        return 0
-
-    def rest_in(self, seconds):
-        pass
-
-    def charge(self, messages):
-        pass
-
-    def writable(self):
-        return succeed(None)
-
-    def holding(self, count):
-        pass
-
-    def going_away(self):
-        self.closed = "going away"
-
-    def kinds(self):
-        return [m.type for m in self.sent]
-
-    def take(self):
-        sent, self.sent = self.sent, []
-        return sent
-
-
-class HeldPairs(MemoryStore):
+def held_pairs(clock):
     """
-    Failure injection: a pairing happens only when the test says so, as a
-    slow store would answer late.
+    Failure injection: a backend whose pairings happen only when the test
+    says so (C{backend.answer(requester)}), as a slow one would answer late.
     """
+    backend = MemoryBackend(clock, 3600, 100)
+    matchmaking, held = backend.matchmaking, {}
+    pair = matchmaking.pair
 
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.held = {}
-
-    def pair(self, requester, skipped):
+    def hold(requester, skipped):
         d = Deferred()
-        self.held[requester] = (d, skipped)
+        held[requester] = (d, skipped)
         return d
 
-    def answer(self, requester):
-        d, skipped = self.held.pop(requester)
-        super().pair(requester, skipped).chainDeferred(d)
+    def answer(requester):
+        d, skipped = held.pop(requester)
+        pair(requester, skipped).chainDeferred(d)
 
-
-REPORTER, METRICS = Reporter(), Metrics()
+    matchmaking.pair = hold
+    backend.answer = answer
+    return backend
 
 
 @pytest.fixture
 def clock():
     return Clock()
-
-
-def make_hub(clock, store=None):
-    store = store or MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda envelope: envelope, MessageClock(lambda: 1),
-              reporter=Reporter(), metrics=Metrics())
-    hub.startService()
-    return hub
-
-
-def received(hub, conn, envelope):
-    """What the protocol does with a decoded message: route it to the hub."""
-    Router(hub, REPORTER, METRICS).received(conn, envelope)
-
-
-def connect(hub, *users, room="home"):
-    conns = [Recorder(user) for user in users]
-    for conn in conns:
-        hub.connected(conn, f"{room}-{conn.user_id}")
-    return conns
 
 
 def request(hub, conn, skipped=""):
@@ -123,7 +54,7 @@ def request(hub, conn, skipped=""):
 
 def test_create_times_strictly_increase(clock):
     """Even with a stuck wall clock, every message gets a later createTime."""
-    hub = make_hub(clock)
+    hub = make_hub(clock, message_clock=MessageClock(lambda: 1))
     (alice,) = connect(hub, "alice", room="r")
     for _ in range(3):
         received(hub, alice, Envelope(type="get_rooms"))
@@ -137,20 +68,20 @@ def test_crossed_requests_never_double_pair(clock):
     alice's own request then finds her matched and repeats her assignment.
     Nobody else is touched.
     """
-    store = HeldPairs(clock, 3600, 100)
-    hub = make_hub(clock, store)
+    backend = held_pairs(clock)
+    hub = make_hub(clock, backend)
     alice, bob, carol = connect(hub, "alice", "bob", "carol")
     received(hub, alice, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     request(hub, bob)
-    store.answer("bob")
+    backend.answer("bob")
     received(hub, carol, Envelope(type="user_available_webrtc"))
-    store.answer("alice")
+    backend.answer("alice")
 
     assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice"}]
     assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob"}] * 2
     assert carol.take() == []
-    assert store.pool_size().result == 1
+    assert backend.matchmaking.pool_size().result == 1
 
 
 def test_requester_gone_before_the_answer(clock):
@@ -158,16 +89,16 @@ def test_requester_gone_before_the_answer(clock):
     A requester who disconnects before its pairing is answered: the pairing
     is undone before the peer hears of it, and the peer is back in the pool.
     """
-    store = HeldPairs(clock, 3600, 100)
-    hub = make_hub(clock, store)
+    backend = held_pairs(clock)
+    hub = make_hub(clock, backend)
     alice, bob = connect(hub, "alice", "bob")
     received(hub, bob, Envelope(type="user_available_webrtc"))
     request(hub, alice)
     hub.disconnected(alice)
-    store.answer("alice")
+    backend.answer("alice")
     assert bob.take() == [] and alice.take() == []
-    assert store.match_of("bob").result is None
-    assert store.pool_size().result == 1
+    assert backend.matchmaking.match_of("bob").result is None
+    assert backend.matchmaking.pool_size().result == 1
 
 
 def test_replaced_connection_closing_late_changes_nothing(clock):
@@ -179,21 +110,16 @@ def test_replaced_connection_closing_late_changes_nothing(clock):
     hub.connected(new, "r")
     assert old.closed == "replaced"
     hub.disconnected(old)
-    assert hub.is_online("alice") and hub.members("r") == ["alice"]
+    assert "alice" in hub.connections and hub.members("r") == ["alice"]
     received(hub, old, Envelope(type="get_rooms"))
     assert old.kinds() == []
 
 
-class FailingHistory(MemoryStore):
-    """Failure injection: history reads fail."""
-
-    def room_messages(self, room, limit, before_ns=None):
-        return fail(ConnectionError("store down"))
-
-
 def test_store_failure_answers_unavailable(clock):
     """A history read that fails is answered with error code unavailable."""
-    hub = make_hub(clock, FailingHistory(clock, 3600, 100))
+    backend = MemoryBackend(clock, 3600, 100)
+    backend.streams.room_history = lambda *args: fail(ConnectionError("store down"))
+    hub = make_hub(clock, backend)
     (alice,) = connect(hub, "alice")
     received(hub, alice, Envelope(type="get_recent_messages", room="home-alice",
                                  payload=RecentMessagesQuery()))
@@ -201,11 +127,9 @@ def test_store_failure_answers_unavailable(clock):
     assert error.type == "error" and error.payload["code"] == "unavailable"
 
 
-class BrokenJoin(MemoryStore):
-    """Failure injection: join_room raises instead of returning a Deferred."""
-
-    def join_room(self, room, user):
-        raise RuntimeError("bug")
+def broken_join(room, user):
+    """Failure injection: a join that raises instead of returning a Deferred."""
+    raise RuntimeError("bug")
 
 
 def test_handler_exception_is_contained(clock):
@@ -213,7 +137,9 @@ def test_handler_exception_is_contained(clock):
     An exception while handling one message answers that client with an error
     and leaves the connection and the hub working.
     """
-    hub = make_hub(clock, BrokenJoin(clock, 3600, 100))
+    backend = MemoryBackend(clock, 3600, 100)
+    backend.sessions.join_room = broken_join
+    hub = make_hub(clock, backend)
     alice = Recorder("alice")
     with pytest.raises(RuntimeError):
         hub.connected(alice, "r")
@@ -229,15 +155,14 @@ def test_shutdown_releases_sessions_without_waiting_for_clients(clock):
     once -- rooms, pool and calls are clean before any client answers the
     close -- and fires only when every client has gone.
     """
-    store = MemoryStore(clock, 3600, 100)
-    hub = make_hub(clock, store)
+    hub = make_hub(clock)
     alice, bob = connect(hub, "alice", "bob", room="r")
     received(hub, bob, Envelope(type="user_available_webrtc"))
     stopped = hub.stopService()
     assert alice.closed == bob.closed == "going away"
     assert hub.connection_count == 0 and hub.room_names() == []
-    assert store.room_members("r", 10, "").result == ([], 0, None)
-    assert store.pool_size().result == 0
+    assert hub.backend.sessions.room_members("r", 10, "").result == ([], 0, None)
+    assert hub.backend.matchmaking.pool_size().result == 0
     hub.disconnected(alice)
     assert not stopped.called
     hub.disconnected(bob)
@@ -251,7 +176,7 @@ def test_no_new_clients_while_stopping(clock):
     late = Recorder("late")
     hub.connected(late, "r")
     assert late.closed == "going away"
-    assert not hub.is_online("late")
+    assert "late" not in hub.connections
 
 
 def test_room_broadcast_is_prepared_once_per_body(clock):
@@ -260,10 +185,7 @@ def test_room_broadcast_is_prepared_once_per_body(clock):
     members, once for the sender's echo -- however many members there are.
     """
     prepared = []
-    store = MemoryStore(clock, 3600, 100)
-    hub = Hub(store, lambda e: prepared.append(e) or e, MessageClock(),
-              reporter=Reporter(), metrics=Metrics())
-    hub.startService()
+    hub = make_hub(clock, prepare=lambda e: prepared.append(e) or e)
     members = connect(hub, *[f"u{n}" for n in range(50)], room="shared")
     for conn in members:
         received(hub, conn, Envelope(type="join_room", room="big"))
@@ -316,8 +238,7 @@ def test_refused_message_gets_error(clock, message, code):
     it) gets error with its code, and nothing else happens: nothing reaches
     the other member, nothing is stored.
     """
-    store = MemoryStore(clock, 3600, 100)
-    hub = make_hub(clock, store)
+    hub = make_hub(clock)
     alice, bob = connect(hub, "alice", "bob")
     for conn in (alice, bob):
         received(hub, conn, Envelope(type="join_room", room="r"))
@@ -327,14 +248,14 @@ def test_refused_message_gets_error(clock, message, code):
     assert (error.type, error.fromUser, error.toUser) == ("error", "system", "alice")
     assert error.payload["code"] == code and error.payload["error"].endswith(".")
     assert bob.take() == []
-    assert store.room_messages("r", 10).result == []
+    assert hub.backend.streams.room_history("r", 10).result == []
 
 
 @pytest.mark.parametrize("message, text", [
     pytest.param({"type": "chat_message", "toUser": "alice", "payload": {"content": "x"}},
                  "You cannot message yourself.", id="dm-self"),
     pytest.param({"type": "webrtc_offer", "toUser": "alice"},
-                 "You cannot send webrtc_offer to yourself.", id="signal-self"),
+                 "You cannot signal yourself (offer).", id="signal-self"),
     pytest.param({"type": "get_direct_messages", "payload": {}},
                  "get_direct_messages needs payload.withUser.", id="no-withUser"),
     pytest.param({"type": "chat_message", "toUser": "bad user", "payload": {"content": "x"}},
@@ -357,11 +278,9 @@ def test_only_work_for_other_daemons_is_timed_as_delivery(clock):
     the peers; a relay to a connection on this daemon is not store work.
     """
     metrics = Metrics()
-    hub = Hub(MemoryStore(clock, 3600, 100), lambda e: e, MessageClock(),
-              reporter=REPORTER, metrics=metrics)
-    hub.startService()
+    hub = make_hub(clock, metrics=metrics)
     alice, bob = connect(hub, "alice", "bob")
-    router = Router(hub, REPORTER, metrics)
+    router = hub.router
 
     def deliveries():
         return metrics.registry.get_sample_value(
@@ -388,9 +307,8 @@ def test_joining_a_room_past_the_presence_limit_sends_nothing(clock):
     all, however large the room: filling a room is linear, not quadratic.
     """
     prepared = []
-    hub = Hub(MemoryStore(clock, 3600, 100), lambda e: prepared.append(e) or e,
-              MessageClock(), reporter=REPORTER, metrics=Metrics(), presence_limit=10)
-    hub.startService()
+    hub = make_hub(clock, prepare=lambda e: prepared.append(e) or e,
+                   rules=Rules(presence_limit=10))
     counts = []
     for n in range(300):
         before = len(prepared)
@@ -403,16 +321,6 @@ def test_joining_a_room_past_the_presence_limit_sends_nothing(clock):
     assert len(prepared) == sum(range(10))
 
 
-class CountedMatches(MemoryStore):
-    """Counts how often the hub asks whom a user is matched with."""
-
-    asked = 0
-
-    def match_of(self, user):
-        self.asked += 1
-        return super().match_of(user)
-
-
 def test_signaling_here_never_asks_the_store(clock):
     """
     Between users of one daemon, whom each is matched with is known from
@@ -420,8 +328,10 @@ def test_signaling_here_never_asks_the_store(clock):
     store look-up, a stranger is still refused as busy, and after the
     hangup the two are free again.
     """
-    store = CountedMatches(clock, 3600, 100)
-    hub = make_hub(clock, store)
+    backend = MemoryBackend(clock, 3600, 100)
+    asked, match_of = [], backend.matchmaking.match_of
+    backend.matchmaking.match_of = lambda user: asked.append(user) or match_of(user)
+    hub = make_hub(clock, backend)
     alice, bob, eve = connect(hub, "alice", "bob", "eve")
     received(hub, bob, Envelope(type="user_available_webrtc"))
     request(hub, alice)
@@ -433,7 +343,7 @@ def test_signaling_here_never_asks_the_store(clock):
     received(hub, bob, Envelope(type="hangup", toUser="alice", payload={}))
     received(hub, eve, Envelope(type="webrtc_offer", toUser="bob", payload={}))
     assert bob.take()[-1].type == "webrtc_offer"
-    assert store.asked == 0
+    assert asked == []
 
 
 def test_create_times_read_back_across_second_boundaries():

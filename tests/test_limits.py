@@ -108,7 +108,7 @@ async def test_connections_per_address(limited):
     assert await _upgrade(server, "u3") == 429
     await first.close()
     third = await server.connect("u3")
-    assert server.hub.is_online("u3")
+    assert "u3" in server.hub.connections
     await third.close()
     await second.close()
 
@@ -273,12 +273,12 @@ def test_idle_budgets_are_forgotten_once_full_again():
     clock = Clock()
     buckets = KeyedBuckets(rate=2, burst=4, seconds=clock.seconds)
     for user in range(100):
-        assert buckets.take(user) == 0
+        assert buckets.delay(user) == 0
     clock.advance(1)
-    buckets.take("late")
+    buckets.delay("late")
     assert len(buckets) == 101  # none forgotten yet: a sweep comes every burst / rate seconds
     clock.advance(2)
-    buckets.take("later")
+    buckets.delay("later")
     assert len(buckets) == 1
 
 
@@ -376,7 +376,7 @@ class _Queue:
 
 
 def _backlog(queue, clock, stall=10, messages=1000, size=10**9):
-    from aleatoria.domain.limits import Backlog
+    from aleatoria.edge.limits import Backlog
 
     backlog = Backlog(messages, size, stall, lambda: queue.size, clock.seconds)
     backlog.pauseProducing()
@@ -431,26 +431,20 @@ def test_memory_returns_when_histories_expire():
 
     from twisted.internet.task import Clock
 
-    from aleatoria.edge.wire import ChatPayload, Envelope
-    from aleatoria.memory.store import SWEEP_SECONDS, MemoryStore
+    from aleatoria.memory.backend import SWEEP_SECONDS
 
     clock = Clock()
-    store = MemoryStore(clock, 3600, 100)
-    store.startService()
+    backend = _memory(clock, 3600, 100)
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         for n in range(2000):
             room, user = f"room{n}", f"u{n}"
-            store.join_room(room, user)
-            store.save_room_message(room, Envelope(
-                type="chat_message", fromUser=user, room=room,
-                payload=ChatPayload("x" * 1000), createTime="t"), n)
-            store.leave_room(room, user)
-            store.save_direct_message(user, f"ghost{n}", Envelope(
-                type="chat_message", fromUser=user, toUser=f"ghost{n}",
-                payload=ChatPayload("y" * 1000), createTime="t"))
+            backend.sessions.join_room(room, user)
+            backend.streams.post_room(_said(room, "x" * 1000, user, n), n)
+            backend.sessions.leave_room(room, user)
+            backend.streams.post_direct(_wrote(user, f"ghost{n}", "y" * 1000, n))
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - base
         clock.advance(3600 + SWEEP_SECONDS)
@@ -458,10 +452,10 @@ def test_memory_returns_when_histories_expire():
         left = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-        store.stopService()
+        backend.stopService()
     assert grown > 2_000_000
     assert left < grown / 50, (grown, left)
-    assert store._bytes == 0
+    assert backend.streams.bytes == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -496,27 +490,50 @@ async def test_past_the_history_budget_the_oldest_streams_go(limited):
     assert 'aleatoria_streams_evicted_total{kind="inbox"} 0.0' in text
 
 
-def _chat(body, **fields):
-    from aleatoria.edge.wire import ChatPayload, Envelope
+def _said(room, body, sender="alice", n=0):
+    from aleatoria.domain.events import RoomMessage
 
-    return Envelope(type="chat_message", fromUser=fields.pop("sender", "alice"),
-                    payload=ChatPayload(body), createTime="2026-12-01T00:00:00Z", **fields)
+    return RoomMessage(room, sender, body, f"m{n}", f"2026-12-01T00:00:00.{n:09d}Z")
 
 
-def _weighed_from_scratch(store):
+def _wrote(sender, recipient, body, n=0):
+    from aleatoria.domain.events import DirectMessage
+
+    return DirectMessage(sender, recipient, body, f"d{n}", f"2026-12-01T00:00:00.{n:09d}Z")
+
+
+def _memory(clock, ttl, size, max_bytes=None):
+    """An embedded backend, started, with nobody connected."""
+    from aleatoria.memory.backend import MemoryBackend
+
+    from .conftest import Receiver
+
+    backend = MemoryBackend(clock, ttl, size, max_bytes=max_bytes)
+    backend.bus.listen(Receiver(keep=False))
+    backend.sessions.listen(Receiver(keep=False))
+    backend.startService()
+    return backend
+
+
+def _epoch(streams, room):
+    (newest,) = streams.room_history(room, 1).result
+    return newest.offset, newest.epoch
+
+
+def _weighed_from_scratch(streams):
     """
-    What a memory store's kept messages weigh, counted afresh: each room
-    message, and each direct message once, however many copies are kept.
+    What the embedded backend's kept messages weigh, counted afresh: each
+    room message, and each direct message once, however many copies are kept.
     """
-    from msgspec import UNSET
+    import msgspec
     from msgspec.structs import replace
 
-    from aleatoria.edge.wire import encode
-
-    rooms = sum(len(encode(m)) for history in store._room_history.values() for _, m in history)
-    copies = [m for history in store._direct_history.values() for m in history]
-    copies += [m for inbox in store._inboxes.values() for m in inbox.messages]
-    direct = {id(m.payload): len(encode(replace(m, offset=0, epoch="", positions=UNSET)))
+    encode = msgspec.json.encode
+    rooms = sum(len(encode(m)) for history in streams._room_history.values()
+                for _, m in history)
+    copies = [kept.message for history in streams._direct_history.values() for kept in history]
+    copies += [m for inbox in streams._inboxes.values() for m in inbox.messages]
+    direct = {(m.sender, m.create_time): len(encode(replace(m, offset=0, epoch="")))
               for m in copies}
     return rooms + sum(direct.values())
 
@@ -531,32 +548,33 @@ def test_memory_evicts_the_streams_written_longest_ago():
     from twisted.internet.task import Clock
     from twisted.logger import capturedLogs
 
-    from aleatoria.memory.store import TELL_SECONDS, MemoryStore
+    from aleatoria.memory.backend import TELL_SECONDS
 
     clock = Clock()
-    store = MemoryStore(clock, 3600, 100, max_bytes=5000)
-    store.startService()
+    backend = _memory(clock, 3600, 100, max_bytes=5000)
+    streams = backend.streams
     first = {}
     for n in range(4):
         clock.advance(1)
-        place, _ = store.save_room_message(f"room{n}", _chat("x" * 1000), n).result
-        first[n] = place.epoch
-    store.save_direct_message("alice", "ghost", _chat("y" * 1000, toUser="ghost"))
-    store.save_room_message("room1", _chat("z" * 1000), 9)
-    store.save_direct_message("alice", "ghost2", _chat("y" * 1000, toUser="ghost2"))
-    assert not store.full()
-    assert [n for n in range(4) if store.room_messages(f"room{n}", 10).result] == [1]
-    assert len(store.direct_messages("alice", "ghost", 10).result) == 1
-    assert store._bytes == _weighed_from_scratch(store) <= 5000
-    assert store.evictions.total == {"room": 3, "direct": 0, "inbox": 0}
-    place, _ = store.save_room_message("room0", _chat("again"), 10).result
-    assert (place.offset, place.epoch != first[0]) == (1, True)
+        streams.post_room(_said(f"room{n}", "x" * 1000, n=n), n)
+        first[n] = _epoch(streams, f"room{n}")[1]
+    streams.post_direct(_wrote("alice", "ghost", "y" * 1000, 10))
+    streams.post_room(_said("room1", "z" * 1000, n=11), 9)
+    streams.post_direct(_wrote("alice", "ghost2", "y" * 1000, 12))
+    assert not streams.full()
+    assert [n for n in range(4) if streams.room_history(f"room{n}", 10).result] == [1]
+    assert len(streams.direct_history("alice", "ghost", 10).result) == 1
+    assert streams.bytes == _weighed_from_scratch(streams) <= 5000
+    assert backend.evictions.total == {"room": 3, "direct": 0, "inbox": 0}
+    streams.post_room(_said("room0", "again", n=13), 10)
+    offset, epoch = _epoch(streams, "room0")
+    assert (offset, epoch != first[0]) == (1, True)
     with capturedLogs() as events:
         clock.advance(TELL_SECONDS)
         clock.advance(TELL_SECONDS)
     told = [e for e in events if e["log_format"].startswith("Evicted")]
     assert len(told) == 1 and (told[0]["streams"], told[0]["rooms"]) == (3, 3), told
-    store.stopService()
+    backend.stopService()
 
 
 def test_a_direct_message_weighs_once_on_memory():
@@ -565,21 +583,19 @@ def test_a_direct_message_weighs_once_on_memory():
     inbox, sharing its content: it weighs once (issue 22, item 4); as
     copies go, it weighs until the last has gone, and then nothing.
     """
+    import msgspec
     from twisted.internet.task import Clock
 
-    from aleatoria.edge.wire import encode
-    from aleatoria.memory.store import MemoryStore
-
     clock = Clock()
-    store = MemoryStore(clock, 3600, 2)
-    message = _chat("y" * 1000, toUser="bob")
-    store.save_direct_message("alice", "bob", message)
-    assert store._bytes == len(encode(message))
-    others = [_chat(str(n), toUser=f"u{n}") for n in range(2)]
+    streams = _memory(clock, 3600, 2).streams
+    message = _wrote("alice", "bob", "y" * 1000)
+    streams.post_direct(message)
+    assert streams.bytes == len(msgspec.json.encode(message))
+    others = [_wrote("alice", f"u{n}", str(n), n + 1) for n in range(2)]
     for other in others:  # alice's inbox drops it; bob's and the pair's keep it
-        store.save_direct_message("alice", other.toUser, other)
-    assert store._bytes == _weighed_from_scratch(store) == sum(
-        len(encode(m)) for m in [message, *others])
+        streams.post_direct(other)
+    assert streams.bytes == _weighed_from_scratch(streams) == sum(
+        len(msgspec.json.encode(m)) for m in [message, *others])
 
 
 def test_memory_accounting_comes_back_to_nothing():
@@ -592,30 +608,30 @@ def test_memory_accounting_comes_back_to_nothing():
 
     from twisted.internet.task import Clock
 
-    from aleatoria.edge.wire import SYSTEM
-    from aleatoria.memory.store import SWEEP_SECONDS, MemoryStore
+    from aleatoria.domain.rules import SYSTEM
+    from aleatoria.memory.backend import SWEEP_SECONDS
 
     clock = Clock()
-    store = MemoryStore(clock, 600, 3, max_bytes=20_000)
-    store.startService()
+    backend = _memory(clock, 600, 3, max_bytes=20_000)
+    streams = backend.streams
     rng = random.Random(7)
     users = ["alice", "bob", "carol", SYSTEM] + [f"ghost{n}" for n in range(30)]
     for n in range(600):
         clock.advance(rng.random())
         sender, recipient = rng.sample(users, 2)
         if rng.random() < 0.4:
-            store.save_room_message(f"room{rng.randrange(20)}", _chat("r" * rng.randrange(900)), n)
+            streams.post_room(_said(f"room{rng.randrange(20)}", "r" * rng.randrange(900),
+                                    n=n), n)
         elif recipient != SYSTEM:
-            store.save_direct_message(sender, recipient, _chat(
-                "d" * rng.randrange(900), sender=sender, toUser=recipient))
+            streams.post_direct(_wrote(sender, recipient, "d" * rng.randrange(900), n))
         if n % 50 == 0:
-            store.room_messages("room1", 10)
-            store.inbox_since("alice", 0, "")
-            assert store._bytes == _weighed_from_scratch(store)
-    assert store.evictions.total["room"] and store.evictions.total["inbox"]
+            streams.room_history("room1", 10)
+            streams.inbox_since("alice", 0, "")
+            assert streams.bytes == _weighed_from_scratch(streams)
+    assert backend.evictions.total["room"] and backend.evictions.total["inbox"]
     clock.advance(600 + SWEEP_SECONDS)
-    assert store._bytes == 0 and store._copies == {}
-    store.stopService()
+    assert streams.bytes == 0 and streams._copies == {}
+    backend.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -681,8 +697,8 @@ async def test_a_page_of_members_costs_what_it_holds(own_redis):
     server = await redis_daemon(own_redis.port)
     try:
         for n in range(999):
-            await server.store.claim(f"member{n:04}")
-            await server.store.join_room("big", f"member{n:04}")
+            await server.backend.sessions.claim(f"member{n:04}")
+            await server.backend.sessions.join_room("big", f"member{n:04}")
         alice = await server.connect("alice", room="big")
         await deferToThread(own_redis.raw, "CONFIG", "RESETSTAT")
         page = await alice.request({"type": "get_room_members", "room": "big",
@@ -724,57 +740,61 @@ async def test_redis_evicts_the_streams_written_longest_ago(own_redis):
     """
     from twisted.logger import capturedLogs
 
-    from aleatoria.daemon.service import make_store
+    from aleatoria.daemon.backends import make_backend
+    from aleatoria.ops.reporting import Reporter
 
-    from .conftest import connected, redis_config
+    from .conftest import redis_config, started
 
     budget = await deferToThread(_baseline, own_redis) + 1_200_000
 
-    def store_of(budget):
-        return connected(make_store(redis_config(own_redis.port, **{
-            "max-history-bytes": str(budget)}), reactor))
+    def backend_of(budget):
+        return started(make_backend(redis_config(own_redis.port, **{
+            "max-history-bytes": str(budget)}), reactor, Reporter(clock=reactor).daemon))
 
-    store = await store_of(budget)
+    backend = await backend_of(budget)
+    streams = backend.streams
     try:
         body = "x" * 4000
-        first = (await store.save_room_message("room0", _chat(body), 0))[0]
+        await streams.post_room(_said("room0", body), 0)
+        first = (await streams.room_history("room0", 1))[0]
         for n in range(1, 40):
-            await store.save_room_message(f"room{n}", _chat(body), n)
+            await streams.post_room(_said(f"room{n}", body, n=n), n)
         for n in range(60):
-            await store.save_direct_message("alice", f"ghost{n}",
-                                            _chat(body, toUser=f"ghost{n}"))
+            await streams.post_direct(_wrote("alice", f"ghost{n}", body, n))
         assert await deferToThread(_used_memory, own_redis) > budget + 600_000  # 1.9 MB
         with capturedLogs() as events:
-            await store.weigh()
+            await backend.budget.weigh()
         (told,) = [e for e in events if e["log_format"].startswith("Evicted")]
-        assert told["streams"] == sum(store.evictions.total.values()) > 60
+        assert told["streams"] == sum(backend.evictions.total.values()) > 60
         # within what the clients' buffers, which come and go, may add
         assert await deferToThread(_used_memory, own_redis) <= budget + 50_000
-        assert not store.full()
-        assert store.evictions.total["room"] == 40
-        assert store.evictions.total["direct"] > 10 and store.evictions.total["inbox"] > 10
+        assert not streams.full()
+        assert backend.evictions.total["room"] == 40
+        assert backend.evictions.total["direct"] > 10 and backend.evictions.total["inbox"] > 10
         keys = ["room:messages:room0", "room:offset:room0", "room:epoch:room0",
-                "dm:alice:ghost0", "inbox:ghost0", "inbox:epoch:ghost0", "inbox:offset:ghost0",
-                "inbox:latest:ghost0", "inbox:conversations:ghost0", "inbox:unread:ghost0"]
+                "room:times:room0", "dm:alice:ghost0", "inbox:ghost0", "inbox:epoch:ghost0",
+                "inbox:offset:ghost0", "inbox:latest:ghost0", "inbox:conversations:ghost0",
+                "inbox:unread:ghost0"]
         assert await deferToThread(own_redis.raw, "EXISTS", *keys) == "0"
-        assert len(await store.direct_messages("ghost59", "alice", 10)) == 1
-        assert (await store.inbox_since("alice", 0, "")).last == 60
-        place = (await store.save_room_message("room0", _chat("again"), 99))[0]
-        assert place.offset == 1 and place.epoch != first.epoch
+        assert len(await streams.direct_history("ghost59", "alice", 10)) == 1
+        assert (await streams.inbox_since("alice", 0, "")).last == 60
+        await streams.post_room(_said("room0", "again", n=99), 99)
+        again = (await streams.room_history("room0", 1))[0]
+        assert again.offset == 1 and again.epoch != first.epoch
     finally:
-        await store.stopService()
+        await backend.stopService()
 
     with capturedLogs() as events:
-        store = await store_of(1)
-        await store.weigh()
-        await store.weigh()
+        backend = await backend_of(1)
+        await backend.budget.weigh()
+        await backend.budget.weigh()
     try:
-        assert store.full()
+        assert backend.streams.full()
         assert len([e for e in events if "no history left" in e["log_format"]]) == 1
         assert await deferToThread(own_redis.raw, "EXISTS", "room:messages:room0",
                                    "dm:alice:ghost59", "inbox:alice", "streams") == "0"
     finally:
-        await store.stopService()
+        await backend.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -782,21 +802,23 @@ async def test_redis_forgets_expired_streams(own_redis):
     """The streams Redis expired leave the index of streams at the next write."""
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
-    from aleatoria.redis.store import RedisStore
+    from aleatoria.ops.reporting import Reporter
+    from aleatoria.redis.backend import RedisBackend
 
-    from .conftest import connected
+    from .conftest import started
 
-    store = await connected(RedisStore(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", own_redis.port), "here", reactor,
-        ttl=1, history_size=10))
+    backend = await started(RedisBackend(
+        (TCP4ClientEndpoint(reactor, "127.0.0.1", own_redis.port), "here", {"timeout": 2.0}),
+        reactor, ttl=1, history_size=10, node_ttl=60, report=Reporter(clock=reactor).daemon))
+    streams = backend.streams
     try:
-        await store.save_room_message("gone", _chat("soon"), 1)
-        await store.save_direct_message("alice", "bob", _chat("soon", toUser="bob"))
+        await streams.post_room(_said("gone", "soon"), 1)
+        await streams.post_direct(_wrote("alice", "bob", "soon"))
         await own_redis.becomes("0", "EXISTS", "room:messages:gone", "inbox:alice")
-        await store.save_room_message("here", _chat("now"), 2)
+        await streams.post_room(_said("here", "now", n=2), 2)
         assert await deferToThread(own_redis.raw, "ZRANGE", "streams", "0", "-1") == "room:here"
     finally:
-        await store.stopService()
+        await backend.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -819,17 +841,17 @@ async def test_one_user_cannot_fill_the_history_for_everybody(own_redis):
                                           "payload": {"content": body}}, "chat_message")
             assert echo["toUser"] == f"made-up{n}"
             if n % 50 == 49:
-                await server.store.weigh()
+                await server.backend.budget.weigh()
                 await bob.request({"type": "chat_message", "toUser": "mallory",
                                    "payload": {"content": "still here"}}, "chat_message")
                 await mallory.expect("chat_message")
-        await server.store.weigh()
+        await server.backend.budget.weigh()
         # within what the clients' buffers, which come and go, may add
         assert await deferToThread(_used_memory, own_redis) <= budget + 50_000
         oldest, newest = [(await mallory.request(
             {"type": "get_direct_messages", "payload": {"withUser": user}},
             "direct_messages"))["payload"]["messages"] for user in ("made-up0", "made-up249")]
         assert (oldest, len(newest)) == ([], 1)
-        assert server.store.evictions.total["direct"] > 100
+        assert server.backend.evictions.total["direct"] > 100
     finally:
         await stop_server(server)

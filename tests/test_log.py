@@ -89,7 +89,7 @@ async def test_the_json_log_of_a_session(tmp_path):
     assert all({"time", "level", "source", "message"} <= set(r) for r in records)
     (joined,) = [r for r in records if r["message"].startswith("alice connected")]
     assert joined["user"] == "alice" and joined["peer"] == "127.0.0.1"
-    assert joined["level"] == "info" and joined["source"] == "aleatoria.domain.hub.Hub"
+    assert joined["level"] == "info" and joined["source"] == "aleatoria.connections"
     (refused,) = [r for r in records if "mallory" in r["message"]]
     assert refused["source"] == "aleatoria.edge.protocol.ClientProtocol"
     assert all(r["source"].startswith("aleatoria") for r in records), records

@@ -125,8 +125,8 @@ async def test_hangup_ends_the_match(server):
     await pair(alice, bob)
     alice.send({"type": "hangup", "toUser": "bob"})
     await bob.expect("hangup")
-    assert await server.store.match_of("alice") is None
-    assert await server.store.match_of("bob") is None
+    assert await server.backend.matchmaking.match_of("alice") is None
+    assert await server.backend.matchmaking.match_of("bob") is None
     await available(carol)
     mine, _ = await pair(bob, carol)
     assert mine["peerId"] == "carol"

@@ -62,7 +62,8 @@ def test_wheel_ships_the_plugin_without_init_files(installed):
     assert "twisted/plugins/aleatoria_plugin.py" in names
     assert "twisted/__init__.py" not in names
     assert "twisted/plugins/__init__.py" not in names
-    assert "aleatoria/memory/store.py" in names
+    assert "aleatoria/memory/backend.py" in names
+    assert "aleatoria/redis/lua/save_room.lua" in names
 
 
 def test_plugin_found_in_installed_copy(installed):

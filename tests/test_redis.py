@@ -133,7 +133,7 @@ async def test_reads_what_the_go_server_wrote(own_redis):
 async def test_outage_and_recovery(own_redis):
     """
     With Redis gone, live traffic between connected users flows on, what
-    needs the store answers 'unavailable' -- chat too, after its echo,
+    needs the store answers 'unavailable' -- chat too, before its echo,
     naming the message that may have missed somebody or its history -- and
     /ready says degraded. When Redis comes back the daemon reconnects by
     itself.
@@ -145,20 +145,20 @@ async def test_outage_and_recovery(own_redis):
         alice, bob = await server.connect_many("alice", "bob", room="r")
         await alice.expect("user_joined")
         own_redis.stop()
-        await until(lambda: not server.store.connected)
+        await until(lambda: not server.backend.connected)
         for n in range(20):
             alice.send({"type": "chat_message", "room": "r", "payload": {"content": str(n)},
                         "messageId": f"m{n}"})
-            assert (await alice.expect("chat_message"))["messageId"] == f"m{n}"
-            assert (await bob.expect("chat_message"))["messageId"] == f"m{n}"
             error = (await alice.expect("error"))["payload"]
             assert (error["code"], error["messageId"], error["failed"]) == (
                 "unavailable", f"m{n}", ["delivery", "history"])
+            assert (await alice.expect("chat_message"))["messageId"] == f"m{n}"
+            assert (await bob.expect("chat_message"))["messageId"] == f"m{n}"
 
         alice.send({"type": "chat_message", "toUser": "bob", "payload": {"content": "dm"}})
         assert (await bob.expect("chat_message"))["payload"] == {"content": "dm"}
-        echo = await alice.expect("chat_message")
         error = (await alice.expect("error"))["payload"]
+        echo = await alice.expect("chat_message")
         assert (error["messageId"], error["failed"]) == (echo["messageId"], ["history"])
         alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {"sdp": "x"}})
         await bob.expect("webrtc_offer")
@@ -249,11 +249,11 @@ async def test_users_who_left_during_an_outage_are_forgotten(own_redis):
         carol.send({"type": "user_available_webrtc"})
         await carol.quiet()
         own_redis.stop()
-        await until(lambda: not server.store.connected)
+        await until(lambda: not server.backend.connected)
         await carol.close()
         await alice.expect("user_left")
         own_redis.start()
-        await until(lambda: server.store.connected)
+        await until(lambda: server.backend.connected)
         await own_redis.becomes("alice", "SMEMBERS", "room:members:r")
         assert own_redis.raw("SMEMBERS", "user:rooms:alice") == "r"
         assert own_redis.raw("EXISTS", "presence:carol") == "0"
@@ -296,7 +296,7 @@ async def test_history_bytes_are_weighed_on_redis(own_redis):
     """On Redis, the byte quota is Redis's used memory, weighed as it connects and every 5 s."""
     server = await redis_daemon(own_redis.port, **{"max-history-bytes": "1"})
     try:
-        await until(server.store.full)
+        await until(server.backend.streams.full)
         alice = await server.connect("alice")
         error = await alice.request({"type": "chat_message", "toUser": "bob",
                                      "payload": {"content": "x"}}, "error")

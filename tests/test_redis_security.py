@@ -13,11 +13,13 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
-from aleatoria.daemon.service import make_service, make_store
-from aleatoria.domain.ports import StoreUnavailable
-from aleatoria.redis.store import RedisStore
+from aleatoria.daemon.backends import make_backend
+from aleatoria.daemon.service import make_service
+from aleatoria.domain.refusals import StoreUnavailable
+from aleatoria.ops.reporting import Reporter
+from aleatoria.redis.backend import RedisBackend
 
-from .conftest import Server, connected, joined, redis_config, stop_server
+from .conftest import Receiver, Server, redis_config, started, stop_server
 from .lifecycle_helpers import until
 from .redis_server import RedisServer, acl_redis, free_port
 from .tls import make_ca_and_server
@@ -41,14 +43,14 @@ async def test_tls_with_verified_certificate(tmp_path):
     try:
         config = redis_config(tls_port, **{"redis-host": "localhost", "redis-tls": True,
                                            "redis-ca-file": str(ca)})
-        store = await connected(make_store(config, reactor))
+        backend = await started(make_backend(config, reactor, REPORT))
         try:
-            await store.claim("alice")
-            await store.offer("alice")
-            assert await store.pool_size() == 1
+            await backend.sessions.claim("alice")
+            await backend.matchmaking.offer("alice")
+            assert await backend.matchmaking.pool_size() == 1
             assert server.raw("SMEMBERS", "available:webrtc") == "alice"
         finally:
-            await store.stopService()
+            await backend.stopService()
     finally:
         server.stop()
 
@@ -62,15 +64,14 @@ async def test_tls_refuses_a_certificate_for_another_host(tmp_path):
     try:
         config = redis_config(tls_port, **{"redis-host": "localhost", "redis-tls": True,
                                            "redis-ca-file": str(ca), "redis-timeout": "0.5"})
-        store = make_store(config, reactor)
-        store.startService()
+        backend = await starting(make_backend(config, reactor, REPORT))
         try:
             await until(lambda: any("unreachable" in formatEvent(e) for e in events))
             with pytest.raises(StoreUnavailable):
-                await store.offer("alice")
+                await backend.matchmaking.offer("alice")
             assert server.raw("DBSIZE") == "0"
         finally:
-            await store.stopService()
+            await backend.stopService()
     finally:
         globalLogPublisher.removeObserver(events.append)
         server.stop()
@@ -83,15 +84,13 @@ async def test_acl_user_and_password(tmp_path):
     try:
         config = redis_config(server.port, {"VALKEY_PASSWORD": "right-password"},
                               **{"redis-username": "chat"})
-        store = await connected(make_store(config, reactor))
-        peers = await joined(store)
+        backend = await started(make_backend(config, reactor, REPORT))
         try:
-            await store.claim("alice")
-            await store.join_room("r", "alice")
-            assert await store.room_members("r", 10, "") == (["alice"], 1, None)
+            await backend.sessions.claim("alice")
+            await backend.sessions.join_room("r", "alice")
+            assert await backend.sessions.room_members("r", 10, "") == (["alice"], 1, None)
         finally:
-            await peers.stopService()
-            await store.stopService()
+            await backend.stopService()
     finally:
         server.stop()
 
@@ -115,7 +114,7 @@ async def test_wrong_password_degrades_with_a_clear_line(tmp_path):
         alice.send({"type": "webrtc_offer", "toUser": "bob", "payload": {}})
         await bob.expect("webrtc_offer")
         await until(lambda: any("credentials" in formatEvent(e) for e in events))
-        assert not daemon.store.connected
+        assert not daemon.backend.connected
         error = await alice.request({"type": "get_recent_messages", "room": "home-alice"},
                                     "error")
         assert error["payload"]["code"] == "unavailable"
@@ -134,26 +133,44 @@ async def test_hung_redis_times_out_and_bounds_waiting_commands(tmp_path):
     once instead of piling up. When it wakes, the store works again.
     """
     server = RedisServer(tmp_path).start()
-    store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
-                       ttl=60, history_size=10, timeout=0.5, max_pending=5)
-    await connected(store)
+    backend = await started(redis_backend(server.port, timeout=0.5, max_pending=5))
+    pool_size = backend.matchmaking.pool_size
     try:
         os.kill(server.process.pid, signal.SIGSTOP)
         results = []
-        waiting = [store.pool_size().addBoth(results.append) for _ in range(20)]
+        waiting = [pool_size().addBoth(results.append) for _ in range(20)]
         immediate = [r for r in results if isinstance(r.value, StoreUnavailable)]
         assert len(immediate) == 15
         await until(lambda: len(results) == 20)
         assert all(r.check(StoreUnavailable) for r in results)
-        assert store.commands.pending == 0
+        assert backend.commands.pending == 0
         del waiting
         os.kill(server.process.pid, signal.SIGCONT)
-        await until(lambda: store.connected)
-        assert await _eventually(store.pool_size) == 0
+        await until(lambda: backend.connected)
+        assert await _eventually(pool_size) == 0
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
-        await store.stopService()
+        await backend.stopService()
         server.stop()
+
+
+REPORT = Reporter(clock=reactor).daemon
+
+
+def redis_backend(port, timeout=2.0, max_pending=10000):
+    """A Redis backend on the Redis at C{port}, commands timed out after C{timeout}."""
+    return RedisBackend((HostnameEndpoint(reactor, "127.0.0.1", port), "test",
+                         {"timeout": timeout}), reactor, ttl=60, history_size=10,
+                        node_ttl=60, max_pending=max_pending, report=REPORT)
+
+
+async def starting(backend):
+    """Start C{backend} in a daemon's place, without waiting for Redis."""
+    receiver = Receiver()
+    backend.bus.listen(receiver)
+    backend.sessions.listen(receiver)
+    backend.startService()
+    return backend
 
 
 async def _eventually(command):
@@ -173,19 +190,18 @@ async def test_our_timeout_counts_as_unavailable(tmp_path):
     outage too: StoreUnavailable, which is logged once, not per message.
     """
     server = RedisServer(tmp_path).start()
-    store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
-                       ttl=60, history_size=10, timeout=0.3)
-    await connected(store)
-    store.link._factory.replyTimeout = None
-    for conn in store.link._factory.pool:
+    backend = await started(redis_backend(server.port, timeout=0.3))
+    link = backend.commands.link
+    link._factory.replyTimeout = None
+    for conn in link._factory.pool:
         conn.replyTimeout = None
     try:
         os.kill(server.process.pid, signal.SIGSTOP)
         with pytest.raises(StoreUnavailable):
-            await store.pool_size()
+            await backend.matchmaking.pool_size()
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
-        await store.stopService()
+        await backend.stopService()
         server.stop()
 
 
@@ -197,16 +213,14 @@ async def test_session_bookkeeping_is_not_capped(tmp_path):
     ghosts behind (the number of connections bounds them anyway).
     """
     server = RedisServer(tmp_path).start()
-    store = RedisStore(HostnameEndpoint(reactor, "127.0.0.1", server.port), "test", reactor,
-                       ttl=60, history_size=10, max_pending=2)
-    await connected(store)
+    backend = await started(redis_backend(server.port, max_pending=2))
     try:
         os.kill(server.process.pid, signal.SIGSTOP)
-        waiting = [store.pool_size(), store.pool_size()]
+        waiting = [backend.matchmaking.pool_size(), backend.matchmaking.pool_size()]
         with pytest.raises(StoreUnavailable):
-            await store.offer("alice")
-        claim = store.claim("alice")
-        release = store.release("alice")
+            await backend.matchmaking.offer("alice")
+        claim = backend.sessions.claim("alice")
+        release = backend.sessions.release("alice")
         os.kill(server.process.pid, signal.SIGCONT)
         await claim
         assert await release is None
@@ -215,5 +229,5 @@ async def test_session_bookkeeping_is_not_capped(tmp_path):
             await d
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
-        await store.stopService()
+        await backend.stopService()
         server.stop()

@@ -203,7 +203,7 @@ async def test_floods_of_bad_frames_cost_a_few_lines_and_events(own_redis, tmp_p
     for event in events:
         operation = event.get("tags", {}).get("operation")
         told[operation] = told.get(operation, 0) + 1
-    told["forbidden"] = log.count("refused: Clients may not send")
+    told["forbidden"] = log.count("refused (forbidden): Clients may not send")
     _print(measured.phases, told, withheld, events)
 
     minutes = 1 + elapsed / 60

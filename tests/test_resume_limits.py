@@ -15,7 +15,8 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from aleatoria.edge.wire import Envelope
+from aleatoria.domain.events import DirectMessage, RoomMessage
+from aleatoria.domain.values import Place
 
 from .conftest import redis_daemon, start_server, stop_server
 from .lifecycle_helpers import until
@@ -28,14 +29,20 @@ def sleep(seconds):
     return deferLater(reactor, seconds, lambda: None)
 
 
-async def fill(store, room, count, size=100, at=None):
+async def fill(backend, room, count, size=100, at=None):
     """C{count} messages of about C{size} bytes into C{room}'s stream; the last one's place."""
+    streams = backend.streams
     for n in range(count):
-        place, _ = await store.save_room_message(room, Envelope(
-            type="chat_message", fromUser="alice", room=room, messageId=f"{room}-{n}",
-            payload={"content": f"{n} " + "x" * size}, createTime="2026-12-01T00:00:00Z",
-        ), next(_clock) if at is None else at[n])
-    return place
+        await streams.post_room(RoomMessage(
+            room, "alice", f"{n} " + "x" * size, f"{room}-{n}",
+            f"2026-12-01T00:00:00.{n:09d}Z"), next(_clock) if at is None else at[n])
+    since = await streams.room_since(room, 2**53, "")
+    return Place(since.last, since.epoch)
+
+
+def wrote(sender, n):
+    return DirectMessage(sender, "alice", f"{n}", f"{sender}-{n}",
+                         f"2026-12-01T00:00:00.{n:09d}Z")
 
 
 def redis_sent(redis):
@@ -69,7 +76,7 @@ async def test_a_resume_reads_only_what_it_replays(own_redis):
     server = await redis_daemon(own_redis.port, **{"history-size": "40"})
     try:
         rooms = [f"r{n}" for n in range(10)]
-        ends = {room: await fill(server.store, room, 60, size=1000) for room in rooms}
+        ends = {room: await fill(server.backend, room, 60, size=1000) for room in rooms}
         entry = len(own_redis.raw("ZRANGE", "room:messages:r0", "0", "0"))
         alice = await server.connect("alice", room="r0")
         await resumed_after(alice, {room: {"offset": 0} for room in rooms})
@@ -103,7 +110,7 @@ async def test_streams_kept_before_the_index_answer_exactly_or_not_at_all(own_re
     """
     server = await redis_daemon(own_redis.port)
     try:
-        ends = {room: await fill(server.store, room, 20) for room in ("old", "half", "new")}
+        ends = {room: await fill(server.backend, room, 20) for room in ("old", "half", "new")}
         own_redis.raw("DEL", "room:times:old")
         own_redis.raw("HDEL", "room:times:half", *map(str, range(1, 11)))
         alice = await server.connect("alice")
@@ -129,23 +136,25 @@ async def test_clocks_apart_replay_exactly_or_not_at_all(redis_server, redis_pre
     exactly the gap, in order. A message one far behind stamped so early
     that the history's cap dropped it makes the gap incomplete, never wrong.
     """
-    from aleatoria.daemon.service import make_store
+    from aleatoria.daemon.backends import make_backend
+    from aleatoria.ops.reporting import Reporter
 
-    from .conftest import connected, redis_config
+    from .conftest import redis_config, started
 
-    store = await connected(make_store(redis_config(redis_server.port, **{
-        "redis-prefix": redis_prefix, "history-size": "10"}), reactor))
+    backend = await started(make_backend(redis_config(redis_server.port, **{
+        "redis-prefix": redis_prefix, "history-size": "10"}), reactor,
+        Reporter(clock=reactor).daemon))
     try:
         apart = [10_000 + 1000 * n + (-5 if n % 2 else 5) for n in range(10)]
-        end = await fill(store, "apart", 10, at=apart)
-        since = await store.room_since("apart", 3, end.epoch)
+        end = await fill(backend, "apart", 10, at=apart)
+        since = await backend.streams.room_since("apart", 3, end.epoch)
         assert since.complete and [m.offset for m in since.messages] == list(range(4, 11))
         behind = [10_000 + 1000 * n for n in range(10)] + [500]
-        end = await fill(store, "behind", 11, at=behind)
-        since = await store.room_since("behind", 8, end.epoch)
+        end = await fill(backend, "behind", 11, at=behind)
+        since = await backend.streams.room_since("behind", 8, end.epoch)
         assert not since.complete and [m.offset for m in since.messages] == [9, 10]
     finally:
-        await store.stopService()
+        await backend.stopService()
 
 
 @pytest_twisted.ensureDeferred
@@ -217,7 +226,7 @@ async def test_a_resume_costs_a_message_per_stream_and_per_hundred_replayed():
             "rate-limit": "0.001", "rate-burst": "10", "address-rate": "0.001",
             "address-burst": str(address_burst), "history-size": "300"})
         try:
-            await fill(server.store, "r0", 250)
+            await fill(server.backend, "r0", 250)
             alice = await server.connect("alice")
             chats, resumed = await resumed_after(
                 alice, {room: {"offset": 0} for room in ("r0", "r1", "r2")}, {"offset": 0})
@@ -278,9 +287,7 @@ async def test_marking_read_costs_the_same_in_a_long_conversation(own_redis):
     try:
         for partner, count in (("short", 10), ("long", 400)):
             for n in range(count):
-                await server.store.save_direct_message(partner, "alice", Envelope(
-                    type="chat_message", fromUser=partner, toUser="alice",
-                    payload={"content": f"{n}"}, createTime="2026-12-01T00:00:00Z"))
+                await server.backend.streams.post_direct(wrote(partner, n))
         alice = await server.connect("alice")
         costs = {}
         for partner, first in (("short", 1), ("long", 11)):
@@ -305,12 +312,10 @@ async def test_unread_counts_kept_before_the_index_never_drop_too_far(own_redis)
     server = await redis_daemon(own_redis.port)
     try:
         for n in range(5):
-            await server.store.save_direct_message("bob", "alice", Envelope(
-                type="chat_message", fromUser="bob", toUser="alice",
-                payload={"content": f"{n}"}, createTime="2026-12-01T00:00:00Z"))
+            await server.backend.streams.post_direct(wrote("bob", n))
         own_redis.raw("DEL", "inbox:incoming:alice:bob")
-        assert await server.store.mark_read("alice", "bob", 2) == 5
-        assert await server.store.mark_read("alice", "bob", 5) == 0
+        assert await server.backend.streams.mark_read("alice", "bob", 2) == 5
+        assert await server.backend.streams.mark_read("alice", "bob", 5) == 0
     finally:
         await stop_server(server)
 
@@ -355,7 +360,7 @@ async def test_a_slow_reply_fails_its_own_request_only(own_redis):
         history = await alice.request({"type": "get_recent_messages", "room": "r"},
                                       "recent_messages")
         assert [m["payload"]["content"] for m in history["payload"]["messages"]] == ["kept"]
-        assert server.store.connected
+        assert server.backend.connected
     finally:
         await stop_server(server)
 
@@ -374,7 +379,7 @@ async def test_a_replay_follows_the_client_reading():
     try:
         rooms = [f"r{n}" for n in range(10)]
         for room in rooms:
-            await fill(server.store, room, 300, size=500)
+            await fill(server.backend, room, 300, size=500)
         alice = await server.connect("alice", room="r0")
         bob = await server.connect("bob")
         bob.send({"type": "resume", "payload": {"rooms": {room: {"offset": 0} for room in rooms}}})
@@ -392,7 +397,7 @@ async def test_a_replay_follows_the_client_reading():
         assert [m["payload"]["content"] for m in chats if m["room"] == "r0"][-5:] == [
             f"live {n}" for n in range(5)]
         await bob.quiet()
-        assert server.hub.is_online("bob")
+        assert "bob" in server.hub.connections
     finally:
         await stop_server(server)
 
@@ -408,14 +413,14 @@ async def test_a_client_that_stops_reading_mid_replay_is_dropped():
     try:
         rooms = [f"r{n}" for n in range(10)]
         for room in rooms:
-            await fill(server.store, room, 300, size=3000)
+            await fill(server.backend, room, 300, size=3000)
         carol = await server.connect("carol")
         carol.send({"type": "resume", "payload": {
             "rooms": {room: {"offset": 0} for room in rooms}}})
         await carol.expect("chat_message")
         carol._protocol.transport.pauseProducing()
-        await until(lambda: not server.hub.is_online("carol"))
-        assert server.hub._out.resumes == {}
+        await until(lambda: "carol" not in server.hub.connections)
+        assert not server.hub.delivery.resuming("carol")
         carol._protocol.transport.resumeProducing()
         await carol.closed()
     finally:

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 
 from aleatoria.edge.wire import ChatPayload, Envelope, Position, ResumeRequest
 
-from .test_hub import Recorder, make_hub, received
+from .support.hub import Recorder, make_hub, received
 
 
 class Reader(Recorder):
@@ -70,4 +70,4 @@ def test_live_messages_follow_a_paced_replay_once_and_in_order(seed):
         [f"before {n}" for n in range(5)] + [f"live {n}" for n in range(10)])
     (resumed,) = [m for m in bob.sent if m.type == "resumed"]
     assert resumed.payload["rooms"]["r"]["recovered"] is True
-    assert hub._out.resumes == {}
+    assert not hub.delivery.resuming("bob")

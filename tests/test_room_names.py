@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import pytest_twisted
 
-from aleatoria.edge.wire import valid_room
+from aleatoria.domain.rules import valid_room
 
 from .test_handshake import handshake
 

@@ -118,10 +118,10 @@ def test_replies_are_parsed_by_hiredis():
 
 
 async def _commands(redis, timeout):
-    from aleatoria.redis.connection import Commands
+    from aleatoria.redis.connection import CommandLink
 
-    commands = Commands(HostnameEndpoint(reactor, "127.0.0.1", redis.port),
-                        f"127.0.0.1:{redis.port}", reactor, timeout=timeout, max_pending=10)
+    commands = CommandLink(HostnameEndpoint(reactor, "127.0.0.1", redis.port),
+                           f"127.0.0.1:{redis.port}", reactor, timeout=timeout, max_pending=10)
     commands.startService()
     await until(lambda: commands.connected)
     return commands
@@ -137,7 +137,7 @@ async def test_a_late_reply_fails_its_command_only(own_redis):
     """
     from twisted.internet.threads import deferToThread
 
-    from aleatoria.domain.ports import StoreUnavailable
+    from aleatoria.domain.refusals import StoreUnavailable
 
     from .test_resume_limits import BUSY
 
@@ -163,7 +163,7 @@ async def test_a_connection_that_answers_no_ping_is_made_anew(own_redis):
     A command times out and the PING that follows it does too (Redis
     stopped): the connection is cut, and made anew once Redis answers.
     """
-    from aleatoria.domain.ports import StoreUnavailable
+    from aleatoria.domain.refusals import StoreUnavailable
 
     commands = await _commands(own_redis, timeout=0.3)
     changes = []

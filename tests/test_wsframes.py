@@ -7,8 +7,8 @@ it relies on disappears or changes meaning.
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketServerProtocol
 
-from aleatoria.domain.limits import Backlog
 from aleatoria.edge import frames as wsframes
+from aleatoria.edge.limits import Backlog
 
 
 def test_a_prepared_frame_is_a_text_frame():
@@ -24,7 +24,7 @@ async def test_the_server_side_attributes_exist_on_a_live_connection(server):
     (with the values that allow it), and its transport's producer is ours.
     """
     alice = await server.connect("alice")
-    protocol = server.hub._connections["alice"]
+    protocol = server.hub.connections.get("alice")
     assert isinstance(protocol, WebSocketServerProtocol)
     assert protocol._perMessageCompress is None
     assert not protocol.send_queue and not protocol.logOctets
@@ -54,7 +54,7 @@ async def test_what_the_transport_holds_is_measured(server):
     connection, and what was written while it cannot send.
     """
     alice = await server.connect("alice")
-    transport = server.hub._connections["alice"].transport
+    transport = server.hub.connections.get("alice").transport
     assert wsframes.queued(transport) == 0
     transport.stopWriting()
     transport.write(b"\x89\x00" * 500)  # 500 empty pings, which the client answers

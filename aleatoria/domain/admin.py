@@ -1,51 +1,55 @@
 """
-What a product's backend may do through the server API (aleatoria.api):
-speak as C{system} to a room or a user, cut a user off, and read rooms,
-members, users and load -- across every daemon, as plain values.
+What a product's backend may do through the server API
+(L{aleatoria.http.api}): speak as C{system} to a room or a user, cut a
+user off, and read rooms, members, users and load -- across every
+daemon, as plain values.
 """
 
 import uuid
+from dataclasses import dataclass
 
-from twisted.logger import Logger
-
-from aleatoria.domain.chat import check_content, check_room_for_history, confirm
+from aleatoria.domain.chat import check_room_for_history, confirm
 from aleatoria.domain.clock import format_ns
-from aleatoria.domain.ports import Invalid, Offline, TooLarge
-from aleatoria.domain.rooms import ROOM_RULE
-from aleatoria.edge.wire import (
+from aleatoria.domain.events import DirectMessage, KickedHere, RoomMessage, ServerPosted
+from aleatoria.domain.refusals import Offline
+from aleatoria.domain.rules import (
     SYSTEM,
-    USER_ID_RULE,
-    ChatPayload,
-    Envelope,
-    shown,
-    valid_room,
-    valid_user_id,
+    check_content,
+    check_reason,
+    check_room,
+    check_user,
 )
 
-MAX_REASON = 123
-"""Bytes of a close reason: what a WebSocket close frame has room for."""
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where a user is: its daemon (C{None}: offline), its rooms, whether in a call."""
+
+    node: str | None
+    rooms: list
+    in_call: bool
+
+
+@dataclass(frozen=True)
+class Load:
+    """Each live daemon's load, the pool's size, and the rooms with members."""
+
+    daemons: list
+    pool: int
+    rooms: int
 
 
 class Admin:
     """
-    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
-    @param store: the L{aleatoria.interfaces.IStore}.
-    @param peers: the L{aleatoria.interfaces.IPeers}.
-    @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
-    @param direct: the hub's L{aleatoria.hub.direct.Direct}.
+    @param hub: the L{aleatoria.domain.hub.Hub}.
     @param max_content: longest content, in UTF-8 bytes (as for clients).
     """
 
     ROOMS_PAGE = 1000
     MEMBERS_PAGE = 1000
-    _log = Logger(namespace="aleatoria.domain.hub.Hub")
 
-    def __init__(self, outbox, store, peers, rooms, direct, max_content):
-        self._out = outbox
-        self._store = store
-        self._peers = peers
-        self._rooms = rooms
-        self._direct = direct
+    def __init__(self, hub, max_content):
+        self._hub = hub
         self._max_content = max_content
 
     # Speaking as the server
@@ -53,38 +57,34 @@ class Admin:
     async def publish(self, room, content):
         """
         A message from C{system} to the members of C{room} on every daemon,
-        kept in its history; what it was stamped with.
+        kept in its history; the L{RoomMessage} as it was stamped.
         """
-        if not valid_room(room):
-            raise Invalid(ROOM_RULE)
-        message, at = self._message(content, room=room)
-        self._log.info("The server API posted to {room!r}", room=room)
-        confirm(await self._rooms.post(message, at), message.messageId)
-        return {"room": room, "messageId": message.messageId, "createTime": message.createTime}
+        check_room(room)
+        at = self._stamp(content)
+        message = RoomMessage(room, SYSTEM, content, uuid.uuid4().hex, format_ns(at))
+        self._hub.tell(ServerPosted(room=room))
+        confirm(await self._hub.chat.post_room(message, at), message.message_id)
+        return message
 
     async def send(self, to_user, content):
         """
         A direct message from C{system} to C{to_user}, kept in their
-        conversation (read with C{withUser} C{system}); whether the user
-        is online now.
+        conversation (read with C{withUser} C{system}): the
+        L{DirectMessage}, and whether the user is online now.
         """
-        if not valid_user_id(to_user):
-            raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
-        message, _ = self._message(content, to_user=to_user)
-        self._log.info("The server API wrote to {user}", user=to_user)
-        outcome = await self._direct.post(message)
-        confirm(outcome, message.messageId)
-        return {"toUser": to_user, "messageId": message.messageId,
-                "createTime": message.createTime, "online": outcome.online}
+        check_user(to_user)
+        at = self._stamp(content)
+        message = DirectMessage(SYSTEM, to_user, content, uuid.uuid4().hex, format_ns(at))
+        self._hub.tell(ServerPosted(user=to_user))
+        outcome = await self._hub.direct.post(message)
+        confirm(outcome, message.message_id)
+        return message, outcome.online
 
-    def _message(self, content, to_user="", room=""):
-        """The message from C{system}, checked as a client's would be, and its time."""
+    def _stamp(self, content):
+        """Check the content as a client's would be; the time of its message."""
         check_content(content, self._max_content)
-        check_room_for_history(self._store)
-        at = self._out.next_ns()
-        return Envelope(type="chat_message", fromUser=SYSTEM, toUser=to_user, room=room,
-                        payload=ChatPayload(content), messageId=uuid.uuid4().hex,
-                        createTime=format_ns(at)), at
+        check_room_for_history(self._hub.streams)
+        return self._hub.clock.next_ns()
 
     async def disconnect(self, user, reason):
         """
@@ -93,66 +93,50 @@ class Admin:
 
         @raise Offline: the user is connected nowhere.
         """
-        if not valid_user_id(user):
-            raise Invalid(f"userId {shown(user)} is not a user id ({USER_ID_RULE}).")
-        if len(reason.encode()) > MAX_REASON:
-            raise TooLarge(f"reason has at most {MAX_REASON} bytes.")
+        check_user(user, "userId")
+        check_reason(reason)
         if not self.kick_here(user, reason):
-            found = await self._out.watch(self._peers.kick(user, reason), "kick", asked=True)
+            found = await self._read(self._hub.bus.kick(user, reason), "kick")
             if not found:
                 raise Offline(f"{user} is not connected.")
-        return {"userId": user, "disconnected": True}
 
     def kick_here(self, user, reason):
         """Close C{user}'s connection to this daemon, if it has one; whether it had."""
-        conn = self._out.connections.get(user)
+        conn = self._hub.connections.get(user)
         if conn is None:
             return False
-        self._log.info("{user} disconnected by the server API: {reason}", user=user,
-                       reason=shown(reason))
+        self._hub.tell(KickedHere(user, reason))
         conn.kick(reason)
         return True
 
     # Reading
 
-    async def rooms(self, limit, after):
-        """One page of the rooms with members, on every daemon, each with how many."""
-        rooms, total = await self._read(self._store.rooms(limit, after))
-        page = {"rooms": [{"room": room, "members": count} for room, count in rooms],
-                "count": total}
-        if len(rooms) == limit and rooms:
-            page["next"] = rooms[-1][0]
-        return page
+    def rooms(self, limit, after):
+        """One page of the rooms with members, on every daemon: C{([(room, members)], total)}."""
+        return self._read(self._hub.sessions.rooms(limit, after))
 
-    async def members(self, room, limit, after):
-        """One page of the members of C{room} on every daemon, as clients page them."""
-        if not valid_room(room):
-            raise Invalid(ROOM_RULE)
-        page, count, following = await self._read(self._store.room_members(room, limit, after),
-                                                  "room_members")
-        answer = {"room": room, "members": page, "count": count}
-        if following:
-            answer["next"] = following
-        return answer
+    def members(self, room, limit, after):
+        """One page of the members of C{room} on every daemon: C{(page, count, next)}."""
+        check_room(room)
+        return self._read(self._hub.sessions.room_members(room, limit, after), "room_members")
 
     async def user(self, user):
-        """Where C{user} is: online, on which daemon, in which rooms, in a call."""
-        if not valid_user_id(user):
-            raise Invalid(f"userId {shown(user)} is not a user id ({USER_ID_RULE}).")
-        node = await self._read(self._store.whereabouts(user))
-        rooms = await self._read(self._store.user_rooms(user))
-        match = await self._read(self._store.match_of(user))
-        return {"userId": user, "online": node is not None, "daemon": node,
-                "rooms": rooms if node is not None else [], "inCall": match is not None}
-
-    def _read(self, d, operation="api_read"):
-        """C{d}, watched as store work a caller waits for (L{Unavailable} if it fails)."""
-        return self._out.watch(d, operation, asked=True)
+        """The user's L{Whereabouts}."""
+        check_user(user, "userId")
+        hub = self._hub
+        node = await self._read(hub.sessions.whereabouts(user))
+        rooms = await self._read(hub.sessions.user_rooms(user))
+        match = await self._read(hub.matchmaking.match_of(user))
+        return Whereabouts(node, rooms if node is not None else [], match is not None)
 
     async def stats(self):
-        """Connections, rooms and the pool: in all, and per daemon."""
-        daemons = await self._read(self._peers.daemons(), "daemons")
-        pool = await self._read(self._store.pool_size(), "pool_size")
-        _, rooms = await self._read(self._store.rooms(1, ""))
-        return {"connections": sum(d["connections"] for d in daemons), "rooms": rooms,
-                "poolSize": pool, "daemons": daemons}
+        """The L{Load} of every daemon."""
+        hub = self._hub
+        daemons = await self._read(hub.sessions.daemons(), "daemons")
+        pool = await self._read(hub.matchmaking.pool_size(), "pool_size")
+        _, rooms = await self._read(hub.sessions.rooms(1, ""))
+        return Load(daemons, pool, rooms)
+
+    def _read(self, d, operation="api_read"):
+        """C{d}, watched as work a caller waits for (L{Unavailable} if it fails)."""
+        return self._hub.work.watch(d, operation, asked=True)

@@ -1,17 +1,22 @@
 """
-Chat messages: what every one needs (content, size, a user or a room),
-stamped once, handed to its domain (a room's, or a direct message), and
-confirmed after the echo.
+Chat messages: what every one needs (content, size, a user or a room,
+the sender's shares), stamped once and handed to its stream -- a room's,
+or the two inboxes of a direct message -- and, once its outcome is known,
+its sender told what failed, before its echo.
 """
 
 import uuid
+from dataclasses import dataclass
+
+import msgspec
 
 from aleatoria.domain.clock import format_ns
+from aleatoria.domain.events import DirectMessage, PostFailed, RoomMessage, RoomPosted
 from aleatoria.domain.limits import OverQuota
-from aleatoria.domain.ports import Invalid, QuotaExceeded, TooLarge, Unavailable
-from aleatoria.edge.wire import USER_ID_RULE, ChatPayload, Envelope, encode, shown, valid_user_id
-
-MAX_MESSAGE_ID = 128
+from aleatoria.domain.refusals import Invalid, NotInRoom, QuotaExceeded, Unavailable
+from aleatoria.domain.rooms import NOT_IN_ROOM
+from aleatoria.domain.rules import MAX_MESSAGE_ID, check_content, check_user
+from aleatoria.domain.work import FAILED
 
 _MISSED = {"delivery": "delivered to everyone", "history": "saved to history"}
 
@@ -30,34 +35,38 @@ _SHORT = {
     ("address", "bytes"): "The users of your address have sent as much text as may be kept "
                           "for them this hour; wait before sending more.",
 }
-"""What a client is told when a share (L{aleatoria.limits.Shares}) is used up."""
+"""What a client is told when a share (L{aleatoria.domain.limits.Shares}) is used up."""
+
+_weigh = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a chat message: what may have failed, and if the addressee is online."""
+
+    failed: list
+    online: bool = True
 
 
 class Chat:
     """
-    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
-    @param store: the L{aleatoria.interfaces.IStore} (whether it is full).
-    @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}.
-    @param direct: the hub's L{aleatoria.hub.direct.Direct}.
+    @param hub: the L{aleatoria.domain.hub.Hub}.
     @param max_content: longest chat content, in UTF-8 bytes.
-    @param quotas: the L{aleatoria.limits.Quotas} of what a user, and its
-        address, may store.
+    @param quotas: the L{aleatoria.domain.limits.Quotas} of what a user,
+        and its address, may store.
     """
 
-    def __init__(self, outbox, store, rooms, direct, max_content, quotas):
-        self._store = store
-        self._out = outbox
-        self._rooms = rooms
-        self._direct = direct
+    def __init__(self, hub, max_content, quotas):
+        self._hub = hub
         self._max_content = max_content
         self._quotas = quotas
 
     def post(self, conn, content, *, to_user="", room="", message_id=""):
         """
-        Check what every chat message needs, stamp it, and hand it to its
-        domain: a direct message to C{to_user}, or else room chat in
-        C{room}. The sender's echo goes out at once; the Deferred returned
-        fires when every other part is done (L{confirm}).
+        Check what every chat message needs, stamp it, and post it: a
+        direct message to C{to_user}, or else room chat in C{room}. Its
+        echo reaches the sender once its outcome is known, after what
+        failed if anything did (L{PostFailed}). Fires when all is done.
         """
         user = conn.user_id
         check_content(content, self._max_content)
@@ -66,30 +75,29 @@ class Chat:
         if to_user:
             if to_user == user:
                 raise Invalid("You cannot message yourself.")
-            if not valid_user_id(to_user):
-                raise Invalid(f"toUser {shown(to_user)} is not a user id ({USER_ID_RULE}).")
+            check_user(to_user)
         elif not room:
             raise Invalid("A chat message needs toUser or room.")
-        else:
-            self._rooms.may_post(conn, room)
-        check_room_for_history(self._store)
-
-        at = self._out.next_ns()
-        message = Envelope(
-            type="chat_message",
-            fromUser=user,
-            toUser=to_user,
-            room="" if to_user else room,
-            payload=ChatPayload(content),
-            messageId=message_id or uuid.uuid4().hex,
-            createTime=format_ns(at),
-        )
-        self._charge(conn, message)
+        elif room not in self._hub.rooms.rooms_of(user):
+            raise NotInRoom(NOT_IN_ROOM, fault="unauthorized_room_send")
+        check_room_for_history(self._hub.streams)
+        at = self._hub.clock.next_ns()
+        message_id = message_id or uuid.uuid4().hex
         if to_user:
-            outcome = self._direct.post(message, conn)
+            message = DirectMessage(user, to_user, content, message_id, format_ns(at))
         else:
-            outcome = self._rooms.post(message, at, conn)
-        return outcome.addCallback(confirm, message.messageId)
+            message = RoomMessage(room, user, content, message_id, format_ns(at))
+        self._charge(conn, message)
+        self._hub.delivery.awaiting(message)
+        try:
+            if to_user:
+                d = self._hub.direct.post(message, conn)
+            else:
+                d = self.post_room(message, at, conn)
+        except BaseException:
+            self._hub.delivery.settled(message)
+            raise
+        return d.addCallback(self._settle, message)
 
     def _charge(self, conn, message):
         """
@@ -98,46 +106,80 @@ class Chat:
 
         @raise QuotaExceeded: a share is used up; nothing was charged.
         """
+        to_user = message.recipient if isinstance(message, DirectMessage) else ""
         try:
-            self._quotas.charge(conn.user_id, conn.peer, len(encode(message)), message.toUser)
+            self._quotas.charge(conn.user_id, conn.address, len(_weigh(message)), to_user)
         except OverQuota as short:
             raise QuotaExceeded(_SHORT[short.whose, short.what]) from None
 
+    def _settle(self, outcome, message):
+        """The sender hears what failed, if anything, and then its echo."""
+        failed = None
+        if outcome.failed:
+            failed = PostFailed(message.sender, message.message_id, outcome.failed,
+                                missed_sentence(message.message_id, outcome.failed))
+        self._hub.delivery.settled(message, failed)
 
-def check_content(content, max_content):
-    """
-    What every chat message's content needs, a client's or the server
-    API's: some, and at most C{max_content} UTF-8 bytes.
+    # Room chat
 
-    @raise Invalid: it is empty.
-    @raise TooLarge: it is longer.
-    """
-    if not content:
-        raise Invalid("A chat message needs content.")
-    if len(content) * 4 > max_content and len(content.encode()) > max_content:
-        raise TooLarge(f"A chat message has at most {max_content} bytes.")
+    def post_room(self, message, at_ns, conn=None):
+        """
+        Room chat, stamped (from C{conn}'s user, or from the server): into
+        the room's stream, through which every member on every daemon --
+        the sender's echo too -- gets it numbered. Fire with its
+        L{Outcome}. If the store cannot take it, the members here get it
+        all the same, unnumbered.
+        """
+        hub = self._hub
+        if conn is not None:
+            members = len(hub.rooms.members_here(message.room))
+            hub.tell(RoomPosted(message.sender, message.room, members))
+        d = hub.work.timed(hub.streams.post_room(message, at_ns), "post_room")
+        d = hub.work.watch(d, "post_room", message.sender, timed=False)
+
+        def posted(result):
+            if result is FAILED:
+                self._room_without_store(message)
+                return Outcome(["delivery", "history"])
+            return Outcome(["delivery"] if result.missed else [])
+
+        return d.addCallback(posted)
+
+    def _room_without_store(self, message):
+        hub = self._hub
+        hub.delivery.without_store(message)
+        hub.delivery.unnumbered(hub.rooms.members_here(message.room), message)
+
+    def room_post(self, message):
+        """A numbered message of a room's stream: to its members here."""
+        hub = self._hub
+        if hub.delivery.had_without_store(message):
+            return
+        members = hub.rooms.members_here(message.room)
+        if members:
+            hub.delivery.stream(("room", message.room), list(members), message)
 
 
-def check_room_for_history(store):
-    """@raise QuotaExceeded: C{store} keeps all it may (C{--max-history-bytes})."""
-    if store.full():
+def check_room_for_history(streams):
+    """@raise QuotaExceeded: the store keeps all it may and can evict nothing more."""
+    if streams.full():
         raise QuotaExceeded("The server keeps as much history as it may; try again later.")
+
+
+def missed_sentence(message_id, failed):
+    return (f"Message {message_id} may not have been "
+            f"{' or '.join(_MISSED[what] for what in failed)}: "
+            "part of the service is unavailable; try again later.")
 
 
 def confirm(outcome, message_id):
     """
-    After the echo: if the message may have missed somebody on another
-    daemon, or its history, say so -- one L{Unavailable} naming it. Its
-    recipients here have it; nothing is retried, so nothing doubles.
+    For the server API, which waits: if the message may have missed
+    somebody, or its history, one L{Unavailable} naming it.
     """
-    failed = outcome.failed
-    if failed:
-        raise Unavailable(
-            f"Message {message_id} may not have been "
-            f"{' or '.join(_MISSED[what] for what in failed)}: "
-            "part of the service is unavailable; try again later.",
-            messageId=message_id, failed=failed,
-        )
+    if outcome.failed:
+        raise Unavailable(missed_sentence(message_id, outcome.failed),
+                          messageId=message_id, failed=outcome.failed)
 
 
 class Unlimited:
@@ -145,3 +187,4 @@ class Unlimited:
 
     def charge(self, user, address, size, to_user=""):
         pass
+

@@ -1,21 +1,18 @@
-"""Direct messages between two users, and their history."""
+"""Direct messages between two users: posting, each party's inbox, and history."""
 
-from msgspec.structs import replace
-
-from aleatoria.domain.outbox import FAILED, MAX_HISTORY_PAGE, Outcome, as_seen_by
-from aleatoria.domain.ports import Invalid
-from aleatoria.edge.wire import SYSTEM, USER_ID_RULE, shown, valid_user_id
+from aleatoria.domain.chat import Outcome
+from aleatoria.domain.events import DirectSent
+from aleatoria.domain.refusals import Invalid
+from aleatoria.domain.rooms import MAX_HISTORY_PAGE
+from aleatoria.domain.rules import check_limit, check_user
+from aleatoria.domain.work import FAILED
 
 
 class Direct:
-    """
-    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
-    @param store: the L{aleatoria.interfaces.IStore}.
-    """
+    """@param hub: the L{aleatoria.domain.hub.Hub}."""
 
-    def __init__(self, outbox, store):
-        self._out = outbox
-        self._store = store
+    def __init__(self, hub):
+        self._hub = hub
 
     def post(self, message, conn=None):
         """
@@ -26,78 +23,74 @@ class Direct:
         If the store cannot take it, a recipient here gets it all the
         same, unnumbered, and so does the sender's echo.
         """
+        hub = self._hub
         if conn is not None:
-            conn.report.breadcrumb("message", "Direct message sent", toUser=message.toUser)
-        d = self._out.watch(
-            self._out.post_direct(message.fromUser, message.toUser, message), "post_direct",
-            conn, timed=False)
+            hub.tell(DirectSent(message.sender, message.recipient))
+        d = hub.work.timed(hub.streams.post_direct(message), "post_direct")
+        d = hub.work.watch(d, "post_direct", message.sender, timed=False)
 
         def posted(result):
             if result is FAILED:
-                here = self._fall_back(message, conn)
+                here = self._without_store(message)
                 return Outcome(["history"] if here else ["delivery", "history"], here)
             return Outcome(["delivery"] if result.missed else [], result.online)
 
         return d.addCallback(posted)
 
-    def _fall_back(self, message, conn):
+    def _without_store(self, message):
         """Deliver here what the store could not take; whether the recipient is here."""
-        self._out.falling_back(message)
-        if conn is not None and self._out.current(conn):
-            self._out.send(conn, replace(message, incoming=False))
-        recipient = self._out.connections.get(message.toUser)
-        if recipient is not None:
-            self._out.send(recipient, replace(message, incoming=True))
-        return recipient is not None
+        hub = self._hub
+        hub.delivery.without_store(message)
+        here = [user for user in (message.sender, message.recipient)
+                if user in hub.connections]
+        hub.delivery.unnumbered(here, message)
+        return message.recipient in hub.connections
 
-    def stream(self, user, envelope):
+    def inbox_post(self, user, message):
         """A numbered message of C{user}'s inbox, for the user if here; whether it is."""
-        if user not in self._out.connections:
+        hub = self._hub
+        if user not in hub.connections:
             return False
-        if not self._out.fell_back(envelope):
-            self._out.stream(("inbox", user), [user],
-                             replace(envelope, incoming=envelope.fromUser != user))
+        if not hub.delivery.had_without_store(message):
+            hub.delivery.stream(("inbox", user), [user], message)
         return True
 
     def history(self, conn, with_user, limit):
         """
         Fire with the last C{limit} (at most L{MAX_HISTORY_PAGE}) messages
-        between C{conn}'s user and C{with_user}, as the former sees them;
-        C{with_user} may be C{system}, who writes through the server API.
+        between C{conn}'s user and C{with_user}, numbered as the former's
+        inbox numbers them; C{with_user} may be C{system}, who writes
+        through the server API.
         """
         if not with_user:
             raise Invalid("get_direct_messages needs payload.withUser.")
-        if not valid_user_id(with_user) and with_user != SYSTEM:
-            raise Invalid(f"withUser {shown(with_user)} is not a user id ({USER_ID_RULE}).")
-        if limit < 1:
-            raise Invalid("limit must be at least 1.")
-        d = self._store.direct_messages(conn.user_id, with_user, min(limit, MAX_HISTORY_PAGE))
-        d.addCallback(lambda messages: as_seen_by(conn.user_id, messages))
-        return self._out.watch(d, "direct_messages", conn, asked=True)
+        check_user(with_user, "withUser", system=True)
+        check_limit(limit)
+        hub = self._hub
+        d = hub.streams.direct_history(conn.user_id, with_user, min(limit, MAX_HISTORY_PAGE))
+        return hub.work.watch(d, "direct_messages", conn.user_id, asked=True)
 
     def conversations(self, conn, limit, before):
         """
         Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) of C{conn}'s
-        user's conversations, the most recent first, those whose last
+        user's L{Conversation}s, the most recent first, those whose last
         message is before inbox offset C{before} (if given).
         """
-        if limit < 1:
-            raise Invalid("limit must be at least 1.")
+        check_limit(limit)
         if before < 0:
             raise Invalid("before must be an offset (0 or more).")
-        d = self._store.conversations(conn.user_id, min(limit, MAX_HISTORY_PAGE), before)
-        d.addCallback(lambda found: [
-            (c.with_user, as_seen_by(conn.user_id, [c.last])[0], c.unread) for c in found])
-        return self._out.watch(d, "conversations", conn, asked=True)
+        hub = self._hub
+        d = hub.streams.conversations(conn.user_id, min(limit, MAX_HISTORY_PAGE), before)
+        return hub.work.watch(d, "conversations", conn.user_id, asked=True)
 
     def mark_read(self, conn, with_user, offset):
         """
         C{conn}'s user has read its conversation with C{with_user} up to its
         inbox offset C{offset}; fire with what is left unread there.
         """
-        if not valid_user_id(with_user) and with_user != SYSTEM:
-            raise Invalid(f"withUser {shown(with_user)} is not a user id ({USER_ID_RULE}).")
+        check_user(with_user, "withUser", system=True)
         if offset < 0:
             raise Invalid("offset must be 0 or more.")
-        d = self._store.mark_read(conn.user_id, with_user, offset)
-        return self._out.watch(d, "mark_read", conn, asked=True)
+        hub = self._hub
+        d = hub.streams.mark_read(conn.user_id, with_user, offset)
+        return hub.work.watch(d, "mark_read", conn.user_id, asked=True)

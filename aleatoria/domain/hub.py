@@ -1,79 +1,111 @@
 """
-The hub: who is connected here, and where each of their messages goes.
+The hub: who is connected here, and the domains that act for them.
 
-It is handed L{IConnection}s and plain values, and knows nothing of
-WebSockets, JSON, Redis, Sentry or Prometheus: the service injects the
-store, the peers, the reporter and the metrics, and L{aleatoria.routes}
-turns each client message into a call of one of its domains --
-L{rooms}, L{direct}, L{chat} and L{calls} -- and their answers and
-refusals into replies; the server API (L{aleatoria.api}) calls L{admin}.
-This module keeps the connection life cycle and the drain at shutdown;
-the ways to send are the L{outbox}'s.
+It is handed L{IConnection}s and plain values and answers with values
+and pushes; it knows nothing of WebSockets, JSON, Redis, Sentry or
+Prometheus. The daemon's assembly injects the backend (streams,
+sessions, matchmaking, the bus), the edge's outlet that renders pushes,
+the accounting of backend calls and the observers of what happens. The
+edge's router calls the domains -- L{rooms}, L{chat}, L{direct},
+L{calls}, L{resumer} -- and the server API calls L{admin}. This module
+keeps the connection life cycle, what the bus hands over, and the drain
+at shutdown.
 """
 
+from dataclasses import dataclass, field
+
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
+from aleatoria.domain.clock import format_ns
+from aleatoria.domain.connections import Connections
+from aleatoria.domain.delivery import Delivery
 from aleatoria.domain.direct import Direct
-from aleatoria.domain.outbox import FAILED, Outbox, all_done
+from aleatoria.domain.events import (
+    CallEnded,
+    CallStarted,
+    Connected,
+    Disconnected,
+    MemberLeft,
+    Reaped,
+    ReplacedHere,
+    Signal,
+)
 from aleatoria.domain.ports import IReceiver
 from aleatoria.domain.resume import Resumer
-from aleatoria.domain.rooms import Rooms
-from aleatoria.memory.bus import LonePeers
+from aleatoria.domain.rooms import RoomQuota, Rooms
+from aleatoria.domain.work import FAILED, Work, all_done
+
+
+@dataclass(frozen=True)
+class Rules:
+    """
+    The domain's settings: longest chat content (UTF-8 bytes), rooms per
+    connection, the room size up to which members hear each other come and
+    go, who may signal whom (L{Calls}), and the L{RoomQuota}.
+    """
+
+    max_content: int = 4096
+    max_rooms: int = 50
+    presence_limit: int = 100
+    signaling: str = "any"
+    room_quota: RoomQuota = field(default_factory=RoomQuota)
 
 
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param store: the L{aleatoria.interfaces.IStore}.
-    @param prepare: turns an L{Envelope} into what L{IConnection.send} takes.
-    @param message_clock: a L{aleatoria.clock.MessageClock}, for C{createTime}.
-    @param peers: the L{aleatoria.interfaces.IPeers}; alone by default.
-    @param reporter: the L{aleatoria.reporting.Reporter}.
-    @param metrics: the L{aleatoria.metrics.Metrics}.
-    @param max_content: longest chat content, in UTF-8 bytes.
-    @param max_rooms: rooms one connection may be in.
-    @param presence_limit: room size (on this daemon) up to which members
-        hear each other join and leave.
-    @param signaling: who may signal whom (L{aleatoria.hub.calls.Calls}).
+    @param backend: streams, sessions, matchmaking and bus (the seams of
+        L{aleatoria.domain.ports}), as attributes of one object.
+    @param outlet: the L{aleatoria.domain.ports.IOutlet}.
+    @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
+    @param accounting: the L{aleatoria.domain.ports.IAccounting}.
+    @param rules: the L{Rules}.
     @param quotas: what a user, and its client address, may store, an
-        L{aleatoria.limits.Quotas}; no limit by default.
-    @param room_quota: rooms, members in each, and rooms one address may
-        open, a L{rooms.RoomQuota}.
+        L{aleatoria.domain.limits.Quotas}; no limit by default.
     """
 
     _log = Logger()
 
-    def __init__(self, store, prepare, message_clock, peers=None, *, reporter, metrics,
-                 max_content=4096, max_rooms=50, presence_limit=100, signaling="any",
-                 quotas=None, room_quota=None):
-        self._store = store
-        self._peers = peers or LonePeers(store)
-        self._out = Outbox(prepare, message_clock, self._peers, reporter, metrics, store.kind)
-        self._connections = self._out.connections
-        self.rooms = Rooms(self._out, store, max_rooms, presence_limit, room_quota)
-        self.direct = Direct(self._out, store)
-        self.chat = Chat(self._out, store, self.rooms, self.direct, max_content,
-                         quotas or Unlimited())
-        self.calls = Calls(self._out, store, metrics, signaling)
-        self.resumer = Resumer(self._out, store, self.rooms, max_rooms)
-        self.admin = Admin(self._out, store, self._peers, self.rooms, self.direct, max_content)
+    def __init__(self, backend, outlet, clock, accounting, *, rules=None, quotas=None):
+        rules = rules or Rules()
+        self.streams = backend.streams
+        self.sessions = backend.sessions
+        self.matchmaking = backend.matchmaking
+        self.bus = backend.bus
+        self.clock = clock
+        self.work = Work(accounting)
+        self.connections = Connections()
+        self.delivery = Delivery(self.connections, outlet)
+        self._observers = []
+        self.rooms = Rooms(self, rules.max_rooms, rules.presence_limit, rules.room_quota)
+        self.chat = Chat(self, rules.max_content, quotas or Unlimited())
+        self.direct = Direct(self)
+        self.calls = Calls(self, rules.signaling)
+        self.resumer = Resumer(self, rules.max_rooms)
+        self.admin = Admin(self, rules.max_content)
         self._closing = {}
-        self._peers.listen(self)
+        self.bus.listen(self)
+        self.sessions.listen(self)
+
+    def observe(self, observer):
+        """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""
+        self._observers.append(observer)
+
+    def tell(self, fact):
+        for observer in self._observers:
+            observer.happened(fact)
 
     # Introspection, for /ready, /metrics and tests
 
     @property
     def connection_count(self):
-        return len(self._connections)
-
-    def is_online(self, user):
-        return user in self._connections
+        return len(self.connections)
 
     def room_names(self):
         """Names of the rooms with at least one connected member."""
@@ -93,24 +125,18 @@ class Hub(Service):
             conn.going_away()
             return
         user = conn.user_id
-        old = self._connections.get(user)
+        old = self.connections.get(user)
         if old is not None:
-            self._log.info("{user} replaced by a new connection", user=user)
+            self.tell(ReplacedHere(user, elsewhere=False))
             self._detach(old)
             old.replaced()
-        self._connections[user] = conn
-        self._out.expect_first(user, ("inbox", user))
-        self._log.info(
-            "{user} connected from {peer}, room {room!r}; {count} online",
-            user=user, peer=conn.peer, room=room, count=len(self._connections),
-        )
-        conn.report.breadcrumb(
-            "websocket", "Connected", room=room, clients=len(self._connections)
-        )
-        d = self._store.claim(user)
+        self.connections.add(conn)
+        self.delivery.joined(user, ("inbox", user))
+        self.tell(Connected(user, conn.address, room, len(self.connections)))
+        d = self.sessions.claim(user)
         d.addCallback(self._claimed, user)
-        self._out.watch(d, "claim")
-        self.rooms.enter(user, room, logged=False)
+        self.work.watch(d, "claim")
+        self.rooms.enter(conn, room, quiet=True)
 
     def _claimed(self, claim, user):
         """
@@ -119,48 +145,43 @@ class Hub(Service):
         daemon that held it close that connection, silently. What the user
         spent of its message budget there, it has spent here.
         """
-        conn = self._connections.get(user)
-        if claim.rested_in is not None and conn is not None:
-            conn.rest_in(claim.rested_in)
+        conn = self.connections.get(user)
+        if claim.budget_refills_in is not None and conn is not None:
+            conn.spent_elsewhere(claim.budget_refills_in)
         if claim.former_peer is not None:
-            self.calls.hangup_for(claim.former_peer, user, "disconnected")
+            self.calls.end(claim.former_peer, user, "disconnected")
         for room in claim.rooms:
             if room not in self.rooms.rooms_of(user):
-                self.rooms.announce(room, "user_left", user)
-        if claim.previous_owner not in (None, self._peers.node):
-            self._peers.replaced(claim.previous_owner, user)
+                self.rooms.announce(room, MemberLeft(room, user, self.stamp()))
+        if claim.previous_owner not in (None, self.sessions.node):
+            self.bus.replaced(claim.previous_owner, user)
 
     def disconnected(self, conn):
         """C{conn} is closed; forget it unless it was replaced already."""
         closing = self._closing.pop(conn, None)
         if closing is not None:
             closing.callback(None)
-        if not self._out.current(conn):
+        if not self.connections.current(conn):
             return
         rooms = sorted(self.rooms.rooms_of(conn.user_id))
         self._detach(conn)
-        self._log.info(
-            "{user} disconnected from {peer}; {count} online",
-            user=conn.user_id, peer=conn.peer, count=len(self._connections),
-        )
-        conn.report.breadcrumb(
-            "websocket", "Disconnected", rooms=rooms, clients=len(self._connections)
-        )
+        self.tell(Disconnected(conn.user_id, conn.address, rooms, len(self.connections)))
 
     def _detach(self, conn, announce=True):
         """
         Take the user out of every room (telling the members, unless the
-        daemon that replaced it does), and have the store release it: out
-        of the pool, and its call hung up. Fire with L{FAILED} unless all of
+        daemon that replaced it does), and have its session released: out
+        of the pool, and its call ended. Fire with L{FAILED} unless all of
         that, the telling included, went through.
         """
         user = conn.user_id
-        del self._connections[user]
-        self._out.forget_first(user, ("inbox", user))
-        self._out.resumes.pop(user, None)
+        self.connections.remove(conn)
+        self.delivery.left(user, ("inbox", user))
+        self.delivery.forget(user)
         self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
-        released = self._out.watch(self._store.release(user, conn.rested_in()), "release")
+        released = self.work.watch(
+            self.sessions.release(user, conn.budget_refills_in()), "release")
         released.addCallback(self._released, user)
         work.append(released)
         return all_done(work)
@@ -168,60 +189,77 @@ class Hub(Service):
     def _released(self, former_peer, user):
         if former_peer in (None, FAILED):
             return former_peer
-        return self.calls.hangup_for(former_peer, user, "disconnected")
+        return self.calls.end(former_peer, user, "disconnected")
 
-    # Answering clients (for L{aleatoria.routes})
+    def stamp(self):
+        """The createTime of what is stamped now."""
+        return format_ns(self.clock.next_ns())
 
-    def current(self, conn):
-        """Whether C{conn} is its user's connection (not replaced, not gone)."""
-        return self._out.current(conn)
+    # Pushes, to users wherever they are
 
-    def reply(self, conn, kind, payload, room="", message_id=""):
-        """Send C{conn} a message of the server's own, stamped now."""
-        self._out.reply(conn, kind, payload, room, message_id)
+    def arrived(self, user, push):
+        """
+        C{push} for C{user}, connected here: news of its calls passes
+        through L{Calls} on its way.
+        """
+        if isinstance(push, CallStarted):
+            self.calls.started(push)
+        elif isinstance(push, CallEnded) or isinstance(push, Signal) and push.kind == "hangup":
+            self.calls.forget(user)
+        self.delivery.send(user, push)
 
-    def tracing(self, trace):
-        """Account the store work started from now on to C{trace} (C{None}: to none)."""
-        self._out.trace = trace
+    def deliver(self, user, push):
+        """
+        C{push} to C{user}, here or on another daemon; fire with whether it
+        is connected anywhere (errback when the bus could not hand it over).
+        """
+        if user in self.connections:
+            self.arrived(user, push)
+            return succeed(True)
+        return self.work.timed(self.bus.deliver(user, push), "deliver")
 
-    # From the other daemons (IReceiver)
+    def notify(self, user, push):
+        """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
+        return self.work.watch(self.deliver(user, push), "deliver", timed=False)
 
-    def sessions(self):
-        return {user: sorted(self.rooms.rooms_of(user)) for user in self._connections}
+    # From the backends (IReceiver)
 
-    def deliver_local(self, user, envelope):
-        conn = self._connections.get(user)
-        if conn is not None:
-            self._out.send(conn, envelope)
+    def sessions_here(self):
+        return {user: sorted(self.rooms.rooms_of(user)) for user in self.connections.users()}
 
-    def broadcast_local(self, room, envelope):
-        self.rooms.local(room, envelope)
+    def load(self):
+        return {"connections": len(self.connections),
+                "rooms": len(self.rooms.membership.rooms())}
 
-    def room_post(self, room, envelope):
-        self.rooms.stream(room, envelope)
+    def room_post(self, message):
+        self.chat.room_post(message)
 
-    def inbox_post(self, user, envelope):
-        return self.direct.stream(user, envelope)
+    def inbox_post(self, user, message):
+        return self.direct.inbox_post(user, message)
+
+    def deliver_local(self, user, push):
+        if user in self.connections:
+            self.arrived(user, push)
+
+    def broadcast_local(self, room, push):
+        self.rooms.local(room, push)
 
     def replaced_elsewhere(self, user):
-        conn = self._connections.get(user)
+        conn = self.connections.get(user)
         if conn is not None:
-            self._log.info("{user} replaced by a connection to another daemon", user=user)
+            self.tell(ReplacedHere(user, elsewhere=True))
             self._detach(conn, announce=False)
             conn.replaced()
 
     def kicked(self, user, reason):
         self.admin.kick_here(user, reason)
 
-    def load(self):
-        return {"connections": len(self._connections),
-                "rooms": len(self.rooms.membership.rooms())}
-
     def reaped(self, user, rooms, peer):
+        self.tell(Reaped(user))
         for room in rooms:
-            self.rooms.announce(room, "user_left", user)
+            self.rooms.announce(room, MemberLeft(room, user, self.stamp()))
         if peer is not None:
-            self.calls.hangup_for(peer, user, "disconnected")
+            self.calls.end(peer, user, "disconnected")
 
     # Service
 
@@ -235,7 +273,7 @@ class Hub(Service):
         releases are done and the clients are gone.
         """
         super().stopService()
-        conns = list(self._connections.values())
+        conns = self.connections.all()
         for conn in conns:
             self._closing[conn] = Deferred()
             conn.going_away()
@@ -246,7 +284,7 @@ class Hub(Service):
 
     def _leave(self, released):
         if released is not FAILED:
-            return self._peers.leave()
+            return self.sessions.leave()
         self._log.warn(
             "Not every session could be released at shutdown; the other "
             "daemons will clean up the rest when this one's heartbeat lapses"

@@ -1,26 +1,11 @@
 """
-What any one client may cost: messages a second (per user, across its
-reconnects), connections and connection attempts per address, and what
-may wait for a client that stopped reading. Plain values and
-counters, no I/O: the protocol and the reporter apply them.
+What any one user or address may spend: token buckets (messages a second,
+connection attempts), the hourly shares of what is kept, and summaries
+that tell a flood of one kind once a window. Plain arithmetic on an
+injected clock, no I/O.
 """
 
-import collections
 from dataclasses import asdict, dataclass
-
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
-
-FRAMES_PER_MESSAGE = 8
-"""
-Frames of every kind (continuations, pings, pongs) a connection may send
-for each message its rate allows: room for fragments and keepalive, none
-for a flood of frames that are not messages.
-"""
-
-MAX_FRAGMENTS = 32
-"""Frames one message may come in; browsers send one."""
 
 
 class TokenBucket:
@@ -33,8 +18,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = seconds()
 
-    def take(self, amount=1):
-        """Take C{amount} tokens: 0 if there were, else the seconds until there are."""
+    def delay(self, amount=1):
+        """
+        Take C{amount} tokens if there are: 0 when they were taken, else the
+        delay, in seconds, until they would be there (nothing taken).
+        """
         now = self._seconds()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
@@ -47,7 +35,7 @@ class TokenBucket:
         """Whether C{amount} tokens are (or would be by C{now}) there to take."""
         return min(self._burst, self._tokens + (now - self._last) * self._rate) >= amount
 
-    def next_in(self, now):
+    def next_token_in(self, now):
         """Seconds from C{now} until there is a token to take (0: there is one)."""
         tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         return 0 if tokens >= 1 else (1 - tokens) / self._rate
@@ -62,12 +50,12 @@ class TokenBucket:
         self._tokens = max(-self._burst, tokens_now - tokens)
         self._last = now
 
-    def rested_in(self, now):
+    def full_in(self, now):
         """Seconds from C{now} until the bucket is full."""
         tokens = self._tokens + (now - self._last) * self._rate
         return max(0.0, (self._burst - tokens) / self._rate)
 
-    def rest_in(self, now, seconds):
+    def full_in_at_least(self, now, seconds):
         """Spend what keeps the bucket from being full before C{now + seconds}."""
         self._tokens = min(self._tokens + (now - self._last) * self._rate,
                            self._burst - seconds * self._rate)
@@ -95,13 +83,13 @@ class KeyedBuckets:
         self._refill = burst / rate
         self._swept = seconds()
 
-    def take(self, key, amount=1):
-        """Take C{amount} of C{key}'s tokens: 0 if there were, else the seconds until there are."""
+    def delay(self, key, amount=1):
+        """C{key}'s bucket's L{TokenBucket.delay}."""
         bucket = self._buckets.get(key)
         if bucket is None:
             self._sweep()
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
-        return bucket.take(amount)
+        return bucket.delay(amount)
 
     def holds(self, key, amount):
         """Whether C{key} has C{amount} tokens to take."""
@@ -110,10 +98,10 @@ class KeyedBuckets:
             return self._burst >= amount
         return bucket.holds(amount, self._seconds())
 
-    def next_in(self, key):
+    def next_token_in(self, key):
         """Seconds until C{key} has a token to take (0: it has one), taking none."""
         bucket = self._buckets.get(key)
-        return bucket.next_in(self._seconds()) if bucket is not None else 0
+        return bucket.next_token_in(self._seconds()) if bucket is not None else 0
 
     def spend(self, key, tokens):
         """Take C{tokens} of C{key}'s at once (see L{TokenBucket.spend})."""
@@ -126,17 +114,17 @@ class KeyedBuckets:
     def __len__(self):
         return len(self._buckets)
 
-    def rested_in(self, key):
+    def full_in(self, key):
         """Seconds until C{key}'s bucket is full again (0 if it is, or there is none)."""
         bucket = self._buckets.get(key)
-        return bucket.rested_in(self._seconds()) if bucket is not None else 0
+        return bucket.full_in(self._seconds()) if bucket is not None else 0
 
-    def rest_in(self, key, seconds):
+    def full_in_at_least(self, key, seconds):
         """Have C{key}'s bucket full again no sooner than in C{seconds}."""
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._seconds)
-        bucket.rest_in(self._seconds(), seconds)
+        bucket.full_in_at_least(self._seconds(), seconds)
 
     def _sweep(self):
         now = self._seconds()
@@ -215,7 +203,7 @@ class Quotas:
                         raise OverQuota(what, whose)
                     charges.append((shares[what], owners[whose], amount))
         for buckets, owner, amount in charges:
-            buckets.take(owner, amount)
+            buckets.delay(owner, amount)
         if new:
             self._started(user, to_user, now)
 
@@ -261,104 +249,3 @@ class Summary:
         count = self._counts.pop(key)
         if count:
             self._tell(key, count)
-
-
-class TooMany(Exception):
-    """An address has all the connections it may have."""
-
-
-class PerAddress:
-    """Open connections per client address, up to C{maximum} each."""
-
-    def __init__(self, maximum):
-        self._maximum = maximum
-        self._open = collections.Counter()
-
-    def count_in(self, address):
-        """
-        One more connection from C{address}.
-
-        @raise TooMany: the address has its maximum already.
-        """
-        if self._open[address] >= self._maximum:
-            raise TooMany(address)
-        self._open[address] += 1
-
-    def count_out(self, address):
-        self._open[address] -= 1
-        if not self._open[address]:
-            del self._open[address]
-
-
-@implementer(IPushProducer)
-class Backlog:
-    """
-    What waits for a client while its transport is over its buffer (Twisted
-    says pauseProducing), judged by progress: a client that is reading --
-    however slowly -- keeps its connection; one whose queue has not shrunk
-    for C{stall} seconds, or that has more than C{max_messages} messages or
-    C{max_bytes} bytes waiting, is to be dropped.
-
-    @param queued: how many bytes the transport holds, not yet sent.
-    @param seconds: the clock.
-    """
-
-    def __init__(self, max_messages, max_bytes, stall, queued, seconds):
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self._stall = stall
-        self._queued = queued
-        self._seconds = seconds
-        self.paused = False
-        self.messages = self.bytes = 0
-        self._progress_at = self._after_last = 0
-        self._waiting = []
-
-    def pauseProducing(self):
-        if not self.paused:
-            self.paused = True
-            self.messages = 0
-            self.bytes = self._after_last = self._queued()
-            self._progress_at = self._seconds()
-
-    def resumeProducing(self):
-        self.paused = False
-        self._wake()
-
-    def stopProducing(self):
-        self._wake()
-
-    def resumed(self):
-        """A Deferred that fires when the transport takes more again, or is gone."""
-        d = Deferred()
-        self._waiting.append(d)
-        return d
-
-    def _wake(self):
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
-
-    def admits(self, size):
-        """Whether one more message of C{size} bytes may be queued."""
-        if not self.paused:
-            return True
-        waiting = self._progress()
-        self.messages += 1
-        self.bytes = self._after_last = waiting + size
-        if self.messages > self._max_messages or self.bytes > self._max_bytes:
-            return False
-        return self._seconds() - self._progress_at <= self._stall
-
-    def stalled(self):
-        """Whether, paused, the queue has not shrunk for C{stall} seconds."""
-        self._progress()
-        return self.paused and self._seconds() - self._progress_at > self._stall
-
-    def _progress(self):
-        """What waits now; the time of progress, if it shrank."""
-        waiting = self._queued()
-        if waiting < self._after_last:
-            self._progress_at = self._seconds()
-            self._after_last = waiting
-        return waiting

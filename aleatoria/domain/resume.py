@@ -5,9 +5,10 @@ missed, or is told it must reload.
 
 Nothing is lost, doubled or reordered around the replay: the rooms are
 joined first, then what arrives live for those streams is held back
-while the history is read and replayed; the replay ends where live
-delivery to this connection began (the first offset it had live since it
-joined), and what was held follows, past what was replayed.
+(L{aleatoria.domain.delivery.Hold}) while the history is read and
+replayed; the replay ends where live delivery to this connection began
+(the first offset it had live since it joined), and what was held
+follows, past what was replayed.
 
 The replay is written as the client reads it, never queued whole: a
 client that reads keeps its connection however much it missed, one that
@@ -16,39 +17,15 @@ one message per stream named and one per L{REPLAYED_PER_MESSAGE}
 replayed.
 """
 
-from collections import deque
 from dataclasses import dataclass
 
-from msgspec.structs import replace
 from twisted.internet.defer import gatherResults
 
-from aleatoria.domain.outbox import FAILED
-from aleatoria.domain.ports import Invalid, Refused
-from aleatoria.edge.wire import SYSTEM
+from aleatoria.domain.refusals import Invalid, Refused
+from aleatoria.domain.work import FAILED
 
 REPLAYED_PER_MESSAGE = 100
 """Messages a replay sends for each message of the user's rate it costs."""
-
-
-class Resume:
-    """
-    One user's resume under way: its streams, and what arrived live for
-    them meanwhile -- which waits for the client as its queue does (see
-    L{aleatoria.interfaces.IConnection.holding}).
-    """
-
-    def __init__(self, conn, keys):
-        self._conn = conn
-        self._keys = frozenset(keys)
-        self.held = deque()
-
-    def hold(self, key, envelope):
-        """Hold C{envelope} back if it is of a stream being resumed; whether it was."""
-        if key not in self._keys:
-            return False
-        self.held.append((key, envelope))
-        self._conn.holding(len(self.held))
-        return True
 
 
 @dataclass
@@ -62,35 +39,31 @@ class Resumed:
 
 class Resumer:
     """
-    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
-    @param store: the L{aleatoria.interfaces.IStore}.
-    @param rooms: the hub's L{aleatoria.hub.rooms.Rooms}, to join through.
+    @param hub: the L{aleatoria.domain.hub.Hub}.
     @param max_rooms: rooms one connection may be in, and so name in a resume.
     """
 
-    def __init__(self, outbox, store, rooms, max_rooms):
-        self._out = outbox
-        self._store = store
-        self._rooms = rooms
+    def __init__(self, hub, max_rooms):
+        self._hub = hub
         self._max_rooms = max_rooms
 
     async def resume(self, conn, rooms, direct):
         """
-        Put C{conn} back in C{rooms} (room -> L{Position}) and replay what
-        it missed there and, with C{direct} (a L{Position}), in its inbox.
-        Fire with C{(rooms, direct)}: per room a L{Resumed} or the
-        L{Refused} that kept the client out; for the inbox a L{Resumed} or
-        C{None}.
+        Put C{conn} back in C{rooms} (room -> position) and replay what it
+        missed there and, with C{direct} (a position), in its inbox. A
+        position has an C{offset} and an C{epoch}. Fire with C{(rooms,
+        direct)}: per room a L{Resumed} or the L{Refused} that kept the
+        client out; for the inbox a L{Resumed} or C{None}.
         """
-        user = conn.user_id
+        hub, user = self._hub, conn.user_id
         if len(rooms) > self._max_rooms:
             raise Invalid(f"A resume names at most {self._max_rooms} rooms (--max-rooms).")
-        if user in self._out.resumes:
+        if hub.delivery.resuming(user):
             raise Invalid("A resume is under way already.")
         answers, reads = {}, {}
         for room, position in rooms.items():
             try:
-                self._rooms.join(conn, room)
+                hub.rooms.join(conn, room)
             except Refused as refusal:
                 answers[room] = refusal
                 continue
@@ -98,14 +71,13 @@ class Resumer:
         if direct is not None:
             reads[("inbox", user)] = direct
         conn.charge(len(rooms) + (direct is not None) - 1)  # the frame paid for one
-        resume = self._out.resumes[user] = Resume(conn, reads)
+        hold = hub.delivery.hold(conn, reads)
         try:
-            found = await gatherResults([self._read(conn, key, position)
+            found = await gatherResults([self._read(user, key, position)
                                          for key, position in reads.items()])
-            upto = await self._replay(conn, reads, found, resume)
+            upto = await self._replay(conn, reads, found, hold)
         finally:
-            if self._out.resumes.get(user) is resume:
-                del self._out.resumes[user]
+            hub.delivery.release(hold)
         if upto is None:
             return answers, None
         for (kind, name), resumed in upto.items():
@@ -113,17 +85,18 @@ class Resumer:
                 answers[name] = resumed
         return answers, upto.get(("inbox", user))
 
-    def _read(self, conn, key, position):
+    def _read(self, user, key, position):
         kind, name = key
-        read = self._store.room_since if kind == "room" else self._store.inbox_since
-        return self._out.watch(read(name, position.offset, position.epoch), "resume", conn)
+        streams = self._hub.streams
+        read = streams.room_since if kind == "room" else streams.inbox_since
+        return self._hub.work.watch(read(name, position.offset, position.epoch), "resume", user)
 
-    async def _replay(self, conn, reads, found, resume):
+    async def _replay(self, conn, reads, found, hold):
         """
         Send C{conn} what it missed, then what was held meanwhile, as it
         reads; where it then stands per stream (C{None} if it went away).
         """
-        if not self._out.current(conn):
+        if not self._hub.connections.current(conn):
             return None
         upto, replay = {}, []
         for (key, position), since in zip(reads.items(), found, strict=True):
@@ -133,20 +106,20 @@ class Resumer:
         for message in replay:
             if not await self._writable(conn):
                 return None
-            self._out.send(conn, as_live(conn.user_id, message))
-        while resume.held:
-            key, envelope = resume.held.popleft()
-            if envelope.offset > upto[key].offset:
+            self._hub.delivery.to((conn,), message)
+        while hold.held:
+            key, message = hold.held.popleft()
+            if message.offset > upto[key].offset:
                 if not await self._writable(conn):
                     return None
-                self._out.send(conn, as_live(conn.user_id, envelope))
-                upto[key].offset = envelope.offset
+                self._hub.delivery.to((conn,), message)
+                upto[key].offset = message.offset
         return upto
 
     async def _writable(self, conn):
         """Wait until C{conn} takes more; whether it is still there."""
         await conn.writable()
-        return self._out.current(conn)
+        return self._hub.connections.current(conn)
 
     def _missed(self, conn, key, position, since):
         """
@@ -155,7 +128,7 @@ class Resumer:
         """
         if since is FAILED:
             return Resumed(False, position.offset, position.epoch), []
-        first = self._out.first(conn.user_id, key)
+        first = self._hub.delivery.first(conn.user_id, key)
         upto = since.last if first is None else min(since.last, first - 1)
         start = position.offset
         missed = [m for m in since.messages if start < m.offset <= upto]
@@ -163,10 +136,3 @@ class Resumer:
         if not (same and start <= since.last and len(missed) == max(0, upto - start)):
             return Resumed(False, since.last, since.epoch), []
         return Resumed(True, max(upto, start), since.epoch), missed
-
-
-def as_live(user, message):
-    """A kept message as C{user} would have had it live."""
-    if message.fromUser == SYSTEM:
-        return replace(message, toUser=user, incoming=True)
-    return replace(message, incoming=message.fromUser != user)

@@ -1,25 +1,23 @@
 """
-Rooms: membership of this daemon's connections, joining and leaving,
-presence (C{user_joined} / C{user_left}), room chat and room history.
+Rooms: who is in which room on this daemon, joining and leaving within
+the quotas, presence (members joined and left), member pages and history.
 """
 
 import collections
 from dataclasses import dataclass
 
-from msgspec.structs import replace
 from twisted.internet.defer import succeed
-from twisted.logger import Logger
 
-from aleatoria.domain.clock import parse_rfc3339
+from aleatoria.domain.clock import format_ns, parse_rfc3339
+from aleatoria.domain.events import Joined, Left, MemberJoined, MemberLeft
 from aleatoria.domain.membership import Membership
-from aleatoria.domain.outbox import FAILED, MAX_HISTORY_PAGE, Outcome, as_seen_by
-from aleatoria.domain.ports import Forbidden, Invalid, NotInRoom, QuotaExceeded
-from aleatoria.edge.wire import ROOM_NAME_RULE, SHOWN, SYSTEM, Envelope, shown, valid_room
+from aleatoria.domain.refusals import Forbidden, Invalid, NotInRoom, QuotaExceeded
+from aleatoria.domain.rules import check_limit, check_room
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 MAX_MEMBERS_PAGE = 1000
-PRESENCE = frozenset({"user_joined", "user_left"})
-ROOM_RULE = f"A room name is {ROOM_NAME_RULE}."
+MAX_HISTORY_PAGE = 100
+"""The most messages one history request returns, whatever C{limit} asks."""
 
 
 @dataclass(frozen=True)
@@ -37,22 +35,19 @@ class RoomQuota:
 
 class Rooms:
     """
-    @param outbox: the hub's L{aleatoria.hub.outbox.Outbox}.
-    @param store: the L{aleatoria.interfaces.IStore}.
+    @param hub: the L{aleatoria.domain.hub.Hub}: its connections, delivery,
+        seams, clock, work and observers.
     @param max_rooms: rooms one connection may be in.
     @param presence_limit: members of a room on this daemon up to which
         they hear each other come and go.
-    @param quota: the L{RoomQuota}: how many rooms, how many in each.
+    @param quota: the L{RoomQuota}.
     """
 
-    _log = Logger(namespace="aleatoria.domain.hub.Hub")
-
-    def __init__(self, outbox, store, max_rooms, presence_limit, quota=None):
-        self._quota = quota or RoomQuota()
-        self._out = outbox
-        self._store = store
+    def __init__(self, hub, max_rooms, presence_limit, quota=None):
+        self._hub = hub
         self._max_rooms = max_rooms
         self._presence_limit = presence_limit
+        self._quota = quota or RoomQuota()
         self.membership = Membership()
         self._opened_by = {}
         """Room -> the client address whose user opened it (L{RoomQuota})."""
@@ -62,21 +57,23 @@ class Rooms:
     def rooms_of(self, user):
         return self.membership.rooms_of(user)
 
+    def members_here(self, room):
+        return self.membership.members(room)
+
     # What clients ask
 
     def join(self, conn, room):
         """Put C{conn}'s user in C{room}, if it may be there."""
-        user = conn.user_id
-        if not valid_room(room):
-            raise Invalid(ROOM_RULE)
-        rooms = self.rooms_of(user)
-        if room not in rooms and len(rooms) >= self._max_rooms:
+        check_room(room)
+        rooms = self.rooms_of(conn.user_id)
+        if room in rooms:
+            return
+        if len(rooms) >= self._max_rooms:
             raise Forbidden(f"You are in {self._max_rooms} rooms; leave one first.")
         if not conn.may_join(room):
             raise Forbidden("Your token does not let you join that room.")
-        if room not in rooms:
-            self._room_quota(room, conn.peer)
-        self.enter(user, room)
+        self._room_quota(room, conn.address)
+        self.enter(conn, room)
 
     def _room_quota(self, room, address):
         """
@@ -96,8 +93,7 @@ class Rooms:
 
     def leave(self, conn, room):
         """Take C{conn}'s user out of C{room}, if it is there."""
-        if not valid_room(room):
-            raise Invalid(ROOM_RULE)
+        check_room(room)
         if room in self.rooms_of(conn.user_id):
             self.exit(conn.user_id, room)
 
@@ -105,140 +101,76 @@ class Rooms:
         """
         Fire with one page of the members of C{room} on every daemon: up to
         C{limit} ids (at most L{MAX_MEMBERS_PAGE}) in order, those after
-        C{after}; and how many there are in all.
+        C{after}: C{(page, count, next)}.
         """
-        self._member_of(conn, room, "get_room_members")
-        if limit < 1:
-            raise Invalid("limit must be at least 1.")
-        d = self._store.room_members(room, min(limit, MAX_MEMBERS_PAGE), after)
-        return self._out.watch(d, "room_members", conn, asked=True)
+        self.member_of(conn, room, "get_room_members")
+        check_limit(limit)
+        d = self._hub.sessions.room_members(room, min(limit, MAX_MEMBERS_PAGE), after)
+        return self._hub.work.watch(d, "room_members", conn.user_id, asked=True)
 
     def history(self, conn, room, limit, before=""):
         """
         Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) messages of
-        C{room} older than C{before} (an RFC 3339 time, if given), as
-        C{conn}'s user sees them.
+        C{room} older than C{before} (an RFC 3339 time, if given).
         """
-        self._member_of(conn, room, "get_recent_messages")
-        if limit < 1:
-            raise Invalid("limit must be at least 1.")
+        self.member_of(conn, room, "get_recent_messages")
+        check_limit(limit)
         try:
             before_ns = parse_rfc3339(before) if before else None
         except ValueError:
             raise Invalid("before must be an RFC 3339 timestamp.") from None
-        d = self._store.room_messages(room, min(limit, MAX_HISTORY_PAGE), before_ns)
-        d.addCallback(lambda messages: as_seen_by(conn.user_id, messages))
-        return self._out.watch(d, "room_messages", conn, asked=True)
+        d = self._hub.streams.room_history(room, min(limit, MAX_HISTORY_PAGE), before_ns)
+        return self._hub.work.watch(d, "room_messages", conn.user_id, asked=True)
 
-    def _member_of(self, conn, room, asking):
+    def member_of(self, conn, room, asking):
+        """@raise NotInRoom: C{conn}'s user is not in C{room}."""
         if not room:
             raise Invalid(f"{asking} needs room.")
         if room not in self.rooms_of(conn.user_id):
             raise NotInRoom(NOT_IN_ROOM)
 
-    def may_post(self, conn, room):
-        """
-        Pass if C{conn} may post to C{room}; if not, report the attempt.
-
-        @raise NotInRoom: it may not.
-        """
-        if room in self.rooms_of(conn.user_id):
-            return
-        conn.report.fault(
-            "User attempted to send to room without membership", "unauthorized_room_send",
-            log=self._log, line="{user} refused: not in room {room}",
-            fields={"user": conn.user_id, "room": shown(room)}, room=room[:SHOWN],
-        )
-        raise NotInRoom(NOT_IN_ROOM)
-
-    def post(self, message, at_ns, conn=None):
-        """
-        Room chat, stamped (from C{conn}'s user, or from the server): into
-        the room's stream, through which every member on every daemon --
-        the sender's echo too -- gets it numbered. Fire with its
-        L{Outcome}. If the store cannot take it, the members here get it
-        all the same, unnumbered.
-        """
-        if conn is not None:
-            conn.report.breadcrumb(
-                "message", "Room message broadcast", room=message.room,
-                members=len(self.membership.members(message.room)),
-            )
-        d = self._out.watch(self._out.post_room(message.room, message, at_ns), "post_room",
-                            conn, timed=False)
-
-        def posted(result):
-            if result is FAILED:
-                self._fall_back(message, conn)
-                return Outcome(["delivery", "history"])
-            return Outcome(["delivery"] if result.missed else [])
-
-        return d.addCallback(posted)
-
-    def _fall_back(self, message, conn):
-        self._out.falling_back(message)
-        self.local(message.room, replace(message, incoming=True), but=message.fromUser)
-        if conn is not None and self._out.current(conn):
-            self._out.send(conn, replace(message, incoming=False))
-
-    def stream(self, room, envelope):
-        """
-        A numbered message of C{room}'s stream: to its members here, with
-        C{incoming} true, and to its sender, if here, false.
-        """
-        if self._out.fell_back(envelope):
-            return
-        key = ("room", room)
-        sender = envelope.fromUser
-        members = [user for user in self.membership.members(room) if user != sender]
-        self._out.stream(key, members, replace(envelope, incoming=True))
-        if sender in self._out.connections:
-            self._out.stream(key, [sender], replace(envelope, incoming=False))
-
     # Membership
 
-    def enter(self, user, room, logged=True):
+    def enter(self, conn, room, quiet=False):
         """
-        Put C{user} in C{room} and tell the members. Not C{logged} when the
-        line of the connect names the room already.
+        Put C{conn}'s user in C{room} and tell the members. C{quiet} when
+        the line of the connect names the room already.
         """
+        user = conn.user_id
         if not self.membership.add(room, user):
             return
-        self._out.expect_first(user, ("room", room))
+        hub = self._hub
+        hub.delivery.joined(user, ("room", room))
         members = self.membership.members(room)
         if len(members) == 1:
-            self._opening(room, self._out.connections[user].peer)
-        self.announce(room, "user_joined", user, but=user)
-        self._out.watch(self._store.join_room(room, user), "join_room",
-                        self._out.connections[user])
-        if logged:
-            self._log.info("{user} joined {room!r} ({count} members)",
-                           user=user, room=room, count=len(members))
-        self._out.connections[user].report.breadcrumb(
-            "room", "Joined room", room=room, members=len(members)
-        )
+            self._opening(room, conn.address)
+        self.announce(room, MemberJoined(room, user, self._now()), but=user)
+        hub.work.watch(hub.sessions.join_room(room, user), "join_room", user)
+        hub.tell(Joined(user, room, len(members), quiet))
 
     def exit(self, user, room, persist=True, announce=True):
         """
         Take C{user} out of C{room} and tell the members. C{persist} is false
-        when the store's release of the user does that part -- and the
+        when the release of the user's session does that part -- and the
         line of the disconnect says it. The telling, as a Deferred.
         """
+        hub = self._hub
         self.membership.discard(room, user)
-        if not self.membership.members(room):
+        members = len(self.membership.members(room))
+        if not members:
             self._emptied(room)
-        self._out.forget_first(user, ("room", room))
-        told = self.announce(room, "user_left", user) if announce else succeed(None)
+        hub.delivery.left(user, ("room", room))
+        told = self.announce(room, MemberLeft(room, user, self._now())) if announce \
+            else succeed(None)
         if persist:
-            self._out.watch(self._store.leave_room(room, user), "leave_room")
-        if persist:
-            self._log.info("{user} left {room!r}", user=user, room=room)
-        conn = self._out.connections.get(user)
-        if conn is not None:
-            conn.report.breadcrumb(
-                "room", "Left room", room=room, members=len(self.membership.members(room))
-            )
+            hub.work.watch(hub.sessions.leave_room(room, user), "leave_room")
+        hub.tell(Left(user, room, members, quiet=not persist))
         return told
+
+    def exit_all(self, user, announce):
+        """Take C{user} out of every room; the tellings, as Deferreds."""
+        return [self.exit(user, room, persist=False, announce=announce)
+                for room in sorted(self.rooms_of(user))]
 
     def _opening(self, room, address):
         """C{room} has members because a user at C{address} joined it: count it as theirs."""
@@ -254,42 +186,28 @@ class Rooms:
         if not self._opened[address]:
             del self._opened[address]
 
-    def exit_all(self, user, announce):
-        """Take C{user} out of every room; the tellings, as Deferreds."""
-        return [self.exit(user, room, persist=False, announce=announce)
-                for room in sorted(self.rooms_of(user))]
+    # Presence
 
-    def announce(self, room, kind, user, but=None):
+    def announce(self, room, push, but=None):
         """
         Tell the members of C{room} (but C{but}), here and elsewhere, that
-        C{user} came or went; fire with L{FAILED} if some daemon may have
+        somebody came or went; fire with L{FAILED} if some daemon may have
         missed it.
         """
-        return self._out.watch(self.to_room(room, Envelope(
-            type=kind,
-            fromUser=SYSTEM,
-            room=room,
-            payload={"room": room, "userId": user},
-            createTime=self._out.now(),
-        ), but=but), "broadcast", timed=False)
+        self.local(room, push, but)
+        hub = self._hub
+        d = hub.work.timed(hub.bus.broadcast(room, push), "broadcast")
+        return hub.work.watch(d, "broadcast", timed=False)
 
-    def to_room(self, room, envelope, but=None):
+    def local(self, room, push, but=None):
         """
-        Send to every member of C{room} on every daemon, except C{but}; the
-        other daemons' part may fail (a Deferred).
-        """
-        self.local(room, envelope, but)
-        return self._out.broadcast(room, envelope)
-
-    def local(self, room, envelope, but=None):
-        """
-        Send to the members of C{room} on this daemon, except C{but} --
-        presence only while they are at most C{presence_limit}: past it,
-        each join and leave would cost a message to every member, and a
-        room filling up the square of its size.
+        Tell the members of C{room} here, but C{but} -- while they are at
+        most C{presence_limit}: past it, each join and leave would cost a
+        message to every member, and a room filling up the square of its size.
         """
         members = self.membership.members(room)
-        if envelope.type in PRESENCE and len(members) > self._presence_limit:
-            return
-        self._out.fan_out([u for u in members if u != but], envelope)
+        if len(members) <= self._presence_limit:
+            self._hub.delivery.fan_out([u for u in members if u != but], push)
 
+    def _now(self):
+        return format_ns(self._hub.clock.next_ns())

@@ -1,15 +1,15 @@
 """
-Where rooms, history and the matchmaking pool live.
-
-One interface, L{aleatoria.interfaces.IStore}, with an embedded in-memory backend (the
-default: no set-up at all) and a Redis/Valkey backend for deployments that
-must outlive a restart or span several daemons. Every method returns a
-Deferred, whether or not the backend needs to wait, so callers never care
-which backend they hold. A store deals in user ids, room names and
-:class:`aleatoria.messages.Envelope` values; it never sees a connection.
+The values the seams of L{aleatoria.domain.ports} answer with: plain
+data, whichever backend (memory or Redis) found it.
 """
 
+import secrets
 from dataclasses import dataclass
+
+
+def new_epoch():
+    """A fresh epoch: what tells a stream from one that was lost and begun again."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Claim:
     previous_owner: str | None
     former_peer: str | None
     rooms: tuple = ()
-    rested_in: float | None = None
+    budget_refills_in: float | None = None
 
 
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:
@@ -44,7 +44,8 @@ class Place:
 class Since:
     """
     What a stream holds after an offset: its epoch, its last offset, the
-    messages after the offset that are still kept (oldest first), and
+    messages after the offset that are still kept (oldest first:
+    L{aleatoria.domain.events.RoomMessage}s or C{DirectMessage}s), and
     whether that is all of them.
     """
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import jwt
 from autobahn.websocket.types import ConnectionDeny
 
-from aleatoria.edge.wire import SYSTEM, USER_ID_RULE, valid_user_id
+from aleatoria.domain.rules import SYSTEM, USER_ID_RULE, valid_user_id
 
 _REQUIRED = ["sub", "exp"]
 

@@ -14,6 +14,8 @@ from autobahn.twisted import websocket as _twisted_adapter
 from autobahn.websocket import protocol as _autobahn
 from autobahn.websocket.protocol import PreparedMessage
 
+from aleatoria.edge.wire import encode
+
 
 class _Later:
     """C{render(value)} when (and only if) a log line shows it."""
@@ -49,6 +51,11 @@ def lazy_debug_lines():
 def prepare(payload):
     """Frame a text message once, to send on any number of connections."""
     return PreparedMessage(payload, False, False, False)
+
+
+def prepare_envelope(envelope):
+    """Encode and frame an L{aleatoria.edge.wire.Envelope} once, for any number of connections."""
+    return prepare(encode(envelope))
 
 
 class DirectWrites:

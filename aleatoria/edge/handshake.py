@@ -8,7 +8,7 @@ import ipaddress
 
 from autobahn.websocket.types import ConnectionDeny
 
-from aleatoria.edge.wire import ROOM_NAME_RULE, valid_room
+from aleatoria.domain.rules import ROOM_NAME_RULE, valid_room
 
 DEFAULT_ROOM = "Lobby"
 

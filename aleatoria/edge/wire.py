@@ -3,62 +3,16 @@ The envelope (docs/protocol.rst, "The envelope"), and turning client
 frames into it.
 
 Everything a client sends is decoded here, once, into typed values: the
-hub downstream never sees JSON and never has to doubt a field's type. A
+domain downstream never sees JSON and never has to doubt a field's type. A
 frame that is not a JSON object, or has a field of the wrong type, raises
 :class:`InvalidMessage`, which the client gets back as ``error_response``.
-Checks that need state (membership, who is online) belong to the hub.
+Checks that need state (membership, who is online) belong to the domain.
 """
 
-import re
 from typing import Annotated, Any
-from unicodedata import category, is_normalized
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
-
-SYSTEM = "system"
-"""The C{fromUser} of every message the server itself originates."""
-
-_USER_ID = re.compile(r"[A-Za-z0-9_\-.:@]{1,64}\Z")
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""
-Unicode categories no room name may hold: control, format (zero-width and
-bidirectional ones among them), surrogate, private-use, unassigned, line
-and paragraph separators -- characters that show as nothing, or as
-something else, and so make one name read as another.
-"""
-MAX_ROOM_NAME = 100
-ROOM_NAME_RULE = (
-    "1-100 characters in Unicode NFC, without control, format (zero-width, "
-    "bidirectional), line or paragraph separator, private-use or unassigned "
-    "characters, not starting with a combining mark"
-)
-
-
-USER_ID_RULE = "1-64 letters, digits or _ - . : @"
-
-
-def valid_user_id(text: str) -> bool:
-    """
-    1-64 characters: letters, digits and C{_ - . : @}; never C{system}, in
-    any case: that is the server's own name (L{SYSTEM}).
-    """
-    return _USER_ID.match(text) is not None and text.lower() != SYSTEM
-
-
-def valid_room(text: str) -> bool:
-    """
-    L{ROOM_NAME_RULE}: one name never reads as another. Cheap for the
-    names of every join and room message: C{isprintable} (in C) passes
-    most names whole, and plain ASCII needs no more.
-    """
-    if not 0 < len(text) <= MAX_ROOM_NAME:
-        return False
-    if not text.isprintable() and any(category(c) in _INVISIBLE for c in text):
-        return False
-    if text.isascii():
-        return True
-    return category(text[0])[0] != "M" and is_normalized("NFC", text)
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -82,11 +36,6 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     """Its place in its stream (a room's, or a user's inbox): 1, 2, 3..."""
     epoch: str = ""
     """The stream's epoch: it changes when the stream's history is lost or reset."""
-    positions: dict[str, int] | UnsetType = UNSET
-    """
-    A kept direct message's offset in each party's inbox; never sent to a
-    client (who is given its own as C{offset}).
-    """
 
 
 class ChatPayload(msgspec.Struct, frozen=True):
@@ -207,23 +156,6 @@ def decode(frame: bytes) -> Envelope:
     )
 
 
-_decode_stored = msgspec.json.Decoder(Envelope).decode
-
-
-def decode_stored(data) -> Envelope:
-    """
-    Decode an envelope as a store keeps it (ours, or the Go server's).
-
-    @raise InvalidMessage: it is not an envelope.
-    """
-    try:
-        return _decode_stored(data)
-    except msgspec.DecodeError as e:
-        raise InvalidMessage(str(e)) from None
-    except RecursionError:
-        raise InvalidMessage(TOO_DEEP) from None
-
-
 def _decode_payload(kind: str, raw: Raw) -> Any:
     decoder = _payload_decoders.get(kind)
     if decoder is not None:
@@ -251,24 +183,3 @@ RAW_FRAME_LIMIT = 1024
 def truncated(raw: bytes) -> str:
     """A raw frame as it may be reported: at most 1 KiB, as text."""
     return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")
-
-
-def from_server(kind, to_user, payload, now, room="", message_id=""):
-    """A message the server originates (C{fromUser} system), stamped C{now}."""
-    return Envelope(type=kind, fromUser=SYSTEM, toUser=to_user, room=room, payload=payload,
-                    messageId=message_id, createTime=now)
-
-
-SHOWN = 64
-"""The most characters of a client's string that a log line or an answer quotes."""
-
-
-def shown(text):
-    """
-    A client's string as a log line or an answer may quote it: cut to
-    L{SHOWN} characters and written as a literal (control characters
-    escaped), so that nobody can flood the log or forge lines in it.
-    """
-    text = text or ""
-    cut = text[:SHOWN]
-    return repr(cut) + ("..." if len(text) > SHOWN else "")

@@ -16,6 +16,7 @@ at C{/api/v1/openapi.json} is built from the same structs
 
 import hmac
 import json
+from typing import Annotated
 
 import msgspec
 from twisted.internet.defer import Deferred
@@ -24,8 +25,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from aleatoria.domain.limits import Summary
-from aleatoria.domain.ports import Refused
-from aleatoria.edge.gate import refusal
+from aleatoria.domain.refusals import Refused
+from aleatoria.domain.rules import Reason, RoomName, UserId
+from aleatoria.edge.admission import refusal
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.routes import CODES
 from aleatoria.http.openapi import document
@@ -39,25 +41,28 @@ REFUSALS_WINDOW = 60
 """Seconds over which refused authentications from one address are summed up in one line."""
 
 
+Content = Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class Publish(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A message from C{system} to a room's members on every daemon, kept in its history."""
 
-    room: str
-    content: str
+    room: RoomName
+    content: Content
 
 
 class Send(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A direct message from C{system} to a user, kept (read with withUser system)."""
 
-    toUser: str
-    content: str
+    toUser: UserId
+    content: Content
 
 
 class Disconnect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Close a user's connection, wherever it is, with 4003 and C{reason}."""
 
-    userId: str
-    reason: str = "disconnected by the server"
+    userId: UserId
+    reason: Reason = "disconnected by the server"
 
 
 BODIES = {"publish": Publish, "send": Send, "disconnect": Disconnect}
@@ -108,9 +113,9 @@ TOO_LARGE = _refusal(Problem(413, "Content Too Large",
 class ServerAPI(Resource):
     """
     Everything under C{/api/v1}, one leaf: each request is checked (token,
-    rate, body) and handed to the hub's L{aleatoria.hub.admin.Admin}.
+    rate, body) and handed to the hub's L{aleatoria.domain.admin.Admin}.
 
-    @param admin: the hub's L{aleatoria.hub.admin.Admin}.
+    @param admin: the hub's L{aleatoria.domain.admin.Admin}.
     @param token: the bearer token (text), compared in constant time.
     @param buckets: a L{aleatoria.limits.KeyedBuckets}, one bucket per
         client address: requests.
@@ -135,11 +140,10 @@ class ServerAPI(Resource):
             (b"POST", ("publish",)): self._publish,
             (b"POST", ("send",)): self._send,
             (b"POST", ("disconnect",)): self._disconnect,
-            (b"GET", ("rooms",)): lambda request, body: admin.rooms(
-                *_page(request, admin.ROOMS_PAGE)),
+            (b"GET", ("rooms",)): self._rooms,
             (b"GET", ("rooms", None, "members")): self._members,
-            (b"GET", ("users", None)): lambda request, body: admin.user(request.parts[1]),
-            (b"GET", ("stats",)): lambda request, body: admin.stats(),
+            (b"GET", ("users", None)): self._user,
+            (b"GET", ("stats",)): self._stats,
         }
 
     def screen(self, request, length):
@@ -195,7 +199,7 @@ class ServerAPI(Resource):
         """
         host = getattr(request.getClientAddress(), "host", "")
         address = direct_address(host, ()) or host
-        wait = self._failures.next_in(address)
+        wait = self._failures.next_token_in(address)
         if wait:
             self._refused(address, "its budget of failed authentications is spent")
             raise Problem(429, "Too Many Requests",
@@ -203,13 +207,13 @@ class ServerAPI(Resource):
                           "rate_limited", headers=_retry_after(wait))
         given = request.getHeader(b"authorization") or b""
         if not hmac.compare_digest(given, self._token):
-            self._failures.take(address)
+            self._failures.delay(address)
             self._refused(address, "wrong token" if given else "no token")
             raise Problem(401, "Unauthorized",
                           "Send the API token: Authorization: Bearer <ALEATORIA_API_TOKEN>.",
                           "unauthorized",
                           headers=((b"WWW-Authenticate", b'Bearer realm="aleatoria"'),))
-        wait = self._buckets.take(address)
+        wait = self._buckets.delay(address)
         if wait:
             raise Problem(429, "Too Many Requests",
                           "Too many API requests from this address; slow down.",
@@ -256,16 +260,47 @@ class ServerAPI(Resource):
             raise Problem(400, "Bad Request", str(e), "invalid_message") from None
 
     async def _publish(self, request, body):
-        return await self._admin.publish(body.room, body.content)
+        message = await self._admin.publish(body.room, body.content)
+        return {"room": message.room, "messageId": message.message_id,
+                "createTime": message.create_time}
 
     async def _send(self, request, body):
-        return await self._admin.send(body.toUser, body.content)
+        message, online = await self._admin.send(body.toUser, body.content)
+        return {"toUser": message.recipient, "messageId": message.message_id,
+                "createTime": message.create_time, "online": online}
 
     async def _disconnect(self, request, body):
-        return await self._admin.disconnect(body.userId, body.reason)
+        await self._admin.disconnect(body.userId, body.reason)
+        return {"userId": body.userId, "disconnected": True}
 
-    def _members(self, request, body):
-        return self._admin.members(request.parts[1], *_page(request, self._admin.MEMBERS_PAGE))
+    async def _rooms(self, request, body):
+        limit, after = _page(request, self._admin.ROOMS_PAGE)
+        rooms, total = await self._admin.rooms(limit, after)
+        page = {"rooms": [{"room": room, "members": count} for room, count in rooms],
+                "count": total}
+        if len(rooms) == limit and rooms:
+            page["next"] = rooms[-1][0]
+        return page
+
+    async def _members(self, request, body):
+        room = request.parts[1]
+        members, count, following = await self._admin.members(
+            room, *_page(request, self._admin.MEMBERS_PAGE))
+        page = {"room": room, "members": members, "count": count}
+        if following:
+            page["next"] = following
+        return page
+
+    async def _user(self, request, body):
+        user = request.parts[1]
+        where = await self._admin.user(user)
+        return {"userId": user, "online": where.node is not None, "daemon": where.node,
+                "rooms": where.rooms, "inCall": where.in_call}
+
+    async def _stats(self, request, body):
+        load = await self._admin.stats()
+        return {"connections": sum(d["connections"] for d in load.daemons),
+                "rooms": load.rooms, "poolSize": load.pool, "daemons": load.daemons}
 
 
 def _page(request, largest):

@@ -7,10 +7,10 @@ document cannot drift from what is checked; answers and problems by hand.
 import msgspec
 
 from aleatoria import __version__
-from aleatoria.edge.wire import MAX_ROOM_NAME
+from aleatoria.domain.rules import RoomName, UserId
 
-_USER_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:@]{1,64}$"}
-_ROOM = {"type": "string", "minLength": 1, "maxLength": MAX_ROOM_NAME}
+_USER_ID = msgspec.json.schema(UserId)
+_ROOM = msgspec.json.schema(RoomName)
 _NEXT = {"type": "string", "description": "The `after` of the next page, when one follows."}
 
 
@@ -91,12 +91,6 @@ def document(bodies):
     """The OpenAPI document, C{bodies} being the request structs by route name."""
     _, schemas = msgspec.json.schema_components(list(bodies.values()),
                                                 ref_template="#/components/schemas/{name}")
-    schemas["Publish"]["properties"]["room"] = _ROOM
-    schemas["Send"]["properties"]["toUser"] = _USER_ID
-    schemas["Disconnect"]["properties"]["userId"] = _USER_ID
-    for name in ("Publish", "Send"):
-        schemas[name]["properties"]["content"] = {"type": "string", "minLength": 1}
-    schemas["Disconnect"]["properties"]["reason"]["maxLength"] = 123
     schemas.update(_ANSWERS)
     room = {"name": "room", "in": "path", "required": True, "schema": _ROOM}
     user = {"name": "userId", "in": "path", "required": True, "schema": _USER_ID}

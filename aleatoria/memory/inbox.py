@@ -5,18 +5,11 @@ message to or from the user, numbered, with the user's conversations and
 what is unread in each.
 """
 
-import secrets
 from bisect import bisect_right
 
-from msgspec import UNSET
 from msgspec.structs import replace
 
-from aleatoria.domain.values import Conversation, Place, Since
-
-
-def new_epoch():
-    """A fresh epoch: what tells a stream from one that was lost and begun again."""
-    return secrets.token_hex(4)
+from aleatoria.domain.values import Conversation, Place, Since, new_epoch
 
 
 class Numbering:
@@ -31,9 +24,9 @@ class Numbering:
         return Place(self.last, self.epoch)
 
 
-def numbered(envelope, place):
-    """C{envelope} as its stream numbers it."""
-    return replace(envelope, offset=place.offset, epoch=place.epoch, positions=UNSET)
+def numbered(message, place):
+    """C{message} as its stream numbers it."""
+    return replace(message, offset=place.offset, epoch=place.epoch)
 
 
 def replayable(offset, epoch, numbering, kept):
@@ -51,17 +44,17 @@ def since(numbering, newest_first, offset, epoch, kept):
     """
     L{Since} C{offset} of C{epoch}, of a stream numbered by C{numbering} (or
     none yet) that keeps its C{kept} newest messages, C{newest_first}
-    (numbered envelopes): read back only to the offset, and only if
+    (numbered messages): read back only to the offset, and only if
     L{replayable}.
     """
     if numbering is None:
         return Since("", 0, [], True)
     after = []
     if replayable(offset, epoch, numbering, kept):
-        for envelope in newest_first:
-            if envelope.offset <= offset:
+        for message in newest_first:
+            if message.offset <= offset:
                 break
-            after.append(envelope)
+            after.append(message)
         after.reverse()
     same = offset == 0 or epoch == numbering.epoch
     return Since(numbering.epoch, numbering.last, after,
@@ -84,16 +77,16 @@ class Inbox:
         self._unread = {}
         self._incoming = {}
 
-    def add(self, partner, envelope, incoming):
-        """Number C{envelope} into the inbox; it, and the messages no longer kept."""
-        message = numbered(envelope, self.numbering.next())
-        self.messages.append(message)
+    def add(self, partner, message, incoming):
+        """Number C{message} into the inbox; it, and the messages no longer kept."""
+        copy = numbered(message, self.numbering.next())
+        self.messages.append(copy)
         self._latest.pop(partner, None)
-        self._latest[partner] = message
+        self._latest[partner] = copy
         if incoming:
             self._unread[partner] = self._unread.get(partner, 0) + 1
             heard = self._incoming.setdefault(partner, [])
-            heard.append(message.offset)
+            heard.append(copy.offset)
             del heard[:-self._size]
         while len(self._latest) > self._size:
             oldest = next(iter(self._latest))
@@ -102,7 +95,7 @@ class Inbox:
             self._incoming.pop(oldest, None)
         dropped = self.messages[:-self._size]
         del self.messages[:-self._size]
-        return message, dropped
+        return copy, dropped
 
     def since(self, offset, epoch):
         return since(self.numbering, reversed(self.messages), offset, epoch, self._size)

@@ -65,9 +65,9 @@ class ReportBudget:
         (from L{connection}), its C{address} and the daemon: to be logged
         and reported in full. If not, it is counted.
         """
-        if ((connection is None or not connection.take())
-                and (address is None or not self._addresses.take(address))
-                and not self._daemon.take()):
+        if ((connection is None or not connection.delay())
+                and (address is None or not self._addresses.delay(address))
+                and not self._daemon.delay()):
             return True
         self._withheld(operation)
         self._faults.count(operation)

@@ -78,14 +78,14 @@ class Metrics:
         self.connections.set_function(lambda: hub.connection_count)
         self.rooms.set_function(lambda: len(hub.room_names()))
 
-    def watch_store(self, store):
-        """Count the history streams C{store} evicts (see L{aleatoria.store.evictions})."""
-        self.registry.register(_Evicted(store.evictions))
+    def watch_evictions(self, evictions):
+        """Count the history streams the backend evicts (L{aleatoria.domain.evictions})."""
+        self.registry.register(_Evicted(evictions))
 
-    def pool_refresher(self, store, reactor):
+    def pool_refresher(self, matchmaking, reactor):
         """A timer service keeping the pool gauge fresh."""
         def refresh():
-            d = store.pool_size()
+            d = matchmaking.pool_size()
             d.addCallbacks(self.pool.set, lambda failure: None)
 
         service = TimerService(POOL_REFRESH_SECONDS, refresh)

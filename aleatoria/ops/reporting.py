@@ -179,12 +179,28 @@ class Reporter(Service):
         self._secrets = [s for s in scrub if s]
         self._on_sent = on_sent
         self.budget = ReportBudget(clock, on_withheld)
+        self._reports = {}
         self.daemon = self.report_for()
         self._observer = _FailureObserver(self)
 
     def report_for(self, user=None, ip=None):
-        """A fresh L{Report} with its own scope, for one connection."""
-        return (Report if self.enabled else _Off)(self, user, ip)
+        """
+        A fresh L{Report} with its own scope, for one connection -- the
+        user's, until L{forget}: what happens to the user goes there.
+        """
+        report = (Report if self.enabled else _Off)(self, user, ip)
+        if user is not None:
+            self._reports[user] = report
+        return report
+
+    def report_of(self, user):
+        """The report of C{user}'s connection, or (of none) the daemon's."""
+        return self._reports.get(user, self.daemon)
+
+    def forget(self, report):
+        """C{report}'s connection is gone."""
+        if self._reports.get(report.user) is report:
+            del self._reports[report.user]
 
     def startService(self):
         super().startService()

@@ -59,7 +59,7 @@ class TraceBudget:
         self._rng = rng
 
     def __call__(self, sampling_context):
-        if self._rng() >= self._rate or self._bucket.take():
+        if self._rng() >= self._rate or self._bucket.delay():
             return 0.0
         return 1.0
 

@@ -1,7 +1,7 @@
 """
-The store's command connection to Redis, and the rules it keeps so that
-a dead or hung Redis costs errors, never unbounded memory: every command
-has a timeout, which fails that command alone; while Redis is
+The backend's command connection to Redis, and the rules it keeps so
+that a dead or hung Redis costs errors, never unbounded memory: every
+command has a timeout, which fails that command alone; while Redis is
 unreachable a command fails at once with L{StoreUnavailable} rather than
 queueing; no more than C{max_pending} commands wait at any time; and the
 outage is said once, as is the return.
@@ -13,15 +13,16 @@ from twisted.internet import defer
 from twisted.internet.defer import fail
 from twisted.logger import Logger
 
-from aleatoria.domain.ports import StoreUnavailable
-from aleatoria.redis import scripts
+from aleatoria.domain.refusals import StoreUnavailable
 from aleatoria.redis.link import Link
+from aleatoria.redis.scripts import SCRIPTS
 
 
-class Commands(Service):
+class CommandLink(Service):
     """
     @param endpoint: an L{IStreamClientEndpoint} to Redis (TLS-wrapped or not).
     @param where: C{host:port}, for log lines.
+    @param prefix: the key prefix, which every script takes first.
     @param timeout: seconds before a command (or the connect handshake) is
         given up.
     @param max_pending: commands that may wait for Redis at once.
@@ -31,10 +32,11 @@ class Commands(Service):
         C{username}, C{password}, C{db}.
     """
 
-    _log = Logger(namespace="aleatoria.redis.store.RedisStore")
+    _log = Logger(namespace="aleatoria.redis")
 
-    def __init__(self, endpoint, where, reactor, *, timeout, max_pending, report=None,
-                 **link_options):
+    def __init__(self, endpoint, where, reactor, *, prefix="", timeout, max_pending,
+                 report=None, **link_options):
+        self.prefix = prefix
         self._reactor = reactor
         self._where = where
         self._timeout = timeout
@@ -45,8 +47,8 @@ class Commands(Service):
         self._lost_at = None
         self.pending = 0
         """Commands sent and not yet answered."""
-        self.link = Link(endpoint, where, reactor, timeout=timeout, scripts=scripts.SCRIPTS,
-                         on_change=self._linked, **link_options)
+        self.link = Link(endpoint, where, reactor, timeout=timeout,
+                         scripts=tuple(SCRIPTS.values()), on_change=self._linked, **link_options)
         self._redis = self.link.handler
 
     @property
@@ -129,6 +131,11 @@ class Commands(Service):
         d.addBoth(self._done)
         return d
 
+    def run(self, script, *args, capped=True):
+        """Run the script named C{script} (L{SCRIPTS}) with the prefix and C{args}."""
+        return self.call("eval", SCRIPTS[script], [], [self.prefix, *map(_text, args)],
+                         capped=capped)
+
     def _done(self, result):
         self.pending -= 1
         return result
@@ -143,3 +150,8 @@ class Commands(Service):
         if failure.check(defer.TimeoutError):
             self.link.probe()
         raise StoreUnavailable(failure.getErrorMessage())
+
+
+def _text(value):
+    """A script argument as Redis takes it: text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,25 +1,30 @@
 """
-The door of a port, for each TCP connection from its first byte to its
-last: a client address (not a trusted proxy's) may try C{--connect-rate}
-connections a second (bursts of C{--connect-burst}) and hold at most
-C{--max-connections-per-ip}, pending requests included; and a
-connection must reach what it came for within a deadline however slowly
-it trickles its request in (twisted.web's own timeout starts again with
-every byte). On the clients' port that is becoming a WebSocket, within
-C{--handshake-timeout} of arriving; on the API and metrics ports, each
-request in whole within as long of its first byte.
+Who may hold a connection to a port, from its first byte to its last: a
+client address may try C{--connect-rate} connections a second (bursts of
+C{--connect-burst}) and hold at most C{--max-connections-per-ip}, pending
+requests included -- one L{Admission} counts both, for a client that
+connects directly (counted by the L{Gate} at its first byte) and for one
+behind a trusted proxy (counted by its handshake, once X-Forwarded-For
+names it). And a connection must reach what it came for within a
+deadline however slowly it trickles its request in (twisted.web's own
+timeout starts again with every byte): on the clients' port that is
+becoming a WebSocket, within C{--handshake-timeout} of arriving; on the
+API and metrics ports, each request in whole within as long of its first
+byte.
 
-Each connection gets a L{Ticket}: the HTTP channel holds it, and hands it
-to the WebSocket when the connection becomes one.
+Each connection gets a L{Ticket}: the HTTP channel holds it, and the
+WebSocket takes it over when the connection becomes one.
 """
 
 from http import HTTPStatus
 
+from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from aleatoria.domain.limits import PerAddress, Summary, TooMany
+from aleatoria.domain.limits import Summary
 from aleatoria.edge.handshake import direct_address
+from aleatoria.edge.limits import PerAddress, TooMany
 
 CUT_OFFS_WINDOW = 10
 """Seconds over which connections cut off from one peer are summed up in one line."""
@@ -114,7 +119,7 @@ class Ticket:
         self._channel = None
         self._stop()
         if self._address is not None:
-            self._gate.per_address.count_out(self._address)
+            self._gate.admission.count_out(self._address)
             self._address = None
 
 
@@ -129,24 +134,71 @@ class _Refuse(Protocol):
         self.transport.loseConnection()
 
 
+class Admission:
+    """
+    Connections and connection attempts per client address, for a port.
+
+    @param maximum: connections one client address may hold.
+    @param attempts: the L{aleatoria.domain.limits.KeyedBuckets} of
+        connection attempts per address.
+    @param trusted: the networks of trusted proxies, whose connections are
+        not counted as theirs (their clients are, once X-Forwarded-For
+        says who).
+    """
+
+    def __init__(self, maximum, attempts, trusted=()):
+        self.per_address = PerAddress(maximum)
+        self.attempts = attempts
+        self.trusted = trusted
+
+    def direct(self, peer):
+        """The address to count for a connection from C{peer}; C{None} for a proxy's."""
+        return direct_address(peer, self.trusted)
+
+    def count_in(self, address):
+        """
+        One more connection from C{address}: C{None}, or what refuses it
+        (L{TOO_FAST}, L{TOO_MANY}).
+        """
+        if self.attempts.delay(address):
+            return TOO_FAST
+        try:
+            self.per_address.count_in(address)
+        except TooMany:
+            return TOO_MANY
+        return None
+
+    def count_out(self, address):
+        self.per_address.count_out(address)
+
+    def admit_proxied(self, address):
+        """
+        One more connection of a client behind a trusted proxy, counted as
+        its own.
+
+        @raise ConnectionDeny: 429 when the address is over its rate or holds
+            all the connections it may.
+        """
+        if self.attempts.delay(address):
+            raise ConnectionDeny(429, "too many connection attempts from your address")
+        try:
+            self.per_address.count_in(address)
+        except TooMany:
+            raise ConnectionDeny(429, "too many connections from your address") from None
+
+
 class Gate:
     """
-    @param maximum: connections one client address may hold.
-    @param trusted: the networks of trusted proxies, whose connections are
-        not counted here (their clients are, once X-Forwarded-For says who).
+    @param admission: the L{Admission} of the port.
     @param deadline: seconds a connection has to become a WebSocket (or a
         request to come in whole: see L{Ticket}).
-    @param attempts: the L{KeyedBuckets} of connection attempts per address
-        (shared with the protocol, which counts clients behind proxies).
     @param awaited: what the deadline waits for, as the log names it.
     """
 
     log = Logger()
 
-    def __init__(self, *, maximum, trusted, deadline, clock, attempts, awaited="WebSocket"):
-        self.per_address = PerAddress(maximum)
-        self.attempts = attempts
-        self.trusted = trusted
+    def __init__(self, *, admission, deadline, clock, awaited="WebSocket"):
+        self.admission = admission
         self.deadline = deadline
         self.clock = clock
         self._awaited = awaited
@@ -168,14 +220,11 @@ class Gate:
         its L{Ticket} as C{ticket} -- or one that answers 429.
         """
         peer = getattr(addr, "host", "")
-        address = direct_address(peer, self.trusted)
+        address = self.admission.direct(peer)
         if address is not None:
-            if self.attempts.take(address):
-                return _Refuse(TOO_FAST)
-            try:
-                self.per_address.count_in(address)
-            except TooMany:
-                return _Refuse(TOO_MANY)
+            refused = self.admission.count_in(address)
+            if refused is not None:
+                return _Refuse(refused)
         channel = build()
         channel.ticket = Ticket(self, address or peer, address, channel)
         return channel

@@ -1,0 +1,57 @@
+"""What a starting daemon says: how it is set up, and what an operator would not leave so."""
+
+from twisted.logger import Logger
+
+from aleatoria import __version__
+
+_log = Logger(namespace="aleatoria.daemon.service")
+
+
+def announce(config):
+    """
+    One line that says what is starting and how it is set up, and one
+    warning for each setting an operator would not want left as it is.
+    """
+    if config.store == "redis":
+        store = (f"Redis at {config.redis_host}:{config.redis_port}"
+                 f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
+    else:
+        store = "memory (this daemon alone)"
+    tokens = bool(config.jwt_secret or config.jwt_public_key_file)
+    if tokens:
+        identity = "JWT"
+    elif config.anonymous:
+        identity = "named by the server (--anonymous)"
+    else:
+        identity = "the userId asked for"
+    origins = ", ".join(config.allowed_origin) or "own origin" + (
+        f" ({', '.join(config.public_host)})" if config.public_host else " (loopback only)")
+    _log.info(
+        "Aleatoria {version} starting on {port}: store {store}; identity {identity}; "
+        "origins {origins}; limits {rate}/s (burst {burst}) messages, {content} B content, "
+        "{size} B frames, {rooms} rooms, {per_address} connections per address; "
+        "history {history} per stream for {ttl} h; Sentry {sentry}; server API {api}",
+        version=__version__, port=config.port, store=store, identity=identity,
+        origins=origins, rate=config.rate_limit, burst=config.rate_burst,
+        content=config.max_content_length, size=config.max_message_size,
+        rooms=config.max_rooms, per_address=config.max_connections_per_ip,
+        history=config.history_size, ttl=config.message_ttl_hours,
+        sentry="on" if config.sentry_dsn else "off",
+        api=f"on {config.api_port}" if config.api_port else "off",
+    )
+    if not config.allowed_origin and not config.public_host:
+        _log.warn(
+            "Neither --allowed-origin nor --public-host is set: only pages served "
+            "from this machine (loopback) may open /ws"
+        )
+    if config.anonymous and not config.anonymous_secret:
+        _log.warn(
+            "--anonymous without ALEATORIA_ANONYMOUS_SECRET: reconnect tokens are signed "
+            "with a random key, good only until this daemon stops (its workers share it; "
+            "not after a restart, nor on another daemon)"
+        )
+    if not tokens and not config.anonymous:
+        _log.warn(
+            "No ALEATORIA_JWT_SECRET or --jwt-public-key-file: every client is who its "
+            "userId says, and may connect as anybody (closing that user's connection)"
+        )

@@ -1,0 +1,186 @@
+"""
+How pushes reach the users connected here, and the one place that keeps
+the promise of streams: nothing lost, doubled or reordered.
+
+Around a resume, what arrives live for the streams being replayed is
+held, and follows the replay (L{Hold}); the replay stops where live
+delivery to the connection began (L{Delivery.first}). While the store is
+unreachable a chat message is delivered here unnumbered, and its numbered
+copy -- should the store have taken it after all -- is not delivered a
+second time. And a sender hears that part of its message failed before
+it hears the message's echo.
+"""
+
+import time
+from collections import deque
+
+FALLBACK_MEMORY = 300
+"""
+Seconds a message delivered here without the store is remembered: a
+message is known by its sender and its createTime, stamped once per
+message (a later one that reuses its messageId is another message).
+"""
+
+
+class Hold:
+    """One user's resume under way: its streams, and what arrived live for them meanwhile."""
+
+    def __init__(self, conn, keys):
+        self.conn = conn
+        self.keys = frozenset(keys)
+        self.held = deque()
+
+    def keep(self, key, push):
+        """Hold C{push} back if it is of a stream being resumed; whether it was."""
+        if key not in self.keys:
+            return False
+        self.held.append((key, push))
+        self.conn.holding(len(self.held))
+        return True
+
+
+class Delivery:
+    """
+    @param connections: the hub's L{aleatoria.domain.connections.Connections}.
+    @param outlet: the L{aleatoria.domain.ports.IOutlet} that renders and writes.
+    """
+
+    def __init__(self, connections, outlet, seconds=time.monotonic):
+        self._connections = connections
+        self._outlet = outlet
+        self._seconds = seconds
+        self._expecting = {}
+        """Stream -> users whose first live message of it is still to come."""
+        self._first = {}
+        """User -> {stream: the first offset it had live since it joined}."""
+        self._holds = {}
+        """User -> its L{Hold}, while it resumes."""
+        self._without_store = {}
+        """(sender, createTime) -> until when it is remembered."""
+        self._echoes = {}
+        """(sender, createTime) -> the sender's echoes waiting for the outcome."""
+
+    def send(self, user, push):
+        """C{push} to C{user}, if connected here; whether it is."""
+        conn = self._connections.get(user)
+        if conn is None:
+            return False
+        self._outlet.send((conn,), push)
+        return True
+
+    def to(self, conns, push):
+        """C{push} to these connections, rendered once per view."""
+        if conns:
+            self._outlet.send(conns, push)
+
+    def fan_out(self, users, push):
+        """C{push} to these users, all connected here."""
+        if users:
+            get = self._connections.get
+            self._outlet.send([get(user) for user in users], push)
+
+    # Streams
+
+    def joined(self, user, key):
+        """C{user} joined stream C{key}: note the first offset it will have live."""
+        self._expecting.setdefault(key, set()).add(user)
+
+    def left(self, user, key):
+        expecting = self._expecting.get(key)
+        if expecting is not None:
+            expecting.discard(user)
+            if not expecting:
+                del self._expecting[key]
+        firsts = self._first.get(user)
+        if firsts is not None:
+            firsts.pop(key, None)
+            if not firsts:
+                del self._first[user]
+
+    def first(self, user, key):
+        """The first offset of C{key} C{user} had live since it joined, or C{None}."""
+        return self._first.get(user, {}).get(key)
+
+    def stream(self, key, users, push):
+        """
+        A numbered message of stream C{key} for C{users} here: not to those
+        resuming it (their L{Hold} keeps it), nor -- until its outcome is
+        known -- to its sender; noted as the first of the stream for users
+        who joined it and had none yet.
+        """
+        expecting = self._expecting.pop(key, None)
+        if expecting:
+            for user in expecting:
+                self._first.setdefault(user, {})[key] = push.offset
+        if self._holds:
+            users = [user for user in users if not self._held(user, key, push)]
+        if self._echoes:
+            echoes = self._echoes.get((push.sender, push.create_time))
+            if echoes is not None and push.sender in users:
+                echoes.append(push)
+                users = [user for user in users if user != push.sender]
+        self.fan_out(users, push)
+
+    def _held(self, user, key, push):
+        hold = self._holds.get(user)
+        return hold is not None and hold.keep(key, push)
+
+    # Resumes
+
+    def hold(self, conn, keys):
+        """C{conn} resumes streams C{keys}: hold their live messages; the L{Hold}."""
+        hold = self._holds[conn.user_id] = Hold(conn, keys)
+        return hold
+
+    def resuming(self, user):
+        return user in self._holds
+
+    def release(self, hold):
+        """The resume of C{hold} is over (replayed, or given up)."""
+        if self._holds.get(hold.conn.user_id) is hold:
+            del self._holds[hold.conn.user_id]
+
+    def forget(self, user):
+        """C{user} left this daemon."""
+        self._holds.pop(user, None)
+
+    # Outcomes
+
+    def awaiting(self, message):
+        """The sender of C{message} hears its echo only once its outcome is L{settled}."""
+        self._echoes[(message.sender, message.create_time)] = []
+
+    def settled(self, message, before=None):
+        """
+        The outcome of C{message} is known: send C{before} (what its
+        sender must hear first, if anything), then the echoes held.
+        """
+        echoes = self._echoes.pop((message.sender, message.create_time), ())
+        if before is not None:
+            self.send(message.sender, before)
+        for echo in echoes:
+            self.send(message.sender, echo)
+
+    def unnumbered(self, users, message):
+        """
+        C{message}, which the store could not take, to C{users} here --
+        its sender's echo once its outcome is L{settled}.
+        """
+        echoes = self._echoes.get((message.sender, message.create_time))
+        if echoes is not None and message.sender in users:
+            echoes.append(message)
+            users = [user for user in users if user != message.sender]
+        self.fan_out(users, message)
+
+    def without_store(self, message):
+        """Remember that C{message} is delivered here without the store."""
+        now = self._seconds()
+        memory = self._without_store
+        while memory and next(iter(memory.values())) <= now:
+            del memory[next(iter(memory))]
+        memory[(message.sender, message.create_time)] = now + FALLBACK_MEMORY
+
+    def had_without_store(self, message):
+        """Whether C{message} was delivered here already, the store having failed."""
+        return bool(self._without_store) and (
+            (message.sender, message.create_time) in self._without_store)

@@ -1,0 +1,164 @@
+"""
+The one renderer of the wire: every push of the domain and every reply
+becomes an L{Envelope} here (docs/protocol.rst), encoded and framed once
+per view -- the sender's echo and everybody else's copy of a chat
+message; each recipient's own copy of what the server originates, whose
+C{toUser} names it.
+"""
+
+from msgspec import UNSET
+from zope.interface import implementer
+
+from aleatoria.domain.clock import format_ns
+from aleatoria.domain.events import (
+    NO_PAYLOAD,
+    CallEnded,
+    CallStarted,
+    DirectMessage,
+    MemberJoined,
+    MemberLeft,
+    PostFailed,
+    RoomMessage,
+    Signal,
+)
+from aleatoria.domain.ports import IOutlet
+from aleatoria.domain.rules import SYSTEM
+from aleatoria.edge.wire import ChatPayload, Envelope
+
+WIRE_SIGNALS = {"offer": "webrtc_offer", "answer": "webrtc_answer",
+                "candidate": "webrtc_candidate", "hangup": "hangup"}
+"""Each kind of signaling the domain relays, by the type the wire gives it."""
+SIGNAL_KINDS = {wire: kind for kind, wire in WIRE_SIGNALS.items()}
+
+
+def _room(push, user):
+    return Envelope(type="chat_message", fromUser=push.sender,
+                    toUser=user if push.sender == SYSTEM else "", room=push.room,
+                    payload=ChatPayload(push.content), messageId=push.message_id,
+                    createTime=push.create_time, incoming=push.sender != user,
+                    offset=push.offset, epoch=push.epoch)
+
+
+def _direct(push, user):
+    return Envelope(type="chat_message", fromUser=push.sender, toUser=push.recipient,
+                    payload=ChatPayload(push.content), messageId=push.message_id,
+                    createTime=push.create_time, incoming=push.sender != user,
+                    offset=push.offset, epoch=push.epoch)
+
+
+def _presence(kind):
+    def render(push, user):
+        return Envelope(type=kind, fromUser=SYSTEM, toUser=user, room=push.room,
+                        payload={"room": push.room, "userId": push.user},
+                        createTime=push.create_time)
+
+    return render
+
+
+def _call_started(push, user):
+    return Envelope(type="assign_role", fromUser=SYSTEM, toUser=user,
+                    payload=role(push.role, push.peer), createTime=push.create_time)
+
+
+def _call_ended(push, user):
+    return Envelope(type="hangup", fromUser=push.peer, toUser=user,
+                    payload={"reason": push.reason}, createTime=push.create_time)
+
+
+def _signal(push, user):
+    return Envelope(type=WIRE_SIGNALS[push.kind], fromUser=push.sender, toUser=push.recipient,
+                    payload=UNSET if push.payload == NO_PAYLOAD else push.payload,
+                    messageId=push.message_id, createTime=push.create_time)
+
+
+_RENDER = {
+    RoomMessage: _room,
+    DirectMessage: _direct,
+    MemberJoined: _presence("user_joined"),
+    MemberLeft: _presence("user_left"),
+    CallStarted: _call_started,
+    CallEnded: _call_ended,
+    Signal: _signal,
+}
+
+
+def envelope(push, user):
+    """C{push} as C{user} is sent it."""
+    return _RENDER[type(push)](push, user)
+
+
+def role(role, peer):
+    """The payload of C{assign_role}."""
+    return {"role": role, "peerId": peer}
+
+
+@implementer(IOutlet)
+class Outlet:
+    """
+    Renders pushes and replies, and writes them to connections (each
+    provides C{write(frame)}).
+
+    @param prepare: encodes and frames an L{Envelope} (or, in tests, keeps it).
+    @param clock: the L{aleatoria.domain.clock.MessageClock} of the
+        daemon, for the createTime of replies.
+    @param metrics: the L{aleatoria.ops.metrics.Metrics} (messages sent,
+        errors answered).
+    """
+
+    def __init__(self, prepare, clock, metrics):
+        self._prepare = prepare
+        self._clock = clock
+        self._metrics = metrics
+
+    def send(self, connections, push):
+        kind = type(push)
+        if kind is PostFailed:
+            for conn in connections:
+                self.error(conn, "unavailable", push.sentence,
+                           {"messageId": push.message_id, "failed": push.failed})
+            return
+        if kind is RoomMessage and push.sender != SYSTEM:
+            self._chat(connections, push)
+            return
+        render, prepare = _RENDER[kind], self._prepare
+        wire = None
+        for conn in connections:
+            message = render(push, conn.user_id)
+            wire = message.type
+            conn.write(prepare(message))
+        if wire is not None:
+            self._metrics.sent.labels(wire).inc(len(connections))
+
+    def _chat(self, connections, push):
+        """Room chat: one frame for the members, one for the sender's echo."""
+        sender, members, echo = push.sender, None, None
+        for conn in connections:
+            if conn.user_id == sender:
+                echo = echo or self._prepare(_room(push, sender))
+                conn.write(echo)
+            else:
+                members = members or self._prepare(_room(push, ""))
+                conn.write(members)
+        self._metrics.sent.labels("chat_message").inc(len(connections))
+
+    def reply(self, conn, kind, payload, room="", message_id=""):
+        """A message of the server's own to C{conn}, stamped now."""
+        self._metrics.sent.labels(kind).inc()
+        conn.write(self._prepare(Envelope(
+            type=kind, fromUser=SYSTEM, toUser=conn.user_id, room=room, payload=payload,
+            messageId=message_id, createTime=format_ns(self._clock.next_ns()))))
+
+    def malformed(self, conn, details):
+        """The compat C{error_response} to a frame that is no envelope (messageId C{err-<time>})."""
+        self._metrics.errors.labels("error_response").inc()
+        self._metrics.sent.labels("error_response").inc()
+        now = format_ns(self._clock.next_ns())
+        conn.write(self._prepare(Envelope(
+            type="error_response", fromUser=SYSTEM, toUser=conn.user_id,
+            payload={"error": "Invalid message structure", "details": details},
+            messageId=f"err-{now}", createTime=now)))
+
+    def error(self, conn, code, sentence, details=None):
+        """An C{error} with its C{code}, counted among the errors answered."""
+        self._metrics.errors.labels(code).inc()
+        self.reply(conn, "error", {"error": sentence, "code": code, **(details or {})})

@@ -1,0 +1,162 @@
+"""
+The HTTP sites of the daemon's ports: every connection passes a gate
+(L{aleatoria.edge.admission.Gate}); every request's head is screened
+before one byte of its body is read; answers name no software and carry
+the guard headers, error pages included; nothing is logged per request.
+"""
+
+from io import BytesIO
+
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
+
+from aleatoria.edge.admission import GUARDS, refusal
+
+
+class _Anonymous(Request):
+    """
+    A request whose answer names no software (twisted.web sends its
+    version) and carries the L{GUARDS}, error pages included. Its body is
+    kept in memory, never in a temporary file: its site bounds it
+    (L{GatedSite}).
+    """
+
+    def setHeader(self, name, value):
+        if name.lower() != b"server":
+            super().setHeader(name, value)
+
+    def process(self):
+        for name, value in GUARDS:
+            self.setHeader(name, value)
+        super().process()
+
+    def gotLength(self, length):
+        self.content = BytesIO()
+
+    def handleContentChunk(self, data):
+        if self.content.tell() + len(data) > self.channel.site.max_body:
+            self.channel.refuse(self.channel.site.too_large)
+        else:
+            self.content.write(data)
+
+
+class _Channel(HTTPChannel):
+    """
+    An HTTP connection behind the gate. Its site screens each request's
+    head before one byte of the body is read: a refusal is answered at
+    once and the connection closed, the body left unread. It gives its
+    gate ticket back when it ends.
+    """
+
+    ticket = None
+    _refused = False
+
+    def allHeadersReceived(self):
+        refused = self.site.screen(self.requests[-1], self.length)
+        if refused is None:
+            super().allHeadersReceived()
+        else:
+            self.refuse(refused)
+
+    def refuse(self, answer):
+        """Answer C{answer} (the bytes of a L{refusal}) and read no more."""
+        if not self._refused:
+            self._refused = True
+            self.transport.write(answer)
+            self.loseConnection()
+
+    def rawDataReceived(self, data):
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def allContentReceived(self):
+        if not self._refused:
+            super().allContentReceived()
+
+    def connectionLost(self, reason):
+        if self.ticket is not None:
+            self.ticket.release()
+        super().connectionLost(reason)
+
+
+class _RequestChannel(_Channel):
+    """
+    A connection that stays HTTP (API, metrics): the gate's deadline runs
+    for each request, from its first byte until it is in whole; between
+    requests, twisted.web's idle timeout closes it.
+    """
+
+    def dataReceived(self, data):
+        if self.ticket is not None:
+            self.ticket.reading()
+        super().dataReceived(data)
+
+    def allContentReceived(self):
+        if self.ticket is not None and not self._refused:
+            self.ticket.answering()
+        super().allContentReceived()
+
+    def requestDone(self, request):
+        if self.ticket is not None:
+            self.ticket.answered()
+        super().requestDone(request)
+
+
+class QuietSite(Site):
+    """
+    A Site that writes no access log: load-balancer probes would bury the
+    lines operators need; the hub logs every WebSocket connect itself. Its
+    answers name no software.
+    """
+
+    noisy = False
+    requestFactory = _Anonymous
+
+    def log(self, request):
+        pass
+
+
+NO_BODY = refusal(413, b"application/json",
+                  b'{"error": "requests to this port have no body", "code": "too_large"}')
+
+
+class GatedSite(QuietSite):
+    """
+    A site whose every connection passes its L{aleatoria.gate.Gate}, and
+    whose requests are screened when their head is in, before any of
+    their body is read: a body longer than C{max_body} (by default, any
+    body) is answered C{too_large} and its connection closed; a chunked
+    one is cut off as soon as it grows past C{max_body}.
+
+    @param screen: first, C{screen(request, length)} with the body length
+        the head declares (C{None}: chunked): C{None} to read on, or the
+        bytes of a L{refusal} to answer at once.
+    """
+
+    protocol = _Channel
+
+    def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, **kwargs):
+        super().__init__(resource, **kwargs)
+        self._gate = gate
+        self._screen = screen
+        self.max_body = max_body
+        self.too_large = too_large
+
+    def buildProtocol(self, addr):
+        return self._gate.admit(addr, lambda: super(GatedSite, self).buildProtocol(addr))
+
+    def screen(self, request, length):
+        """The refusal of a request whose head is in, or C{None}."""
+        if self._screen is not None:
+            refused = self._screen(request, length)
+            if refused is not None:
+                return refused
+        if length is None or request.requestHeaders.hasHeader(b"transfer-encoding"):
+            return None if self.max_body else self.too_large
+        return self.too_large if length > self.max_body else None
+
+
+class RequestSite(GatedSite):
+    """A gated site whose connections stay HTTP: the API's and the metrics' ports."""
+
+    protocol = _RequestChannel

@@ -1,0 +1,76 @@
+"""
+The embedded backend, the default: everything in this process's memory,
+no set-up at all.
+
+It keeps the semantics of the Redis backend -- history capped per room and
+per pair, each history expiring C{ttl} seconds after its last write, the
+pool and matches changed in atomic steps -- so switching backends changes
+durability and reach, never behaviour.
+"""
+
+from twisted.application.service import Service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from aleatoria.memory.bus import LoneBus
+from aleatoria.memory.matchmaking import MemoryMatchmaking
+from aleatoria.memory.sessions import MemorySessions
+from aleatoria.memory.streams import MemoryStreams
+
+SWEEP_SECONDS = 60
+TELL_SECONDS = 5
+"""How often evictions, if any, are told (one line sums them up)."""
+
+
+class MemoryBackend(Service):
+    """
+    Streams, sessions, matchmaking and the lone bus, in memory.
+
+    @param clock: an L{IReactorTime} that times history out.
+    @param ttl: seconds a history lives after its last write.
+    @param history_size: messages kept per room and per conversation.
+    @param max_bytes: what kept messages may weigh (see L{MemoryStreams}).
+    @param rng: where random pairings come from.
+    """
+
+    kind = "memory"
+    node = "local"
+    """The only daemon the embedded backend knows: this one."""
+    _log = Logger()
+
+    def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
+        self.bus = LoneBus()
+        self.matchmaking = MemoryMatchmaking(rng)
+        self.sessions = MemorySessions(self.matchmaking, clock.seconds)
+        self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
+        self.evictions = self.streams.evictions
+        self._timers = [(self._timer(self._sweep, clock), SWEEP_SECONDS)]
+        if max_bytes is not None:
+            self._timers.append((self._timer(self.streams.tell_evictions, clock),
+                                 TELL_SECONDS))
+
+    def _timer(self, function, clock):
+        def guarded():
+            try:
+                function()
+            except Exception:
+                self._log.failure("{name} failed", name=function.__name__)
+
+        call = LoopingCall(guarded)
+        call.clock = clock
+        return call
+
+    def _sweep(self):
+        self.streams.expire()
+        self.sessions.expire()
+
+    def startService(self):
+        super().startService()
+        for call, interval in self._timers:
+            call.start(interval, now=False)
+
+    def stopService(self):
+        super().stopService()
+        for call, _ in self._timers:
+            if call.running:
+                call.stop()

@@ -1,0 +1,129 @@
+"""
+Matchmaking in the embedded backend: the pool and the matches, each step
+atomic (one process), with the rules of L{aleatoria.domain.matchmaking}.
+"""
+
+import random
+
+from twisted.internet.defer import succeed
+from zope.interface import implementer
+
+from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
+from aleatoria.domain.ports import IMatchmaking
+
+
+class _Pool:
+    """A set with O(1) add, remove and uniformly random choice."""
+
+    def __init__(self):
+        self._items = []
+        self._index = {}
+
+    def __len__(self):
+        return len(self._items)
+
+    def __contains__(self, item):
+        return item in self._index
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def add(self, item):
+        if item not in self._index:
+            self._index[item] = len(self._items)
+            self._items.append(item)
+
+    def discard(self, item):
+        position = self._index.pop(item, None)
+        if position is None:
+            return
+        last = self._items.pop()
+        if position < len(self._items):
+            self._items[position] = last
+            self._index[last] = position
+
+    def choose(self, exclude, rng):
+        """
+        A random member not in C{exclude}, or C{None}. C{exclude} is small (a
+        requester and a skipped peer), so a few probes past a random start
+        always find a fit when one exists.
+        """
+        size = len(self._items)
+        if size == 0:
+            return None
+        start = rng.randrange(size)
+        for step in range(min(size, len(exclude) + 1)):
+            item = self._items[(start + step) % size]
+            if item not in exclude:
+                return item
+        return None
+
+
+@implementer(IMatchmaking)
+class MemoryMatchmaking:
+    """@param rng: where random choices come from."""
+
+    def __init__(self, rng=None):
+        self._rng = rng or random.Random()
+        self.pool = _Pool()
+        self._waiting = set()
+        self.matches = {}
+
+    def offer(self, user):
+        if user in self.matches:
+            self._waiting.add(user)
+        else:
+            self.pool.add(user)
+        return succeed(None)
+
+    def withdraw(self, user):
+        self._waiting.discard(user)
+        self.pool.discard(user)
+        return succeed(None)
+
+    def pair(self, requester, skipped):
+        current = self.matches.get(requester)
+        if current is not None:
+            if current.peer != skipped:
+                return succeed(Pairing(current))
+            self.end_match(requester)
+        peer = self.pool.choose({requester, skipped}, self._rng)
+        if peer is None:
+            return succeed(Pairing(None, skipped=current and current.peer))
+        for user in (requester, peer):
+            self.pool.discard(user)
+            self._waiting.discard(user)
+        self.matches[peer] = Match(requester, POLITE)
+        mine = self.matches[requester] = Match(peer, IMPOLITE)
+        return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
+
+    def hang_up(self, user, peer):
+        current = self.matches.get(user)
+        if current is None or current.peer != peer:
+            return succeed(False)
+        self.end_match(user)
+        return succeed(True)
+
+    def leave(self, user):
+        """C{user}'s session ended: out of the pool, its match ended; the former peer."""
+        self._waiting.discard(user)
+        self.pool.discard(user)
+        return self.end_match(user)
+
+    def end_match(self, user):
+        """End C{user}'s match; sides waiting for it enter the pool. The peer, or C{None}."""
+        match = self.matches.pop(user, None)
+        if match is None:
+            return None
+        del self.matches[match.peer]
+        for side in (user, match.peer):
+            if side in self._waiting:
+                self._waiting.discard(side)
+                self.pool.add(side)
+        return match.peer
+
+    def match_of(self, user):
+        return succeed(self.matches.get(user))
+
+    def pool_size(self):
+        return succeed(len(self.pool))

@@ -1,0 +1,139 @@
+"""
+Sessions in the embedded backend: one daemon, one process -- every session
+is this one's. It keeps the record of who is in which room (the live
+members of each, sorted, for pages that cost their size) and what each
+released user spent of its message budget.
+"""
+
+from bisect import bisect_left, bisect_right
+
+from twisted.internet.defer import succeed
+from zope.interface import implementer
+
+from aleatoria.domain.membership import Membership
+from aleatoria.domain.ports import ISessions
+from aleatoria.domain.values import Claim
+
+
+class _Rosters:
+    """
+    Each room's members that have a session, sorted: a page of them costs
+    its size (and a binary search), not the room's.
+    """
+
+    def __init__(self):
+        self._rooms = {}
+
+    def add(self, room, user):
+        members = self._rooms.setdefault(room, [])
+        at = bisect_left(members, user)
+        if at == len(members) or members[at] != user:
+            members.insert(at, user)
+
+    def discard(self, room, user):
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        at = bisect_left(members, user)
+        if at < len(members) and members[at] == user:
+            del members[at]
+            if not members:
+                del self._rooms[room]
+
+    def count(self, room):
+        return len(self._rooms.get(room, ()))
+
+    def page(self, room, limit, after):
+        """Up to C{limit} members after C{after}; the count; the next page's C{after}."""
+        members = self._rooms.get(room, [])
+        start = bisect_right(members, after) if after else 0
+        page = members[start:start + limit]
+        return page, len(members), page[-1] if start + limit < len(members) else None
+
+
+@implementer(ISessions)
+class MemorySessions:
+    """
+    @param matchmaking: the L{aleatoria.memory.matchmaking.MemoryMatchmaking},
+        which a session's end takes the user out of.
+    @param seconds: the clock.
+    """
+
+    node = "local"
+    """The only daemon the embedded backend knows: this one."""
+
+    def __init__(self, matchmaking, seconds):
+        self._matchmaking = matchmaking
+        self._seconds = seconds
+        self.membership = Membership()
+        self._rosters = _Rosters()
+        self.users = set()
+        self._budgets = {}
+        self._receiver = None
+
+    def listen(self, receiver):
+        self._receiver = receiver
+
+    def claim(self, user):
+        refills_at = self._budgets.pop(user, 0)
+        now = self._seconds()
+        refills_in = refills_at - now if refills_at > now else None
+        if user not in self.users:
+            self.users.add(user)
+            return succeed(Claim(None, None, (), refills_in))
+        rooms = tuple(sorted(self.membership.rooms_of(user)))
+        return succeed(Claim(self.node, self._end(user), rooms, refills_in))
+
+    def release(self, user, budget_refills_in=0):
+        if user not in self.users:
+            return succeed(None)
+        self.users.discard(user)
+        if budget_refills_in > 0:
+            self._budgets[user] = self._seconds() + budget_refills_in
+        return succeed(self._end(user))
+
+    def _end(self, user):
+        for room in list(self.membership.rooms_of(user)):
+            self.membership.discard(room, user)
+            self._rosters.discard(room, user)
+        return self._matchmaking.leave(user)
+
+    def join_room(self, room, user):
+        self.membership.add(room, user)
+        if user in self.users:
+            self._rosters.add(room, user)
+        return succeed(None)
+
+    def leave_room(self, room, user):
+        self.membership.discard(room, user)
+        self._rosters.discard(room, user)
+        return succeed(None)
+
+    def room_members(self, room, limit, after):
+        return succeed(self._rosters.page(room, limit, after))
+
+    def user_rooms(self, user):
+        return succeed(sorted(self.membership.rooms_of(user)))
+
+    def rooms(self, limit, after):
+        names = sorted(self.membership.rooms())
+        start = bisect_right(names, after) if after else 0
+        page = [(room, self._rosters.count(room)) for room in names[start:start + limit]]
+        return succeed((page, len(names)))
+
+    def whereabouts(self, user):
+        return succeed(self.node if user in self.users else None)
+
+    def daemons(self):
+        return succeed([{"node": self.node, **self._receiver.load()}])
+
+    def leave(self):
+        return succeed(None)
+
+    def ping(self):
+        return succeed(None)
+
+    def expire(self):
+        """Forget the budgets that are full again by now."""
+        now = self._seconds()
+        self._budgets = {u: t for u, t in self._budgets.items() if t > now}

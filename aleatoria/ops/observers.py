@@ -1,0 +1,117 @@
+"""
+What operators see of the domain, from the facts it tells
+(L{aleatoria.domain.events}): the log lines, the breadcrumbs of each
+user's Sentry trail, and the counters. The domain calls none of them.
+"""
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from aleatoria.domain import events as e
+from aleatoria.domain.ports import IObserver
+from aleatoria.domain.rules import shown
+
+_CONNECTIONS = Logger(namespace="aleatoria.connections")
+_ROOMS = Logger(namespace="aleatoria.rooms")
+_CALLS = Logger(namespace="aleatoria.calls")
+_ADMIN = Logger(namespace="aleatoria.admin")
+
+
+def _server_posted(fact):
+    if fact.room:
+        _ADMIN.info("The server API posted to {room!r}", room=fact.room)
+    else:
+        _ADMIN.info("The server API wrote to {user}", user=fact.user)
+
+
+_LINES = {
+    e.Connected: lambda f: _CONNECTIONS.info(
+        "{user} connected from {peer}, room {room!r}; {count} online",
+        user=f.user, peer=f.address, room=f.room, count=f.online),
+    e.Disconnected: lambda f: _CONNECTIONS.info(
+        "{user} disconnected from {peer}; {count} online",
+        user=f.user, peer=f.address, count=f.online),
+    e.ReplacedHere: lambda f: _CONNECTIONS.info(
+        "{user} replaced by a connection to another daemon" if f.elsewhere
+        else "{user} replaced by a new connection", user=f.user),
+    e.Reaped: lambda f: _CONNECTIONS.info("Reaped {user}, whose daemon died", user=f.user),
+    e.Joined: lambda f: f.quiet or _ROOMS.info(
+        "{user} joined {room!r} ({count} members)", user=f.user, room=f.room,
+        count=f.members),
+    e.Left: lambda f: f.quiet or _ROOMS.info("{user} left {room!r}", user=f.user, room=f.room),
+    e.NoPeer: lambda f: _CALLS.info("No peer available for {user}", user=f.user),
+    e.Paired: lambda f: _CALLS.info("Paired {user} with {peer}", user=f.user, peer=f.peer),
+    e.PairingUndone: lambda f: _CALLS.info(
+        "Undid pairing of departed {user} with {peer}", user=f.user, peer=f.peer),
+    e.HungUp: lambda f: _CALLS.info("{user} hung up on {peer}", user=f.user, peer=f.peer),
+    e.CallOver: lambda f: _CALLS.info(
+        "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
+        reason=f.reason),
+    e.KickedHere: lambda f: _ADMIN.info(
+        "{user} disconnected by the server API: {reason}", user=f.user,
+        reason=shown(f.reason)),
+    e.ServerPosted: _server_posted,
+}
+
+
+@implementer(IObserver)
+class LogLines:
+    """The daemon's log lines of what happened."""
+
+    def happened(self, fact):
+        line = _LINES.get(type(fact))
+        if line is not None:
+            line(fact)
+
+
+_CRUMBS = {
+    e.Connected: lambda f: ("websocket", "Connected", {"room": f.room, "clients": f.online}),
+    e.Disconnected: lambda f: ("websocket", "Disconnected",
+                               {"rooms": f.rooms, "clients": f.online}),
+    e.Joined: lambda f: ("room", "Joined room", {"room": f.room, "members": f.members}),
+    e.Left: lambda f: None if f.quiet else ("room", "Left room",
+                                            {"room": f.room, "members": f.members}),
+    e.RoomPosted: lambda f: ("message", "Room message broadcast",
+                             {"room": f.room, "members": f.members}),
+    e.DirectSent: lambda f: ("message", "Direct message sent", {"toUser": f.to_user}),
+    e.Availability: lambda f: ("webrtc", "User marked as available" if f.available
+                               else "User marked as unavailable", {}),
+    e.PeerRequested: lambda f: ("webrtc", "Random peer requested",
+                                {"currentPeerId": f.skipped}),
+    e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
+    e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
+    e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
+}
+
+
+@implementer(IObserver)
+class Breadcrumbs:
+    """
+    Each user's Sentry trail: what it did, in order, for the events
+    reported in its name (leaving its rooms as it disconnects is the
+    disconnect's). Observes only while reporting is on.
+
+    @param reporter: the L{aleatoria.ops.reporting.Reporter}.
+    """
+
+    def __init__(self, reporter):
+        self._reporter = reporter
+
+    def happened(self, fact):
+        crumb = _CRUMBS.get(type(fact))
+        made = crumb(fact) if crumb is not None else None
+        if made is not None:
+            category, message, data = made
+            self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
+
+
+@implementer(IObserver)
+class Counters:
+    """The metrics that count what happened (L{aleatoria.ops.metrics.Metrics})."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def happened(self, fact):
+        if type(fact) is e.Paired:
+            self._metrics.pairings.inc()

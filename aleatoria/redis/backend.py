@@ -1,0 +1,67 @@
+"""
+The Redis/Valkey backend, on txredisapi, never blocking the reactor: for
+deployments that must outlive a restart or span several daemons.
+
+Keys are those of the Go server (README.rst, "Key layout") under an
+optional prefix, so a deployment can switch servers on the same database.
+Every operation that writes more than one thing is one Lua script: one
+round trip, atomic. Commands go through the L{CommandLink}, which fails
+them fast while Redis is unreachable, times them out and bounds how many
+wait; pushes between daemons go through pub/sub (L{RedisBus}).
+"""
+
+import uuid
+
+from twisted.application.service import MultiService
+
+from aleatoria.redis.budget import Budget
+from aleatoria.redis.bus import RedisBus
+from aleatoria.redis.connection import CommandLink
+from aleatoria.redis.keys import Keys
+from aleatoria.redis.matchmaking import RedisMatchmaking
+from aleatoria.redis.sessions import RedisSessions
+from aleatoria.redis.streams import RedisStreams
+
+
+class RedisBackend(MultiService):
+    """
+    Streams, sessions, matchmaking and the bus, on one Redis.
+
+    @param link: where Redis is and how to log in: C{(endpoint, where,
+        keywords)}, the keywords L{aleatoria.redis.link.Link}'s
+        (C{timeout}, C{retry_max}, C{username}, C{password}).
+    @param ttl: seconds a history lives after its last write.
+    @param history_size: messages kept per room and per pair.
+    @param node_ttl: seconds after its last heartbeat that a silent daemon
+        counts as dead.
+    @param max_bytes: what Redis's C{used_memory} may be (L{Budget}).
+    @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    """
+
+    kind = "redis"
+
+    def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
+                 max_pending=10000, max_bytes=None, node=None, report=None):
+        super().__init__()
+        endpoint, where, options = link
+        self.node = node or uuid.uuid4().hex
+        self.keys = Keys(prefix)
+        self.commands = CommandLink(endpoint, where, reactor, prefix=prefix,
+                                    max_pending=max_pending, report=report, db=db, **options)
+        self.commands.setServiceParent(self)
+        self.budget = Budget(self.commands, max_bytes, reactor)
+        self.budget.setServiceParent(self)
+        self.evictions = self.budget.evictions
+        self.bus = RedisBus(self.commands, self.keys, (endpoint, where, options),
+                            reactor, self.node)
+        self.bus.setServiceParent(self)
+        self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
+                                      node=self.node, node_ttl=node_ttl)
+        self.sessions.setServiceParent(self)
+        self.matchmaking = RedisMatchmaking(self.commands, self.keys)
+        self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
+                                    history_size=history_size, budget=self.budget)
+
+    @property
+    def connected(self):
+        return self.commands.connected

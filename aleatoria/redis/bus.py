@@ -1,0 +1,154 @@
+"""
+Daemons that share one Redis hand each other pushes over pub/sub: each
+daemon hears its own channel (what is for its users) and one all daemons
+hear (room traffic). A push for a user is published to its daemon's
+channel in the script that looks the user up; the streams publish what
+they keep in the scripts that keep it (L{aleatoria.redis.streams}).
+Posts are L{aleatoria.redis.codec} posts: a header, then the push.
+"""
+
+from msgspec.structs import replace
+from twisted.application.service import Service
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from aleatoria.domain.events import Kicked, Replaced
+from aleatoria.domain.ports import IBus
+from aleatoria.domain.refusals import StoreUnavailable
+from aleatoria.redis import codec
+from aleatoria.redis.link import Link
+
+HANDED_MEMORY = 1000
+"""Stream messages this daemon handed itself while not listening, remembered."""
+
+
+@implementer(IBus)
+class RedisBus(Service):
+    """
+    @param commands: the L{aleatoria.redis.connection.CommandLink}.
+    @param keys: the L{aleatoria.redis.keys.Keys}.
+    @param subscriber: where Redis is and how to log in, as
+        L{aleatoria.redis.link.Link} takes it (endpoint, where, keywords).
+    @param node: this daemon's id.
+    """
+
+    _log = Logger()
+
+    def __init__(self, commands, keys, subscriber, reactor, node):
+        self.node = node
+        self._commands = commands
+        self._keys = keys
+        self._receiver = None
+        self._handed = {}
+        """
+        Stream messages handed over while not listening, the latest
+        L{HANDED_MEMORY} (a dict as an ordered set: one lookup per post).
+        """
+        endpoint, where, link_options = subscriber
+        channels = [keys("node_channel", node), keys("rooms_channel")]
+        self.link = Link(endpoint, where, reactor, channels=channels,
+                         on_message=self._received, **link_options)
+
+    @property
+    def subscribed(self):
+        """Whether posts from the other daemons reach this one."""
+        return self.link.up
+
+    def startService(self):
+        super().startService()
+        self.link.start()
+
+    def stopService(self):
+        super().stopService()
+        return self.link.stop()
+
+    def listen(self, receiver):
+        self._receiver = receiver
+
+    # Sending
+
+    def deliver(self, user, push):
+        """
+        Post to the daemon that owns C{user}, in the script that looks it
+        up; fire with whether a live daemon owns it.
+
+        @raise StoreUnavailable: that daemon lives but did not hear it.
+        """
+        post = codec.post("user", self.node, user, push)
+        return self._commands.run("publish_to_owner", user, post).addCallback(_heard, user)
+
+    def broadcast(self, room, push):
+        """
+        Post to the channel every daemon hears.
+
+        @raise StoreUnavailable: a live daemon was not listening.
+        """
+        post = codec.post("room", self.node, room, push)
+        return self._commands.run("publish_to_all", post).addCallback(_heard_by_all)
+
+    def replaced(self, owner, user):
+        post = codec.post("replaced", self.node, user, Replaced(user))
+        return self._commands.call("publish", self._keys("node_channel", owner), post)
+
+    def kick(self, user, reason):
+        post = codec.post("kick", self.node, user, Kicked(user, reason))
+        return self._commands.run("publish_to_owner", user, post).addCallback(_heard, user)
+
+    # What the streams kept while this daemon did not listen
+
+    def hand_room(self, message, offset, epoch):
+        """
+        This daemon is not listening, so the stream's post of its own will
+        not come back to it: hand it to the hub here and now -- once, should
+        the subscription have come back meanwhile.
+        """
+        numbered = self._hand("stream", message.room, message, offset, epoch)
+        self._receiver.room_post(numbered)
+
+    def hand_inbox(self, user, message, offset, epoch):
+        numbered = self._hand("inbox", user, message, offset, epoch)
+        return self._receiver.inbox_post(user, numbered)
+
+    def _hand(self, kind, target, message, offset, epoch):
+        self._handed[(kind, target, epoch, offset)] = None
+        if len(self._handed) > HANDED_MEMORY:
+            del self._handed[next(iter(self._handed))]
+        return replace(message, offset=offset, epoch=epoch)
+
+    # Receiving
+
+    def _received(self, data):
+        try:
+            kind, origin, target, push = codec.read_post(data)
+        except codec.Unreadable as why:
+            self._log.warn("Dropped an unreadable post from another daemon: {why}", why=why)
+            return
+        receiver = self._receiver
+        if kind in ("stream", "inbox"):
+            if self._handed and (kind, target, push.epoch, push.offset) in self._handed:
+                return
+            if kind == "stream":
+                receiver.room_post(push)
+            else:
+                receiver.inbox_post(target, push)
+        elif origin == self.node:
+            return
+        elif kind == "user":
+            receiver.deliver_local(target, push)
+        elif kind == "room":
+            receiver.broadcast_local(target, push)
+        elif kind == "replaced":
+            receiver.replaced_elsewhere(target)
+        elif kind == "kick":
+            receiver.kicked(target, push.reason)
+
+
+def _heard(reply, user):
+    if int(reply) < 0:
+        raise StoreUnavailable(f"the daemon of {user} is not listening")
+    return bool(int(reply))
+
+
+def _heard_by_all(deaf):
+    if int(deaf):
+        raise StoreUnavailable(f"{deaf} daemon(s) not listening")

@@ -1,0 +1,48 @@
+-- Sessions and matchmaking: which daemons live, which users are where,
+-- and ending a match or a session.
+
+-- A daemon is live while its heartbeat lasts; it hears posts only while its
+-- pub/sub connection is subscribed (the kernel closes that one the moment
+-- the process dies, kill -9 included).
+local function live(node)
+  return redis.call('EXISTS', K.node(node)) == 1
+end
+
+local function listening(node)
+  return redis.call('PUBSUB', 'NUMSUB', K.node_channel(node))[2] > 0
+end
+
+-- present: its daemon lives; alive: and hears what is posted to it.
+local function present(user)
+  local node = redis.call('GET', K.presence(user))
+  return node and live(node)
+end
+
+local function alive(user)
+  local node = redis.call('GET', K.presence(user))
+  return node and live(node) and listening(node)
+end
+
+local function end_match(user)
+  local peer = redis.call('HGET', K.match(user), 'peer')
+  if not peer then return false end
+  redis.call('DEL', K.match(user), K.match(peer))
+  for _, side in ipairs({user, peer}) do
+    if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
+  end
+  return peer
+end
+
+local function end_session(user)
+  local rooms = K.user_rooms(user)
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    local members = K.room_members(room)
+    redis.call('SREM', members, user)
+    if redis.call('SCARD', members) == 0 then redis.call('ZREM', K.rooms(), room) end
+    redis.call('ZREM', K.room_live(room), user)
+  end
+  redis.call('DEL', rooms)
+  redis.call('SREM', K.pool(), user)
+  redis.call('SREM', K.waiting(), user)
+  return end_match(user)
+end

@@ -1,0 +1,37 @@
+-- uses: library
+-- After an outage: ARGV[2] this daemon, [3] JSON {user: [rooms]} of the
+-- users connected here now (the one document a script reads), [4] the
+-- heartbeat's life in ms (renewed first, so that no daemon reaps what this
+-- one is restoring). Sessions that ended meanwhile are ended; the users
+-- still here are ours again (unless another daemon claimed them: those are
+-- returned, their connections here are stale).
+local me, here = ARGV[2], cjson.decode(ARGV[3])
+local mine = K.node_users(me)
+redis.call('SET', K.node(me), '1', 'PX', ARGV[4])
+redis.call('SADD', K.nodes(), me)
+for _, user in ipairs(redis.call('SMEMBERS', mine)) do
+  if here[user] == nil then
+    redis.call('SREM', mine, user)
+    if redis.call('GET', K.presence(user)) == me then
+      redis.call('DEL', K.presence(user))
+      end_session(user)
+    end
+  end
+end
+local stale = {}
+for user, rooms in pairs(here) do
+  local owner = redis.call('GET', K.presence(user))
+  if owner and owner ~= me and live(owner) then
+    stale[#stale + 1] = user
+  else
+    redis.call('SET', K.presence(user), me)
+    redis.call('SADD', mine, user)
+    for _, room in ipairs(rooms) do
+      redis.call('SADD', K.room_members(room), user)
+      redis.call('SADD', K.user_rooms(user), room)
+      redis.call('ZADD', K.rooms(), 0, room)
+      redis.call('ZADD', K.room_live(room), 0, user)
+    end
+  end
+end
+return stale

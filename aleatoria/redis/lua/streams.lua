@@ -1,0 +1,64 @@
+-- Streams: a room's messages, and a user's inbox (every direct message to
+-- or from the user). Each message is numbered in its stream -- "offset",
+-- from 1 -- and carries the stream's "epoch", which is new whenever the
+-- stream begins again (its keys expired, or were flushed). What a stream
+-- keeps, and what daemons are told, is made of parts the daemon sends,
+-- the offset and epoch between them: no script reads or writes JSON.
+
+local function next_place(counter, epochs, fresh)
+  local epoch = redis.call('GET', epochs)
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', epochs, epoch)
+    redis.call('DEL', counter)
+  end
+  return redis.call('INCR', counter), epoch
+end
+
+-- Whether a client at offset "from" of epoch "claimed" may have all it
+-- missed of a stream (epoch, last offset) that keeps "size" messages: only
+-- then is anything read. Offset 0 asks for all there is, of any epoch.
+local function replayable(from, claimed, epoch, last, size)
+  return (from == 0 or claimed == epoch) and from < last and last - from <= size
+end
+
+-- Publish post to the daemon of user: 1 heard, 0 the user is on no live
+-- daemon, -1 its daemon lives but did not hear.
+local function to_owner(user, post)
+  local owner = redis.call('GET', K.presence(user))
+  if not owner or not live(owner) then return 0 end
+  if redis.call('PUBLISH', K.node_channel(owner), post) == 0 then return -1 end
+  return 1
+end
+
+-- Live daemons that are not listening, and so miss what all are told.
+local function deaf()
+  local count = 0
+  for _, node in ipairs(redis.call('SMEMBERS', K.nodes())) do
+    if live(node) and not listening(node) then count = count + 1 end
+  end
+  return count
+end
+
+-- The streams by their last write (ms): 'room:' .. room, 'dm:..' (a pair's
+-- history key, unprefixed), 'inbox:' .. id(user). Past the history budget
+-- the oldest are evicted (evict.lua); those expired leave at every write.
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+local function written(ttl, streams)
+  local ms = now_ms()
+  for _, stream in ipairs(streams) do redis.call('ZADD', K.streams(), ms, stream) end
+  redis.call('ZREMRANGEBYSCORE', K.streams(), '-inf', '(' .. (ms - tonumber(ttl) * 1000))
+end
+
+local function room_keys(room)
+  return K.room_messages(room), K.room_offset(room), K.room_epoch(room), K.room_times(room)
+end
+
+local function inbox_keys(user)
+  return K.inbox(user), K.inbox_offset(user), K.inbox_epoch(user), K.inbox_latest(user),
+    K.inbox_conversations(user), K.inbox_unread(user)
+end

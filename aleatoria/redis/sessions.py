@@ -1,0 +1,233 @@
+"""
+Sessions on Redis: which daemon has each user (C{presence:{user}}), who
+is in which room (the Go server's sets, and the live members of each),
+and the daemons themselves -- this one's heartbeat, rejoining after an
+outage (heartbeat and resync in one script), and reaping the daemons
+that died. The one owner of liveness.
+"""
+
+import json
+import math
+
+from twisted.application.service import Service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from aleatoria.domain.ports import ISessions
+from aleatoria.domain.refusals import StoreUnavailable
+from aleatoria.domain.values import Claim
+
+BEATS_PER_TTL = 5
+"""Heartbeats within one C{node_ttl}: a daemon counts as dead after missing that many."""
+
+RESYNC_TTLS = 6
+"""The periodic resync, which heals a release lost to a timeout, every so many C{node_ttl}."""
+
+
+@implementer(ISessions)
+class RedisSessions(Service):
+    """
+    @param commands: the L{aleatoria.redis.connection.CommandLink}.
+    @param keys: the L{aleatoria.redis.keys.Keys}.
+    @param bus: the L{aleatoria.redis.bus.RedisBus}, whose pub/sub link is
+        pinged at every heartbeat.
+    @param node: this daemon's id.
+    @param node_ttl: seconds after its last heartbeat that a silent daemon
+        counts as dead, and its users as gone.
+    @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, commands, keys, bus, reactor, report, *, node, node_ttl):
+        self.node = node
+        self._commands = commands
+        self._keys = keys
+        self._bus = bus
+        self._reactor = reactor
+        self._report = report
+        self._node_ttl = node_ttl
+        self._life_ms = int(node_ttl * 1000)
+        self._receiver = None
+        self._joined_at = None
+        self._timers = [self._timer(self._beat, node_ttl / BEATS_PER_TTL),
+                        self._timer(self._reap, node_ttl / BEATS_PER_TTL / 2),
+                        self._timer(self.resync, node_ttl * RESYNC_TTLS)]
+        commands.watch(self._linked)
+
+    def _timer(self, function, interval):
+        call = LoopingCall(function)
+        call.clock = self._reactor
+        return call, interval
+
+    @property
+    def joined(self):
+        """Whether this daemon counts among the live ones (since Redis last returned)."""
+        return self._joined_at is not None
+
+    def startService(self):
+        super().startService()
+        for call, interval in self._timers:
+            call.start(interval, now=False)
+
+    def stopService(self):
+        """Stop beating: should the hub not have left, the others reap."""
+        super().stopService()
+        self._stop_timers()
+
+    def _stop_timers(self):
+        for call, _ in self._timers:
+            if call.running:
+                call.stop()
+
+    def listen(self, receiver):
+        self._receiver = receiver
+
+    # Sessions
+
+    def claim(self, user):
+        d = self._commands.run("claim", user, self.node, capped=False)
+        return d.addCallback(lambda reply: Claim(
+            reply[0], reply[1], tuple(sorted(reply[3:])),
+            int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
+        ))
+
+    def release(self, user, budget_refills_in=0):
+        d = self._commands.run("release", user, self.node, math.ceil(budget_refills_in * 1000),
+                               capped=False)
+        return d.addCallback(lambda peer: peer or None)
+
+    def join_room(self, room, user):
+        return self._commands.run("join", user, room)
+
+    def leave_room(self, room, user):
+        return self._commands.run("leave", user, room)
+
+    def room_members(self, room, limit, after):
+        """
+        A page of the room's live members, which every change of
+        membership keeps (a dead daemon's leave it when they are reaped).
+        """
+        d = self._commands.run("room_members", room, limit, after)
+        return d.addCallback(_page, limit)
+
+    def rooms(self, limit, after):
+        d = self._commands.run("rooms_page", limit, after)
+        return d.addCallback(lambda reply: (
+            [(reply[i], int(reply[i + 1])) for i in range(1, len(reply), 2)], int(reply[0])))
+
+    def user_rooms(self, user):
+        d = self._commands.call("smembers", self._keys("user_rooms", user))
+        return d.addCallback(sorted)
+
+    def whereabouts(self, user):
+        return self._commands.run("whereabouts", user).addCallback(lambda node: node or None)
+
+    def daemons(self):
+        """Each live daemon's load as of its last beat; this one's as of now."""
+        def loads(reply):
+            found = [{"node": reply[i], "connections": int(reply[i + 1]),
+                      "rooms": int(reply[i + 2])} for i in range(0, len(reply), 3)]
+            return [{"node": self.node, **self._receiver.load()} if d["node"] == self.node
+                    else d for d in found]
+
+        return self._commands.run("daemons").addCallback(loads)
+
+    def ping(self):
+        return self._commands.call("ping")
+
+    def leave(self):
+        self._stop_timers()
+        d = self._commands.run("leave_daemons", self.node, capped=False)
+        d.addCallback(lambda _: self._log.info("Left the daemons sharing Redis"))
+        self._quietly(d, "leave")
+        return d
+
+    # Liveness
+
+    def _linked(self, up):
+        self._joined_at = None
+        if up:
+            self.resync()
+
+    def resync(self):
+        """
+        Renew the heartbeat and tell Redis who is connected here now, in
+        which rooms; close connections another daemon claimed meanwhile.
+        """
+        joining = self._joined_at is None
+        here = json.dumps(self._receiver.sessions_here())
+        d = self._commands.run("resync", self.node, here, self._life_ms, capped=False)
+        d.addCallback(self._resynced, joining)
+        self._quietly(d, "resync")
+
+    def _resynced(self, stale, joining):
+        """C{stale}: users another daemon claimed meanwhile; their connections here close."""
+        if joining:
+            self._joined_at = self._reactor.seconds()
+            self._log.info("Joined the daemons sharing Redis as node {node}", node=self.node)
+        for user in stale:
+            self._receiver.replaced_elsewhere(user)
+
+    def _beat(self):
+        if not self._commands.connected:
+            return None
+        if self._joined_at is None:
+            return self.resync()
+        d = self.heartbeat()
+        d.addCallback(self._lapsed_or_not)
+        self._quietly(d, "heartbeat")
+        self._bus.link.ping().addErrback(lambda failure: None)
+        return None
+
+    def heartbeat(self):
+        """
+        Tell the other daemons this one lives, for C{node_ttl} more seconds;
+        fire with whether it was still alive in their eyes until now.
+        """
+        load = self._receiver.load() if self._receiver else {"connections": 0, "rooms": 0}
+        d = self._commands.run("heartbeat", self.node, self._life_ms, load["connections"],
+                               load["rooms"], capped=False)
+        return d.addCallback(bool)
+
+    def _lapsed_or_not(self, alive):
+        """
+        A lapsed heartbeat means a stall (of Redis, or of this daemon): rejoin,
+        with the grace before reaping that a return from an outage gets.
+        """
+        if not alive:
+            self._log.warn("This daemon's heartbeat had lapsed; telling Redis who is here again")
+            self._joined_at = None
+            self.resync()
+
+    def _reap(self):
+        """
+        Reap daemons that died -- but not in the first C{node_ttl} after
+        this one (re)joined: daemons that lost Redis along with it need as
+        long to come back before their silence means anything.
+        """
+        if self._joined_at is None or self._reactor.seconds() - self._joined_at < self._node_ttl:
+            return
+        d = self._commands.run("reap", self.node, capped=False)
+        d.addCallback(self._reaped)
+        self._quietly(d, "reap")
+
+    def _reaped(self, entries):
+        """
+        C{entries}: for each user of a dead daemon, cleaned up, its name,
+        its live partner (or '') and its rooms.
+        """
+        for user, peer, *rooms in entries:
+            self._receiver.reaped(user, tuple(rooms), peer or None)
+
+    def _quietly(self, d, operation):
+        """An outage is the backend's to report; anything else is reported here."""
+        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
+        d.addErrback(self._report.errback(f"peers_{operation}"))
+
+
+def _page(reply, limit):
+    """A page of members: the page, the count, the next cursor."""
+    page = reply[1:limit + 1]
+    return page, int(reply[0]), page[-1] if len(reply) > limit + 1 else None

@@ -1,0 +1,1 @@
+"""Helpers of the tests, imported by the test modules that need them."""
