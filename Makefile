@@ -5,15 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test lint clean redis-server node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test lint clean redis-server luacheck node chromium js-test e2e bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # An editable install in "compat" mode puts the checkout itself on sys.path,
-# so twistd finds twisted/plugins/aleatoria_plugin.py straight from the tree.
+# so twistd finds twisted/plugins/aleatoria_plugin.py straight from the tree
+# (the newer modes hide it behind an import hook Twisted's plugin search does
+# not see; setuptools warns that compat is transitional).
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e . --config-settings editable_mode=compat
+	touch $@
+
+# What the tests need on top: pytest and its plugins, ruff, import-linter.
+$(VENV)/.tested: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
@@ -30,6 +37,12 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# The Lua scripts are checked with luacheck (tests/test_lua.py).
+luacheck:
+	@command -v luacheck >/dev/null || { \
+	  echo "Installing luacheck (Debian package lua-check)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua-check; }
 
 # The load generator and the reference relay run on Node's ws (the suite
 # runs them once, small); Debian's nodejs and npm when there is no npm.
@@ -52,11 +65,13 @@ benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-l
 	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# ruff, with the rules in pyproject.toml; make test runs it first.
-lint: $(VENV)/.installed
+# ruff, with the rules in pyproject.toml, and the layers' import contracts in
+# .importlinter; make test runs them first.
+lint: $(VENV)/.tested
 	$(BIN)/ruff check aleatoria tests benchmarks twisted
+	$(BIN)/lint-imports
 
-test: lint $(VENV)/.installed redis-server benchmarks/node_modules/.installed
+test: lint $(VENV)/.tested redis-server luacheck benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
 
@@ -67,16 +82,16 @@ clients/js/node_modules/.installed: clients/js/package.json clients/js/package-l
 # The JavaScript client against real daemons and redis-servers, with Node's
 # own WebSocket (Node 20 needs the flag for it; later Nodes have it without)
 # and with the ws package (its dev dependency); the test files side by side.
-js-test: $(VENV)/.installed redis-server clients/js/node_modules/.installed | node
+js-test: $(VENV)/.tested redis-server clients/js/node_modules/.installed | node
 	cd clients/js && node $$(node -e 'process.exit(typeof WebSocket == "function" ? 0 : 1)' \
 	  || echo --experimental-websocket) --test --test-concurrency=3 --test-timeout=120000 \
 	  test/*.test.mjs
 
 # The demo app in Chromium, in a private network namespace (needs root, as CI has)
-e2e: $(VENV)/.installed redis-server chromium tests/e2e/node_modules/.installed
+e2e: $(VENV)/.tested redis-server chromium tests/e2e/node_modules/.installed
 	tests/e2e/netns.sh node tests/e2e/e2e.mjs
 
-$(VENV)/.bench: $(VENV)/.installed
+$(VENV)/.bench: $(VENV)/.tested
 	$(BIN)/pip install --quiet matplotlib
 	touch $@
 
@@ -90,7 +105,7 @@ bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 
 # Three daemons on one Redis through five faults, every message counted (about 3 minutes):
 # a table, and benchmarks/results/<date>-faults.json
-bench-faults: $(VENV)/.installed redis-server
+bench-faults: $(VENV)/.tested redis-server
 	$(BIN)/python benchmarks/faults.py
 
 clean:

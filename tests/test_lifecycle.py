@@ -290,7 +290,7 @@ def test_a_summary_counts_what_it_did_not_tell():
     """The first event of a window is told; the rest come as one count when it closes."""
     from twisted.internet.task import Clock
 
-    from aleatoria.domain.limits import Summary
+    from aleatoria.ops.budgets import Summary
 
     clock, told = Clock(), []
     summary = Summary(clock, 10, lambda key, count: told.append((key, count)))

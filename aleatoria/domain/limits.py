@@ -220,32 +220,3 @@ class Quotas:
 
 def _hourly(shares, seconds):
     return {what: KeyedBuckets(n / _HOUR, n, seconds) for what, n in asdict(shares).items()}
-
-
-class Summary:
-    """
-    Repeated events of one key (refusals from one address) told once, then
-    counted: the first is passed on at once, the rest only as a count when
-    C{window} seconds have gone by -- C{tell(key, count)}. A flood costs
-    one line per window, not one per event.
-    """
-
-    def __init__(self, clock, window, tell):
-        self._clock = clock
-        self._window = window
-        self._tell = tell
-        self._counts = {}
-
-    def first(self, key):
-        """Whether this event of C{key} is the first of its window (to be told in full)."""
-        if key in self._counts:
-            self._counts[key] += 1
-            return False
-        self._counts[key] = 0
-        self._clock.callLater(self._window, self._close, key)
-        return True
-
-    def _close(self, key):
-        count = self._counts.pop(key)
-        if count:
-            self._tell(key, count)

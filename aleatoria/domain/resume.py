@@ -94,14 +94,18 @@ class Resumer:
     async def _replay(self, conn, reads, found, hold):
         """
         Send C{conn} what it missed, then what was held meanwhile, as it
-        reads; where it then stands per stream (C{None} if it went away).
+        reads; where it then stands per stream (C{None} if it went away):
+        past all the store had when read -- the replay ends where what it
+        had live began -- and past what was held.
         """
         if not self._hub.connections.current(conn):
             return None
-        upto, replay = {}, []
+        upto, replay, had = {}, [], {}
         for (key, position), since in zip(reads.items(), found, strict=True):
             upto[key], missed = self._missed(conn, key, position, since)
             replay.extend(missed)
+            if upto[key].recovered:
+                had[key] = since.last
         conn.charge(len(replay) // REPLAYED_PER_MESSAGE)
         for message in replay:
             if not await self._writable(conn):
@@ -114,6 +118,8 @@ class Resumer:
                     return None
                 self._hub.delivery.to((conn,), message)
                 upto[key].offset = message.offset
+        for key, last in had.items():  # what the store had then, it has had, live or replayed
+            upto[key].offset = max(upto[key].offset, last)
         return upto
 
     async def _writable(self, conn):

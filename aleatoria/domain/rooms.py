@@ -103,7 +103,7 @@ class Rooms:
         C{limit} ids (at most L{MAX_MEMBERS_PAGE}) in order, those after
         C{after}: C{(page, count, next)}.
         """
-        self.member_of(conn, room, "get_room_members")
+        self.member_of(conn, room)
         check_limit(limit)
         d = self._hub.sessions.room_members(room, min(limit, MAX_MEMBERS_PAGE), after)
         return self._hub.work.watch(d, "room_members", conn.user_id, asked=True)
@@ -113,7 +113,7 @@ class Rooms:
         Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) messages of
         C{room} older than C{before} (an RFC 3339 time, if given).
         """
-        self.member_of(conn, room, "get_recent_messages")
+        self.member_of(conn, room)
         check_limit(limit)
         try:
             before_ns = parse_rfc3339(before) if before else None
@@ -122,10 +122,10 @@ class Rooms:
         d = self._hub.streams.room_history(room, min(limit, MAX_HISTORY_PAGE), before_ns)
         return self._hub.work.watch(d, "room_messages", conn.user_id, asked=True)
 
-    def member_of(self, conn, room, asking):
+    def member_of(self, conn, room):
         """@raise NotInRoom: C{conn}'s user is not in C{room}."""
         if not room:
-            raise Invalid(f"{asking} needs room.")
+            raise Invalid("Which room? The message names none.")
         if room not in self.rooms_of(conn.user_id):
             raise NotInRoom(NOT_IN_ROOM)
 
@@ -144,7 +144,7 @@ class Rooms:
         members = self.membership.members(room)
         if len(members) == 1:
             self._opening(room, conn.address)
-        self.announce(room, MemberJoined(room, user, self._now()), but=user)
+        self.announce(room, MemberJoined(room, user, self._now()))
         hub.work.watch(hub.sessions.join_room(room, user), "join_room", user)
         hub.tell(Joined(user, room, len(members), quiet))
 
@@ -188,26 +188,28 @@ class Rooms:
 
     # Presence
 
-    def announce(self, room, push, but=None):
+    def announce(self, room, push):
         """
-        Tell the members of C{room} (but C{but}), here and elsewhere, that
-        somebody came or went; fire with L{FAILED} if some daemon may have
-        missed it.
+        Tell the members of C{room}, here and elsewhere, that somebody came
+        or went; fire with L{FAILED} if some daemon may have missed it.
         """
-        self.local(room, push, but)
+        self.local(room, push)
         hub = self._hub
         d = hub.work.timed(hub.bus.broadcast(room, push), "broadcast")
         return hub.work.watch(d, "broadcast", timed=False)
 
-    def local(self, room, push, but=None):
+    def local(self, room, push):
         """
-        Tell the members of C{room} here, but C{but} -- while they are at
-        most C{presence_limit}: past it, each join and leave would cost a
-        message to every member, and a room filling up the square of its size.
+        Tell the members of C{room} here that somebody came or went -- all
+        but that user: its own comings and goings are never news to it,
+        not even those of a session of its that ended elsewhere as it came
+        back here. Only while they are at most C{presence_limit}: past it,
+        each join and leave would cost a message to every member, and a
+        room filling up the square of its size.
         """
         members = self.membership.members(room)
         if len(members) <= self._presence_limit:
-            self._hub.delivery.fan_out([u for u in members if u != but], push)
+            self._hub.delivery.fan_out([u for u in members if u != push.user], push)
 
     def _now(self):
         return format_ns(self._hub.clock.next_ns())

@@ -22,9 +22,9 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from aleatoria.domain.limits import Summary
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.limits import PerAddress, TooMany
+from aleatoria.ops.budgets import Summary
 
 CUT_OFFS_WINDOW = 10
 """Seconds over which connections cut off from one peer are summed up in one line."""

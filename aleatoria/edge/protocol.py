@@ -15,13 +15,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from aleatoria.domain.limits import Summary
 from aleatoria.domain.ports import IConnection
 from aleatoria.domain.rules import MAX_REASON, SHOWN, shown
 from aleatoria.edge import frames
 from aleatoria.edge.connection_limits import ConnectionLimits
 from aleatoria.edge.handshake import admit, client_address, first, proxied
 from aleatoria.edge.wire import InvalidMessage, decode, truncated
+from aleatoria.ops.budgets import Summary
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001

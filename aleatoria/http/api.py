@@ -24,13 +24,13 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from aleatoria.domain.limits import Summary
 from aleatoria.domain.refusals import Refused
 from aleatoria.domain.rules import Reason, RoomName, UserId
 from aleatoria.edge.admission import refusal
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.routes import CODES
 from aleatoria.http.openapi import document
+from aleatoria.ops.budgets import Summary
 
 MAX_BODY = 64 * 1024
 """The largest request body read; a larger one is refused with 413."""

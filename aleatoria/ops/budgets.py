@@ -39,8 +39,8 @@ class ReportBudget:
     def __init__(self, clock, withheld=None):
         self._clock = clock
         self._withheld = withheld or (lambda operation: None)
-        self._failures = _Windows(clock, WINDOW, self._failures_summed)
-        self._faults = _Windows(clock, WINDOW, self._faults_summed)
+        self._failures = Summary(clock, WINDOW, self._failures_summed)
+        self._faults = Summary(clock, WINDOW, self._faults_summed)
         self._addresses = KeyedBuckets(ADDRESS_FAULTS[1], ADDRESS_FAULTS[0], clock.seconds)
         self._daemon = TokenBucket(DAEMON_FAULTS[1], DAEMON_FAULTS[0], clock.seconds)
 
@@ -50,7 +50,7 @@ class ReportBudget:
         never a client's data -- is the first of its window: to be logged
         and reported in full. If not, it is counted.
         """
-        if self._failures.count(kind) == 1:
+        if self._failures.first(kind):
             return True
         self._withheld(kind[0])
         return False
@@ -70,7 +70,7 @@ class ReportBudget:
                 and not self._daemon.delay()):
             return True
         self._withheld(operation)
-        self._faults.count(operation)
+        self._faults.withheld(operation)
         return False
 
     def stop(self):
@@ -79,13 +79,11 @@ class ReportBudget:
         self._faults.close_all()
 
     def _failures_summed(self, kind, count):
-        if count == 1:
-            return
         operation, error, message_type = kind
         self._log.error(
             "{count} more failures of {operation} ({error}{of}) in the last {seconds} s, "
             "past the one logged and reported",
-            count=count - 1, operation=operation, error=error, seconds=WINDOW,
+            count=count, operation=operation, error=error, seconds=WINDOW,
             of=f", {message_type}" if message_type else "",
         )
 
@@ -97,31 +95,41 @@ class ReportBudget:
         )
 
 
-class _Windows:
+class Summary:
     """
-    Events counted per key, over a window from each key's first; the
-    count is told when the window closes (or all are, when told to).
+    Repeated events of one key (refusals from one address, failures of one
+    kind) told once, then counted: the first is passed on at once, the rest
+    only as a count when C{window} seconds have gone by -- C{tell(key,
+    count)}. A flood costs one line per window, not one per event.
     """
 
-    def __init__(self, clock, seconds, tell):
+    def __init__(self, clock, window, tell):
         self._clock = clock
-        self._seconds = seconds
+        self._window = window
         self._tell = tell
         self._open = {}
 
-    def count(self, key):
-        """Count one event of C{key}; how many its window has had (1: it opened it)."""
-        window = self._open.get(key)
-        if window is None:
-            window = self._open[key] = [0, self._clock.callLater(self._seconds, self._close, key)]
-        window[0] += 1
-        return window[0]
+    def first(self, key):
+        """Whether this event of C{key} is the first of its window (to be told in full)."""
+        if key in self._open:
+            self._open[key][0] += 1
+            return False
+        self._open[key] = [0, self._clock.callLater(self._window, self._close, key)]
+        return True
+
+    def withheld(self, key):
+        """Count an event of C{key} that is not told in full, not even the first."""
+        if not self.first(key):
+            return
+        self._open[key][0] += 1
 
     def _close(self, key):
         count, _ = self._open.pop(key)
-        self._tell(key, count)
+        if count:
+            self._tell(key, count)
 
     def close_all(self):
+        """Tell every count now (the daemon stops)."""
         for key, (_, timer) in list(self._open.items()):
             timer.cancel()
             self._close(key)

@@ -13,7 +13,7 @@ if current[1] then
 end
 -- SRANDMEMBER returns a small set whole and in a fixed order: start the
 -- scan at a random offset from the caller (ARGV[4]).
-for attempt = 1, 16 do
+for _ = 1, 16 do
   local sample = redis.call('SRANDMEMBER', K.pool(), 4)
   for i = 1, #sample do
     local user = sample[(tonumber(ARGV[4]) + i) % #sample + 1]

@@ -1,0 +1,328 @@
+"""
+The hub's promises under random interleavings of what users do -- connect,
+leave, join, chat, look for peers, hang up, send garbage -- checked after
+every step, on each store: the embedded one (many examples) and Redis (a
+few: each step there waits until Redis has answered everything and every
+post has come back over pub/sub). Hypothesis drives the machine from a
+thread of its own on Redis; the hub is only ever touched in the reactor's.
+"""
+
+import json
+import uuid
+
+import pytest_twisted
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.threads import blockingCallFromThread, deferToThread
+
+from aleatoria.domain.events import Kicked
+from aleatoria.edge.wire import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
+from aleatoria.ops.metrics import Metrics
+from aleatoria.redis import codec
+
+from .support.hub import Recorder, make_hub
+from .support.strategies import EXAMPLES, envelopes
+
+USERS = ["u1", "u2", "u3", "u4"]
+ROOMS = ["r1", "r2"]
+HISTORY = 1000
+BARRIER = "~barrier~"
+"""Who the marker posts of L{RedisBarrier} are for: a user no one can be."""
+
+
+class HubMachine(RuleBasedStateMachine):
+    """
+    Users connect, leave, join, chat, look for peers and hang up in any
+    order, and send garbage; the hub must keep every promise throughout.
+    C{store} makes the backend, does each step and waits until it is quiet.
+    """
+
+    store = None
+
+    def __init__(self):
+        super().__init__()
+        self.metrics = Metrics()
+        self.backend, self.hub = self.store.start(self.metrics)
+        self.conns = {}
+        self.members = {room: set() for room in ROOMS}
+        self.stored = {room: [] for room in ROOMS}
+
+    def teardown(self):
+        def leave():
+            for conn in list(self.conns.values()):
+                self.hub.disconnected(conn)
+        self.store.step(leave)
+        self.store.stop(self.backend)
+
+    def online(self):
+        return sorted(self.conns)
+
+    def ask(self, seam, *args):
+        return self.store.ask(seam, *args)
+
+    def send(self, user, envelope):
+        self.store.step(self.hub.router.received, self.conns[user], envelope)
+
+    def sent_since(self, before):
+        """What each connection was sent since C{before} (lengths), chat only."""
+        return {user: [m for m in conn.sent[before[user]:] if m.type == "chat_message"]
+                for user, conn in self.conns.items()}
+
+    @rule(user=st.sampled_from(USERS), room=st.sampled_from(ROOMS))
+    def connect(self, user, room):
+        old = self.conns.get(user)
+        if old is not None:
+            for members in self.members.values():
+                members.discard(user)
+        conn = self.conns[user] = Recorder(user)
+        self.store.step(self.hub.connected, conn, room)
+        self.members[room].add(user)
+        if old is not None:
+            assert old.closed == "replaced"
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data())
+    def disconnect(self, data):
+        user = data.draw(st.sampled_from(self.online()))
+        self.store.step(self.hub.disconnected, self.conns.pop(user))
+        for members in self.members.values():
+            members.discard(user)
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), room=st.sampled_from(ROOMS), joining=st.booleans())
+    def join_or_leave(self, data, room, joining):
+        user = data.draw(st.sampled_from(self.online()))
+        self.send(user, Envelope(type="join_room" if joining else "leave_room", room=room))
+        (self.members[room].add if joining else self.members[room].discard)(user)
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), room=st.sampled_from(ROOMS), text=st.text(min_size=1, max_size=5))
+    def chat_in_room(self, data, room, text):
+        user = data.draw(st.sampled_from(self.online()))
+        before = {u: len(c.sent) for u, c in self.conns.items()}
+        self.send(user, Envelope(type="chat_message", room=room, payload=ChatPayload(text)))
+        allowed = user in self.members[room]
+        if allowed:
+            self.stored[room].append(text)
+        for other, got in self.sent_since(before).items():
+            if other == user:
+                assert [m.incoming for m in got] == ([False] if allowed else [])
+            elif allowed and other in self.members[room]:
+                assert [(m.payload, m.incoming) for m in got] == [(ChatPayload(text), True)]
+            else:
+                assert got == []
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), to=st.sampled_from(USERS + ["nobody"]))
+    def chat_direct(self, data, to):
+        user = data.draw(st.sampled_from(self.online()))
+        before = {u: len(c.sent) for u, c in self.conns.items()}
+        self.send(user, Envelope(type="chat_message", toUser=to, payload=ChatPayload("dm")))
+        for other, got in self.sent_since(before).items():
+            expected = 1 if (other == user and to != user) or (other == to != user) else 0
+            assert len(got) == expected
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), kind=st.sampled_from(["user_available_webrtc",
+                                                "user_unavailable_webrtc"]))
+    def availability(self, data, kind):
+        self.send(data.draw(st.sampled_from(self.online())), Envelope(type=kind))
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), skip=st.sampled_from(USERS + [""]))
+    def request_peer(self, data, skip):
+        user = data.draw(st.sampled_from(self.online()))
+        self.send(user, Envelope(type="request_random_peer", payload=PeerRequest(skip)))
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), to=st.sampled_from(USERS))
+    def hangup(self, data, to):
+        self.send(data.draw(st.sampled_from(self.online())), Envelope(type="hangup", toUser=to))
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), document=envelopes)
+    def garbage(self, data, document):
+        user = data.draw(st.sampled_from(self.online()))
+        try:
+            envelope = decode(json.dumps(document).encode())
+        except InvalidMessage:
+            return  # answered by the protocol (tests/test_errors.py); the hub never sees it
+        if envelope.type == "chat_message" or envelope.type in ("join_room", "leave_room"):
+            return  # modelled by the rules above; as garbage they would change membership
+        self.send(user, envelope)
+
+    @invariant()
+    def nothing_failed(self):
+        assert self.metrics.errors.labels("unavailable")._value.get() == 0
+
+    @invariant()
+    def pairings_are_mutual_and_live(self):
+        matchmaking = self.backend.matchmaking
+        for user in USERS:
+            match = self.ask(matchmaking.match_of, user)
+            if match is None:
+                continue
+            assert user in self.conns and match.peer in self.conns
+            partner = self.ask(matchmaking.match_of, match.peer)
+            assert partner.peer == user and {partner.role, match.role} == {"polite", "impolite"}
+        assert int(self.ask(matchmaking.pool_size)) <= len(self.conns)
+
+    @invariant()
+    def no_disconnected_user_anywhere(self):
+        sessions = self.backend.sessions
+        assert set(self.hub.sessions_here()) <= set(self.conns)
+        for user in set(USERS) - set(self.conns):
+            assert self.ask(sessions.whereabouts, user) is None
+            assert self.ask(sessions.user_rooms, user) == []
+        for room in ROOMS:
+            assert set(self.hub.members(room)) == self.members[room]
+            members, _, _ = self.ask(sessions.room_members, room, 100, "")
+            assert set(members) == self.members[room]
+
+    @invariant()
+    def history_holds_only_allowed_messages(self):
+        for room in ROOMS:
+            history = self.ask(self.backend.streams.room_history, room, HISTORY)
+            assert [m.content for m in reversed(history)] == self.stored[room]
+
+
+class Memory:
+    """
+    The embedded store, on a clock of its own, driven in the test's own
+    thread: every step is done when it returns.
+    """
+
+    def start(self, metrics):
+        from twisted.internet.task import Clock
+
+        from aleatoria.memory.backend import MemoryBackend
+
+        clock = Clock()
+        backend = MemoryBackend(clock, 3600, HISTORY)
+        hub = make_hub(clock, backend, metrics=metrics)
+        backend.startService()
+        return backend, hub
+
+    def step(self, act, *args):
+        act(*args)
+
+    def ask(self, seam, *args):
+        answers = []
+        seam(*args).addBoth(answers.append)
+        assert answers and not isinstance(answers[0], Exception), answers
+        return answers[0]
+
+    def stop(self, backend):
+        backend.stopService()
+
+
+class Redis:
+    """
+    A real redis-server, a fresh key prefix for each example; every step
+    runs in the reactor's thread and is done when the hub is quiet again.
+    """
+
+    def __init__(self, port):
+        from twisted.internet import reactor
+
+        self.port = port
+        self.reactor = reactor
+        self.barrier = None
+
+    def start(self, metrics):
+        return blockingCallFromThread(self.reactor, lambda: ensureDeferred(self._start(metrics)))
+
+    async def _start(self, metrics):
+        from aleatoria.daemon.backends import make_backend
+        from aleatoria.ops.reporting import Reporter
+
+        from .conftest import redis_config, started
+
+        config = redis_config(self.port, **{"redis-prefix": f"machine-{uuid.uuid4().hex}:",
+                                            "history-size": str(HISTORY)})
+        backend = make_backend(config, self.reactor, Reporter(clock=self.reactor).daemon)
+        hub = make_hub(self.reactor, backend, metrics=metrics)
+        self.barrier = RedisBarrier(backend, hub)
+        await started(backend, self.barrier)
+        return backend, hub
+
+    def step(self, act, *args):
+        def acted():
+            act(*args)
+            return ensureDeferred(self.barrier.quiet())
+        blockingCallFromThread(self.reactor, acted)
+
+    def ask(self, seam, *args):
+        return blockingCallFromThread(self.reactor, seam, *args)
+
+    def stop(self, backend):
+        blockingCallFromThread(self.reactor, backend.stopService)
+
+
+class RedisBarrier:
+    """
+    Stands between the bus and the hub, to tell when a step is done: a
+    marker post published after every command of the step comes back after
+    every post those commands published (one connection publishes, one
+    hears, each in order). When two rounds in a row end with no command
+    waiting, nothing more is under way.
+    """
+
+    def __init__(self, backend, hub):
+        self._backend = backend
+        self._hub = hub
+        self._waiting = {}
+
+    def __getattr__(self, name):
+        return getattr(self._hub, name)
+
+    def kicked(self, user, reason):
+        if user == BARRIER:
+            self._waiting.pop(reason).callback(None)
+        else:
+            self._hub.kicked(user, reason)
+
+    async def quiet(self):
+        calm = 0
+        for _ in range(50):
+            await self._round()
+            calm = calm + 1 if self._backend.commands.pending == 0 else 0
+            if calm == 2:
+                return
+        raise AssertionError("the hub never went quiet")
+
+    def _round(self):
+        token = uuid.uuid4().hex
+        heard = self._waiting[token] = Deferred()
+        post = codec.post("kick", "barrier", BARRIER, Kicked(BARRIER, token))
+        channel = self._backend.keys("node_channel", self._backend.node)
+        self._backend.commands.call("publish", channel, post, capped=False)
+        return heard
+
+
+MACHINE_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_the_hub_keeps_its_promises_on_the_embedded_store():
+    class OnMemory(HubMachine):
+        store = Memory()
+
+    run_state_machine_as_test(OnMemory, settings=settings(
+        max_examples=EXAMPLES, stateful_step_count=40, **MACHINE_SETTINGS))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_hub_keeps_its_promises_on_redis(redis_server):
+    class OnRedis(HubMachine):
+        store = Redis(redis_server.port)
+
+    await deferToThread(run_state_machine_as_test, OnRedis, settings=settings(
+        max_examples=max(5, EXAMPLES // 10), stateful_step_count=25, **MACHINE_SETTINGS))
