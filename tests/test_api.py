@@ -375,14 +375,16 @@ async def test_failed_authentications_have_a_budget_per_address():
         guesses = 0
         while guesses < 100:
             if guesses % 2:
-                status, _, answer = await deferToThread(exchange, port, guess(f"guess-{guesses}"))
-                status = int(status.split()[1])
+                line, _, answer = await deferToThread(exchange, port, guess(f"guess-{guesses}"))
+                status = int(line.split()[1])
             else:
                 status, _, answer = await ask(guesser, stats(f"guess-{guesses}"))
             if status != 401:
                 break
             guesses += 1
         assert (guesses, status) == (10, 429), (guesses, status, answer)
+        line, _, _ = await deferToThread(exchange, port, guess("one more"))
+        assert line == "HTTP/1.1 429 Too Many Requests"
         status, headers, problem = await ask(guesser, stats(TOKEN))
         assert (status, problem["code"]) == (429, "rate_limited")
         (wait,) = [int(h.split(":")[1]) for h in headers if h.startswith("retry-after:")]

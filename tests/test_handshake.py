@@ -160,6 +160,22 @@ async def test_refusals_have_a_json_body_and_a_plain_status_line(server, query, 
     assert body["code"] == code and body["error"]
 
 
+@pytest.mark.parametrize("query, error", [
+    pytest.param("room=r", "userId is required: 1-64 letters, digits or _ - . : @", id="none"),
+    pytest.param("userId=bad%20user!", "userId must be one id of 1-64 letters, digits or "
+                 "_ - . : @", id="malformed"),
+    pytest.param("userId=a&userId=b", "userId must be one id of 1-64 letters, digits or "
+                 "_ - . : @", id="twice"),
+])
+@pytest_twisted.ensureDeferred
+async def test_a_refused_user_id_is_told_what_is_wrong_with_it(server, query, error):
+    """A userId that is there but malformed is not told it is missing (a new user's report)."""
+    from twisted.internet.threads import deferToThread
+
+    _, body = await deferToThread(_raw_upgrade, server.port, query, ORIGIN)
+    assert body["error"] == error
+
+
 @pytest.mark.parametrize("given, host, origin, headers, upgraded", [
     pytest.param({}, "evil.example:{port}", "http://evil.example:{port}", "", False,
                  id="rebinding-refused"),

@@ -89,7 +89,7 @@ async def test_plain_get_on_ws_is_426(server):
     """
     status, headers, body = await deferToThread(
         exchange, server.port, plain_get("userId=alice", ORIGIN))
-    assert status.startswith("HTTP/1.1 426")
+    assert status == "HTTP/1.1 426 Upgrade Required"
     assert "upgrade: websocket" in headers
     assert json.loads(body)["code"] == "upgrade_required"
 

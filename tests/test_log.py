@@ -79,6 +79,24 @@ async def test_the_text_log_of_a_session(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_shutdown_is_in_the_log(tmp_path):
+    """
+    SIGTERM with a client connected: the log says the daemon is closing
+    its connections and releasing their sessions, and that it did (a new
+    user's report: a shutdown left no line at all).
+    """
+    daemon = Spawned(None, tmp_path)
+    try:
+        alice = await connect(daemon.port, "alice", "Lobby", origin=None)
+        await alice.request({"type": "get_rooms"}, "rooms_list")
+    finally:
+        log = daemon.stop()
+    assert (await alice.closed())[0] == 1001
+    closing = log.index("Shutting down: closing 1 connections (1001) and releasing their sessions")
+    assert log.index("Every session released; leaving the other daemons") > closing
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_json_log_of_a_session(tmp_path):
     daemon = Spawned(None, tmp_path, "--log-format", "json")
     try:

@@ -96,9 +96,9 @@ class Options(usage.Options):
             self.config = config.resolve(given, os.environ)
         except config.ConfigError as e:
             raise usage.UsageError(str(e)) from None
-        _check_endpoint(self.config.port)
+        _check_endpoint(self.config.port, self._source("port"))
         if self.config.metrics_port:
-            _check_endpoint(self.config.metrics_port)
+            _check_endpoint(self.config.metrics_port, self._source("metrics-port"))
             if self.config.workers > 1:
                 try:
                     metrics_port(self.config.metrics_port, 1)
@@ -111,11 +111,20 @@ class Options(usage.Options):
                 index = 0
             logs.install(self.parent, self.config.log_format, worker=index)
 
+    def _source(self, name):
+        """Where setting C{name} came from, as its error names it: the option, or the variable."""
+        if self[name] is None:
+            variable = next(s.env for s in config.SETTINGS if s.name == name)
+            if variable in os.environ:
+                return variable
+        return f"--{name}"
 
-def _check_endpoint(description):
+
+def _check_endpoint(description, source="--port"):
     """
     Refuse a --port that is no endpoint description, before start-up; and
     a C{systemd:} one that names no socket passed in, or the wrong kind.
+    C{source} names where it came from in the error.
     """
     from twisted.internet import endpoints, reactor
 
@@ -123,17 +132,17 @@ def _check_endpoint(description):
         endpoint = endpoints.serverFromString(reactor, description)
     except (IndexError, KeyError):
         raise usage.UsageError(
-            f"--port={description!r}: no such socket was passed to this process "
+            f"{source}={description!r}: no such socket was passed to this process "
             "(systemd passes it with LISTEN_FDS and LISTEN_FDNAMES; start the daemon "
             "from its socket unit, or systemd-socket-activate with --fdname)"
         ) from None
     except (ValueError, TypeError) as e:
-        raise usage.UsageError(f"--port={description!r}: {e}") from None
+        raise usage.UsageError(f"{source}={description!r}: {e}") from None
     if isinstance(endpoint, endpoints.AdoptedStreamServerEndpoint):
-        _check_adopted(description, endpoint)
+        _check_adopted(description, endpoint, source)
 
 
-def _check_adopted(description, endpoint):
+def _check_adopted(description, endpoint, source):
     """
     The socket systemd passed in is of the family C{domain} says: a
     dual-stack C{ListenStream=8085} is IPv6, and adopted as IPv4 its
@@ -146,7 +155,7 @@ def _check_adopted(description, endpoint):
         passed.detach()
     if family != endpoint.addressFamily:
         raise usage.UsageError(
-            f"--port={description!r}: the socket passed in is "
+            f"{source}={description!r}: the socket passed in is "
             f"{family.name.removeprefix('AF_')}; say domain={family.name.removeprefix('AF_')}"
         )
 

@@ -274,6 +274,8 @@ class Hub(Service):
         """
         super().stopService()
         conns = self.connections.all()
+        self._log.info("Shutting down: closing {count} connections (1001) and releasing "
+                       "their sessions", count=len(conns))
         for conn in conns:
             self._closing[conn] = Deferred()
             conn.going_away()
@@ -284,6 +286,7 @@ class Hub(Service):
 
     def _leave(self, released):
         if released is not FAILED:
+            self._log.info("Every session released; leaving the other daemons")
             return self.sessions.leave()
         self._log.warn(
             "Not every session could be released at shutdown; the other "

@@ -63,8 +63,11 @@ class DeclaredIds:
         users = params.get("userId", [])
         if users and users[0].lower() == SYSTEM:
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "userId system is reserved")
-        if len(users) != 1 or not valid_user_id(users[0]):
+        if not users:
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, f"userId is required: {USER_ID_RULE}")
+        if len(users) != 1 or not valid_user_id(users[0]):
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST,
+                                 f"userId must be one id of {USER_ID_RULE}")
         return Identity(users[0])
 
 

@@ -16,6 +16,7 @@ at C{/api/v1/openapi.json} is built from the same structs
 
 import hmac
 import json
+from http import HTTPStatus
 from typing import Annotated
 
 import msgspec
@@ -328,7 +329,7 @@ def _retry_after(wait):
 
 
 def _json(request, status, value):
-    request.setResponseCode(status)
+    request.setResponseCode(status, HTTPStatus(status).phrase.encode())
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     request.write(json.dumps(value).encode())
@@ -336,7 +337,7 @@ def _json(request, status, value):
 
 
 def _problem(request, problem):
-    request.setResponseCode(problem.status)
+    request.setResponseCode(problem.status, HTTPStatus(problem.status).phrase.encode())
     for name, value in problem.headers:
         request.setHeader(name, value)
     request.setHeader(b"content-type", PROBLEM)

@@ -5,6 +5,7 @@ gate ticket -- or, for a plain GET with the same query, the verdict on one
 """
 
 import json
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
@@ -32,7 +33,7 @@ class WebSocketEndpoint(WebSocketResource):
     def render(self, request):
         if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
             status, answer, page = self._verdict(request)
-            request.setResponseCode(status)
+            request.setResponseCode(status, HTTPStatus(status).phrase.encode())
             request.setHeader(b"content-type", b"application/json")
             request.setHeader(b"cache-control", b"no-store")
             request.setHeader(b"vary", b"Origin")

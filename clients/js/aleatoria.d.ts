@@ -56,7 +56,7 @@ export interface ClientOptions {
 /**
  * A refusal: the server's answer to a request or a connection, or the
  * client's own (`timeout`, `disconnected`, `closed`, `replaced`,
- * `unreachable`, `no_token`).
+ * `unreachable`, `no_token`, `unsupported`: no WebSocket to use).
  */
 export class AleatoriaError extends Error {
   code: string;

@@ -134,6 +134,11 @@ export class Client extends EventTarget {
     else if (this.reconnectToken) query.set("reconnectToken", this.reconnectToken);
     if (this.options.room) query.set("room", this.options.room);
     if (token) query.set("token", token);
+    if (typeof this.WebSocket !== "function") {
+      this._stop(new AleatoriaError("unsupported", "No WebSocket here: on Node 20 run node " +
+        "with --experimental-websocket, or pass { WebSocket } (e.g. from the ws package)."));
+      return;
+    }
     let socket;
     try {
       socket = new this.WebSocket(`${this.url}?${query}`);

@@ -4,7 +4,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { createConnection } from "node:net";
 
-import { AleatoriaError } from "../aleatoria.js";
+import { AleatoriaError, Client } from "../aleatoria.js";
 import {
   RUNTIMES, clientMaker, collect, counted, freePort, jwt, randomSecret, sleep, startDaemon,
   until, within,
@@ -179,5 +179,17 @@ test("a reconnect token the server no longer takes is surfaced, not retried", as
   for (const [n, { refusals, made: m }] of watched.entries()) {
     assert.deepEqual(refusals.map((r) => r.code), ["unauthorized"]);
     assert.equal(m(), made[n], "no attempt after the refusal");
+  }
+});
+
+test("without a WebSocket to use, connect() says what to do, not 'not a constructor'", async () => {
+  const saved = globalThis.WebSocket;
+  delete globalThis.WebSocket;
+  try {
+    const bare = new Client("ws://127.0.0.1:9/ws", { userId: "ann" });
+    await assert.rejects(bare.connect(), (error) => error.code === "unsupported" &&
+      /--experimental-websocket/.test(error.message) && /ws package/.test(error.message));
+  } finally {
+    globalThis.WebSocket = saved;
   }
 });
