@@ -223,6 +223,30 @@ def test_version_is_aleatorias(installed):
     assert script.stdout.startswith(f"aleatoria {__version__} (Twisted ")
 
 
+def test_the_aleatoria_command_serves(installed):
+    """
+    `aleatoria --port ...` is the daemon in the foreground, as `twistd -n
+    aleatoria --port ...` (issue #28: it used to print how to run twistd).
+    """
+    _, work, env = installed
+    daemon = subprocess.Popen(
+        [str(work / "site" / "bin" / "aleatoria"), "--port", "tcp:0:interface=127.0.0.1"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in daemon.stdout:
+            found = re.search(r"Listening on \S*:(\d+)", line)
+            if found:
+                break
+        else:
+            pytest.fail("the aleatoria command never listened")
+        with urllib.request.urlopen(f"http://127.0.0.1:{found[1]}/health", timeout=10) as answer:
+            assert json.load(answer) == {"status": "ok"}
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
+    assert not (work / "twistd.pid").exists()
+
+
 def test_the_contract_is_in_the_repository():
     """No document points at a contract outside the repository."""
     for path in [ROOT / "README.rst", *(ROOT / "docs").glob("*.rst"),

@@ -204,15 +204,12 @@ def version():
 
 def main(argv=None):
     """
-    The C{aleatoria} command: C{--version}; the daemon itself runs under
-    twistd, which this says.
+    The C{aleatoria} command: the daemon in the foreground, taking the
+    options C{twistd -n aleatoria} takes -- C{aleatoria --port 8085} is
+    C{twistd --nodaemon --pidfile= aleatoria --port 8085}.
     """
-    import sys
+    from twisted.scripts.twistd import run
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--version"]:
-        print(version())
-        return 0
-    print(f"{version()}\nRun it with: twistd --nodaemon aleatoria --port 8085 "
-          "(twistd aleatoria --help lists the options)")
-    return 0 if not argv else 2
+    sys.argv = ["twistd", "--nodaemon", "--pidfile=", "aleatoria", *argv]
+    run()
