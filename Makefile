@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test lint clean redis-server luacheck node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test lint docs clean redis-server luacheck node chromium js-test e2e bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,10 +68,21 @@ benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-l
 # ruff, with the rules in pyproject.toml, and the layers' import contracts in
 # .importlinter; make test runs them first.
 lint: $(VENV)/.tested
-	$(BIN)/ruff check aleatoria tests benchmarks twisted
+	$(BIN)/ruff check aleatoria tests benchmarks twisted docs
 	$(BIN)/lint-imports
 
-test: lint $(VENV)/.tested redis-server luacheck benchmarks/node_modules/.installed
+$(VENV)/.docs: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[docs]' --config-settings editable_mode=compat
+	touch $@
+
+# The documentation site in docs/_build/html, warnings as errors: Sphinx for
+# the guides and references, pydoctor for the API (api/) from the docstrings.
+docs: $(VENV)/.docs
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/pydoctor --quiet -W --project-name=Aleatoria --docformat=epytext \
+	  --project-base-dir=. --html-output=docs/_build/html/api aleatoria
+
+test: lint docs $(VENV)/.tested redis-server luacheck benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
 
@@ -109,5 +120,5 @@ bench-faults: $(VENV)/.tested redis-server
 	$(BIN)/python benchmarks/faults.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache benchmarks/node_modules \
+	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache benchmarks/node_modules docs/_build \
 	  tests/e2e/node_modules clients/js/node_modules

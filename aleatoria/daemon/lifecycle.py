@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 class InOrder(MultiService):
     """
     Stops its children one at a time, in reverse order, each once the one
-    before has finished (a L{MultiService} stops them all at once) -- all
+    before has finished (a C{MultiService} stops them all at once) -- all
     within C{deadline} seconds, past which the rest are stopped without
     being waited for. The children named in C{untimed} (the reporter, whose
     flush has its own limit) are waited for in any case.
@@ -99,7 +99,7 @@ class Listener(Service):
     C{StreamServerEndpointService}, which logs a busy port and runs on deaf,
     a port that cannot be bound ends start-up with one clear line and exit
     status 1. It binds in C{privilegedStartService}, before twistd drops
-    privileges, and keeps the L{IListeningPort} as C{port}.
+    privileges, and keeps the C{IListeningPort} as C{port}.
     """
 
     _log = Logger()

@@ -1,9 +1,9 @@
 """
 The command line: C{twistd aleatoria [options]}.
 
-Options and their environment variables come from L{aleatoria.config};
+Options and their environment variables come from L{aleatoria.daemon.config};
 this module only turns them into a L{Config} and hands it to
-L{aleatoria.service.make_service}.
+L{aleatoria.daemon.service.make_service}.
 """
 
 import os
@@ -22,9 +22,15 @@ from aleatoria.ops import logs
 _REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
 
 
-def _help(name):
+def _repeatable(name):
+    """The C{opt_} method of a repeatable option: each value is added to the others."""
     setting = next(s for s in config.SETTINGS if s.name == name)
-    return f"{setting.help} [env {setting.env}]"
+
+    def option(self, value):
+        self._repeat(name, value)
+
+    option.__doc__ = f"{setting.help} [env {setting.env}]"
+    return option
 
 
 class Options(usage.Options):
@@ -70,18 +76,9 @@ class Options(usage.Options):
         print(version())
         raise SystemExit(0)
 
-    def opt_allowed_origin(self, origin):
-        self._repeat("allowed-origin", origin)
-
-    def opt_trusted_proxy(self, network):
-        self._repeat("trusted-proxy", network)
-
-    def opt_public_host(self, name):
-        self._repeat("public-host", name)
-
-    opt_allowed_origin.__doc__ = _help("allowed-origin")
-    opt_trusted_proxy.__doc__ = _help("trusted-proxy")
-    opt_public_host.__doc__ = _help("public-host")
+    opt_allowed_origin = _repeatable("allowed-origin")
+    opt_trusted_proxy = _repeatable("trusted-proxy")
+    opt_public_host = _repeatable("public-host")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""

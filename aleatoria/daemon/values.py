@@ -1,7 +1,7 @@
 """
 How the text of a setting becomes its value: one parser per kind, each
 raising C{ValueError} with a sentence that says what is wrong (the caller,
-L{aleatoria.config}, says which setting).
+L{aleatoria.daemon.config}, says which setting).
 """
 
 import ipaddress

@@ -88,7 +88,7 @@ def shared_environment(config):
     """
     What the main process hands its workers beyond its own environment:
     the key of anonymous tokens, which it may have made itself
-    (L{aleatoria.auth.with_anonymous_key}); each worker would otherwise
+    (L{aleatoria.edge.auth.with_anonymous_key}); each worker would otherwise
     make its own, and refuse the others' tokens.
     """
     if config.anonymous:

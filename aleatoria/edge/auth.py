@@ -1,16 +1,16 @@
 """
 Who a client is, by one of three policies, chosen by the operator:
 
-- L{DeclaredIds}, the default (the Go server's clients send only
-  C{?userId=}): a client is whoever it says it is.
-- L{TokenPolicy}: with a secret (HS256) or a public key (RS256/ES256)
-  configured, every client presents C{?token=}, a JWT whose C{sub} is its
-  user id, with an expiry. An optional C{rooms} claim -- names, or
-  C{prefix*} patterns -- limits which rooms the user may join.
-- L{Anonymous} (C{--anonymous}): the server names each new client and
-  gives it a signed reconnect token, with which it comes back as itself
-  and which nobody else can make; the token expires, and every connection
-  gets a fresh one.
+  - L{DeclaredIds}, the default (the Go server's clients send only
+    C{?userId=}): a client is whoever it says it is.
+  - L{TokenPolicy}: with a secret (HS256) or a public key (RS256/ES256)
+    configured, every client presents C{?token=}, a JWT whose C{sub} is its
+    user id, with an expiry. An optional C{rooms} claim -- names, or
+    C{prefix*} patterns -- limits which rooms the user may join.
+  - L{Anonymous} (C{--anonymous}): the server names each new client and
+    gives it a signed reconnect token, with which it comes back as itself
+    and which nobody else can make; the token expires, and every connection
+    gets a fresh one.
 """
 
 import dataclasses

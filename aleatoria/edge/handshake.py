@@ -1,6 +1,6 @@
 """
 Who may open C{/ws}: an allowed C{Origin}, a valid C{room}, an identity
-(by the policy of L{aleatoria.auth}), and the client's address as far as
+(by the policy of L{aleatoria.edge.auth}), and the client's address as far as
 trusted proxies tell it. Plain checks on the upgrade request, no I/O.
 """
 
@@ -16,7 +16,7 @@ DEFAULT_ROOM = "Lobby"
 def admit(request, origins, secure, identities, proxied=False):
     """
     Check a handshake: an allowed C{Origin}, a valid C{room}, and the
-    identity C{identities} (an identity policy of L{aleatoria.auth})
+    identity C{identities} (an identity policy of L{aleatoria.edge.auth})
     establishes from the query. Return the L{Identity} and the room.
 
     C{proxied}: the request came through a trusted proxy, whose

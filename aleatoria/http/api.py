@@ -11,7 +11,7 @@ token is compared; each refusal is logged, summed up per address.
 Request bodies are decoded and checked with msgspec, as the WebSocket's
 messages are; errors are RFC 9457 problem documents. The OpenAPI document
 at C{/api/v1/openapi.json} is built from the same structs
-(L{aleatoria.openapi}).
+(L{aleatoria.http.openapi}).
 """
 
 import hmac
@@ -118,9 +118,9 @@ class ServerAPI(Resource):
 
     @param admin: the hub's L{aleatoria.domain.admin.Admin}.
     @param token: the bearer token (text), compared in constant time.
-    @param buckets: a L{aleatoria.limits.KeyedBuckets}, one bucket per
+    @param buckets: a L{aleatoria.domain.limits.KeyedBuckets}, one bucket per
         client address: requests.
-    @param failures: a L{aleatoria.limits.KeyedBuckets}, one bucket per
+    @param failures: a L{aleatoria.domain.limits.KeyedBuckets}, one bucket per
         client address: failed authentications.
     @param clock: when refusals are summed up.
     """

@@ -122,7 +122,7 @@ NO_BODY = refusal(413, b"application/json",
 
 class GatedSite(QuietSite):
     """
-    A site whose every connection passes its L{aleatoria.gate.Gate}, and
+    A site whose every connection passes its L{aleatoria.edge.admission.Gate}, and
     whose requests are screened when their head is in, before any of
     their body is read: a body longer than C{max_body} (by default, any
     body) is answered C{too_large} and its connection closed; a chunked

@@ -18,7 +18,7 @@ def metrics_site(metrics, reactor, gate, timeout):
 def api_site(api, reactor, gate, timeout):
     """
     The server API, under C{/api/v1}, for a port of its own: C{api} (a
-    L{aleatoria.api.ServerAPI}) screens each request that has a body when
+    L{aleatoria.http.api.ServerAPI}) screens each request that has a body when
     its head is in, and bounds the body.
     """
     root, versions = Root(), Root()

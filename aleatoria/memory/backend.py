@@ -26,7 +26,7 @@ class MemoryBackend(Service):
     """
     Streams, sessions, matchmaking and the lone bus, in memory.
 
-    @param clock: an L{IReactorTime} that times history out.
+    @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
     @param history_size: messages kept per room and per conversation.
     @param max_bytes: what kept messages may weigh (see L{MemoryStreams}).

@@ -8,7 +8,7 @@ of the SDK's queue (100 items). So a failure is told in full once per
 kind and minute, and the rest of that minute summed up in one line; a
 client's fault is told within a budget of its connection, of its address
 and of the daemon, and past it only counted, then summed up. Plain
-values and timers, no I/O: L{aleatoria.reporting} applies them.
+values and timers, no I/O: L{aleatoria.ops.reporting} applies them.
 """
 
 from twisted.logger import Logger

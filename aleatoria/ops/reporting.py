@@ -9,7 +9,7 @@ Sentry too, once, with their tracebacks. Without C{SENTRY_DSN} the same
 calls cost next to nothing and send nothing.
 
 What clients can cause on purpose is told within budgets
-(L{aleatoria.budgets}): a failure once per kind and minute, a client's
+(L{aleatoria.ops.budgets}): a failure once per kind and minute, a client's
 fault within the budget of its connection, address and the daemon; the
 rest is counted and summed up, in the log and the metrics alike.
 
@@ -67,7 +67,7 @@ class Report:
             )
 
     def capture(self, failure, message, extra=None, **tags):
-        """Report a L{Failure} (or exception) with its traceback, in this scope."""
+        """Report a C{Failure} (or exception) with its traceback, in this scope."""
         self._reporter.capture(failure, message, tags, extra, report=self)
 
     def capture_message(self, message, level="warning", extra=None, **tags):
@@ -99,7 +99,7 @@ class Report:
         and C{message} (if any) reported as a warning tagged C{operation}
         and C{tags} -- within the budget of this connection, of its
         address (C{address}, or the connection's) and of the daemon. Past
-        it, counted and summed up instead (L{aleatoria.budgets}).
+        it, counted and summed up instead (L{aleatoria.ops.budgets}).
         """
         budget = self._reporter.budget
         if self._faults is None and self.user is not None:
@@ -231,7 +231,7 @@ class Reporter(Service):
 
     def capture(self, failure, message, tags=None, extra=None, report=None):
         """
-        Report a L{Failure} or exception with its traceback; C{message} says
+        Report a C{Failure} or exception with its traceback; C{message} says
         what was being done. C{report}: whose scope (default: the daemon's).
         """
         if not self.enabled:

@@ -20,13 +20,13 @@ from aleatoria.redis.scripts import SCRIPTS
 
 class CommandLink(Service):
     """
-    @param endpoint: an L{IStreamClientEndpoint} to Redis (TLS-wrapped or not).
+    @param endpoint: an C{IStreamClientEndpoint} to Redis (TLS-wrapped or not).
     @param where: C{host:port}, for log lines.
     @param prefix: the key prefix, which every script takes first.
     @param timeout: seconds before a command (or the connect handshake) is
         given up.
     @param max_pending: commands that may wait for Redis at once.
-    @param report: the daemon's L{aleatoria.reporting.Report}, which hears
+    @param report: the daemon's L{aleatoria.ops.reporting.Report}, which hears
         of the link going down (a warning) and up (a breadcrumb).
     @param link_options: the rest of what L{Link} takes: C{retry_max},
         C{username}, C{password}, C{db}.

@@ -11,7 +11,7 @@ jittered backoff, for as long as the daemon runs.
 
 txredisapi's own reply timeout would abort the connection -- every user's
 commands with it -- for one slow reply; it is off. A command's caller
-times it out (L{aleatoria.store.commands}), its late reply is dropped,
+times it out (L{aleatoria.redis.connection}), its late reply is dropped,
 and a PING with its own timeout finds out whether the connection is dead.
 
 Everything here that touches txredisapi's internals (the pool, the
