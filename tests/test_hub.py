@@ -12,7 +12,9 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from aleatoria.domain.clock import MessageClock
+from aleatoria.domain.events import CallEnded, CallStarted
 from aleatoria.domain.hub import Rules
+from aleatoria.domain.matchmaking import POLITE
 from aleatoria.edge.wire import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
 from aleatoria.memory.backend import MemoryBackend
 from aleatoria.ops.metrics import Metrics
@@ -353,3 +355,33 @@ def test_create_times_read_back_across_second_boundaries():
     for ns in (1764496364_999999999, 1764496365_000000000, 1764496364_000000001, 0):
         assert parse_rfc3339(format_ns(ns)) == ns
     assert format_ns(1764496365_000000001) == "2025-11-30T09:52:45.000000001Z"
+
+
+def test_news_of_a_new_call_overtaking_the_end_of_the_last(clock):
+    """
+    Another daemon pairs alice with carol before the news that bob's end
+    of their call put her back in the pool arrives (both are published
+    after their scripts): alice hears her call with bob end first, then
+    the new one, and the late end is dropped -- never two partners.
+    """
+    hub = make_hub(clock)
+    alice, bob = connect(hub, "alice", "bob")
+    received(hub, alice, Envelope(type="user_available_webrtc"))
+    request(hub, bob)
+    alice.take()
+    hub.deliver_local("alice", CallStarted("alice", "carol", POLITE, "t1"))
+    hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
+    assert [(m.type, m.fromUser, m.payload) for m in alice.take()] == [
+        ("hangup", "bob", {"reason": "ended"}),
+        ("assign_role", "system", {"role": "polite", "peerId": "carol"})]
+
+
+def test_the_end_of_the_current_call_still_arrives(clock):
+    hub = make_hub(clock)
+    alice, bob = connect(hub, "alice", "bob")
+    received(hub, alice, Envelope(type="user_available_webrtc"))
+    request(hub, bob)
+    alice.take()
+    hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
+    assert [(m.type, m.payload) for m in alice.take()] == [
+        ("hangup", {"reason": "disconnected"})]

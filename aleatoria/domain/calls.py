@@ -191,9 +191,34 @@ class Calls:
     # News of calls, for users here
 
     def started(self, push):
-        """C{push.user}, here, is told its call with C{push.peer} started."""
-        self._partners.pop(push.user, None)
-        self._matches[push.user] = push.peer
+        """
+        C{push.user}, here, is told its call with C{push.peer} started.
+
+        Daemons publish the start and the end of a match after the script
+        that made it, so news of a new match can overtake the end of the
+        last one (its partner disconnected or skipped it on another daemon,
+        which put it back in the pool). The user hears that end first,
+        with reason C{"ended"}: return it, to be sent before the start;
+        the late news is dropped (L{ended}).
+        """
+        user = push.user
+        former = self._matches.get(user)
+        self._partners.pop(user, None)
+        self._matches[user] = push.peer
+        if former is None or former == push.peer:
+            return None
+        return CallEnded(user, former, "ended", push.create_time)
+
+    def ended(self, push):
+        """
+        C{push.user}, here, is told its call with C{push.peer} is over:
+        whether that is news, not the late end of a call it left already.
+        """
+        current = self._matches.get(push.user)
+        if current is not None and current != push.peer:
+            return False
+        self.forget(push.user)
+        return True
 
     def forget(self, user):
         """C{user} is gone from here, or its call ended: whom it is matched with is news."""

@@ -203,8 +203,13 @@ class Hub(Service):
         through L{Calls} on its way.
         """
         if isinstance(push, CallStarted):
-            self.calls.started(push)
-        elif isinstance(push, CallEnded) or isinstance(push, Signal) and push.kind == "hangup":
+            overtaken = self.calls.started(push)
+            if overtaken is not None:
+                self.delivery.send(user, overtaken)
+        elif isinstance(push, CallEnded):
+            if not self.calls.ended(push):
+                return
+        elif isinstance(push, Signal) and push.kind == "hangup":
             self.calls.forget(user)
         self.delivery.send(user, push)
 
