@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test lint docs clean redis-server luacheck node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test lint docs clean redis-server coturn luacheck node chromium js-test e2e bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+# A coturn the tests start on free loopback ports (tests/turn_server.py);
+# the package's own service is left alone.
+coturn:
+	@command -v turnserver >/dev/null || { \
+	  echo "Installing coturn (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; }
 
 # The Lua scripts are checked with luacheck (tests/test_lua.py).
 luacheck:
@@ -82,7 +89,7 @@ docs: $(VENV)/.docs
 	$(BIN)/pydoctor --quiet -W --project-name=Aleatoria --docformat=epytext \
 	  --project-base-dir=. --html-output=docs/_build/html/api aleatoria
 
-test: lint docs $(VENV)/.tested redis-server luacheck benchmarks/node_modules/.installed
+test: lint docs $(VENV)/.tested redis-server coturn luacheck benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
 

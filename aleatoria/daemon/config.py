@@ -221,6 +221,18 @@ SETTINGS = (
             "Share of client messages traced (0-1)", env_only=True),
     Setting("sentry-release", "SENTRY_RELEASE", "", values.text,
             "Release reported to Sentry (default: aleatoria@<version>)", env_only=True),
+    Setting("stun-url", "ALEATORIA_STUN_URLS", (), values.ice_urls("stun", "stuns"),
+            "STUN server clients may use for calls, e.g. stun:stun.example.org:3478 "
+            "(repeatable; the variable is comma-separated)"),
+    Setting("turn-url", "ALEATORIA_TURN_URLS", (), values.ice_urls("turn", "turns"),
+            "TURN server clients may relay calls through, e.g. "
+            "turn:turn.example.org:3478?transport=udp (repeatable; the variable is "
+            "comma-separated); needs ALEATORIA_TURN_SECRET"),
+    Setting("turn-secret", "ALEATORIA_TURN_SECRET", "", values.secret,
+            "The TURN server's static-auth-secret, at least 32 bytes: the daemon mints "
+            "time-limited credentials with it (environment only)", env_only=True),
+    Setting("turn-ttl", "ALEATORIA_TURN_TTL", 3600, values.whole_between(60, 7 * 86400),
+            "Seconds the TURN credentials the daemon gives out are good for"),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, values.seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, values.seconds,
@@ -290,6 +302,11 @@ def resolve(given, environ):
         raise ConfigError(
             f"--workers {config.workers} needs --store redis: workers share sessions, "
             "rooms and the pool through Redis"
+        )
+    if config.turn_url and not config.turn_secret:
+        raise ConfigError(
+            "--turn-url needs ALEATORIA_TURN_SECRET, the TURN server's static-auth-secret "
+            "(set in the environment only)"
         )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

@@ -25,6 +25,7 @@ from aleatoria.edge import frames
 from aleatoria.edge.admission import Admission, Gate
 from aleatoria.edge.auth import policy_from_config, with_anonymous_key
 from aleatoria.edge.connection_limits import Budgets, Limits
+from aleatoria.edge.ice import IceServers
 from aleatoria.edge.protocol import ClientFactory
 from aleatoria.edge.render import Outlet
 from aleatoria.edge.router import Reads, Router
@@ -75,7 +76,9 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     backend.setServiceParent(top)
 
     clock = MessageClock()
-    outlet = Outlet(frames.prepare_envelope, clock, metrics)
+    outlet = Outlet(frames.prepare_envelope, clock, metrics,
+                    IceServers(config.stun_url, config.turn_url, config.turn_secret,
+                               config.turn_ttl, reactor.seconds))
     accounting = Accounting(reporter, metrics, backend.kind)
     hub = Hub(backend, outlet, clock, accounting, rules=_rules(config),
               quotas=quotas(config, reactor.seconds))
@@ -123,7 +126,7 @@ def _reporter(config, metrics, reactor):
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
-               config.api_token],
+               config.api_token, config.turn_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
         on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
         clock=reactor,

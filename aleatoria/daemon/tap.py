@@ -19,7 +19,7 @@ from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "turn-url")
 
 
 def _repeatable(name):
@@ -79,6 +79,8 @@ class Options(usage.Options):
     opt_allowed_origin = _repeatable("allowed-origin")
     opt_trusted_proxy = _repeatable("trusted-proxy")
     opt_public_host = _repeatable("public-host")
+    opt_stun_url = _repeatable("stun-url")
+    opt_turn_url = _repeatable("turn-url")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""

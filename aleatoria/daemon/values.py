@@ -6,6 +6,7 @@ L{aleatoria.daemon.config}, says which setting).
 
 import ipaddress
 import os
+import re
 
 from aleatoria.edge.origins import OriginPolicy
 
@@ -168,3 +169,29 @@ def origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
     return origins
+
+
+_ICE_URL = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:(?P<port>[0-9]{1,5}))?"
+                      r"(\?transport=(udp|tcp))?")
+
+
+def ice_urls(*schemes):
+    """
+    Comma-separated STUN or TURN URLs (RFC 7064, 7065) of the given
+    C{schemes}: a host, an optional port and, for TURN, an optional
+    C{?transport=udp} or C{tcp} -- what a browser's C{RTCIceServer} takes.
+    """
+    def parse(text):
+        urls = tuple(u.strip() for u in text.split(",") if u.strip())
+        for url in urls:
+            scheme, colon, rest = url.partition(":")
+            if not colon or scheme not in schemes:
+                raise ValueError(f"{url!r} is no {' or '.join(s + ':' for s in schemes)} URL")
+            found = _ICE_URL.fullmatch(rest)
+            if (found is None or (found["port"] and not 0 < int(found["port"]) < 65536)
+                    or ("?" in rest and not scheme.startswith("turn"))):
+                raise ValueError(f"{url!r}: say {schemes[0]}:host[:port]"
+                                 + ("[?transport=udp|tcp]" if scheme.startswith("turn") else ""))
+        return urls
+
+    return parse

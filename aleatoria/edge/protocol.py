@@ -116,6 +116,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
         if self._identity.reconnect_token is not None:
             self.factory.outlet.reply(self, "welcome", {
                 "userId": self.user_id, "reconnectToken": self._identity.reconnect_token})
+        self.factory.outlet.reply(self, "ice_servers", {})
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:

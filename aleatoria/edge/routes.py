@@ -164,6 +164,11 @@ def request_random_peer(hub, conn, m):
     ))
 
 
+def get_ice_servers(hub, conn, m):
+    """The outlet mints the payload (L{aleatoria.edge.render.Outlet.reply})."""
+    return Answer("ice_servers", {}, message_id=m.messageId)
+
+
 def _payload(m):
     return NO_PAYLOAD if m.payload is UNSET else m.payload
 
@@ -198,6 +203,7 @@ ROUTES = {
     "webrtc_answer": signal,
     "webrtc_candidate": signal,
     "hangup": hangup,
+    "get_ice_servers": get_ice_servers,
     "assign_role": server_only,
 }
 
