@@ -43,7 +43,7 @@ def test_defaults(monkeypatch):
         stored_bytes_per_hour=2097152, address_stored_per_hour=10000,
         address_stored_bytes_per_hour=8388608, address_conversations_per_hour=1000,
         stored_per_hour=1000, conversations_per_hour=100, rate_limit=20.0,
-        rate_burst=40,
+        rate_burst=40, max_blocks=1000, reports_per_hour=20, report_ttl_hours=720,
         address_rate=200.0, address_burst=400, connect_rate=10.0, connect_burst=100,
         max_connections_per_ip=100, max_reads=8, max_reads_per_ip=64, trusted_proxy=(),
         handshake_timeout=10.0,

@@ -117,6 +117,12 @@ SETTINGS = (
     Setting("presence-limit", "ALEATORIA_PRESENCE_LIMIT", 100, values.whole(0),
             "Members of a room (on one daemon) up to which they hear each other "
             "join and leave; in larger rooms, get_room_members pages through them"),
+    Setting("max-blocks", "ALEATORIA_MAX_BLOCKS", 1000, values.whole(1),
+            "Users one user may block (block_user); past it, quota_exceeded"),
+    Setting("reports-per-hour", "ALEATORIA_REPORTS_PER_HOUR", 20, values.whole(1),
+            "Reports one user may file an hour (report_user); past it, rate_limited"),
+    Setting("report-ttl-hours", "ALEATORIA_REPORT_TTL_HOURS", 720, values.whole(1),
+            "Hours a report is kept for the server API to read"),
     Setting("signaling", "ALEATORIA_SIGNALING", "any", values.choice("any", "matched"),
             "Who may send WebRTC signaling to whom: any (but a user in a call hears "
             "only its partner) or matched (only the two users of a pairing)"),

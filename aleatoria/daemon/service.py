@@ -137,7 +137,8 @@ def _rules(config):
     return Rules(max_content=config.max_content_length, max_rooms=config.max_rooms,
                  presence_limit=config.presence_limit, signaling=config.signaling,
                  room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
-                                      config.max_rooms_per_address))
+                                      config.max_rooms_per_address),
+                 max_blocks=config.max_blocks)
 
 
 def _client_factory(config, hub, outlet, reporter, accounting, metrics, admission, reactor):

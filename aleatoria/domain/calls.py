@@ -30,6 +30,7 @@ from aleatoria.domain.events import (
 from aleatoria.domain.matchmaking import POLITE
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
+from aleatoria.domain.safety import signal_refused
 
 SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
            "hangup": "A hangup"}
@@ -115,10 +116,13 @@ class Calls:
     def relay(self, conn, kind, to_user, payload, message_id=""):
         """
         Pass a signaling message of C{kind} on to C{to_user}, C{payload}
-        untouched. To a user here it goes at once (C{None}); else fire
-        once it reached a connected user.
+        untouched. To its partner here it goes at once (C{None}); else
+        fire once it reached a connected user. Between two users who are
+        not partners, the store is asked first whether either blocks the
+        other.
 
         @raise Offline: C{to_user} is connected nowhere (errback).
+        @raise Forbidden: either of the two blocks the other (errback).
         """
         user = conn.user_id
         if not to_user:
@@ -128,6 +132,20 @@ class Calls:
         check_user(to_user)
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
+        if self._matches.get(user) == to_user:  # no block between partners
+            return self._relay(user, kind, to_user, signal)
+        d = hub.work.timed(hub.blocks.between(user, to_user), "blocks_between")
+        d.addErrback(_unknown_in_an_outage)
+        d.addCallback(self._unless_blocked, user, kind, to_user, signal)
+        return hub.work.watch(d, "relay", user, asked=True, timed=False)
+
+    def _unless_blocked(self, blocked, user, kind, to_user, signal):
+        if blocked is True:
+            raise signal_refused(to_user)
+        return self._relay(user, kind, to_user, signal)
+
+    def _relay(self, user, kind, to_user, signal):
+        hub = self._hub
         if to_user in hub.connections:  # known here: no Deferred at all
             self._may_signal(self._matches.get(to_user), user, kind, to_user)
             hub.arrived(to_user, signal)

@@ -241,3 +241,19 @@ class ServerPosted(Fact):
 
     room: str = ""
     user: str = ""
+
+
+class Blocked(Fact):
+    """C{user} blocked C{other}; C{ended}: their call with it."""
+
+    user: str
+    other: str
+    ended: bool = False
+
+
+class Unblocked(Fact):
+    """C{user} unblocked C{other}; C{had}: it blocked it."""
+
+    user: str
+    other: str
+    had: bool = True

@@ -39,6 +39,7 @@ from aleatoria.domain.events import (
 from aleatoria.domain.ports import IReceiver
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
+from aleatoria.domain.safety import Safety
 from aleatoria.domain.work import FAILED, Work, all_done
 
 
@@ -47,7 +48,8 @@ class Rules:
     """
     The domain's settings: longest chat content (UTF-8 bytes), rooms per
     connection, the room size up to which members hear each other come and
-    go, who may signal whom (L{Calls}), and the L{RoomQuota}.
+    go, who may signal whom (L{Calls}), the L{RoomQuota}, and how many
+    users one may block (L{Safety}).
     """
 
     max_content: int = 4096
@@ -55,12 +57,13 @@ class Rules:
     presence_limit: int = 100
     signaling: str = "any"
     room_quota: RoomQuota = field(default_factory=RoomQuota)
+    max_blocks: int = 1000
 
 
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking and bus (the seams of
+    @param backend: streams, sessions, matchmaking, blocks and bus (the seams of
         L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
@@ -78,6 +81,7 @@ class Hub(Service):
         self.sessions = backend.sessions
         self.matchmaking = backend.matchmaking
         self.bus = backend.bus
+        self.blocks = backend.blocks
         self.clock = clock
         self.work = Work(accounting)
         self.connections = Connections()
@@ -89,6 +93,7 @@ class Hub(Service):
         self.calls = Calls(self, rules.signaling)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
+        self.safety = Safety(self, rules.max_blocks)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)

@@ -2,8 +2,8 @@
 The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
-(L{ISessions}), matchmaking (L{IMatchmaking}) and the other daemons
-(L{IBus}); what it offers them in return (L{IReceiver}); and who hears
+(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}) and
+the other daemons (L{IBus}); what it offers them in return (L{IReceiver}); and who hears
 what happened (L{IObserver}, L{IAccounting}). Each backend seam has a
 memory and a Redis implementation, held to one contract suite.
 """
@@ -78,6 +78,8 @@ class IStreams(Interface):
         both inboxes (C{system} has none); hand each party its copy on its
         daemon (L{IReceiver.inbox_post}). Fire with a L{Posted}.
 
+        @raise Forbidden: either party blocks the other (L{IBlocks}):
+            nothing is kept, nobody handed anything.
         @raise StoreUnavailable: as for L{post_room}.
         """
 
@@ -167,7 +169,11 @@ class IMatchmaking(Interface):
         """C{user} is unavailable: out of the pool."""
 
     def pair(requester, skipped):
-        """Serve one C{request_random_peer}, atomically: fire with a L{Pairing}."""
+        """
+        Serve one C{request_random_peer}, atomically: fire with a
+        L{Pairing}. Two users either of whom blocks the other (L{IBlocks})
+        are never paired.
+        """
 
     def hang_up(user, peer):
         """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
@@ -177,6 +183,30 @@ class IMatchmaking(Interface):
 
     def pool_size():
         """The number of users in the pool."""
+
+
+class IBlocks(Interface):
+    """
+    Who blocked whom (L{aleatoria.domain.safety}): kept until undone. The
+    pairing of L{IMatchmaking} and the direct messages of L{IStreams}
+    honour them in their own atomic steps.
+    """
+
+    def block(user, other, most=None):
+        """
+        C{user} blocks C{other}, unless it blocks C{most} users already
+        (C{None}: no limit); their match, if they are matched, ends in the
+        same step. Fire with a L{aleatoria.domain.values.Blocking}.
+        """
+
+    def unblock(user, other):
+        """C{user} no longer blocks C{other}; fire with whether it did."""
+
+    def blocked(user):
+        """The users C{user} blocks, sorted."""
+
+    def between(user_a, user_b):
+        """Whether either of the two blocks the other."""
 
 
 class IBus(Interface):

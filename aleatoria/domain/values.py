@@ -74,3 +74,15 @@ class Posted:
 
     missed: bool = False
     online: bool = True
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """
+    What a block came to: whether it is new, refused as one too many
+    (C{full}), and whether it ended the two users' match.
+    """
+
+    added: bool
+    full: bool = False
+    ended: bool = False

@@ -181,6 +181,23 @@ def hangup(hub, conn, m):
     return hub.calls.hangup(conn, m.toUser, _payload(m), m.messageId)
 
 
+def block_user(hub, conn, m):
+    user = m.payload.userId
+    d = hub.safety.block(conn, user)
+    return d.addCallback(lambda _: Answer("user_blocked", {"userId": user}))
+
+
+def unblock_user(hub, conn, m):
+    user = m.payload.userId
+    d = hub.safety.unblock(conn, user)
+    return d.addCallback(lambda _: Answer("user_unblocked", {"userId": user}))
+
+
+def get_blocked(hub, conn, m):
+    d = hub.safety.blocked(conn)
+    return d.addCallback(lambda users: Answer("blocked_users", {"users": users}))
+
+
 def server_only(hub, conn, m):
     raise Forbidden(f"Clients may not send {m.type}.")
 
@@ -205,8 +222,11 @@ ROUTES = {
     "hangup": hangup,
     "get_ice_servers": get_ice_servers,
     "assign_role": server_only,
+    "block_user": block_user,
+    "unblock_user": unblock_user,
+    "get_blocked": get_blocked,
 }
 
 READS = frozenset({"get_recent_messages", "get_room_members", "get_direct_messages",
-                   "get_conversations", "mark_read", "resume"})
+                   "get_conversations", "mark_read", "resume", "get_blocked"})
 """The types whose answer waits for the store: how many may be under way is bounded."""

@@ -87,6 +87,12 @@ class MarkRead(msgspec.Struct, frozen=True):
     offset: int = 0
 
 
+class UserRef(msgspec.Struct, frozen=True):
+    """The payload of block_user and unblock_user."""
+
+    userId: str = ""
+
+
 SIGNALING_TYPES = frozenset(
     {"webrtc_offer", "webrtc_answer", "webrtc_candidate", "hangup"}
 )
@@ -100,6 +106,8 @@ _TYPED_PAYLOADS = {
     "resume": ResumeRequest,
     "get_conversations": ConversationsQuery,
     "mark_read": MarkRead,
+    "block_user": UserRef,
+    "unblock_user": UserRef,
 }
 
 

@@ -12,6 +12,7 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from aleatoria.memory.blocks import MemoryBlocks
 from aleatoria.memory.bus import LoneBus
 from aleatoria.memory.matchmaking import MemoryMatchmaking
 from aleatoria.memory.sessions import MemorySessions
@@ -24,7 +25,7 @@ TELL_SECONDS = 5
 
 class MemoryBackend(Service):
     """
-    Streams, sessions, matchmaking and the lone bus, in memory.
+    Streams, sessions, matchmaking, blocks and the lone bus, in memory.
 
     @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
@@ -43,6 +44,8 @@ class MemoryBackend(Service):
         self.matchmaking = MemoryMatchmaking(rng)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
+        self.blocks = self.matchmaking.blocks = self.streams.blocks = MemoryBlocks(
+            self.matchmaking)
         self.evictions = self.streams.evictions
         self._timers = [(self._timer(self._sweep, clock), SWEEP_SECONDS)]
         if max_bytes is not None:

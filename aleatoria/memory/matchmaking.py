@@ -42,29 +42,33 @@ class _Pool:
             self._items[position] = last
             self._index[last] = position
 
-    def choose(self, exclude, rng):
+    def choose(self, exclude, rng, fits):
         """
-        A random member not in C{exclude}, or C{None}. C{exclude} is small (a
-        requester and a skipped peer), so a few probes past a random start
-        always find a fit when one exists.
+        A random member not in C{exclude} that C{fits}, or C{None}: the
+        probes past a random start go on until one does, which is at once
+        unless the requester blocked many in the pool, or they it.
         """
         size = len(self._items)
         if size == 0:
             return None
         start = rng.randrange(size)
-        for step in range(min(size, len(exclude) + 1)):
+        for step in range(size):
             item = self._items[(start + step) % size]
-            if item not in exclude:
+            if item not in exclude and fits(item):
                 return item
         return None
 
 
 @implementer(IMatchmaking)
 class MemoryMatchmaking:
-    """@param rng: where random choices come from."""
+    """
+    @param rng: where random choices come from.
+    @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
+    """
 
     def __init__(self, rng=None):
         self._rng = rng or random.Random()
+        self.blocks = None
         self.pool = _Pool()
         self._waiting = set()
         self.matches = {}
@@ -87,7 +91,9 @@ class MemoryMatchmaking:
             if current.peer != skipped:
                 return succeed(Pairing(current))
             self.end_match(requester)
-        peer = self.pool.choose({requester, skipped}, self._rng)
+        blocks = self.blocks
+        peer = self.pool.choose({requester, skipped}, self._rng,
+                                lambda user: not blocks.blocks(requester, user))
         if peer is None:
             return succeed(Pairing(None, skipped=current and current.peer))
         for user in (requester, peer):

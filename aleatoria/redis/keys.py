@@ -19,6 +19,8 @@ NAMES = {
     # ours: matchmaking and sessions
     "waiting": "available:waiting",
     "match": "match:{}",
+    # ours: safety
+    "blocks": "blocks:{id}",
     "presence": "presence:{}",
     "budget": "budget:{}",
     "rooms": "rooms",

@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.ports import IStreams
 from aleatoria.domain.rules import SYSTEM
+from aleatoria.domain.safety import write_refused
 from aleatoria.domain.values import Conversation, Posted, Since, new_epoch
 from aleatoria.redis import codec
 
@@ -116,6 +117,8 @@ class RedisStreams:
             codec.post_head("inbox", bus.node), "\n" + codec.push_bytes(message))
 
         def kept(reply):
+            if len(reply) == 1:
+                raise write_refused(recipient)
             delivery = int(reply[4])
             if not bus.subscribed:
                 places = [(recipient, int(reply[2]), _text(reply[3]))]

@@ -46,3 +46,9 @@ local function end_session(user)
   redis.call('SREM', K.waiting(), user)
   return end_match(user)
 end
+
+-- whether either of the two users blocks the other
+local function blocked(a, b)
+  return redis.call('SISMEMBER', K.blocks(a), b) == 1
+    or redis.call('SISMEMBER', K.blocks(b), a) == 1
+end

@@ -1,6 +1,7 @@
 -- uses: library
 -- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number.
 -- {'fresh' | 'current' | 'none', peer, role, the peer of the match that ended}
+-- Two users either of whom blocks the other are never paired.
 local requester, skipped = ARGV[2], ARGV[3]
 local ended = false
 local current = redis.call('HMGET', K.match(requester), 'peer', 'role')
@@ -17,7 +18,7 @@ for _ = 1, 16 do
   local sample = redis.call('SRANDMEMBER', K.pool(), 4)
   for i = 1, #sample do
     local user = sample[(tonumber(ARGV[4]) + i) % #sample + 1]
-    if user ~= requester and user ~= skipped then
+    if user ~= requester and user ~= skipped and not blocked(requester, user) then
       if alive(user) then
         redis.call('SREM', K.pool(), requester, user)
         redis.call('SREM', K.waiting(), requester, user)
