@@ -68,6 +68,7 @@ export class Client extends EventTarget {
     this._live = false; // the current socket is open (and welcomed, when anonymous)
     this._opened = 0;
     this._connecting = null; // connect()'s promise, until it settles
+    this._holding = null; // a resume under way: {keys, held}
   }
 
   /**
@@ -224,6 +225,7 @@ export class Client extends EventTarget {
 
   /** An open connection ended. */
   _lost(code, reason) {
+    this._release();
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
     if (this.state === "closed") return;
     if (FINAL.has(code)) {
@@ -358,6 +360,42 @@ export class Client extends EventTarget {
     } catch {
       return;
     }
+    const holding = this._holding;
+    if (holding) {
+      const key = streamOf(message);
+      if (key && holding.keys.has(key)) {
+        holding.held.push({ key, message });
+        return;
+      }
+      if (message.type === "resumed") this._release();
+    }
+    this._handle(message);
+  }
+
+  /**
+   * While a resume is under way, the chat messages of the streams it names
+   * are held: the server sends first what reached the connection live
+   * before the `resume`, then the older ones it replays. At the `resumed`
+   * (or when the resume fails, or the connection is lost), they are
+   * handled, each stream in order of offset.
+   */
+  _release() {
+    const holding = this._holding;
+    if (!holding) return;
+    this._holding = null;
+    const streams = new Map();
+    for (const { key, message } of holding.held) {
+      if (!streams.has(key)) streams.set(key, []);
+      streams.get(key).push(message);
+    }
+    for (const messages of streams.values()) {
+      messages.sort((a, b) => a.offset - b.offset);
+      for (const message of messages) this._handle(message);
+    }
+  }
+
+  /** A message from the server: tracked, matched to its request, dispatched. */
+  _handle(message) {
     let identity = null;
     if (message.type === "welcome" && message.payload) {
       const { userId, reconnectToken } = message.payload;
@@ -445,7 +483,12 @@ export class Client extends EventTarget {
     if (!this.options.resume || (!Object.keys(rooms).length && !direct)) return;
     const payload = { rooms };
     if (direct) payload.direct = direct;
-    this.request({ type: "resume", payload }, "resumed").catch(() => {});
+    const keys = Object.keys(rooms).map((room) => `room:${room}`);
+    const holding = { keys: new Set(direct ? [...keys, "inbox"] : keys), held: [] };
+    this._holding = holding;
+    this.request({ type: "resume", payload }, "resumed").catch(() => {
+      if (this._holding === holding) this._release();
+    });
   }
 
   /**
@@ -469,9 +512,8 @@ export class Client extends EventTarget {
       }
       if (direct) this._advance("inbox", direct);
     }
-    if (message.type === "chat_message" && message.offset) {
-      this._advance(message.room ? `room:${message.room}` : "inbox", message);
-    }
+    const key = streamOf(message);
+    if (key) this._advance(key, message);
   }
 
   /** A stream is at `at` ({offset, epoch}) now, unless it was further on in the same epoch. */
@@ -618,6 +660,12 @@ function subject(token) {
   } catch {
     return "";
   }
+}
+
+/** The stream of a numbered chat message ("room:<name>" or "inbox"), or "". */
+function streamOf(message) {
+  if (message.type !== "chat_message" || !message.offset) return "";
+  return message.room ? `room:${message.room}` : "inbox";
 }
 
 /** `promise`, or a rejection with `message` if it has not settled within `ms`. */
