@@ -63,6 +63,11 @@ export class AleatoriaError extends Error {
   payload: any;
   /** For `unavailable` of a chat message: what failed ("delivery", "history"). */
   failed?: string[];
+  /**
+   * On a request's rejection: whether it left the client. `false`: the
+   * server never had it and never will.
+   */
+  sent?: boolean;
 }
 
 export interface Conversation { withUser: string; last: Envelope; unread: number; }

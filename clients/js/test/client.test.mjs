@@ -8,14 +8,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { AleatoriaError, Client } from "../aleatoria.js";
-import { RUNTIMES, clientMaker, collect, next, startDaemon, until } from "./daemons.mjs";
+import {
+  RUNTIMES, clientMaker, collect, counted, next, startDaemon, startProxy, until, within,
+} from "./daemons.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let url;
+let url, port;
 const client = clientMaker();
 
 before(async () => {
-  ({ url } = await startDaemon(["--allow-no-origin"]));
+  ({ url, port } = await startDaemon(["--allow-no-origin"]));
 });
 
 test.afterEach(() => client.closeAll());
@@ -77,7 +79,8 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     const queued = dave.say(room("d"), "queued");
     const missed = [await erin.say(room("d"), "missed 1"), await erin.say(room("d"), "missed 2"),
       await erin.write(name("dave"), "missed dm")];
-    const resumed = await next(dave, "resumed");
+    await until(() => events.resumed.length === 1, 5000, "resumed");
+    const [resumed] = events.resumed;
     assert.equal((await queued).payload.content, "queued");
     assert.deepEqual(events.state.slice(0, 2), ["reconnecting", "open"]);
     assert.equal(resumed.payload.rooms[room("d")].recovered, true);
@@ -94,6 +97,94 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     const inRoom = events.chat_message.filter((m) => m.room === room("d"));
     assert.deepEqual(inRoom.map((m) => m.offset), [...inRoom.map((m) => m.offset)].sort((a, b) => a - b));
     assert.equal(missed[0].offset + 1, missed[1].offset);
+  });
+
+  test(`each message received is dispatched once, as itself and as a message, across a reconnect [${runtime}]`, async () => {
+    const Counted = counted(WebSocket);
+    const jack = client(url, { userId: name("jack"), room: room("j"), WebSocket: Counted });
+    const kate = await connect("kate", { room: room("j") });
+    const seen = { message: collect(jack, "message"), open: collect(jack, "open"),
+      close: collect(jack, "close"), state: collect(jack, "state") };
+    const types = ["welcome", "chat_message", "resumed", "room_joined", "rooms_list",
+      "recent_messages", "conversations", "user_joined", "user_left", "error"];
+    for (const type of types) seen[type] = collect(jack, type);
+    await jack.connect();
+    await kate.say(room("j"), "one");
+    await kate.write(name("jack"), "dm one");
+    await until(() => seen.chat_message.length === 2);
+    await jack.getRooms();
+    jack._socket.close(4000, "a network blip");
+    await until(() => jack.state === "reconnecting");
+    await kate.say(room("j"), "two");
+    await kate.write(name("jack"), "dm two");
+    await until(() => seen.resumed.length === 1 && seen.chat_message.length >= 4);
+    await jack.getRooms();
+    await jack.getRecentMessages("elsewhere").catch(() => {});
+    const frames = Counted.frames;
+    const sorted = (list) => list.map((m) => JSON.stringify(m)).sort();
+    assert.deepEqual(sorted(seen.message), sorted(frames), "every message once");
+    for (const type of types) {
+      assert.equal(seen[type].length, frames.filter((f) => f.type === type).length, type);
+    }
+    assert.deepEqual(seen.chat_message.map((m) => m.payload.content).sort(),
+      ["dm one", "dm two", "one", "two"]);
+    assert.equal(seen.resumed.length, 1);
+    assert.deepEqual(seen.open, [{ reconnected: false }, { reconnected: true }]);
+    assert.equal(seen.close.length, 1);
+    assert.deepEqual(seen.state, ["connecting", "open", "reconnecting", "open"]);
+  });
+
+  test(`around a lost connection each request settles once, and says whether it was sent [${runtime}]`, async () => {
+    const proxy = await startProxy(port);
+    const lena = await client.open(proxy.url, { userId: name("lena"), room: room("l"), WebSocket });
+    const mick = await connect("mick", { room: room("l") });
+    await until(() => lena.positions.get(`room:${room("l")}`));
+    const own = collect(lena, "chat_message");
+    proxy.hold();
+    const inDoubt = lena.say(room("l"), "kept, its echo lost");
+    await until(async () => (await mick.getRecentMessages(room("l"))).length === 1);
+    proxy.cut();
+    proxy.release();
+    const error = await within(inDoubt.then(() => null, (e) => e), 3000, "say()");
+    assert.ok(error instanceof AleatoriaError);
+    assert.deepEqual([error.code, error.sent], ["disconnected", true]);
+    await until(() => own.length === 1, 3000, "the message in doubt back in the resume");
+    assert.deepEqual([own[0].payload.content, own[0].incoming], ["kept, its echo lost", false]);
+
+    lena._socket.close(4000, "a network blip");
+    const requeued = lena.say(room("l"), "sent as the socket closed"); // closing: not written
+    assert.equal((await requeued).payload.content, "sent as the socket closed");
+    const history = await mick.getRecentMessages(room("l"));
+    assert.deepEqual(history.map((m) => m.payload.content),
+      ["sent as the socket closed", "kept, its echo lost"]);
+    await proxy.stop();
+  });
+
+  test(`what came live before the resume and what it replays are dispatched in order [${runtime}]`, async () => {
+    let held = null; // the resume frame, kept back until the test lets it go
+    class Slow extends WebSocket {
+      send(data) {
+        if (JSON.parse(data).type === "resume") held = () => super.send(data);
+        else super.send(data);
+      }
+    }
+    const nora = await connect("nora", { room: room("n"), WebSocket: Slow });
+    const otto = await connect("otto", { room: room("n") });
+    await otto.say(room("n"), "seen");
+    await until(() => nora.positions.get(`room:${room("n")}`)?.offset === 1);
+    const chats = collect(nora, "chat_message");
+    const resumed = collect(nora, "resumed");
+    nora._socket.close(4000, "a network blip");
+    await until(() => nora.state === "reconnecting");
+    await otto.say(room("n"), "missed");
+    await until(() => nora.state === "open" && held, 3000, "reconnected, resume held back");
+    await otto.say(room("n"), "live");
+    await otto.getRooms(); // nora's copy of "live" is on its way before the resume
+    held();
+    await until(() => resumed.length === 1);
+    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]), [["missed", 2], ["live", 3]]);
+    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 3,
+      epoch: resumed[0].payload.rooms[room("n")].epoch });
   });
 
   test(`replaced by a newer connection, it does not reconnect [${runtime}]`, async () => {

@@ -35,7 +35,7 @@ test("the daemon down for 8 s: clients reconnect, send what waited, withdraw wha
   await until(() => kept.every(({ kim }) => kim.state === "reconnecting"));
   const waiting = kept.map(({ kim }) => kim.say(room, `waited ${kim.userId}`));
   const withdrawn = hasty.say(room, "timed out");
-  await assert.rejects(withdrawn, (error) => error.code === "timeout");
+  await assert.rejects(withdrawn, (error) => error.code === "timeout" && error.sent === false);
   await sleep(8000 - (Date.now() - down));
   for (const { kim } of kept) assert.equal(kim.state, "reconnecting");
   await startDaemon(["--allow-no-origin"], { port: daemon.port });
@@ -124,6 +124,47 @@ test("under a Redis outage say() and write() reject with unavailable, naming wha
     }
   } finally {
     await restore();
+  }
+});
+
+test("Redis hung (SIGSTOP) under a daemon: say() and write() reject with unavailable, once, naming the message", async () => {
+  const { redis, daemon } = await onRedis();
+  const [[, nodeWebSocket], [, wsWebSocket]] = RUNTIMES;
+  const alice = await client.open(daemon.url, { userId: "alice-hung", room: "hung",
+    WebSocket: nodeWebSocket });
+  const bob = await client.open(daemon.url, { userId: "bob-hung", room: "hung",
+    WebSocket: wsWebSocket });
+  await alice.say("hung", "before");
+  const own = [collect(alice, "chat_message"), collect(bob, "chat_message")];
+  const settled = [];
+  redis.pause();
+  let results;
+  try {
+    const sent = [alice.say("hung", "in doubt"), bob.write(alice.userId, "in doubt")];
+    sent.forEach((promise) => promise.then(() => settled.push("resolved"),
+      () => settled.push("rejected")));
+    results = await outcomes(sent);
+  } finally {
+    redis.unpause();
+  }
+  for (const [what, error] of results) {
+    assert.equal(what, "rejected");
+    assert.deepEqual([error.code, error.sent], ["unavailable", true]);
+    assert.ok(error.failed.includes("history"), String(error.failed));
+  }
+  assert.deepEqual(results[0][1].failed, ["delivery", "history"], "the room's other daemons");
+  await untilReady(daemon, 200);
+  await until(() => own.every((seen) => seen.some((m) => m.payload.content === "in doubt" &&
+    !m.incoming)), 3000, "the echoes, after the errors");
+  assert.deepEqual(settled, ["rejected", "rejected"], "an echo after the error settles nothing");
+  // The store may take a message after all (a command that timed out, then ran):
+  // an app that would send it again looks for its messageId first.
+  const [room, direct] = [await bob.getRecentMessages("hung"),
+    await bob.getDirectMessages(alice.userId)];
+  for (const [kept, [, error]] of [[room, results[0]], [direct, results[1]]]) {
+    const copies = kept.filter((m) => m.payload.content === "in doubt");
+    assert.ok(copies.length <= 1);
+    for (const copy of copies) assert.equal(copy.messageId, error.payload.messageId);
   }
 });
 
