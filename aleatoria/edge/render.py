@@ -13,6 +13,7 @@ from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import (
     NO_PAYLOAD,
     CallEnded,
+    CallMessage,
     CallStarted,
     DirectMessage,
     MemberJoined,
@@ -44,6 +45,12 @@ def _direct(push, user):
                     payload=ChatPayload(push.content), messageId=push.message_id,
                     createTime=push.create_time, incoming=push.sender != user,
                     offset=push.offset, epoch=push.epoch)
+
+
+def _call_message(push, user):
+    return Envelope(type="call_message", fromUser=push.sender, toUser=push.recipient,
+                    payload=ChatPayload(push.content), messageId=push.message_id,
+                    createTime=push.create_time, incoming=push.sender != user)
 
 
 def _presence(kind):
@@ -79,6 +86,7 @@ _RENDER = {
     CallStarted: _call_started,
     CallEnded: _call_ended,
     Signal: _signal,
+    CallMessage: _call_message,
 }
 
 
