@@ -206,6 +206,18 @@ class Calls:
         hub.tell(CallOver(user, peer, reason))
         return hub.notify(user, CallEnded(user, peer, reason, self._now()))
 
+    def partner(self, user):
+        """Whom C{user}, here, is in a call with, as it was told; or C{None}."""
+        return self._matches.get(user)
+
+    def offline(self, user):
+        """
+        C{user} could not be reached.
+
+        @raise Offline: always.
+        """
+        raise Offline(f"{user} is not online.")
+
     # News of calls, for users here
 
     def started(self, push):

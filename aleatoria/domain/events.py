@@ -95,6 +95,16 @@ class Signal(Push, tag="signal"):
     create_time: str
 
 
+class CallMessage(Push, tag="callchat"):
+    """Chat between the two users of a call, relayed and kept nowhere."""
+
+    sender: str
+    recipient: str
+    content: str
+    message_id: str
+    create_time: str
+
+
 class Replaced(Push, tag="replaced"):
     """C{user} connected to another daemon: its connection here closes."""
 
@@ -121,7 +131,7 @@ class PostFailed(Push, tag="failed"):
 
 
 BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked)
+              | CallEnded | Signal | Replaced | Kicked | CallMessage)
 """What daemons hand each other."""
 
 

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
+from aleatoria.domain.call_chat import CallChat
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
 from aleatoria.domain.clock import format_ns
@@ -91,6 +92,7 @@ class Hub(Service):
         self.chat = Chat(self, rules.max_content, quotas or Unlimited())
         self.direct = Direct(self)
         self.calls = Calls(self, rules.signaling)
+        self.call_chat = CallChat(self, rules.max_content)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)

@@ -13,6 +13,7 @@ from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import (
     NO_PAYLOAD,
     CallEnded,
+    CallMessage,
     CallStarted,
     DirectMessage,
     MemberJoined,
@@ -45,6 +46,12 @@ def _direct(push, user):
                     payload=ChatPayload(push.content), messageId=push.message_id,
                     createTime=push.create_time, incoming=push.sender != user,
                     offset=push.offset, epoch=push.epoch)
+
+
+def _call_message(push, user):
+    return Envelope(type="call_message", fromUser=push.sender, toUser=push.recipient,
+                    payload=ChatPayload(push.content), messageId=push.message_id,
+                    createTime=push.create_time, incoming=push.sender != user)
 
 
 def _presence(kind):
@@ -80,6 +87,7 @@ _RENDER = {
     CallStarted: _call_started,
     CallEnded: _call_ended,
     Signal: _signal,
+    CallMessage: _call_message,
 }
 
 

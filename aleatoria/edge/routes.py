@@ -57,6 +57,10 @@ def chat_message(hub, conn, m):
                          message_id=m.messageId)
 
 
+def call_message(hub, conn, m):
+    return hub.call_chat.send(conn, m.toUser, m.payload.content, m.messageId)
+
+
 def join_room(hub, conn, m):
     hub.rooms.join(conn, m.room)
     return Answer("room_joined", {"room": m.room, "action": "joined"}, m.room)
@@ -204,6 +208,7 @@ def server_only(hub, conn, m):
 
 ROUTES = {
     "chat_message": chat_message,
+    "call_message": call_message,
     "join_room": join_room,
     "leave_room": leave_room,
     "get_rooms": get_rooms,

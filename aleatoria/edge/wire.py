@@ -99,6 +99,7 @@ SIGNALING_TYPES = frozenset(
 
 _TYPED_PAYLOADS = {
     "chat_message": ChatPayload,
+    "call_message": ChatPayload,
     "request_random_peer": PeerRequest,
     "get_recent_messages": RecentMessagesQuery,
     "get_direct_messages": DirectMessagesQuery,

@@ -1,0 +1,59 @@
+"""
+Calls between real clients, on either store: the servers to run them on
+(L{two_servers}: on memory one daemon twice over, on Redis two sharing it)
+and a pairing made and checked from both sides.
+"""
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import Deferred
+
+from .conftest import redis_daemon, start_server, stop_server
+
+
+@pytest.fixture(params=["memory", "redis"])
+def two_servers(request):
+    """
+    C{start(**settings)} runs two servers and fires with them; their
+    C{connect} returns once the user is reachable from the other one.
+    """
+    servers = []
+
+    async def start(**given):
+        if request.param == "memory":
+            server = await start_server(**given)
+            servers.append(server)
+            return server, server
+        redis = request.getfixturevalue("own_redis")
+        for _ in range(2):
+            server = await redis_daemon(redis.port, **given)
+            registering(server, redis)
+            servers.append(server)
+        return servers
+
+    yield start
+    for server in servers:
+        pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(server)))
+
+
+def registering(server, redis):
+    """Make C{server.connect} return once Redis has the user's presence there."""
+    connect_only = server.connect
+
+    async def connect_registered(user, room=None, **kwargs):
+        client = await connect_only(user, room, **kwargs)
+        await redis.becomes(server.backend.node, "GET", f"presence:{user}")
+        return client
+
+    server.connect = connect_registered
+
+
+async def in_a_call(requester, peer):
+    """Pair C{requester} with C{peer} (alone in the pool); both checked, nothing else heard."""
+    peer.send({"type": "user_available_webrtc"})
+    await peer.quiet()
+    requester.send({"type": "request_random_peer", "messageId": "pair"})
+    mine = await requester.expect("assign_role")
+    theirs = await peer.expect("assign_role")
+    assert mine["payload"] == {"role": "impolite", "peerId": peer.user}
+    assert theirs["payload"] == {"role": "polite", "peerId": requester.user}
