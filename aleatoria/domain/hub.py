@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
+from aleatoria.domain.bans import Bans
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
 from aleatoria.domain.clock import format_ns
@@ -60,8 +61,8 @@ class Rules:
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking and bus (the seams of
-        L{aleatoria.domain.ports}), as attributes of one object.
+    @param backend: streams, sessions, matchmaking, bus and bans (the seams
+        of L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
     @param accounting: the L{aleatoria.domain.ports.IAccounting}.
@@ -89,6 +90,7 @@ class Hub(Service):
         self.calls = Calls(self, rules.signaling)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
+        self.bans = Bans(self, backend.bans)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)

@@ -14,6 +14,7 @@ import uuid
 
 from twisted.application.service import MultiService
 
+from aleatoria.redis.bans import RedisBans
 from aleatoria.redis.budget import Budget
 from aleatoria.redis.bus import RedisBus
 from aleatoria.redis.connection import CommandLink
@@ -25,7 +26,7 @@ from aleatoria.redis.streams import RedisStreams
 
 class RedisBackend(MultiService):
     """
-    Streams, sessions, matchmaking and the bus, on one Redis.
+    Streams, sessions, matchmaking, the bus and bans, on one Redis.
 
     @param link: where Redis is and how to log in: C{(endpoint, where,
         keywords)}, the keywords L{aleatoria.redis.link.Link}'s
@@ -59,6 +60,7 @@ class RedisBackend(MultiService):
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
+        self.bans = RedisBans(self.commands, self.bus)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 
