@@ -130,8 +130,29 @@ class PostFailed(Push, tag="failed"):
     sentence: str
 
 
+class Ban(Push, tag="ban"):
+    """
+    A ban of C{user}, or of the addresses in C{network}, from C{created_at}
+    to C{expires_at} (Unix seconds), for C{reason}; daemons hand each other
+    those set, for their copies (L{aleatoria.domain.bans}).
+    """
+
+    id: str
+    created_at: float
+    expires_at: float
+    user: str = ""
+    network: str = ""
+    reason: str = ""
+
+
+class BanLifted(Push, tag="unban"):
+    """The ban C{id} was lifted before its end."""
+
+    id: str
+
+
 BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked | CallMessage)
+              | CallEnded | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted)
 """What daemons hand each other."""
 
 
@@ -267,3 +288,36 @@ class Unblocked(Fact):
     user: str
     other: str
     had: bool = True
+class Banned(Fact):
+    """The server API set a ban (L{Ban}) through this daemon, for C{seconds}."""
+
+    ban_id: str
+    user: str
+    network: str
+    seconds: int
+    reason: str
+
+
+class Unbanned(Fact):
+    """The server API lifted a ban through this daemon."""
+
+    ban_id: str
+    user: str
+    network: str
+
+
+class KickedByBan(Fact):
+    """C{user}'s connection here, from C{address}, was closed by a ban."""
+
+    ban_id: str
+    user: str
+    address: str
+
+
+class HandshakeBanned(Fact):
+    """A handshake of C{user} from C{address} was refused: banned C{seconds} more."""
+
+    ban_id: str
+    user: str
+    address: str
+    seconds: int

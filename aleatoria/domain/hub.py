@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
+from aleatoria.domain.bans import Bans
 from aleatoria.domain.call_chat import CallChat
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
@@ -64,8 +65,8 @@ class Rules:
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking, blocks and bus (the seams of
-        L{aleatoria.domain.ports}), as attributes of one object.
+    @param backend: streams, sessions, matchmaking, blocks, bus and bans
+        (the seams of L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
     @param accounting: the L{aleatoria.domain.ports.IAccounting}.
@@ -96,6 +97,7 @@ class Hub(Service):
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)
+        self.bans = Bans(self, backend.bans)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)

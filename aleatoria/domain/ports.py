@@ -2,10 +2,11 @@
 The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
-(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}) and
-the other daemons (L{IBus}); what it offers them in return (L{IReceiver}); and who hears
-what happened (L{IObserver}, L{IAccounting}). Each backend seam has a
-memory and a Redis implementation, held to one contract suite.
+(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}), the
+other daemons (L{IBus}) and the bans (L{IBans}); what it offers them in
+return (L{IReceiver}); and who hears what happened (L{IObserver},
+L{IAccounting}). Each backend seam has a memory and a Redis
+implementation, held to one contract suite.
 """
 
 from zope.interface import Attribute, Interface
@@ -238,6 +239,32 @@ class IBus(Interface):
 
     def listen(receiver):
         """Hand what the other daemons send to C{receiver}, an L{IReceiver}."""
+
+
+class IBans(Interface):
+    """
+    The bans in force (L{aleatoria.domain.events.Ban}), kept until they
+    end, and each daemon's listener told of those set or lifted elsewhere.
+    """
+
+    def add(ban):
+        """Keep C{ban} until its end, and tell the other daemons' listeners."""
+
+    def lift(ban_id, now):
+        """
+        Forget the ban C{ban_id}, and tell the other daemons' listeners;
+        fire with it, or C{None} if none was in force at C{now}.
+        """
+
+    def all(now):
+        """Fire with every ban in force at C{now} (Unix seconds)."""
+
+    def listen(listener):
+        """
+        Tell C{listener} (an L{aleatoria.domain.bans.Bans}) of bans set
+        (C{set(ban)}) or lifted (C{lifted(ban_id)}) on other daemons, and
+        have it C{load()} whenever it may have missed some.
+        """
 
 
 class IReceiver(Interface):

@@ -28,7 +28,9 @@ _ANSWERS = {
     "Sent": _object({"toUser": _USER_ID, "messageId": {"type": "string"},
                      "createTime": {"type": "string", "format": "date-time"},
                      "online": {"type": "boolean"}}),
-    "Disconnected": _object({"userId": _USER_ID, "disconnected": {"type": "boolean"}}),
+    "Disconnected": _object({"userId": _USER_ID, "disconnected": {"type": "boolean"},
+                             "ban": {"$ref": "#/components/schemas/Ban"}},
+                            required=["userId", "disconnected"]),
     "Rooms": _object({
         "rooms": {"type": "array", "items": _object({
             "room": _ROOM, "members": {"type": "integer", "minimum": 0}})},
@@ -69,11 +71,11 @@ def _problem(*statuses):
         for status in statuses}
 
 
-def _operation(summary, answer, *statuses, body=None, parameters=()):
+def _operation(summary, answer, *statuses, body=None, parameters=(), status=200):
     operation = {
         "summary": summary,
         "responses": {
-            "200": {"description": "Done.", "content": {"application/json": {
+            str(status): {"description": "Done.", "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{answer}"}}}},
             **_problem(401, 429, *statuses),
         },
@@ -87,11 +89,22 @@ def _operation(summary, answer, *statuses, body=None, parameters=()):
     return operation
 
 
-def document(bodies):
-    """The OpenAPI document, C{bodies} being the request structs by route name."""
+def document(bodies, answers=None, paths=None):
+    """
+    The OpenAPI document, C{bodies} being the request structs by route
+    name; C{answers} more answer schemas by name, C{paths} more operations
+    by path and method, each as the keywords of an operation
+    (C{summary}, C{answer}, C{statuses}, C{body}, C{parameters}, C{status}).
+    """
     _, schemas = msgspec.json.schema_components(list(bodies.values()),
                                                 ref_template="#/components/schemas/{name}")
     schemas.update(_ANSWERS)
+    schemas.update(answers or {})
+    more = {path: {method: _operation(spec["summary"], spec["answer"], *spec["statuses"],
+                                      **{k: v for k, v in spec.items()
+                                         if k in ("body", "parameters", "status")})
+                   for method, spec in operations.items()}
+            for path, operations in (paths or {}).items()}
     room = {"name": "room", "in": "path", "required": True, "schema": _ROOM}
     user = {"name": "userId", "in": "path", "required": True, "schema": _USER_ID}
     return {
@@ -107,7 +120,8 @@ def document(bodies):
                 "Write to a user as system; kept in their conversation with system.",
                 "Sent", 403, 503, body="Send")},
             "/api/v1/disconnect": {"post": _operation(
-                "Close a user's connection wherever it is (close code 4003).",
+                "Close a user's connection wherever it is (close code 4003); with "
+                "banSeconds, bar it too (and answer 200 even if it was offline).",
                 "Disconnected", 404, 503, body="Disconnect")},
             "/api/v1/rooms": {"get": _operation(
                 "The rooms with members, on every daemon, by name.", "Rooms", 400, 503,
@@ -120,6 +134,7 @@ def document(bodies):
                 400, 503, parameters=(user,))},
             "/api/v1/stats": {"get": _operation(
                 "Connections, rooms and the pool, in all and per daemon.", "Stats", 503)},
+            **more,
         },
         "components": {
             "schemas": schemas,

@@ -12,6 +12,7 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from aleatoria.memory.bans import MemoryBans
 from aleatoria.memory.blocks import MemoryBlocks
 from aleatoria.memory.bus import LoneBus
 from aleatoria.memory.matchmaking import MemoryMatchmaking
@@ -25,7 +26,7 @@ TELL_SECONDS = 5
 
 class MemoryBackend(Service):
     """
-    Streams, sessions, matchmaking, blocks and the lone bus, in memory.
+    Streams, sessions, matchmaking, blocks, the lone bus and bans, in memory.
 
     @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
@@ -41,6 +42,7 @@ class MemoryBackend(Service):
 
     def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
         self.bus = LoneBus()
+        self.bans = MemoryBans()
         self.matchmaking = MemoryMatchmaking(rng)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)

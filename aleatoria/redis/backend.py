@@ -14,6 +14,7 @@ import uuid
 
 from twisted.application.service import MultiService
 
+from aleatoria.redis.bans import RedisBans
 from aleatoria.redis.blocks import RedisBlocks
 from aleatoria.redis.budget import Budget
 from aleatoria.redis.bus import RedisBus
@@ -26,7 +27,7 @@ from aleatoria.redis.streams import RedisStreams
 
 class RedisBackend(MultiService):
     """
-    Streams, sessions, matchmaking, blocks and the bus, on one Redis.
+    Streams, sessions, matchmaking, blocks, the bus and bans, on one Redis.
 
     @param link: where Redis is and how to log in: C{(endpoint, where,
         keywords)}, the keywords L{aleatoria.redis.link.Link}'s
@@ -61,6 +62,7 @@ class RedisBackend(MultiService):
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
         self.blocks = RedisBlocks(self.commands, self.keys)
+        self.bans = RedisBans(self.commands, self.bus)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 

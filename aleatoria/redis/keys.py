@@ -29,6 +29,9 @@ NAMES = {
     "node_users": "node:{}:users",
     "node_stats": "node:{}:stats",
     "nodes": "nodes",
+    # ours: bans
+    "ban": "ban:{}",
+    "bans": "bans",
     # ours: streams
     "room_offset": "room:offset:{}",
     "room_epoch": "room:epoch:{}",
