@@ -19,7 +19,7 @@ from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "redis-sentinel")
 
 
 def _repeatable(name):
@@ -79,6 +79,7 @@ class Options(usage.Options):
     opt_allowed_origin = _repeatable("allowed-origin")
     opt_trusted_proxy = _repeatable("trusted-proxy")
     opt_public_host = _repeatable("public-host")
+    opt_redis_sentinel = _repeatable("redis-sentinel")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""
