@@ -50,7 +50,9 @@ def test_defaults(monkeypatch):
         outbound_stall=10.0, outbound_messages=4096, outbound_bytes=8388608,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, log_format="text", sentry_dsn="",
+        redis_retry_max=1.0, redis_sentinel=(), redis_sentinel_master="mymaster",
+        redis_sentinel_password="", node_ttl=5.0, shutdown_timeout=5.0, log_format="text",
+        sentry_dsn="",
         sentry_env="production", sentry_debug=False,
         sentry_sample_rate=1.0, sentry_release="",
         stun_url=(), turn_url=(), turn_secret="", turn_ttl=3600,
@@ -248,3 +250,33 @@ def test_a_weak_secret_stops_twistd_with_status_1(tmp_path):
     assert result.stderr == (
         "aleatoria: ALEATORIA_API_TOKEN: has 7 bytes; a secret needs at least 32 "
         "(make one with openssl rand -hex 32)\n")
+
+
+def test_sentinels_are_repeatable_and_select_redis(monkeypatch):
+    """--redis-sentinel adds to the others (the variable is comma-separated); redis follows."""
+    conf = parse(["--redis-sentinel", "10.0.0.5:26379", "--redis-sentinel", "[::1]:26380"],
+                 {}, monkeypatch)
+    assert conf.redis_sentinel == (("10.0.0.5", 26379), ("::1", 26380))
+    assert conf.store == "redis" and conf.redis_sentinel_master == "mymaster"
+    conf = parse([], {"ALEATORIA_REDIS_SENTINELS": "a:1, b:2",
+                      "ALEATORIA_REDIS_SENTINEL_MASTER": "chat",
+                      "ALEATORIA_REDIS_SENTINEL_PASSWORD": "s3cret"}, monkeypatch)
+    assert conf.redis_sentinel == (("a", 1), ("b", 2))
+    assert (conf.redis_sentinel_master, conf.redis_sentinel_password) == ("chat", "s3cret")
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), [
+    (["--redis-sentinel", "a:1", "--redis-host", "x"], {}, "--redis-host"),
+    ([], {"ALEATORIA_REDIS_SENTINELS": "a:1", "VALKEY_PORT": "7"}, "VALKEY_PORT"),
+])
+def test_sentinels_and_an_address_exclude_each_other(monkeypatch, argv, env, named):
+    """The sentinels say where the primary is: an address beside them is one line, refused."""
+    with pytest.raises(SystemExit) as error:
+        parse(argv, env, monkeypatch)
+    assert str(error.value).startswith(f"aleatoria: {named} and the sentinels")
+
+
+def test_a_sentinel_is_host_and_port(monkeypatch):
+    with pytest.raises(SystemExit) as error:
+        parse(["--redis-sentinel", "a"], {}, monkeypatch)
+    assert str(error.value) == "aleatoria: --redis-sentinel='a': not host:port: 'a'"

@@ -13,7 +13,11 @@ def announce(config):
     warning for each setting an operator would not want left as it is.
     """
     if config.store == "redis":
-        store = (f"Redis at {config.redis_host}:{config.redis_port}"
+        where = f"at {config.redis_host}:{config.redis_port}"
+        if config.redis_sentinel:
+            where = (f"primary {config.redis_sentinel_master!r} of the sentinels at "
+                     + ", ".join(f"{host}:{port}" for host, port in config.redis_sentinel))
+        store = (f"Redis {where}"
                  f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
     else:
         store = "memory (this daemon alone)"

@@ -71,7 +71,7 @@ SETTINGS = (
             "Accept clients that send no Origin header (native apps)"),
     Setting("store", "ALEATORIA_STORE", "memory", values.choice("memory", "redis"),
             "Where rooms, history and the pool live: memory or redis "
-            "(default redis when VALKEY_HOST is set)"),
+            "(default redis when VALKEY_HOST or ALEATORIA_REDIS_SENTINELS is set)"),
     Setting("history-size", "ALEATORIA_HISTORY_SIZE", 1000, values.whole(1),
             "Messages kept per room and per direct-message pair"),
     Setting("max-history-bytes", "ALEATORIA_MAX_HISTORY_BYTES", 1024**3, values.whole(1),
@@ -208,6 +208,15 @@ SETTINGS = (
             "Seconds before a Redis command, or the connect handshake, is given up"),
     Setting("redis-retry-max", "ALEATORIA_REDIS_RETRY_MAX", 1.0, values.seconds,
             "Longest wait, in seconds, between attempts to reconnect to Redis"),
+    Setting("redis-sentinel", "ALEATORIA_REDIS_SENTINELS", (), values.addresses,
+            "Sentinel (host:port) to ask where the Redis primary is, instead of "
+            "--redis-host and --redis-port (repeatable; the variable is comma-separated); "
+            "the daemon follows the primary through failovers"),
+    Setting("redis-sentinel-master", "ALEATORIA_REDIS_SENTINEL_MASTER", "mymaster", values.host,
+            "The name the sentinels know the primary by"),
+    Setting("redis-sentinel-password", "ALEATORIA_REDIS_SENTINEL_PASSWORD", "", values.text,
+            "The sentinels' own password (environment only; the data password is "
+            "VALKEY_PASSWORD)", env_only=True),
     Setting("node-ttl", "ALEATORIA_NODE_TTL", 5.0, values.seconds,
             "Seconds after its last heartbeat that a daemon sharing the Redis "
             "counts as dead, and its users as gone (it beats 5 times as often)"),
@@ -287,9 +296,11 @@ def resolve(given, environ):
         except ValueError as e:
             raise ConfigError(f"{source}={raw!r}: {e}") from None
     if given.get("store") is None and "ALEATORIA_STORE" not in environ:
-        if "VALKEY_HOST" in environ:
+        if "VALKEY_HOST" in environ or values["redis-sentinel"]:
             values["store"] = "redis"
     config = Config(**{k.replace("-", "_"): v for k, v in values.items()})
+    if config.redis_sentinel:
+        _where_or_sentinels(given, environ)
     if config.jwt_secret and config.jwt_public_key_file:
         raise ConfigError(
             "ALEATORIA_JWT_SECRET and --jwt-public-key-file exclude each other: choose one"
@@ -317,3 +328,15 @@ def resolve(given, environ):
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")
     return config
+
+
+def _where_or_sentinels(given, environ):
+    """The sentinels say where the primary is: an address given beside them is refused."""
+    for name, variable in (("redis-host", "VALKEY_HOST"), ("redis-port", "VALKEY_PORT")):
+        source = f"--{name}" if given.get(name) is not None else (
+            variable if variable in environ else None)
+        if source:
+            raise ConfigError(
+                f"{source} and the sentinels (--redis-sentinel, ALEATORIA_REDIS_SENTINELS) "
+                "exclude each other: the sentinels say where the primary is"
+            )

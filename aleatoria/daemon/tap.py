@@ -19,7 +19,8 @@ from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "turn-url")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "turn-url",
+               "redis-sentinel")
 
 
 def _repeatable(name):
@@ -81,6 +82,7 @@ class Options(usage.Options):
     opt_public_host = _repeatable("public-host")
     opt_stun_url = _repeatable("stun-url")
     opt_turn_url = _repeatable("turn-url")
+    opt_redis_sentinel = _repeatable("redis-sentinel")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""

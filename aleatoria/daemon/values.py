@@ -195,3 +195,15 @@ def ice_urls(*schemes):
         return urls
 
     return parse
+
+
+def addresses(text):
+    """C{host:port} items, comma-separated (C{[v6]:port} for an IPv6 address)."""
+    found = []
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        host, colon, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not host:port: {item!r}")
+        found.append((host, int(port)))
+    return tuple(found)

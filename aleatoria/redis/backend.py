@@ -38,25 +38,38 @@ class RedisBackend(MultiService):
         counts as dead.
     @param max_bytes: what Redis's C{used_memory} may be (L{Budget}).
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    @param sentinels: the L{aleatoria.redis.sentinel.Sentinels} that name the
+        primary, if they do (then C{link}'s endpoint is C{None}): both links
+        connect where they say, and move on a failover.
     """
 
     kind = "redis"
 
     def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
-                 max_pending=10000, max_bytes=None, node=None, report=None):
+                 max_pending=10000, max_bytes=None, node=None, report=None, sentinels=None):
         super().__init__()
         endpoint, where, options = link
         self.node = node or uuid.uuid4().hex
         self.keys = Keys(prefix)
+        if sentinels is not None:
+            sentinels.setServiceParent(self)
+            endpoint = sentinels.endpoint()
         self.commands = CommandLink(endpoint, where, reactor, prefix=prefix,
-                                    max_pending=max_pending, report=report, db=db, **options)
+                                    max_pending=max_pending, report=report, db=db,
+                                    sentinels=sentinels is not None, **options)
         self.commands.setServiceParent(self)
         self.budget = Budget(self.commands, max_bytes, reactor)
         self.budget.setServiceParent(self)
         self.evictions = self.budget.evictions
+        if sentinels is not None:
+            endpoint = sentinels.endpoint()
         self.bus = RedisBus(self.commands, self.keys, (endpoint, where, options),
                             reactor, self.node)
         self.bus.setServiceParent(self)
+        if sentinels is not None:
+            sentinels.follow(self.commands.link.move)
+            sentinels.follow(self.bus.link.move)
+        self.commands.on_readonly = self.bus.link.move
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)

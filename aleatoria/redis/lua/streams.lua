@@ -1,17 +1,37 @@
 -- Streams: a room's messages, and a user's inbox (every direct message to
 -- or from the user). Each message is numbered in its stream -- "offset",
 -- from 1 -- and carries the stream's "epoch", which is new whenever the
--- stream begins again (its keys expired, or were flushed). What a stream
--- keeps, and what daemons are told, is made of parts the daemon sends,
--- the offset and epoch between them: no script reads or writes JSON.
+-- stream begins again (its keys expired, or were flushed, or a failover
+-- may have lost its tail). What a stream keeps, and what daemons are
+-- told, is made of parts the daemon sends, the offset and epoch between
+-- them: no script reads or writes JSON.
+--
+-- An epoch is "<era>.<random>": the era names the primary that wrote it
+-- (its run and its replication history, see link.py). A stream of another
+-- era was written on a primary that has since restarted or been replaced,
+-- and writes it acknowledged may be gone: its offsets must not be dealt
+-- out again under the same epoch, nor a replay claim to be whole. The
+-- daemon sends a fresh epoch of the current era with every call that may
+-- begin a stream anew.
+
+local function era(epoch)
+  return string.match(epoch, '^[^.]*%.') or ''
+end
+
+-- The stream's epoch, begun afresh (its offsets from 1 again) when it has
+-- none or one of another era than the fresh one; false when it has none
+-- and "create" is false. Its keys keep their time to live.
+local function current_epoch(counter, epochs, fresh, create)
+  local epoch = redis.call('GET', epochs)
+  if epoch and era(epoch) == era(fresh) and era(epoch) ~= '' then return epoch end
+  if not epoch and not create then return false end
+  redis.call('SET', epochs, fresh, 'KEEPTTL')
+  redis.call('DEL', counter)
+  return fresh
+end
 
 local function next_place(counter, epochs, fresh)
-  local epoch = redis.call('GET', epochs)
-  if not epoch then
-    epoch = fresh
-    redis.call('SET', epochs, epoch)
-    redis.call('DEL', counter)
-  end
+  local epoch = current_epoch(counter, epochs, fresh, true)
   return redis.call('INCR', counter), epoch
 end
 
