@@ -52,7 +52,9 @@ def test_defaults(monkeypatch):
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
         redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, log_format="text", sentry_dsn="",
         sentry_env="production", sentry_debug=False,
-        sentry_sample_rate=1.0, sentry_release="", ping_interval=54.0, idle_timeout=60.0,
+        sentry_sample_rate=1.0, sentry_release="",
+        webhook_url=(), webhook_secret="", webhook_retry_hours=1.0, webhook_queue=10000,
+        ping_interval=54.0, idle_timeout=60.0,
     )
 
 

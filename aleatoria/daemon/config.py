@@ -221,6 +221,19 @@ SETTINGS = (
             "Share of client messages traced (0-1)", env_only=True),
     Setting("sentry-release", "SENTRY_RELEASE", "", values.text,
             "Release reported to Sentry (default: aleatoria@<version>)", env_only=True),
+    Setting("webhook-url", "ALEATORIA_WEBHOOK_URLS", (), values.urls,
+            "URL the app's backend receives events at, POSTed as signed JSON "
+            "(repeatable; the variable is comma-separated); none: no webhooks"),
+    Setting("webhook-secret", "ALEATORIA_WEBHOOK_SECRET", "", values.webhook_secret,
+            "Key that signs webhooks, whsec_ and base64 of 24-64 random bytes, as "
+            "Standard Webhooks libraries make it (environment only)", env_only=True),
+    Setting("webhook-retry-hours", "ALEATORIA_WEBHOOK_RETRY_HOURS", 1.0,
+            values.number(0, what="a number of hours"),
+            "Hours a webhook is retried (backing off up to 5 minutes between tries) "
+            "before it is dropped, counted and logged"),
+    Setting("webhook-queue", "ALEATORIA_WEBHOOK_QUEUE", 10000, values.whole(1),
+            "Webhooks that may wait for each URL; past it new ones are dropped, "
+            "counted and logged"),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, values.seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, values.seconds,
@@ -290,6 +303,11 @@ def resolve(given, environ):
         raise ConfigError(
             f"--workers {config.workers} needs --store redis: workers share sessions, "
             "rooms and the pool through Redis"
+        )
+    if config.webhook_url and not config.webhook_secret:
+        raise ConfigError(
+            "--webhook-url needs ALEATORIA_WEBHOOK_SECRET, the key webhooks are signed "
+            "with (set in the environment only)"
         )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

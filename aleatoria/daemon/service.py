@@ -123,7 +123,7 @@ def _reporter(config, metrics, reactor):
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
-               config.api_token],
+               config.api_token, config.webhook_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
         on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
         clock=reactor,

@@ -19,7 +19,7 @@ from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "webhook-url")
 
 
 def _repeatable(name):
@@ -79,6 +79,7 @@ class Options(usage.Options):
     opt_allowed_origin = _repeatable("allowed-origin")
     opt_trusted_proxy = _repeatable("trusted-proxy")
     opt_public_host = _repeatable("public-host")
+    opt_webhook_url = _repeatable("webhook-url")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""
