@@ -203,7 +203,8 @@ def webhook_secret(text):
         raise SecretRefused("must start with whsec_ (then the base64 of 24-64 random bytes, "
                             "e.g. whsec_$(openssl rand -base64 32))")
     try:
-        key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        encoded = text.removeprefix("whsec_")
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error:
         raise SecretRefused("is not whsec_ and base64") from None
     low, high = WEBHOOK_KEY_BYTES
