@@ -290,3 +290,39 @@ async def test_an_endpoint_that_keeps_failing_is_one_sentry_event(daemons):
     finally:
         await receiver.stop()
         await sentry.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_killed_daemons_users_are_told_gone_by_the_one_that_reaps_them(
+        receiver, own_redis, tmp_path):
+    """
+    A daemon killed with -9 sends nothing more; the daemon that reaps its
+    user posts user.disconnected (where the user was is not known: null)
+    and the end of the call its partner here was in, with its length.
+    """
+    from .daemons import Spawned
+    from .wsclient import connect
+
+    victim = Spawned(own_redis.port, tmp_path, "--node-ttl", "1")
+    survivor = None
+    try:
+        ghost = await connect(victim.port, "ghost", "r", origin=None)
+        ghost.send({"type": "user_available_webrtc"})
+        await ghost.quiet()
+        await own_redis.becomes("1", "SCARD", "available:webrtc")
+        survivor = await redis_daemon(own_redis.port, ENV, **{
+            "webhook-url": receiver.url, "node-ttl": "1"})
+        alice = await survivor.connect("alice")
+        await alice.request({"type": "request_random_peer"}, "assign_role")
+        victim.kill()
+        await alice.expect("hangup")
+        (gone,) = await receiver.event("user.disconnected")
+        assert gone["data"] == {"userId": "ghost", "address": None, "daemon": None}
+        (ended,) = await receiver.event("match.ended")
+        assert ended["data"]["users"] == ["ghost", "alice"]
+        assert ended["data"]["reason"] == "disconnected" and ended["data"]["duration"] >= 0
+        assert [e["data"]["userId"] for e in receiver.events("user.connected")] == ["alice"]
+    finally:
+        victim.kill()
+        if survivor is not None:
+            await stop_server(survivor)

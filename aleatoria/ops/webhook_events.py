@@ -46,11 +46,17 @@ def _user(kind):
     return made
 
 
+def _reaped(fact, daemon):
+    """A user whose daemon died, cleaned up by this one: where it was is not known."""
+    return "user.disconnected", {"userId": fact.user, "address": None, "daemon": None}
+
+
 EVENTS = {
     e.Paired: _started,
     e.HungUp: _ended("hangup"),
     e.CallOver: _ended(None),
     e.Connected: _user("user.connected"),
     e.Disconnected: _user("user.disconnected"),
+    e.Reaped: _reaped,
 }
 """Fact type -> C{(fact, daemon id) -> (webhook type, data)}."""
