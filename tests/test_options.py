@@ -56,6 +56,7 @@ def test_defaults(monkeypatch):
         sentry_env="production", sentry_debug=False,
         sentry_sample_rate=1.0, sentry_release="",
         stun_url=(), turn_url=(), turn_secret="", turn_ttl=3600,
+        webhook_url=(), webhook_secret="", webhook_retry_hours=1.0, webhook_queue=10000,
         ping_interval=54.0, idle_timeout=60.0,
     )
 

@@ -248,6 +248,19 @@ SETTINGS = (
             "time-limited credentials with it (environment only)", env_only=True),
     Setting("turn-ttl", "ALEATORIA_TURN_TTL", 3600, values.whole_between(60, 7 * 86400),
             "Seconds the TURN credentials the daemon gives out are good for"),
+    Setting("webhook-url", "ALEATORIA_WEBHOOK_URLS", (), values.urls,
+            "URL the app's backend receives events at, POSTed as signed JSON "
+            "(repeatable; the variable is comma-separated); none: no webhooks"),
+    Setting("webhook-secret", "ALEATORIA_WEBHOOK_SECRET", "", values.webhook_secret,
+            "Key that signs webhooks, whsec_ and base64 of 24-64 random bytes, as "
+            "Standard Webhooks libraries make it (environment only)", env_only=True),
+    Setting("webhook-retry-hours", "ALEATORIA_WEBHOOK_RETRY_HOURS", 1.0,
+            values.number(0, what="a number of hours"),
+            "Hours a webhook is retried (backing off up to 5 minutes between tries) "
+            "before it is dropped, counted and logged"),
+    Setting("webhook-queue", "ALEATORIA_WEBHOOK_QUEUE", 10000, values.whole(1),
+            "Webhooks that may wait for each URL; past it new ones are dropped, "
+            "counted and logged"),
     Setting("ping-interval", "ALEATORIA_PING_INTERVAL", 54.0, values.seconds,
             "Seconds between keepalive pings"),
     Setting("idle-timeout", "ALEATORIA_IDLE_TIMEOUT", 60.0, values.seconds,
@@ -324,6 +337,11 @@ def resolve(given, environ):
         raise ConfigError(
             "--turn-url needs ALEATORIA_TURN_SECRET, the TURN server's static-auth-secret "
             "(set in the environment only)"
+        )
+    if config.webhook_url and not config.webhook_secret:
+        raise ConfigError(
+            "--webhook-url needs ALEATORIA_WEBHOOK_SECRET, the key webhooks are signed "
+            "with (set in the environment only)"
         )
     if config.idle_timeout <= config.ping_interval:
         raise ConfigError("--idle-timeout must be longer than --ping-interval")

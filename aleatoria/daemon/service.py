@@ -36,6 +36,7 @@ from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
 from aleatoria.ops.observers import Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
+from aleatoria.ops.webhooks import Webhooks
 
 _log = Logger()
 
@@ -86,6 +87,8 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     hub.observe(Counters(metrics))
     if reporter.enabled:
         hub.observe(Breadcrumbs(reporter))
+    if config.webhook_url:
+        hub.observe(_webhooks(config, backend, metrics, reporter, reactor, top))
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)
@@ -126,11 +129,22 @@ def _reporter(config, metrics, reactor):
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
-               config.api_token, config.turn_secret],
+               config.api_token, config.turn_secret, config.webhook_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
         on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
         clock=reactor,
     )
+
+
+def _webhooks(config, backend, metrics, reporter, reactor, top):
+    """Webhooks, stopped after the hub: what it tells as it drains goes out too."""
+    webhooks = Webhooks(config.webhook_url, config.webhook_secret, backend.sessions.node,
+                        capacity=config.webhook_queue,
+                        retry_seconds=config.webhook_retry_hours * 3600,
+                        metrics=metrics, report=reporter.daemon, reactor=reactor)
+    webhooks.setName("webhooks")
+    webhooks.setServiceParent(top)
+    return webhooks
 
 
 def _rules(config):

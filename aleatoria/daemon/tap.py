@@ -20,7 +20,7 @@ from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
 _REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "turn-url",
-               "redis-sentinel")
+               "redis-sentinel", "webhook-url")
 
 
 def _repeatable(name):
@@ -83,6 +83,7 @@ class Options(usage.Options):
     opt_stun_url = _repeatable("stun-url")
     opt_turn_url = _repeatable("turn-url")
     opt_redis_sentinel = _repeatable("redis-sentinel")
+    opt_webhook_url = _repeatable("webhook-url")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""

@@ -52,6 +52,8 @@ class Calls:
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
         """Each user here in a call: its partner, as the user was told."""
+        self._since = {}
+        """Each user here in a call: when the call started (ns), as this daemon saw it."""
 
     # Availability and pairing
 
@@ -86,7 +88,7 @@ class Calls:
         """
         hub, user, match = self._hub, conn.user_id, pairing.match
         if pairing.skipped is not None:
-            self.end(pairing.skipped, user, "skipped")
+            self.end(pairing.skipped, user, "skipped", self._since.pop(user, None))
         if not hub.connections.current(conn):
             if pairing.fresh:
                 self._undo_pairing(user, match.peer)
@@ -97,6 +99,7 @@ class Calls:
         self._partners.pop(user, None)
         self._matches[user] = match.peer
         if pairing.fresh:
+            self._since[user] = hub.clock.next_ns()
             hub.tell(Paired(user, match.peer))
             hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now()))
         return match
@@ -198,12 +201,18 @@ class Calls:
     def _hung_up(self, ended, user, peer):
         if ended:
             self._matches.pop(user, None)
-            self._hub.tell(HungUp(user, peer))
+            self._hub.tell(HungUp(user, peer, self._lasted(self._since.pop(user, None))))
 
-    def end(self, user, peer, reason):
-        """Tell C{user}, wherever it is, that its call with C{peer} is over."""
+    def end(self, user, peer, reason, started=None):
+        """
+        Tell C{user}, wherever it is, that its call with C{peer} is over;
+        it C{started} then (ns), if the caller knows -- else if C{user} is
+        here, this daemon does.
+        """
         hub = self._hub
-        hub.tell(CallOver(user, peer, reason))
+        if started is None:
+            started = self._since.get(user)
+        hub.tell(CallOver(user, peer, reason, self._lasted(started)))
         return hub.notify(user, CallEnded(user, peer, reason, self._now()))
 
     def partner(self, user):
@@ -235,7 +244,10 @@ class Calls:
         former = self._matches.get(user)
         self._partners.pop(user, None)
         self._matches[user] = push.peer
-        if former is None or former == push.peer:
+        if former == push.peer:
+            return None
+        self._since[user] = self._hub.clock.next_ns()
+        if former is None:
             return None
         return CallEnded(user, former, "ended", push.create_time)
 
@@ -251,9 +263,19 @@ class Calls:
         return True
 
     def forget(self, user):
-        """C{user} is gone from here, or its call ended: whom it is matched with is news."""
+        """
+        C{user} is gone from here, or its call ended: whom it is matched with
+        is news. When its call started (ns), or C{None}.
+        """
         self._partners.pop(user, None)
         self._matches.pop(user, None)
+        return self._since.pop(user, None)
+
+    def _lasted(self, started):
+        """Seconds since C{started} (ns), to the millisecond; C{None} if unknown."""
+        if started is None:
+            return None
+        return round((self._hub.clock.next_ns() - started) / 1e9, 3)
 
     def _now(self):
         return format_ns(self._hub.clock.next_ns())

@@ -244,16 +244,27 @@ class SignalRelayed(Fact):
 
 
 class HungUp(Fact):
+    """
+    C{user} hung up on C{peer}; their call lasted C{seconds} (C{None}: it
+    did not start on this daemon's watch).
+    """
+
     user: str
     peer: str
+    seconds: float | None = None
 
 
 class CallOver(Fact):
-    """The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up, skipped...)."""
+    """
+    The call of C{user} and C{peer} ended: C{peer} C{reason} (skipped,
+    disconnected...); it lasted C{seconds} (C{None}: neither user was
+    here when it started -- a daemon died, or one moved to another).
+    """
 
     user: str
     peer: str
     reason: str
+    seconds: float | None = None
 
 
 class Reaped(Fact):

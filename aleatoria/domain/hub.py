@@ -187,18 +187,18 @@ class Hub(Service):
         self.connections.remove(conn)
         self.delivery.left(user, ("inbox", user))
         self.delivery.forget(user)
-        self.calls.forget(user)
+        started = self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
         released = self.work.watch(
             self.sessions.release(user, conn.budget_refills_in()), "release")
-        released.addCallback(self._released, user)
+        released.addCallback(self._released, user, started)
         work.append(released)
         return all_done(work)
 
-    def _released(self, former_peer, user):
+    def _released(self, former_peer, user, started):
         if former_peer in (None, FAILED):
             return former_peer
-        return self.calls.end(former_peer, user, "disconnected")
+        return self.calls.end(former_peer, user, "disconnected", started)
 
     def stamp(self):
         """The createTime of what is stamped now."""

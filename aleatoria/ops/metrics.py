@@ -73,6 +73,14 @@ class Metrics:
             "Failures and client faults neither logged nor reported one by one, past "
             "their budget (counted, then summed up), by operation.",
             ["operation"], registry=registry)
+        self.webhooks = Counter(
+            "aleatoria_webhooks",
+            "Webhooks, by outcome: delivered; failed (an attempt, retried); dropped_queue_full, "
+            "dropped_expired (retried past --webhook-retry-hours), dropped_shutdown. Per URL.",
+            ["outcome"], registry=registry)
+        self.webhooks_waiting = Gauge(
+            "aleatoria_webhooks_waiting", "Webhooks waiting to be sent or being sent (all URLs).",
+            registry=registry)
 
     def watch_hub(self, hub):
         self.connections.set_function(lambda: hub.connection_count)

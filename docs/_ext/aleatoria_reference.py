@@ -5,6 +5,8 @@ metrics (a fresh L{aleatoria.ops.metrics.Metrics}) and the server API (its
 OpenAPI document, L{aleatoria.http.api.OPENAPI}).
 """
 
+import re
+
 from docutils import nodes
 from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
@@ -25,6 +27,11 @@ class _Generated(Directive):
 
 def _literal(text):
     return f"``{text}``" if text else "(none)"
+
+
+def _plain(text):
+    """C{text} as reStructuredText shows it as it is: C{whsec_} is no reference."""
+    return re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", text)
 
 
 def _table(header, rows, widths):
@@ -51,7 +58,7 @@ class Settings(_Generated):
             elif isinstance(default, tuple):
                 default = ", ".join(map(str, default))
             rows.append((option, _literal(setting.env), _literal(str(default)),
-                         setting.help.replace("\n", " ")))
+                         _plain(setting.help.replace("\n", " "))))
         return _table(("Option", "Variable", "Default", "Meaning"), rows, "22 26 14 38")
 
 
