@@ -374,7 +374,7 @@ def test_news_of_a_new_call_overtaking_the_end_of_the_last(clock):
     hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
     assert [(m.type, m.fromUser, m.payload) for m in alice.take()] == [
         ("hangup", "bob", {"reason": "ended"}),
-        ("assign_role", "system", {"role": "polite", "peerId": "carol"})]
+        ("assign_role", "system", {"role": "polite", "peerId": "carol", "iceServers": []})]
 
 
 def test_the_end_of_the_current_call_still_arrives(clock):

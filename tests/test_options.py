@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from aleatoria.daemon import config, tap, values
+from aleatoria.daemon import config, settings, tap, values
 
 ROOT = Path(__file__).parent.parent
 
 
 def parse(argv, env=None, monkeypatch=None):
-    for setting in config.SETTINGS:
+    for setting in settings.SETTINGS:
         monkeypatch.delenv(setting.env, raising=False)
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
@@ -152,7 +152,7 @@ def test_every_setting_is_documented_in_the_readme():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.rst").read_text()
-    for setting in config.SETTINGS:
+    for setting in settings.SETTINGS:
         assert setting.env in readme, setting.env
         assert setting.env_only or f"--{setting.name}" in readme, setting.name
 

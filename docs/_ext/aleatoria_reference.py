@@ -1,6 +1,6 @@
 """
 References generated from the code they describe, so that they cannot
-drift from it: the settings (L{aleatoria.daemon.config.SETTINGS}), the
+drift from it: the settings (L{aleatoria.daemon.settings.SETTINGS}), the
 metrics (a fresh L{aleatoria.ops.metrics.Metrics}) and the server API (its
 OpenAPI document, L{aleatoria.http.api.OPENAPI}).
 """
@@ -47,7 +47,7 @@ class Settings(_Generated):
     """Every setting: option, variable, default, meaning."""
 
     def lines(self):
-        from aleatoria.daemon.config import FLAGS, SETTINGS
+        from aleatoria.daemon.settings import FLAGS, SETTINGS
 
         rows = []
         for setting in SETTINGS:
