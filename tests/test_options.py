@@ -3,7 +3,9 @@ The command line and the environment: precedence, defaults, and refusals
 that name the culprit (issue: CLI over environment over defaults).
 """
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,11 @@ def test_a_sentinel_is_host_and_port(monkeypatch):
     with pytest.raises(SystemExit) as error:
         parse(["--redis-sentinel", "a"], {}, monkeypatch)
     assert str(error.value) == "aleatoria: --redis-sentinel='a': not host:port: 'a'"
+
+
+def test_the_config_class_declares_every_setting_in_order_with_its_type():
+    """C{Config} is written out for readers and type checkers; the table is the source."""
+    fields = dataclasses.fields(config.Config)
+    assert [f.name for f in fields] == [s.name.replace("-", "_") for s in settings.SETTINGS]
+    for field, setting in zip(fields, settings.SETTINGS, strict=True):
+        assert (typing.get_origin(field.type) or field.type) is type(setting.default), field.name

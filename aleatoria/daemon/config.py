@@ -5,7 +5,7 @@ environment over the default; a bad value is refused at start-up with a
 sentence that names where it came from.
 """
 
-from dataclasses import make_dataclass
+from dataclasses import dataclass
 
 from aleatoria.daemon.settings import SETTINGS
 from aleatoria.daemon.values import SecretRefused
@@ -16,19 +16,103 @@ class ConfigError(ValueError):
     """A setting's value is unusable; the text names the setting."""
 
 
-def _origin_policy(self):
-    return OriginPolicy(self.allowed_origin, self.allow_no_origin, self.public_host)
+@dataclass(frozen=True)
+class Config:
+    """
+    The daemon's settings, resolved: one field per entry of
+    L{aleatoria.daemon.settings.SETTINGS}, named as its option with
+    underscores, in the same order (C{tests/test_options.py} checks that
+    they agree, types included).
+    """
 
+    port: str
+    metrics_port: str
+    demo: bool
+    api_port: str
+    api_token: str
+    api_rate: float
+    api_burst: int
+    api_auth_failures: int
+    workers: int
+    allowed_origin: tuple[str, ...]
+    public_host: tuple[str, ...]
+    allow_no_origin: bool
+    store: str
+    history_size: int
+    max_history_bytes: int
+    message_ttl_hours: int
+    max_message_size: int
+    anonymous: bool
+    anonymous_secret: str
+    anonymous_token_days: int
+    jwt_secret: str
+    jwt_public_key_file: str
+    jwt_audience: str
+    jwt_issuer: str
+    max_content_length: int
+    max_rooms: int
+    max_room_members: int
+    max_rooms_total: int
+    max_rooms_per_address: int
+    presence_limit: int
+    max_blocks: int
+    reports_per_hour: int
+    report_ttl_hours: int
+    signaling: str
+    rate_limit: float
+    rate_burst: int
+    stored_per_hour: int
+    conversations_per_hour: int
+    stored_bytes_per_hour: int
+    address_stored_per_hour: int
+    address_stored_bytes_per_hour: int
+    address_conversations_per_hour: int
+    address_rate: float
+    address_burst: int
+    connect_rate: float
+    connect_burst: int
+    max_connections_per_ip: int
+    max_reads: int
+    max_reads_per_ip: int
+    trusted_proxy: tuple[str, ...]
+    handshake_timeout: float
+    outbound_stall: float
+    outbound_messages: int
+    outbound_bytes: int
+    redis_host: str
+    redis_port: int
+    redis_username: str
+    redis_password: str
+    redis_tls: bool
+    redis_ca_file: str
+    redis_db: int
+    redis_prefix: str
+    redis_timeout: float
+    redis_retry_max: float
+    redis_sentinel: tuple[tuple[str, int], ...]
+    redis_sentinel_master: str
+    redis_sentinel_password: str
+    node_ttl: float
+    shutdown_timeout: float
+    log_format: str
+    sentry_dsn: str
+    sentry_env: str
+    sentry_debug: bool
+    sentry_sample_rate: float
+    sentry_release: str
+    stun_url: tuple[str, ...]
+    turn_url: tuple[str, ...]
+    turn_secret: str
+    turn_ttl: int
+    webhook_url: tuple[str, ...]
+    webhook_secret: str
+    webhook_retry_hours: float
+    webhook_queue: int
+    ping_interval: float
+    idle_timeout: float
 
-Config = make_dataclass(
-    "Config",
-    [(s.name.replace("-", "_"), type(s.default)) for s in SETTINGS],
-    frozen=True,
-    namespace={"origin_policy": _origin_policy, "__doc__": (
-        "The daemon's settings, resolved: one field per entry of "
-        "L{aleatoria.daemon.settings.SETTINGS}, named as the option with underscores."
-    )},
-)
+    def origin_policy(self):
+        return OriginPolicy(self.allowed_origin, self.allow_no_origin, self.public_host)
 
 
 def resolve(given, environ):
