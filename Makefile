@@ -72,11 +72,13 @@ benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-l
 	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# ruff, with the rules in pyproject.toml, and the layers' import contracts in
-# .importlinter; make test runs them first.
+# ruff, with the rules in pyproject.toml, the layers' import contracts in
+# .importlinter, and mypy (with mypy-zope for the interfaces) on what is
+# annotated; make test runs them first.
 lint: $(VENV)/.tested
 	$(BIN)/ruff check aleatoria tests benchmarks twisted docs
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 $(VENV)/.docs: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[docs]' --config-settings editable_mode=compat

@@ -5,9 +5,10 @@ data, whichever backend (memory or Redis) found it.
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 
-def new_epoch():
+def new_epoch() -> str:
     """A fresh epoch: what tells a stream from one that was lost and begun again."""
     return secrets.token_hex(4)
 
@@ -23,7 +24,7 @@ class Claim:
 
     previous_owner: str | None
     former_peer: str | None
-    rooms: tuple = ()
+    rooms: tuple[str, ...] = ()
     budget_refills_in: float | None = None
 
 
@@ -51,7 +52,7 @@ class Since:
 
     epoch: str
     last: int
-    messages: list
+    messages: list[Any]
     complete: bool
 
 
@@ -60,7 +61,7 @@ class Conversation:
     """One entry of a user's inbox: with whom, the last message, how many unread."""
 
     with_user: str
-    last: object
+    last: Any
     unread: int
 
 

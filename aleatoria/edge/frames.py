@@ -123,7 +123,7 @@ class JsonRefusals:
     reason, "code": ...}}, the codes from C{refusal_codes}.
     """
 
-    refusal_codes = {}
+    refusal_codes: dict[int, str] = {}
 
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
         try:

@@ -48,8 +48,8 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter,
-                     WebSocketServerProtocol):
+class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter,  # type: ignore[misc]
+                     WebSocketServerProtocol):  # (Autobahn's own bases disagree on peer)
     _log = Logger()
     refusal_codes = REFUSAL_CODES
 

@@ -35,10 +35,11 @@ _LINES = {
         "{user} replaced by a connection to another daemon" if f.elsewhere
         else "{user} replaced by a new connection", user=f.user),
     e.Reaped: lambda f: _CONNECTIONS.info("Reaped {user}, whose daemon died", user=f.user),
-    e.Joined: lambda f: f.quiet or _ROOMS.info(
+    e.Joined: lambda f: None if f.quiet else _ROOMS.info(
         "{user} joined {room!r} ({count} members)", user=f.user, room=f.room,
         count=f.members),
-    e.Left: lambda f: f.quiet or _ROOMS.info("{user} left {room!r}", user=f.user, room=f.room),
+    e.Left: lambda f: None if f.quiet else _ROOMS.info(
+        "{user} left {room!r}", user=f.user, room=f.room),
     e.NoPeer: lambda f: _CALLS.info("No peer available for {user}", user=f.user),
     e.Paired: lambda f: _CALLS.info("Paired {user} with {peer}", user=f.user, peer=f.peer),
     e.PairingUndone: lambda f: _CALLS.info(
