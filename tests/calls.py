@@ -55,5 +55,5 @@ async def in_a_call(requester, peer):
     requester.send({"type": "request_random_peer", "messageId": "pair"})
     mine = await requester.expect("assign_role")
     theirs = await peer.expect("assign_role")
-    assert mine["payload"] == {"role": "impolite", "peerId": peer.user}
-    assert theirs["payload"] == {"role": "polite", "peerId": requester.user}
+    assert (mine["payload"]["role"], mine["payload"]["peerId"]) == ("impolite", peer.user)
+    assert (theirs["payload"]["role"], theirs["payload"]["peerId"]) == ("polite", requester.user)

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from aleatoria.domain.clock import MessageClock
-from aleatoria.domain.events import CallEnded, CallStarted
+from aleatoria.domain.events import NO_PAYLOAD, CallEnded, CallStarted, Signal
 from aleatoria.domain.hub import Rules
 from aleatoria.domain.matchmaking import POLITE
 from aleatoria.edge.wire import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
@@ -386,3 +386,26 @@ def test_the_end_of_the_current_call_still_arrives(clock):
     hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
     assert [(m.type, m.payload) for m in alice.take()] == [
         ("hangup", {"reason": "disconnected"})]
+
+
+def test_an_answer_overtaking_the_hangup_of_the_last_call(clock):
+    """
+    bob hangs up alice on another daemon; his hangup, relayed through the
+    bus, is still on its way when alice's own request is answered with
+    carol (the daemon reads its replies and the bus on separate links):
+    alice hears the end of bob's call first, and bob's late hangup never.
+    """
+    backend = MemoryBackend(clock, 3600, 100)
+    hub = make_hub(clock, backend)
+    alice, carol = connect(hub, "alice", "carol")
+    received(hub, alice, Envelope(type="user_available_webrtc"))
+    hub.deliver_local("alice", CallStarted("alice", "bob", POLITE, "t0"))
+    assert backend.matchmaking.pair("bob", "").result.match.peer == "alice"  # bob's daemon
+    backend.matchmaking.hang_up("bob", "alice")  # bob's hangup ended it; its news is late
+    received(hub, carol, Envelope(type="user_available_webrtc"))
+    alice.take()
+    request(hub, alice)
+    hub.deliver_local("alice", Signal("hangup", "bob", "alice", NO_PAYLOAD, "", "t1"))
+    assert [(m.type, m.fromUser, m.payload.get("reason"), m.payload.get("peerId"))
+            for m in alice.take()] == [("hangup", "bob", "ended", None),
+                                       ("assign_role", "system", None, "carol")]

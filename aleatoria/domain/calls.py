@@ -27,7 +27,7 @@ from aleatoria.domain.events import (
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import POLITE
+from aleatoria.domain.matchmaking import ENDED, POLITE
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
 from aleatoria.domain.safety import signal_refused
@@ -97,6 +97,9 @@ class Calls:
             hub.tell(NoPeer(user))
             return None
         self._partners.pop(user, None)
+        former = self._matches.get(user)
+        if former not in (None, match.peer, pairing.skipped):
+            hub.delivery.send(user, CallEnded(user, former, ENDED, self._now()))
         self._matches[user] = match.peer
         if pairing.fresh:
             self._since[user] = hub.clock.next_ns()
@@ -234,11 +237,13 @@ class Calls:
         C{push.user}, here, is told its call with C{push.peer} started.
 
         Daemons publish the start and the end of a match after the script
-        that made it, so news of a new match can overtake the end of the
-        last one (its partner disconnected or skipped it on another daemon,
-        which put it back in the pool). The user hears that end first,
-        with reason C{"ended"}: return it, to be sent before the start;
-        the late news is dropped (L{ended}).
+        that made it, and a daemon reads its own replies and what the bus
+        brings on separate links: so news of a new match -- this one, or a
+        request's answer (L{_paired}) -- can overtake the end of the last
+        one (its partner hung up, skipped it or disconnected on another
+        daemon). The user hears that end first, with reason C{"ended"}:
+        return it, to be sent before the start; the late news is dropped
+        (L{ended}, L{hung_up_by}).
         """
         user = push.user
         former = self._matches.get(user)
@@ -249,7 +254,18 @@ class Calls:
         self._since[user] = self._hub.clock.next_ns()
         if former is None:
             return None
-        return CallEnded(user, former, "ended", push.create_time)
+        return CallEnded(user, former, ENDED, push.create_time)
+
+    def hung_up_by(self, sender, user):
+        """
+        A hangup from C{sender} reached C{user}, here: whether that is
+        news, not the late end of a call it left already.
+        """
+        current = self._matches.get(user)
+        if current is not None and current != sender:
+            return False
+        self.forget(user)
+        return True
 
     def ended(self, push):
         """

@@ -219,7 +219,8 @@ class Hub(Service):
             if not self.calls.ended(push):
                 return
         elif isinstance(push, Signal) and push.kind == "hangup":
-            self.calls.forget(user)
+            if not self.calls.hung_up_by(push.sender, user):
+                return
         self.delivery.send(user, push)
 
     def deliver(self, user, push):

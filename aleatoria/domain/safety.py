@@ -11,11 +11,9 @@ never joins two users with a block between them).
 """
 
 from aleatoria.domain.events import Blocked, Unblocked
+from aleatoria.domain.matchmaking import ENDED
 from aleatoria.domain.refusals import Forbidden, Invalid, QuotaExceeded
 from aleatoria.domain.rules import check_user
-
-ENDED = "ended"
-"""Why the blocked side's call ended, as it is told: never that it was blocked."""
 
 
 def write_refused(recipient):
