@@ -86,3 +86,19 @@ def test_a_reaped_peer_and_a_call_nobody_here_saw_start(calls):
     calls.hub.calls.end("zoe", "yann", "disconnected")
     assert calls.facts == [CallOver("alice", "bob", "disconnected", 60.0),
                            CallOver("zoe", "yann", "disconnected", None)]
+
+
+def test_a_reason_the_user_is_not_told(calls):
+    """
+    A call ended for a reason its user must not hear (a block): the fact
+    says why, the user hears what it is told.
+    """
+    alice, bob = connect(calls.hub, "alice", "bob")
+    calls.available(bob)
+    calls.request(alice)
+    calls.later(5)
+    started = calls.hub.calls.forget("alice")
+    calls.hub.calls.end("bob", "alice", "blocked", started, told="ended")
+    assert calls.facts == [CallOver("bob", "alice", "blocked", 5.0)]
+    (hangup,) = [m for m in bob.sent if m.type == "hangup"]
+    assert hangup.payload == {"reason": "ended"}

@@ -181,3 +181,13 @@ def test_stop_while_failing_drops_at_once(clock, posts, told):
     stopped = hooks.stop()
     assert stopped.called and len(hooks) == 0
     assert clock.getDelayedCalls() == []
+
+
+def test_an_attempt_without_an_answer_says_so(clock, posts, told):
+    """A request that times out is a failure, told in words."""
+    from twisted.internet.defer import TimeoutError
+
+    hooks = endpoint(clock, posts, told)
+    hooks.send(messages(1)[0])
+    posts.pending.pop()[1].errback(TimeoutError(10.0, "Deferred"))
+    assert told.said == [("failed", "m0", "no answer within 10 s")]

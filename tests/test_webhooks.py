@@ -326,3 +326,27 @@ async def test_a_killed_daemons_users_are_told_gone_by_the_one_that_reaps_them(
         victim.kill()
         if survivor is not None:
             await stop_server(survivor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_with_the_receivers_certificate_verified(daemons, tmp_path, monkeypatch):
+    """
+    An https URL: a certificate of a CA the daemon does not trust is
+    refused (failed attempts, nothing sent); trusted, the webhook arrives.
+    """
+    from .tls import make_ca_and_server
+
+    ca, cert, key = make_ca_and_server(tmp_path, "localhost")
+    receiver = WebhookReceiver(tls=(cert, key))
+    try:
+        server = await daemons(**{"webhook-url": receiver.url})
+        await server.connect("alice")
+        await counted_at_least(server, "failed", 1)
+        assert not receiver.attempts
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        trusting = await daemons(**{"webhook-url": receiver.url})
+        await trusting.connect("bob")
+        (event,) = await receiver.event("user.connected")
+        assert event["data"]["userId"] == "bob"
+    finally:
+        await receiver.stop()

@@ -43,20 +43,34 @@ class _Hook(Resource):
         return b""
 
 
+def _server_tls(cert, key):
+    from twisted.internet import ssl
+
+    return ssl.PrivateCertificate.loadPEM(
+        cert.read_text() + key.read_text()).options()
+
+
 class WebhookReceiver:
     """
     Listens on a free loopback port at C{url}. C{failures}: answer 503 so
-    many times first; C{hang}: never answer.
+    many times first; C{hang}: never answer; C{tls}: the paths of a
+    certificate (for localhost) and its key, to be reached over https.
     """
 
-    def __init__(self, failures=0, hang=False):
+    def __init__(self, failures=0, hang=False, tls=None):
         self.attempts = []
         self.received = []
         self.hanging = []
         self.failures = failures
         self.hang = hang
-        self._port = reactor.listenTCP(0, Site(_Hook(self)), interface="127.0.0.1")
-        self.url = f"http://127.0.0.1:{self._port.getHost().port}/hooks?token=t0ps3cret"
+        site = Site(_Hook(self))
+        if tls is None:
+            self._port = reactor.listenTCP(0, site, interface="127.0.0.1")
+            where = f"http://127.0.0.1:{self._port.getHost().port}"
+        else:
+            self._port = reactor.listenSSL(0, site, _server_tls(*tls), interface="127.0.0.1")
+            where = f"https://localhost:{self._port.getHost().port}"
+        self.url = f"{where}/hooks?token=t0ps3cret"
 
     def stop(self):
         for request in self.hanging:

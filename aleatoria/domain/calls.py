@@ -206,17 +206,19 @@ class Calls:
             self._matches.pop(user, None)
             self._hub.tell(HungUp(user, peer, self._lasted(self._since.pop(user, None))))
 
-    def end(self, user, peer, reason, started=None):
+    def end(self, user, peer, reason, started=None, told=None):
         """
-        Tell C{user}, wherever it is, that its call with C{peer} is over;
-        it C{started} then (ns), if the caller knows -- else if C{user} is
+        Tell C{user}, wherever it is, that its call with C{peer} is over
+        for C{reason} -- or that it is over for C{told}, when C{user} is
+        not to hear why (a blocked user hears only that it ended). It
+        C{started} then (ns), if the caller knows; else if C{user} is
         here, this daemon does.
         """
         hub = self._hub
         if started is None:
             started = self._since.get(user)
         hub.tell(CallOver(user, peer, reason, self._lasted(started)))
-        return hub.notify(user, CallEnded(user, peer, reason, self._now()))
+        return hub.notify(user, CallEnded(user, peer, told or reason, self._now()))
 
     def partner(self, user):
         """Whom C{user}, here, is in a call with, as it was told; or C{None}."""

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from io import BytesIO
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
@@ -200,6 +200,8 @@ class Endpoint:
 
 def _why(outcome):
     """A failed attempt, in a few words."""
-    if isinstance(outcome, Failure):
-        return outcome.getErrorMessage() or outcome.type.__name__
-    return f"HTTP {outcome}"
+    if not isinstance(outcome, Failure):
+        return f"HTTP {outcome}"
+    if outcome.check(TimeoutError):
+        return f"no answer within {REQUEST_SECONDS:.0f} s"
+    return outcome.getErrorMessage() or outcome.type.__name__

@@ -5,8 +5,11 @@ per fact. A new event type is one line of L{EVENTS}, e.g.::
 
     e.ReportFiled: lambda f, daemon: ("report.created", {"reportId": f.report_id, ...}),
 
-The wire names (camelCase, as the protocol's) are documented in README.rst,
-section Webhooks.
+A call that ends for a new reason (C{blocked}, C{reported}) needs no row:
+C{match.ended} says C{CallOver.reason}, which L{Calls.end
+<aleatoria.domain.calls.Calls.end>} takes apart from what the user is
+C{told}. The wire names (camelCase, as the protocol's) are documented in
+README.rst, section Webhooks.
 """
 
 from aleatoria.domain import events as e
