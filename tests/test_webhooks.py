@@ -16,6 +16,7 @@ from twisted.web.client import Agent, readBody
 
 from .conftest import redis_daemon, start_server, stop_server
 from .lifecycle_helpers import until
+from .test_api import TOKEN, call
 from .test_matchmaking import available, pair
 from .webhook_receiver import SECRET, WebhookReceiver
 
@@ -350,3 +351,31 @@ async def test_https_with_the_receivers_certificate_verified(daemons, tmp_path, 
         assert event["data"]["userId"] == "bob"
     finally:
         await receiver.stop()
+
+
+@pytest.mark.parametrize("daemons", ["memory", "redis"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_a_block_ends_the_match_as_blocked_and_a_ban_is_told(receiver, daemons):
+    """
+    The blocked user hears only that its call ended; the app's backend
+    hears why (reason blocked, ended by the blocker). A ban set through
+    the server API is user.banned.
+    """
+    server = await daemons({"ALEATORIA_API_TOKEN": TOKEN}, **{
+        "webhook-url": receiver.url, "api-port": "tcp:0:interface=127.0.0.1"})
+    alice, bob = await server.connect_many("alice", "bob")
+    await available(bob)
+    await pair(alice, bob)
+    await alice.request({"type": "block_user", "payload": {"userId": "bob"}}, "user_blocked")
+    assert (await bob.expect("hangup"))["payload"] == {"reason": "ended"}
+    (ended,) = await receiver.event("match.ended")
+    assert {k: v for k, v in ended["data"].items() if k != "duration"} == {
+        "users": ["alice", "bob"], "endedBy": "alice", "reason": "blocked"}
+    assert ended["data"]["duration"] >= 0
+
+    status, _, ban = await call(server, "POST", "/api/v1/bans",
+                                {"address": "198.51.100.0/24", "seconds": 60, "reason": "spam"})
+    assert status == 201
+    (banned,) = await receiver.event("user.banned")
+    assert banned["data"] == {"banId": ban["id"], "userId": None, "address": "198.51.100.0/24",
+                              "seconds": 60, "reason": "spam"}

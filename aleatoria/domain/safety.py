@@ -59,8 +59,8 @@ class Safety:
 
     def end_call(self, user, other):
         """C{user} ended its call with C{other} by blocking it: C{other} hears it ended."""
-        self._hub.calls.forget(user)
-        self._hub.calls.end(other, user, ENDED)
+        calls = self._hub.calls
+        calls.end(other, user, "blocked", calls.forget(user), told=ENDED)
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""

@@ -49,6 +49,13 @@ def _user(kind):
     return made
 
 
+def _banned(fact, daemon):
+    """A ban the server API set through this daemon: a user's, or an address range's."""
+    return "user.banned", {"banId": fact.ban_id, "userId": fact.user or None,
+                           "address": fact.network or None, "seconds": fact.seconds,
+                           "reason": fact.reason}
+
+
 def _reaped(fact, daemon):
     """A user whose daemon died, cleaned up by this one: where it was is not known."""
     return "user.disconnected", {"userId": fact.user, "address": None, "daemon": None}
@@ -61,5 +68,6 @@ EVENTS = {
     e.Connected: _user("user.connected"),
     e.Disconnected: _user("user.disconnected"),
     e.Reaped: _reaped,
+    e.Banned: _banned,
 }
 """Fact type -> C{(fact, daemon id) -> (webhook type, data)}."""
