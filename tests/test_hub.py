@@ -409,3 +409,34 @@ def test_an_answer_overtaking_the_hangup_of_the_last_call(clock):
     assert [(m.type, m.fromUser, m.payload.get("reason"), m.payload.get("peerId"))
             for m in alice.take()] == [("hangup", "bob", "ended", None),
                                        ("assign_role", "system", None, "carol")]
+
+
+def test_a_request_sent_after_a_hangup_waits_for_it(clock):
+    """
+    The store ends alice's call with bob only after her hangup is relayed;
+    her request, sent right after, must not be paired first -- it would be
+    answered with the call she had just hung up, which then ends under it.
+    """
+    backend = MemoryBackend(clock, 3600, 100)
+    matchmaking, held = backend.matchmaking, []
+    hang_up = matchmaking.hang_up
+
+    def hold(user, peer):
+        d = Deferred()
+        held.append(lambda: hang_up(user, peer).chainDeferred(d))
+        return d
+
+    matchmaking.hang_up = hold
+    hub = make_hub(clock, backend)
+    alice, bob, carol = connect(hub, "alice", "bob", "carol")
+    received(hub, bob, Envelope(type="user_available_webrtc"))
+    request(hub, alice)
+    received(hub, carol, Envelope(type="user_available_webrtc"))
+    alice.take()
+    received(hub, alice, Envelope(type="hangup", toUser="bob"))
+    request(hub, alice)
+    assert alice.take() == []
+    held.pop()()
+    assert [(m.type, m.payload.get("peerId")) for m in alice.take()] == [
+        ("assign_role", "carol")]
+    assert len(hub.calls.turns) == 0  # nothing kept once the steps are done

@@ -31,6 +31,7 @@ from aleatoria.domain.matchmaking import ENDED, POLITE
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
 from aleatoria.domain.safety import signal_refused
+from aleatoria.domain.turns import Turns
 
 SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
            "hangup": "A hangup"}
@@ -54,6 +55,15 @@ class Calls:
         """Each user here in a call: its partner, as the user was told."""
         self._since = {}
         """Each user here in a call: when the call started (ns), as this daemon saw it."""
+        self.turns = Turns()
+
+    def in_turn(self, conn, step, *args):
+        """
+        C{step(conn, *args)} -- L{available}, L{unavailable},
+        L{request_peer}, L{hangup} -- once the steps C{conn}'s user asked
+        for before are done (L{aleatoria.domain.turns}).
+        """
+        return self.turns.run(conn.user_id, step, conn, *args)
 
     # Availability and pairing
 

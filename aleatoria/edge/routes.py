@@ -148,11 +148,11 @@ def mark_read(hub, conn, m):
 
 
 def user_available_webrtc(hub, conn, m):
-    return hub.calls.available(conn)
+    return hub.calls.in_turn(conn, hub.calls.available)
 
 
 def user_unavailable_webrtc(hub, conn, m):
-    return hub.calls.unavailable(conn)
+    return hub.calls.in_turn(conn, hub.calls.unavailable)
 
 
 def request_random_peer(hub, conn, m):
@@ -160,7 +160,7 @@ def request_random_peer(hub, conn, m):
     The answer repeats the request's C{messageId}, to tell it from an
     C{assign_role} that somebody else's pairing sends.
     """
-    d = hub.calls.request_peer(conn, m.payload.currentPeerId)
+    d = hub.calls.in_turn(conn, hub.calls.request_peer, m.payload.currentPeerId)
     return d.addCallback(lambda match: (
         Answer("no_peer_available", {"message": NO_PEER}, message_id=m.messageId)
         if match is None
@@ -182,7 +182,7 @@ def signal(hub, conn, m):
 
 
 def hangup(hub, conn, m):
-    return hub.calls.hangup(conn, m.toUser, _payload(m), m.messageId)
+    return hub.calls.in_turn(conn, hub.calls.hangup, m.toUser, _payload(m), m.messageId)
 
 
 def block_user(hub, conn, m):
