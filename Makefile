@@ -108,7 +108,7 @@ js-test: $(VENV)/.tested redis-server clients/js/node_modules/.installed | node
 	  test/*.test.mjs
 
 # The demo app in Chromium, in a private network namespace (needs root, as CI has)
-e2e: $(VENV)/.tested redis-server chromium tests/e2e/node_modules/.installed
+e2e: $(VENV)/.tested redis-server coturn chromium tests/e2e/node_modules/.installed
 	tests/e2e/netns.sh node tests/e2e/e2e.mjs
 
 $(VENV)/.bench: $(VENV)/.tested

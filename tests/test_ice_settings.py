@@ -57,3 +57,17 @@ def test_bad_values_are_one_line_naming_the_setting(argv, env, error, monkeypatc
     with pytest.raises(SystemExit) as refused:
         parse(argv, env, monkeypatch)
     assert str(refused.value) == error
+
+
+def test_the_start_up_line_says_what_clients_are_given():
+    """The summary names the STUN and TURN servers given out, and the credentials' life."""
+    from twisted.logger import capturedLogs
+
+    from aleatoria.daemon.announce import announce
+    from tests.conftest import make_config
+
+    with capturedLogs() as events:
+        announce(make_config({"ALEATORIA_TURN_SECRET": SECRET}, **{
+            "turn-url": "turn:t.example,turns:t.example:443", "stun-url": "stun:s.example"}))
+    summary = events[0]["log_format"].format(**events[0])
+    assert summary.endswith("; ICE 1 STUN and 2 TURN (credentials for 3600 s)"), summary

@@ -56,6 +56,7 @@ export class Client extends EventTarget {
     this.userId = this.options.userId || subject(this.options.token);
     this.reconnectToken = this.options.reconnectToken || "";
     this.rooms = new Set();
+    this.iceServers = []; // the latest the server gave: for an RTCPeerConnection
     this.positions = new Map(); // "room:<name>" or "inbox" -> {offset, epoch}
     this._restore(this.options.positions);
     this._queue = []; // {message, messageId?}: not written yet
@@ -406,12 +407,22 @@ export class Client extends EventTarget {
       }
     }
     this._track(message);
+    if (message.type === "ice_servers" || message.type === "assign_role") {
+      this._keepIceServers(message.payload);
+    }
     this._answer(message);
     this.dispatchEvent(new CustomEvent("message", { detail: message }));
     this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     if (identity) this.dispatchEvent(new CustomEvent("identity", { detail: identity }));
     if (message.type === "resumed") this._unrecovered(message.payload || {});
     if (message.type === "welcome" && !this._live && this._socket) this._ready();
+  }
+
+  /** The ICE servers of an `ice_servers` or `assign_role`, kept and told (`iceservers`). */
+  _keepIceServers(payload) {
+    if (!payload || !Array.isArray(payload.iceServers)) return;
+    this.iceServers = payload.iceServers;
+    this.dispatchEvent(new CustomEvent("iceservers", { detail: payload.iceServers }));
   }
 
   /**
@@ -646,6 +657,11 @@ export class Client extends EventTarget {
     return answer.type === "assign_role" ? answer.payload : null;
   }
 
+  /** Fresh ICE servers (TURN credentials expire): `{iceServers, ttl, expiresAt}`. */
+  async getIceServers() {
+    return (await this.request({ type: "get_ice_servers" }, "ice_servers")).payload;
+  }
+
   /** Relay signaling to `toUser` (offer, answer, candidate or hangup). */
   signal(type, toUser, payload = {}) {
     this.send({ type, toUser, payload });
@@ -684,9 +700,11 @@ function clean(fields) {
 /**
  * Random video calls over a Client: `available()`, `next()`, `hangup()`,
  * and an RTCPeerConnection per call, driven by perfect negotiation with
- * the polite/impolite role the server assigns. Events: `call` (detail:
- * {peerId, role}), `track` (detail: the RTCTrackEvent), `connection`
- * (detail: the connection state) and `ended` (detail: {peerId, reason}).
+ * the polite/impolite role the server assigns, with the ICE servers (STUN,
+ * TURN) the server gives for the call unless `rtcConfig` names its own.
+ * Events: `call` (detail: {peerId, role}), `track` (detail: the
+ * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
+ * (detail: {peerId, reason}).
  */
 export class Caller extends EventTarget {
   constructor(client, { stream = null, rtcConfig = {},
@@ -734,10 +752,11 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  _start({ peerId, role }) {
+  _start({ peerId, role, iceServers }) {
     if (this.peerId === peerId && this.pc) return;
     if (this.peerId) this._end("replaced", true);
     this.peerId = peerId;
+    this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";
     this._connect();
     this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role } }));
@@ -750,7 +769,9 @@ export class Caller extends EventTarget {
     this._ignoreOffer = false;
     this._answerPending = false;
     this._early = [];
-    const pc = this.pc = new this.RTCPeerConnection(this.rtcConfig);
+    // the server's ICE servers, fresh for this call, unless the app gives its own
+    const pc = this.pc = new this.RTCPeerConnection(
+      { iceServers: this._iceServers, ...this.rtcConfig });
     pc.onnegotiationneeded = async () => {
       // The impolite side makes the first offer; the polite one answers it
       // with its tracks. Both offering at once from the start, the polite
