@@ -47,6 +47,9 @@ def make_config(env=None, **given):
     given.setdefault("address-stored-bytes-per-hour", "1000000000")
     given.setdefault("address-conversations-per-hour", "1000000")
     given.setdefault("max-rooms-per-address", "1000000")
+    # Tests pair the same users again and again; the tests of the rules set them.
+    given.setdefault("skips-per-minute", "0")
+    given.setdefault("rematch-after", "0")
     return config.resolve(given, env or {})
 
 

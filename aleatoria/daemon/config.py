@@ -56,6 +56,8 @@ class Config:
     max_rooms_per_address: int
     presence_limit: int
     max_blocks: int
+    skips_per_minute: int
+    rematch_after: int
     reports_per_hour: int
     report_ttl_hours: int
     signaling: str

@@ -20,6 +20,7 @@ from aleatoria.daemon.workers import Workers, metrics_port, orphan_watch, shared
 from aleatoria.domain.clock import MessageClock
 from aleatoria.domain.hub import Hub, Rules
 from aleatoria.domain.limits import KeyedBuckets, Quotas, Shares
+from aleatoria.domain.matchmaking import PairingRules
 from aleatoria.domain.rooms import RoomQuota
 from aleatoria.edge import frames
 from aleatoria.edge.admission import Admission, Gate
@@ -152,7 +153,8 @@ def _rules(config):
                  presence_limit=config.presence_limit, signaling=config.signaling,
                  room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
                                       config.max_rooms_per_address),
-                 max_blocks=config.max_blocks)
+                 max_blocks=config.max_blocks,
+                 pairing=PairingRules(config.skips_per_minute, config.rematch_after))
 
 
 def _client_factory(config, hub, outlet, reporter, accounting, metrics, admission, reactor):

@@ -112,6 +112,12 @@ SETTINGS = (
             "join and leave; in larger rooms, get_room_members pages through them"),
     Setting("max-blocks", "ALEATORIA_MAX_BLOCKS", 1000, values.whole(1),
             "Users one user may block (block_user); past it, quota_exceeded"),
+    Setting("skips-per-minute", "ALEATORIA_SKIPS_PER_MINUTE", 30, values.whole(0),
+            "request_random_peer one user may send a minute, on any daemon; past it, "
+            "rate_limited; 0: no limit"),
+    Setting("rematch-after", "ALEATORIA_REMATCH_AFTER", 300, values.whole(0),
+            "Seconds after two users' match ends during which they are not paired "
+            "again; 0: they may be at once"),
     Setting("reports-per-hour", "ALEATORIA_REPORTS_PER_HOUR", 20, values.whole(1),
             "Reports one user may file an hour (report_user); past it, rate_limited"),
     Setting("report-ttl-hours", "ALEATORIA_REPORT_TTL_HOURS", 720, values.whole(1),

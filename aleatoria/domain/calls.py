@@ -27,7 +27,7 @@ from aleatoria.domain.events import (
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import ENDED, POLITE
+from aleatoria.domain.matchmaking import ENDED, POLITE, PairingRules, within_limit
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
 from aleatoria.domain.safety import signal_refused
@@ -44,11 +44,13 @@ class Calls:
     @param signaling: C{"any"}: signaling passes between any two users, but
         for a user in a call only from its partner; C{"matched"}: only
         between the two users of a match.
+    @param pairing: the L{PairingRules} requests are held to.
     """
 
-    def __init__(self, hub, signaling="any"):
+    def __init__(self, hub, signaling="any", pairing=None):
         self._hub = hub
         self._signaling = signaling
+        self._pairing = pairing or PairingRules()
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
@@ -87,8 +89,8 @@ class Calls:
         """
         hub = self._hub
         hub.tell(PeerRequested(conn.user_id, skipped))
-        d = hub.matchmaking.pair(conn.user_id, skipped)
-        d.addCallback(self._paired, conn)
+        d = hub.matchmaking.pair(conn.user_id, skipped, self._pairing.ask(conn))
+        d.addCallback(within_limit).addCallback(self._paired, conn)
         return hub.work.watch(d, "pair", conn.user_id, asked=True)
 
     def _paired(self, pairing, conn):

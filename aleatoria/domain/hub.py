@@ -38,6 +38,7 @@ from aleatoria.domain.events import (
     ReplacedHere,
     Signal,
 )
+from aleatoria.domain.matchmaking import PairingRules
 from aleatoria.domain.ports import IReceiver
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
@@ -51,7 +52,7 @@ class Rules:
     The domain's settings: longest chat content (UTF-8 bytes), rooms per
     connection, the room size up to which members hear each other come and
     go, who may signal whom (L{Calls}), the L{RoomQuota}, and how many
-    users one may block (L{Safety}).
+    users one may block (L{Safety}); the L{PairingRules}.
     """
 
     max_content: int = 4096
@@ -60,6 +61,7 @@ class Rules:
     signaling: str = "any"
     room_quota: RoomQuota = field(default_factory=RoomQuota)
     max_blocks: int = 1000
+    pairing: PairingRules = field(default_factory=PairingRules)
 
 
 @implementer(IReceiver)
@@ -92,7 +94,7 @@ class Hub(Service):
         self.rooms = Rooms(self, rules.max_rooms, rules.presence_limit, rules.room_quota)
         self.chat = Chat(self, rules.max_content, quotas or Unlimited())
         self.direct = Direct(self)
-        self.calls = Calls(self, rules.signaling)
+        self.calls = Calls(self, rules.signaling, rules.pairing)
         self.call_chat = CallChat(self, rules.max_content)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)

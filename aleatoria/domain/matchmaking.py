@@ -15,6 +15,8 @@ in one process for the memory store, across daemons for Redis.
 
 from dataclasses import dataclass
 
+from aleatoria.domain.refusals import RateLimited
+
 IMPOLITE = "impolite"
 POLITE = "polite"
 
@@ -48,3 +50,52 @@ class Pairing:
     match: Match | None
     fresh: bool = False
     skipped: str | None = None
+    retry_after: float | None = None
+    """Seconds until the requester may ask again, when it asked too often (then nothing changed)."""
+
+
+SKIP_WINDOW = 60
+"""Seconds over which a user's requests are counted (C{--skips-per-minute})."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """
+    What one request asks of the store, and the rules it is held to there.
+
+    @ivar skips: requests a user may make in L{SKIP_WINDOW} seconds,
+        this one included; 0: no limit.
+    @ivar rematch_after: seconds after a match ends during which its two
+        users are not paired again.
+    """
+
+    skips: int = 0
+    rematch_after: float = 0
+
+
+NO_RULES = Ask()
+"""A request held to no rule: what the contract of the seam mostly asks."""
+
+
+@dataclass(frozen=True)
+class PairingRules:
+    """The daemon's matchmaking settings (C{--skips-per-minute}, C{--rematch-after})."""
+
+    skips_per_minute: int = 0
+    rematch_after: float = 0
+
+    def ask(self, conn):
+        """What C{conn}'s request asks of the store."""
+        return Ask(self.skips_per_minute, self.rematch_after)
+
+
+def within_limit(pairing):
+    """
+    C{pairing}, unless its requester asked too often.
+
+    @raise RateLimited: it did; nothing changed.
+    """
+    if pairing.retry_after is not None:
+        raise RateLimited("You asked for peers too often; wait a little.",
+                          retryAfter=max(1, round(pairing.retry_after * 1000)))
+    return pairing

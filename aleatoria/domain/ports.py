@@ -169,11 +169,11 @@ class IMatchmaking(Interface):
     def withdraw(user):
         """C{user} is unavailable: out of the pool."""
 
-    def pair(requester, skipped):
+    def pair(requester, skipped, ask):
         """
-        Serve one C{request_random_peer}, atomically: fire with a
-        L{Pairing}. Two users either of whom blocks the other (L{IBlocks})
-        are never paired.
+        Serve one C{request_random_peer}, atomically, held to the rules
+        of C{ask} (an L{Ask}): fire with a L{Pairing}. Two users either of
+        whom blocks the other (L{IBlocks}) are never paired.
         """
 
     def hang_up(user, peer):

@@ -22,6 +22,7 @@ from aleatoria.domain.refusals import (
     NotInRoom,
     Offline,
     QuotaExceeded,
+    RateLimited,
     Refused,
     TooLarge,
     Unavailable,
@@ -37,6 +38,7 @@ CODES = {
     Forbidden: "forbidden",
     Offline: "user_offline",
     Unavailable: "unavailable",
+    RateLimited: "rate_limited",
 }
 """The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
 

@@ -43,7 +43,7 @@ class MemoryBackend(Service):
     def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
         self.bus = LoneBus()
         self.bans = MemoryBans()
-        self.matchmaking = MemoryMatchmaking(rng)
+        self.matchmaking = MemoryMatchmaking(rng, clock.seconds)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
         self.blocks = self.matchmaking.blocks = self.streams.blocks = MemoryBlocks(

@@ -8,8 +8,9 @@ import random
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
-from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
+from aleatoria.domain.matchmaking import IMPOLITE, NO_RULES, POLITE, Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
+from aleatoria.memory.pairing_rules import Skips
 
 
 class _Pool:
@@ -63,11 +64,13 @@ class _Pool:
 class MemoryMatchmaking:
     """
     @param rng: where random choices come from.
+    @param seconds: the clock the rules of a request (L{Ask}) are timed by.
     @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
     """
 
-    def __init__(self, rng=None):
+    def __init__(self, rng=None, seconds=None):
         self._rng = rng or random.Random()
+        self._skips = Skips(seconds)
         self.blocks = None
         self.pool = _Pool()
         self._waiting = set()
@@ -85,7 +88,10 @@ class MemoryMatchmaking:
         self.pool.discard(user)
         return succeed(None)
 
-    def pair(self, requester, skipped):
+    def pair(self, requester, skipped, ask=NO_RULES):
+        wait = self._skips.take(requester, ask.skips)
+        if wait is not None:
+            return succeed(Pairing(None, retry_after=wait))
         current = self.matches.get(requester)
         if current is not None:
             if current.peer != skipped:

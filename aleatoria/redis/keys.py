@@ -19,6 +19,7 @@ NAMES = {
     # ours: matchmaking and sessions
     "waiting": "available:waiting",
     "match": "match:{}",
+    "skips": "skips:{id}",
     # ours: safety
     "blocks": "blocks:{id}",
     "presence": "presence:{}",

@@ -8,7 +8,7 @@ import random
 
 from zope.interface import implementer
 
-from aleatoria.domain.matchmaking import Match, Pairing
+from aleatoria.domain.matchmaking import NO_RULES, Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
 
 
@@ -30,8 +30,9 @@ class RedisMatchmaking:
     def withdraw(self, user):
         return self._commands.run("withdraw", user)
 
-    def pair(self, requester, skipped):
-        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30))
+    def pair(self, requester, skipped, ask=NO_RULES):
+        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
+                               ask.skips)
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):
@@ -46,6 +47,8 @@ class RedisMatchmaking:
 
 
 def _pairing(reply):
+    if reply[0] == "limited":
+        return Pairing(None, retry_after=int(reply[1]) / 1000)
     outcome, peer, role, skipped = reply
     match = Match(peer, role) if peer else None
     return Pairing(match, fresh=outcome == "fresh", skipped=skipped or None)

@@ -1,8 +1,22 @@
--- uses: library
--- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number.
+-- uses: library streams
+-- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number,
+-- [5] requests a user may make a minute (0: any number).
 -- {'fresh' | 'current' | 'none', peer, role, the peer of the match that ended}
+-- or {'limited', ms until it may ask again}.
 -- Two users either of whom blocks the other are never paired.
 local requester, skipped = ARGV[2], ARGV[3]
+local limit = tonumber(ARGV[5])
+if limit > 0 then
+  -- the requester's requests of the last minute, a sliding window
+  local skips, now = K.skips(requester), now_ms()
+  redis.call('ZREMRANGEBYSCORE', skips, '-inf', now - 60000)
+  if redis.call('ZCARD', skips) >= limit then
+    local oldest = redis.call('ZRANGE', skips, 0, 0, 'WITHSCORES')
+    return {'limited', tonumber(oldest[2]) + 60000 - now}
+  end
+  redis.call('ZADD', skips, now, now .. ':' .. ARGV[4])
+  redis.call('PEXPIRE', skips, 60000)
+end
 local ended = false
 local current = redis.call('HMGET', K.match(requester), 'peer', 'role')
 if current[1] then
