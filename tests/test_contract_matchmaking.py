@@ -7,7 +7,7 @@ each step atomic.
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
+from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Ask, Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
 
 
@@ -169,3 +169,20 @@ async def test_release_ends_everything_of_the_user(backend):
     assert await sessions.user_rooms("alice") == []
     assert await matchmaking.match_of("bob") is None
     assert await sessions.release("alice") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_rematch_within_the_time(backend):
+    """Two users whose match ended are not paired again within Ask.rematch_after."""
+    matchmaking = backend.matchmaking
+    ask = Ask(rematch_after=600)
+    await offer(backend, "alice", "bob")
+    assert (await matchmaking.pair("alice", "", ask)).match.peer == "bob"
+    assert await matchmaking.hang_up("bob", "alice")
+    await offer(backend, "alice")
+    for other in ("carol", "dave", "erin", "frank"):
+        await offer(backend, other)
+        assert (await matchmaking.pair("bob", "", ask)).match.peer == other
+        await matchmaking.hang_up("bob", other)
+    await offer(backend, "bob")
+    assert (await matchmaking.pair("alice", "", ask)).match is None

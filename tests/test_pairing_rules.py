@@ -6,7 +6,7 @@ no instant rematch.
 
 import pytest_twisted
 
-from aleatoria.memory.pairing_rules import Skips
+from aleatoria.memory.pairing_rules import Rematches, Skips
 
 from .test_matchmaking import available
 from .test_resume import two_servers  # noqa: F401 (a fixture)
@@ -59,3 +59,51 @@ def test_the_window_slides():
     now[0] = 200
     assert skips.take("bob", 1) is None
     assert list(skips._asked) == ["bob"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_instant_rematch(two_servers):  # noqa: F811
+    """
+    With --rematch-after, two users whose match ended are not paired again,
+    in either role, by a hangup or a skip; others still are.
+    """
+    one, two = await two_servers(**{"rematch-after": "300"})
+    alice, bob = await one.connect("alice"), await two.connect("bob")
+    await available(bob)
+    await alice.request(ASK, "assign_role")
+    await bob.expect("assign_role")
+    alice.send({"type": "hangup", "toUser": "bob"})
+    await bob.expect("hangup")
+    await alice.quiet()
+    await available(alice, bob)
+    for requester in (alice, bob):
+        await requester.request(ASK, "no_peer_available")
+    carol = await one.connect("carol")
+    await available(carol)
+    reply = await bob.request(ASK, "assign_role")
+    assert reply["payload"]["peerId"] == "carol"
+    await carol.expect("assign_role")
+    reply = await carol.request({**ASK, "payload": {"currentPeerId": "bob"}}, "assign_role")
+    assert reply["payload"]["peerId"] == "alice"
+    await alice.expect("assign_role")
+    await bob.expect("hangup")
+    await available(bob)
+    alice.send({"type": "hangup", "toUser": "carol"})
+    await carol.expect("hangup")
+    await carol.request(ASK, "no_peer_available")
+
+
+def test_rematches_are_forgotten():
+    """A pair may meet again once the time is up; pairs whose time is up are forgotten."""
+    now = [0.0]
+    rematches = Rematches(lambda: now[0])
+    rematches.paired("alice", "bob", 10)
+    assert not rematches.barred("alice", "bob")
+    rematches.ended("bob", "alice")
+    assert rematches.barred("bob", "alice") and not rematches.barred("alice", "carol")
+    rematches.paired("alice", "carol", 0)
+    rematches.ended("alice", "carol")
+    assert not rematches.barred("alice", "carol")
+    now[0] = 10
+    assert not rematches.barred("alice", "bob")
+    assert rematches._until == {}

@@ -10,7 +10,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import IMPOLITE, NO_RULES, POLITE, Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
-from aleatoria.memory.pairing_rules import Skips
+from aleatoria.memory.pairing_rules import Rematches, Skips
 
 
 class _Pool:
@@ -71,6 +71,7 @@ class MemoryMatchmaking:
     def __init__(self, rng=None, seconds=None):
         self._rng = rng or random.Random()
         self._skips = Skips(seconds)
+        self._rematches = Rematches(seconds)
         self.blocks = None
         self.pool = _Pool()
         self._waiting = set()
@@ -97,9 +98,10 @@ class MemoryMatchmaking:
             if current.peer != skipped:
                 return succeed(Pairing(current))
             self.end_match(requester)
-        blocks = self.blocks
+        blocks, rematches = self.blocks, self._rematches
         peer = self.pool.choose({requester, skipped}, self._rng,
-                                lambda user: not blocks.blocks(requester, user))
+                                lambda user: not blocks.blocks(requester, user)
+                                and not rematches.barred(requester, user))
         if peer is None:
             return succeed(Pairing(None, skipped=current and current.peer))
         for user in (requester, peer):
@@ -107,6 +109,7 @@ class MemoryMatchmaking:
             self._waiting.discard(user)
         self.matches[peer] = Match(requester, POLITE)
         mine = self.matches[requester] = Match(peer, IMPOLITE)
+        rematches.paired(requester, peer, ask.rematch_after)
         return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
 
     def hang_up(self, user, peer):
@@ -128,6 +131,7 @@ class MemoryMatchmaking:
         if match is None:
             return None
         del self.matches[match.peer]
+        self._rematches.ended(user, match.peer)
         for side in (user, match.peer):
             if side in self._waiting:
                 self._waiting.discard(side)

@@ -46,3 +46,40 @@ class Skips:
             if asked and asked[-1] > now - SKIP_WINDOW:
                 return
             del self._asked[user]
+
+
+class Rematches:
+    """
+    The pairs whose match ended lately, until they may be paired again.
+
+    @param seconds: the clock.
+    """
+
+    def __init__(self, seconds):
+        self._seconds = seconds
+        self._after = {}
+        """Each pair matched now: seconds after its end during which it may not meet again."""
+        self._until = {}
+        """Each pair that may not meet yet: until when; those that ended first, first."""
+
+    def paired(self, a, b, after):
+        """C{a} and C{b} were matched: not again within C{after} seconds of its end."""
+        if after:
+            self._after[frozenset((a, b))] = after
+
+    def ended(self, a, b):
+        """The match of C{a} and C{b} ended."""
+        pair = frozenset((a, b))
+        after = self._after.pop(pair, None)
+        if after:
+            self._until.pop(pair, None)
+            self._until[pair] = self._seconds() + after
+
+    def barred(self, a, b):
+        """Whether C{a} and C{b} may not be paired yet."""
+        now = self._seconds()
+        for pair, until in list(self._until.items()):
+            if until > now:
+                break
+            del self._until[pair]
+        return self._until.get(frozenset((a, b)), 0) > now

@@ -20,6 +20,7 @@ NAMES = {
     "waiting": "available:waiting",
     "match": "match:{}",
     "skips": "skips:{id}",
+    "met": "met:{id}:{id}",
     # ours: safety
     "blocks": "blocks:{id}",
     "presence": "presence:{}",

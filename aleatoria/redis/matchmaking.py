@@ -32,7 +32,7 @@ class RedisMatchmaking:
 
     def pair(self, requester, skipped, ask=NO_RULES):
         d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
-                               ask.skips)
+                               ask.skips, round(ask.rematch_after * 1000))
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):

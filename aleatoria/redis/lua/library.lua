@@ -23,9 +23,16 @@ local function alive(user)
   return node and live(node) and listening(node)
 end
 
+-- there while the two users' last match ended less than --rematch-after ago
+local function met_key(a, b)
+  if a > b then return K.met(b, a) end
+  return K.met(a, b)
+end
+
 local function end_match(user)
-  local peer = redis.call('HGET', K.match(user), 'peer')
+  local peer, rematch = unpack(redis.call('HMGET', K.match(user), 'peer', 'rematch'))
   if not peer then return false end
+  if rematch and tonumber(rematch) > 0 then redis.call('SET', met_key(user, peer), 1, 'PX', rematch) end
   redis.call('DEL', K.match(user), K.match(peer))
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end

@@ -1,6 +1,7 @@
 -- uses: library streams
 -- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number,
--- [5] requests a user may make a minute (0: any number).
+-- [5] requests a user may make a minute (0: any number), [6] ms after the
+-- match ends during which the two are not paired again.
 -- {'fresh' | 'current' | 'none', peer, role, the peer of the match that ended}
 -- or {'limited', ms until it may ask again}.
 -- Two users either of whom blocks the other are never paired.
@@ -32,12 +33,15 @@ for _ = 1, 16 do
   local sample = redis.call('SRANDMEMBER', K.pool(), 4)
   for i = 1, #sample do
     local user = sample[(tonumber(ARGV[4]) + i) % #sample + 1]
-    if user ~= requester and user ~= skipped and not blocked(requester, user) then
+    if user ~= requester and user ~= skipped and not blocked(requester, user)
+        and redis.call('EXISTS', met_key(requester, user)) == 0 then
       if alive(user) then
         redis.call('SREM', K.pool(), requester, user)
         redis.call('SREM', K.waiting(), requester, user)
-        redis.call('HSET', K.match(requester), 'peer', user, 'role', 'impolite')
-        redis.call('HSET', K.match(user), 'peer', requester, 'role', 'polite')
+        redis.call('HSET', K.match(requester), 'peer', user, 'role', 'impolite',
+                   'rematch', ARGV[6])
+        redis.call('HSET', K.match(user), 'peer', requester, 'role', 'polite',
+                   'rematch', ARGV[6])
         return {'fresh', user, 'impolite', ended}
       elseif not present(user) then
         redis.call('SREM', K.pool(), user)
