@@ -257,3 +257,12 @@ class Unblocked(Fact):
     user: str
     other: str
     had: bool = True
+
+
+class Reported(Fact):
+    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+
+    user: str
+    other: str
+    reason: str
+    report_id: str

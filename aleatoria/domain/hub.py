@@ -37,6 +37,7 @@ from aleatoria.domain.events import (
     Signal,
 )
 from aleatoria.domain.ports import IReceiver
+from aleatoria.domain.reports import Reports
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
 from aleatoria.domain.safety import Safety
@@ -49,7 +50,8 @@ class Rules:
     The domain's settings: longest chat content (UTF-8 bytes), rooms per
     connection, the room size up to which members hear each other come and
     go, who may signal whom (L{Calls}), the L{RoomQuota}, and how many
-    users one may block (L{Safety}).
+    users one may block (L{Safety}), and how many reports one may file
+    an hour and how long each is kept (L{Reports}).
     """
 
     max_content: int = 4096
@@ -58,12 +60,14 @@ class Rules:
     signaling: str = "any"
     room_quota: RoomQuota = field(default_factory=RoomQuota)
     max_blocks: int = 1000
+    reports_per_hour: int = 20
+    report_ttl: int = 720 * 3600
 
 
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking, blocks and bus (the seams of
+    @param backend: streams, sessions, matchmaking, blocks, reports and bus (the seams of
         L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
@@ -82,6 +86,7 @@ class Hub(Service):
         self.matchmaking = backend.matchmaking
         self.bus = backend.bus
         self.blocks = backend.blocks
+        self.reports = backend.reports
         self.clock = clock
         self.work = Work(accounting)
         self.connections = Connections()
@@ -94,6 +99,7 @@ class Hub(Service):
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)
+        self.reported = Reports(self, rules.reports_per_hour, rules.report_ttl)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)
@@ -138,7 +144,7 @@ class Hub(Service):
         self.connections.add(conn)
         self.delivery.joined(user, ("inbox", user))
         self.tell(Connected(user, conn.address, room, len(self.connections)))
-        d = self.sessions.claim(user)
+        d = self.sessions.claim(user, conn.address)
         d.addCallback(self._claimed, user)
         self.work.watch(d, "claim")
         self.rooms.enter(conn, room, quiet=True)

@@ -2,13 +2,20 @@
 The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
-(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}) and
-the other daemons (L{IBus}); what it offers them in return (L{IReceiver}); and who hears
-what happened (L{IObserver}, L{IAccounting}). Each backend seam has a
+(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}),
+reports (L{IReports}) and the other daemons (L{IBus}); what it offers
+them in return (L{IReceiver}); and who hears what happened
+(L{IObserver}, L{IAccounting}). Each backend seam has a
 memory and a Redis implementation, held to one contract suite.
 """
 
 from zope.interface import Attribute, Interface
+
+ADDRESS_KEPT = 86400
+"""Seconds a user's client address is kept after its session ends (for reports)."""
+
+MEETING_KEPT = 86400
+"""Seconds a user's most recent match is remembered after it ended (for reports)."""
 
 
 class IConnection(Interface):
@@ -113,11 +120,11 @@ class ISessions(Interface):
 
     node = Attribute("This daemon's id among those sharing the backend.")
 
-    def claim(user):
+    def claim(user, address=""):
         """
-        C{user} connected here: make this daemon its owner, ending any
-        earlier session (out of its rooms and the pool, its match ended).
-        Fire with a L{Claim}.
+        C{user} connected here, from client C{address}: make this daemon
+        its owner, ending any earlier session (out of its rooms and the
+        pool, its match ended). Fire with a L{Claim}.
         """
 
     def release(user, budget_refills_in=0):
@@ -142,6 +149,12 @@ class ISessions(Interface):
 
     def user_rooms(user):
         """The rooms C{user} is in, sorted."""
+
+    def address_of(user):
+        """
+        The client address C{user} last connected from: while it is
+        connected, and for L{ADDRESS_KEPT} seconds after; else C{None}.
+        """
 
     def whereabouts(user):
         """The id of the live daemon that has C{user}, or C{None}."""
@@ -184,6 +197,12 @@ class IMatchmaking(Interface):
     def pool_size():
         """The number of users in the pool."""
 
+    def last_match(user):
+        """
+        C{user}'s current match, or else its most recent one (for
+        L{MEETING_KEPT} seconds after it ended): a L{Meeting}, or C{None}.
+        """
+
 
 class IBlocks(Interface):
     """
@@ -207,6 +226,29 @@ class IBlocks(Interface):
 
     def between(user_a, user_b):
         """Whether either of the two blocks the other."""
+
+
+class IReports(Interface):
+    """The reports users file (L{aleatoria.domain.reports}), each kept for its time."""
+
+    def count_in(user, per_hour):
+        """
+        C{user} would file one more report: fire with 0 and count it if it
+        filed fewer than C{per_hour} this hour, else with the seconds until
+        it may again.
+        """
+
+    def file(report, ttl):
+        """Keep a L{aleatoria.domain.reports.Report} for C{ttl} seconds."""
+
+    def get(report_id):
+        """The report of that id, or C{None}."""
+
+    def page(limit, after=""):
+        """Up to C{limit} reports, the newest first, those after the id C{after}."""
+
+    def delete(report_id):
+        """Forget a report; fire with whether it was kept."""
 
 
 class IBus(Interface):

@@ -45,7 +45,7 @@ class Safety:
 
         @raise QuotaExceeded: it blocks as many users as it may already.
         """
-        user = self._other(conn, other, "block")
+        user = self.check_other(conn.user_id, other, "block")
         hub = self._hub
         d = hub.blocks.block(user, other, self._max_blocks)
         d.addCallback(self._blocked, user, other)
@@ -66,7 +66,7 @@ class Safety:
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""
-        user = self._other(conn, other, "unblock")
+        user = self.check_other(conn.user_id, other, "unblock")
         hub = self._hub
         d = hub.blocks.unblock(user, other)
         d.addCallback(lambda had: hub.tell(Unblocked(user, other, had)))
@@ -78,8 +78,11 @@ class Safety:
         return hub.work.watch(hub.blocks.blocked(conn.user_id), "blocked", conn.user_id,
                               asked=True)
 
-    def _other(self, conn, other, what):
-        user = conn.user_id
+    def check_other(self, user, other, what):
+        """
+        @raise Invalid: C{other} is missing, no user id, or C{user} itself
+            (C{what}: what C{user} would do to it).
+        """
         if not other:
             raise Invalid(f"{what}_user needs payload.userId.")
         check_user(other, "userId")

@@ -22,8 +22,9 @@ for _ = 1, 16 do
       if alive(user) then
         redis.call('SREM', K.pool(), requester, user)
         redis.call('SREM', K.waiting(), requester, user)
-        redis.call('HSET', K.match(requester), 'peer', user, 'role', 'impolite')
-        redis.call('HSET', K.match(user), 'peer', requester, 'role', 'polite')
+        local at = string.format('%d', now_ms())
+        redis.call('HSET', K.match(requester), 'peer', user, 'role', 'impolite', 'at', at)
+        redis.call('HSET', K.match(user), 'peer', requester, 'role', 'polite', 'at', at)
         return {'fresh', user, 'impolite', ended}
       elseif not present(user) then
         redis.call('SREM', K.pool(), user)
