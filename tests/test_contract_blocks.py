@@ -93,10 +93,9 @@ async def test_never_paired_either_way(backend, blocker):
 async def test_pairs_past_many_blocked(backend):
     """
     A requester who blocked all of the pool but one is paired with that
-    one. (On Redis a pairing samples up to 64 members: of a large pool
-    blocked nearly whole, it may find none.)
+    one (on Redis, past 64 samples, a pool of up to 1 000 is read whole).
     """
-    users = [f"u{n}" for n in range(4)]
+    users = [f"u{n}" for n in range(200)]
     await offer(backend, *users)
     await backend.sessions.claim("alice")
     for user in users[:-1]:
