@@ -6,6 +6,7 @@ current or most recent match -- held to one contract on every backend.
 
 import time
 
+import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
@@ -15,12 +16,18 @@ from aleatoria.domain.reports import Message, Report, place_of
 
 from .test_contract_matchmaking import offer
 
-NOW = time.time_ns()
+NOW = [time.time_ns()]
+
+
+@pytest.fixture(autouse=True)
+def now():
+    """Each test files its reports as of its own start (reports expire by their time)."""
+    NOW[0] = time.time_ns()
 
 
 def filed(n):
-    """Report C{n}, filed C{n} nanoseconds after the tests began."""
-    return Report(id=f"{n:032x}", created_at=format_ns(NOW + n), reporter="alice",
+    """Report C{n}, filed C{n} nanoseconds after the test began."""
+    return Report(id=f"{n:032x}", created_at=format_ns(NOW[0] + n), reporter="alice",
                   reported=f"u{n}", reason="spam", details="é", reporter_address="::1",
                   reported_address=None, paired_at=None, paired_seconds=None,
                   shared_interests=[], messages=[Message("a", "b", "hi", "m1", "t")])

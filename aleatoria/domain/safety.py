@@ -6,8 +6,9 @@ only that it ended).
 
 The blocks live in the L{aleatoria.domain.ports.IBlocks} seam, and the
 pairing and direct-message steps of the other seams honour them
-atomically; signaling asks here, unless the two are matched (a match
-never joins two users with a block between them).
+atomically; signaling (L{aleatoria.domain.calls}) asks the seam first,
+unless the two are matched (a match never joins two users with a block
+between them). Reports (L{aleatoria.domain.reports}) block as well.
 """
 
 from aleatoria.domain.events import Blocked, Unblocked
