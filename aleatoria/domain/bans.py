@@ -9,7 +9,7 @@ lookup for the user and one per prefix length in use for the address,
 and nothing at all when there are no bans. The copy is loaded whenever
 the store may have changed unseen (at start, when Redis comes back) and
 follows what every daemon sets or lifts (the store hands this daemon
-the others' changes, L{aleatoria.domain.ports.IBans.listen}). A ban
+the others' changes, L{aleatoria.domain.safety_ports.IBans.listen}). A ban
 carries its end: expiry needs no news.
 """
 
@@ -141,7 +141,7 @@ class Bans:
 
     @param hub: the L{aleatoria.domain.hub.Hub}: its connections, its work
         and its observers.
-    @param store: the L{aleatoria.domain.ports.IBans}.
+    @param store: the L{aleatoria.domain.safety_ports.IBans}.
     @param seconds: the wall clock, in Unix seconds.
     """
 

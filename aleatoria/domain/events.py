@@ -332,3 +332,12 @@ class HandshakeBanned(Fact):
     user: str
     address: str
     seconds: int
+
+
+class Reported(Fact):
+    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+
+    user: str
+    other: str
+    reason: str
+    report_id: str

@@ -93,6 +93,14 @@ class UserRef(msgspec.Struct, frozen=True):
     userId: str = ""
 
 
+class ReportRequest(msgspec.Struct, frozen=True):
+    """The payload of report_user."""
+
+    userId: str = ""
+    reason: str = ""
+    details: str = ""
+
+
 SIGNALING_TYPES = frozenset(
     {"webrtc_offer", "webrtc_answer", "webrtc_candidate", "hangup"}
 )
@@ -109,6 +117,7 @@ _TYPED_PAYLOADS = {
     "mark_read": MarkRead,
     "block_user": UserRef,
     "unblock_user": UserRef,
+    "report_user": ReportRequest,
 }
 
 

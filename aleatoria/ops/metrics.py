@@ -58,6 +58,12 @@ class Metrics:
             ["code"], registry=registry)
         self.pairings = Counter(
             "aleatoria_pairings", "Pairings made by this daemon.", registry=registry)
+        self.blocks = Counter(
+            "aleatoria_blocks", "Blocks made on this daemon (reports' included).",
+            registry=registry)
+        self.reports = Counter(
+            "aleatoria_reports", "Reports filed on this daemon, by reason.", ["reason"],
+            registry=registry)
         self.store_seconds = Histogram(
             "aleatoria_store_seconds", "Time store operations take, by operation.",
             ["operation"], registry=registry,

@@ -15,6 +15,7 @@ _CONNECTIONS = Logger(namespace="aleatoria.connections")
 _ROOMS = Logger(namespace="aleatoria.rooms")
 _CALLS = Logger(namespace="aleatoria.calls")
 _ADMIN = Logger(namespace="aleatoria.admin")
+_SAFETY = Logger(namespace="aleatoria.safety")
 
 
 def _server_posted(fact):
@@ -52,6 +53,14 @@ _LINES = {
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
     e.ServerPosted: _server_posted,
+    e.Blocked: lambda f: _SAFETY.info(
+        "{user} blocked {other}, ending their call" if f.ended else "{user} blocked {other}",
+        user=f.user, other=f.other),
+    e.Unblocked: lambda f: None if not f.had else _SAFETY.info(
+        "{user} unblocked {other}", user=f.user, other=f.other),
+    e.Reported: lambda f: _SAFETY.info(
+        "{user} reported {other} ({reason}): report {report_id}", user=f.user,
+        other=f.other, reason=f.reason, report_id=f.report_id),
 }
 
 
@@ -82,6 +91,10 @@ _CRUMBS = {
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
+    e.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
+    e.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
+    e.Reported: lambda f: ("safety", "User reported",
+                           {"userId": f.other, "reason": f.reason, "reportId": f.report_id}),
 }
 
 
@@ -114,5 +127,10 @@ class Counters:
         self._metrics = metrics
 
     def happened(self, fact):
-        if type(fact) is e.Paired:
+        kind = type(fact)
+        if kind is e.Paired:
             self._metrics.pairings.inc()
+        elif kind is e.Blocked:
+            self._metrics.blocks.inc()
+        elif kind is e.Reported:
+            self._metrics.reports.labels(fact.reason).inc()

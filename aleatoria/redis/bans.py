@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.events import Ban, BanLifted
-from aleatoria.domain.ports import IBans
+from aleatoria.domain.safety_ports import IBans
 from aleatoria.redis import codec
 
 _encode = msgspec.json.Encoder().encode

@@ -86,8 +86,8 @@ class RedisSessions(Service):
 
     # Sessions
 
-    def claim(self, user):
-        d = self._commands.run("claim", user, self.node, capped=False)
+    def claim(self, user, address=""):
+        d = self._commands.run("claim", user, self.node, address, capped=False)
         return d.addCallback(lambda reply: Claim(
             reply[0], reply[1], tuple(sorted(reply[3:])),
             int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
@@ -116,6 +116,9 @@ class RedisSessions(Service):
         d = self._commands.run("rooms_page", limit, after)
         return d.addCallback(lambda reply: (
             [(reply[i], int(reply[i + 1])) for i in range(1, len(reply), 2)], int(reply[0])))
+
+    def address_of(self, user):
+        return self._commands.call("get", self._keys("address", user))
 
     def user_rooms(self, user):
         d = self._commands.call("smembers", self._keys("user_rooms", user))

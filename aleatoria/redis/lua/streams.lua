@@ -63,11 +63,6 @@ end
 -- The streams by their last write (ms): 'room:' .. room, 'dm:..' (a pair's
 -- history key, unprefixed), 'inbox:' .. id(user). Past the history budget
 -- the oldest are evicted (evict.lua); those expired leave at every write.
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-end
-
 local function written(ttl, streams)
   local ms = now_ms()
   for _, stream in ipairs(streams) do redis.call('ZADD', K.streams(), ms, stream) end
