@@ -48,7 +48,7 @@ class RedisBans:
 
     def lift(self, ban_id, now):
         post = codec.post("ban", self._bus.node, ban_id, BanLifted(ban_id))
-        d = self._commands.run("unban", ban_id, post)
+        d = self._commands.run("unban", ban_id, _ms(now), post)
         return d.addCallback(lambda kept: _bans([kept])[0] if kept else None)
 
     def all(self, now):
