@@ -284,3 +284,38 @@ async def test_a_daemon_that_starts_later_knows_the_bans(own_redis):
     finally:
         await stop_server(one)
         await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disconnect_with_ban_seconds_is_not_undone_by_reconnecting(own_redis):
+    """
+    The disconnect route with banSeconds closes the user on the other
+    daemon (4003 banned) and bans it for that long, the reason kept as
+    the ban's: its reconnect is refused. A user offline is banned all the
+    same (disconnected: false); a bad banSeconds bans nobody.
+    """
+    one = await api_redis_daemon(own_redis.port)
+    two = await redis_daemon(own_redis.port)
+    try:
+        bob = await two.connect("bob")
+        status, _, answer = await call(one, "POST", "/api/v1/disconnect",
+                                       {"userId": "bob", "reason": "abuse", "banSeconds": 600})
+        assert status == 200, answer
+        assert (answer["userId"], answer["disconnected"]) == ("bob", True)
+        assert (answer["ban"]["userId"], answer["ban"]["reason"]) == ("bob", "abuse")
+        assert await bob.closed() == (4003, "banned")
+        await assert_banned(two, "bob", 600)
+
+        status, _, answer = await call(one, "POST", "/api/v1/disconnect",
+                                       {"userId": "carol", "banSeconds": 60})
+        assert (status, answer["disconnected"], answer["ban"]["userId"]) == (200, False, "carol")
+        await assert_banned(one, "carol", 60)
+        for bad in (0, -5, "60", 10**12):
+            status, _, problem = await call(one, "POST", "/api/v1/disconnect",
+                                            {"userId": "dave", "banSeconds": bad})
+            assert (status, problem["code"]) == (400, "invalid_message")
+        listed = (await call(one, "GET", "/api/v1/bans"))[2]
+        assert [b["userId"] for b in listed["bans"]] == ["carol", "bob"]
+    finally:
+        await stop_server(one)
+        await stop_server(two)
