@@ -17,7 +17,8 @@ from twisted.web.http_headers import Headers
 from .conftest import ORIGIN, redis_daemon, stop_server
 from .lifecycle_helpers import WAIT, until
 from .rawhttp import exchange, upgrade_request
-from .test_api import api_redis_daemon, api_server, call
+from .test_api import ENV, api_redis_daemon, api_server, call
+from .test_reporting import receiver, reporting  # noqa: F401 -- fixtures
 
 
 async def soon(check):
@@ -319,3 +320,59 @@ async def test_a_disconnect_with_ban_seconds_is_not_undone_by_reconnecting(own_r
     finally:
         await stop_server(one)
         await stop_server(two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bans_are_counted_logged_and_in_the_trail(receiver, reporting):  # noqa: F811
+    """
+    /metrics counts the bans set and lifted, the connections they closed,
+    the handshakes they refused and those in force; each is a log line;
+    the ban is a breadcrumb in the trail of what is reported next (here:
+    the refused handshake).
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines = []
+
+    def heard(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(heard)
+    server = await reporting(env=ENV, **{"api-port": "tcp:0:interface=127.0.0.1"})
+    try:
+        bob = await server.connect("bob")
+        status, _, ban = await call(server, "POST", "/api/v1/bans",
+                                    {"userId": "bob", "seconds": 60, "reason": "spam"})
+        assert await bob.closed() == (4003, "banned")
+        await call(server, "POST", "/api/v1/bans", {"address": "192.0.2.0/24", "seconds": 60})
+        await assert_banned(server, "bob", 60)
+        refused = await receiver.event(operation="websocket_upgrade")
+        crumbs = [(c["category"], c["message"], c.get("data"))
+                  for c in refused["breadcrumbs"]["values"] if c["category"] == "safety"]
+        assert crumbs[-1] == ("safety", "Ban set", {
+            "banId": crumbs[-1][2]["banId"], "address": "192.0.2.0/24", "seconds": 60})
+        scraped = await scrape(server)
+        assert scraped['aleatoria_bans_total{target="user"}'] == 1
+        assert scraped['aleatoria_bans_total{target="address"}'] == 1
+        assert scraped["aleatoria_ban_closes_total"] == 1
+        assert scraped["aleatoria_handshakes_banned_total"] == 1
+        assert scraped["aleatoria_bans_in_force"] == 2
+        await call(server, "DELETE", f"/api/v1/bans/{ban['id']}")
+        scraped = await scrape(server)
+        assert (scraped["aleatoria_bans_lifted_total"], scraped["aleatoria_bans_in_force"]) == (
+            1, 1)
+    finally:
+        globalLogPublisher.removeObserver(heard)
+    assert f"Banned bob for 60 s (ban {ban['id']}), reason 'spam'" in lines
+    assert f"bob from 127.0.0.1 closed by the ban {ban['id']}" in lines
+    assert f"Lifted the ban {ban['id']} of bob" in lines
+    assert "Refused handshake from 127.0.0.1 (userId 'bob', origin 'http://test.example'): " \
+        "'banned'" in lines
+
+
+async def scrape(server):
+    """/metrics, as C{{sample: value}}."""
+    response = await Agent(reactor).request(b"GET", server.url("/metrics"))
+    text = (await readBody(response)).decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}

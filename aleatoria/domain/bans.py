@@ -208,6 +208,11 @@ class Bans:
                                            "api_read", asked=True)
         return await self.ban(user=user, seconds=seconds, reason=reason), where is not None
 
+    def in_force(self):
+        """How many bans this daemon knows to be in force."""
+        self.index.expire(self._now())
+        return len(self.index)
+
     # Handshakes
 
     def holding(self, user, address):

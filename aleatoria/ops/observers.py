@@ -51,6 +51,13 @@ _LINES = {
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
     e.ServerPosted: _server_posted,
+    e.Banned: lambda f: _ADMIN.info(
+        "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
+        seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
+    e.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
+                                      target=f.user or f.network),
+    e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
+                                         user=f.user, peer=f.address, id=f.ban_id),
 }
 
 
@@ -81,6 +88,11 @@ _CRUMBS = {
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
+    e.Banned: lambda f: ("safety", "Ban set", {
+        "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
+        "seconds": f.seconds}),
+    e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
+    e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
 }
 
 
@@ -113,5 +125,16 @@ class Counters:
         self._metrics = metrics
 
     def happened(self, fact):
-        if type(fact) is e.Paired:
+        kind = type(fact)
+        if kind is e.Paired:
             self._metrics.pairings.inc()
+        elif kind in _BAN_COUNTS:
+            _BAN_COUNTS[kind](self._metrics, fact)
+
+
+_BAN_COUNTS = {
+    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+}
