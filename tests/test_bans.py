@@ -376,3 +376,26 @@ async def scrape(server):
     text = (await readBody(response)).decode()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines() if line and not line.startswith("#")}
+
+
+@pytest_twisted.ensureDeferred
+async def test_bans_hold_while_redis_is_down(own_redis):
+    """
+    Redis stops: the daemon goes on refusing what it knows to be banned
+    (its own copy); setting, listing or lifting a ban is 503 unavailable
+    until Redis is back.
+    """
+    server = await api_redis_daemon(own_redis.port, **{"redis-timeout": "0.5"})
+    try:
+        status, _, ban = await call(server, "POST", "/api/v1/bans",
+                                    {"userId": "bob", "seconds": 600})
+        own_redis.stop()
+        await until(lambda: not server.backend.connected)
+        await assert_banned(server, "bob", 600)
+        for method, path, body in (("POST", "/api/v1/bans", {"userId": "eve", "seconds": 60}),
+                                   ("GET", "/api/v1/bans", None),
+                                   ("DELETE", f"/api/v1/bans/{ban['id']}", None)):
+            status, _, problem = await call(server, method, path, body)
+            assert (status, problem["code"]) == (503, "unavailable"), (method, problem)
+    finally:
+        await stop_server(server)

@@ -12,7 +12,7 @@ import time
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from zope.interface.verify import verifyObject
 
 from aleatoria.daemon.backends import make_backend
@@ -35,8 +35,9 @@ def ban(ban_id, now, seconds, user="", network=""):
 class Listener:
     """What a daemon's L{Bans} is told by the store."""
 
-    def __init__(self):
+    def __init__(self, fails=0):
         self.heard = []
+        self._fails = fails
 
     def set(self, ban):
         self.heard.append(("set", ban))
@@ -45,7 +46,10 @@ class Listener:
         self.heard.append(("lifted", ban_id))
 
     def load(self):
+        """Fire with whether it loaded: not the first C{fails} times."""
         self.heard.append(("load",))
+        self._fails -= 1
+        return succeed(self._fails < 0)
 
 
 def test_provides_the_interface(backend):
@@ -97,6 +101,21 @@ async def test_other_daemons_hear_of_bans_and_load_at_start(request):
     finally:
         await one.stopService()
         await two.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_load_is_tried_again(request, monkeypatch):
+    """A load that failed (Redis too slow, say) is tried again a little later, until it works."""
+    from aleatoria.redis import bans
+
+    monkeypatch.setattr(bans, "RELOAD_SECONDS", 0.05)
+    listener = Listener(fails=2)
+    backend = await _redis_backend(request, listener)
+    try:
+        await until(lambda: len(listener.heard) == 3)
+    finally:
+        await backend.stopService()
+    assert listener.heard == [("load",)] * 3
 
 
 @pytest.mark.parametrize(("text", "network"), [

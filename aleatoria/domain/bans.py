@@ -248,8 +248,8 @@ class Bans:
     def load(self):
         """
         Read every ban in force from the store into the copy, keeping what
-        changed meanwhile; close the connections they bar. Fires when done
-        (failures reported, and left for the next load).
+        changed meanwhile; close the connections they bar. Fires with
+        whether it could (a failure is reported).
         """
         self._during_load = {}
         d = self._hub.work.watch(self._store.all(self._now()), "bans")
@@ -258,7 +258,7 @@ class Bans:
     def _loaded(self, bans):
         changed, self._during_load = self._during_load, None
         if not isinstance(bans, list):
-            return
+            return False
         index = BanIndex()
         for ban in bans:
             index.add(ban)
@@ -270,6 +270,7 @@ class Bans:
         index.expire(self._now())
         self.index = index
         self._enforce(list(index.by_id.values()))
+        return True
 
     def _enforce(self, bans):
         """Close the connections here that C{bans} bar."""

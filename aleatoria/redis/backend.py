@@ -60,7 +60,8 @@ class RedisBackend(MultiService):
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
-        self.bans = RedisBans(self.commands, self.bus)
+        self.bans = RedisBans(self.commands, self.bus, reactor)
+        self.bans.setServiceParent(self)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 
