@@ -75,6 +75,8 @@ class BanIndex:
         self.by_user = {}
         self.by_network = {}
         """{(version, prefixlen): {network address as int: {id: ban}}}"""
+        self._levels = {4: [], 6: []}
+        """Per address family: (bits below the prefix, that prefix length's networks)."""
 
     def __len__(self):
         return len(self.by_id)
@@ -86,7 +88,10 @@ class BanIndex:
             self.by_user.setdefault(ban.user, {})[ban.id] = ban
         if ban.network:
             net = ipaddress.ip_network(ban.network)
-            level = self.by_network.setdefault((net.version, net.prefixlen), {})
+            if (net.version, net.prefixlen) not in self.by_network:
+                self.by_network[(net.version, net.prefixlen)] = {}
+                self._index_levels()
+            level = self.by_network[(net.version, net.prefixlen)]
             level.setdefault(int(net.network_address), {})[ban.id] = ban
 
     def remove(self, ban_id):
@@ -102,7 +107,13 @@ class BanIndex:
             _drop(level, int(net.network_address), ban_id)
             if not level:
                 del self.by_network[(net.version, net.prefixlen)]
+                self._index_levels()
         return ban
+
+    def _index_levels(self):
+        self._levels = {4: [], 6: []}
+        for (version, prefixlen), level in self.by_network.items():
+            self._levels[version].append(((32 if version == 4 else 128) - prefixlen, level))
 
     def holding(self, user, address, now):
         """The ban in force at C{now} of C{user} or C{address} that ends last, or C{None}."""
@@ -112,10 +123,10 @@ class BanIndex:
         ip = _address(address) if self.by_network else None
         if ip is not None:
             number = int(ip)
-            for (version, prefixlen), level in self.by_network.items():
-                if version == ip.version:
-                    shift = ip.max_prefixlen - prefixlen
-                    found.extend(level.get(number >> shift << shift, {}).values())
+            for shift, level in self._levels[ip.version]:
+                bans = level.get(number >> shift << shift)
+                if bans:
+                    found.extend(bans.values())
         live = [ban for ban in found if ban.expires_at > now]
         for ban in found:
             if ban.expires_at <= now:
