@@ -33,7 +33,7 @@ from aleatoria.http.site import api_site, make_site, metrics_site
 from aleatoria.http.websocket import WebSocketEndpoint
 from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.observers import Breadcrumbs, Counters, LogLines
+from aleatoria.ops.observers import BanCounters, Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
 
 _log = Logger()
@@ -81,6 +81,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
               quotas=quotas(config, reactor.seconds))
     hub.observe(LogLines())
     hub.observe(Counters(metrics))
+    hub.observe(BanCounters(metrics))
     if reporter.enabled:
         hub.observe(Breadcrumbs(reporter))
     hub.setName("hub")

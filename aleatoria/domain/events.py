@@ -257,13 +257,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class ServerPosted(Fact):
-    """The server API posted to C{room}, or wrote to C{user}."""
-
-    room: str = ""
-    user: str = ""
-
-
 class Banned(Fact):
     """The server API set a ban (L{Ban}) through this daemon, for C{seconds}."""
 
@@ -297,3 +290,11 @@ class HandshakeBanned(Fact):
     user: str
     address: str
     seconds: int
+
+
+class ServerPosted(Fact):
+    """The server API posted to C{room}, or wrote to C{user}."""
+
+    room: str = ""
+    user: str = ""
+

@@ -61,8 +61,8 @@ class Rules:
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking, bus and bans (the seams
-        of L{aleatoria.domain.ports}), as attributes of one object.
+    @param backend: streams, sessions, matchmaking and bus (the seams of
+        L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
     @param accounting: the L{aleatoria.domain.ports.IAccounting}.
@@ -90,10 +90,11 @@ class Hub(Service):
         self.calls = Calls(self, rules.signaling)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
-        self.bans = Bans(self, backend.bans)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)
+        self.bans = Bans(self, backend.bans)
+        """The bans (the backend's too: its C{bans} seam, L{aleatoria.domain.ports.IBans})."""
 
     def observe(self, observer):
         """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""

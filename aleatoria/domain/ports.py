@@ -3,10 +3,9 @@ The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
 (L{ISessions}), matchmaking (L{IMatchmaking}) and the other daemons
-(L{IBus}), and the bans (L{IBans}); what it offers them in return
-(L{IReceiver}); and who hears what happened (L{IObserver},
-L{IAccounting}). Each backend seam has a memory and a Redis
-implementation, held to one contract suite.
+(L{IBus}); what it offers them in return (L{IReceiver}); and who hears
+what happened (L{IObserver}, L{IAccounting}). Each backend seam has a
+memory and a Redis implementation, held to one contract suite.
 """
 
 from zope.interface import Attribute, Interface

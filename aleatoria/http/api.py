@@ -131,8 +131,8 @@ class ServerAPI(Resource):
             (b"GET", ("rooms", None, "members")): self._members,
             (b"GET", ("users", None)): self._user,
             (b"GET", ("stats",)): self._stats,
-            **bans.routes(admin.bans),
         }
+        self._routes.update(bans.routes(admin.bans))
 
     def screen(self, request, length):
         """

@@ -25,7 +25,7 @@ TELL_SECONDS = 5
 
 class MemoryBackend(Service):
     """
-    Streams, sessions, matchmaking, the lone bus and bans, in memory.
+    Streams, sessions, matchmaking and the lone bus, in memory.
 
     @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
@@ -41,7 +41,6 @@ class MemoryBackend(Service):
 
     def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
         self.bus = LoneBus()
-        self.bans = MemoryBans()
         self.matchmaking = MemoryMatchmaking(rng)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
@@ -50,6 +49,7 @@ class MemoryBackend(Service):
         if max_bytes is not None:
             self._timers.append((self._timer(self.streams.tell_evictions, clock),
                                  TELL_SECONDS))
+        self.bans = MemoryBans()
 
     def _timer(self, function, clock):
         def guarded():

@@ -50,7 +50,6 @@ _LINES = {
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
-    e.ServerPosted: _server_posted,
     e.Banned: lambda f: _ADMIN.info(
         "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
         seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
@@ -58,6 +57,7 @@ _LINES = {
                                       target=f.user or f.network),
     e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
                                          user=f.user, peer=f.address, id=f.ban_id),
+    e.ServerPosted: _server_posted,
 }
 
 
@@ -87,12 +87,12 @@ _CRUMBS = {
                                 {"currentPeerId": f.skipped}),
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
-    e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
     e.Banned: lambda f: ("safety", "Ban set", {
         "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
         "seconds": f.seconds}),
     e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
     e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
+    e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
 }
 
 
@@ -117,6 +117,27 @@ class Breadcrumbs:
             self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
 
 
+_BAN_COUNTS = {
+    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+}
+
+
+@implementer(IObserver)
+class BanCounters:
+    """The metrics that count bans and what they bar (L{aleatoria.ops.metrics.Metrics})."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def happened(self, fact):
+        count = _BAN_COUNTS.get(type(fact))
+        if count is not None:
+            count(self._metrics, fact)
+
+
 @implementer(IObserver)
 class Counters:
     """The metrics that count what happened (L{aleatoria.ops.metrics.Metrics})."""
@@ -125,16 +146,6 @@ class Counters:
         self._metrics = metrics
 
     def happened(self, fact):
-        kind = type(fact)
-        if kind is e.Paired:
+        if type(fact) is e.Paired:
             self._metrics.pairings.inc()
-        elif kind in _BAN_COUNTS:
-            _BAN_COUNTS[kind](self._metrics, fact)
 
-
-_BAN_COUNTS = {
-    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
-    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
-    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
-    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
-}

@@ -26,7 +26,7 @@ from aleatoria.redis.streams import RedisStreams
 
 class RedisBackend(MultiService):
     """
-    Streams, sessions, matchmaking, the bus and bans, on one Redis.
+    Streams, sessions, matchmaking and the bus, on one Redis.
 
     @param link: where Redis is and how to log in: C{(endpoint, where,
         keywords)}, the keywords L{aleatoria.redis.link.Link}'s
@@ -56,12 +56,12 @@ class RedisBackend(MultiService):
         self.bus = RedisBus(self.commands, self.keys, (endpoint, where, options),
                             reactor, self.node)
         self.bus.setServiceParent(self)
+        self.bans = RedisBans(self.commands, self.bus, reactor)
+        self.bans.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
-        self.bans = RedisBans(self.commands, self.bus, reactor)
-        self.bans.setServiceParent(self)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 
