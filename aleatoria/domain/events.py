@@ -297,4 +297,3 @@ class ServerPosted(Fact):
 
     room: str = ""
     user: str = ""
-

@@ -148,4 +148,3 @@ class Counters:
     def happened(self, fact):
         if type(fact) is e.Paired:
             self._metrics.pairings.inc()
-
