@@ -81,6 +81,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=50)
     options = parser.parse_args()
-    defer.ensureDeferred(main(options.rounds)).addBoth(
-        lambda result: (print(result) if result is not None else None, reactor.stop()))
+    failures = []
+    d = defer.ensureDeferred(main(options.rounds))
+    d.addErrback(lambda failure: failures.append(failure.getTraceback()))
+    d.addBoth(lambda _: reactor.stop())
     reactor.run()
+    sys.exit("".join(failures) or None)

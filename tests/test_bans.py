@@ -399,3 +399,19 @@ async def test_bans_hold_while_redis_is_down(own_redis):
             assert (status, problem["code"]) == (503, "unavailable"), (method, problem)
     finally:
         await stop_server(server)
+
+
+def test_the_ban_benchmark_runs(tmp_path):
+    """benchmarks/ban_latency.py runs end to end at a tiny size (no timing asserted)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "ban_latency.py"
+    result = subprocess.run([sys.executable, str(script), "--rounds", "3"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"ban to close on the other daemon, 3 rounds: median [\d.]+ ms",
+                     result.stdout), result.stdout
+    assert "handshake check, 11000 bans over 25 prefix lengths" in result.stdout
