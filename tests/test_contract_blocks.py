@@ -1,5 +1,5 @@
 """
-The blocks seam (L{aleatoria.domain.ports.IBlocks}), held to one contract
+The blocks seam (L{aleatoria.domain.safety_ports.IBlocks}), held to one contract
 on every backend -- and what the other seams make of a block: never
 paired, in either role; no direct message kept between the two.
 """

@@ -1,5 +1,5 @@
 """
-The reports seam (L{aleatoria.domain.ports.IReports}), and what the other
+The reports seam (L{aleatoria.domain.safety_ports.IReports}), and what the other
 seams keep for a report's evidence -- a user's last client address, its
 current or most recent match -- held to one contract on every backend.
 """

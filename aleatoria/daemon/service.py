@@ -35,7 +35,7 @@ from aleatoria.http.site import api_site, make_site, metrics_site
 from aleatoria.http.websocket import WebSocketEndpoint
 from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.observers import Breadcrumbs, Counters, LogLines
+from aleatoria.ops.observers import BanCounters, Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
 from aleatoria.ops.webhooks import Webhooks
 
@@ -86,6 +86,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
               quotas=quotas(config, reactor.seconds))
     hub.observe(LogLines())
     hub.observe(Counters(metrics))
+    hub.observe(BanCounters(metrics))
     if reporter.enabled:
         hub.observe(Breadcrumbs(reporter))
     if config.webhook_url:

@@ -278,13 +278,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class ServerPosted(Fact):
-    """The server API posted to C{room}, or wrote to C{user}."""
-
-    room: str = ""
-    user: str = ""
-
-
 class Blocked(Fact):
     """C{user} blocked C{other}; C{ended}: their call with it."""
 
@@ -341,3 +334,8 @@ class Reported(Fact):
     other: str
     reason: str
     report_id: str
+class ServerPosted(Fact):
+    """The server API posted to C{room}, or wrote to C{user}."""
+
+    room: str = ""
+    user: str = ""

@@ -102,11 +102,12 @@ class Hub(Service):
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)
-        self.bans = Bans(self, backend.bans)
         self.reported = Reports(self, rules.reports_per_hour, rules.report_ttl)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)
+        self.bans = Bans(self, backend.bans)
+        """The bans (the backend's own: its C{bans}, L{aleatoria.domain.safety_ports.IBans})."""
 
     def observe(self, observer):
         """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""

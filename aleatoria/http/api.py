@@ -132,9 +132,9 @@ class ServerAPI(Resource):
             (b"GET", ("rooms", None, "members")): self._members,
             (b"GET", ("users", None)): self._user,
             (b"GET", ("stats",)): self._stats,
-            **bans.routes(admin.bans),
             **(routes or {}),
         }
+        self._routes.update(bans.routes(admin.bans))
 
     def screen(self, request, length):
         """

@@ -43,7 +43,6 @@ class MemoryBackend(Service):
 
     def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
         self.bus = LoneBus()
-        self.bans = MemoryBans()
         self.matchmaking = MemoryMatchmaking(rng, clock.seconds)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
@@ -55,6 +54,7 @@ class MemoryBackend(Service):
         if max_bytes is not None:
             self._timers.append((self._timer(self.streams.tell_evictions, clock),
                                  TELL_SECONDS))
+        self.bans = MemoryBans()
 
     def _timer(self, function, clock):
         def guarded():

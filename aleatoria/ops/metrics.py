@@ -88,9 +88,26 @@ class Metrics:
             "aleatoria_webhooks_waiting", "Webhooks waiting to be sent or being sent (all URLs).",
             registry=registry)
 
+        self.bans = Counter(
+            "aleatoria_bans", "Bans set through this daemon's server API, by target "
+            "(user, address).", ["target"], registry=registry)
+        self.bans_lifted = Counter(
+            "aleatoria_bans_lifted", "Bans lifted through this daemon's server API.",
+            registry=registry)
+        self.ban_closes = Counter(
+            "aleatoria_ban_closes", "Connections to this daemon closed by a ban.",
+            registry=registry)
+        self.handshakes_banned = Counter(
+            "aleatoria_handshakes_banned", "Handshakes this daemon refused for a ban.",
+            registry=registry)
+        self.bans_in_force = Gauge(
+            "aleatoria_bans_in_force", "Bans in force (all daemons), as this daemon knows them.",
+            registry=registry)
+
     def watch_hub(self, hub):
         self.connections.set_function(lambda: hub.connection_count)
         self.rooms.set_function(lambda: len(hub.room_names()))
+        self.bans_in_force.set_function(hub.bans.in_force)
 
     def watch_evictions(self, evictions):
         """Count the history streams the backend evicts (L{aleatoria.domain.evictions})."""

@@ -52,6 +52,13 @@ _LINES = {
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
+    e.Banned: lambda f: _ADMIN.info(
+        "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
+        seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
+    e.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
+                                      target=f.user or f.network),
+    e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
+                                         user=f.user, peer=f.address, id=f.ban_id),
     e.ServerPosted: _server_posted,
     e.Blocked: lambda f: _SAFETY.info(
         "{user} blocked {other}, ending their call" if f.ended else "{user} blocked {other}",
@@ -90,6 +97,11 @@ _CRUMBS = {
                                 {"currentPeerId": f.skipped}),
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
+    e.Banned: lambda f: ("safety", "Ban set", {
+        "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
+        "seconds": f.seconds}),
+    e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
+    e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
     e.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
     e.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
@@ -117,6 +129,27 @@ class Breadcrumbs:
         if made is not None:
             category, message, data = made
             self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
+
+
+_BAN_COUNTS = {
+    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+}
+
+
+@implementer(IObserver)
+class BanCounters:
+    """The metrics that count bans and what they bar (L{aleatoria.ops.metrics.Metrics})."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def happened(self, fact):
+        count = _BAN_COUNTS.get(type(fact))
+        if count is not None:
+            count(self._metrics, fact)
 
 
 @implementer(IObserver)

@@ -71,12 +71,13 @@ class RedisBackend(MultiService):
             sentinels.follow(self.commands.link.move)
             sentinels.follow(self.bus.link.move)
         self.commands.on_readonly = self.bus.link.move
+        self.bans = RedisBans(self.commands, self.bus, reactor)
+        self.bans.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
         self.blocks = RedisBlocks(self.commands, self.keys)
-        self.bans = RedisBans(self.commands, self.bus)
         self.reports = RedisReports(self.commands, self.keys, reactor.seconds)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
