@@ -202,3 +202,131 @@ async def test_a_resume_across_a_failover_that_lost_writes_is_not_recovered(
     assert resumed["payload"]["rooms"]["r"]["recovered"] is False
     assert resumed["payload"]["direct"]["recovered"] is False
     assert resumed["payload"]["rooms"]["r"]["epoch"] != room_at["epoch"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_manual_failover_moves_both_links_and_reports_once(sentinels, daemons, log):
+    """
+    SENTINEL FAILOVER, as an operator runs it: the old primary still says
+    it is the primary for seconds, yet both daemons leave it on the
+    sentinels' word and serve on the new one; the one reporting to Sentry
+    sends one event for the failover, and none for the lost connection.
+    """
+    from .sentry_receiver import SentryReceiver
+
+    receiver = SentryReceiver()
+    try:
+        one, = await daemons(1, env={"SENTRY_DSN": receiver.dsn})
+        two, = await daemons(1)
+        await serve_across(one, two, "1")
+        assert sentinels.failover() == "OK"
+        _, new = await deferToThread(sentinels.await_new_primary)
+        for server in (one, two):
+            await until(lambda server=server: server.backend.commands.link.where
+                        == f"127.0.0.1:{new}" and server.backend.bus.link.where
+                        == f"127.0.0.1:{new}")
+            await serving(server, within=2.0)
+        await serve_across(one, two, "2")
+        assert sentinels.primary.raw("GET", "presence:alice2") == one.backend.node
+        await receiver.event(operation="redis_failover")
+        await serve_across(one, two, "3")
+        assert len(receiver.events(operation="redis_failover")) == 1
+        assert receiver.events(operation="redis_connect") == []
+        assert sum(line.startswith("Redis primary is now") for line in log) == 2
+    finally:
+        await receiver.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_sentinel_of_three_down(sentinels, daemons):
+    """With one sentinel down, the daemons still find the primary, and follow a failover."""
+    sentinels.sentinels[0].stop()
+    one, two = await daemons()
+    await serve_across(one, two, "1")
+    sentinels.kill_primary()
+    await until(lambda: not one.backend.connected)
+    await deferToThread(sentinels.await_new_primary)
+    for server in (one, two):
+        await serving(server, within=2.0)
+    await serve_across(one, two, "2")
+
+
+@pytest.fixture
+def guarded_sentinels(tmp_path):
+    """The setup, its sentinels asking a password of their clients."""
+    setup = SentinelSetup(tmp_path, password="sentinels-only").start()
+    yield setup
+    setup.stop()
+
+
+def connections(sentinel):
+    """The connections C{sentinel} has accepted so far."""
+    return int(dict(line.split(":", 1) for line in sentinel.ask("INFO", "stats").splitlines()
+                    if ":" in line)["total_connections_received"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_wrong_sentinel_password(guarded_sentinels, log):
+    """
+    A daemon given the wrong sentinel password says so in one line, is
+    not ready, and keeps trying: once the sentinels take its password it
+    serves.
+    """
+    from twisted.internet import reactor
+
+    from aleatoria.daemon.service import make_service
+
+    service = make_service(make_config(
+        {"ALEATORIA_REDIS_SENTINEL_PASSWORD": "not-the-one"}, store="redis",
+        **{"redis-sentinel": guarded_sentinels.addresses}), reactor)
+    service.startService()
+    server = Server(service)
+    try:
+        await until(lambda: any("sentinel did not complete our handshake" in line
+                                for line in log))
+        watched = guarded_sentinels.sentinels[0]
+        before = connections(watched)
+        await until(lambda: connections(watched) >= before + 3)
+        code, _ = await server.ready()
+        assert code == 503
+        for sentinel in guarded_sentinels.sentinels:
+            sentinel.ask("ACL", "SETUSER", "default", ">not-the-one")
+        await serving(server)
+        assert sum("sentinel did not complete our handshake" in line for line in log) == 1
+        assert "WRONGPASS" in next(line for line in log if "sentinel did not" in line)
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pairing_lost_in_a_failover_leaves_no_ghost(sentinels, daemons):
+    """
+    Alice waits in the pool; carol is paired with her on a primary whose
+    replica no longer gets its writes; the primary dies, and the new one
+    still has alice waiting and no match. Once the daemons have told it
+    who is in which call, dave asking for a peer does not get alice: nobody
+    is told of two partners.
+    """
+    one, two = await daemons()
+    alice = await one.connect("alice")
+    carol = await two.connect("carol")
+    dave = await two.connect("dave")
+    alice.send({"type": "user_available_webrtc"})
+    await alice.quiet()
+    await sentinels.replica.becomes("1", "SISMEMBER", "available:webrtc", "alice")
+    cut_replication(sentinels.primary)
+    carol.send({"type": "request_random_peer"})
+    assert (await carol.expect("assign_role"))["payload"]["peerId"] == "alice"
+    assert (await alice.expect("assign_role"))["payload"]["peerId"] == "carol"
+    sentinels.kill_primary()
+    await until(lambda: not one.backend.connected)
+    await deferToThread(sentinels.await_new_primary)
+    for server in (one, two):
+        await serving(server)
+        await server.settled()
+    dave.send({"type": "request_random_peer"})
+    assert (await first(dave, lambda m: m["type"] in ("assign_role", "no_peer_available")))[
+        "type"] == "no_peer_available"
+    await alice.quiet()
+    await carol.quiet()
+    assert sentinels.primary.raw("HGET", "match:alice", "peer") == "carol"

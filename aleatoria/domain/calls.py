@@ -27,7 +27,7 @@ from aleatoria.domain.events import (
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import POLITE
+from aleatoria.domain.matchmaking import POLITE, Match
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
 
@@ -50,7 +50,7 @@ class Calls:
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
-        """Each user here in a call: its partner, as the user was told."""
+        """Each user here in a call: its L{Match}, as the user was told."""
 
     # Availability and pairing
 
@@ -94,7 +94,7 @@ class Calls:
             hub.tell(NoPeer(user))
             return None
         self._partners.pop(user, None)
-        self._matches[user] = match.peer
+        self._matches[user] = match
         if pairing.fresh:
             hub.tell(Paired(user, match.peer))
             hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now()))
@@ -129,7 +129,7 @@ class Calls:
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
         if to_user in hub.connections:  # known here: no Deferred at all
-            self._may_signal(self._matches.get(to_user), user, kind, to_user)
+            self._may_signal(_partner(self._matches.get(to_user)), user, kind, to_user)
             hub.arrived(to_user, signal)
             hub.tell(SignalRelayed(user, to_user))
             return None
@@ -193,7 +193,14 @@ class Calls:
     def started(self, push):
         """C{push.user}, here, is told its call with C{push.peer} started."""
         self._partners.pop(push.user, None)
-        self._matches[push.user] = push.peer
+        self._matches[push.user] = Match(push.peer, push.role)
+
+    def here(self):
+        """
+        Each user here in a call: C{[partner, role]}, as it was told -- for
+        a store that may have lost the match in a failover.
+        """
+        return {user: [match.peer, match.role] for user, match in self._matches.items()}
 
     def forget(self, user):
         """C{user} is gone from here, or its call ended: whom it is matched with is news."""

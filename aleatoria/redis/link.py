@@ -70,8 +70,7 @@ class _Handshake:
         def replication(info):
             found = _fields(info)
             if found.get("role") != "master":
-                raise NotPrimary(f"it is a {found.get('role', 'server of no role')}, "
-                                 "not the primary")
+                raise NotPrimary(f"not the primary: role:{found.get('role', '')}")
             d = self.execute_command("INFO", "server")
             return d.addCallback(lambda server: _era(_fields(server).get("run_id", ""),
                                                      found.get("master_replid", "")))

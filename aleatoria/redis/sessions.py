@@ -158,7 +158,9 @@ class RedisSessions(Service):
         """
         joining = self._joined_at is None
         here = json.dumps(self._receiver.sessions_here())
-        d = self._commands.run("resync", self.node, here, self._life_ms, capped=False)
+        # after an outage (a failover, perhaps, that lost matches), the calls too
+        calls = json.dumps(self._receiver.calls_here()) if joining else ""
+        d = self._commands.run("resync", self.node, here, self._life_ms, calls, capped=False)
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
 
