@@ -330,3 +330,33 @@ async def test_a_pairing_lost_in_a_failover_leaves_no_ghost(sentinels, daemons):
     await alice.quiet()
     await carol.quiet()
     assert sentinels.primary.raw("HGET", "match:alice", "peer") == "carol"
+
+
+@pytest_twisted.ensureDeferred
+async def test_users_of_a_daemon_that_has_not_resynced_are_not_paired_with(own_redis):
+    """
+    A primary of another era (after a failover) may lack a pairing its
+    users are in: until their daemon has told it their calls, nobody is
+    paired with them; its heartbeat finds out, and it resyncs.
+    """
+    from .conftest import redis_daemon
+
+    one = await redis_daemon(own_redis.port, **{"node-ttl": "60"})
+    two = await redis_daemon(own_redis.port, **{"node-ttl": "60"})
+    try:
+        alice = await two.connect("alice")
+        dave = await one.connect("dave")
+        alice.send({"type": "user_available_webrtc"})
+        await alice.quiet()
+        node = f"node:{two.backend.node}"
+        await deferToThread(own_redis.raw, "SET", node, "another-era", "KEEPTTL")
+        reply = await dave.request({"type": "request_random_peer"}, "no_peer_available")
+        assert reply["type"] == "no_peer_available"
+        assert await two.backend.sessions.heartbeat() is False
+        two.backend.sessions.resync()
+        await own_redis.becomes(two.backend.commands.era, "GET", node)
+        assert (await dave.request({"type": "request_random_peer"}, "assign_role"))[
+            "payload"]["peerId"] == "alice"
+    finally:
+        await stop_server(one)
+        await stop_server(two)

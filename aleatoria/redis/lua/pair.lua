@@ -1,5 +1,7 @@
 -- uses: library
--- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number.
+-- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number,
+-- [5] the primary's era: a user whose daemon has not told this primary its
+-- calls since a failover may be in a call the failover lost, and waits.
 -- {'fresh' | 'current' | 'none', peer, role, the peer of the match that ended}
 local requester, skipped = ARGV[2], ARGV[3]
 local ended = false
@@ -18,7 +20,8 @@ for _ = 1, 16 do
   for i = 1, #sample do
     local user = sample[(tonumber(ARGV[4]) + i) % #sample + 1]
     if user ~= requester and user ~= skipped then
-      if alive(user) then
+      if alive(user) and redis.call('GET', K.node(redis.call('GET', K.presence(user))))
+          == ARGV[5] then
         redis.call('SREM', K.pool(), requester, user)
         redis.call('SREM', K.waiting(), requester, user)
         redis.call('HSET', K.match(requester), 'peer', user, 'role', 'impolite')

@@ -7,11 +7,12 @@
 -- are ended; the users still here are ours again (unless another daemon
 -- claimed them: those are returned, their connections here are stale), and
 -- their calls are as they were told: a failover may have lost a pairing,
--- and left both users in the pool for a third to be paired with.
+-- and left both users in the pool for a third to be paired with. [6] the
+-- primary's era, which marks this daemon as having told it (heartbeat.lua).
 local me, here = ARGV[2], cjson.decode(ARGV[3])
 local calls = ARGV[5] ~= '' and cjson.decode(ARGV[5]) or {}
 local mine = K.node_users(me)
-redis.call('SET', K.node(me), '1', 'PX', ARGV[4])
+redis.call('SET', K.node(me), ARGV[6], 'PX', ARGV[4])
 redis.call('SADD', K.nodes(), me)
 for _, user in ipairs(redis.call('SMEMBERS', mine)) do
   if here[user] == nil then
