@@ -4,11 +4,13 @@ name, through a SIGKILLed primary and a manual failover, and stay honest
 about what a failover may have lost.
 """
 
+import itertools
 import re
 
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
 from .conftest import Server, make_config, stop_server
@@ -98,6 +100,15 @@ async def first(client, condition):
     return message
 
 
+async def drain(client):
+    """Everything C{client} has received, up to the answer to one more request."""
+    client.send({"type": "get_rooms"})
+    found = []
+    while (message := await client.next())["type"] != "rooms_list":
+        found.append(message)
+    return found
+
+
 async def serve_across(one, two, tag):
     """A DM across the two daemons, a room message, a pairing: all work."""
     alice = await one.connect(f"alice{tag}", room=f"r{tag}")
@@ -122,18 +133,37 @@ async def serve_across(one, two, tag):
 @pytest_twisted.ensureDeferred
 async def test_daemons_follow_a_sigkilled_primary(sentinels, daemons, log):
     """
-    Two daemons serve through the sentinels; the primary is SIGKILLed. Once
-    the sentinels name the replica, both serve again -- /ready 200, a DM
-    across them, a room message, a pairing -- and say where the primary went.
+    Two daemons serve through the sentinels, a room message across them
+    every 50 ms; the primary is SIGKILLed. Once the sentinels name the
+    replica, both serve again within 2 s -- /ready 200, a DM across them, a
+    room message, a pairing -- and say where the primary went. Every
+    message of the traffic reached the other daemon's member, or its
+    sender was told it may not have.
     """
     one, two = await daemons()
     await serve_across(one, two, "1")
+    talker = await one.connect("talker", room="busy")
+    listener = await two.connect("listener", room="busy")
+    await first(talker, lambda m: m["type"] == "user_joined")
+    traffic = LoopingCall(lambda: talker.send({
+        "type": "chat_message", "room": "busy", "messageId": f"t{next(serial)}",
+        "payload": {"content": "steady"}}))
+    serial = itertools.count()
+    traffic.start(0.05)
+    await until(lambda: len(talker.inbox) > 5)
     sentinels.kill_primary()
     await until(lambda: not one.backend.connected)
     _, new = await deferToThread(sentinels.await_new_primary)
     for server in (one, two):
         await serving(server, within=2.0)
     await serve_across(one, two, "2")
+    traffic.stop()
+    sent = {f"t{n}" for n in range(next(serial))}
+    heard = {m.get("messageId") for m in await drain(listener) if m["type"] == "chat_message"}
+    refused = {m["payload"].get("messageId") for m in await drain(talker)
+               if m["type"] == "error"}
+    assert sent - heard <= refused, "lost silently: " + str(sorted(sent - heard - refused))
+    assert heard & sent and sent - heard, "no traffic across the failover"
     moved = [line for line in log if line.startswith("Redis primary is now")]
     assert len(moved) == 2, moved
     assert all(re.fullmatch(rf"Redis primary is now 127\.0\.0\.1:{new} "
