@@ -315,8 +315,9 @@ async def test_the_wrong_sentinel_password(guarded_sentinels, log):
         await until(lambda: any("sentinel did not complete our handshake" in line
                                 for line in log))
         watched = guarded_sentinels.sentinels[0]
-        before = connections(watched)
-        await until(lambda: connections(watched) >= before + 3)
+        before = await deferToThread(connections, watched)
+        while await deferToThread(connections, watched) < before + 3:
+            pass
         code, _ = await server.ready()
         assert code == 503
         for sentinel in guarded_sentinels.sentinels:
@@ -390,3 +391,37 @@ async def test_users_of_a_daemon_that_has_not_resynced_are_not_paired_with(own_r
     finally:
         await stop_server(one)
         await stop_server(two)
+
+
+def _state(ip, port, epoch, flags="master"):
+    return ["name", "mymaster", "ip", ip, "port", str(port), "flags", flags,
+            "config-epoch", str(epoch)]
+
+
+@pytest.mark.parametrize(("answers", "named"), [
+    # a sentinel slow to hear of the failover is outvoted by the newer epoch
+    ([(True, _state("10.0.0.1", 6379, 1)), (True, _state("10.0.0.2", 6380, 2))],
+     ("10.0.0.2", 6380)),
+    # a primary the sentinels see down is no answer; nor is a sentinel's error
+    ([(True, _state("10.0.0.1", 6379, 3, "master,s_down")), (False, None),
+      (True, _state("10.0.0.2", 6380, 2))], ("10.0.0.2", 6380)),
+])
+def test_the_newest_configuration_names_the_primary(answers, named):
+    """Of the sentinels' answers, the newest configuration epoch of a primary that is up wins."""
+    from twisted.internet import reactor
+
+    from aleatoria.redis.sentinel import Sentinels
+
+    sentinels = Sentinels([], "mymaster", reactor, None, timeout=1, retry_max=1)
+    assert sentinels._newest(answers) == named
+
+
+def test_no_primary_up_is_no_answer():
+    """Sentinels that all see the primary down name none: the attempt fails, and is retried."""
+    from twisted.internet import reactor
+
+    from aleatoria.redis.sentinel import NoPrimary, Sentinels
+
+    sentinels = Sentinels([], "mymaster", reactor, None, timeout=1, retry_max=1)
+    with pytest.raises(NoPrimary):
+        sentinels._newest([(True, _state("10.0.0.1", 6379, 1, "master,o_down"))])
