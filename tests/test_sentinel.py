@@ -425,3 +425,37 @@ def test_no_primary_up_is_no_answer():
     sentinels = Sentinels([], "mymaster", reactor, None, timeout=1, retry_max=1)
     with pytest.raises(NoPrimary):
         sentinels._newest([(True, _state("10.0.0.1", 6379, 1, "master,o_down"))])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_demoted_primary_is_left_at_its_first_readonly(own_redis, tmp_path, log):
+    """
+    Without sentinels to announce it (a managed Redis failing over behind
+    one address), the primary is demoted to a replica under the daemon: the
+    first write that meets READONLY fails as unavailable, both links leave,
+    and the handshake refuses the replica -- /ready 503, and not one write
+    lost to it -- until it is the primary again.
+    """
+    from .conftest import redis_daemon
+    from .redis_server import RedisServer
+
+    (tmp_path / "other").mkdir()
+    other = RedisServer(tmp_path / "other").start()
+    server = await redis_daemon(own_redis.port)
+    try:
+        alice = await server.connect("alice", room="r")
+        await deferToThread(own_redis.raw, "REPLICAOF", "127.0.0.1", str(other.port))
+        alice.send({"type": "chat_message", "room": "r", "messageId": "m1",
+                    "payload": {"content": "to a replica"}})
+        error = await first(alice, lambda m: m["type"] == "error")
+        assert error["payload"]["code"] == "unavailable"
+        await until(lambda: not server.backend.connected and not server.backend.bus.subscribed)
+        code, _ = await server.ready()
+        assert code == 503
+        await until(lambda: any("not the primary: role:slave" in line for line in log))
+        await deferToThread(own_redis.raw, "REPLICAOF", "NO", "ONE")
+        await serving(server)
+        assert any("Leaving Redis at 127.0.0.1" in line for line in log)
+    finally:
+        await stop_server(server)
+        other.stop()
