@@ -249,6 +249,9 @@ class Hub(Service):
     def sessions_here(self):
         return {user: sorted(self.rooms.rooms_of(user)) for user in self.connections.users()}
 
+    def calls_here(self):
+        return self.calls.here()
+
     def load(self):
         return {"connections": len(self.connections),
                 "rooms": len(self.rooms.membership.rooms())}

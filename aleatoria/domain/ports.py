@@ -241,6 +241,9 @@ class IReceiver(Interface):
     def sessions_here():
         """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
 
+    def calls_here():
+        """Each user here in a call: C{{user: [partner, role]}}, as it was told."""
+
     def load():
         """This daemon's connections and rooms: C{{"connections": N, "rooms": M}}."""
 

@@ -32,7 +32,8 @@ class RedisMatchmaking:
         return self._commands.run("withdraw", user)
 
     def pair(self, requester, skipped):
-        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30))
+        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
+                               self._commands.era)
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):

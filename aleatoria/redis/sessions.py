@@ -161,7 +161,10 @@ class RedisSessions(Service):
         """
         joining = self._joined_at is None
         here = json.dumps(self._receiver.sessions_here())
-        d = self._commands.run("resync", self.node, here, self._life_ms, capped=False)
+        # after an outage (a failover, perhaps, that lost matches), the calls too
+        calls = json.dumps(self._receiver.calls_here()) if joining else ""
+        d = self._commands.run("resync", self.node, here, self._life_ms, calls,
+                               self._commands.era, capped=False)
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
 
@@ -191,7 +194,7 @@ class RedisSessions(Service):
         """
         load = self._receiver.load() if self._receiver else {"connections": 0, "rooms": 0}
         d = self._commands.run("heartbeat", self.node, self._life_ms, load["connections"],
-                               load["rooms"], capped=False)
+                               load["rooms"], self._commands.era, capped=False)
         return d.addCallback(bool)
 
     def _lapsed_or_not(self, alive):
@@ -200,7 +203,8 @@ class RedisSessions(Service):
         with the grace before reaping that a return from an outage gets.
         """
         if not alive:
-            self._log.warn("This daemon's heartbeat had lapsed; telling Redis who is here again")
+            self._log.warn("This daemon's heartbeat had lapsed, or Redis is another primary; "
+                           "telling Redis who is here again")
             self._joined_at = None
             self.resync()
 

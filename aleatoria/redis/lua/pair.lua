@@ -1,5 +1,7 @@
 -- uses: library
--- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number.
+-- ARGV[2] requester, [3] the peer it skips (or ''), [4] a random number,
+-- [5] the primary's era: a user whose daemon has not told this primary its
+-- calls since a failover may be in a call the failover lost, and waits.
 -- {'fresh' | 'current' | 'none', peer, role, the peer of the match that ended}
 -- Two users either of whom blocks the other are never paired.
 local requester, skipped = ARGV[2], ARGV[3]
@@ -16,7 +18,8 @@ end
 -- user, if it fits: paired now; a member of the pool whose daemon is gone leaves it
 local function paired(user)
   if user == requester or user == skipped or blocked(requester, user) then return false end
-  if alive(user) then
+  if alive(user) and redis.call('GET', K.node(redis.call('GET', K.presence(user))))
+      == ARGV[5] then
     redis.call('SREM', K.pool(), requester, user)
     redis.call('SREM', K.waiting(), requester, user)
     local at = string.format('%d', now_ms())

@@ -51,11 +51,14 @@ local function to_owner(user, post)
   return 1
 end
 
--- Live daemons that are not listening, and so miss what all are told.
+-- Daemons that are not listening, and so miss what all are told: live
+-- ones, and those whose heartbeat lapsed but are not reaped yet -- after an
+-- outage or a failover longer than --node-ttl every daemon's has, and its
+-- users are still there until it comes back (or is reaped, if dead).
 local function deaf()
   local count = 0
   for _, node in ipairs(redis.call('SMEMBERS', K.nodes())) do
-    if live(node) and not listening(node) then count = count + 1 end
+    if not listening(node) then count = count + 1 end
   end
   return count
 end
