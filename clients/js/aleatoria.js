@@ -364,6 +364,7 @@ export class Client extends EventTarget {
     if (holding) {
       const key = streamOf(message);
       if (key && holding.keys.has(key)) {
+        this._answer(message); // an echo settles its request now, its event comes in order
         holding.held.push({ key, message });
         return;
       }

@@ -180,10 +180,14 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     await until(() => nora.state === "open" && held, 3000, "reconnected, resume held back");
     await otto.say(room("n"), "live");
     await otto.getRooms(); // nora's copy of "live" is on its way before the resume
+    const echo = await within(nora.say(room("n"), "mine"), 3000, "say() while the resume is held");
+    assert.equal(echo.offset, 4);
+    assert.deepEqual(chats, [], "held until the resumed");
     held();
     await until(() => resumed.length === 1);
-    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]), [["missed", 2], ["live", 3]]);
-    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 3,
+    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]),
+      [["missed", 2], ["live", 3], ["mine", 4]]);
+    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 4,
       epoch: resumed[0].payload.rooms[room("n")].epoch });
   });
 
