@@ -119,9 +119,9 @@ test("in a browser, the daemon down for a while then back: the client reconnects
   await daemon.stop();
   await page.waitForFunction(() => window.client.state === "reconnecting");
   // several attempts fail meanwhile, each with an error and a close
-  await page.waitForFunction(() => window.made >= 4, null, { timeout: 5000 });
+  await page.waitForFunction(() => window.made >= 4, null, { timeout: 30000 });
   daemon = await startDaemon(["--demo"], { port: daemon.port });
-  await page.waitForFunction(() => window.client.state === "open", null, { timeout: 5000 });
+  await page.waitForFunction(() => window.client.state === "open", null, { timeout: 30000 });
   const { states, echo } = await page.evaluate(async () => ({ states: window.states,
     echo: (await window.client.say("Lobby", "back")).payload.content }));
   assert.deepEqual(states, ["connecting", "open", "reconnecting", "open"]);

@@ -25,7 +25,7 @@ test("the daemon down for 8 s: clients reconnect, send what waited, withdraw wha
   const kept = [];
   for (const [runtime, WebSocket] of RUNTIMES) {
     const kim = await client.open(daemon.url, { userId: `kim-${runtime}`, room, WebSocket,
-      requestTimeout: 20000 });
+      requestTimeout: 60000 });
     kept.push({ kim, states: collect(kim, "state"), opens: collect(kim, "open"),
       closes: collect(kim, "close") });
   }
@@ -40,8 +40,8 @@ test("the daemon down for 8 s: clients reconnect, send what waited, withdraw wha
   for (const { kim } of kept) assert.equal(kim.state, "reconnecting");
   await startDaemon(["--allow-no-origin"], { port: daemon.port });
   await until(() => kept.every(({ kim }) => kim.state === "open") && hasty.state === "open",
-    4000, "every client open again");
-  const echoes = await within(Promise.all(waiting), 4000, "what waited");
+    20000, "every client open again");
+  const echoes = await within(Promise.all(waiting), 20000, "what waited");
   assert.deepEqual(echoes.map((echo) => echo.payload.content),
     kept.map(({ kim }) => `waited ${kim.userId}`));
   const history = await hasty.getRecentMessages(room);
