@@ -168,6 +168,37 @@ test("Redis hung (SIGSTOP) under a daemon: say() and write() reject with unavail
   }
 });
 
+test("a resume refused as too fast (the user's reads under way) is asked again after the retryAfter", async () => {
+  const redis = await startRedis();
+  const daemon = await startDaemon(["--allow-no-origin", "--store", "redis",
+    "--redis-host", "127.0.0.1", "--redis-port", String(redis.port), "--redis-timeout", "5",
+    "--redis-retry-max", "0.2", "--max-reads", "1"]);
+  const quinn = await client.open(daemon.url, { userId: "quinn", room: "reads" });
+  const before = await client.open(daemon.url, { userId: "pia", room: "reads" });
+  await quinn.say("reads", "seen");
+  await until(() => before.positions.get("room:reads")?.offset === 1);
+  const positions = before.getPositions();
+  before.close();
+  await quinn.say("reads", "missed");
+  const other = await client.open(daemon.url, { userId: "pia", room: "reads", resume: false });
+  redis.pause();
+  try {
+    other.getRecentMessages("reads").catch(() => {}); // pia's one read, under way
+    const pia = client(daemon.url, { userId: "pia", room: "reads", positions });
+    const frames = collect(pia, "message");
+    const chats = collect(pia, "chat_message");
+    await pia.connect(); // its resume: refused, rate_limited, as the other's read goes on
+    await until(() => frames.some((f) => f.type === "error" && f.payload.code === "rate_limited"),
+      5000, "the resume refused");
+    redis.unpause();
+    await until(() => frames.some((f) => f.type === "resumed"), 10000, "resumed");
+    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]), [["missed", 2]]);
+    assert.equal(frames.find((f) => f.type === "resumed").payload.rooms.reads.recovered, true);
+  } finally {
+    redis.unpause();
+  }
+});
+
 test("an error naming a chat message rejects its say(), the echo after it is an event", async () => {
   const port = await freePort();
   const server = new WebSocketServer({ port, host: "127.0.0.1" });
