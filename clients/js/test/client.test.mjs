@@ -276,3 +276,21 @@ test("npm pack packs the module, its types and README, and leaves nothing untrac
     rmSync(path.join(folder, packed.filename), { force: true });
   }
 });
+
+test("requests dropped over the rate limit reject rate_limited at once, with the retryAfter", async () => {
+  const { url: slow } = await startDaemon(["--allow-no-origin", "--rate-limit", "0.01",
+    "--rate-burst", "5"]);
+  const rita = await client.open(slow, { userId: "rita", room: "r", requestTimeout: 60000 });
+  const said = await within(Promise.allSettled([1, 2, 3, 4, 5].map((n) => rita.say("r", `n${n}`))),
+    10000, "every say() settled, none waiting for requestTimeout");
+  const dropped = said.filter((r) => r.status === "rejected").map((r) => r.reason);
+  assert.ok(dropped.length >= 1, "over the burst");
+  for (const error of dropped) {
+    assert.deepEqual([error.code, error.sent], ["rate_limited", true]);
+    assert.ok(error.payload.retryAfter > 0);
+  }
+  const kept = said.filter((r) => r.status === "fulfilled").map((r) => r.value.payload.content);
+  const fresh = await client.open(slow, { userId: "sam", room: "r" });
+  const history = await fresh.getRecentMessages("r");
+  assert.deepEqual(history.map((m) => m.payload.content).reverse(), kept, "the dropped never kept");
+});
