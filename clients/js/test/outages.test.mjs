@@ -199,6 +199,30 @@ test("a resume refused as too fast (the user's reads under way) is asked again a
   }
 });
 
+test("across two daemons on Redis each member hears the room in order of offset, its own echoes too", async () => {
+  const redis = await startRedis();
+  const options = ["--allow-no-origin", "--store", "redis", "--redis-host", "127.0.0.1",
+    "--redis-port", String(redis.port)];
+  const [one, two] = [await startDaemon(options), await startDaemon(options)];
+  for (let round = 0; round < 6; round++) {
+    const room = `busy-${round}`;
+    const members = [await client.open(one.url, { userId: `ada-${round}`, room }),
+      await client.open(two.url, { userId: `bo-${round}`, room }),
+      await client.open(one.url, { userId: `cy-${round}`, room })];
+    const heard = members.map((member) => collect(member, "chat_message"));
+    const said = [];
+    for (let n = 0; n < 8; n++) for (const member of members) said.push(member.say(room, `${n}`));
+    await Promise.all(said);
+    await until(() => heard.every((list) => list.length === said.length), 5000, "all heard");
+    for (const list of heard) {
+      assert.deepEqual(list.map((m) => m.offset), said.map((_, n) => n + 1));
+    }
+    client.closeAll();
+  }
+  await Promise.all([one.stop(), two.stop()]);
+  await redis.stop();
+});
+
 test("an error naming a chat message rejects its say(), the echo after it is an event", async () => {
   const port = await freePort();
   const server = new WebSocketServer({ port, host: "127.0.0.1" });
