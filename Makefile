@@ -109,8 +109,9 @@ clients/js/node_modules/.installed: clients/js/package.json clients/js/package-l
 
 # The JavaScript client against real daemons and redis-servers, with Node's
 # own WebSocket (Node 20 needs the flag for it; later Nodes have it without)
-# and with the ws package (its dev dependency); the test files side by side.
-js-test: $(VENV)/.tested redis-server clients/js/node_modules/.installed | node
+# and with the ws package (its dev dependency), and in Chromium; the test
+# files side by side.
+js-test: $(VENV)/.tested redis-server chromium clients/js/node_modules/.installed | node
 	cd clients/js && node $$(node -e 'process.exit(typeof WebSocket == "function" ? 0 : 1)' \
 	  || echo --experimental-websocket) --test --test-concurrency=3 --test-timeout=120000 \
 	  test/*.test.mjs

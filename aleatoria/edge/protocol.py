@@ -127,7 +127,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        if not self.limits.may_send():
+        if not self.limits.may_send(payload):
             return
         if isBinary:
             self._malformed("Binary frames are not supported; send JSON text", payload)
