@@ -87,7 +87,7 @@ $(VENV)/.docs: $(VENV)/.installed
 # The documentation site in docs/_build/html, warnings as errors: Sphinx for
 # the guides and references, pydoctor for the API (api/) from the docstrings.
 docs: $(VENV)/.docs
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 	$(BIN)/pydoctor --quiet -W --project-name=Aleatoria --docformat=epytext \
 	  --project-base-dir=. --html-output=docs/_build/html/api aleatoria
 
