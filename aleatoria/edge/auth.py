@@ -127,7 +127,8 @@ class Anonymous:
         """
         found = _TOKEN.match(token)
         if found is None or not hmac.compare_digest(found[3], self._mac(found[1], found[2])):
-            raise ConnectionDeny(401, "invalid reconnect token")
+            raise ConnectionDeny(
+                401, "invalid reconnect token; connect without it for a new identity")
         age = self._seconds() - int(found[2])
         if age > self._lifetime or age < -_SKEW:
             raise ConnectionDeny(401, "reconnect token expired; connect without it")
