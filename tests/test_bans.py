@@ -415,3 +415,19 @@ def test_the_ban_benchmark_runs(tmp_path):
     assert re.search(r"ban to close on the other daemon, 3 rounds: median [\d.]+ ms",
                      result.stdout), result.stdout
     assert "handshake check, 11000 bans over 25 prefix lengths" in result.stdout
+
+
+@pytest_twisted.ensureDeferred
+async def test_bans_are_listed_in_pages(daemon):
+    """GET pages the bans newest first with limit and after (the last id of a page)."""
+    made = [(await call(daemon, "POST", "/api/v1/bans",
+                        {"userId": f"user{n}", "seconds": 60}))[2] for n in range(3)]
+    newest = sorted(made, key=lambda ban: ban["id"], reverse=True)  # ids order by creation
+    status, _, first = await call(daemon, "GET", "/api/v1/bans?limit=2")
+    assert (status, first["bans"], first["count"]) == (200, newest[:2], 3)
+    assert first["next"] == newest[1]["id"]
+    _, _, rest = await call(daemon, "GET", f"/api/v1/bans?limit=2&after={first['next']}")
+    assert rest == {"bans": newest[2:], "count": 3}
+    for query in ("limit=0", "limit=1001", "limit=x"):
+        status, _, problem = await call(daemon, "GET", f"/api/v1/bans?{query}")
+        assert (status, problem["code"]) == (400, "invalid_message")
