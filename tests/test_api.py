@@ -78,6 +78,7 @@ ROUTES = [
     ("GET", "/api/v1/rooms/r/members", None),
     ("GET", "/api/v1/users/alice", None),
     ("GET", "/api/v1/stats", None),
+    ("GET", "/api/v1/reports", None),
 ]
 
 
@@ -276,15 +277,17 @@ async def test_the_openapi_document_is_served_without_the_token():
         assert document["openapi"] == "3.1.0"
         assert set(document["paths"]) == {path.replace("/r/", "/{room}/").replace(
             "/alice", "/{userId}") for _, path, _ in ROUTES} | {
-            "/api/v1/bans", "/api/v1/bans/{id}"}
+            "/api/v1/bans", "/api/v1/bans/{id}", "/api/v1/reports/{reportId}"}
     finally:
         await stop_server(server)
 
 
-def test_the_api_is_off_without_its_token():
-    with pytest.raises(config.ConfigError, match="ALEATORIA_API_TOKEN"):
+def test_the_api_needs_its_port_and_its_token_together():
+    """One without the other stops start-up: an operator meant to have the API."""
+    with pytest.raises(config.ConfigError, match="needs ALEATORIA_API_TOKEN"):
         make_config(**{"api-port": "tcp:0"})
-    assert make_config(ENV).api_port == ""
+    with pytest.raises(config.ConfigError, match="ALEATORIA_API_TOKEN is set but --api-port"):
+        make_config(ENV)
 
 
 def test_schemathesis_holds_the_api_to_its_document(tmp_path):

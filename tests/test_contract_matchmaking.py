@@ -7,7 +7,7 @@ each step atomic.
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Ask, Match, Pairing
+from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Ask, Match, Pairing, Seat
 from aleatoria.domain.ports import IMatchmaking
 
 
@@ -186,3 +186,23 @@ async def test_no_rematch_within_the_time(backend):
         await matchmaking.hang_up("bob", other)
     await offer(backend, "bob")
     assert (await matchmaking.pair("alice", "", ask)).match is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_segments_partition_the_pool(backend):
+    """A request picks only users of its segment; a seat is kept until withdrawn."""
+    matchmaking = backend.matchmaking
+    for user, segment in (("teen1", "teen"), ("adult1", "adult"), ("plain", "default")):
+        await backend.sessions.claim(user)
+        await matchmaking.offer(user, Seat(segment))
+    for _ in range(5):
+        assert (await matchmaking.pair("adult2", "", Ask(segment="adult"))).match.peer == "adult1"
+        assert await matchmaking.hang_up("adult1", "adult2")
+        await matchmaking.offer("adult1", None)
+    assert (await matchmaking.pair("x", "", Ask(segment="kids"))).match is None
+    assert (await matchmaking.pair("y", "", Ask(segment="a:b%"))).match is None
+    assert (await matchmaking.pair("z", "", Ask())).match.peer == "plain"
+    await matchmaking.withdraw("teen1")
+    await matchmaking.offer("teen1", None)
+    assert (await matchmaking.pair("teen2", "", Ask(segment="teen"))).match is None
+    assert await matchmaking.pool_size() == 2

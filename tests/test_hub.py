@@ -31,14 +31,14 @@ def held_pairs(clock):
     matchmaking, held = backend.matchmaking, {}
     pair = matchmaking.pair
 
-    def hold(requester, skipped):
+    def hold(requester, skipped, ask):
         d = Deferred()
-        held[requester] = (d, skipped)
+        held[requester] = (d, skipped, ask)
         return d
 
     def answer(requester):
-        d, skipped = held.pop(requester)
-        pair(requester, skipped).chainDeferred(d)
+        d, skipped, ask = held.pop(requester)
+        pair(requester, skipped, ask).chainDeferred(d)
 
     matchmaking.pair = hold
     backend.answer = answer

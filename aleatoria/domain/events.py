@@ -221,10 +221,11 @@ class PeerRequested(Fact):
 
 
 class Paired(Fact):
-    """C{user} asked, and was paired with C{peer} (impolite, and polite)."""
+    """C{user} asked, and was paired with C{peer} (impolite, and polite), in C{segment}."""
 
     user: str
     peer: str
+    segment: str = "default"
 
 
 class NoPeer(Fact):
@@ -278,13 +279,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class ServerPosted(Fact):
-    """The server API posted to C{room}, or wrote to C{user}."""
-
-    room: str = ""
-    user: str = ""
-
-
 class Blocked(Fact):
     """C{user} blocked C{other}; C{ended}: their call with it."""
 
@@ -332,3 +326,17 @@ class HandshakeBanned(Fact):
     user: str
     address: str
     seconds: int
+
+
+class Reported(Fact):
+    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+
+    user: str
+    other: str
+    reason: str
+    report_id: str
+class ServerPosted(Fact):
+    """The server API posted to C{room}, or wrote to C{user}."""
+
+    room: str = ""
+    user: str = ""

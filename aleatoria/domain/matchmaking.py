@@ -17,6 +17,11 @@ from dataclasses import dataclass
 
 from aleatoria.domain.refusals import RateLimited
 
+DEFAULT_SEGMENT = "default"
+"""The segment of a user whose token names none, or who has no token."""
+MAX_SEGMENT = 32
+"""The longest segment name, in characters."""
+
 IMPOLITE = "impolite"
 POLITE = "polite"
 
@@ -54,6 +59,13 @@ class Pairing:
     """Seconds until the requester may ask again, when it asked too often (then nothing changed)."""
 
 
+@dataclass(frozen=True)
+class Seat:
+    """What a user said when it became available: its segment (its interests, later)."""
+
+    segment: str = DEFAULT_SEGMENT
+
+
 SKIP_WINDOW = 60
 """Seconds over which a user's requests are counted (C{--skips-per-minute})."""
 
@@ -67,10 +79,13 @@ class Ask:
         this one included; 0: no limit.
     @ivar rematch_after: seconds after a match ends during which its two
         users are not paired again.
+    @ivar segment: the part of the pool the requester is paired within:
+        users of two segments are never paired.
     """
 
     skips: int = 0
     rematch_after: float = 0
+    segment: str = DEFAULT_SEGMENT
 
 
 NO_RULES = Ask()
@@ -86,7 +101,11 @@ class PairingRules:
 
     def ask(self, conn):
         """What C{conn}'s request asks of the store."""
-        return Ask(self.skips_per_minute, self.rematch_after)
+        return Ask(self.skips_per_minute, self.rematch_after, conn.segment)
+
+    def seat(self, conn):
+        """What C{conn}'s user is available as."""
+        return Seat(conn.segment)
 
 
 def within_limit(pairing):

@@ -6,7 +6,8 @@ Who a client is, by one of three policies, chosen by the operator:
   - L{TokenPolicy}: with a secret (HS256) or a public key (RS256/ES256)
     configured, every client presents C{?token=}, a JWT whose C{sub} is its
     user id, with an expiry. An optional C{rooms} claim -- names, or
-    C{prefix*} patterns -- limits which rooms the user may join.
+    C{prefix*} patterns -- limits which rooms the user may join; an optional
+    C{segment} claim puts it in a part of the matchmaking pool of its own.
   - L{Anonymous} (C{--anonymous}): the server names each new client and
     gives it a signed reconnect token, with which it comes back as itself
     and which nobody else can make; the token expires, and every connection
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import jwt
 from autobahn.websocket.types import ConnectionDeny
 
+from aleatoria.domain.matchmaking import DEFAULT_SEGMENT, MAX_SEGMENT
 from aleatoria.domain.rules import SYSTEM, USER_ID_RULE, valid_user_id
 
 _REQUIRED = ["sub", "exp"]
@@ -39,6 +41,8 @@ class Identity:
 
     user: str
     rooms: tuple | None = None
+    segment: str = DEFAULT_SEGMENT
+    """The part of the pool the user is paired within (L{aleatoria.domain.matchmaking})."""
     reconnect_token: str | None = None
     """For a server-named client: how it comes back as itself (L{Anonymous})."""
 
@@ -127,7 +131,8 @@ class Anonymous:
         """
         found = _TOKEN.match(token)
         if found is None or not hmac.compare_digest(found[3], self._mac(found[1], found[2])):
-            raise ConnectionDeny(401, "invalid reconnect token")
+            raise ConnectionDeny(
+                401, "invalid reconnect token; connect without it for a new identity")
         age = self._seconds() - int(found[2])
         if age > self._lifetime or age < -_SKEW:
             raise ConnectionDeny(401, "reconnect token expired; connect without it")
@@ -221,7 +226,10 @@ class TokenPolicy:
             isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)
         ):
             raise InvalidToken("invalid token: rooms must be a list of names")
-        return Identity(user, tuple(rooms) if rooms is not None else None)
+        segment = claims.get("segment", DEFAULT_SEGMENT)
+        if not isinstance(segment, str) or not 0 < len(segment) <= MAX_SEGMENT:
+            raise InvalidToken(f"invalid token: segment must be 1 to {MAX_SEGMENT} characters")
+        return Identity(user, tuple(rooms) if rooms is not None else None, segment)
 
 
 def _why(error):

@@ -204,6 +204,13 @@ def get_blocked(hub, conn, m):
     return d.addCallback(lambda users: Answer("blocked_users", {"users": users}))
 
 
+def report_user(hub, conn, m):
+    p = m.payload
+    d = hub.reported.report(conn, p.userId, p.reason, p.details)
+    return d.addCallback(lambda report_id: Answer(
+        "user_reported", {"userId": p.userId, "reportId": report_id}))
+
+
 def server_only(hub, conn, m):
     raise Forbidden(f"Clients may not send {m.type}.")
 
@@ -232,6 +239,7 @@ ROUTES = {
     "block_user": block_user,
     "unblock_user": unblock_user,
     "get_blocked": get_blocked,
+    "report_user": report_user,
 }
 
 READS = frozenset({"get_recent_messages", "get_room_members", "get_direct_messages",

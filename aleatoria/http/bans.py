@@ -61,8 +61,13 @@ def routes(bans):
         return Created(ban_json(ban))
 
     async def listed(request, body):
+        limit, after = _page(request)
         found = await bans.all()
-        return {"bans": [ban_json(ban) for ban in found], "count": len(found)}
+        older = [ban for ban in found if ban.id < after] if after else found
+        page = {"bans": [ban_json(ban) for ban in older[:limit]], "count": len(found)}
+        if len(older) > limit:
+            page["next"] = older[limit - 1].id
+        return page
 
     async def lift(request, body):
         ban = await bans.lift(request.parts[1])
@@ -83,6 +88,26 @@ async def ban_off(bans, body):
     return {"userId": body.userId, "disconnected": online, "ban": ban_json(ban)}
 
 
+PAGE = 1000
+"""The most bans one page lists."""
+
+
+def _page(request):
+    """C{limit} (1 to L{PAGE}, default L{PAGE}) and C{after} (a ban's id) of the query."""
+    def one(name):
+        values = request.args.get(name.encode())
+        return values[0].decode("utf-8", "replace") if values else ""
+
+    try:
+        limit = int(one("limit") or PAGE)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= PAGE:
+        raise Problem(400, "Bad Request", f"limit is a whole number from 1 to {PAGE}.",
+                      "invalid_message")
+    return limit, one("after")
+
+
 def _given(value):
     return None if value is UNSET else value
 
@@ -100,11 +125,16 @@ ANSWERS = {
                 "reason": {"type": "string"}, "createdAt": _TIME, "expiresAt": _TIME}},
     "Bans": {"type": "object", "required": ["bans", "count"], "properties": {
         "bans": {"type": "array", "items": {"$ref": "#/components/schemas/Ban"}},
-        "count": {"type": "integer", "minimum": 0}}},
+        "count": {"type": "integer", "minimum": 0, "description": "Bans in force, in all."},
+        "next": {"type": "string", "description": "The after of the next page, if any."}}},
 }
 """The answers' schemas, by name."""
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LIMIT = {"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": PAGE}}
+_AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+          "description": "The id of the last ban of the page before."}
 
 PATHS = {
     "/api/v1/bans": {
@@ -112,8 +142,8 @@ PATHS = {
                             "its connections close (4003 banned), its handshakes are refused "
                             "(403 banned).",
                  "answer": "Ban", "statuses": (503,), "body": "NewBan", "status": 201},
-        "get": {"summary": "Every ban in force, the newest first.", "answer": "Bans",
-                "statuses": (503,)},
+        "get": {"summary": "The bans in force, the newest first, paged.", "answer": "Bans",
+                "statuses": (400, 503), "parameters": (_LIMIT, _AFTER)},
     },
     "/api/v1/bans/{id}": {
         "delete": {"summary": "Lift a ban, on every daemon.", "answer": "Ban",

@@ -9,84 +9,45 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import IMPOLITE, NO_RULES, POLITE, Match, Pairing
-from aleatoria.domain.ports import IMatchmaking
+from aleatoria.domain.ports import MEETING_KEPT, IMatchmaking
+from aleatoria.domain.values import Meeting
 from aleatoria.memory.pairing_rules import Rematches, Skips
-
-
-class _Pool:
-    """A set with O(1) add, remove and uniformly random choice."""
-
-    def __init__(self):
-        self._items = []
-        self._index = {}
-
-    def __len__(self):
-        return len(self._items)
-
-    def __contains__(self, item):
-        return item in self._index
-
-    def __iter__(self):
-        return iter(self._items)
-
-    def add(self, item):
-        if item not in self._index:
-            self._index[item] = len(self._items)
-            self._items.append(item)
-
-    def discard(self, item):
-        position = self._index.pop(item, None)
-        if position is None:
-            return
-        last = self._items.pop()
-        if position < len(self._items):
-            self._items[position] = last
-            self._index[last] = position
-
-    def choose(self, exclude, rng, fits):
-        """
-        A random member not in C{exclude} that C{fits}, or C{None}: the
-        probes past a random start go on until one does, which is at once
-        unless the requester blocked many in the pool, or they it.
-        """
-        size = len(self._items)
-        if size == 0:
-            return None
-        start = rng.randrange(size)
-        for step in range(size):
-            item = self._items[(start + step) % size]
-            if item not in exclude and fits(item):
-                return item
-        return None
+from aleatoria.memory.pool import Pool
 
 
 @implementer(IMatchmaking)
 class MemoryMatchmaking:
     """
     @param rng: where random choices come from.
-    @param seconds: the clock the rules of a request (L{Ask}) are timed by.
+    @param seconds: the clock, for when matches begin and end, and for the
+        rules of a request (L{aleatoria.domain.matchmaking.Ask}).
     @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
     """
 
     def __init__(self, rng=None, seconds=None):
         self._rng = rng or random.Random()
+        self._seconds = seconds
         self._skips = Skips(seconds)
         self._rematches = Rematches(seconds)
         self.blocks = None
-        self.pool = _Pool()
+        self._meetings = {}
+        """Each user's current or most recent match, as a L{Meeting}."""
+        self.pool = Pool()
         self._waiting = set()
         self.matches = {}
 
-    def offer(self, user):
+    def offer(self, user, seat=None):
+        if seat is not None:
+            self.pool.seat(user, seat)
         if user in self.matches:
             self._waiting.add(user)
         else:
-            self.pool.add(user)
+            self.pool.enter(user)
         return succeed(None)
 
     def withdraw(self, user):
         self._waiting.discard(user)
-        self.pool.discard(user)
+        self.pool.forget(user)
         return succeed(None)
 
     def pair(self, requester, skipped, ask=NO_RULES):
@@ -99,17 +60,20 @@ class MemoryMatchmaking:
                 return succeed(Pairing(current))
             self.end_match(requester)
         blocks, rematches = self.blocks, self._rematches
-        peer = self.pool.choose({requester, skipped}, self._rng,
+        peer = self.pool.choose(ask.segment, {requester, skipped}, self._rng,
                                 lambda user: not blocks.blocks(requester, user)
                                 and not rematches.barred(requester, user))
         if peer is None:
             return succeed(Pairing(None, skipped=current and current.peer))
         for user in (requester, peer):
-            self.pool.discard(user)
+            self.pool.exit(user)
             self._waiting.discard(user)
         self.matches[peer] = Match(requester, POLITE)
         mine = self.matches[requester] = Match(peer, IMPOLITE)
         rematches.paired(requester, peer, ask.rematch_after)
+        now = self._ms()
+        self._meetings[peer] = Meeting(requester, now)
+        self._meetings[requester] = Meeting(peer, now)
         return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
 
     def hang_up(self, user, peer):
@@ -122,7 +86,7 @@ class MemoryMatchmaking:
     def leave(self, user):
         """C{user}'s session ended: out of the pool, its match ended; the former peer."""
         self._waiting.discard(user)
-        self.pool.discard(user)
+        self.pool.forget(user)
         return self.end_match(user)
 
     def end_match(self, user):
@@ -132,10 +96,15 @@ class MemoryMatchmaking:
             return None
         del self.matches[match.peer]
         self._rematches.ended(user, match.peer)
+        now = self._ms()
+        for side in (user, match.peer):
+            meeting = self._meetings.get(side)
+            if meeting is not None:
+                self._meetings[side] = Meeting(meeting.peer, meeting.started, now)
         for side in (user, match.peer):
             if side in self._waiting:
                 self._waiting.discard(side)
-                self.pool.add(side)
+                self.pool.enter(side)
         return match.peer
 
     def match_of(self, user):
@@ -143,3 +112,15 @@ class MemoryMatchmaking:
 
     def pool_size(self):
         return succeed(len(self.pool))
+
+    def last_match(self, user):
+        return succeed(self._meetings.get(user))
+
+    def expire(self):
+        """Forget the matches that ended longer than L{MEETING_KEPT} ago."""
+        since = self._ms() - MEETING_KEPT * 1000
+        self._meetings = {user: meeting for user, meeting in self._meetings.items()
+                          if meeting.ended is None or meeting.ended > since}
+
+    def _ms(self):
+        return int(self._seconds() * 1000)

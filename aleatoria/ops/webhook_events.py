@@ -15,14 +15,12 @@ README.rst, section Webhooks.
 from aleatoria.domain import events as e
 from aleatoria.domain.matchmaking import IMPOLITE, POLITE
 
-DEFAULT_SEGMENT = "default"
-
 
 def _started(fact, daemon):
     return "match.started", {
         "users": [{"userId": fact.user, "role": IMPOLITE},
                   {"userId": fact.peer, "role": POLITE}],
-        "segment": DEFAULT_SEGMENT,
+        "segment": fact.segment,
         "commonInterests": [],
     }
 

@@ -10,6 +10,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import NO_RULES, Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
+from aleatoria.domain.values import Meeting
 
 
 @implementer(IMatchmaking)
@@ -24,15 +25,16 @@ class RedisMatchmaking:
         self._keys = keys
         self._rng = rng or random.Random()
 
-    def offer(self, user):
-        return self._commands.run("offer", user)
+    def offer(self, user, seat=None):
+        return self._commands.run("offer", user, "" if seat is None else seat.segment)
 
     def withdraw(self, user):
         return self._commands.run("withdraw", user)
 
     def pair(self, requester, skipped, ask=NO_RULES):
         d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
-                               ask.skips, round(ask.rematch_after * 1000))
+                               self._commands.era, ask.skips, round(ask.rematch_after * 1000),
+                               ask.segment)
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):
@@ -44,6 +46,26 @@ class RedisMatchmaking:
 
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))
+
+    def last_match(self, user):
+        """The match hash while it lasts (it has no C{ended}), else the meeting it left."""
+        d = self._commands.call("hmget", self._keys("match", user), ["peer", "at", "ended"])
+
+        def current(reply):
+            if reply[0]:
+                return _meeting(reply)
+            d = self._commands.call("hmget", self._keys("meeting", user),
+                                    ["peer", "at", "ended"])
+            return d.addCallback(_meeting)
+
+        return d.addCallback(current)
+
+
+def _meeting(reply):
+    peer, started, ended = reply
+    if not peer:
+        return None
+    return Meeting(peer, int(started or 0), int(ended) if ended else None)
 
 
 def _pairing(reply):

@@ -30,8 +30,12 @@ def _literal(text):
 
 
 def _plain(text):
-    """C{text} as reStructuredText shows it as it is: C{whsec_} is no reference."""
-    return re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", text)
+    """
+    C{text} as reStructuredText shows it as it is: C{whsec_} is no
+    reference, and an option's C{--} stays two hyphens (not a dash).
+    """
+    text = re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", text)
+    return re.sub(r"(?<![\w`-])(--[a-z][a-z0-9-]*)", r"``\1``", text)
 
 
 def _table(header, rows, widths):
@@ -66,17 +70,20 @@ class Metrics(_Generated):
     """Every metric a daemon exposes, with its type, labels and help."""
 
     def lines(self):
+        from aleatoria.domain.evictions import Evictions
         from aleatoria.ops.metrics import Metrics
 
+        metrics = Metrics()
+        metrics.watch_evictions(Evictions())
         rows = []
-        for family in Metrics().registry.collect():
+        for family in metrics.registry.collect():
             if not family.name.startswith("aleatoria_"):
                 continue
             labels = sorted({label for sample in family.samples for label in sample.labels
                              if label not in ("le", "quantile")})
             name = family.name + ("_total" if family.type == "counter" else "")
             rows.append((_literal(name), family.type, ", ".join(labels) or "",
-                         family.documentation))
+                         _plain(family.documentation)))
         return _table(("Metric", "Type", "Labels", "Meaning"), rows, "34 10 14 42")
 
 

@@ -24,6 +24,7 @@ class Recorder:
 
     def __init__(self, user, address=None):
         self.user_id = user
+        self.segment = "default"
         self.address = address or f"test:{user}"
         self.report = Reporter().report_for(user)
         self.sent = []

@@ -23,6 +23,36 @@ local function alive(user)
   return node and live(node) and listening(node)
 end
 
+-- Unix milliseconds, by Redis's clock
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- how long each side's most recent match is remembered after it ended (s)
+local MEETING_KEPT = 86400
+
+-- The pool: available:webrtc holds every available user, and a set per
+-- segment the same by segment (its name with '%' and ':' escaped, so no two
+-- share a key); a user's seat says its segment, kept until it withdraws.
+local function segment_key(segment)
+  return K.segment_pool((segment:gsub('%%', '%%25'):gsub(':', '%%3A')))
+end
+
+local function segment_pool(user)
+  return segment_key(redis.call('HGET', K.seat(user), 'segment') or 'default')
+end
+
+local function pool_enter(user)
+  redis.call('SADD', K.pool(), user)
+  redis.call('SADD', segment_pool(user), user)
+end
+
+local function pool_exit(user)
+  redis.call('SREM', K.pool(), user)
+  redis.call('SREM', segment_pool(user), user)
+end
+
 -- there while the two users' last match ended less than --rematch-after ago
 local function met_key(a, b)
   if a > b then return K.met(b, a) end
@@ -30,15 +60,24 @@ local function met_key(a, b)
 end
 
 local function end_match(user)
-  local peer, rematch = unpack(redis.call('HMGET', K.match(user), 'peer', 'rematch'))
+  local match = redis.call('HMGET', K.match(user), 'peer', 'at', 'rematch')
+  local peer = match[1]
   if not peer then return false end
-  if rematch and tonumber(rematch) > 0 then redis.call('SET', met_key(user, peer), 1, 'PX', rematch) end
+  if tonumber(match[3] or '0') > 0 then redis.call('SET', met_key(user, peer), 1, 'PX', match[3]) end
   redis.call('DEL', K.match(user), K.match(peer))
+  local ended = string.format('%d', now_ms())
   for _, side in ipairs({user, peer}) do
-    if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
+    if redis.call('SREM', K.waiting(), side) == 1 then pool_enter(side) end
+    local meeting = K.meeting(side)
+    redis.call('HSET', meeting, 'peer', side == user and peer or user, 'at', match[2] or '0',
+               'ended', ended)
+    redis.call('EXPIRE', meeting, MEETING_KEPT)
   end
   return peer
 end
+
+-- how long a user's client address is kept after its session ended (s)
+local ADDRESS_KEPT = 86400
 
 local function end_session(user)
   local rooms = K.user_rooms(user)
@@ -49,8 +88,10 @@ local function end_session(user)
     redis.call('ZREM', K.room_live(room), user)
   end
   redis.call('DEL', rooms)
-  redis.call('SREM', K.pool(), user)
+  redis.call('EXPIRE', K.address(user), ADDRESS_KEPT)
+  pool_exit(user)
   redis.call('SREM', K.waiting(), user)
+  redis.call('DEL', K.seat(user))
   return end_match(user)
 end
 

@@ -1,7 +1,13 @@
--- ARGV[2] user: available -- in the pool, or once its match ends.
+-- uses: library
+-- ARGV[2] user: available -- in the pool, or once its match ends; [3] its
+-- segment ('': as it last said).
 local user = ARGV[2]
+if ARGV[3] ~= '' then
+  pool_exit(user)
+  redis.call('HSET', K.seat(user), 'segment', ARGV[3])
+end
 if redis.call('EXISTS', K.match(user)) == 1 then
   redis.call('SADD', K.waiting(), user)
 else
-  redis.call('SADD', K.pool(), user)
+  pool_enter(user)
 end

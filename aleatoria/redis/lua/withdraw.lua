@@ -1,3 +1,5 @@
+-- uses: library
 -- ARGV[2] user: unavailable.
-redis.call('SREM', K.pool(), ARGV[2])
+pool_exit(ARGV[2])
 redis.call('SREM', K.waiting(), ARGV[2])
+redis.call('DEL', K.seat(ARGV[2]))
