@@ -294,7 +294,61 @@ const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 })
   return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
 });
 
-const scenarios = { idle, lobby, storm, fanout, relay, relay_rate, matchmaking };
+// pool: `pool` users wait in the pool (each available again after its
+// call), `seekers` request a peer and hang up as soon as one is assigned.
+// With `interests`, everybody names that many of `vocabulary` interests
+// (at random): a request's cost should grow with those, not with the pool.
+// Pairings per second, and the share of them that had an interest in common.
+const pooled = (defaults) => measured(async (given) => {
+  const { pool, seekers, interests, vocabulary, seconds } = { ...defaults, ...given };
+  const pick = () => Array.from({ length: interests },
+    () => `topic${Math.floor(Math.random() * vocabulary)}`);
+  const available = (socket) => socket.send(JSON.stringify(
+    { type: "user_available_webrtc", payload: { interests: pick() } }));
+  const waiting = await openMany(pool, "p", () => "");
+  let pairings = 0;
+  let shared = 0;
+  let running = true;
+  for (const socket of waiting) {
+    socket.on("message", (data) => {
+      if (JSON.parse(data).type === "hangup" && running) available(socket);
+    });
+    available(socket);
+  }
+  await sleep(1000);
+  const seeking = await openMany(seekers, "q", () => "");
+  const request = (socket) => socket.send(JSON.stringify(
+    { type: "request_random_peer", payload: { interests: pick() } }));
+  for (const socket of seeking) {
+    socket.on("message", (data) => {
+      const message = JSON.parse(data);
+      if (message.type === "assign_role") {
+        pairings++;
+        if (message.payload.commonInterests.length) shared++;
+        socket.send(JSON.stringify({ type: "hangup", toUser: message.payload.peerId }));
+        if (running) request(socket);
+      } else if (message.type === "no_peer_available" && running) {
+        setTimeout(() => request(socket), 1);
+      }
+    });
+  }
+  const started = now();
+  for (const socket of seeking) request(socket);
+  await sleep(seconds * 1000);
+  running = false;
+  const elapsed = (now() - started) / 1000;
+  await sleep(300);
+  for (const socket of [...waiting, ...seeking]) socket.terminate();
+  return { scenario: interests ? "pool_interests" : "pool", pool, seekers, interests,
+           vocabulary, pairings_per_s: Math.round(pairings / elapsed),
+           shared: pairings ? Math.round((shared / pairings) * 100) / 100 : 0 };
+});
+const pool = pooled({ pool: 10000, seekers: 50, interests: 0, vocabulary: 200, seconds: 5 });
+const pool_interests = pooled({ pool: 10000, seekers: 50, interests: 3, vocabulary: 200,
+                                seconds: 5 });
+
+const scenarios = { idle, lobby, storm, fanout, relay, relay_rate, matchmaking, pool,
+                    pool_interests };
 scenarios[scenario](options).then(
   (result) => {
     if (result) console.log(JSON.stringify(result));

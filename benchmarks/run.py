@@ -201,6 +201,9 @@ def measure(name, start, size, matchmaking, only=None, redis=None):
         if matchmaking:
             scenarios.append(("matchmaking", {"seekers": size["seekers"],
                                               "waiters": size["waiters"], "seconds": seconds}))
+            for scenario in ("pool", "pool_interests"):
+                scenarios.append((scenario, {"pool": size["idle"], "seekers": size["seekers"],
+                                             "seconds": seconds}))
         for scenario, options in scenarios:
             if not wanted(scenario):
                 continue
@@ -234,6 +237,7 @@ def daemon(store, redis_port=None, workers=1, cores="0"):
                    "--address-stored-bytes-per-hour", "1000000000000",
                    "--max-rooms-per-address", "1000000",
                    "--max-connections-per-ip", "1000000", "--store", store,
+                   "--skips-per-minute", "0", "--rematch-after", "0",
                    "--workers", str(workers)]
         if redis_port:
             command += ["--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]

@@ -206,3 +206,30 @@ async def test_segments_partition_the_pool(backend):
     await matchmaking.offer("teen1", None)
     assert (await matchmaking.pair("teen2", "", Ask(segment="teen"))).match is None
     assert await matchmaking.pool_size() == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_interests_are_preferred_within_the_segment(backend):
+    """
+    A request finds the one user sharing an interest among many, within its
+    segment only; with only=True and nobody sharing one it enters the pool
+    with its interests, where a request for them finds it.
+    """
+    matchmaking = backend.matchmaking
+    for n in range(30):
+        await backend.sessions.claim(f"u{n}")
+        await matchmaking.offer(f"u{n}", Seat("default", ("golf",)))
+    await backend.sessions.claim("fan")
+    await matchmaking.offer("fan", Seat("teen:x", ("jazz", "chess")))
+    await backend.sessions.claim("fan2")
+    await matchmaking.offer("fan2", Seat("default", ("chess", "jazz")))
+    pairing = await matchmaking.pair("me", "", Ask(interests=("jazz", "tennis")))
+    assert pairing.match == Match("fan2", IMPOLITE, ("jazz",))
+    assert await matchmaking.match_of("fan2") == Match("me", POLITE, ("jazz",))
+    alone = Ask(segment="teen:x", interests=("golf",), only=True)
+    await backend.sessions.claim("kid")
+    assert (await matchmaking.pair("kid", "", alone)) == Pairing(None)
+    pairing = await matchmaking.pair("kid2", "", Ask(segment="teen:x", interests=("golf",)))
+    assert pairing.match == Match("kid", IMPOLITE, ("golf",))
+    pairing = await matchmaking.pair("kid3", "", Ask(segment="teen:x"))
+    assert pairing.match == Match("fan", IMPOLITE)

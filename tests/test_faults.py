@@ -139,7 +139,11 @@ async def test_sigterm_releases_every_session(own_redis, tmp_path):
         budgets = [k for k in keys if k.startswith("budget:")]
         # kept a day for reports' evidence: the address, the last match
         evidence = [k for k in keys if k.startswith(("address:", "meeting:"))]
-        keys = [k for k in keys if k not in budgets and k not in evidence]
+        # the matchmaking rules: who met whom (--rematch-after), who asked lately
+        rules = [k for k in keys if k.startswith(("met:", "skips:"))]
+        for key in rules:
+            assert 0 < int(own_redis.raw("PTTL", key)) <= 300000, key
+        keys = [k for k in keys if k not in budgets + evidence + rules]
         assert not [k for k in keys if ":v" in k or victim.node in k], keys
         for key in evidence:  # a connected user's address lasts while it is
             if key.startswith(("address:v", "meeting:")):

@@ -80,7 +80,7 @@ def test_crossed_requests_never_double_pair(clock):
     received(hub, carol, Envelope(type="user_available_webrtc"))
     backend.answer("alice")
 
-    no_ice = {"iceServers": []}
+    no_ice = {"commonInterests": [], "iceServers": []}
     assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice", **no_ice}]
     assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob", **no_ice}] * 2
     assert carol.take() == []
@@ -374,7 +374,8 @@ def test_news_of_a_new_call_overtaking_the_end_of_the_last(clock):
     hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
     assert [(m.type, m.fromUser, m.payload) for m in alice.take()] == [
         ("hangup", "bob", {"reason": "ended"}),
-        ("assign_role", "system", {"role": "polite", "peerId": "carol", "iceServers": []})]
+        ("assign_role", "system", {"role": "polite", "peerId": "carol", "commonInterests": [],
+                          "iceServers": []})]
 
 
 def test_the_end_of_the_current_call_still_arrives(clock):

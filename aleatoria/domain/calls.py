@@ -69,10 +69,10 @@ class Calls:
 
     # Availability and pairing
 
-    def available(self, conn):
+    def available(self, conn, interests=()):
         hub = self._hub
+        seat = self._pairing.seat(conn, interests)
         hub.tell(Availability(conn.user_id, True))
-        seat = self._pairing.seat(conn)
         return hub.work.watch(hub.matchmaking.offer(conn.user_id, seat), "offer", conn.user_id,
                               asked=True)
 
@@ -82,15 +82,15 @@ class Calls:
         return hub.work.watch(hub.matchmaking.withdraw(conn.user_id), "withdraw",
                               conn.user_id, asked=True)
 
-    def request_peer(self, conn, skipped):
+    def request_peer(self, conn, skipped, interests=(), only=False):
         """
         Pair C{conn}'s user with a random available one other than
         C{skipped}, and tell that peer; fire with the requester's
         L{aleatoria.domain.matchmaking.Match}, or C{None} when nobody fits.
         """
-        hub = self._hub
+        hub, ask = self._hub, self._pairing.ask(conn, interests, only)
         hub.tell(PeerRequested(conn.user_id, skipped))
-        d = hub.matchmaking.pair(conn.user_id, skipped, self._pairing.ask(conn))
+        d = hub.matchmaking.pair(conn.user_id, skipped, ask)
         d.addCallback(within_limit).addCallback(self._paired, conn)
         return hub.work.watch(d, "pair", conn.user_id, asked=True)
 
@@ -116,8 +116,9 @@ class Calls:
         self._matches[user] = match
         if pairing.fresh:
             self._since[user] = hub.clock.next_ns()
-            hub.tell(Paired(user, match.peer, conn.segment))
-            hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now()))
+            hub.tell(Paired(user, match.peer, conn.segment, match.common))
+            hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now(),
+                                               match.common))
         return match
 
     def _undo_pairing(self, user, peer):

@@ -65,6 +65,8 @@ class CallStarted(Push, tag="call"):
     peer: str
     role: str
     create_time: str
+    common: tuple = ()
+    """The interests the two share."""
 
 
 class CallEnded(Push, tag="ended"):
@@ -226,6 +228,7 @@ class Paired(Fact):
     user: str
     peer: str
     segment: str = "default"
+    common: tuple = ()
 
 
 class NoPeer(Fact):

@@ -15,12 +15,16 @@ in one process for the memory store, across daemons for Redis.
 
 from dataclasses import dataclass
 
-from aleatoria.domain.refusals import RateLimited
+from aleatoria.domain.refusals import Invalid, RateLimited
 
 DEFAULT_SEGMENT = "default"
 """The segment of a user whose token names none, or who has no token."""
 MAX_SEGMENT = 32
 """The longest segment name, in characters."""
+MAX_INTERESTS = 10
+"""Interests one request or availability may name."""
+MAX_INTEREST = 32
+"""The longest interest, in characters."""
 
 IMPOLITE = "impolite"
 POLITE = "polite"
@@ -35,10 +39,11 @@ partner blocked it, or news of the end was overtaken
 
 @dataclass(frozen=True)
 class Match:
-    """One side of a pairing: the partner, and this side's role."""
+    """One side of a pairing: the partner, this side's role, the interests they share."""
 
     peer: str
     role: str
+    common: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,10 @@ class Pairing:
 
 @dataclass(frozen=True)
 class Seat:
-    """What a user said when it became available: its segment (its interests, later)."""
+    """What a user said when it became available: its segment and its interests."""
 
     segment: str = DEFAULT_SEGMENT
+    interests: tuple = ()
 
 
 SKIP_WINDOW = 60
@@ -81,11 +87,16 @@ class Ask:
         users are not paired again.
     @ivar segment: the part of the pool the requester is paired within:
         users of two segments are never paired.
+    @ivar interests: a user who shares one of these is picked first.
+    @ivar only: only such a user is picked; if none is there, the
+        requester enters the pool with its interests instead.
     """
 
     skips: int = 0
     rematch_after: float = 0
     segment: str = DEFAULT_SEGMENT
+    interests: tuple = ()
+    only: bool = False
 
 
 NO_RULES = Ask()
@@ -99,13 +110,39 @@ class PairingRules:
     skips_per_minute: int = 0
     rematch_after: float = 0
 
-    def ask(self, conn):
-        """What C{conn}'s request asks of the store."""
-        return Ask(self.skips_per_minute, self.rematch_after, conn.segment)
+    def ask(self, conn, interests=(), only=False):
+        """
+        What C{conn}'s request asks of the store.
 
-    def seat(self, conn):
+        @raise Invalid: the interests are not as L{interests_of} takes them.
+        """
+        interests = interests_of(interests)
+        return Ask(self.skips_per_minute, self.rematch_after, conn.segment, interests,
+                   bool(only and interests))
+
+    def seat(self, conn, interests=()):
         """What C{conn}'s user is available as."""
-        return Seat(conn.segment)
+        return Seat(conn.segment, interests_of(interests))
+
+
+def interests_of(given):
+    """
+    Interests as the store compares them: lower case, each once, in the
+    order given.
+
+    @raise Invalid: more than L{MAX_INTERESTS}, or one not of 1 to
+        L{MAX_INTEREST} characters.
+    """
+    if len(given) > MAX_INTERESTS:
+        raise Invalid(f"At most {MAX_INTERESTS} interests.")
+    interests = []
+    for interest in given:
+        if not 0 < len(interest) <= MAX_INTEREST or not interest.isprintable():
+            raise Invalid(f"An interest has 1 to {MAX_INTEREST} printable characters.")
+        interest = interest.lower()
+        if interest not in interests:
+            interests.append(interest)
+    return tuple(interests)
 
 
 def within_limit(pairing):

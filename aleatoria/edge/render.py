@@ -65,7 +65,8 @@ def _presence(kind):
 
 def _call_started(push, user):
     return Envelope(type="assign_role", fromUser=SYSTEM, toUser=user,
-                    payload=role(push.role, push.peer), createTime=push.create_time)
+                    payload=role(push.role, push.peer, push.common),
+                    createTime=push.create_time)
 
 
 def _call_ended(push, user):
@@ -100,9 +101,9 @@ def envelope(push, user):
     return _RENDER[type(push)](push, user)
 
 
-def role(role, peer):
+def role(role, peer, common=()):
     """The payload of C{assign_role}."""
-    return {"role": role, "peerId": peer}
+    return {"role": role, "peerId": peer, "commonInterests": list(common)}
 
 
 @implementer(IOutlet)

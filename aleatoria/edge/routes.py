@@ -150,7 +150,8 @@ def mark_read(hub, conn, m):
 
 
 def user_available_webrtc(hub, conn, m):
-    return hub.calls.in_turn(conn, hub.calls.available)
+    interests = m.payload.interests if m.payload else ()
+    return hub.calls.in_turn(conn, hub.calls.available, interests)
 
 
 def user_unavailable_webrtc(hub, conn, m):
@@ -162,11 +163,14 @@ def request_random_peer(hub, conn, m):
     The answer repeats the request's C{messageId}, to tell it from an
     C{assign_role} that somebody else's pairing sends.
     """
-    d = hub.calls.in_turn(conn, hub.calls.request_peer, m.payload.currentPeerId)
+    p = m.payload
+    d = hub.calls.in_turn(conn, hub.calls.request_peer, p.currentPeerId, p.interests,
+                          p.interestsOnly)
     return d.addCallback(lambda match: (
         Answer("no_peer_available", {"message": NO_PEER}, message_id=m.messageId)
         if match is None
-        else Answer("assign_role", role(match.role, match.peer), message_id=m.messageId)
+        else Answer("assign_role", role(match.role, match.peer, match.common),
+                    message_id=m.messageId)
     ))
 
 

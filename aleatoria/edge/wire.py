@@ -46,6 +46,14 @@ class ChatPayload(msgspec.Struct, frozen=True):
 
 class PeerRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     currentPeerId: str = ""
+    interests: list[str] = []
+    interestsOnly: bool = False
+
+
+class Available(msgspec.Struct, frozen=True):
+    """The payload of user_available_webrtc."""
+
+    interests: list[str] = []
 
 
 class RecentMessagesQuery(msgspec.Struct, frozen=True):
@@ -111,6 +119,7 @@ _TYPED_PAYLOADS = {
     "chat_message": ChatPayload,
     "call_message": ChatPayload,
     "request_random_peer": PeerRequest,
+    "user_available_webrtc": Available | None,
     "get_recent_messages": RecentMessagesQuery,
     "get_direct_messages": DirectMessagesQuery,
     "get_room_members": MembersQuery,

@@ -8,7 +8,7 @@ import random
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
-from aleatoria.domain.matchmaking import IMPOLITE, NO_RULES, POLITE, Match, Pairing
+from aleatoria.domain.matchmaking import IMPOLITE, NO_RULES, POLITE, Match, Pairing, Seat
 from aleatoria.domain.ports import MEETING_KEPT, IMatchmaking
 from aleatoria.domain.values import Meeting
 from aleatoria.memory.pairing_rules import Rematches, Skips
@@ -60,16 +60,20 @@ class MemoryMatchmaking:
                 return succeed(Pairing(current))
             self.end_match(requester)
         blocks, rematches = self.blocks, self._rematches
-        peer = self.pool.choose(ask.segment, {requester, skipped}, self._rng,
+        peer = self.pool.choose(ask, {requester, skipped}, self._rng,
                                 lambda user: not blocks.blocks(requester, user)
                                 and not rematches.barred(requester, user))
         if peer is None:
+            if ask.only:  # it waits for somebody who shares an interest
+                self.pool.seat(requester, Seat(ask.segment, ask.interests))
+                self.pool.enter(requester)
             return succeed(Pairing(None, skipped=current and current.peer))
+        common = self.pool.common(peer, ask.interests)
         for user in (requester, peer):
             self.pool.exit(user)
             self._waiting.discard(user)
-        self.matches[peer] = Match(requester, POLITE)
-        mine = self.matches[requester] = Match(peer, IMPOLITE)
+        self.matches[peer] = Match(requester, POLITE, common)
+        mine = self.matches[requester] = Match(peer, IMPOLITE, common)
         rematches.paired(requester, peer, ask.rematch_after)
         now = self._ms()
         self._meetings[peer] = Meeting(requester, now)

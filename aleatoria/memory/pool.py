@@ -1,6 +1,8 @@
 """
 The pool of the embedded backend: who is available, in which segment
-(users of two segments are never paired), picked at random.
+(users of two segments are never paired) and with which interests (a set
+per interest, so that a request costs what its interests do, not what
+the pool holds), picked at random.
 """
 
 from aleatoria.domain.matchmaking import DEFAULT_SEGMENT, Seat
@@ -57,7 +59,8 @@ class RandomSet:
 
 class Pool:
     """
-    Every available user, and the same by segment; each user's L{Seat}
+    Every available user, the same by segment, and by segment and
+    interest; each user's L{Seat}
     (what it said when it last became available), kept until it withdraws
     or leaves.
     """
@@ -66,6 +69,11 @@ class Pool:
         self._all = RandomSet()
         self._segments = {}
         self._seats = {}
+
+    def _sets(self, user):
+        """The sets C{user} is in while available: its segment's, and its interests'."""
+        seat = self._seats.get(user, DEFAULT_SEAT)
+        return [seat.segment, *((seat.segment, interest) for interest in seat.interests)]
 
     def __len__(self):
         return len(self._all)
@@ -80,26 +88,43 @@ class Pool:
 
     def enter(self, user):
         self._all.add(user)
-        segment = self._seats.get(user, DEFAULT_SEAT).segment
-        self._segments.setdefault(segment, RandomSet()).add(user)
+        for key in self._sets(user):
+            self._segments.setdefault(key, RandomSet()).add(user)
 
     def exit(self, user):
         """Out of the pool; its seat is kept, for when it enters again."""
         if user not in self._all:
             return
         self._all.discard(user)
-        segment = self._seats.get(user, DEFAULT_SEAT).segment
-        members = self._segments[segment]
-        members.discard(user)
-        if not members:
-            del self._segments[segment]
+        for key in self._sets(user):
+            members = self._segments[key]
+            members.discard(user)
+            if not members:
+                del self._segments[key]
 
     def forget(self, user):
         """Out of the pool, its seat forgotten."""
         self.exit(user)
         self._seats.pop(user, None)
 
-    def choose(self, segment, exclude, rng, fits):
-        """A random member of C{segment} not in C{exclude} that C{fits}, or C{None}."""
-        members = self._segments.get(segment)
-        return members.choose(exclude, rng, fits) if members else None
+    def choose(self, ask, exclude, rng, fits):
+        """
+        A random member of the segment of C{ask} (an L{Ask}) not in
+        C{exclude} that C{fits}: one sharing an interest if there is one,
+        else anyone unless C{ask.only}; or C{None}.
+        """
+        keys = [(ask.segment, interest)
+                for interest in rng.sample(ask.interests, len(ask.interests))]
+        if not ask.only:
+            keys.append(ask.segment)
+        for key in keys:
+            members = self._segments.get(key)
+            found = members.choose(exclude, rng, fits) if members else None
+            if found is not None:
+                return found
+        return None
+
+    def common(self, user, interests):
+        """Which of C{interests} C{user} has, in their order."""
+        seat = self._seats.get(user, DEFAULT_SEAT)
+        return tuple(interest for interest in interests if interest in seat.interests)

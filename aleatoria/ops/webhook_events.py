@@ -21,7 +21,7 @@ def _started(fact, daemon):
         "users": [{"userId": fact.user, "role": IMPOLITE},
                   {"userId": fact.peer, "role": POLITE}],
         "segment": fact.segment,
-        "commonInterests": [],
+        "commonInterests": list(fact.common),
     }
 
 

@@ -23,6 +23,7 @@ NAMES = {
     "met": "met:{id}:{id}",
     "seat": "available:seat:{id}",
     "segment_pool": "available:segment:{}",
+    "interest_pool": "available:interest:{}:{}",
     # ours: safety
     "blocks": "blocks:{id}",
     "address": "address:{id}",

@@ -4,6 +4,7 @@ the matches, each step one script, so two requests on two daemons never
 get the same peer and nobody holds two partners.
 """
 
+import json
 import random
 
 from zope.interface import implementer
@@ -26,7 +27,9 @@ class RedisMatchmaking:
         self._rng = rng or random.Random()
 
     def offer(self, user, seat=None):
-        return self._commands.run("offer", user, "" if seat is None else seat.segment)
+        if seat is None:
+            return self._commands.run("offer", user, "", "[]")
+        return self._commands.run("offer", user, seat.segment, _json(seat.interests))
 
     def withdraw(self, user):
         return self._commands.run("withdraw", user)
@@ -34,15 +37,16 @@ class RedisMatchmaking:
     def pair(self, requester, skipped, ask=NO_RULES):
         d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
                                self._commands.era, ask.skips, round(ask.rematch_after * 1000),
-                               ask.segment)
+                               ask.segment, _json(ask.interests), "1" if ask.only else "0")
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):
         return self._commands.run("hang_up", user, peer).addCallback(bool)
 
     def match_of(self, user):
-        d = self._commands.call("hmget", self._keys("match", user), ["peer", "role"])
-        return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
+        d = self._commands.call("hmget", self._keys("match", user), ["peer", "role", "common"])
+        return d.addCallback(
+            lambda reply: Match(reply[0], reply[1], _common(reply[2])) if reply[0] else None)
 
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))
@@ -71,6 +75,16 @@ def _meeting(reply):
 def _pairing(reply):
     if reply[0] == "limited":
         return Pairing(None, retry_after=int(reply[1]) / 1000)
-    outcome, peer, role, skipped = reply
-    match = Match(peer, role) if peer else None
+    outcome, peer, role, skipped, common = reply
+    match = Match(peer, role, _common(common)) if peer else None
     return Pairing(match, fresh=outcome == "fresh", skipped=skipped or None)
+
+
+def _json(interests):
+    return json.dumps(list(interests))
+
+
+def _common(reply):
+    """The interests two users share, from the script's JSON (Redis's cjson writes [] as {})."""
+    common = json.loads(reply) if reply else []
+    return tuple(common) if isinstance(common, list) else ()

@@ -34,23 +34,35 @@ local MEETING_KEPT = 86400
 
 -- The pool: available:webrtc holds every available user, and a set per
 -- segment the same by segment (its name with '%' and ':' escaped, so no two
--- share a key); a user's seat says its segment, kept until it withdraws.
+-- share a key), and a set per segment and interest; a user's seat says its
+-- segment and interests (JSON), kept until it withdraws.
 local function segment_key(segment)
   return K.segment_pool((segment:gsub('%%', '%%25'):gsub(':', '%%3A')))
 end
 
-local function segment_pool(user)
-  return segment_key(redis.call('HGET', K.seat(user), 'segment') or 'default')
+local function interest_key(segment, interest)
+  return K.interest_pool((segment:gsub('%%', '%%25'):gsub(':', '%%3A')), interest)
+end
+
+-- the sets a user is in while available: its segment's, and its interests'
+local function seat_sets(user)
+  local seat = redis.call('HMGET', K.seat(user), 'segment', 'interests')
+  local segment = seat[1] or 'default'
+  local sets = {segment_key(segment)}
+  for _, interest in ipairs(cjson.decode(seat[2] or '[]')) do
+    sets[#sets + 1] = interest_key(segment, interest)
+  end
+  return sets
 end
 
 local function pool_enter(user)
   redis.call('SADD', K.pool(), user)
-  redis.call('SADD', segment_pool(user), user)
+  for _, set in ipairs(seat_sets(user)) do redis.call('SADD', set, user) end
 end
 
 local function pool_exit(user)
   redis.call('SREM', K.pool(), user)
-  redis.call('SREM', segment_pool(user), user)
+  for _, set in ipairs(seat_sets(user)) do redis.call('SREM', set, user) end
 end
 
 -- there while the two users' last match ended less than --rematch-after ago
