@@ -150,10 +150,12 @@ export class Client extends EventTarget {
     Promise<{ withUser: string; offset: number; unread: number }>;
   say(room: string, content: string): Promise<Envelope>;
   write(toUser: string, content: string): Promise<Envelope>;
-  available(): void;
+  available(interests?: string[]): void;
   unavailable(): void;
-  requestPeer(currentPeerId?: string):
-    Promise<{ role: "polite" | "impolite"; peerId: string; iceServers: RTCIceServer[] } | null>;
+  requestPeer(currentPeerId?: string,
+              options?: { interests?: string[]; interestsOnly?: boolean }):
+    Promise<{ role: "polite" | "impolite"; peerId: string; commonInterests: string[];
+              iceServers: RTCIceServer[] } | null>;
   getIceServers(): Promise<IceServers>;
   signal(type: "webrtc_offer" | "webrtc_answer" | "webrtc_candidate" | "hangup",
          toUser: string, payload?: object): void;
@@ -174,6 +176,10 @@ export interface CallerOptions {
   stream?: MediaStream | null;
   /** Its `iceServers`, if any, replace the server's. */
   rtcConfig?: RTCConfiguration;
+  /** Up to 10: a partner who shares one is preferred. */
+  interests?: string[];
+  /** Seconds of a search during which only a partner sharing an interest is taken. */
+  fallbackAfter?: number;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 

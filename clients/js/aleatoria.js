@@ -661,18 +661,28 @@ export class Client extends EventTarget {
       "chat_message");
   }
 
-  available() {
-    this.send({ type: "user_available_webrtc" });
+  /** Enter the pool; with `interests`, a request that shares one picks this user first. */
+  available(interests) {
+    this.send(interests && interests.length
+      ? { type: "user_available_webrtc", payload: { interests } }
+      : { type: "user_available_webrtc" });
   }
 
   unavailable() {
     this.send({ type: "user_unavailable_webrtc" });
   }
 
-  /** Ask for a random partner: the assign_role, or null when nobody is free. */
-  async requestPeer(currentPeerId) {
+  /**
+   * Ask for a random partner: the assign_role, or null when nobody is free.
+   * With `interests`, one who shares one is picked first; with
+   * `interestsOnly`, only such a one (else this user waits in the pool).
+   */
+  async requestPeer(currentPeerId, { interests, interestsOnly } = {}) {
+    const wanted = interests && interests.length ? interests : undefined;
     const answer = await this.request({ type: "request_random_peer",
-      payload: clean({ currentPeerId }) }, ["assign_role", "no_peer_available"]);
+      payload: clean({ currentPeerId, interests: wanted,
+        interestsOnly: wanted && interestsOnly ? true : undefined }) },
+    ["assign_role", "no_peer_available"]);
     return answer.type === "assign_role" ? answer.payload : null;
   }
 
@@ -726,10 +736,13 @@ function clean(fields) {
  * (detail: {peerId, reason}).
  */
 export class Caller extends EventTarget {
-  constructor(client, { stream = null, rtcConfig = {},
+  constructor(client, { stream = null, rtcConfig = {}, interests = [], fallbackAfter = 0,
     RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
+    this.interests = interests;
+    this.fallbackAfter = fallbackAfter;
+    this._searching = null; // when the search for this partner began (ms)
     this.stream = stream;
     this.rtcConfig = rtcConfig;
     this.RTCPeerConnection = RTCPeerConnection;
@@ -751,15 +764,23 @@ export class Caller extends EventTarget {
 
   /** Enter the pool: somebody else's `next()` may pick this user. */
   available() {
-    this.client.available();
+    this.client.available(this.interests);
   }
 
-  /** Leave the current call, if any, and ask for a new partner; true if one was found. */
+  /**
+   * Leave the current call, if any, and ask for a new partner; true if one
+   * was found. With `interests`, one who shares one is preferred; for the
+   * first `fallbackAfter` seconds of a search, only such a one.
+   */
   async next() {
     const skipped = this.peerId;
     if (skipped) this._end("skipped", true);
-    this.client.available();
-    const match = await this.client.requestPeer(skipped || undefined);
+    if (this._searching === null) this._searching = Date.now();
+    const interestsOnly = Date.now() - this._searching < this.fallbackAfter * 1000;
+    this.client.available(this.interests);
+    const match = await this.client.requestPeer(skipped || undefined,
+      { interests: this.interests, interestsOnly });
+    if (match) this._searching = null;
     if (match && match.peerId !== this.peerId) this._start(match);
     return Boolean(match);
   }
@@ -774,6 +795,7 @@ export class Caller extends EventTarget {
   _start({ peerId, role, iceServers }) {
     if (this.peerId === peerId && this.pc) return;
     if (this.peerId) this._end("replaced", true);
+    this._searching = null;
     this.peerId = peerId;
     this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";
