@@ -428,6 +428,14 @@ async function main() {
       await p.reload();
       await p.waitForSelector('#connection[data-state="open"]');
       assert.equal(await p.evaluate(() => window.demo.client.userId), users[0]);
+      // a token the server refuses (401): the page comes back as a new stranger, once
+      await p.evaluate(() => sessionStorage.setItem("aleatoria-token",
+        `${window.demo.client.userId}.1.${"0".repeat(32)}`));
+      await p.reload();
+      await p.waitForSelector('#connection[data-state="open"]');
+      const fresh = await p.evaluate(() => window.demo.client.userId);
+      assert.match(fresh, /^anon-/);
+      assert.notEqual(fresh, users[0]);
       await p.context().close();
       await q.context().close();
     });

@@ -155,6 +155,10 @@ function closed() {
   if (caller && caller.pc) caller.pc.close();
   endCall();
   caller = null;
+  // a new connection starts with a new Caller: Start again
+  $("start").disabled = false;
+  $("next").disabled = $("hangup").disabled = true;
+  callStatus("idle", "Press Start to meet a stranger.");
   $("connect").textContent = mode === "anonymous" ? "Connect again" : "Connect";
   $("connect-form").hidden = false;
 }
