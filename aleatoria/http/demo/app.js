@@ -114,6 +114,7 @@ async function connect() {
   c.addEventListener("state", (e) => {
     if (c !== client) return;
     if (e.detail === "closed") closed();
+    else if (e.detail === "open" && mode === "named") showConnection("open", `connected as ${c.userId}`);
     else showConnection(e.detail, STATES[e.detail] || e.detail);
   });
   c.addEventListener("close", (e) => {
