@@ -4,13 +4,19 @@ primary, a replica, and three sentinels (quorum 2) that watch them with
 short timeouts -- a SIGKILLed primary is replaced in about 2 s.
 
 Every redis-server build has the sentinel mode (C{--sentinel}); Debian's
-C{redis-sentinel} package only adds a symlink and a system service.
+C{redis-sentinel} package (which C{make test} installs should this one lack
+it) adds a C{redis-sentinel} command.
 """
 
+import shutil
 import subprocess
 import time
 
 from .redis_server import REDIS_SERVER, RedisServer, free_port
+
+SENTINEL = ([shutil.which("redis-sentinel")] if shutil.which("redis-sentinel")
+            else [REDIS_SERVER, "--sentinel"])
+"""The command that starts a sentinel, before and after its config file."""
 
 MASTER = "mymaster"
 
@@ -37,7 +43,7 @@ class SentinelProcess:
 
     def start(self):
         self.process = subprocess.Popen(
-            [REDIS_SERVER, str(self.config), "--sentinel"],
+            [SENTINEL[0], str(self.config), *SENTINEL[1:]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         _wait(lambda: self.ask("PING") == "PONG", "a sentinel did not start")

@@ -1,5 +1,5 @@
 """
-The blocks seam (L{aleatoria.domain.ports.IBlocks}), held to one contract
+The blocks seam (L{aleatoria.domain.safety_ports.IBlocks}), held to one contract
 on every backend -- and what the other seams make of a block: never
 paired, in either role; no direct message kept between the two.
 """
@@ -10,8 +10,8 @@ from zope.interface.verify import verifyObject
 
 from aleatoria.domain.events import DirectMessage
 from aleatoria.domain.matchmaking import IMPOLITE, Match, Pairing
-from aleatoria.domain.ports import IBlocks
 from aleatoria.domain.refusals import Forbidden
+from aleatoria.domain.safety_ports import IBlocks
 from aleatoria.domain.values import Blocking
 
 from .test_contract_matchmaking import offer
@@ -93,10 +93,9 @@ async def test_never_paired_either_way(backend, blocker):
 async def test_pairs_past_many_blocked(backend):
     """
     A requester who blocked all of the pool but one is paired with that
-    one. (On Redis a pairing samples up to 64 members: of a large pool
-    blocked nearly whole, it may find none.)
+    one (on Redis, past 64 samples, a pool of up to 1 000 is read whole).
     """
-    users = [f"u{n}" for n in range(4)]
+    users = [f"u{n}" for n in range(200)]
     await offer(backend, *users)
     await backend.sessions.claim("alice")
     for user in users[:-1]:

@@ -30,11 +30,12 @@ from aleatoria.edge.protocol import ClientFactory
 from aleatoria.edge.render import Outlet
 from aleatoria.edge.router import Reads, Router
 from aleatoria.http.api import ServerAPI
+from aleatoria.http.reports import ReportsAPI
 from aleatoria.http.site import api_site, make_site, metrics_site
 from aleatoria.http.websocket import WebSocketEndpoint
 from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.observers import Breadcrumbs, Counters, LogLines
+from aleatoria.ops.observers import BanCounters, Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
 from aleatoria.ops.webhooks import Webhooks
 
@@ -85,6 +86,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
               quotas=quotas(config, reactor.seconds))
     hub.observe(LogLines())
     hub.observe(Counters(metrics))
+    hub.observe(BanCounters(metrics))
     if reporter.enabled:
         hub.observe(Breadcrumbs(reporter))
     if config.webhook_url:
@@ -152,7 +154,8 @@ def _rules(config):
                  presence_limit=config.presence_limit, signaling=config.signaling,
                  room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
                                       config.max_rooms_per_address),
-                 max_blocks=config.max_blocks)
+                 max_blocks=config.max_blocks, reports_per_hour=config.reports_per_hour,
+                 report_ttl=config.report_ttl_hours * 3600)
 
 
 def _client_factory(config, hub, outlet, reporter, accounting, metrics, admission, reactor):
@@ -181,7 +184,7 @@ def _api_listener(config, hub, reactor):
         hub.admin, config.api_token,
         KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds),
         KeyedBuckets(config.api_auth_failures / 60, config.api_auth_failures, reactor.seconds),
-        reactor)
+        reactor, routes=ReportsAPI(hub.reported).routes())
     # a backend may open a connection per request: the API's own limit
     # (answered as its problems are) comes first, the clients' on top
     api_gate = _http_gate(config, reactor, config.api_rate + config.connect_rate,

@@ -9,7 +9,7 @@ lookup for the user and one per prefix length in use for the address,
 and nothing at all when there are no bans. The copy is loaded whenever
 the store may have changed unseen (at start, when Redis comes back) and
 follows what every daemon sets or lifts (the store hands this daemon
-the others' changes, L{aleatoria.domain.ports.IBans.listen}). A ban
+the others' changes, L{aleatoria.domain.safety_ports.IBans.listen}). A ban
 carries its end: expiry needs no news.
 """
 
@@ -75,6 +75,8 @@ class BanIndex:
         self.by_user = {}
         self.by_network = {}
         """{(version, prefixlen): {network address as int: {id: ban}}}"""
+        self._levels = {4: [], 6: []}
+        """Per address family: (bits below the prefix, that prefix length's networks)."""
 
     def __len__(self):
         return len(self.by_id)
@@ -86,7 +88,10 @@ class BanIndex:
             self.by_user.setdefault(ban.user, {})[ban.id] = ban
         if ban.network:
             net = ipaddress.ip_network(ban.network)
-            level = self.by_network.setdefault((net.version, net.prefixlen), {})
+            if (net.version, net.prefixlen) not in self.by_network:
+                self.by_network[(net.version, net.prefixlen)] = {}
+                self._index_levels()
+            level = self.by_network[(net.version, net.prefixlen)]
             level.setdefault(int(net.network_address), {})[ban.id] = ban
 
     def remove(self, ban_id):
@@ -102,7 +107,13 @@ class BanIndex:
             _drop(level, int(net.network_address), ban_id)
             if not level:
                 del self.by_network[(net.version, net.prefixlen)]
+                self._index_levels()
         return ban
+
+    def _index_levels(self):
+        self._levels = {4: [], 6: []}
+        for (version, prefixlen), level in self.by_network.items():
+            self._levels[version].append(((32 if version == 4 else 128) - prefixlen, level))
 
     def holding(self, user, address, now):
         """The ban in force at C{now} of C{user} or C{address} that ends last, or C{None}."""
@@ -112,10 +123,10 @@ class BanIndex:
         ip = _address(address) if self.by_network else None
         if ip is not None:
             number = int(ip)
-            for (version, prefixlen), level in self.by_network.items():
-                if version == ip.version:
-                    shift = ip.max_prefixlen - prefixlen
-                    found.extend(level.get(number >> shift << shift, {}).values())
+            for shift, level in self._levels[ip.version]:
+                bans = level.get(number >> shift << shift)
+                if bans:
+                    found.extend(bans.values())
         live = [ban for ban in found if ban.expires_at > now]
         for ban in found:
             if ban.expires_at <= now:
@@ -141,7 +152,7 @@ class Bans:
 
     @param hub: the L{aleatoria.domain.hub.Hub}: its connections, its work
         and its observers.
-    @param store: the L{aleatoria.domain.ports.IBans}.
+    @param store: the L{aleatoria.domain.safety_ports.IBans}.
     @param seconds: the wall clock, in Unix seconds.
     """
 
@@ -208,6 +219,11 @@ class Bans:
                                            "api_read", asked=True)
         return await self.ban(user=user, seconds=seconds, reason=reason), where is not None
 
+    def in_force(self):
+        """How many bans this daemon knows to be in force."""
+        self.index.expire(self._now())
+        return len(self.index)
+
     # Handshakes
 
     def holding(self, user, address):
@@ -243,8 +259,8 @@ class Bans:
     def load(self):
         """
         Read every ban in force from the store into the copy, keeping what
-        changed meanwhile; close the connections they bar. Fires when done
-        (failures reported, and left for the next load).
+        changed meanwhile; close the connections they bar. Fires with
+        whether it could (a failure is reported).
         """
         self._during_load = {}
         d = self._hub.work.watch(self._store.all(self._now()), "bans")
@@ -253,7 +269,7 @@ class Bans:
     def _loaded(self, bans):
         changed, self._during_load = self._during_load, None
         if not isinstance(bans, list):
-            return
+            return False
         index = BanIndex()
         for ban in bans:
             index.add(ban)
@@ -265,6 +281,7 @@ class Bans:
         index.expire(self._now())
         self.index = index
         self._enforce(list(index.by_id.values()))
+        return True
 
     def _enforce(self, bans):
         """Close the connections here that C{bans} bar."""

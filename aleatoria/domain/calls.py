@@ -27,7 +27,7 @@ from aleatoria.domain.events import (
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import ENDED, POLITE
+from aleatoria.domain.matchmaking import ENDED, POLITE, Match
 from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
 from aleatoria.domain.rules import check_user
 from aleatoria.domain.safety import signal_refused
@@ -52,7 +52,7 @@ class Calls:
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
-        """Each user here in a call: its partner, as the user was told."""
+        """Each user here in a call: its L{Match}, as the user was told."""
         self._since = {}
         """Each user here in a call: when the call started (ns), as this daemon saw it."""
         self.turns = Turns()
@@ -107,10 +107,10 @@ class Calls:
             hub.tell(NoPeer(user))
             return None
         self._partners.pop(user, None)
-        former = self._matches.get(user)
+        former = self.partner(user)
         if former not in (None, match.peer, pairing.skipped):
             hub.delivery.send(user, CallEnded(user, former, ENDED, self._now()))
-        self._matches[user] = match.peer
+        self._matches[user] = match
         if pairing.fresh:
             self._since[user] = hub.clock.next_ns()
             hub.tell(Paired(user, match.peer))
@@ -148,7 +148,7 @@ class Calls:
         check_user(to_user)
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
-        if self._matches.get(user) == to_user:  # no block between partners
+        if self.partner(user) == to_user:  # no block between partners
             return self._relay(user, kind, to_user, signal)
         d = hub.work.timed(hub.blocks.between(user, to_user), "blocks_between")
         d.addErrback(_unknown_in_an_outage)
@@ -163,7 +163,7 @@ class Calls:
     def _relay(self, user, kind, to_user, signal):
         hub = self._hub
         if to_user in hub.connections:  # known here: no Deferred at all
-            self._may_signal(self._matches.get(to_user), user, kind, to_user)
+            self._may_signal(_partner(self._matches.get(to_user)), user, kind, to_user)
             hub.arrived(to_user, signal)
             hub.tell(SignalRelayed(user, to_user))
             return None
@@ -232,7 +232,7 @@ class Calls:
 
     def partner(self, user):
         """Whom C{user}, here, is in a call with, as it was told; or C{None}."""
-        return self._matches.get(user)
+        return _partner(self._matches.get(user))
 
     def offline(self, user):
         """
@@ -258,9 +258,9 @@ class Calls:
         (L{ended}, L{hung_up_by}).
         """
         user = push.user
-        former = self._matches.get(user)
+        former = self.partner(user)
         self._partners.pop(user, None)
-        self._matches[user] = push.peer
+        self._matches[user] = Match(push.peer, push.role)
         if former == push.peer:
             return None
         self._since[user] = self._hub.clock.next_ns()
@@ -273,7 +273,7 @@ class Calls:
         A hangup from C{sender} reached C{user}, here: whether that is
         news, not the late end of a call it left already.
         """
-        current = self._matches.get(user)
+        current = self.partner(user)
         if current is not None and current != sender:
             return False
         self.forget(user)
@@ -284,11 +284,18 @@ class Calls:
         C{push.user}, here, is told its call with C{push.peer} is over:
         whether that is news, not the late end of a call it left already.
         """
-        current = self._matches.get(push.user)
+        current = self.partner(push.user)
         if current is not None and current != push.peer:
             return False
         self.forget(push.user)
         return True
+
+    def here(self):
+        """
+        Each user here in a call: C{[partner, role]}, as it was told -- for
+        a store that may have lost the match in a failover.
+        """
+        return {user: [match.peer, match.role] for user, match in self._matches.items()}
 
     def forget(self, user):
         """

@@ -278,13 +278,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class ServerPosted(Fact):
-    """The server API posted to C{room}, or wrote to C{user}."""
-
-    room: str = ""
-    user: str = ""
-
-
 class Blocked(Fact):
     """C{user} blocked C{other}; C{ended}: their call with it."""
 
@@ -332,3 +325,17 @@ class HandshakeBanned(Fact):
     user: str
     address: str
     seconds: int
+
+
+class Reported(Fact):
+    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+
+    user: str
+    other: str
+    reason: str
+    report_id: str
+class ServerPosted(Fact):
+    """The server API posted to C{room}, or wrote to C{user}."""
+
+    room: str = ""
+    user: str = ""

@@ -39,6 +39,7 @@ from aleatoria.domain.events import (
     Signal,
 )
 from aleatoria.domain.ports import IReceiver
+from aleatoria.domain.reports import Reports
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
 from aleatoria.domain.safety import Safety
@@ -51,7 +52,8 @@ class Rules:
     The domain's settings: longest chat content (UTF-8 bytes), rooms per
     connection, the room size up to which members hear each other come and
     go, who may signal whom (L{Calls}), the L{RoomQuota}, and how many
-    users one may block (L{Safety}).
+    users one may block (L{Safety}), and how many reports one may file
+    an hour and how long each is kept (L{Reports}).
     """
 
     max_content: int = 4096
@@ -60,13 +62,15 @@ class Rules:
     signaling: str = "any"
     room_quota: RoomQuota = field(default_factory=RoomQuota)
     max_blocks: int = 1000
+    reports_per_hour: int = 20
+    report_ttl: int = 720 * 3600
 
 
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking, blocks, bus and bans
-        (the seams of L{aleatoria.domain.ports}), as attributes of one object.
+    @param backend: streams, sessions, matchmaking, blocks, reports, bus and
+        bans (the seams of L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
     @param accounting: the L{aleatoria.domain.ports.IAccounting}.
@@ -84,6 +88,7 @@ class Hub(Service):
         self.matchmaking = backend.matchmaking
         self.bus = backend.bus
         self.blocks = backend.blocks
+        self.reports = backend.reports
         self.clock = clock
         self.work = Work(accounting)
         self.connections = Connections()
@@ -97,10 +102,12 @@ class Hub(Service):
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)
-        self.bans = Bans(self, backend.bans)
+        self.reported = Reports(self, rules.reports_per_hour, rules.report_ttl)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)
+        self.bans = Bans(self, backend.bans)
+        """The bans (the backend's own: its C{bans}, L{aleatoria.domain.safety_ports.IBans})."""
 
     def observe(self, observer):
         """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""
@@ -142,7 +149,7 @@ class Hub(Service):
         self.connections.add(conn)
         self.delivery.joined(user, ("inbox", user))
         self.tell(Connected(user, conn.address, room, len(self.connections)))
-        d = self.sessions.claim(user)
+        d = self.sessions.claim(user, conn.address)
         d.addCallback(self._claimed, user)
         self.work.watch(d, "claim")
         self.rooms.enter(conn, room, quiet=True)
@@ -241,6 +248,9 @@ class Hub(Service):
 
     def sessions_here(self):
         return {user: sorted(self.rooms.rooms_of(user)) for user in self.connections.users()}
+
+    def calls_here(self):
+        return self.calls.here()
 
     def load(self):
         return {"connections": len(self.connections),

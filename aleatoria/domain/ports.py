@@ -2,14 +2,20 @@
 The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
-(L{ISessions}), matchmaking (L{IMatchmaking}), blocks (L{IBlocks}), the
-other daemons (L{IBus}) and the bans (L{IBans}); what it offers them in
-return (L{IReceiver}); and who hears what happened (L{IObserver},
-L{IAccounting}). Each backend seam has a memory and a Redis
-implementation, held to one contract suite.
+(L{ISessions}), matchmaking (L{IMatchmaking}) and the other daemons
+(L{IBus}), and those of safety (L{aleatoria.domain.safety_ports}); what
+it offers them in return (L{IReceiver}); and who hears what happened
+(L{IObserver}, L{IAccounting}). Each backend seam has a memory and a
+Redis implementation, held to one contract suite.
 """
 
 from zope.interface import Attribute, Interface
+
+ADDRESS_KEPT = 86400
+"""Seconds a user's client address is kept after its session ends (for reports)."""
+
+MEETING_KEPT = 86400
+"""Seconds a user's most recent match is remembered after it ended (for reports)."""
 
 
 class IConnection(Interface):
@@ -79,7 +85,7 @@ class IStreams(Interface):
         both inboxes (C{system} has none); hand each party its copy on its
         daemon (L{IReceiver.inbox_post}). Fire with a L{Posted}.
 
-        @raise Forbidden: either party blocks the other (L{IBlocks}):
+        @raise Forbidden: either party blocks the other (L{aleatoria.domain.safety_ports.IBlocks}):
             nothing is kept, nobody handed anything.
         @raise StoreUnavailable: as for L{post_room}.
         """
@@ -114,11 +120,11 @@ class ISessions(Interface):
 
     node = Attribute("This daemon's id among those sharing the backend.")
 
-    def claim(user):
+    def claim(user, address=""):
         """
-        C{user} connected here: make this daemon its owner, ending any
-        earlier session (out of its rooms and the pool, its match ended).
-        Fire with a L{Claim}.
+        C{user} connected here, from client C{address}: make this daemon
+        its owner, ending any earlier session (out of its rooms and the
+        pool, its match ended). Fire with a L{Claim}.
         """
 
     def release(user, budget_refills_in=0):
@@ -143,6 +149,12 @@ class ISessions(Interface):
 
     def user_rooms(user):
         """The rooms C{user} is in, sorted."""
+
+    def address_of(user):
+        """
+        The client address C{user} last connected from: while it is
+        connected, and for L{ADDRESS_KEPT} seconds after; else C{None}.
+        """
 
     def whereabouts(user):
         """The id of the live daemon that has C{user}, or C{None}."""
@@ -172,8 +184,8 @@ class IMatchmaking(Interface):
     def pair(requester, skipped):
         """
         Serve one C{request_random_peer}, atomically: fire with a
-        L{Pairing}. Two users either of whom blocks the other (L{IBlocks})
-        are never paired.
+        L{Pairing}. Two users either of whom blocks the other
+        (L{aleatoria.domain.safety_ports.IBlocks}) are never paired.
         """
 
     def hang_up(user, peer):
@@ -185,29 +197,11 @@ class IMatchmaking(Interface):
     def pool_size():
         """The number of users in the pool."""
 
-
-class IBlocks(Interface):
-    """
-    Who blocked whom (L{aleatoria.domain.safety}): kept until undone. The
-    pairing of L{IMatchmaking} and the direct messages of L{IStreams}
-    honour them in their own atomic steps.
-    """
-
-    def block(user, other, most=None):
+    def last_match(user):
         """
-        C{user} blocks C{other}, unless it blocks C{most} users already
-        (C{None}: no limit); their match, if they are matched, ends in the
-        same step. Fire with a L{aleatoria.domain.values.Blocking}.
+        C{user}'s current match, or else its most recent one (for
+        L{MEETING_KEPT} seconds after it ended): a L{Meeting}, or C{None}.
         """
-
-    def unblock(user, other):
-        """C{user} no longer blocks C{other}; fire with whether it did."""
-
-    def blocked(user):
-        """The users C{user} blocks, sorted."""
-
-    def between(user_a, user_b):
-        """Whether either of the two blocks the other."""
 
 
 class IBus(Interface):
@@ -241,37 +235,14 @@ class IBus(Interface):
         """Hand what the other daemons send to C{receiver}, an L{IReceiver}."""
 
 
-class IBans(Interface):
-    """
-    The bans in force (L{aleatoria.domain.events.Ban}), kept until they
-    end, and each daemon's listener told of those set or lifted elsewhere.
-    """
-
-    def add(ban):
-        """Keep C{ban} until its end, and tell the other daemons' listeners."""
-
-    def lift(ban_id, now):
-        """
-        Forget the ban C{ban_id}, and tell the other daemons' listeners;
-        fire with it, or C{None} if none was in force at C{now}.
-        """
-
-    def all(now):
-        """Fire with every ban in force at C{now} (Unix seconds)."""
-
-    def listen(listener):
-        """
-        Tell C{listener} (an L{aleatoria.domain.bans.Bans}) of bans set
-        (C{set(ban)}) or lifted (C{lifted(ban_id)}) on other daemons, and
-        have it C{load()} whenever it may have missed some.
-        """
-
-
 class IReceiver(Interface):
     """What the backends hand the domain (the hub provides it)."""
 
     def sessions_here():
         """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
+
+    def calls_here():
+        """Each user here in a call: C{{user: [partner, role]}}, as it was told."""
 
     def load():
         """This daemon's connections and rooms: C{{"connections": N, "rooms": M}}."""

@@ -57,3 +57,7 @@ class Busy(Refused):
 
 class Unavailable(Refused):
     """Part of the service failed; the client may try again later."""
+
+
+class RateLimited(Refused):
+    """Asked too often; C{retryAfter} (milliseconds) says when it may be again."""

@@ -4,10 +4,11 @@ either role; no direct message or signaling between them, either way;
 their call, if they are in one, ends at once -- the blocked side hears
 only that it ended).
 
-The blocks live in the L{aleatoria.domain.ports.IBlocks} seam, and the
+The blocks live in the L{aleatoria.domain.safety_ports.IBlocks} seam, and the
 pairing and direct-message steps of the other seams honour them
-atomically; signaling asks here, unless the two are matched (a match
-never joins two users with a block between them).
+atomically; signaling (L{aleatoria.domain.calls}) asks the seam first,
+unless the two are matched (a match never joins two users with a block
+between them). Reports (L{aleatoria.domain.reports}) block as well.
 """
 
 from aleatoria.domain.events import Blocked, Unblocked
@@ -43,7 +44,7 @@ class Safety:
 
         @raise QuotaExceeded: it blocks as many users as it may already.
         """
-        user = self._other(conn, other, "block")
+        user = self.check_other(conn.user_id, other, "block")
         hub = self._hub
         d = hub.blocks.block(user, other, self._max_blocks)
         d.addCallback(self._blocked, user, other)
@@ -64,7 +65,7 @@ class Safety:
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""
-        user = self._other(conn, other, "unblock")
+        user = self.check_other(conn.user_id, other, "unblock")
         hub = self._hub
         d = hub.blocks.unblock(user, other)
         d.addCallback(lambda had: hub.tell(Unblocked(user, other, had)))
@@ -76,8 +77,11 @@ class Safety:
         return hub.work.watch(hub.blocks.blocked(conn.user_id), "blocked", conn.user_id,
                               asked=True)
 
-    def _other(self, conn, other, what):
-        user = conn.user_id
+    def check_other(self, user, other, what):
+        """
+        @raise Invalid: C{other} is missing, no user id, or C{user} itself
+            (C{what}: what C{user} would do to it).
+        """
         if not other:
             raise Invalid(f"{what}_user needs payload.userId.")
         check_user(other, "userId")

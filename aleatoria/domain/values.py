@@ -87,3 +87,15 @@ class Blocking:
     added: bool
     full: bool = False
     ended: bool = False
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """
+    A user's current or most recent match: with whom, and when it began
+    and ended (Unix milliseconds; C{ended} is C{None} while it lasts).
+    """
+
+    peer: str
+    started: int
+    ended: int | None = None

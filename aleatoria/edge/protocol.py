@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.ports import IConnection
 from aleatoria.domain.rules import MAX_REASON, SHOWN, shown
-from aleatoria.edge import frames
+from aleatoria.edge import bans, frames
 from aleatoria.edge.connection_limits import ConnectionLimits
 from aleatoria.edge.handshake import admit, client_address, first, proxied
 from aleatoria.edge.wire import InvalidMessage, decode, truncated
@@ -81,10 +81,12 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
             secure = ISSLTransport.providedBy(self.transport)
             self._identity, self._room = admit(
                 request, factory.origins, secure, factory.identities, behind_proxy)
+            bans.check(factory.hub.bans, self._identity.user, address)
             if behind_proxy:  # a direct client is counted by the gate, from its first byte
                 factory.admission.admit_proxied(address)
                 self._counted = True
         except ConnectionDeny as deny:
+            self.denied = deny
             if factory.refusals.first(address):
                 self._refused(request, deny)
             raise
@@ -125,7 +127,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        if not self.limits.may_send():
+        if not self.limits.may_send(payload):
             return
         if isBinary:
             self._malformed("Binary frames are not supported; send JSON text", payload)

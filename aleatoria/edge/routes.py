@@ -22,6 +22,7 @@ from aleatoria.domain.refusals import (
     NotInRoom,
     Offline,
     QuotaExceeded,
+    RateLimited,
     Refused,
     TooLarge,
     Unavailable,
@@ -37,6 +38,7 @@ CODES = {
     Forbidden: "forbidden",
     Offline: "user_offline",
     Unavailable: "unavailable",
+    RateLimited: "rate_limited",
 }
 """The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
 
@@ -202,6 +204,13 @@ def get_blocked(hub, conn, m):
     return d.addCallback(lambda users: Answer("blocked_users", {"users": users}))
 
 
+def report_user(hub, conn, m):
+    p = m.payload
+    d = hub.reported.report(conn, p.userId, p.reason, p.details)
+    return d.addCallback(lambda report_id: Answer(
+        "user_reported", {"userId": p.userId, "reportId": report_id}))
+
+
 def server_only(hub, conn, m):
     raise Forbidden(f"Clients may not send {m.type}.")
 
@@ -230,6 +239,7 @@ ROUTES = {
     "block_user": block_user,
     "unblock_user": unblock_user,
     "get_blocked": get_blocked,
+    "report_user": report_user,
 }
 
 READS = frozenset({"get_recent_messages", "get_room_members", "get_direct_messages",

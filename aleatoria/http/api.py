@@ -109,6 +109,7 @@ class ServerAPI(Resource):
     @param failures: a L{aleatoria.domain.limits.KeyedBuckets}, one bucket per
         client address: failed authentications.
     @param clock: when refusals are summed up.
+    @param routes: more routes, as C{self._routes} has them (the reports').
     """
 
     isLeaf = True
@@ -116,7 +117,7 @@ class ServerAPI(Resource):
     too_large = TOO_LARGE
     _log = Logger()
 
-    def __init__(self, admin, token, buckets, failures, clock):
+    def __init__(self, admin, token, buckets, failures, clock, routes=None):
         super().__init__()
         self._admin = admin
         self._token = f"Bearer {token}".encode()
@@ -131,8 +132,9 @@ class ServerAPI(Resource):
             (b"GET", ("rooms", None, "members")): self._members,
             (b"GET", ("users", None)): self._user,
             (b"GET", ("stats",)): self._stats,
-            **bans.routes(admin.bans),
+            **(routes or {}),
         }
+        self._routes.update(bans.routes(admin.bans))
 
     def screen(self, request, length):
         """

@@ -51,6 +51,32 @@ _ANSWERS = {
             "node": {"type": "string"}, "connections": {"type": "integer", "minimum": 0},
             "rooms": {"type": "integer", "minimum": 0}})},
     }),
+    "Report": _object({
+        "reportId": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+        "reason": {"enum": ["spam", "nudity", "minor", "harassment", "other"]},
+        "details": {"type": "string", "maxLength": 500},
+        "reporter": {"$ref": "#/components/schemas/Party"},
+        "reported": {"$ref": "#/components/schemas/Party"},
+        "pairedAt": {"type": ["string", "null"], "format": "date-time",
+                     "description": "When their current or most recent match began; null "
+                                    "if they were not matched lately."},
+        "pairedSeconds": {"type": ["number", "null"], "description": "How long it lasted."},
+        "sharedInterests": {"type": "array", "items": {"type": "string"}},
+        "messages": {"type": "array", "maxItems": 50, "items": _object({
+            "fromUser": _USER_ID, "toUser": _USER_ID, "content": {"type": "string"},
+            "messageId": {"type": "string"},
+            "createTime": {"type": "string", "format": "date-time"}}),
+            "description": "The last direct messages between the two since that match "
+                           "began (their last ones, if not matched lately), oldest first."},
+    }, description="A report and the evidence the server had: media never passes "
+                   "through it."),
+    "Party": _object({"userId": _USER_ID, "address": {
+        "type": ["string", "null"], "description": "The client address it last connected "
+                                                   "from, as it is counted and logged."}}),
+    "Reports": _object({"reports": {"type": "array",
+                                    "items": {"$ref": "#/components/schemas/Report"}},
+                        "next": _NEXT}, required=["reports"]),
+    "Deleted": _object({"reportId": {"type": "string"}, "deleted": {"type": "boolean"}}),
     "Problem": _object({
         "type": {"type": "string"}, "title": {"type": "string"},
         "status": {"type": "integer"}, "detail": {"type": "string"},
@@ -63,6 +89,9 @@ _ANSWERS = {
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
 _AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}
+_LIMIT_100 = {**_LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+_REPORT = {"name": "reportId", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 
 
 def _problem(*statuses):
@@ -132,6 +161,14 @@ def document(bodies, answers=None, paths=None):
             "/api/v1/users/{userId}": {"get": _operation(
                 "Whether a user is online, where, in which rooms, in a call.", "User",
                 400, 503, parameters=(user,))},
+            "/api/v1/reports": {"get": _operation(
+                "The reports users filed, newest first, on every daemon.", "Reports", 400,
+                503, parameters=(_LIMIT_100, _AFTER))},
+            "/api/v1/reports/{reportId}": {
+                "get": _operation("One report and its evidence.", "Report", 404, 503,
+                                  parameters=(_REPORT,)),
+                "delete": _operation("Delete a report (handled: gone).", "Deleted", 404, 503,
+                                     parameters=(_REPORT,))},
             "/api/v1/stats": {"get": _operation(
                 "Connections, rooms and the pool, in all and per daemon.", "Stats", 503)},
             **more,

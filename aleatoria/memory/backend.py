@@ -16,6 +16,7 @@ from aleatoria.memory.bans import MemoryBans
 from aleatoria.memory.blocks import MemoryBlocks
 from aleatoria.memory.bus import LoneBus
 from aleatoria.memory.matchmaking import MemoryMatchmaking
+from aleatoria.memory.reports import MemoryReports
 from aleatoria.memory.sessions import MemorySessions
 from aleatoria.memory.streams import MemoryStreams
 
@@ -26,7 +27,7 @@ TELL_SECONDS = 5
 
 class MemoryBackend(Service):
     """
-    Streams, sessions, matchmaking, blocks, the lone bus and bans, in memory.
+    Streams, sessions, matchmaking, blocks, reports, the lone bus and bans, in memory.
 
     @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
@@ -42,17 +43,18 @@ class MemoryBackend(Service):
 
     def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
         self.bus = LoneBus()
-        self.bans = MemoryBans()
-        self.matchmaking = MemoryMatchmaking(rng)
+        self.matchmaking = MemoryMatchmaking(rng, clock.seconds)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
         self.blocks = self.matchmaking.blocks = self.streams.blocks = MemoryBlocks(
             self.matchmaking)
+        self.reports = MemoryReports(clock.seconds)
         self.evictions = self.streams.evictions
         self._timers = [(self._timer(self._sweep, clock), SWEEP_SECONDS)]
         if max_bytes is not None:
             self._timers.append((self._timer(self.streams.tell_evictions, clock),
                                  TELL_SECONDS))
+        self.bans = MemoryBans()
 
     def _timer(self, function, clock):
         def guarded():
@@ -68,6 +70,7 @@ class MemoryBackend(Service):
     def _sweep(self):
         self.streams.expire()
         self.sessions.expire()
+        self.matchmaking.expire()
 
     def startService(self):
         super().startService()

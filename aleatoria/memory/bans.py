@@ -6,7 +6,7 @@ other daemon is told anything; this one's copy follows what it does.
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
-from aleatoria.domain.ports import IBans
+from aleatoria.domain.safety_ports import IBans
 
 
 @implementer(IBans)

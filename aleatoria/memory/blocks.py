@@ -8,7 +8,7 @@ steps, which are atomic in one process.
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
-from aleatoria.domain.ports import IBlocks
+from aleatoria.domain.safety_ports import IBlocks
 from aleatoria.domain.values import Blocking
 
 

@@ -9,7 +9,8 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
-from aleatoria.domain.ports import IMatchmaking
+from aleatoria.domain.ports import MEETING_KEPT, IMatchmaking
+from aleatoria.domain.values import Meeting
 
 
 class _Pool:
@@ -63,12 +64,16 @@ class _Pool:
 class MemoryMatchmaking:
     """
     @param rng: where random choices come from.
+    @param seconds: the clock, for when matches begin and end.
     @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
     """
 
-    def __init__(self, rng=None):
+    def __init__(self, rng=None, seconds=None):
         self._rng = rng or random.Random()
+        self._seconds = seconds
         self.blocks = None
+        self._meetings = {}
+        """Each user's current or most recent match, as a L{Meeting}."""
         self.pool = _Pool()
         self._waiting = set()
         self.matches = {}
@@ -101,6 +106,9 @@ class MemoryMatchmaking:
             self._waiting.discard(user)
         self.matches[peer] = Match(requester, POLITE)
         mine = self.matches[requester] = Match(peer, IMPOLITE)
+        now = self._ms()
+        self._meetings[peer] = Meeting(requester, now)
+        self._meetings[requester] = Meeting(peer, now)
         return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
 
     def hang_up(self, user, peer):
@@ -122,6 +130,11 @@ class MemoryMatchmaking:
         if match is None:
             return None
         del self.matches[match.peer]
+        now = self._ms()
+        for side in (user, match.peer):
+            meeting = self._meetings.get(side)
+            if meeting is not None:
+                self._meetings[side] = Meeting(meeting.peer, meeting.started, now)
         for side in (user, match.peer):
             if side in self._waiting:
                 self._waiting.discard(side)
@@ -133,3 +146,15 @@ class MemoryMatchmaking:
 
     def pool_size(self):
         return succeed(len(self.pool))
+
+    def last_match(self, user):
+        return succeed(self._meetings.get(user))
+
+    def expire(self):
+        """Forget the matches that ended longer than L{MEETING_KEPT} ago."""
+        since = self._ms() - MEETING_KEPT * 1000
+        self._meetings = {user: meeting for user, meeting in self._meetings.items()
+                          if meeting.ended is None or meeting.ended > since}
+
+    def _ms(self):
+        return int(self._seconds() * 1000)

@@ -15,6 +15,7 @@ _CONNECTIONS = Logger(namespace="aleatoria.connections")
 _ROOMS = Logger(namespace="aleatoria.rooms")
 _CALLS = Logger(namespace="aleatoria.calls")
 _ADMIN = Logger(namespace="aleatoria.admin")
+_SAFETY = Logger(namespace="aleatoria.safety")
 
 
 def _server_posted(fact):
@@ -51,7 +52,22 @@ _LINES = {
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
+    e.Banned: lambda f: _ADMIN.info(
+        "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
+        seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
+    e.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
+                                      target=f.user or f.network),
+    e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
+                                         user=f.user, peer=f.address, id=f.ban_id),
     e.ServerPosted: _server_posted,
+    e.Blocked: lambda f: _SAFETY.info(
+        "{user} blocked {other}, ending their call" if f.ended else "{user} blocked {other}",
+        user=f.user, other=f.other),
+    e.Unblocked: lambda f: None if not f.had else _SAFETY.info(
+        "{user} unblocked {other}", user=f.user, other=f.other),
+    e.Reported: lambda f: _SAFETY.info(
+        "{user} reported {other} ({reason}): report {report_id}", user=f.user,
+        other=f.other, reason=f.reason, report_id=f.report_id),
 }
 
 
@@ -81,7 +97,16 @@ _CRUMBS = {
                                 {"currentPeerId": f.skipped}),
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
+    e.Banned: lambda f: ("safety", "Ban set", {
+        "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
+        "seconds": f.seconds}),
+    e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
+    e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
+    e.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
+    e.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
+    e.Reported: lambda f: ("safety", "User reported",
+                           {"userId": f.other, "reason": f.reason, "reportId": f.report_id}),
 }
 
 
@@ -106,6 +131,27 @@ class Breadcrumbs:
             self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
 
 
+_BAN_COUNTS = {
+    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+}
+
+
+@implementer(IObserver)
+class BanCounters:
+    """The metrics that count bans and what they bar (L{aleatoria.ops.metrics.Metrics})."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def happened(self, fact):
+        count = _BAN_COUNTS.get(type(fact))
+        if count is not None:
+            count(self._metrics, fact)
+
+
 @implementer(IObserver)
 class Counters:
     """The metrics that count what happened (L{aleatoria.ops.metrics.Metrics})."""
@@ -114,5 +160,10 @@ class Counters:
         self._metrics = metrics
 
     def happened(self, fact):
-        if type(fact) is e.Paired:
+        kind = type(fact)
+        if kind is e.Paired:
             self._metrics.pairings.inc()
+        elif kind is e.Blocked:
+            self._metrics.blocks.inc()
+        elif kind is e.Reported:
+            self._metrics.reports.labels(fact.reason).inc()

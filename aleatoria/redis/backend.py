@@ -21,13 +21,14 @@ from aleatoria.redis.bus import RedisBus
 from aleatoria.redis.connection import CommandLink
 from aleatoria.redis.keys import Keys
 from aleatoria.redis.matchmaking import RedisMatchmaking
+from aleatoria.redis.reports import RedisReports
 from aleatoria.redis.sessions import RedisSessions
 from aleatoria.redis.streams import RedisStreams
 
 
 class RedisBackend(MultiService):
     """
-    Streams, sessions, matchmaking, blocks, the bus and bans, on one Redis.
+    Streams, sessions, matchmaking, blocks, reports, the bus and bans, on one Redis.
 
     @param link: where Redis is and how to log in: C{(endpoint, where,
         keywords)}, the keywords L{aleatoria.redis.link.Link}'s
@@ -70,12 +71,14 @@ class RedisBackend(MultiService):
             sentinels.follow(self.commands.link.move)
             sentinels.follow(self.bus.link.move)
         self.commands.on_readonly = self.bus.link.move
+        self.bans = RedisBans(self.commands, self.bus, reactor)
+        self.bans.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
                                       node=self.node, node_ttl=node_ttl)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
         self.blocks = RedisBlocks(self.commands, self.keys)
-        self.bans = RedisBans(self.commands, self.bus)
+        self.reports = RedisReports(self.commands, self.keys, reactor.seconds)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 

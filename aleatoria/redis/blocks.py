@@ -6,7 +6,7 @@ their own steps; a block ends the two users' match in its own.
 
 from zope.interface import implementer
 
-from aleatoria.domain.ports import IBlocks
+from aleatoria.domain.safety_ports import IBlocks
 from aleatoria.domain.values import Blocking
 
 

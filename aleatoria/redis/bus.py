@@ -47,7 +47,9 @@ class RedisBus(Service):
         L{HANDED_MEMORY} (a dict as an ordered set: one lookup per post).
         """
         endpoint, where, link_options = subscriber
-        channels = [keys("node_channel", node), keys("rooms_channel")]
+        # the rooms' channel first: once a daemon hears its own, which is how
+        # the others tell it listens (lua/library.lua), it hears both
+        channels = [keys("rooms_channel"), keys("node_channel", node)]
         self.link = Link(endpoint, where, reactor, channels=channels,
                          on_message=self._received, on_change=self._changed, **link_options)
 

@@ -21,6 +21,11 @@ NAMES = {
     "match": "match:{}",
     # ours: safety
     "blocks": "blocks:{id}",
+    "address": "address:{id}",
+    "meeting": "meeting:{id}",
+    "report": "report:{}",
+    "reports": "reports",
+    "reports_filed": "reports:filed:{id}",
     "presence": "presence:{}",
     "budget": "budget:{}",
     "rooms": "rooms",

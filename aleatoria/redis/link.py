@@ -70,8 +70,7 @@ class _Handshake:
         def replication(info):
             found = _fields(info)
             if found.get("role") != "master":
-                raise NotPrimary(f"it is a {found.get('role', 'server of no role')}, "
-                                 "not the primary")
+                raise NotPrimary(f"not the primary: role:{found.get('role', '')}")
             d = self.execute_command("INFO", "server")
             return d.addCallback(lambda server: _era(_fields(server).get("run_id", ""),
                                                      found.get("master_replid", "")))
@@ -196,6 +195,7 @@ class Link:
         self._on_change = on_change
         self.endpoint = endpoint
         self._refusal = None
+        self._leaving = None
         self._probing = False
         self.up = False
         protocol = _SubscriberProtocol if channels else _CommandProtocol
@@ -232,12 +232,23 @@ class Link:
         """
         The primary moved (to C{address}, when known): drop the connection,
         unless it is there already; the next attempt asks where it went.
+        A subscriber unsubscribes first -- its own channel first -- so that
+        what was published to it before is read, and what is published
+        after counts it as not listening (never a post lost unsaid).
         """
         if not self._factory.pool or (address is not None and address == self.where):
             return
+        connection = self._factory.pool[0]
+        if connection is self._leaving:
+            return
+        self._leaving = connection
         self._log.info("Leaving Redis at {where}: it is no longer the primary",
                        where=self.where)
-        self._factory.pool[0].transport.abortConnection()
+        d = succeed(None)
+        for channel in reversed(self.channels):
+            d.addCallback(lambda _, channel=channel: connection.unsubscribe(channel))
+        d.addTimeout(self.timeout, self.reactor)
+        d.addBoth(lambda _: connection.transport.abortConnection())
 
     def refused(self, why):
         """The handshake failed: say why once, not at every retry."""

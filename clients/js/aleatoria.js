@@ -365,6 +365,7 @@ export class Client extends EventTarget {
     if (holding) {
       const key = streamOf(message);
       if (key && holding.keys.has(key)) {
+        this._answer(message); // an echo settles its request now, its event comes in order
         holding.held.push({ key, message });
         return;
       }
@@ -495,10 +496,28 @@ export class Client extends EventTarget {
     const payload = { rooms };
     if (direct) payload.direct = direct;
     const keys = Object.keys(rooms).map((room) => `room:${room}`);
-    const holding = { keys: new Set(direct ? [...keys, "inbox"] : keys), held: [] };
-    this._holding = holding;
-    this.request({ type: "resume", payload }, "resumed").catch(() => {
-      if (this._holding === holding) this._release();
+    this._holding = { keys: new Set(direct ? [...keys, "inbox"] : keys), held: [] };
+    this._askResume(payload, this._holding);
+  }
+
+  /**
+   * Send the `resume`. Refused as too fast (the user's rate, or its reads
+   * under way), it is sent again, the same, after the server's
+   * `retryAfter`, the streams held meanwhile; failed otherwise, what was
+   * held is let go.
+   */
+  _askResume(payload, holding) {
+    const socket = this._socket;
+    const current = () => this._holding === holding && this._socket === socket && this._live;
+    this.request({ type: "resume", payload }, "resumed").catch((error) => {
+      if (error.code === "rate_limited" && current()) {
+        const wait = Number((error.payload || {}).retryAfter) || 1000;
+        setTimeout(() => {
+          if (current()) this._askResume(payload, holding);
+        }, wait);
+      } else if (this._holding === holding) {
+        this._release();
+      }
     });
   }
 

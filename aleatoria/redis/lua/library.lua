@@ -23,15 +23,33 @@ local function alive(user)
   return node and live(node) and listening(node)
 end
 
+-- Unix milliseconds, by Redis's clock
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- how long each side's most recent match is remembered after it ended (s)
+local MEETING_KEPT = 86400
+
 local function end_match(user)
-  local peer = redis.call('HGET', K.match(user), 'peer')
+  local match = redis.call('HMGET', K.match(user), 'peer', 'at')
+  local peer = match[1]
   if not peer then return false end
   redis.call('DEL', K.match(user), K.match(peer))
+  local ended = string.format('%d', now_ms())
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
+    local meeting = K.meeting(side)
+    redis.call('HSET', meeting, 'peer', side == user and peer or user, 'at', match[2] or '0',
+               'ended', ended)
+    redis.call('EXPIRE', meeting, MEETING_KEPT)
   end
   return peer
 end
+
+-- how long a user's client address is kept after its session ended (s)
+local ADDRESS_KEPT = 86400
 
 local function end_session(user)
   local rooms = K.user_rooms(user)
@@ -42,6 +60,7 @@ local function end_session(user)
     redis.call('ZREM', K.room_live(room), user)
   end
   redis.call('DEL', rooms)
+  redis.call('EXPIRE', K.address(user), ADDRESS_KEPT)
   redis.call('SREM', K.pool(), user)
   redis.call('SREM', K.waiting(), user)
   return end_match(user)

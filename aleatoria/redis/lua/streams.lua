@@ -51,11 +51,14 @@ local function to_owner(user, post)
   return 1
 end
 
--- Live daemons that are not listening, and so miss what all are told.
+-- Daemons that are not listening, and so miss what all are told: live
+-- ones, and those whose heartbeat lapsed but are not reaped yet -- after an
+-- outage or a failover longer than --node-ttl every daemon's has, and its
+-- users are still there until it comes back (or is reaped, if dead).
 local function deaf()
   local count = 0
   for _, node in ipairs(redis.call('SMEMBERS', K.nodes())) do
-    if live(node) and not listening(node) then count = count + 1 end
+    if not listening(node) then count = count + 1 end
   end
   return count
 end
@@ -63,11 +66,6 @@ end
 -- The streams by their last write (ms): 'room:' .. room, 'dm:..' (a pair's
 -- history key, unprefixed), 'inbox:' .. id(user). Past the history budget
 -- the oldest are evicted (evict.lua); those expired leave at every write.
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-end
-
 local function written(ttl, streams)
   local ms = now_ms()
   for _, stream in ipairs(streams) do redis.call('ZADD', K.streams(), ms, stream) end

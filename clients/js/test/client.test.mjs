@@ -69,7 +69,8 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     const dave = await connect("dave", { room: room("d") });
     const erin = await connect("erin", { room: room("d") });
     await erin.say(room("d"), "seen");
-    await until(() => dave.positions.get(`room:${room("d")}`) && dave.positions.get("inbox"));
+    await until(() => dave.positions.get(`room:${room("d")}`)?.offset === 1 &&
+      dave.positions.get("inbox"));
     const events = {};
     for (const type of ["state", "open", "close", "resumed", "chat_message", "message"]) {
       events[type] = collect(dave, type);
@@ -96,7 +97,8 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     assert.equal(events.close.length, 1);
     const inRoom = events.chat_message.filter((m) => m.room === room("d"));
     assert.deepEqual(inRoom.map((m) => m.offset), [...inRoom.map((m) => m.offset)].sort((a, b) => a - b));
-    assert.equal(missed[0].offset + 1, missed[1].offset);
+    assert.deepEqual(inRoom.map((m) => m.offset), [2, 3, 4], "every one after where it stood");
+    assert.ok(missed[0].offset < missed[1].offset);
   });
 
   test(`each message received is dispatched once, as itself and as a message, across a reconnect [${runtime}]`, async () => {
@@ -180,10 +182,14 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     await until(() => nora.state === "open" && held, 3000, "reconnected, resume held back");
     await otto.say(room("n"), "live");
     await otto.getRooms(); // nora's copy of "live" is on its way before the resume
+    const echo = await within(nora.say(room("n"), "mine"), 3000, "say() while the resume is held");
+    assert.equal(echo.offset, 4);
+    assert.deepEqual(chats, [], "held until the resumed");
     held();
     await until(() => resumed.length === 1);
-    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]), [["missed", 2], ["live", 3]]);
-    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 3,
+    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]),
+      [["missed", 2], ["live", 3], ["mine", 4]]);
+    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 4,
       epoch: resumed[0].payload.rooms[room("n")].epoch });
   });
 
@@ -269,4 +275,22 @@ test("npm pack packs the module, its types and README, and leaves nothing untrac
   } finally {
     rmSync(path.join(folder, packed.filename), { force: true });
   }
+});
+
+test("requests dropped over the rate limit reject rate_limited at once, with the retryAfter", async () => {
+  const { url: slow } = await startDaemon(["--allow-no-origin", "--rate-limit", "0.01",
+    "--rate-burst", "5"]);
+  const rita = await client.open(slow, { userId: "rita", room: "r", requestTimeout: 60000 });
+  const said = await within(Promise.allSettled([1, 2, 3, 4, 5].map((n) => rita.say("r", `n${n}`))),
+    10000, "every say() settled, none waiting for requestTimeout");
+  const dropped = said.filter((r) => r.status === "rejected").map((r) => r.reason);
+  assert.ok(dropped.length >= 1, "over the burst");
+  for (const error of dropped) {
+    assert.deepEqual([error.code, error.sent], ["rate_limited", true]);
+    assert.ok(error.payload.retryAfter > 0);
+  }
+  const kept = said.filter((r) => r.status === "fulfilled").map((r) => r.value.payload.content);
+  const fresh = await client.open(slow, { userId: "sam", room: "r" });
+  const history = await fresh.getRecentMessages("r");
+  assert.deepEqual(history.map((m) => m.payload.content).reverse(), kept, "the dropped never kept");
 });
