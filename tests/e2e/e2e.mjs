@@ -333,7 +333,7 @@ async function main() {
       await second.context().close();
     });
 
-  await scenario("a ban, then a refused connect (400): said in words, no reconnect loop",
+  await scenario("a ban, refused connects (403, 400): said in words, no reconnect loop",
     async () => {
       const token = randomBytes(32).toString("hex");
       const api = 10100 + Math.floor(Math.random() * 400);
@@ -352,14 +352,19 @@ async function main() {
       assert.equal(await zed.evaluate(() => window.demo.client.state), "closed");
       assert.equal(await zed.evaluate(() => document.querySelector("#app").inert), true);
       assert.equal(attempts, 0);
-      // a refused connect (400: a reserved name) is said once, and nothing is tried again
+      // connecting again is refused (403 banned): said once, nothing tried again
+      await zed.click("#connect");
+      await zed.waitForFunction(() => window.demo.client.state === "closed");
+      assert.match(await zed.textContent("#connection"), /banned from this server for 10 more minutes/);
+      assert.equal(attempts, 1);
+      // and a refused connect of another kind (400: a reserved name)
       await zed.fill("#name", "system");
       await zed.click("#connect");
       await zed.waitForFunction(() => window.demo.client.state === "closed");
       assert.match(await zed.textContent("#connection"),
         /The server refused the connection \(userId system is reserved\)/);
       assert.equal(await zed.getAttribute("#connection", "data-state"), "closed");
-      assert.equal(attempts, 1);
+      assert.equal(attempts, 2);
       await zed.context().close();
     });
 

@@ -25,7 +25,9 @@ window.demo = {
 function inWords(error) {
   const reason = error.message ? ` (${error.message})` : "";
   if (error.code === "banned" || error.message === "banned") {
-    return "You are banned from this server for now.";
+    const seconds = error.payload && error.payload.retryAfter;
+    return seconds ? `You are banned from this server for ${Math.ceil(seconds / 60)} more minutes.`
+      : "You are banned from this server for now.";
   }
   switch (error.code) {
     case "replaced":
