@@ -174,6 +174,8 @@ export interface CallerOptions {
   stream?: MediaStream | null;
   /** Its `iceServers`, if any, replace the server's. */
   rtcConfig?: RTCConfiguration;
+  /** Skipped by the partner, say available again (default true). */
+  requeue?: boolean;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 
@@ -191,6 +193,7 @@ export class Caller extends EventTarget {
   client: Client;
   peerId: string | null;
   polite: boolean;
+  requeue: boolean;
   pc: RTCPeerConnection | null;
   available(): void;
   next(): Promise<boolean>;

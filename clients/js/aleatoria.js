@@ -723,13 +723,16 @@ function clean(fields) {
  * TURN) the server gives for the call unless `rtcConfig` names its own.
  * Events: `call` (detail: {peerId, role}), `track` (detail: the
  * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
- * (detail: {peerId, reason}).
+ * (detail: {peerId, reason}). Skipped by the partner's `next()`, it is
+ * available again (back in the pool, as the partner is) unless `requeue`
+ * is false.
  */
 export class Caller extends EventTarget {
-  constructor(client, { stream = null, rtcConfig = {},
+  constructor(client, { stream = null, rtcConfig = {}, requeue = true,
     RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
+    this.requeue = requeue;
     this.stream = stream;
     this.rtcConfig = rtcConfig;
     this.RTCPeerConnection = RTCPeerConnection;
@@ -743,9 +746,10 @@ export class Caller extends EventTarget {
       client.addEventListener(type, (e) => this._signaled(e.detail, this.pc));
     }
     client.addEventListener("hangup", (e) => {
-      if (e.detail.fromUser === this.peerId) {
-        this._end((e.detail.payload && e.detail.payload.reason) || "hangup");
-      }
+      if (e.detail.fromUser !== this.peerId) return;
+      const reason = (e.detail.payload && e.detail.payload.reason) || "hangup";
+      this._end(reason);
+      if (reason === "skipped" && this.requeue) this.client.available();
     });
   }
 
