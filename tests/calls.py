@@ -57,3 +57,20 @@ async def in_a_call(requester, peer):
     theirs = await peer.expect("assign_role")
     assert mine["payload"] == {"role": "impolite", "peerId": peer.user}
     assert theirs["payload"] == {"role": "polite", "peerId": requester.user}
+
+
+async def drop(client, server):
+    """
+    Lose C{client}'s connection as a network would -- the TCP connection
+    aborted, no close frame -- and wait until C{server} has noticed.
+    """
+    from .lifecycle_helpers import until
+
+    client._protocol.transport.abortConnection()
+    await client.closed()
+    await until(lambda: client.user not in server.hub.connections)
+
+
+def offer(to_user, message_id="o1"):
+    return {"type": "webrtc_offer", "toUser": to_user, "payload": {"sdp": "v=0"},
+            "messageId": message_id}

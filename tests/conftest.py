@@ -198,6 +198,9 @@ class Receiver:
     def reaped(self, user, rooms, peer):
         self.handed.append(("reaped", user, rooms, peer))
 
+    def call_lapsed(self, user, peer):
+        self.handed.append(("lapsed", user, peer))
+
 
 class _Forgotten(list):
     def append(self, item):

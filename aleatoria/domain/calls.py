@@ -18,11 +18,13 @@ from aleatoria.domain.events import (
     Availability,
     CallEnded,
     CallOver,
+    CallResumed,
     CallStarted,
     HungUp,
     NoPeer,
     Paired,
     PairingUndone,
+    PeerReconnected,
     PeerRequested,
     Signal,
     SignalRelayed,
@@ -164,23 +166,34 @@ class Calls:
 
     def _relayed(self, delivered, user, to_user):
         if not delivered:
-            raise Offline(f"{to_user} is not online.")
+            return self.offline(to_user)
         self._hub.tell(SignalRelayed(user, to_user))
+        return None
 
     def hangup(self, conn, peer, payload, message_id=""):
-        """Relay a hangup to C{peer}, and end their match if they are matched."""
-        hub, user = self._hub, conn.user_id
+        """
+        Relay a hangup to C{peer}, and end their match if they are
+        matched -- also when C{peer} is away, its call held.
+        """
+        user = conn.user_id
         self._partners.pop(user, None)
         relayed = self.relay(conn, "hangup", peer, payload, message_id)
         d = relayed if relayed is not None else succeed(None)
-        d.addCallback(lambda _: hub.work.watch(
-            hub.matchmaking.hang_up(user, peer), "hang_up", user, asked=True))
-        return d.addCallback(self._hung_up, user, peer)
+        d.addErrback(lambda failure: failure.trap(Offline) and failure.value)
+        return d.addCallback(self._hang_up, user, peer)
 
-    def _hung_up(self, ended, user, peer):
+    def _hang_up(self, unreached, user, peer):
+        hub = self._hub
+        d = hub.work.watch(hub.matchmaking.hang_up(user, peer), "hang_up", user, asked=True)
+        return d.addCallback(self._hung_up, user, peer, unreached)
+
+    def _hung_up(self, ended, user, peer, unreached):
+        """The match ended; or else the peer, if C{unreached} (L{Offline}), is refused."""
         if ended:
             self._matches.pop(user, None)
             self._hub.tell(HungUp(user, peer))
+        elif unreached is not None:
+            raise unreached
 
     def end(self, user, peer, reason):
         """Tell C{user}, wherever it is, that its call with C{peer} is over."""
@@ -194,11 +207,24 @@ class Calls:
 
     def offline(self, user):
         """
-        C{user} could not be reached.
-
-        @raise Offline: always.
+        C{user} could not be reached: fail with L{Offline}, saying in how
+        many milliseconds the grace of its held call ends, if it has one
+        (C{retryAfter}).
         """
-        raise Offline(f"{user} is not online.")
+        hub = self._hub
+        d = hub.work.timed(hub.matchmaking.grace_left(user), "grace_left")
+        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and 0)
+        return d.addCallback(_offline, user)
+
+    def resumed(self, user, match):
+        """
+        C{user}, here, came back within the grace of its held call: it is
+        told the call again, and its partner that it is back.
+        """
+        hub, now = self._hub, self._now()
+        hub.tell(CallResumed(user, match.peer))
+        hub.arrived(user, CallStarted(user, match.peer, match.role, now, resumed=True))
+        hub.notify(match.peer, PeerReconnected(match.peer, user, now))
 
     # News of calls, for users here
 
@@ -239,6 +265,11 @@ class Calls:
 
     def _now(self):
         return format_ns(self._hub.clock.next_ns())
+
+
+def _offline(left_ms, user):
+    details = {"retryAfter": left_ms} if left_ms else {}
+    raise Offline(f"{user} is not online.", **details)
 
 
 UNKNOWN = object()

@@ -59,11 +59,23 @@ class MemberLeft(Push, tag="left"):
 
 
 class CallStarted(Push, tag="call"):
-    """C{user} is matched with C{peer}, in C{role}."""
+    """
+    C{user} is matched with C{peer}, in C{role}; C{resumed}: again, back
+    within the grace of its call.
+    """
 
     user: str
     peer: str
     role: str
+    create_time: str
+    resumed: bool = False
+
+
+class PeerReconnected(Push, tag="back"):
+    """C{user}'s partner C{peer} came back within the grace of their call."""
+
+    user: str
+    peer: str
     create_time: str
 
 
@@ -131,7 +143,7 @@ class PostFailed(Push, tag="failed"):
 
 
 BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked | CallMessage)
+              | CallEnded | Signal | Replaced | Kicked | CallMessage | PeerReconnected)
 """What daemons hand each other."""
 
 
@@ -233,6 +245,13 @@ class CallOver(Fact):
     user: str
     peer: str
     reason: str
+
+
+class CallResumed(Fact):
+    """C{user} came back within the grace of its call with C{peer}."""
+
+    user: str
+    peer: str
 
 
 class Reaped(Fact):

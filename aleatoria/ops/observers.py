@@ -47,6 +47,8 @@ _LINES = {
     e.CallOver: lambda f: _CALLS.info(
         "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
         reason=f.reason),
+    e.CallResumed: lambda f: _CALLS.info(
+        "{user} came back to its call with {peer}", user=f.user, peer=f.peer),
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),

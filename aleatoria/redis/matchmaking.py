@@ -6,6 +6,7 @@ get the same peer and nobody holds two partners.
 
 import random
 
+from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import Match, Pairing
@@ -40,6 +41,9 @@ class RedisMatchmaking:
     def match_of(self, user):
         d = self._commands.call("hmget", self._keys("match", user), ["peer", "role"])
         return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
+
+    def grace_left(self, user):
+        return succeed(0)
 
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))

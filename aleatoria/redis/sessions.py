@@ -93,7 +93,7 @@ class RedisSessions(Service):
             int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
         ))
 
-    def release(self, user, budget_refills_in=0):
+    def release(self, user, budget_refills_in=0, hold=False):
         d = self._commands.run("release", user, self.node, math.ceil(budget_refills_in * 1000),
                                capped=False)
         return d.addCallback(lambda peer: peer or None)
