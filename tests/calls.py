@@ -74,3 +74,15 @@ async def drop(client, server):
 def offer(to_user, message_id="o1"):
     return {"type": "webrtc_offer", "toUser": to_user, "payload": {"sdp": "v=0"},
             "messageId": message_id}
+
+
+async def unmatched(server, user):
+    """Wait until the store holds C{user} in no match (a hangup has no answer to wait for)."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    for _ in range(200):
+        if await server.backend.matchmaking.match_of(user) is None:
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"{user} is still matched")

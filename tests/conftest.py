@@ -248,6 +248,7 @@ async def backend(request):
     config = redis_config(server.port, **{
         "redis-prefix": request.getfixturevalue("redis_prefix"),
         "history-size": str(CONTRACT_HISTORY),
+        "call-grace": "0",
     })
     made = await started(make_backend(config, reactor, Reporter(clock=reactor).daemon))
     yield made

@@ -10,7 +10,7 @@ at once. On both stores; on Redis the user comes back to the other daemon.
 import pytest_twisted
 
 from . import calls
-from .calls import drop, in_a_call, offer
+from .calls import drop, in_a_call, offer, unmatched
 
 two_servers = calls.two_servers
 
@@ -98,6 +98,7 @@ async def test_a_hangup_to_a_user_away_ends_the_call(two_servers):
     await in_a_call(alice, bob)
     await drop(bob, two)
     alice.send({"type": "hangup", "toUser": "bob", "messageId": "h1"})
+    await unmatched(one, "bob")
     await alice.quiet()
     bob = await one.connect("bob")
     await bob.quiet()

@@ -18,7 +18,8 @@ def make_backend(config, reactor, report=None):
     return RedisBackend(redis_link(config, reactor), reactor, ttl=ttl,
                         history_size=config.history_size, node_ttl=config.node_ttl,
                         prefix=config.redis_prefix, db=config.redis_db,
-                        max_bytes=config.max_history_bytes, report=report)
+                        max_bytes=config.max_history_bytes, report=report,
+                        call_grace=config.call_grace)
 
 
 def redis_link(config, reactor):

@@ -36,12 +36,14 @@ class RedisBackend(MultiService):
         counts as dead.
     @param max_bytes: what Redis's C{used_memory} may be (L{Budget}).
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    @param call_grace: seconds a call is held for a user whose connection
+        was lost (L{RedisSessions}).
     """
 
     kind = "redis"
 
     def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
-                 max_pending=10000, max_bytes=None, node=None, report=None):
+                 max_pending=10000, max_bytes=None, node=None, report=None, call_grace=0):
         super().__init__()
         endpoint, where, options = link
         self.node = node or uuid.uuid4().hex
@@ -56,7 +58,8 @@ class RedisBackend(MultiService):
                             reactor, self.node)
         self.bus.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
-                                      node=self.node, node_ttl=node_ttl)
+                                      node=self.node, node_ttl=node_ttl,
+                                      call_grace=call_grace)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,

@@ -6,7 +6,6 @@ get the same peer and nobody holds two partners.
 
 import random
 
-from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import Match, Pairing
@@ -43,7 +42,7 @@ class RedisMatchmaking:
         return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
 
     def grace_left(self, user):
-        return succeed(0)
+        return self._commands.run("grace_left", user).addCallback(int)
 
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))

@@ -41,7 +41,7 @@ NAMES = ("save_room", "save_direct", "evict", "room_since", "inbox_since", "conv
          "mark_read", "direct_messages", "join", "leave", "claim", "release", "offer",
          "withdraw", "pair", "hang_up", "room_members", "rooms_page", "whereabouts",
          "daemons", "heartbeat", "reap", "publish_to_owner", "publish_to_all", "resync",
-         "leave_daemons")
+         "leave_daemons", "grace_left", "lapse")
 
 SCRIPTS = {name: _source(name) for name in NAMES}
 """Each script's whole text, by name."""

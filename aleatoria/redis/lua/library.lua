@@ -23,17 +23,32 @@ local function alive(user)
   return node and live(node) and listening(node)
 end
 
+-- Milliseconds since the epoch, by Redis's clock: the one every daemon shares.
+local function ms_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A user whose connection was lost has its match held until a deadline
+-- (K.held, by score) for it to come back.
+local function held(user)
+  return redis.call('ZSCORE', K.held(), user) ~= false
+end
+
 local function end_match(user)
   local peer = redis.call('HGET', K.match(user), 'peer')
   if not peer then return false end
   redis.call('DEL', K.match(user), K.match(peer))
+  redis.call('ZREM', K.held(), user, peer)
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
   end
   return peer
 end
 
-local function end_session(user)
+-- The session's end: out of its rooms and the pool; its match ended, or
+-- held for hold_ms (its former partner, or false).
+local function end_session(user, hold_ms)
   local rooms = K.user_rooms(user)
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     local members = K.room_members(room)
@@ -44,5 +59,9 @@ local function end_session(user)
   redis.call('DEL', rooms)
   redis.call('SREM', K.pool(), user)
   redis.call('SREM', K.waiting(), user)
+  if (hold_ms or 0) > 0 and redis.call('EXISTS', K.match(user)) == 1 then
+    redis.call('ZADD', K.held(), ms_now() + hold_ms, user)
+    return false
+  end
   return end_match(user)
 end
