@@ -111,7 +111,13 @@ async def test_a_rolling_restart_ends_no_call(own_redis, tmp_path):
             for user in leaving:
                 assert (await fleet.clients[user].closed())[0] == 1001
             await fleet.daemons[at].exited()
+            log = "".join(fleet.daemons[at].log)
+            for user in leaving:
+                assert f"{user} lost its connection; its call with {pairs[user][0]} waits" in log
+            assert "Call of" not in log
             await come_back(fleet, leaving, (at + 1) % 3, pairs)
+            await fleet.daemons[(at + 1) % 3].heard(
+                f"{leaving[-1]} came back to its call with {pairs[leaving[-1]][0]}")
             fleet.daemons[at] = fleet.spawn()
             await still_in_calls(fleet, pairs)
         assert own_redis.raw("ZCARD", "matches:held") == "0"

@@ -247,6 +247,13 @@ class CallOver(Fact):
     reason: str
 
 
+class CallHeld(Fact):
+    """C{user} lost its connection: its call with C{peer} waits for it (the call grace)."""
+
+    user: str
+    peer: str
+
+
 class CallResumed(Fact):
     """C{user} came back within the grace of its call with C{peer}."""
 

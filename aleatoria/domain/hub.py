@@ -29,6 +29,7 @@ from aleatoria.domain.delivery import Delivery
 from aleatoria.domain.direct import Direct
 from aleatoria.domain.events import (
     CallEnded,
+    CallHeld,
     CallStarted,
     Connected,
     Disconnected,
@@ -184,6 +185,7 @@ class Hub(Service):
         the telling included, went through.
         """
         user = conn.user_id
+        partner = self.calls.partner(user) if hold else None
         self.connections.remove(conn)
         self.delivery.left(user, ("inbox", user))
         self.delivery.forget(user)
@@ -191,11 +193,14 @@ class Hub(Service):
         work = self.rooms.exit_all(user, announce)
         released = self.work.watch(
             self.sessions.release(user, conn.budget_refills_in(), hold), "release")
-        released.addCallback(self._released, user)
+        released.addCallback(self._released, user, partner)
         work.append(released)
         return all_done(work)
 
-    def _released(self, former_peer, user):
+    def _released(self, former_peer, user, partner=None):
+        """The call ended (C{former_peer}), or waits for C{user} with C{partner}."""
+        if former_peer is None and partner is not None:
+            self.tell(CallHeld(user, partner))
         if former_peer in (None, FAILED):
             return former_peer
         return self.calls.end(former_peer, user, "disconnected")

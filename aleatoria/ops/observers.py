@@ -47,6 +47,9 @@ _LINES = {
     e.CallOver: lambda f: _CALLS.info(
         "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
         reason=f.reason),
+    e.CallHeld: lambda f: _CALLS.info(
+        "{user} lost its connection; its call with {peer} waits for it", user=f.user,
+        peer=f.peer),
     e.CallResumed: lambda f: _CALLS.info(
         "{user} came back to its call with {peer}", user=f.user, peer=f.peer),
     e.KickedHere: lambda f: _ADMIN.info(
