@@ -88,6 +88,18 @@ async def test_a_clean_close_ends_the_call_at_once(two_servers):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_close_frame_without_a_code_ends_the_call_at_once(two_servers):
+    """A close frame with no status code (a browser's close()) is a close all the same."""
+    one, two = await two_servers(**{"call-grace": "3600"})
+    alice, bob = await one.connect("alice"), await two.connect("bob")
+    await in_a_call(alice, bob)
+    bob._protocol.sendClose()
+    await bob.closed()
+    hangup = await alice.expect("hangup")
+    assert hangup["fromUser"] == "bob" and hangup["payload"] == {"reason": "disconnected"}
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_hangup_to_a_user_away_ends_the_call(two_servers):
     """
     The partner may hang up on a user inside its grace: no error, the

@@ -1,0 +1,84 @@
+"""
+The grace of a call on the hub with a fake clock (issue #25, section 2):
+to the millisecond, the partner of a user who lost its connection hears
+nothing within the grace, and the call's end just after it.
+"""
+
+import pytest
+from twisted.internet.task import Clock
+
+from aleatoria.edge.wire import Envelope, PeerRequest
+from aleatoria.memory.backend import LAPSE_SECONDS, MemoryBackend
+
+from .support.hub import Recorder, connect, make_hub, received
+
+GRACE = 20
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def in_a_call(clock):
+    backend = MemoryBackend(clock, 3600, 100, call_grace=GRACE)
+    backend.startService()
+    hub = make_hub(clock, backend)
+    alice, bob = connect(hub, "alice", "bob")
+    received(hub, bob, Envelope(type="user_available_webrtc"))
+    received(hub, alice, Envelope(type="request_random_peer", payload=PeerRequest()))
+    alice.take()
+    bob.take()
+    return hub, alice, bob
+
+
+def seen(conn):
+    return [(m.type, m.fromUser, m.payload) for m in conn.take()]
+
+
+def test_the_partner_hears_of_a_lost_user_only_when_the_grace_is_over(clock):
+    hub, alice, bob = in_a_call(clock)
+    hub.disconnected(bob, clean=False)
+    clock.pump([LAPSE_SECONDS] * int((GRACE - LAPSE_SECONDS) / LAPSE_SECONDS))
+    assert alice.take() == []
+    clock.pump([LAPSE_SECONDS] * 2)
+    assert seen(alice) == [("hangup", "bob", {"reason": "disconnected"})]
+
+
+def test_a_user_back_at_the_end_of_the_grace_keeps_its_call(clock):
+    hub, alice, bob = in_a_call(clock)
+    hub.disconnected(bob, clean=False)
+    clock.pump([LAPSE_SECONDS] * int((GRACE - LAPSE_SECONDS) / LAPSE_SECONDS))
+    back = Recorder("bob")
+    hub.connected(back, "home-bob")
+    assert seen(back) == [("assign_role", "system",
+                           {"role": "polite", "peerId": "alice", "resumed": True})]
+    assert seen(alice) == [("peer_reconnected", "system", {"peerId": "bob"})]
+    clock.pump([LAPSE_SECONDS] * 8 * GRACE)
+    assert alice.take() == [] and back.take() == []
+
+
+def test_signaling_inside_the_grace_says_when_it_ends(clock):
+    hub, alice, bob = in_a_call(clock)
+    hub.disconnected(bob, clean=False)
+    clock.advance(5)
+    received(hub, alice, Envelope(type="webrtc_offer", toUser="bob"))
+    (error,) = alice.take()
+    assert error.payload["code"] == "user_offline"
+    assert error.payload["retryAfter"] == (GRACE - 5) * 1000
+
+
+def test_a_clean_close_ends_the_call_at_once(clock):
+    hub, alice, bob = in_a_call(clock)
+    hub.disconnected(bob)
+    assert seen(alice) == [("hangup", "bob", {"reason": "disconnected"})]
+
+
+def test_no_grace_ends_the_call_at_once(clock):
+    hub = make_hub(clock, MemoryBackend(clock, 3600, 100))
+    alice, bob = connect(hub, "alice", "bob")
+    received(hub, bob, Envelope(type="user_available_webrtc"))
+    received(hub, alice, Envelope(type="request_random_peer", payload=PeerRequest()))
+    alice.take()
+    hub.disconnected(bob, clean=False)
+    assert seen(alice) == [("hangup", "bob", {"reason": "disconnected"})]
