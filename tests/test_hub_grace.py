@@ -5,6 +5,8 @@ nothing within the grace, and the call's end just after it.
 """
 
 import pytest
+from msgspec import UNSET
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from aleatoria.edge.wire import Envelope, PeerRequest
@@ -82,3 +84,31 @@ def test_no_grace_ends_the_call_at_once(clock):
     alice.take()
     hub.disconnected(bob, clean=False)
     assert seen(alice) == [("hangup", "bob", {"reason": "disconnected"})]
+
+
+def test_a_user_back_as_its_partner_hangs_up_hears_the_hangup(clock):
+    """
+    bob hangs up on alice, away, just as she comes back: the match ends
+    first and the hangup is relayed after, so alice -- told her call
+    again meanwhile -- hears it end, and never believes in a dead call.
+    """
+    hub, alice, bob = in_a_call(clock)
+    hub.disconnected(alice, clean=False)
+    matchmaking, pending = hub.backend.matchmaking, []
+    hang_up = matchmaking.hang_up
+
+    def slow_hang_up(user, peer):
+        d = Deferred()
+        pending.append(lambda: hang_up(user, peer).chainDeferred(d))
+        return d
+
+    matchmaking.hang_up = slow_hang_up
+    received(hub, bob, Envelope(type="hangup", toUser="alice"))
+    back = Recorder("alice")
+    hub.connected(back, "home-alice")
+    pending.pop()()
+    assert seen(back) == [
+        ("assign_role", "system", {"role": "impolite", "peerId": "bob", "resumed": True}),
+        ("hangup", "bob", UNSET)]
+    assert seen(bob) == [("peer_reconnected", "system", {"peerId": "alice"})]
+    assert hub.calls.partner("alice") is None

@@ -17,6 +17,7 @@ from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import (
     Availability,
     CallEnded,
+    CallHeld,
     CallOver,
     CallResumed,
     CallStarted,
@@ -30,8 +31,16 @@ from aleatoria.domain.events import (
     SignalRelayed,
 )
 from aleatoria.domain.matchmaking import POLITE
-from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
+from aleatoria.domain.refusals import (
+    Busy,
+    Forbidden,
+    Invalid,
+    Offline,
+    StoreUnavailable,
+    Unavailable,
+)
 from aleatoria.domain.rules import check_user
+from aleatoria.domain.work import FAILED
 
 SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
            "hangup": "A hangup"}
@@ -123,11 +132,7 @@ class Calls:
         @raise Offline: C{to_user} is connected nowhere (errback).
         """
         user = conn.user_id
-        if not to_user:
-            raise Invalid(f"{SIGNALS[kind]} needs toUser.", fault="webrtc_routing")
-        if to_user == user:
-            raise Invalid(f"You cannot signal yourself ({kind}).")
-        check_user(to_user)
+        _addressed(kind, user, to_user)
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
         if to_user in hub.connections:  # known here: no Deferred at all
@@ -172,28 +177,33 @@ class Calls:
 
     def hangup(self, conn, peer, payload, message_id=""):
         """
-        Relay a hangup to C{peer}, and end their match if they are
-        matched -- also when C{peer} is away, its call held.
+        End the match of C{conn}'s user and C{peer}, if they are matched,
+        and then relay the hangup to C{peer} -- in that order, so that a
+        peer away (its call held) cannot come back to the call in between
+        and miss its end. A peer unreached is no error once the match
+        ended; a match that could not be ended (an outage) is, after the
+        relay.
         """
         user = conn.user_id
+        _addressed("hangup", user, peer)
         self._partners.pop(user, None)
-        relayed = self.relay(conn, "hangup", peer, payload, message_id)
-        d = relayed if relayed is not None else succeed(None)
-        d.addErrback(lambda failure: failure.trap(Offline) and failure.value)
-        return d.addCallback(self._hang_up, user, peer)
-
-    def _hang_up(self, unreached, user, peer):
         hub = self._hub
         d = hub.work.watch(hub.matchmaking.hang_up(user, peer), "hang_up", user, asked=True)
-        return d.addCallback(self._hung_up, user, peer, unreached)
+        d.addErrback(lambda failure: failure.trap(Unavailable) and failure.value)
+        return d.addCallback(self._hung_up, conn, peer, payload, message_id)
 
-    def _hung_up(self, ended, user, peer, unreached):
-        """The match ended; or else the peer, if C{unreached} (L{Offline}), is refused."""
-        if ended:
+    def _hung_up(self, ended, conn, peer, payload, message_id):
+        user = conn.user_id
+        if ended is True:
             self._matches.pop(user, None)
             self._hub.tell(HungUp(user, peer))
-        elif unreached is not None:
-            raise unreached
+        relayed = self.relay(conn, "hangup", peer, payload, message_id)
+        d = relayed if relayed is not None else succeed(None)
+        if ended is True:
+            d.addErrback(lambda failure: failure.trap(Offline) and None)
+        elif isinstance(ended, Unavailable):
+            d.addCallback(_raise, ended)
+        return d
 
     def end(self, user, peer, reason):
         """Tell C{user}, wherever it is, that its call with C{peer} is over."""
@@ -215,6 +225,17 @@ class Calls:
         d = hub.work.timed(hub.matchmaking.grace_left(user), "grace_left")
         d.addErrback(lambda failure: failure.trap(StoreUnavailable) and 0)
         return d.addCallback(_offline, user)
+
+    def released(self, former_peer, user, partner):
+        """
+        C{user}'s session was released: its call with C{former_peer} is
+        over, or it waits for the user (with C{partner}, if held).
+        """
+        if former_peer is None and partner is not None:
+            self._hub.tell(CallHeld(user, partner))
+        if former_peer in (None, FAILED):
+            return former_peer
+        return self.end(former_peer, user, "disconnected")
 
     def resumed(self, user, match):
         """
@@ -265,6 +286,21 @@ class Calls:
 
     def _now(self):
         return format_ns(self._hub.clock.next_ns())
+
+
+def _addressed(kind, user, to_user):
+    """
+    @raise Invalid: signaling of C{kind} from C{user} cannot go to C{to_user}.
+    """
+    if not to_user:
+        raise Invalid(f"{SIGNALS[kind]} needs toUser.", fault="webrtc_routing")
+    if to_user == user:
+        raise Invalid(f"You cannot signal yourself ({kind}).")
+    check_user(to_user)
+
+
+def _raise(_, error):
+    raise error
 
 
 def _offline(left_ms, user):

@@ -29,7 +29,6 @@ from aleatoria.domain.delivery import Delivery
 from aleatoria.domain.direct import Direct
 from aleatoria.domain.events import (
     CallEnded,
-    CallHeld,
     CallStarted,
     Connected,
     Disconnected,
@@ -193,17 +192,9 @@ class Hub(Service):
         work = self.rooms.exit_all(user, announce)
         released = self.work.watch(
             self.sessions.release(user, conn.budget_refills_in(), hold), "release")
-        released.addCallback(self._released, user, partner)
+        released.addCallback(self.calls.released, user, partner)
         work.append(released)
         return all_done(work)
-
-    def _released(self, former_peer, user, partner=None):
-        """The call ended (C{former_peer}), or waits for C{user} with C{partner}."""
-        if former_peer is None and partner is not None:
-            self.tell(CallHeld(user, partner))
-        if former_peer in (None, FAILED):
-            return former_peer
-        return self.calls.end(former_peer, user, "disconnected")
 
     def stamp(self):
         """The createTime of what is stamped now."""
