@@ -6,9 +6,10 @@ nothing within the grace, and the call's end just after it.
 
 import pytest
 from msgspec import UNSET
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
+from aleatoria.domain.refusals import StoreUnavailable
 from aleatoria.edge.wire import Envelope, PeerRequest
 from aleatoria.memory.backend import LAPSE_SECONDS, MemoryBackend
 
@@ -112,3 +113,16 @@ def test_a_user_back_as_its_partner_hangs_up_hears_the_hangup(clock):
         ("hangup", "bob", UNSET)]
     assert seen(bob) == [("peer_reconnected", "system", {"peerId": "alice"})]
     assert hub.calls.partner("alice") is None
+
+
+def test_a_hangup_in_an_outage_is_relayed_and_answered_unavailable(clock):
+    """
+    The store cannot end the match: the partner hears the hangup all the
+    same (signaling is live traffic), and the sender is told to send it again.
+    """
+    hub, alice, bob = in_a_call(clock)
+    hub.backend.matchmaking.hang_up = lambda user, peer: fail(StoreUnavailable())
+    received(hub, bob, Envelope(type="hangup", toUser="alice", messageId="h1"))
+    assert seen(alice) == [("hangup", "bob", UNSET)]
+    (error,) = bob.take()
+    assert (error.payload["code"], error.payload["messageId"]) == ("unavailable", "h1")
