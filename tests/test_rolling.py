@@ -121,8 +121,24 @@ async def test_a_rolling_restart_ends_no_call(own_redis, tmp_path):
             fleet.daemons[at] = fleet.spawn()
             await still_in_calls(fleet, pairs)
         assert own_redis.raw("ZCARD", "matches:held") == "0"
+        resumed = [await calls_resumed(fleet.daemons[at].port) for at in (1, 2)]
+        assert resumed == [half, len(victims) - half]
     finally:
         fleet.stop()
+
+
+async def calls_resumed(port):
+    """What a daemon's /metrics counts of calls resumed there."""
+    import re
+
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, readBody
+
+    response = await Agent(reactor).request(
+        b"GET", f"http://127.0.0.1:{port}/metrics".encode())
+    text = (await readBody(response)).decode()
+    found = re.search(r'aleatoria_calls_held_total\{outcome="resumed"\} (\S+)', text)
+    return int(float(found[1])) if found else 0
 
 
 @pytest_twisted.ensureDeferred

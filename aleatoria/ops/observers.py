@@ -118,5 +118,10 @@ class Counters:
         self._metrics = metrics
 
     def happened(self, fact):
-        if type(fact) is e.Paired:
+        kind = type(fact)
+        if kind is e.Paired:
             self._metrics.pairings.inc()
+        elif kind is e.CallHeld:
+            self._metrics.calls_held.labels("held").inc()
+        elif kind is e.CallResumed:
+            self._metrics.calls_held.labels("resumed").inc()
