@@ -11,6 +11,7 @@ import pytest_twisted
 
 from . import calls
 from .calls import drop, in_a_call, offer, unmatched
+from .conftest import redis_daemon, stop_server
 
 two_servers = calls.two_servers
 
@@ -138,3 +139,22 @@ async def test_a_replaced_connection_keeps_the_call(two_servers):
     alice.send(offer("bob"))
     await again.expect("webrtc_offer")
     await alice.quiet()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_daemon_without_grace_ends_a_call_another_held(own_redis):
+    """
+    Every daemon sweeps the graces that are over, its own grace 0 too:
+    a call another daemon held (one since stopped, or configured
+    otherwise before a restart) still ends.
+    """
+    server = await redis_daemon(own_redis.port, **{"call-grace": "0"})
+    try:
+        alice, bob = await server.connect("alice"), await server.connect("bob")
+        await in_a_call(alice, bob)
+        own_redis.raw("ZADD", "matches:held", "1", "bob")
+        hangup = await alice.expect("hangup")
+        assert hangup["fromUser"] == "bob" and hangup["payload"] == {"reason": "disconnected"}
+        assert own_redis.raw("EXISTS", "match:alice") == "0"
+    finally:
+        await stop_server(server)

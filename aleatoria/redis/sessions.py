@@ -44,7 +44,8 @@ class RedisSessions(Service):
         counts as dead, and its users as gone.
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
     @param call_grace: seconds a call is held for a user whose connection
-        was lost (0: none); whichever daemon sweeps first ends it after.
+        was lost (0: none); whichever daemon sweeps first ends it after --
+        every daemon sweeps, holding calls or not.
     """
 
     _log = Logger()
@@ -64,8 +65,10 @@ class RedisSessions(Service):
                         self._timer(self._reap, node_ttl / BEATS_PER_TTL / 2),
                         self._timer(self.resync, node_ttl * RESYNC_TTLS)]
         self._grace_ms = math.ceil(call_grace * 1000)
-        if call_grace > 0:
-            self._timers.append(self._timer(self._lapse, min(LAPSE_SECONDS, call_grace / 4)))
+        # every daemon sweeps, whatever its own grace: another daemon (or
+        # this one's former configuration) may have held a call
+        self._timers.append(self._timer(
+            self._lapse, min(LAPSE_SECONDS, call_grace / 4) if call_grace else LAPSE_SECONDS))
         commands.watch(self._linked)
 
     def _timer(self, function, interval):
