@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test lint docs clean redis-server luacheck node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test lint docs clean redis-server redis-sentinel coturn luacheck node chromium js-test e2e bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ redis-server:
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# A coturn the tests start on free loopback ports (tests/turn_server.py);
+# the package's own service is left alone.
+coturn:
+	@command -v turnserver >/dev/null || { \
+	  echo "Installing coturn (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; }
+
 # The Lua scripts are checked with luacheck (tests/test_lua.py).
 luacheck:
 	@command -v luacheck >/dev/null || { \
@@ -65,11 +72,13 @@ benchmarks/node_modules/.installed: benchmarks/package.json benchmarks/package-l
 	cd benchmarks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# ruff, with the rules in pyproject.toml, and the layers' import contracts in
-# .importlinter; make test runs them first.
+# ruff, with the rules in pyproject.toml, the layers' import contracts in
+# .importlinter, and mypy (with mypy-zope for the interfaces) on what is
+# annotated; make test runs them first.
 lint: $(VENV)/.tested
 	$(BIN)/ruff check aleatoria tests benchmarks twisted docs
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 $(VENV)/.docs: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[docs]' --config-settings editable_mode=compat
@@ -82,7 +91,15 @@ docs: $(VENV)/.docs
 	$(BIN)/pydoctor --quiet -W --project-name=Aleatoria --docformat=epytext \
 	  --project-base-dir=. --html-output=docs/_build/html/api aleatoria
 
-test: lint docs $(VENV)/.tested redis-server luacheck benchmarks/node_modules/.installed
+# Redis Sentinel in the tests is redis-server --sentinel (every build has the
+# mode); Debian's redis-sentinel package is installed only if this one lacks it.
+redis-sentinel: redis-server
+	@redis-server --sentinel 2>&1 | grep -q "Sentinel needs config file" || \
+	  command -v redis-sentinel >/dev/null || { \
+	  echo "Installing redis-sentinel (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-sentinel; }
+
+test: lint docs $(VENV)/.tested redis-server redis-sentinel coturn luacheck benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
 
@@ -92,14 +109,15 @@ clients/js/node_modules/.installed: clients/js/package.json clients/js/package-l
 
 # The JavaScript client against real daemons and redis-servers, with Node's
 # own WebSocket (Node 20 needs the flag for it; later Nodes have it without)
-# and with the ws package (its dev dependency); the test files side by side.
-js-test: $(VENV)/.tested redis-server clients/js/node_modules/.installed | node
+# and with the ws package (its dev dependency), and in Chromium; the test
+# files side by side.
+js-test: $(VENV)/.tested redis-server chromium clients/js/node_modules/.installed | node
 	cd clients/js && node $$(node -e 'process.exit(typeof WebSocket == "function" ? 0 : 1)' \
 	  || echo --experimental-websocket) --test --test-concurrency=3 --test-timeout=120000 \
 	  test/*.test.mjs
 
 # The demo app in Chromium, in a private network namespace (needs root, as CI has)
-e2e: $(VENV)/.tested redis-server chromium tests/e2e/node_modules/.installed
+e2e: $(VENV)/.tested redis-server coturn chromium tests/e2e/node_modules/.installed
 	tests/e2e/netns.sh node tests/e2e/e2e.mjs
 
 $(VENV)/.bench: $(VENV)/.tested
@@ -116,7 +134,7 @@ bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 
 # Three daemons on one Redis through five faults, every message counted (about 3 minutes):
 # a table, and benchmarks/results/<date>-faults.json
-bench-faults: $(VENV)/.tested redis-server
+bench-faults: $(VENV)/.tested redis-server redis-sentinel
 	$(BIN)/python benchmarks/faults.py
 
 clean:

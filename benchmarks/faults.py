@@ -6,7 +6,11 @@ counted, and one fault at a time:
 - Redis stopped (SIGSTOP) for 5 s, and for 20 s;
 - Redis killed (SIGKILL) and restarted on its append-only file;
 - a daemon stopped with SIGTERM, and one killed with -9 (its clients come
-  back through the other daemons a second later, as behind a load balancer).
+  back through the other daemons a second later, as behind a load balancer);
+- behind Redis Sentinel (a primary, a replica, three sentinels, the
+  daemons given only the sentinels): the primary killed (SIGKILL) and
+  replaced by the sentinels, and a manual ``SENTINEL FAILOVER``. The fault
+  ends when the sentinels name the new primary.
 
 For each: messages sent, deliveries due, messages lost silently (a due
 delivery missing, the sender still connected and never told
@@ -44,8 +48,12 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.threads import deferToThread
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from tests.sentinel import SentinelSetup  # noqa: E402 (the tests' real sentinels)
+
 TWISTD = str(Path(sys.executable).parent / "twistd")
 REDIS = shutil.which("redis-server")
 NODE_TTL = 5.0
@@ -105,7 +113,7 @@ class Redis:
 class Daemon:
     """One C{twistd aleatoria} process, logging to a file."""
 
-    def __init__(self, index, redis, directory):
+    def __init__(self, index, store, directory):
         self.index = index
         self.port = free_port()
         self.log = directory / f"daemon{index}.log"
@@ -113,8 +121,7 @@ class Daemon:
             self.process = subprocess.Popen(
                 [TWISTD, "--nodaemon", "--pidfile=", "aleatoria",
                  "--port", f"tcp:{self.port}:interface=127.0.0.1", "--allow-no-origin",
-                 "--store", "redis", "--redis-host", "127.0.0.1",
-                 "--redis-port", str(redis.port), "--node-ttl", str(NODE_TTL),
+                 "--store", "redis", *store, "--node-ttl", str(NODE_TTL),
                  "--rate-limit", "1000", "--rate-burst", "1000",
                  "--address-rate", "1000000", "--address-burst", "1000000",
                  "--connect-rate", "1000000", "--connect-burst", "1000000",
@@ -254,6 +261,8 @@ class Client:
     def assigned(self, peer, role, answering):
         if self.partner is not None and peer != self.partner:
             self.bench.ledger.two_partners += 1
+            self.bench.ledger.two_partner_examples.append(
+                (self.user, self.partner, peer, round(self.bench.reactor.seconds(), 2)))
         fresh = peer != self.partner
         self.partner = peer
         self.answered(answering)
@@ -302,6 +311,7 @@ class Ledger:
         self.requests = {}
         self.request_info = {}
         self.two_partners = 0
+        self.two_partner_examples = []
 
     def opened(self, client):
         self.connections[client.user, client.serial] = [self.clock(), None]
@@ -381,19 +391,27 @@ class Ledger:
             "unanswered_examples": unanswered[:5],
             "pairing_answered": answered,
             "two_partners": self.two_partners,
+            "two_partner_examples": [(user, old, new, round(at - fault_end, 2))
+                                     for user, old, new, at in self.two_partner_examples[:5]],
             "lost_examples": examples[:5],
         }
 
 
 class Bench:
-    def __init__(self, reactor, directory):
+    def __init__(self, reactor, directory, sentinels=False):
         self.reactor = reactor
         self.directory = directory
         self.ids = itertools.count()
         self.ledger = Ledger(reactor.seconds)
-        self.redis = Redis(directory)
-        self.redis.start()
-        self.daemons = [Daemon(n, self.redis, directory) for n in range(3)]
+        self.redis = self.sentinels = None
+        if sentinels:
+            self.sentinels = SentinelSetup(directory / "redis").start()
+            store = ["--redis-sentinel", self.sentinels.addresses]
+        else:
+            self.redis = Redis(directory)
+            self.redis.start()
+            store = ["--redis-host", "127.0.0.1", "--redis-port", str(self.redis.port)]
+        self.daemons = [Daemon(n, store, directory) for n in range(3)]
         self.chatters, self.pairers = [], []
         for daemon in self.daemons:
             for n in range(CHATTERS_PER_DAEMON):
@@ -413,7 +431,7 @@ class Bench:
     def stop(self):
         for daemon in self.daemons:
             daemon.stop()
-        self.redis.stop()
+        (self.sentinels or self.redis).stop()
 
     def tick(self):
         live = [c for c in self.chatters if c.open]
@@ -438,12 +456,14 @@ class Bench:
         sender.send(message)
 
     def session_keys(self):
-        return [k for k in self.redis.cli("KEYS", "*") if any(s in k for s in SESSION_KEYS)]
+        keys = (self.sentinels.primary.raw("KEYS", "*").split() if self.sentinels
+                else self.redis.cli("KEYS", "*"))
+        return [k for k in keys if any(s in k for s in SESSION_KEYS)]
 
 
 async def run_scenario(reactor, name, fault, phases):
     directory = Path(tempfile.mkdtemp(prefix=f"faults-{name}-"))
-    bench = Bench(reactor, directory)
+    bench = Bench(reactor, directory, sentinels=name in BEHIND_SENTINELS)
     try:
         for client in bench.clients:
             client.connect(client.home)
@@ -491,12 +511,29 @@ def daemon_signalled(number):
     return fault
 
 
+async def primary_killed(reactor, bench):
+    """SIGKILL the primary; the fault ends when the sentinels name the replica."""
+    bench.sentinels.kill_primary()
+    await deferToThread(bench.sentinels.await_new_primary)
+    return reactor.seconds()
+
+
+async def manual_failover(reactor, bench):
+    await deferToThread(bench.sentinels.failover)
+    await deferToThread(bench.sentinels.await_new_primary)
+    return reactor.seconds()
+
+
+BEHIND_SENTINELS = ("sentinel-primary-kill-9", "sentinel-manual-failover")
+
 SCENARIOS = {
     "redis-sigstop-5s": redis_stopped(5),
     "redis-sigstop-20s": redis_stopped(20),
     "redis-sigkill-restart": redis_killed,
     "daemon-sigterm": daemon_signalled(15),
     "daemon-kill-9": daemon_signalled(9),
+    "sentinel-primary-kill-9": primary_killed,
+    "sentinel-manual-failover": manual_failover,
 }
 
 
@@ -524,9 +561,9 @@ COLUMNS = ("messages", "lost_silently", "answered_unavailable", "sender_dropped"
 
 
 def print_table(results):
-    print("fault".ljust(22) + "".join(c[:12].rjust(13) for c in COLUMNS))
+    print("fault".ljust(25) + "".join(c[:12].rjust(13) for c in COLUMNS))
     for name, result in results.items():
-        print(name.ljust(22) + "".join(str(result[c]).rjust(13) for c in COLUMNS))
+        print(name.ljust(25) + "".join(str(result[c]).rjust(13) for c in COLUMNS))
 
 
 def cli():

@@ -2,9 +2,11 @@ import itertools
 
 import pytest
 import pytest_twisted
+from zope.interface import implementer
 
 from aleatoria.daemon import config
 from aleatoria.daemon.service import make_service
+from aleatoria.domain.ports import IReceiver
 
 from . import wsclient
 from .lost_errors import LostErrors
@@ -160,6 +162,7 @@ def redis_prefix():
     return f"test{next(_prefixes)}:"
 
 
+@implementer(IReceiver)
 class Receiver:
     """
     What a backend hands a daemon, tested without a hub: nobody is
@@ -169,6 +172,9 @@ class Receiver:
 
     def __init__(self, keep=True):
         self.handed = [] if keep else _Forgotten()
+
+    def calls_here(self):
+        return {}
 
     def sessions_here(self):
         return {}

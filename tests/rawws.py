@@ -19,7 +19,30 @@ def opened(port, user, origin):
     while b"\r\n\r\n" not in head:
         head += raw.recv(1)
     assert b" 101 " in head.split(b"\r\n", 1)[0], head
+    opcode, payload = _one_frame(raw)
+    assert opcode == 1 and b'"ice_servers"' in payload, payload
     return raw
+
+
+def _exactly(raw, size):
+    data = b""
+    while len(data) < size:
+        chunk = raw.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _one_frame(raw):
+    """The next server frame, read to its last byte and no further (the first: ice_servers)."""
+    first, size = _exactly(raw, 2)
+    size &= 0x7F
+    if size == 126:
+        size = struct.unpack("!H", _exactly(raw, 2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", _exactly(raw, 8))[0]
+    return first & 0x0F, _exactly(raw, size)
 
 
 def frame(opcode, payload=b"", fin=True, rsv=0):

@@ -78,6 +78,7 @@ ROUTES = [
     ("GET", "/api/v1/rooms/r/members", None),
     ("GET", "/api/v1/users/alice", None),
     ("GET", "/api/v1/stats", None),
+    ("GET", "/api/v1/reports", None),
 ]
 
 
@@ -275,7 +276,8 @@ async def test_the_openapi_document_is_served_without_the_token():
         assert status == 200
         assert document["openapi"] == "3.1.0"
         assert set(document["paths"]) == {path.replace("/r/", "/{room}/").replace(
-            "/alice", "/{userId}") for _, path, _ in ROUTES}
+            "/alice", "/{userId}") for _, path, _ in ROUTES} | {
+            "/api/v1/bans", "/api/v1/bans/{id}", "/api/v1/reports/{reportId}"}
     finally:
         await stop_server(server)
 

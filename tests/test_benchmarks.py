@@ -55,8 +55,9 @@ def test_fault_bench_smoke_run_counts_every_message(tmp_path):
     or duplicated, no pairing request left unanswered, no session key left.
     """
     out = tmp_path / "faults.json"
-    subprocess.run([sys.executable, str(BENCHMARKS / "faults.py"), "--smoke",
-                    "--json", str(out)], check=True, capture_output=True, timeout=300)
+    run = subprocess.run([sys.executable, str(BENCHMARKS / "faults.py"), "--smoke",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["mode"] == "smoke"
     result = report["results"]["daemon-sigterm"]

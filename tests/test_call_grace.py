@@ -10,7 +10,7 @@ at once. On both stores; on Redis the user comes back to the other daemon.
 import pytest_twisted
 
 from . import calls
-from .calls import drop, in_a_call, offer, unmatched
+from .calls import drop, in_a_call, offer, resumed, unmatched
 from .conftest import redis_daemon, stop_server
 
 two_servers = calls.two_servers
@@ -40,7 +40,7 @@ async def test_a_lost_connection_that_comes_back_keeps_the_call(two_servers):
 
     bob = await one.connect("bob")
     back = await bob.expect("assign_role")
-    assert back["payload"] == {"role": "polite", "peerId": "alice", "resumed": True}
+    assert resumed(back) == ("polite", "alice", True)
     assert back["fromUser"] == "system" and back["toUser"] == "bob"
     told = await alice.expect("peer_reconnected")
     assert told["payload"] == {"peerId": "bob"}
@@ -134,7 +134,7 @@ async def test_a_replaced_connection_keeps_the_call(two_servers):
     again = await one.connect("bob")
     assert (await bob.closed())[0] == 4001
     back = await again.expect("assign_role")
-    assert back["payload"] == {"role": "polite", "peerId": "alice", "resumed": True}
+    assert resumed(back) == ("polite", "alice", True)
     assert (await alice.expect("peer_reconnected"))["payload"] == {"peerId": "bob"}
     alice.send(offer("bob"))
     await again.expect("webrtc_offer")

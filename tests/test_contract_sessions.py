@@ -186,7 +186,8 @@ async def test_redis_resync_lists_the_members_again(own_redis):
         await deferToThread(own_redis.raw, "FLUSHALL")
         assert await sessions.room_members("r", 10, "") == ([], 0, None)
         await backend.commands.run("resync", backend.node,
-                                   json.dumps({"alice": ["r"], "bob": ["r"]}), 60_000)
+                                   json.dumps({"alice": ["r"], "bob": ["r"]}), 60_000, "",
+                                   backend.commands.era)
         assert await sessions.room_members("r", 1, "") == (["alice"], 2, "alice")
     finally:
         await backend.stopService()

@@ -139,8 +139,13 @@ async def test_sigterm_releases_every_session(own_redis, tmp_path):
 
         keys = own_redis.raw("KEYS", "*").split()
         budgets = [k for k in keys if k.startswith("budget:")]
-        keys = [k for k in keys if k not in budgets]
+        # kept a day for reports' evidence: the address, the last match
+        evidence = [k for k in keys if k.startswith(("address:", "meeting:"))]
+        keys = [k for k in keys if k not in budgets and k not in evidence]
         assert not [k for k in keys if ":v" in k or victim.node in k], keys
+        for key in evidence:  # a connected user's address lasts while it is
+            if key.startswith(("address:v", "meeting:")):
+                assert 0 < int(own_redis.raw("TTL", key)) <= 86400, key
         for key in budgets:  # what a user spent of its rate: gone once it is full again
             left = int(own_redis.raw("PTTL", key))  # -2: gone already; -1 would be: never
             assert left != -1 and left <= 2000, (key, left)

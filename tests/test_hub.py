@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from aleatoria.domain.clock import MessageClock
-from aleatoria.domain.events import CallEnded, CallStarted
+from aleatoria.domain.events import NO_PAYLOAD, CallEnded, CallStarted, Signal
 from aleatoria.domain.hub import Rules
 from aleatoria.domain.matchmaking import POLITE
 from aleatoria.edge.wire import ChatPayload, Envelope, PeerRequest, RecentMessagesQuery, decode
@@ -80,8 +80,9 @@ def test_crossed_requests_never_double_pair(clock):
     received(hub, carol, Envelope(type="user_available_webrtc"))
     backend.answer("alice")
 
-    assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice"}]
-    assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob"}] * 2
+    no_ice = {"iceServers": []}
+    assert [m.payload for m in bob.take()] == [{"role": "impolite", "peerId": "alice", **no_ice}]
+    assert [m.payload for m in alice.take()] == [{"role": "polite", "peerId": "bob", **no_ice}] * 2
     assert carol.take() == []
     assert backend.matchmaking.pool_size().result == 1
 
@@ -373,7 +374,7 @@ def test_news_of_a_new_call_overtaking_the_end_of_the_last(clock):
     hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
     assert [(m.type, m.fromUser, m.payload) for m in alice.take()] == [
         ("hangup", "bob", {"reason": "ended"}),
-        ("assign_role", "system", {"role": "polite", "peerId": "carol"})]
+        ("assign_role", "system", {"role": "polite", "peerId": "carol", "iceServers": []})]
 
 
 def test_the_end_of_the_current_call_still_arrives(clock):
@@ -385,3 +386,57 @@ def test_the_end_of_the_current_call_still_arrives(clock):
     hub.deliver_local("alice", CallEnded("alice", "bob", "disconnected", "t0"))
     assert [(m.type, m.payload) for m in alice.take()] == [
         ("hangup", {"reason": "disconnected"})]
+
+
+def test_an_answer_overtaking_the_hangup_of_the_last_call(clock):
+    """
+    bob hangs up alice on another daemon; his hangup, relayed through the
+    bus, is still on its way when alice's own request is answered with
+    carol (the daemon reads its replies and the bus on separate links):
+    alice hears the end of bob's call first, and bob's late hangup never.
+    """
+    backend = MemoryBackend(clock, 3600, 100)
+    hub = make_hub(clock, backend)
+    alice, carol = connect(hub, "alice", "carol")
+    received(hub, alice, Envelope(type="user_available_webrtc"))
+    hub.deliver_local("alice", CallStarted("alice", "bob", POLITE, "t0"))
+    assert backend.matchmaking.pair("bob", "").result.match.peer == "alice"  # bob's daemon
+    backend.matchmaking.hang_up("bob", "alice")  # bob's hangup ended it; its news is late
+    received(hub, carol, Envelope(type="user_available_webrtc"))
+    alice.take()
+    request(hub, alice)
+    hub.deliver_local("alice", Signal("hangup", "bob", "alice", NO_PAYLOAD, "", "t1"))
+    assert [(m.type, m.fromUser, m.payload.get("reason"), m.payload.get("peerId"))
+            for m in alice.take()] == [("hangup", "bob", "ended", None),
+                                       ("assign_role", "system", None, "carol")]
+
+
+def test_a_request_sent_after_a_hangup_waits_for_it(clock):
+    """
+    The store ends alice's call with bob only after her hangup is relayed;
+    her request, sent right after, must not be paired first -- it would be
+    answered with the call she had just hung up, which then ends under it.
+    """
+    backend = MemoryBackend(clock, 3600, 100)
+    matchmaking, held = backend.matchmaking, []
+    hang_up = matchmaking.hang_up
+
+    def hold(user, peer):
+        d = Deferred()
+        held.append(lambda: hang_up(user, peer).chainDeferred(d))
+        return d
+
+    matchmaking.hang_up = hold
+    hub = make_hub(clock, backend)
+    alice, bob, carol = connect(hub, "alice", "bob", "carol")
+    received(hub, bob, Envelope(type="user_available_webrtc"))
+    request(hub, alice)
+    received(hub, carol, Envelope(type="user_available_webrtc"))
+    alice.take()
+    received(hub, alice, Envelope(type="hangup", toUser="bob"))
+    request(hub, alice)
+    assert alice.take() == []
+    held.pop()()
+    assert [(m.type, m.payload.get("peerId")) for m in alice.take()] == [
+        ("assign_role", "carol")]
+    assert len(hub.calls.turns) == 0  # nothing kept once the steps are done

@@ -1,6 +1,6 @@
 """
 The hub's promises under random interleavings of what users do -- connect,
-leave, join, chat, look for peers, hang up, send garbage -- checked after
+leave, join, chat, look for peers, hang up, block, send garbage -- checked after
 every step, on each store: the embedded one (many examples) and Redis (a
 few: each step there waits until Redis has answered everything and every
 post has come back over pub/sub). Hypothesis drives the machine from a
@@ -24,7 +24,14 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import blockingCallFromThread, deferToThread
 
 from aleatoria.domain.events import Kicked
-from aleatoria.edge.wire import ChatPayload, Envelope, InvalidMessage, PeerRequest, decode
+from aleatoria.edge.wire import (
+    ChatPayload,
+    Envelope,
+    InvalidMessage,
+    PeerRequest,
+    UserRef,
+    decode,
+)
 from aleatoria.ops.metrics import Metrics
 from aleatoria.redis import codec
 
@@ -56,6 +63,8 @@ class HubMachine(RuleBasedStateMachine):
         """Users whose connection was lost (not closed): their calls may be held."""
         self.members = {room: set() for room in ROOMS}
         self.stored = {room: [] for room in ROOMS}
+        self.blocks = set()
+        """Who blocks whom, as (blocker, blocked)."""
 
     def teardown(self):
         def leave():
@@ -66,6 +75,9 @@ class HubMachine(RuleBasedStateMachine):
 
     def online(self):
         return sorted(self.conns)
+
+    def blocked(self, user_a, user_b):
+        return (user_a, user_b) in self.blocks or (user_b, user_a) in self.blocks
 
     def ask(self, seam, *args):
         return self.store.ask(seam, *args)
@@ -147,6 +159,8 @@ class HubMachine(RuleBasedStateMachine):
         self.send(user, Envelope(type="chat_message", toUser=to, payload=ChatPayload("dm")))
         for other, got in self.sent_since(before).items():
             expected = 1 if (other == user and to != user) or (other == to != user) else 0
+            if self.blocked(user, to):
+                expected = 0
             assert len(got) == expected
 
     @precondition(lambda self: self.conns)
@@ -165,6 +179,15 @@ class HubMachine(RuleBasedStateMachine):
     @rule(data=st.data(), to=st.sampled_from(USERS))
     def hangup(self, data, to):
         self.send(data.draw(st.sampled_from(self.online())), Envelope(type="hangup", toUser=to))
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data(), other=st.sampled_from(USERS), blocking=st.booleans())
+    def block(self, data, other, blocking):
+        user = data.draw(st.sampled_from(self.online()))
+        kind = "block_user" if blocking else "unblock_user"
+        self.send(user, Envelope(type=kind, payload=UserRef(other)))
+        if other != user:
+            (self.blocks.add if blocking else self.blocks.discard)((user, other))
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data(), document=envelopes)
@@ -191,6 +214,7 @@ class HubMachine(RuleBasedStateMachine):
                 continue
             assert user in self.conns or user in self.lost
             assert match.peer in self.conns or match.peer in self.lost
+            assert not self.blocked(user, match.peer)
             partner = self.ask(matchmaking.match_of, match.peer)
             assert partner.peer == user and {partner.role, match.role} == {"polite", "impolite"}
         assert int(self.ask(matchmaking.pool_size)) <= len(self.conns)

@@ -87,6 +87,28 @@ async def test_rate_limit_then_close(limited):
     await bob.request({"type": "get_rooms"}, "rooms_list")
 
 
+@pytest_twisted.ensureDeferred
+async def test_rate_limit_names_the_request(limited):
+    """
+    A request dropped over the rate limit is refused naming its messageId,
+    so a client settles it as dropped rather than waiting for an answer
+    that never comes; a frame with no (valid) messageId, or no JSON, gets
+    the refusal without one.
+    """
+    server = await limited(**{"rate-limit": "0.001", "rate-burst": "3"})
+    alice = await server.connect("alice")
+    for _ in range(3):
+        await alice.request({"type": "get_rooms"}, "rooms_list")
+    alice.send({"type": "chat_message", "room": "Lobby", "messageId": "m-1",
+                "payload": {"content": "too fast"}})
+    alice.send({"type": "get_rooms", "messageId": "x" * 129})
+    alice.send("not json")
+    errors = [await alice.expect("error") for _ in range(3)]
+    assert [e["payload"]["code"] for e in errors] == ["rate_limited"] * 3
+    assert [e["payload"].get("messageId") for e in errors] == ["m-1", None, None]
+    assert all(e["payload"]["retryAfter"] > 0 for e in errors)
+
+
 async def _upgrade(server, user, forwarded=None):
     """A raw upgrade request; its HTTP status (101 when accepted)."""
     headers = {b"Connection": [b"Upgrade"], b"Upgrade": [b"websocket"],

@@ -32,8 +32,8 @@ async def test_pairing_assigns_roles(server):
     alice, bob = await server.connect_many("alice", "bob")
     await available(bob)
     mine, theirs = await pair(alice, bob)
-    assert mine == {"role": "impolite", "peerId": "bob"}
-    assert theirs == {"role": "polite", "peerId": "alice"}
+    assert mine == {"role": "impolite", "peerId": "bob", "iceServers": []}
+    assert theirs == {"role": "polite", "peerId": "alice", "iceServers": []}
 
 
 @pytest_twisted.ensureDeferred
@@ -90,7 +90,7 @@ async def test_crossed_request_repeats_the_assignment(server):
     mine, _ = await pair(alice, bob)
     await available(carol)
     again = await bob.request({"type": "request_random_peer"}, "assign_role")
-    assert again["payload"] == {"role": "polite", "peerId": "alice"}
+    assert again["payload"] == {"role": "polite", "peerId": "alice", "iceServers": []}
     repeat = await alice.request({"type": "request_random_peer"}, "assign_role")
     assert repeat["payload"] == mine
     await carol.quiet()

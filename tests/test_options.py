@@ -3,18 +3,20 @@ The command line and the environment: precedence, defaults, and refusals
 that name the culprit (issue: CLI over environment over defaults).
 """
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from aleatoria.daemon import config, tap, values
+from aleatoria.daemon import config, settings, tap, values
 
 ROOT = Path(__file__).parent.parent
 
 
 def parse(argv, env=None, monkeypatch=None):
-    for setting in config.SETTINGS:
+    for setting in settings.SETTINGS:
         monkeypatch.delenv(setting.env, raising=False)
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
@@ -44,16 +46,21 @@ def test_defaults(monkeypatch):
         stored_bytes_per_hour=2097152, address_stored_per_hour=10000,
         address_stored_bytes_per_hour=8388608, address_conversations_per_hour=1000,
         stored_per_hour=1000, conversations_per_hour=100, rate_limit=20.0,
-        rate_burst=40,
+        rate_burst=40, max_blocks=1000, reports_per_hour=20, report_ttl_hours=720,
         address_rate=200.0, address_burst=400, connect_rate=10.0, connect_burst=100,
         max_connections_per_ip=100, max_reads=8, max_reads_per_ip=64, trusted_proxy=(),
         handshake_timeout=10.0,
         outbound_stall=10.0, outbound_messages=4096, outbound_bytes=8388608,
         redis_host="localhost", redis_port=6379, redis_username="", redis_password="",
         redis_tls=False, redis_ca_file="", redis_db=0, redis_prefix="", redis_timeout=2.0,
-        redis_retry_max=1.0, node_ttl=5.0, shutdown_timeout=5.0, log_format="text", sentry_dsn="",
+        redis_retry_max=1.0, redis_sentinel=(), redis_sentinel_master="mymaster",
+        redis_sentinel_password="", node_ttl=5.0, shutdown_timeout=5.0, log_format="text",
+        sentry_dsn="",
         sentry_env="production", sentry_debug=False,
-        sentry_sample_rate=1.0, sentry_release="", ping_interval=54.0, idle_timeout=60.0,
+        sentry_sample_rate=1.0, sentry_release="",
+        stun_url=(), turn_url=(), turn_secret="", turn_ttl=3600,
+        webhook_url=(), webhook_secret="", webhook_retry_hours=1.0, webhook_queue=10000,
+        ping_interval=54.0, idle_timeout=60.0,
     )
 
 
@@ -148,7 +155,7 @@ def test_every_setting_is_documented_in_the_readme():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.rst").read_text()
-    for setting in config.SETTINGS:
+    for setting in settings.SETTINGS:
         assert setting.env in readme, setting.env
         assert setting.env_only or f"--{setting.name}" in readme, setting.name
 
@@ -247,3 +254,41 @@ def test_a_weak_secret_stops_twistd_with_status_1(tmp_path):
     assert result.stderr == (
         "aleatoria: ALEATORIA_API_TOKEN: has 7 bytes; a secret needs at least 32 "
         "(make one with openssl rand -hex 32)\n")
+
+
+def test_sentinels_are_repeatable_and_select_redis(monkeypatch):
+    """--redis-sentinel adds to the others (the variable is comma-separated); redis follows."""
+    conf = parse(["--redis-sentinel", "10.0.0.5:26379", "--redis-sentinel", "[::1]:26380"],
+                 {}, monkeypatch)
+    assert conf.redis_sentinel == (("10.0.0.5", 26379), ("::1", 26380))
+    assert conf.store == "redis" and conf.redis_sentinel_master == "mymaster"
+    conf = parse([], {"ALEATORIA_REDIS_SENTINELS": "a:1, b:2",
+                      "ALEATORIA_REDIS_SENTINEL_MASTER": "chat",
+                      "ALEATORIA_REDIS_SENTINEL_PASSWORD": "s3cret"}, monkeypatch)
+    assert conf.redis_sentinel == (("a", 1), ("b", 2))
+    assert (conf.redis_sentinel_master, conf.redis_sentinel_password) == ("chat", "s3cret")
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), [
+    (["--redis-sentinel", "a:1", "--redis-host", "x"], {}, "--redis-host"),
+    ([], {"ALEATORIA_REDIS_SENTINELS": "a:1", "VALKEY_PORT": "7"}, "VALKEY_PORT"),
+])
+def test_sentinels_and_an_address_exclude_each_other(monkeypatch, argv, env, named):
+    """The sentinels say where the primary is: an address beside them is one line, refused."""
+    with pytest.raises(SystemExit) as error:
+        parse(argv, env, monkeypatch)
+    assert str(error.value).startswith(f"aleatoria: {named} and the sentinels")
+
+
+def test_a_sentinel_is_host_and_port(monkeypatch):
+    with pytest.raises(SystemExit) as error:
+        parse(["--redis-sentinel", "a"], {}, monkeypatch)
+    assert str(error.value) == "aleatoria: --redis-sentinel='a': not host:port: 'a'"
+
+
+def test_the_config_class_declares_every_setting_in_order_with_its_type():
+    """C{Config} is written out for readers and type checkers; the table is the source."""
+    fields = dataclasses.fields(config.Config)
+    assert [f.name for f in fields] == [s.name.replace("-", "_") for s in settings.SETTINGS]
+    for field, setting in zip(fields, settings.SETTINGS, strict=True):
+        assert (typing.get_origin(field.type) or field.type) is type(setting.default), field.name

@@ -10,6 +10,7 @@ import signal
 
 import pytest_twisted
 
+from .calls import resumed
 from .daemons import Spawned
 from .wsclient import connect
 
@@ -74,7 +75,7 @@ async def come_back(fleet, users, at, pairs):
         client = await fleet.connect(user, at)
         peer, role = pairs[user]
         back = await client.expect("assign_role")
-        assert back["payload"] == {"role": role, "peerId": peer, "resumed": True}
+        assert resumed(back) == (role, peer, True)
     for turn, user in enumerate(users):
         peer = pairs[user][0]
         if peer not in users or users.index(peer) < turn:

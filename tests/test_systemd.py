@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aleatoria.daemon import config
+from aleatoria.daemon import settings
 
 ROOT = Path(__file__).parent.parent
 UNITS = ROOT / "systemd"
@@ -52,5 +52,5 @@ def test_service_is_sandboxed():
 def test_env_example_lists_every_variable():
     """The example environment file names every variable, with its default."""
     example = (UNITS / "aleatoria.env.example").read_text()
-    for setting in config.SETTINGS:
+    for setting in settings.SETTINGS:
         assert f"#{setting.env}=" in example, setting.env

@@ -181,3 +181,43 @@ async def test_a_connection_that_answers_no_ping_is_made_anew(own_redis):
         assert await commands.call("execute_command", "CLIENT", "ID") != client
     finally:
         await commands.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_replica_is_refused_and_its_era_differs(own_redis, tmp_path):
+    """
+    The handshake refuses a Redis that is not the primary (a replica, a
+    demoted primary) and keeps trying; promoted, it is taken -- in an era
+    other than its former primary's, whose writes it may lack.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    from .redis_server import RedisServer
+
+    replica = RedisServer(tmp_path / "replica", "--replicaof", "127.0.0.1",
+                          str(own_redis.port))
+    (tmp_path / "replica").mkdir()
+    replica.start()
+    lines = []
+
+    def heard(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(heard)
+    primary, _ = _link(own_redis, timeout=1)
+    link, events = _link(replica, timeout=1, retry_max=0.1)
+    primary.start()
+    link.start()
+    try:
+        await until(lambda: primary.up and sum("role:slave" in line for line in lines) == 1)
+        await deferLater(reactor, 0.5, lambda: None)
+        assert not link.up and events == []
+        assert sum("role:slave" in line for line in lines) == 1
+        replica.raw("REPLICAOF", "NO", "ONE")
+        await until(lambda: link.up)
+        assert len(link.era) == 8 and link.era != primary.era
+    finally:
+        globalLogPublisher.removeObserver(heard)
+        await link.stop()
+        await primary.stop()
+        replica.stop()

@@ -35,10 +35,27 @@ class Client:
         self.inbox = []
         self.close_code = None
         self.close_reason = None
+        self.ice_servers = None
+        """The C{ice_servers} message the connection opened with."""
         self._protocol = None
         self._waiting = None
         self._open = Deferred()
         self._gone = Deferred()
+
+    async def _take_ice_servers(self):
+        """
+        Every connection is sent C{ice_servers} as it opens (after any
+        C{welcome}): kept apart, as C{ice_servers}, so that the tests read
+        the inbox as before.
+        """
+        while not any(m["type"] == "ice_servers" for m in self.inbox):
+            if self._gone.called:
+                return
+            self._waiting = Deferred()
+            await self._waiting.addTimeout(WAIT, reactor)
+        first = next(m for m in self.inbox if m["type"] == "ice_servers")
+        self.inbox.remove(first)
+        self.ice_servers = first
 
     def _opened(self, protocol):
         self._protocol = protocol
@@ -138,4 +155,6 @@ async def connect(port, user, room=None, origin="http://test.example", extra="",
         trust = Certificate.loadPEM(Path(ca).read_bytes())
         endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust), endpoint)
     await endpoint.connect(factory)
-    return await client._open.addTimeout(WAIT, reactor)
+    await client._open.addTimeout(WAIT, reactor)
+    await client._take_ice_servers()
+    return client

@@ -13,7 +13,11 @@ def announce(config):
     warning for each setting an operator would not want left as it is.
     """
     if config.store == "redis":
-        store = (f"Redis at {config.redis_host}:{config.redis_port}"
+        where = f"at {config.redis_host}:{config.redis_port}"
+        if config.redis_sentinel:
+            where = (f"primary {config.redis_sentinel_master!r} of the sentinels at "
+                     + ", ".join(f"{host}:{port}" for host, port in config.redis_sentinel))
+        store = (f"Redis {where}"
                  f"{' (TLS)' if config.redis_tls else ''}, shared with other daemons")
     else:
         store = "memory (this daemon alone)"
@@ -30,7 +34,8 @@ def announce(config):
         "Aleatoria {version} starting on {port}: store {store}; identity {identity}; "
         "origins {origins}; limits {rate}/s (burst {burst}) messages, {content} B content, "
         "{size} B frames, {rooms} rooms, {per_address} connections per address; "
-        "history {history} per stream for {ttl} h; Sentry {sentry}; server API {api}",
+        "history {history} per stream for {ttl} h; Sentry {sentry}; server API {api}; "
+        "ICE {ice}",
         version=__version__, port=config.port, store=store, identity=identity,
         origins=origins, rate=config.rate_limit, burst=config.rate_burst,
         content=config.max_content_length, size=config.max_message_size,
@@ -38,6 +43,7 @@ def announce(config):
         history=config.history_size, ttl=config.message_ttl_hours,
         sentry="on" if config.sentry_dsn else "off",
         api=f"on {config.api_port}" if config.api_port else "off",
+        ice=_ice(config),
     )
     if not config.allowed_origin and not config.public_host:
         _log.warn(
@@ -55,3 +61,11 @@ def announce(config):
             "No ALEATORIA_JWT_SECRET or --jwt-public-key-file: every client is who its "
             "userId says, and may connect as anybody (closing that user's connection)"
         )
+
+
+def _ice(config):
+    """The ICE servers clients are given, in brief."""
+    given = [f"{len(config.stun_url)} STUN"] if config.stun_url else []
+    if config.turn_url:
+        given.append(f"{len(config.turn_url)} TURN (credentials for {config.turn_ttl} s)")
+    return " and ".join(given) or "none (calls connect only where both NATs allow)"

@@ -1,9 +1,12 @@
 """The backend the settings ask for: the embedded one, or Redis (or Valkey)."""
 
+from functools import partial
+
 from twisted.internet import endpoints, ssl
 
 from aleatoria.memory.backend import MemoryBackend
 from aleatoria.redis.backend import RedisBackend
+from aleatoria.redis.sentinel import Sentinels
 
 
 def make_backend(config, reactor, report=None):
@@ -19,25 +22,47 @@ def make_backend(config, reactor, report=None):
                         history_size=config.history_size, node_ttl=config.node_ttl,
                         prefix=config.redis_prefix, db=config.redis_db,
                         max_bytes=config.max_history_bytes, report=report,
-                        call_grace=config.call_grace)
+                        call_grace=config.call_grace,
+
+                        sentinels=sentinels(config, reactor))
 
 
 def redis_link(config, reactor):
-    """Where Redis is and how to log in: endpoint, C{host:port}, keywords."""
-    return _redis_endpoint(config, reactor), f"{config.redis_host}:{config.redis_port}", dict(
-        username=config.redis_username, password=config.redis_password,
-        timeout=config.redis_timeout, retry_max=config.redis_retry_max,
-    )
+    """
+    Where Redis is and how to log in: endpoint, C{host:port}, keywords;
+    behind sentinels no endpoint (theirs ask them at every attempt).
+    """
+    options = dict(username=config.redis_username, password=config.redis_password,
+                   timeout=config.redis_timeout, retry_max=config.redis_retry_max)
+    if config.redis_sentinel:
+        where = ", ".join(f"{host}:{port}" for host, port in config.redis_sentinel)
+        return None, where, options
+    endpoint = _redis_endpoint(config, reactor, config.redis_host, config.redis_port)
+    return endpoint, f"{config.redis_host}:{config.redis_port}", options
 
 
-def _redis_endpoint(config, reactor):
-    """Where Redis is: TLS-wrapped, verifying host name and certificate, if asked."""
-    endpoint = endpoints.HostnameEndpoint(reactor, config.redis_host, config.redis_port)
+def sentinels(config, reactor):
+    """The sentinels that name the primary, if the settings give any."""
+    if not config.redis_sentinel:
+        return None
+    return Sentinels(config.redis_sentinel, config.redis_sentinel_master, reactor,
+                     partial(_redis_endpoint, config, reactor),
+                     password=config.redis_sentinel_password or None,
+                     timeout=config.redis_timeout, retry_max=config.redis_retry_max)
+
+
+def _redis_endpoint(config, reactor, host, port):
+    """
+    An endpoint to a Redis (or a sentinel): TLS-wrapped, verifying host
+    name and certificate, if asked; connecting for at most the command
+    timeout (an unreachable host must not hold a failover up for 30 s).
+    """
+    endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=config.redis_timeout)
     if not config.redis_tls:
         return endpoint
     trust = None
     if config.redis_ca_file:
         with open(config.redis_ca_file, "rb") as pem:
             trust = ssl.Certificate.loadPEM(pem.read())
-    options = ssl.optionsForClientTLS(config.redis_host, trustRoot=trust)
+    options = ssl.optionsForClientTLS(host, trustRoot=trust)
     return endpoints.wrapClientTLS(options, endpoint)

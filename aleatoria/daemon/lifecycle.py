@@ -109,7 +109,7 @@ class Listener(Service):
         self.description = description
         self._endpoint = endpoint or endpoints.serverFromString(
             reactor, with_backlog(description))
-        self._factory = factory
+        self.factory = factory
 
     def privilegedStartService(self):
         super().privilegedStartService()
@@ -122,7 +122,7 @@ class Listener(Service):
 
     def _listen(self):
         outcome = []
-        self._endpoint.listen(self._factory).addBoth(outcome.append)
+        self._endpoint.listen(self.factory).addBoth(outcome.append)
         if not outcome:
             raise SystemExit(f"aleatoria: {self.description} did not start listening")
         if isinstance(outcome[0], Failure):

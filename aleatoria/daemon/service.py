@@ -25,16 +25,19 @@ from aleatoria.edge import frames
 from aleatoria.edge.admission import Admission, Gate
 from aleatoria.edge.auth import policy_from_config, with_anonymous_key
 from aleatoria.edge.connection_limits import Budgets, Limits
+from aleatoria.edge.ice import IceServers
 from aleatoria.edge.protocol import ClientFactory
 from aleatoria.edge.render import Outlet
 from aleatoria.edge.router import Reads, Router
 from aleatoria.http.api import ServerAPI
+from aleatoria.http.reports import ReportsAPI
 from aleatoria.http.site import api_site, make_site, metrics_site
 from aleatoria.http.websocket import WebSocketEndpoint
 from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
-from aleatoria.ops.observers import Breadcrumbs, Counters, LogLines
+from aleatoria.ops.observers import BanCounters, Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
+from aleatoria.ops.webhooks import Webhooks
 
 _log = Logger()
 
@@ -75,14 +78,19 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     backend.setServiceParent(top)
 
     clock = MessageClock()
-    outlet = Outlet(frames.prepare_envelope, clock, metrics)
+    outlet = Outlet(frames.prepare_envelope, clock, metrics,
+                    IceServers(config.stun_url, config.turn_url, config.turn_secret,
+                               config.turn_ttl, reactor.seconds))
     accounting = Accounting(reporter, metrics, backend.kind)
     hub = Hub(backend, outlet, clock, accounting, rules=_rules(config),
               quotas=quotas(config, reactor.seconds))
     hub.observe(LogLines())
     hub.observe(Counters(metrics))
+    hub.observe(BanCounters(metrics))
     if reporter.enabled:
         hub.observe(Breadcrumbs(reporter))
+    if config.webhook_url:
+        hub.observe(_webhooks(config, backend, metrics, reporter, reactor, top))
     hub.setName("hub")
     hub.setServiceParent(top)
     metrics.watch_hub(hub)
@@ -123,18 +131,31 @@ def _reporter(config, metrics, reactor):
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
         release=config.sentry_release or None,
         scrub=[config.redis_password, config.jwt_secret, config.anonymous_secret,
-               config.api_token],
+               config.api_token, config.turn_secret, config.webhook_secret],
         on_sent=lambda kind: metrics.sentry_events.labels(kind).inc(),
         on_withheld=lambda operation: metrics.reports_withheld.labels(operation).inc(),
         clock=reactor,
     )
 
 
+def _webhooks(config, backend, metrics, reporter, reactor, top):
+    """Webhooks, stopped after the hub: what it tells as it drains goes out too."""
+    webhooks = Webhooks(config.webhook_url, config.webhook_secret, backend.sessions.node,
+                        capacity=config.webhook_queue,
+                        retry_seconds=config.webhook_retry_hours * 3600,
+                        metrics=metrics, report=reporter.daemon, reactor=reactor)
+    webhooks.setName("webhooks")
+    webhooks.setServiceParent(top)
+    return webhooks
+
+
 def _rules(config):
     return Rules(max_content=config.max_content_length, max_rooms=config.max_rooms,
                  presence_limit=config.presence_limit, signaling=config.signaling,
                  room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
-                                      config.max_rooms_per_address))
+                                      config.max_rooms_per_address),
+                 max_blocks=config.max_blocks, reports_per_hour=config.reports_per_hour,
+                 report_ttl=config.report_ttl_hours * 3600)
 
 
 def _client_factory(config, hub, outlet, reporter, accounting, metrics, admission, reactor):
@@ -163,7 +184,7 @@ def _api_listener(config, hub, reactor):
         hub.admin, config.api_token,
         KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds),
         KeyedBuckets(config.api_auth_failures / 60, config.api_auth_failures, reactor.seconds),
-        reactor)
+        reactor, routes=ReportsAPI(hub.reported).routes())
     # a backend may open a connection per request: the API's own limit
     # (answered as its problems are) comes first, the clients' on top
     api_gate = _http_gate(config, reactor, config.api_rate + config.connect_rate,

@@ -14,17 +14,18 @@ import sys
 from twisted.python import usage
 
 from aleatoria import __version__
-from aleatoria.daemon import config
+from aleatoria.daemon import config, settings
 from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
 
-_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host")
+_REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "turn-url",
+               "redis-sentinel", "webhook-url")
 
 
 def _repeatable(name):
     """The C{opt_} method of a repeatable option: each value is added to the others."""
-    setting = next(s for s in config.SETTINGS if s.name == name)
+    setting = next(s for s in settings.SETTINGS if s.name == name)
 
     def option(self, value):
         self._repeat(name, value)
@@ -43,20 +44,20 @@ class Options(usage.Options):
     )
     optFlags = [
         [s.name, None, f"{s.help} [env {s.env}]"]
-        for s in config.SETTINGS
-        if s.name in config.FLAGS
+        for s in settings.SETTINGS
+        if s.name in settings.FLAGS
     ]
     optParameters = [
         [s.name, None, None, f"{s.help} [env {s.env}; default {s.default}]"]
-        for s in config.SETTINGS
-        if s.name not in config.FLAGS and s.name not in _REPEATABLE and not s.env_only
+        for s in settings.SETTINGS
+        if s.name not in settings.FLAGS and s.name not in _REPEATABLE and not s.env_only
     ]
 
     def __init__(self):
         super().__init__()
         for name in _REPEATABLE:
             self[name] = None
-        for name in config.FLAGS:
+        for name in settings.FLAGS:
             self[name] = None
 
     def parseOptions(self, options=None):
@@ -79,6 +80,10 @@ class Options(usage.Options):
     opt_allowed_origin = _repeatable("allowed-origin")
     opt_trusted_proxy = _repeatable("trusted-proxy")
     opt_public_host = _repeatable("public-host")
+    opt_stun_url = _repeatable("stun-url")
+    opt_turn_url = _repeatable("turn-url")
+    opt_redis_sentinel = _repeatable("redis-sentinel")
+    opt_webhook_url = _repeatable("webhook-url")
 
     def _repeat(self, name, value):
         """A repeatable option: the values joined as its variable lists them."""
@@ -86,8 +91,8 @@ class Options(usage.Options):
 
     def postOptions(self):
         given = {name: self[name] for name in self}
-        given.update({s.name: None for s in config.SETTINGS if s.env_only})
-        for name in config.FLAGS:
+        given.update({s.name: None for s in settings.SETTINGS if s.env_only})
+        for name in settings.FLAGS:
             given[name] = True if given[name] else None
         try:
             self.config = config.resolve(given, os.environ)
@@ -111,7 +116,7 @@ class Options(usage.Options):
     def _source(self, name):
         """Where setting C{name} came from, as its error names it: the option, or the variable."""
         if self[name] is None:
-            variable = next(s.env for s in config.SETTINGS if s.name == name)
+            variable = next(s.env for s in settings.SETTINGS if s.name == name)
             if variable in os.environ:
                 return variable
         return f"--{name}"

@@ -4,8 +4,12 @@ raising C{ValueError} with a sentence that says what is wrong (the caller,
 L{aleatoria.daemon.config}, says which setting).
 """
 
+import base64
+import binascii
 import ipaddress
 import os
+import re
+from urllib.parse import urlsplit
 
 from aleatoria.edge.origins import OriginPolicy
 
@@ -168,3 +172,80 @@ def origins(text):
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
     return origins
+
+
+_ICE_URL = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:(?P<port>[0-9]{1,5}))?"
+                      r"(\?transport=(udp|tcp))?")
+
+
+def ice_urls(*schemes):
+    """
+    Comma-separated STUN or TURN URLs (RFC 7064, 7065) of the given
+    C{schemes}: a host, an optional port and, for TURN, an optional
+    C{?transport=udp} or C{tcp} -- what a browser's C{RTCIceServer} takes.
+    """
+    def parse(text):
+        urls = tuple(u.strip() for u in text.split(",") if u.strip())
+        for url in urls:
+            scheme, colon, rest = url.partition(":")
+            if not colon or scheme not in schemes:
+                raise ValueError(f"{url!r} is no {' or '.join(s + ':' for s in schemes)} URL")
+            found = _ICE_URL.fullmatch(rest)
+            if (found is None or (found["port"] and not 0 < int(found["port"]) < 65536)
+                    or ("?" in rest and not scheme.startswith("turn"))):
+                raise ValueError(f"{url!r}: say {schemes[0]}:host[:port]"
+                                 + ("[?transport=udp|tcp]" if scheme.startswith("turn") else ""))
+        return urls
+
+    return parse
+
+
+def addresses(text):
+    """C{host:port} items, comma-separated (C{[v6]:port} for an IPv6 address)."""
+    found = []
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        host, colon, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not host:port: {item!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+def urls(text):
+    """Comma-separated http or https URLs, each with a host."""
+    found = tuple(u.strip() for u in text.split(",") if u.strip())
+    for url in found:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises on a bad port
+        except ValueError:
+            raise ValueError(f"not a URL: {url!r}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http or https URL: {url!r}")
+    return found
+
+
+WEBHOOK_KEY_BYTES = (24, 64)
+"""The length of a Standard Webhooks key, decoded: what its libraries make."""
+
+
+def webhook_secret(text):
+    """
+    Empty (none), or a Standard Webhooks secret: C{whsec_} and the base64
+    of 24 to 64 random bytes. What L{secret} refuses, this refuses too.
+    """
+    if not text:
+        return text
+    secret(text)
+    if not text.startswith("whsec_"):
+        raise SecretRefused("must start with whsec_ (then the base64 of 24-64 random bytes, "
+                            "e.g. whsec_$(openssl rand -base64 32))")
+    try:
+        encoded = text.removeprefix("whsec_")
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        raise SecretRefused("is not whsec_ and base64") from None
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(key) <= high:
+        raise SecretRefused(f"decodes to {len(key)} bytes; a key has {low}-{high} "
+                            "(e.g. whsec_$(openssl rand -base64 32))")
+    return text

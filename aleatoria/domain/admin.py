@@ -109,6 +109,11 @@ class Admin:
         conn.kick(reason)
         return True
 
+    @property
+    def bans(self):
+        """The hub's L{aleatoria.domain.bans.Bans}: set, lift and list bans."""
+        return self._hub.bans
+
     # Reading
 
     def rooms(self, limit, after):

@@ -13,41 +13,31 @@ with such news.
 
 from twisted.internet.defer import succeed
 
+from aleatoria.domain.call_life import CallLife, addressed
 from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import (
     Availability,
     CallEnded,
-    CallHeld,
     CallOver,
-    CallResumed,
     CallStarted,
-    HungUp,
     NoPeer,
     Paired,
     PairingUndone,
-    PeerReconnected,
     PeerRequested,
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import POLITE
+from aleatoria.domain.matchmaking import ENDED, POLITE, Match
 from aleatoria.domain.refusals import (
     Busy,
     Forbidden,
-    Invalid,
-    Offline,
     StoreUnavailable,
-    Unavailable,
 )
-from aleatoria.domain.rules import check_user
-from aleatoria.domain.work import FAILED
-
-SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
-           "hangup": "A hangup"}
-"""The kinds of signaling the relay passes on, as a sentence names them."""
+from aleatoria.domain.safety import signal_refused
+from aleatoria.domain.turns import Turns
 
 
-class Calls:
+class Calls(CallLife):
     """
     @param hub: the L{aleatoria.domain.hub.Hub}.
     @param signaling: C{"any"}: signaling passes between any two users, but
@@ -61,7 +51,18 @@ class Calls:
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
-        """Each user here in a call: its partner, as the user was told."""
+        """Each user here in a call: its L{Match}, as the user was told."""
+        self._since = {}
+        """Each user here in a call: when the call started (ns), as this daemon saw it."""
+        self.turns = Turns()
+
+    def in_turn(self, conn, step, *args):
+        """
+        C{step(conn, *args)} -- L{available}, L{unavailable},
+        L{request_peer}, L{hangup} -- once the steps C{conn}'s user asked
+        for before are done (L{aleatoria.domain.turns}).
+        """
+        return self.turns.run(conn.user_id, step, conn, *args)
 
     # Availability and pairing
 
@@ -96,7 +97,7 @@ class Calls:
         """
         hub, user, match = self._hub, conn.user_id, pairing.match
         if pairing.skipped is not None:
-            self.end(pairing.skipped, user, "skipped")
+            self.end(pairing.skipped, user, "skipped", self._since.pop(user, None))
         if not hub.connections.current(conn):
             if pairing.fresh:
                 self._undo_pairing(user, match.peer)
@@ -105,8 +106,12 @@ class Calls:
             hub.tell(NoPeer(user))
             return None
         self._partners.pop(user, None)
-        self._matches[user] = match.peer
+        former = self.partner(user)
+        if former not in (None, match.peer, pairing.skipped):
+            hub.delivery.send(user, CallEnded(user, former, ENDED, self._now()))
+        self._matches[user] = match
         if pairing.fresh:
+            self._since[user] = hub.clock.next_ns()
             hub.tell(Paired(user, match.peer))
             hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now()))
         return match
@@ -126,17 +131,34 @@ class Calls:
     def relay(self, conn, kind, to_user, payload, message_id=""):
         """
         Pass a signaling message of C{kind} on to C{to_user}, C{payload}
-        untouched. To a user here it goes at once (C{None}); else fire
-        once it reached a connected user.
+        untouched. To its partner here it goes at once (C{None}); else
+        fire once it reached a connected user. Between two users who are
+        not partners, the store is asked first whether either blocks the
+        other.
 
         @raise Offline: C{to_user} is connected nowhere (errback).
+        @raise Forbidden: either of the two blocks the other (errback).
         """
         user = conn.user_id
-        _addressed(kind, user, to_user)
+        addressed(kind, user, to_user)
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
+        if self.partner(user) == to_user:  # no block between partners
+            return self._relay(user, kind, to_user, signal)
+        d = hub.work.timed(hub.blocks.between(user, to_user), "blocks_between")
+        d.addErrback(_unknown_in_an_outage)
+        d.addCallback(self._unless_blocked, user, kind, to_user, signal)
+        return hub.work.watch(d, "relay", user, asked=True, timed=False)
+
+    def _unless_blocked(self, blocked, user, kind, to_user, signal):
+        if blocked is True:
+            raise signal_refused(to_user)
+        return self._relay(user, kind, to_user, signal)
+
+    def _relay(self, user, kind, to_user, signal):
+        hub = self._hub
         if to_user in hub.connections:  # known here: no Deferred at all
-            self._may_signal(self._matches.get(to_user), user, kind, to_user)
+            self._may_signal(_partner(self._matches.get(to_user)), user, kind, to_user)
             hub.arrived(to_user, signal)
             hub.tell(SignalRelayed(user, to_user))
             return None
@@ -175,77 +197,23 @@ class Calls:
         self._hub.tell(SignalRelayed(user, to_user))
         return None
 
-    def hangup(self, conn, peer, payload, message_id=""):
+    def end(self, user, peer, reason, started=None, told=None):
         """
-        End the match of C{conn}'s user and C{peer}, if they are matched,
-        and then relay the hangup to C{peer} -- in that order, so that a
-        peer away (its call held) cannot come back to the call in between
-        and miss its end. A peer unreached is no error once the match
-        ended; a match that could not be ended (an outage) is, after the
-        relay.
+        Tell C{user}, wherever it is, that its call with C{peer} is over
+        for C{reason} -- or that it is over for C{told}, when C{user} is
+        not to hear why (a blocked user hears only that it ended). It
+        C{started} then (ns), if the caller knows; else if C{user} is
+        here, this daemon does.
         """
-        user = conn.user_id
-        _addressed("hangup", user, peer)
-        self._partners.pop(user, None)
         hub = self._hub
-        d = hub.work.watch(hub.matchmaking.hang_up(user, peer), "hang_up", user, asked=True)
-        d.addErrback(lambda failure: failure.trap(Unavailable) and failure.value)
-        return d.addCallback(self._hung_up, conn, peer, payload, message_id)
-
-    def _hung_up(self, ended, conn, peer, payload, message_id):
-        user = conn.user_id
-        if ended is True:
-            self._matches.pop(user, None)
-            self._hub.tell(HungUp(user, peer))
-        relayed = self.relay(conn, "hangup", peer, payload, message_id)
-        d = relayed if relayed is not None else succeed(None)
-        if ended is True:
-            d.addErrback(lambda failure: failure.trap(Offline) and None)
-        elif isinstance(ended, Unavailable):
-            d.addCallback(_raise, ended)
-        return d
-
-    def end(self, user, peer, reason):
-        """Tell C{user}, wherever it is, that its call with C{peer} is over."""
-        hub = self._hub
-        hub.tell(CallOver(user, peer, reason))
-        return hub.notify(user, CallEnded(user, peer, reason, self._now()))
+        if started is None:
+            started = self._since.get(user)
+        hub.tell(CallOver(user, peer, reason, self._lasted(started)))
+        return hub.notify(user, CallEnded(user, peer, told or reason, self._now()))
 
     def partner(self, user):
         """Whom C{user}, here, is in a call with, as it was told; or C{None}."""
-        return self._matches.get(user)
-
-    def offline(self, user):
-        """
-        C{user} could not be reached: fail with L{Offline}, saying in how
-        many milliseconds the grace of its held call ends, if it has one
-        (C{retryAfter}).
-        """
-        hub = self._hub
-        d = hub.work.timed(hub.matchmaking.grace_left(user), "grace_left")
-        d.addErrback(lambda failure: failure.trap(StoreUnavailable) and 0)
-        return d.addCallback(_offline, user)
-
-    def released(self, former_peer, user, partner):
-        """
-        C{user}'s session was released: its call with C{former_peer} is
-        over, or it waits for the user (with C{partner}, if held).
-        """
-        if former_peer is None and partner is not None:
-            self._hub.tell(CallHeld(user, partner))
-        if former_peer in (None, FAILED):
-            return former_peer
-        return self.end(former_peer, user, "disconnected")
-
-    def resumed(self, user, match):
-        """
-        C{user}, here, came back within the grace of its held call: it is
-        told the call again, and its partner that it is back.
-        """
-        hub, now = self._hub, self._now()
-        hub.tell(CallResumed(user, match.peer))
-        hub.arrived(user, CallStarted(user, match.peer, match.role, now, resumed=True))
-        hub.notify(match.peer, PeerReconnected(match.peer, user, now))
+        return _partner(self._matches.get(user))
 
     # News of calls, for users here
 
@@ -254,58 +222,71 @@ class Calls:
         C{push.user}, here, is told its call with C{push.peer} started.
 
         Daemons publish the start and the end of a match after the script
-        that made it, so news of a new match can overtake the end of the
-        last one (its partner disconnected or skipped it on another daemon,
-        which put it back in the pool). The user hears that end first,
-        with reason C{"ended"}: return it, to be sent before the start;
-        the late news is dropped (L{ended}).
+        that made it, and a daemon reads its own replies and what the bus
+        brings on separate links: so news of a new match -- this one, or a
+        request's answer (L{_paired}) -- can overtake the end of the last
+        one (its partner hung up, skipped it or disconnected on another
+        daemon). The user hears that end first, with reason C{"ended"}:
+        return it, to be sent before the start; the late news is dropped
+        (L{ended}, L{hung_up_by}).
         """
         user = push.user
-        former = self._matches.get(user)
+        former = self.partner(user)
         self._partners.pop(user, None)
-        self._matches[user] = push.peer
-        if former is None or former == push.peer:
+        self._matches[user] = Match(push.peer, push.role)
+        if former == push.peer:
             return None
-        return CallEnded(user, former, "ended", push.create_time)
+        self._since[user] = self._hub.clock.next_ns()
+        if former is None:
+            return None
+        return CallEnded(user, former, ENDED, push.create_time)
+
+    def hung_up_by(self, sender, user):
+        """
+        A hangup from C{sender} reached C{user}, here: whether that is
+        news, not the late end of a call it left already.
+        """
+        current = self.partner(user)
+        if current is not None and current != sender:
+            return False
+        self.forget(user)
+        return True
 
     def ended(self, push):
         """
         C{push.user}, here, is told its call with C{push.peer} is over:
         whether that is news, not the late end of a call it left already.
         """
-        current = self._matches.get(push.user)
+        current = self.partner(push.user)
         if current is not None and current != push.peer:
             return False
         self.forget(push.user)
         return True
 
+    def here(self):
+        """
+        Each user here in a call: C{[partner, role]}, as it was told -- for
+        a store that may have lost the match in a failover.
+        """
+        return {user: [match.peer, match.role] for user, match in self._matches.items()}
+
     def forget(self, user):
-        """C{user} is gone from here, or its call ended: whom it is matched with is news."""
+        """
+        C{user} is gone from here, or its call ended: whom it is matched with
+        is news. When its call started (ns), or C{None}.
+        """
         self._partners.pop(user, None)
         self._matches.pop(user, None)
+        return self._since.pop(user, None)
+
+    def _lasted(self, started):
+        """Seconds since C{started} (ns), to the millisecond; C{None} if unknown."""
+        if started is None:
+            return None
+        return round((self._hub.clock.next_ns() - started) / 1e9, 3)
 
     def _now(self):
         return format_ns(self._hub.clock.next_ns())
-
-
-def _addressed(kind, user, to_user):
-    """
-    @raise Invalid: signaling of C{kind} from C{user} cannot go to C{to_user}.
-    """
-    if not to_user:
-        raise Invalid(f"{SIGNALS[kind]} needs toUser.", fault="webrtc_routing")
-    if to_user == user:
-        raise Invalid(f"You cannot signal yourself ({kind}).")
-    check_user(to_user)
-
-
-def _raise(_, error):
-    raise error
-
-
-def _offline(left_ms, user):
-    details = {"retryAfter": left_ms} if left_ms else {}
-    raise Offline(f"{user} is not online.", **details)
 
 
 UNKNOWN = object()

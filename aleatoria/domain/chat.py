@@ -97,7 +97,12 @@ class Chat:
         except BaseException:
             self._hub.delivery.settled(message)
             raise
-        return d.addCallback(self._settle, message)
+        return d.addCallbacks(self._settle, self._refused, (message,), None, (message,))
+
+    def _refused(self, failure, message):
+        """Nothing was posted (the store refused it): no echo is coming."""
+        self._hub.delivery.settled(message)
+        return failure
 
     def _charge(self, conn, message):
         """

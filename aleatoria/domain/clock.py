@@ -12,6 +12,7 @@ near today's epoch cannot tell apart nanoseconds closer than 256.
 import functools
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 _NS_PER_SECOND = 1_000_000_000
@@ -32,7 +33,7 @@ class MessageClock:
         injects a deterministic one.
     """
 
-    def __init__(self, now_ns=time.time_ns):
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
         self._now_ns = now_ns
         self._last = 0
 

@@ -8,7 +8,8 @@ delivery to the connection began (L{Delivery.first}). While the store is
 unreachable a chat message is delivered here unnumbered, and its numbered
 copy -- should the store have taken it after all -- is not delivered a
 second time. And a sender hears that part of its message failed before
-it hears the message's echo.
+it hears the message's echo; what comes after the echo in its stream
+waits behind it (L{Line}).
 """
 
 import time
@@ -39,6 +40,23 @@ class Hold:
         return True
 
 
+class Waiting:
+    """A push of a stream to one user, in its L{Line}: C{ready} once it may go."""
+
+    __slots__ = ("push", "ready", "line")
+
+    def __init__(self, push, ready, line):
+        self.push, self.ready, self.line = push, ready, line
+
+
+class Line(deque):
+    """
+    What one user is to have of one stream after an echo of its own still
+    waiting for its outcome: it goes, in order of offset, as the echoes
+    before it are let go.
+    """
+
+
 class Delivery:
     """
     @param connections: the hub's L{aleatoria.domain.connections.Connections}.
@@ -59,6 +77,8 @@ class Delivery:
         """(sender, createTime) -> until when it is remembered."""
         self._echoes = {}
         """(sender, createTime) -> the sender's echoes waiting for the outcome."""
+        self._lines = {}
+        """(user, stream) -> its L{Line}, while an echo of its own in it waits."""
 
     def send(self, user, push):
         """C{push} to C{user}, if connected here; whether it is."""
@@ -105,8 +125,9 @@ class Delivery:
         """
         A numbered message of stream C{key} for C{users} here: not to those
         resuming it (their L{Hold} keeps it), nor -- until its outcome is
-        known -- to its sender; noted as the first of the stream for users
-        who joined it and had none yet.
+        known -- to its sender, nor before what waits in a user's L{Line};
+        noted as the first of the stream for users who joined it and had
+        none yet.
         """
         expecting = self._expecting.pop(key, None)
         if expecting:
@@ -117,9 +138,32 @@ class Delivery:
         if self._echoes:
             echoes = self._echoes.get((push.sender, push.create_time))
             if echoes is not None and push.sender in users:
-                echoes.append(push)
+                echoes.append(self._queue(push.sender, key, push, False))
                 users = [user for user in users if user != push.sender]
+        if self._lines:
+            lines = self._lines
+            for user in [user for user in users if (user, key) in lines]:
+                self._queue(user, key, push, True)
+            users = [user for user in users if (user, key) not in lines]
         self.fan_out(users, push)
+
+    def _queue(self, user, key, push, ready):
+        line = self._lines.get((user, key))
+        if line is None:
+            line = self._lines[user, key] = Line()
+        waiting = Waiting(push, ready, (user, key))
+        line.append(waiting)
+        return waiting
+
+    def _let_go(self, key):
+        """Send what may go of a L{Line}, from its head."""
+        line = self._lines.get(key)
+        if line is None:
+            return
+        while line and line[0].ready:
+            self.send(key[0], line.popleft().push)
+        if not line:
+            del self._lines[key]
 
     def _held(self, user, key, push):
         hold = self._holds.get(user)
@@ -159,7 +203,11 @@ class Delivery:
         if before is not None:
             self.send(message.sender, before)
         for echo in echoes:
-            self.send(message.sender, echo)
+            if isinstance(echo, Waiting):
+                echo.ready = True
+                self._let_go(echo.line)
+            else:
+                self.send(message.sender, echo)
 
     def unnumbered(self, users, message):
         """

@@ -59,10 +59,7 @@ class MemberLeft(Push, tag="left"):
 
 
 class CallStarted(Push, tag="call"):
-    """
-    C{user} is matched with C{peer}, in C{role}; C{resumed}: again, back
-    within the grace of its call.
-    """
+    """C{user} is matched with C{peer}, in C{role} (again if C{resumed}, back in its grace)."""
 
     user: str
     peer: str
@@ -142,8 +139,29 @@ class PostFailed(Push, tag="failed"):
     sentence: str
 
 
-BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked | CallMessage | PeerReconnected)
+class Ban(Push, tag="ban"):
+    """
+    A ban of C{user}, or of the addresses in C{network}, from C{created_at}
+    to C{expires_at} (Unix seconds), for C{reason}; daemons hand each other
+    those set, for their copies (L{aleatoria.domain.bans}).
+    """
+
+    id: str
+    created_at: float
+    expires_at: float
+    user: str = ""
+    network: str = ""
+    reason: str = ""
+
+
+class BanLifted(Push, tag="unban"):
+    """The ban C{id} was lifted before its end."""
+
+    id: str
+
+
+BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted | CallEnded
+              | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted | PeerReconnected)
 """What daemons hand each other."""
 
 
@@ -235,30 +253,27 @@ class SignalRelayed(Fact):
 
 
 class HungUp(Fact):
+    """
+    C{user} hung up on C{peer}; their call lasted C{seconds} (C{None}: it
+    did not start on this daemon's watch).
+    """
+
     user: str
     peer: str
+    seconds: float | None = None
 
 
 class CallOver(Fact):
-    """The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up, skipped...)."""
+    """
+    The call of C{user} and C{peer} ended: C{peer} C{reason} (skipped,
+    disconnected...); it lasted C{seconds} (C{None}: neither user was
+    here when it started -- a daemon died, or one moved to another).
+    """
 
     user: str
     peer: str
     reason: str
-
-
-class CallHeld(Fact):
-    """C{user} lost its connection: its call with C{peer} waits for it (the call grace)."""
-
-    user: str
-    peer: str
-
-
-class CallResumed(Fact):
-    """C{user} came back within the grace of its call with C{peer}."""
-
-    user: str
-    peer: str
+    seconds: float | None = None
 
 
 class Reaped(Fact):
@@ -272,6 +287,62 @@ class KickedHere(Fact):
     reason: str
 
 
+class Blocked(Fact):
+    """C{user} blocked C{other}; C{ended}: their call with it."""
+
+    user: str
+    other: str
+    ended: bool = False
+
+
+class Unblocked(Fact):
+    """C{user} unblocked C{other}; C{had}: it blocked it."""
+
+    user: str
+    other: str
+    had: bool = True
+class Banned(Fact):
+    """The server API set a ban (L{Ban}) through this daemon, for C{seconds}."""
+
+    ban_id: str
+    user: str
+    network: str
+    seconds: int
+    reason: str
+
+
+class Unbanned(Fact):
+    """The server API lifted a ban through this daemon."""
+
+    ban_id: str
+    user: str
+    network: str
+
+
+class KickedByBan(Fact):
+    """C{user}'s connection here, from C{address}, was closed by a ban."""
+
+    ban_id: str
+    user: str
+    address: str
+
+
+class HandshakeBanned(Fact):
+    """A handshake of C{user} from C{address} was refused: banned C{seconds} more."""
+
+    ban_id: str
+    user: str
+    address: str
+    seconds: int
+
+
+class Reported(Fact):
+    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+
+    user: str
+    other: str
+    reason: str
+    report_id: str
 class ServerPosted(Fact):
     """The server API posted to C{room}, or wrote to C{user}."""
 

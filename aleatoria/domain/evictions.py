@@ -15,13 +15,13 @@ class Evictions:
 
     _log = Logger()
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.total = dict.fromkeys(KINDS, 0)
         self._untold = dict.fromkeys(KINDS, 0)
-        self._newest = None
+        self._newest: float | None = None
         """Seconds since the last write of the newest stream evicted since last told."""
 
-    def add(self, kind, age, count=1):
+    def add(self, kind: str, age: float, count: int = 1) -> None:
         """C{count} streams of C{kind} evicted, the newest written C{age} seconds ago."""
         if not count:
             return
@@ -29,7 +29,7 @@ class Evictions:
         self._untold[kind] += count
         self._newest = age if self._newest is None else min(self._newest, age)
 
-    def tell(self, weight, budget):
+    def tell(self, weight: int, budget: int) -> None:
         """One line for the streams evicted since the last, if any."""
         if self._newest is None:
             return

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
+from aleatoria.domain.bans import Bans
 from aleatoria.domain.call_chat import CallChat
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
@@ -38,8 +39,10 @@ from aleatoria.domain.events import (
     Signal,
 )
 from aleatoria.domain.ports import IReceiver
+from aleatoria.domain.reports import Reports
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
+from aleatoria.domain.safety import Safety
 from aleatoria.domain.work import FAILED, Work, all_done
 
 
@@ -48,7 +51,9 @@ class Rules:
     """
     The domain's settings: longest chat content (UTF-8 bytes), rooms per
     connection, the room size up to which members hear each other come and
-    go, who may signal whom (L{Calls}), and the L{RoomQuota}.
+    go, who may signal whom (L{Calls}), the L{RoomQuota}, and how many
+    users one may block (L{Safety}), and how many reports one may file
+    an hour and how long each is kept (L{Reports}).
     """
 
     max_content: int = 4096
@@ -56,13 +61,16 @@ class Rules:
     presence_limit: int = 100
     signaling: str = "any"
     room_quota: RoomQuota = field(default_factory=RoomQuota)
+    max_blocks: int = 1000
+    reports_per_hour: int = 20
+    report_ttl: int = 720 * 3600
 
 
 @implementer(IReceiver)
 class Hub(Service):
     """
-    @param backend: streams, sessions, matchmaking and bus (the seams of
-        L{aleatoria.domain.ports}), as attributes of one object.
+    @param backend: streams, sessions, matchmaking, blocks, reports, bus and
+        bans (the seams of L{aleatoria.domain.ports}), as attributes of one object.
     @param outlet: the L{aleatoria.domain.ports.IOutlet}.
     @param clock: a L{aleatoria.domain.clock.MessageClock}, for createTimes.
     @param accounting: the L{aleatoria.domain.ports.IAccounting}.
@@ -79,6 +87,8 @@ class Hub(Service):
         self.sessions = backend.sessions
         self.matchmaking = backend.matchmaking
         self.bus = backend.bus
+        self.blocks = backend.blocks
+        self.reports = backend.reports
         self.clock = clock
         self.work = Work(accounting)
         self.connections = Connections()
@@ -91,9 +101,13 @@ class Hub(Service):
         self.call_chat = CallChat(self, rules.max_content)
         self.resumer = Resumer(self, rules.max_rooms)
         self.admin = Admin(self, rules.max_content)
+        self.safety = Safety(self, rules.max_blocks)
+        self.reported = Reports(self, rules.reports_per_hour, rules.report_ttl)
         self._closing = {}
         self.bus.listen(self)
         self.sessions.listen(self)
+        self.bans = Bans(self, backend.bans)
+        """The bans (the backend's own: its C{bans}, L{aleatoria.domain.safety_ports.IBans})."""
 
     def observe(self, observer):
         """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""
@@ -135,7 +149,7 @@ class Hub(Service):
         self.connections.add(conn)
         self.delivery.joined(user, ("inbox", user))
         self.tell(Connected(user, conn.address, room, len(self.connections)))
-        d = self.sessions.claim(user)
+        d = self.sessions.claim(user, conn.address)
         d.addCallback(self._claimed, user)
         self.work.watch(d, "claim")
         self.rooms.enter(conn, room, quiet=True)
@@ -161,11 +175,7 @@ class Hub(Service):
             self.calls.resumed(user, claim.resumed)
 
     def disconnected(self, conn, clean=True):
-        """
-        C{conn} is closed; forget it unless it was replaced already. Its
-        call ends at once if the client closed it (C{clean}); if the
-        connection was lost, the call is held for the user's return.
-        """
+        """C{conn} is closed (lost, unless C{clean}); forget it unless it was replaced already."""
         closing = self._closing.pop(conn, None)
         if closing is not None:
             closing.callback(None)
@@ -179,20 +189,19 @@ class Hub(Service):
         """
         Take the user out of every room (telling the members, unless the
         daemon that replaced it does), and have its session released: out
-        of the pool, and its call ended -- or, with C{hold}, held for the
-        grace the backend gives. Fire with L{FAILED} unless all of that,
-        the telling included, went through.
+        of the pool, its call ended (or with C{hold}, held). Fire with
+        L{FAILED} unless all of that, the telling included, went through.
         """
         user = conn.user_id
         partner = self.calls.partner(user) if hold else None
         self.connections.remove(conn)
         self.delivery.left(user, ("inbox", user))
         self.delivery.forget(user)
-        self.calls.forget(user)
+        started = self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
         released = self.work.watch(
             self.sessions.release(user, conn.budget_refills_in(), hold), "release")
-        released.addCallback(self.calls.released, user, partner)
+        released.addCallback(self.calls.released, user, partner, started)
         work.append(released)
         return all_done(work)
 
@@ -215,7 +224,8 @@ class Hub(Service):
             if not self.calls.ended(push):
                 return
         elif isinstance(push, Signal) and push.kind == "hangup":
-            self.calls.forget(user)
+            if not self.calls.hung_up_by(push.sender, user):
+                return
         self.delivery.send(user, push)
 
     def deliver(self, user, push):
@@ -236,6 +246,9 @@ class Hub(Service):
 
     def sessions_here(self):
         return {user: sorted(self.rooms.rooms_of(user)) for user in self.connections.users()}
+
+    def calls_here(self):
+        return self.calls.here()
 
     def load(self):
         return {"connections": len(self.connections),
@@ -278,13 +291,10 @@ class Hub(Service):
 
     def stopService(self):
         """
-        Close every client with 1001 and release every session at once,
-        without waiting for the clients to answer: rooms and the pool are
-        cleaned, members everywhere told; calls are held for the users'
-        return (to another daemon, or to this one restarted). Only when
-        all of that went through does this daemon leave the others; if not,
-        they reap what is left once its heartbeat lapses. Fires when the
-        releases are done and the clients are gone.
+        Close every client with 1001, release every session at once (rooms,
+        pool cleaned, members told, calls held); if all went through, leave
+        the other daemons (else they reap the rest once its heartbeat
+        lapses). Fires when the releases are done and the clients gone.
         """
         super().stopService()
         conns = self.connections.all()

@@ -18,6 +18,13 @@ from dataclasses import dataclass
 IMPOLITE = "impolite"
 POLITE = "polite"
 
+ENDED = "ended"
+"""
+Why a call ended, as a user is told when it need not know more: its
+partner blocked it, or news of the end was overtaken
+(L{aleatoria.domain.calls.Calls.started}).
+"""
+
 
 @dataclass(frozen=True)
 class Match:

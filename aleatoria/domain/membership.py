@@ -3,17 +3,20 @@ Who is in which room, indexed both ways. The hub keeps one for the
 connections of its daemon; the memory store keeps one as its record.
 """
 
-_EMPTY = frozenset()
+from collections.abc import KeysView
+from collections.abc import Set as AbstractSet
+
+_EMPTY: frozenset[str] = frozenset()
 
 
 class Membership:
     """Rooms and their members: C{room -> users} and C{user -> rooms}, kept in step."""
 
-    def __init__(self):
-        self._members = {}
-        self._rooms = {}
+    def __init__(self) -> None:
+        self._members: dict[str, set[str]] = {}
+        self._rooms: dict[str, set[str]] = {}
 
-    def add(self, room, user):
+    def add(self, room: str, user: str) -> bool:
         """Put C{user} in C{room}; whether it was not there yet."""
         members = self._members.setdefault(room, set())
         if user in members:
@@ -22,29 +25,29 @@ class Membership:
         self._rooms.setdefault(user, set()).add(room)
         return True
 
-    def discard(self, room, user):
+    def discard(self, room: str, user: str) -> None:
         """Take C{user} out of C{room}; a room or user left with nothing is forgotten."""
         _discard(self._members, room, user)
         _discard(self._rooms, user, room)
 
-    def members(self, room):
+    def members(self, room: str) -> AbstractSet[str]:
         """The members of C{room} (a live view: copy it to keep it)."""
         return self._members.get(room, _EMPTY)
 
-    def rooms_of(self, user):
+    def rooms_of(self, user: str) -> AbstractSet[str]:
         """The rooms of C{user} (a live view: copy it to keep it)."""
         return self._rooms.get(user, _EMPTY)
 
-    def rooms(self):
+    def rooms(self) -> KeysView[str]:
         """The names of the rooms that have members."""
         return self._members.keys()
 
-    def users(self):
+    def users(self) -> KeysView[str]:
         """The users that are in a room."""
         return self._rooms.keys()
 
 
-def _discard(table, key, value):
+def _discard(table: dict[str, set[str]], key: str, value: str) -> None:
     values = table.get(key)
     if values is not None:
         values.discard(value)

@@ -3,12 +3,19 @@ The seams of the domain: what it needs of a connection (L{IConnection})
 and of the edge that renders pushes (L{IOutlet}); the backends, cut by
 concept as centrifuge cuts them -- streams (L{IStreams}), sessions
 (L{ISessions}), matchmaking (L{IMatchmaking}) and the other daemons
-(L{IBus}); what it offers them in return (L{IReceiver}); and who hears
-what happened (L{IObserver}, L{IAccounting}). Each backend seam has a
-memory and a Redis implementation, held to one contract suite.
+(L{IBus}), and those of safety (L{aleatoria.domain.safety_ports}); what
+it offers them in return (L{IReceiver}); and who hears what happened
+(L{IObserver}, L{IAccounting}). Each backend seam has a memory and a
+Redis implementation, held to one contract suite.
 """
 
 from zope.interface import Attribute, Interface
+
+ADDRESS_KEPT = 86400
+"""Seconds a user's client address is kept after its session ends (for reports)."""
+
+MEETING_KEPT = 86400
+"""Seconds a user's most recent match is remembered after it ended (for reports)."""
 
 
 class IConnection(Interface):
@@ -78,6 +85,8 @@ class IStreams(Interface):
         both inboxes (C{system} has none); hand each party its copy on its
         daemon (L{IReceiver.inbox_post}). Fire with a L{Posted}.
 
+        @raise Forbidden: either party blocks the other (L{aleatoria.domain.safety_ports.IBlocks}):
+            nothing is kept, nobody handed anything.
         @raise StoreUnavailable: as for L{post_room}.
         """
 
@@ -111,12 +120,12 @@ class ISessions(Interface):
 
     node = Attribute("This daemon's id among those sharing the backend.")
 
-    def claim(user):
+    def claim(user, address=""):
         """
-        C{user} connected here: make this daemon its owner, ending any
-        earlier session (out of its rooms and the pool), and take back its
-        held match, if any, or the match of the session it replaces. Fire
-        with a L{Claim}.
+        C{user} connected here, from client C{address}: make this daemon
+        its owner, ending any earlier session (out of its rooms and the
+        pool), and take back its held match, if any, or the match of the
+        session it replaces. Fire with a L{Claim}.
         """
 
     def release(user, budget_refills_in=0, hold=False):
@@ -145,6 +154,12 @@ class ISessions(Interface):
     def user_rooms(user):
         """The rooms C{user} is in, sorted."""
 
+    def address_of(user):
+        """
+        The client address C{user} last connected from: while it is
+        connected, and for L{ADDRESS_KEPT} seconds after; else C{None}.
+        """
+
     def whereabouts(user):
         """The id of the live daemon that has C{user}, or C{None}."""
 
@@ -171,7 +186,11 @@ class IMatchmaking(Interface):
         """C{user} is unavailable: out of the pool."""
 
     def pair(requester, skipped):
-        """Serve one C{request_random_peer}, atomically: fire with a L{Pairing}."""
+        """
+        Serve one C{request_random_peer}, atomically: fire with a
+        L{Pairing}. Two users either of whom blocks the other
+        (L{aleatoria.domain.safety_ports.IBlocks}) are never paired.
+        """
 
     def hang_up(user, peer):
         """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
@@ -184,6 +203,12 @@ class IMatchmaking(Interface):
 
     def pool_size():
         """The number of users in the pool."""
+
+    def last_match(user):
+        """
+        C{user}'s current match, or else its most recent one (for
+        L{MEETING_KEPT} seconds after it ended): a L{Meeting}, or C{None}.
+        """
 
 
 class IBus(Interface):
@@ -222,6 +247,9 @@ class IReceiver(Interface):
 
     def sessions_here():
         """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
+
+    def calls_here():
+        """Each user here in a call: C{{user: [partner, role]}}, as it was told."""
 
     def load():
         """This daemon's connections and rooms: C{{"connections": N, "rooms": M}}."""

@@ -20,7 +20,7 @@ class Refused(Exception):
     client's fault (what an honest client does not send), if it is one.
     """
 
-    def __init__(self, sentence, fault=None, **details):
+    def __init__(self, sentence: str, fault: str | None = None, **details: object) -> None:
         super().__init__(sentence)
         self.sentence = sentence
         self.fault = fault
@@ -57,3 +57,7 @@ class Busy(Refused):
 
 class Unavailable(Refused):
     """Part of the service failed; the client may try again later."""
+
+
+class RateLimited(Refused):
+    """Asked too often; C{retryAfter} (milliseconds) says when it may be again."""

@@ -63,7 +63,7 @@ def valid_room(text: str) -> bool:
     return category(text[0])[0] != "M" and is_normalized("NFC", text)
 
 
-def check_user(text, field="toUser", system=False):
+def check_user(text: str, field: str = "toUser", system: bool = False) -> None:
     """
     @raise Invalid: C{text} (named C{field} to the client) is no user id
         (C{system} is allowed where C{system} says so).
@@ -72,19 +72,19 @@ def check_user(text, field="toUser", system=False):
         raise Invalid(f"{field} {shown(text)} is not a user id ({USER_ID_RULE}).")
 
 
-def check_room(text):
+def check_room(text: str) -> None:
     """@raise Invalid: C{text} is no room name."""
     if not valid_room(text):
         raise Invalid(f"A room name is {ROOM_NAME_RULE}.")
 
 
-def check_limit(limit):
+def check_limit(limit: int) -> None:
     """@raise Invalid: a page of fewer than one."""
     if limit < 1:
         raise Invalid("limit must be at least 1.")
 
 
-def check_content(content, max_content):
+def check_content(content: str, max_content: int) -> None:
     """
     What every chat message's content needs, a client's or the server
     API's: some, and at most C{max_content} UTF-8 bytes.
@@ -98,7 +98,7 @@ def check_content(content, max_content):
         raise TooLarge(f"A chat message has at most {max_content} bytes.")
 
 
-def check_reason(reason):
+def check_reason(reason: str) -> None:
     """@raise TooLarge: more than a close frame carries."""
     if len(reason.encode()) > MAX_REASON:
         raise TooLarge(f"reason has at most {MAX_REASON} bytes.")
@@ -108,7 +108,7 @@ SHOWN = 64
 """The most characters of a client's string that a log line or an answer quotes."""
 
 
-def shown(text):
+def shown(text: str | None) -> str:
     """
     A client's string as a log line or an answer may quote it: cut to
     L{SHOWN} characters and written as a literal (control characters

@@ -5,9 +5,10 @@ data, whichever backend (memory or Redis) found it.
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 
-def new_epoch():
+def new_epoch() -> str:
     """A fresh epoch: what tells a stream from one that was lost and begun again."""
     return secrets.token_hex(4)
 
@@ -25,7 +26,7 @@ class Claim:
 
     previous_owner: str | None
     former_peer: str | None
-    rooms: tuple = ()
+    rooms: tuple[str, ...] = ()
     budget_refills_in: float | None = None
     resumed: object = None
 
@@ -54,7 +55,7 @@ class Since:
 
     epoch: str
     last: int
-    messages: list
+    messages: list[Any]
     complete: bool
 
 
@@ -63,7 +64,7 @@ class Conversation:
     """One entry of a user's inbox: with whom, the last message, how many unread."""
 
     with_user: str
-    last: object
+    last: Any
     unread: int
 
 
@@ -77,3 +78,27 @@ class Posted:
 
     missed: bool = False
     online: bool = True
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """
+    What a block came to: whether it is new, refused as one too many
+    (C{full}), and whether it ended the two users' match.
+    """
+
+    added: bool
+    full: bool = False
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """
+    A user's current or most recent match: with whom, and when it began
+    and ended (Unix milliseconds; C{ended} is C{None} while it lasts).
+    """
+
+    peer: str
+    started: int
+    ended: int | None = None

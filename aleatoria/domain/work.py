@@ -5,8 +5,12 @@ caller can act on -- L{FAILED} when nobody waits for the answer, or
 L{Unavailable} for a client that does.
 """
 
-from twisted.internet.defer import gatherResults
+from collections.abc import Iterable
 
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.python.failure import Failure
+
+from aleatoria.domain.ports import IAccounting
 from aleatoria.domain.refusals import Refused, StoreUnavailable, Unavailable
 
 FAILED = object()
@@ -16,15 +20,16 @@ FAILED = object()
 class Work:
     """@param accounting: the L{aleatoria.domain.ports.IAccounting}."""
 
-    def __init__(self, accounting):
+    def __init__(self, accounting: IAccounting) -> None:
         self._accounting = accounting
 
-    def timed(self, d, operation):
+    def timed(self, d: Deferred, operation: str) -> Deferred:
         """C{d}, timed as C{operation}."""
         self._accounting.timed(d, operation)
         return d
 
-    def watch(self, d, operation, user=None, asked=False, timed=True):
+    def watch(self, d: Deferred, operation: str, user: str | None = None, asked: bool = False,
+              timed: bool = True) -> Deferred:
         """
         Time C{d} (unless it is timed already) and report its failure, in
         C{user}'s name if there is one -- an outage is reported by the
@@ -35,7 +40,7 @@ class Work:
         if timed:
             self._accounting.timed(d, operation)
 
-        def failed(failure):
+        def failed(failure: Failure) -> object:
             if failure.check(Refused):
                 return failure
             if not failure.check(StoreUnavailable):
@@ -47,7 +52,7 @@ class Work:
         return d.addErrback(failed)
 
 
-def all_done(deferreds):
+def all_done(deferreds: Iterable[Deferred]) -> Deferred:
     """Fire with L{FAILED} if any of the (watched) C{deferreds} did, else C{None}."""
     d = gatherResults(deferreds, consumeErrors=True)
     return d.addCallback(lambda results: FAILED if FAILED in results else None)

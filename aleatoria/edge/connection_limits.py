@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from aleatoria.domain.limits import KeyedBuckets, TokenBucket
 from aleatoria.edge.frames import queued
 from aleatoria.edge.limits import FRAMES_PER_MESSAGE, MAX_FRAGMENTS, Backlog
+from aleatoria.edge.wire import message_id_of
 
 
 @dataclass(frozen=True)
@@ -80,27 +81,31 @@ class ConnectionLimits:
 
     # Messages
 
-    def may_send(self):
-        """Whether the user may send one more message now; if not, it is told."""
+    def may_send(self, frame=b""):
+        """Whether the user may send one more message (C{frame}) now; if not, it is told."""
         protocol = self._protocol
         wait = (self._budgets.users.delay(protocol.user_id)
                 or self._budgets.addresses.delay(protocol.address))
         if wait:
-            self._too_fast(wait)
+            self._too_fast(wait, frame)
             return False
         self._refused = 0
         return True
 
-    def _too_fast(self, wait):
+    def _too_fast(self, wait, frame):
         """
-        Drop a message over the rate limit and say when to retry; as many
+        Drop a message over the rate limit and say when to retry, naming its
+        C{messageId} (a client's request hears it was dropped); as many
         refusals in a row as the burst allows close the connection (1008).
         """
         protocol = self._protocol
         self._refused += 1
         if self._refused <= self._limits.burst:
-            protocol.refuse("rate_limited", "Too many messages; slow down.",
-                            retryAfter=math.ceil(wait * 1000))
+            details = {"retryAfter": math.ceil(wait * 1000)}
+            message_id = message_id_of(frame)
+            if message_id:
+                details["messageId"] = message_id
+            protocol.refuse("rate_limited", "Too many messages; slow down.", **details)
             return
         protocol.report.fault(
             "Client ignored the rate limit", "rate_limit", log=self._log,

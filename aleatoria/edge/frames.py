@@ -120,17 +120,23 @@ class JsonRefusals:
     Mixed into a WebSocketServerProtocol: a refused handshake is answered
     with the standard status line (Autobahn puts its reason there, which may
     carry the request's own data) and the reason in a JSON body, C{{"error":
-    reason, "code": ...}}, the codes from C{refusal_codes}.
+    reason, "code": ...}}, the codes from C{refusal_codes} -- or, when the
+    refusal it answers (C{denied}) says more, its C{body} and C{headers}.
     """
 
-    refusal_codes = {}
+    refusal_codes: dict[int, str] = {}
+    denied = None
 
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Error"
-        body = json.dumps({"error": reason, "code": self.refusal_codes.get(code, "refused")})
+        more = getattr(self.denied, "body", {}) if getattr(self.denied, "code", 0) == code else {}
+        if more:
+            responseHeaders = [*(responseHeaders or ()), *self.denied.headers]
+        body = json.dumps({"error": reason, "code": self.refusal_codes.get(code, "refused"),
+                           **more})
         head = [f"HTTP/1.1 {code} {phrase}", "Content-Type: application/json",
                 f"Content-Length: {len(body)}", "Connection: close",
                 "X-Content-Type-Options: nosniff"]

@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.ports import IConnection
 from aleatoria.domain.rules import MAX_REASON, SHOWN, shown
-from aleatoria.edge import frames
+from aleatoria.edge import bans, frames
 from aleatoria.edge.connection_limits import ConnectionLimits
 from aleatoria.edge.handshake import admit, client_address, first, proxied
 from aleatoria.edge.wire import InvalidMessage, decode, truncated
@@ -48,8 +48,8 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter,
-                     WebSocketServerProtocol):
+class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter,  # type: ignore[misc]
+                     WebSocketServerProtocol):  # (Autobahn's own bases disagree on peer)
     _log = Logger()
     refusal_codes = REFUSAL_CODES
 
@@ -84,10 +84,12 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
             secure = ISSLTransport.providedBy(self.transport)
             self._identity, self._room = admit(
                 request, factory.origins, secure, factory.identities, behind_proxy)
+            bans.check(factory.hub.bans, self._identity.user, address)
             if behind_proxy:  # a direct client is counted by the gate, from its first byte
                 factory.admission.admit_proxied(address)
                 self._counted = True
         except ConnectionDeny as deny:
+            self.denied = deny
             if factory.refusals.first(address):
                 self._refused(request, deny)
             raise
@@ -119,6 +121,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
         if self._identity.reconnect_token is not None:
             self.factory.outlet.reply(self, "welcome", {
                 "userId": self.user_id, "reconnectToken": self._identity.reconnect_token})
+        self.factory.outlet.reply(self, "ice_servers", {})
         try:
             self.factory.hub.connected(self, self._room)
         except Exception:
@@ -127,7 +130,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
             self.close(1011, "internal error")
 
     def onMessage(self, payload, isBinary):
-        if not self.limits.may_send():
+        if not self.limits.may_send(payload):
             return
         if isBinary:
             self._malformed("Binary frames are not supported; send JSON text", payload)

@@ -25,6 +25,7 @@ from aleatoria.domain.events import (
 )
 from aleatoria.domain.ports import IOutlet
 from aleatoria.domain.rules import SYSTEM
+from aleatoria.edge.ice import IceServers
 from aleatoria.edge.wire import ChatPayload, Envelope
 
 WIRE_SIGNALS = {"offer": "webrtc_offer", "answer": "webrtc_answer",
@@ -100,6 +101,10 @@ _RENDER = {
 }
 
 
+_MINTED = frozenset({"ice_servers", "assign_role"})
+"""The replies L{Outlet._minted} adds to."""
+
+
 def envelope(push, user):
     """C{push} as C{user} is sent it."""
     return _RENDER[type(push)](push, user)
@@ -121,12 +126,15 @@ class Outlet:
         daemon, for the createTime of replies.
     @param metrics: the L{aleatoria.ops.metrics.Metrics} (messages sent,
         errors answered).
+    @param ice: the L{IceServers} whose fresh credentials C{ice_servers}
+        and every C{assign_role} carry (default: none).
     """
 
-    def __init__(self, prepare, clock, metrics):
+    def __init__(self, prepare, clock, metrics, ice=None):
         self._prepare = prepare
         self._clock = clock
         self._metrics = metrics
+        self._ice = ice or IceServers()
 
     def send(self, connections, push):
         kind = type(push)
@@ -143,6 +151,8 @@ class Outlet:
         for conn in connections:
             message = render(push, conn.user_id)
             wire = message.type
+            if kind is CallStarted:
+                message.payload.update(self._minted(wire))
             conn.write(prepare(message))
         if wire is not None:
             self._metrics.sent.labels(wire).inc(len(connections))
@@ -162,9 +172,21 @@ class Outlet:
     def reply(self, conn, kind, payload, room="", message_id=""):
         """A message of the server's own to C{conn}, stamped now."""
         self._metrics.sent.labels(kind).inc()
+        if kind in _MINTED:
+            payload = {**(payload or {}), **self._minted(kind)}
         conn.write(self._prepare(Envelope(
             type=kind, fromUser=SYSTEM, toUser=conn.user_id, room=room, payload=payload,
             messageId=message_id, createTime=format_ns(self._clock.next_ns()))))
+
+    def _minted(self, kind):
+        """
+        What a message of type C{kind} gets minted as it is written: the ICE
+        servers, credentials fresh for each call a client starts (coturn
+        checks them only when a relay is allocated).
+        """
+        if kind == "ice_servers":
+            return self._ice.fresh()
+        return {"iceServers": self._ice.fresh()["iceServers"]}
 
     def malformed(self, conn, details):
         """The compat C{error_response} to a frame that is no envelope (messageId C{err-<time>})."""

@@ -22,6 +22,7 @@ from aleatoria.domain.refusals import (
     NotInRoom,
     Offline,
     QuotaExceeded,
+    RateLimited,
     Refused,
     TooLarge,
     Unavailable,
@@ -37,6 +38,7 @@ CODES = {
     Forbidden: "forbidden",
     Offline: "user_offline",
     Unavailable: "unavailable",
+    RateLimited: "rate_limited",
 }
 """The C{code} of each kind of refusal (docs/protocol.rst, Errors)."""
 
@@ -148,11 +150,11 @@ def mark_read(hub, conn, m):
 
 
 def user_available_webrtc(hub, conn, m):
-    return hub.calls.available(conn)
+    return hub.calls.in_turn(conn, hub.calls.available)
 
 
 def user_unavailable_webrtc(hub, conn, m):
-    return hub.calls.unavailable(conn)
+    return hub.calls.in_turn(conn, hub.calls.unavailable)
 
 
 def request_random_peer(hub, conn, m):
@@ -160,12 +162,17 @@ def request_random_peer(hub, conn, m):
     The answer repeats the request's C{messageId}, to tell it from an
     C{assign_role} that somebody else's pairing sends.
     """
-    d = hub.calls.request_peer(conn, m.payload.currentPeerId)
+    d = hub.calls.in_turn(conn, hub.calls.request_peer, m.payload.currentPeerId)
     return d.addCallback(lambda match: (
         Answer("no_peer_available", {"message": NO_PEER}, message_id=m.messageId)
         if match is None
         else Answer("assign_role", role(match.role, match.peer), message_id=m.messageId)
     ))
+
+
+def get_ice_servers(hub, conn, m):
+    """The outlet mints the payload (L{aleatoria.edge.render.Outlet.reply})."""
+    return Answer("ice_servers", {}, message_id=m.messageId)
 
 
 def _payload(m):
@@ -177,7 +184,31 @@ def signal(hub, conn, m):
 
 
 def hangup(hub, conn, m):
-    return hub.calls.hangup(conn, m.toUser, _payload(m), m.messageId)
+    return hub.calls.in_turn(conn, hub.calls.hangup, m.toUser, _payload(m), m.messageId)
+
+
+def block_user(hub, conn, m):
+    user = m.payload.userId
+    d = hub.safety.block(conn, user)
+    return d.addCallback(lambda _: Answer("user_blocked", {"userId": user}))
+
+
+def unblock_user(hub, conn, m):
+    user = m.payload.userId
+    d = hub.safety.unblock(conn, user)
+    return d.addCallback(lambda _: Answer("user_unblocked", {"userId": user}))
+
+
+def get_blocked(hub, conn, m):
+    d = hub.safety.blocked(conn)
+    return d.addCallback(lambda users: Answer("blocked_users", {"users": users}))
+
+
+def report_user(hub, conn, m):
+    p = m.payload
+    d = hub.reported.report(conn, p.userId, p.reason, p.details)
+    return d.addCallback(lambda report_id: Answer(
+        "user_reported", {"userId": p.userId, "reportId": report_id}))
 
 
 def server_only(hub, conn, m):
@@ -203,9 +234,14 @@ ROUTES = {
     "webrtc_answer": signal,
     "webrtc_candidate": signal,
     "hangup": hangup,
+    "get_ice_servers": get_ice_servers,
     "assign_role": server_only,
+    "block_user": block_user,
+    "unblock_user": unblock_user,
+    "get_blocked": get_blocked,
+    "report_user": report_user,
 }
 
 READS = frozenset({"get_recent_messages", "get_room_members", "get_direct_messages",
-                   "get_conversations", "mark_read", "resume"})
+                   "get_conversations", "mark_read", "resume", "get_blocked"})
 """The types whose answer waits for the store: how many may be under way is bounded."""

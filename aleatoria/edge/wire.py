@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
+from aleatoria.domain.rules import MAX_MESSAGE_ID
+
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     """
@@ -87,6 +89,20 @@ class MarkRead(msgspec.Struct, frozen=True):
     offset: int = 0
 
 
+class UserRef(msgspec.Struct, frozen=True):
+    """The payload of block_user and unblock_user."""
+
+    userId: str = ""
+
+
+class ReportRequest(msgspec.Struct, frozen=True):
+    """The payload of report_user."""
+
+    userId: str = ""
+    reason: str = ""
+    details: str = ""
+
+
 SIGNALING_TYPES = frozenset(
     {"webrtc_offer", "webrtc_answer", "webrtc_candidate", "hangup"}
 )
@@ -101,6 +117,9 @@ _TYPED_PAYLOADS = {
     "resume": ResumeRequest,
     "get_conversations": ConversationsQuery,
     "mark_read": MarkRead,
+    "block_user": UserRef,
+    "unblock_user": UserRef,
+    "report_user": ReportRequest,
 }
 
 
@@ -184,3 +203,23 @@ RAW_FRAME_LIMIT = 1024
 def truncated(raw: bytes) -> str:
     """A raw frame as it may be reported: at most 1 KiB, as text."""
     return raw[:RAW_FRAME_LIMIT].decode("utf-8", "replace")
+
+
+class _Named(msgspec.Struct):
+    messageId: str = ""
+
+
+_decode_named = msgspec.json.Decoder(_Named).decode
+
+
+def message_id_of(frame: bytes) -> str:
+    """
+    The C{messageId} of a frame refused before it is decoded (over the
+    rate limit), so that the refusal names the request it answers; '' if
+    it has none, or none that is valid.
+    """
+    try:
+        message_id = _decode_named(frame).messageId
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return ""
+    return message_id if len(message_id) <= MAX_MESSAGE_ID else ""

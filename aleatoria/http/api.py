@@ -30,7 +30,9 @@ from aleatoria.domain.rules import Reason, RoomName, UserId
 from aleatoria.edge.admission import refusal
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.routes import CODES
+from aleatoria.http import bans
 from aleatoria.http.openapi import document
+from aleatoria.http.problems import Problem
 from aleatoria.ops.budgets import Summary
 
 MAX_BODY = 64 * 1024
@@ -64,29 +66,13 @@ class Disconnect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     userId: UserId
     reason: Reason = "disconnected by the server"
+    banSeconds: bans.Seconds | msgspec.UnsetType = msgspec.UNSET
 
 
-BODIES = {"publish": Publish, "send": Send, "disconnect": Disconnect}
+BODIES = {"publish": Publish, "send": Send, "disconnect": Disconnect, **bans.BODIES}
 _DECODERS = {name: msgspec.json.Decoder(shape) for name, shape in BODIES.items()}
-OPENAPI = document(BODIES)
+OPENAPI = document(BODIES, bans.ANSWERS, bans.PATHS)
 """The OpenAPI document, built once: it depends on nothing but the code."""
-
-
-class Problem(Exception):
-    """An answer other than success, as RFC 9457 has it."""
-
-    def __init__(self, status, title, detail, code, headers=(), **extra):
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.code = code
-        self.headers = headers
-        self.extra = extra
-
-    def body(self):
-        return json.dumps({"type": "about:blank", "title": self.title, "status": self.status,
-                           "detail": self.detail, "code": self.code, **self.extra}).encode()
 
 
 def _refused(refusal):
@@ -123,6 +109,7 @@ class ServerAPI(Resource):
     @param failures: a L{aleatoria.domain.limits.KeyedBuckets}, one bucket per
         client address: failed authentications.
     @param clock: when refusals are summed up.
+    @param routes: more routes, as C{self._routes} has them (the reports').
     """
 
     isLeaf = True
@@ -130,7 +117,7 @@ class ServerAPI(Resource):
     too_large = TOO_LARGE
     _log = Logger()
 
-    def __init__(self, admin, token, buckets, failures, clock):
+    def __init__(self, admin, token, buckets, failures, clock, routes=None):
         super().__init__()
         self._admin = admin
         self._token = f"Bearer {token}".encode()
@@ -145,7 +132,9 @@ class ServerAPI(Resource):
             (b"GET", ("rooms", None, "members")): self._members,
             (b"GET", ("users", None)): self._user,
             (b"GET", ("stats",)): self._stats,
+            **(routes or {}),
         }
+        self._routes.update(bans.routes(admin.bans))
 
     def screen(self, request, length):
         """
@@ -187,7 +176,7 @@ class ServerAPI(Resource):
                               "The server failed to answer; it is logged.", "internal")
         else:
             if not gone:
-                _json(request, 200, result)
+                _json(request, 201 if isinstance(result, bans.Created) else 200, result)
             return None
         if not gone:
             _problem(request, problem)
@@ -271,6 +260,8 @@ class ServerAPI(Resource):
                 "createTime": message.create_time, "online": online}
 
     async def _disconnect(self, request, body):
+        if body.banSeconds is not msgspec.UNSET:
+            return await bans.ban_off(self._admin.bans, body)
         await self._admin.disconnect(body.userId, body.reason)
         return {"userId": body.userId, "disconnected": True}
 

@@ -133,7 +133,7 @@ class GatedSite(QuietSite):
         bytes of a L{refusal} to answer at once.
     """
 
-    protocol = _Channel
+    protocol = _Channel  # type: ignore[assignment]  # a factory of channels, as Site's
 
     def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, **kwargs):
         super().__init__(resource, **kwargs)

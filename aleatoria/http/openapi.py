@@ -28,7 +28,9 @@ _ANSWERS = {
     "Sent": _object({"toUser": _USER_ID, "messageId": {"type": "string"},
                      "createTime": {"type": "string", "format": "date-time"},
                      "online": {"type": "boolean"}}),
-    "Disconnected": _object({"userId": _USER_ID, "disconnected": {"type": "boolean"}}),
+    "Disconnected": _object({"userId": _USER_ID, "disconnected": {"type": "boolean"},
+                             "ban": {"$ref": "#/components/schemas/Ban"}},
+                            required=["userId", "disconnected"]),
     "Rooms": _object({
         "rooms": {"type": "array", "items": _object({
             "room": _ROOM, "members": {"type": "integer", "minimum": 0}})},
@@ -49,6 +51,32 @@ _ANSWERS = {
             "node": {"type": "string"}, "connections": {"type": "integer", "minimum": 0},
             "rooms": {"type": "integer", "minimum": 0}})},
     }),
+    "Report": _object({
+        "reportId": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+        "reason": {"enum": ["spam", "nudity", "minor", "harassment", "other"]},
+        "details": {"type": "string", "maxLength": 500},
+        "reporter": {"$ref": "#/components/schemas/Party"},
+        "reported": {"$ref": "#/components/schemas/Party"},
+        "pairedAt": {"type": ["string", "null"], "format": "date-time",
+                     "description": "When their current or most recent match began; null "
+                                    "if they were not matched lately."},
+        "pairedSeconds": {"type": ["number", "null"], "description": "How long it lasted."},
+        "sharedInterests": {"type": "array", "items": {"type": "string"}},
+        "messages": {"type": "array", "maxItems": 50, "items": _object({
+            "fromUser": _USER_ID, "toUser": _USER_ID, "content": {"type": "string"},
+            "messageId": {"type": "string"},
+            "createTime": {"type": "string", "format": "date-time"}}),
+            "description": "The last direct messages between the two since that match "
+                           "began (their last ones, if not matched lately), oldest first."},
+    }, description="A report and the evidence the server had: media never passes "
+                   "through it."),
+    "Party": _object({"userId": _USER_ID, "address": {
+        "type": ["string", "null"], "description": "The client address it last connected "
+                                                   "from, as it is counted and logged."}}),
+    "Reports": _object({"reports": {"type": "array",
+                                    "items": {"$ref": "#/components/schemas/Report"}},
+                        "next": _NEXT}, required=["reports"]),
+    "Deleted": _object({"reportId": {"type": "string"}, "deleted": {"type": "boolean"}}),
     "Problem": _object({
         "type": {"type": "string"}, "title": {"type": "string"},
         "status": {"type": "integer"}, "detail": {"type": "string"},
@@ -61,6 +89,9 @@ _ANSWERS = {
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
 _AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}
+_LIMIT_100 = {**_LIMIT, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+_REPORT = {"name": "reportId", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 
 
 def _problem(*statuses):
@@ -69,11 +100,11 @@ def _problem(*statuses):
         for status in statuses}
 
 
-def _operation(summary, answer, *statuses, body=None, parameters=()):
+def _operation(summary, answer, *statuses, body=None, parameters=(), status=200):
     operation = {
         "summary": summary,
         "responses": {
-            "200": {"description": "Done.", "content": {"application/json": {
+            str(status): {"description": "Done.", "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{answer}"}}}},
             **_problem(401, 429, *statuses),
         },
@@ -87,11 +118,22 @@ def _operation(summary, answer, *statuses, body=None, parameters=()):
     return operation
 
 
-def document(bodies):
-    """The OpenAPI document, C{bodies} being the request structs by route name."""
+def document(bodies, answers=None, paths=None):
+    """
+    The OpenAPI document, C{bodies} being the request structs by route
+    name; C{answers} more answer schemas by name, C{paths} more operations
+    by path and method, each as the keywords of an operation
+    (C{summary}, C{answer}, C{statuses}, C{body}, C{parameters}, C{status}).
+    """
     _, schemas = msgspec.json.schema_components(list(bodies.values()),
                                                 ref_template="#/components/schemas/{name}")
     schemas.update(_ANSWERS)
+    schemas.update(answers or {})
+    more = {path: {method: _operation(spec["summary"], spec["answer"], *spec["statuses"],
+                                      **{k: v for k, v in spec.items()
+                                         if k in ("body", "parameters", "status")})
+                   for method, spec in operations.items()}
+            for path, operations in (paths or {}).items()}
     room = {"name": "room", "in": "path", "required": True, "schema": _ROOM}
     user = {"name": "userId", "in": "path", "required": True, "schema": _USER_ID}
     return {
@@ -107,7 +149,8 @@ def document(bodies):
                 "Write to a user as system; kept in their conversation with system.",
                 "Sent", 403, 503, body="Send")},
             "/api/v1/disconnect": {"post": _operation(
-                "Close a user's connection wherever it is (close code 4003).",
+                "Close a user's connection wherever it is (close code 4003); with "
+                "banSeconds, bar it too (and answer 200 even if it was offline).",
                 "Disconnected", 404, 503, body="Disconnect")},
             "/api/v1/rooms": {"get": _operation(
                 "The rooms with members, on every daemon, by name.", "Rooms", 400, 503,
@@ -118,8 +161,17 @@ def document(bodies):
             "/api/v1/users/{userId}": {"get": _operation(
                 "Whether a user is online, where, in which rooms, in a call.", "User",
                 400, 503, parameters=(user,))},
+            "/api/v1/reports": {"get": _operation(
+                "The reports users filed, newest first, on every daemon.", "Reports", 400,
+                503, parameters=(_LIMIT_100, _AFTER))},
+            "/api/v1/reports/{reportId}": {
+                "get": _operation("One report and its evidence.", "Report", 404, 503,
+                                  parameters=(_REPORT,)),
+                "delete": _operation("Delete a report (handled: gone).", "Deleted", 404, 503,
+                                     parameters=(_REPORT,))},
             "/api/v1/stats": {"get": _operation(
                 "Connections, rooms and the pool, in all and per daemon.", "Stats", 503)},
+            **more,
         },
         "components": {
             "schemas": schemas,

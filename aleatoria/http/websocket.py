@@ -14,6 +14,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 
+from aleatoria.edge import bans
 from aleatoria.edge.handshake import admit, client_address, proxied
 from aleatoria.edge.protocol import REFUSAL_CODES, ClientProtocol
 
@@ -72,14 +73,14 @@ class WebSocketEndpoint(WebSocketResource):
         page = origin if origin and factory.origins.permits(origin, *handshake.site) else None
         address = client_address(handshake, trusted)
         try:
-            admit(handshake, factory.origins, handshake.secure, factory.identities,
-                  handshake.behind_proxy)
+            identity, _ = admit(handshake, factory.origins, handshake.secure,
+                                factory.identities, handshake.behind_proxy)
+            bans.check(factory.hub.bans, identity.user, address, handshake=False)
             if handshake.behind_proxy:
                 factory.admission.admit_proxied(address)
                 factory.admission.count_out(address)
         except ConnectionDeny as deny:
-            code = REFUSAL_CODES.get(deny.code, "refused")
-            return deny.code, {"error": deny.reason, "code": code}, page
+            return deny.code, bans.refusal_body(deny, REFUSAL_CODES), page
         except Exception:
             self._log.failure("Judging a handshake from {peer} failed", peer=address)
             return 500, {"error": "internal error", "code": "unavailable"}, page

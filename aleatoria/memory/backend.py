@@ -12,8 +12,11 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from aleatoria.memory.bans import MemoryBans
+from aleatoria.memory.blocks import MemoryBlocks
 from aleatoria.memory.bus import LoneBus
 from aleatoria.memory.matchmaking import MemoryMatchmaking
+from aleatoria.memory.reports import MemoryReports
 from aleatoria.memory.sessions import MemorySessions
 from aleatoria.memory.streams import MemoryStreams
 
@@ -26,7 +29,7 @@ LAPSE_SECONDS = 0.25
 
 class MemoryBackend(Service):
     """
-    Streams, sessions, matchmaking and the lone bus, in memory.
+    Streams, sessions, matchmaking, blocks, reports, the lone bus and bans, in memory.
 
     @param clock: an C{IReactorTime} that times history out.
     @param ttl: seconds a history lives after its last write.
@@ -47,6 +50,9 @@ class MemoryBackend(Service):
         self.matchmaking = MemoryMatchmaking(rng, clock.seconds, call_grace)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
+        self.blocks = self.matchmaking.blocks = self.streams.blocks = MemoryBlocks(
+            self.matchmaking)
+        self.reports = MemoryReports(clock.seconds)
         self.evictions = self.streams.evictions
         self._timers = [(self._timer(self._sweep, clock), SWEEP_SECONDS)]
         if max_bytes is not None:
@@ -55,6 +61,7 @@ class MemoryBackend(Service):
         if call_grace > 0:
             self._timers.append((self._timer(self.sessions.lapse, clock),
                                  min(LAPSE_SECONDS, call_grace / 4)))
+        self.bans = MemoryBans()
 
     def _timer(self, function, clock):
         def guarded():
@@ -70,6 +77,7 @@ class MemoryBackend(Service):
     def _sweep(self):
         self.streams.expire()
         self.sessions.expire()
+        self.matchmaking.expire()
 
     def startService(self):
         super().startService()

@@ -10,7 +10,8 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import IMPOLITE, POLITE, Match, Pairing
-from aleatoria.domain.ports import IMatchmaking
+from aleatoria.domain.ports import MEETING_KEPT, IMatchmaking
+from aleatoria.domain.values import Meeting
 
 
 class _Pool:
@@ -43,19 +44,19 @@ class _Pool:
             self._items[position] = last
             self._index[last] = position
 
-    def choose(self, exclude, rng):
+    def choose(self, exclude, rng, fits):
         """
-        A random member not in C{exclude}, or C{None}. C{exclude} is small (a
-        requester and a skipped peer), so a few probes past a random start
-        always find a fit when one exists.
+        A random member not in C{exclude} that C{fits}, or C{None}: the
+        probes past a random start go on until one does, which is at once
+        unless the requester blocked many in the pool, or they it.
         """
         size = len(self._items)
         if size == 0:
             return None
         start = rng.randrange(size)
-        for step in range(min(size, len(exclude) + 1)):
+        for step in range(size):
             item = self._items[(start + step) % size]
-            if item not in exclude:
+            if item not in exclude and fits(item):
                 return item
         return None
 
@@ -64,15 +65,20 @@ class _Pool:
 class MemoryMatchmaking:
     """
     @param rng: where random choices come from.
-    @param seconds: the clock, for the graces of held matches.
+    @param seconds: the clock, for when matches begin and end, and the
+        graces of held matches.
     @param grace: seconds a match is held for a user whose connection was
         lost (L{leave}); 0: not held.
+    @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
     """
 
     def __init__(self, rng=None, seconds=None, grace=0):
         self._rng = rng or random.Random()
         self._seconds = seconds
         self._grace = grace
+        self.blocks = None
+        self._meetings = {}
+        """Each user's current or most recent match, as a L{Meeting}."""
         self.pool = _Pool()
         self._waiting = set()
         self.matches = {}
@@ -97,7 +103,9 @@ class MemoryMatchmaking:
             if current.peer != skipped:
                 return succeed(Pairing(current))
             self.end_match(requester)
-        peer = self.pool.choose({requester, skipped}, self._rng)
+        blocks = self.blocks
+        peer = self.pool.choose({requester, skipped}, self._rng,
+                                lambda user: not blocks.blocks(requester, user))
         if peer is None:
             return succeed(Pairing(None, skipped=current and current.peer))
         for user in (requester, peer):
@@ -105,6 +113,9 @@ class MemoryMatchmaking:
             self._waiting.discard(user)
         self.matches[peer] = Match(requester, POLITE)
         mine = self.matches[requester] = Match(peer, IMPOLITE)
+        now = self._ms()
+        self._meetings[peer] = Meeting(requester, now)
+        self._meetings[requester] = Meeting(peer, now)
         return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
 
     def hang_up(self, user, peer):
@@ -151,6 +162,11 @@ class MemoryMatchmaking:
         del self.matches[match.peer]
         self.held.pop(user, None)
         self.held.pop(match.peer, None)
+        now = self._ms()
+        for side in (user, match.peer):
+            meeting = self._meetings.get(side)
+            if meeting is not None:
+                self._meetings[side] = Meeting(meeting.peer, meeting.started, now)
         for side in (user, match.peer):
             if side in self._waiting:
                 self._waiting.discard(side)
@@ -162,3 +178,15 @@ class MemoryMatchmaking:
 
     def pool_size(self):
         return succeed(len(self.pool))
+
+    def last_match(self, user):
+        return succeed(self._meetings.get(user))
+
+    def expire(self):
+        """Forget the matches that ended longer than L{MEETING_KEPT} ago."""
+        since = self._ms() - MEETING_KEPT * 1000
+        self._meetings = {user: meeting for user, meeting in self._meetings.items()
+                          if meeting.ended is None or meeting.ended > since}
+
+    def _ms(self):
+        return int(self._seconds() * 1000)

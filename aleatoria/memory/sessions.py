@@ -11,7 +11,7 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from aleatoria.domain.membership import Membership
-from aleatoria.domain.ports import ISessions
+from aleatoria.domain.ports import ADDRESS_KEPT, ISessions
 from aleatoria.domain.values import Claim
 
 
@@ -69,12 +69,16 @@ class MemorySessions:
         self._rosters = _Rosters()
         self.users = set()
         self._budgets = {}
+        self._addresses = {}
+        """Each user's last client address, and when its session ended (None: it lasts)."""
         self._receiver = None
 
     def listen(self, receiver):
         self._receiver = receiver
 
-    def claim(self, user):
+    def claim(self, user, address=""):
+        if address:
+            self._addresses[user] = (address, None)
         refills_at = self._budgets.pop(user, 0)
         now = self._seconds()
         refills_in = refills_at - now if refills_at > now else None
@@ -90,6 +94,8 @@ class MemorySessions:
         if user not in self.users:
             return succeed(None)
         self.users.discard(user)
+        if user in self._addresses:
+            self._addresses[user] = (self._addresses[user][0], self._seconds())
         if budget_refills_in > 0:
             self._budgets[user] = self._seconds() + budget_refills_in
         return succeed(self._end(user, hold))
@@ -128,6 +134,10 @@ class MemorySessions:
         page = [(room, self._rosters.count(room)) for room in names[start:start + limit]]
         return succeed((page, len(names)))
 
+    def address_of(self, user):
+        address, _ = self._addresses.get(user, (None, None))
+        return succeed(address)
+
     def whereabouts(self, user):
         return succeed(self.node if user in self.users else None)
 
@@ -141,6 +151,8 @@ class MemorySessions:
         return succeed(None)
 
     def expire(self):
-        """Forget the budgets that are full again by now."""
+        """Forget the budgets that are full again by now, and addresses kept long enough."""
         now = self._seconds()
         self._budgets = {u: t for u, t in self._budgets.items() if t > now}
+        self._addresses = {u: (a, ended) for u, (a, ended) in self._addresses.items()
+                           if ended is None or ended > now - ADDRESS_KEPT}

@@ -11,12 +11,13 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 import msgspec
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
 from aleatoria.domain.evictions import Evictions
 from aleatoria.domain.ports import IStreams
 from aleatoria.domain.rules import SYSTEM
+from aleatoria.domain.safety import write_refused
 from aleatoria.domain.values import Place, Posted, direct_key
 from aleatoria.memory.inbox import Inbox, Numbering, numbered, since
 
@@ -41,6 +42,8 @@ class MemoryStreams:
     @param history_size: messages kept per room and per conversation.
     @param max_bytes: what kept messages may weigh, encoded (a direct
         message once, though the pair's history and each inbox keep it).
+    @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} direct
+        messages honour.
     """
 
     def __init__(self, bus, seconds, ttl, history_size, max_bytes=None):
@@ -61,6 +64,7 @@ class MemoryStreams:
         self._copies = {}
         """Per direct message kept: the copies left and what it weighs, counted once."""
         self.evictions = Evictions()
+        self.blocks = None
 
     # Rooms
 
@@ -94,6 +98,8 @@ class MemoryStreams:
 
     def post_direct(self, message):
         sender, recipient = message.sender, message.recipient
+        if self.blocks.blocks(sender, recipient):
+            return fail(write_refused(recipient))
         key = ("dm", direct_key(sender, recipient))
         history = self._live(key, self._direct_history, list)
         written, numbered_for, dropped = {key}, {}, []

@@ -95,7 +95,7 @@ def _tagged(sink, worker):
     return tag
 
 
-_chosen = {}
+_chosen: dict = {}
 
 
 def install(twistd_options, log_format, worker=None):

@@ -62,6 +62,12 @@ class Metrics:
             "aleatoria_calls_held", "Calls held for a user whose connection was lost, by "
             "outcome: held (by this daemon), resumed (the user came back here).",
             ["outcome"], registry=registry)
+        self.blocks = Counter(
+            "aleatoria_blocks", "Blocks made on this daemon (reports' included).",
+            registry=registry)
+        self.reports = Counter(
+            "aleatoria_reports", "Reports filed on this daemon, by reason.", ["reason"],
+            registry=registry)
         self.store_seconds = Histogram(
             "aleatoria_store_seconds", "Time store operations take, by operation.",
             ["operation"], registry=registry,
@@ -77,10 +83,35 @@ class Metrics:
             "Failures and client faults neither logged nor reported one by one, past "
             "their budget (counted, then summed up), by operation.",
             ["operation"], registry=registry)
+        self.webhooks = Counter(
+            "aleatoria_webhooks",
+            "Webhooks, by outcome: delivered; failed (an attempt, retried); dropped_queue_full, "
+            "dropped_expired (retried past --webhook-retry-hours), dropped_shutdown. Per URL.",
+            ["outcome"], registry=registry)
+        self.webhooks_waiting = Gauge(
+            "aleatoria_webhooks_waiting", "Webhooks waiting to be sent or being sent (all URLs).",
+            registry=registry)
+
+        self.bans = Counter(
+            "aleatoria_bans", "Bans set through this daemon's server API, by target "
+            "(user, address).", ["target"], registry=registry)
+        self.bans_lifted = Counter(
+            "aleatoria_bans_lifted", "Bans lifted through this daemon's server API.",
+            registry=registry)
+        self.ban_closes = Counter(
+            "aleatoria_ban_closes", "Connections to this daemon closed by a ban.",
+            registry=registry)
+        self.handshakes_banned = Counter(
+            "aleatoria_handshakes_banned", "Handshakes this daemon refused for a ban.",
+            registry=registry)
+        self.bans_in_force = Gauge(
+            "aleatoria_bans_in_force", "Bans in force (all daemons), as this daemon knows them.",
+            registry=registry)
 
     def watch_hub(self, hub):
         self.connections.set_function(lambda: hub.connection_count)
         self.rooms.set_function(lambda: len(hub.room_names()))
+        self.bans_in_force.set_function(hub.bans.in_force)
 
     def watch_evictions(self, evictions):
         """Count the history streams the backend evicts (L{aleatoria.domain.evictions})."""

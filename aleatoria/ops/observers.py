@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain import events as e
+from aleatoria.domain.call_life import CallHeld, CallResumed
 from aleatoria.domain.ports import IObserver
 from aleatoria.domain.rules import shown
 
@@ -15,6 +16,7 @@ _CONNECTIONS = Logger(namespace="aleatoria.connections")
 _ROOMS = Logger(namespace="aleatoria.rooms")
 _CALLS = Logger(namespace="aleatoria.calls")
 _ADMIN = Logger(namespace="aleatoria.admin")
+_SAFETY = Logger(namespace="aleatoria.safety")
 
 
 def _server_posted(fact):
@@ -35,10 +37,11 @@ _LINES = {
         "{user} replaced by a connection to another daemon" if f.elsewhere
         else "{user} replaced by a new connection", user=f.user),
     e.Reaped: lambda f: _CONNECTIONS.info("Reaped {user}, whose daemon died", user=f.user),
-    e.Joined: lambda f: f.quiet or _ROOMS.info(
+    e.Joined: lambda f: None if f.quiet else _ROOMS.info(
         "{user} joined {room!r} ({count} members)", user=f.user, room=f.room,
         count=f.members),
-    e.Left: lambda f: f.quiet or _ROOMS.info("{user} left {room!r}", user=f.user, room=f.room),
+    e.Left: lambda f: None if f.quiet else _ROOMS.info(
+        "{user} left {room!r}", user=f.user, room=f.room),
     e.NoPeer: lambda f: _CALLS.info("No peer available for {user}", user=f.user),
     e.Paired: lambda f: _CALLS.info("Paired {user} with {peer}", user=f.user, peer=f.peer),
     e.PairingUndone: lambda f: _CALLS.info(
@@ -47,15 +50,30 @@ _LINES = {
     e.CallOver: lambda f: _CALLS.info(
         "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
         reason=f.reason),
-    e.CallHeld: lambda f: _CALLS.info(
+    CallHeld: lambda f: _CALLS.info(
         "{user} lost its connection; its call with {peer} waits for it", user=f.user,
         peer=f.peer),
-    e.CallResumed: lambda f: _CALLS.info(
+    CallResumed: lambda f: _CALLS.info(
         "{user} came back to its call with {peer}", user=f.user, peer=f.peer),
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
+    e.Banned: lambda f: _ADMIN.info(
+        "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
+        seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
+    e.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
+                                      target=f.user or f.network),
+    e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
+                                         user=f.user, peer=f.address, id=f.ban_id),
     e.ServerPosted: _server_posted,
+    e.Blocked: lambda f: _SAFETY.info(
+        "{user} blocked {other}, ending their call" if f.ended else "{user} blocked {other}",
+        user=f.user, other=f.other),
+    e.Unblocked: lambda f: None if not f.had else _SAFETY.info(
+        "{user} unblocked {other}", user=f.user, other=f.other),
+    e.Reported: lambda f: _SAFETY.info(
+        "{user} reported {other} ({reason}): report {report_id}", user=f.user,
+        other=f.other, reason=f.reason, report_id=f.report_id),
 }
 
 
@@ -85,7 +103,16 @@ _CRUMBS = {
                                 {"currentPeerId": f.skipped}),
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
+    e.Banned: lambda f: ("safety", "Ban set", {
+        "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
+        "seconds": f.seconds}),
+    e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
+    e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
+    e.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
+    e.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
+    e.Reported: lambda f: ("safety", "User reported",
+                           {"userId": f.other, "reason": f.reason, "reportId": f.report_id}),
 }
 
 
@@ -110,6 +137,27 @@ class Breadcrumbs:
             self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
 
 
+_BAN_COUNTS = {
+    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+}
+
+
+@implementer(IObserver)
+class BanCounters:
+    """The metrics that count bans and what they bar (L{aleatoria.ops.metrics.Metrics})."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def happened(self, fact):
+        count = _BAN_COUNTS.get(type(fact))
+        if count is not None:
+            count(self._metrics, fact)
+
+
 @implementer(IObserver)
 class Counters:
     """The metrics that count what happened (L{aleatoria.ops.metrics.Metrics})."""
@@ -121,7 +169,11 @@ class Counters:
         kind = type(fact)
         if kind is e.Paired:
             self._metrics.pairings.inc()
-        elif kind is e.CallHeld:
+        elif kind is CallHeld:
             self._metrics.calls_held.labels("held").inc()
-        elif kind is e.CallResumed:
+        elif kind is CallResumed:
             self._metrics.calls_held.labels("resumed").inc()
+        elif kind is e.Blocked:
+            self._metrics.blocks.inc()
+        elif kind is e.Reported:
+            self._metrics.reports.labels(fact.reason).inc()

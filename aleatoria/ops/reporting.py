@@ -59,7 +59,7 @@ class Report:
     def breadcrumb(self, category, message, level="info", **data):
         """
         Add to this trail only; C{category} is one of C{websocket}, C{room},
-        C{message}, C{webrtc}, C{redis}.
+        C{message}, C{webrtc}, C{redis}, C{safety}.
         """
         if self._reporter.enabled:
             self.scope.add_breadcrumb(

@@ -14,18 +14,21 @@ import uuid
 
 from twisted.application.service import MultiService
 
+from aleatoria.redis.bans import RedisBans
+from aleatoria.redis.blocks import RedisBlocks
 from aleatoria.redis.budget import Budget
 from aleatoria.redis.bus import RedisBus
 from aleatoria.redis.connection import CommandLink
 from aleatoria.redis.keys import Keys
 from aleatoria.redis.matchmaking import RedisMatchmaking
+from aleatoria.redis.reports import RedisReports
 from aleatoria.redis.sessions import RedisSessions
 from aleatoria.redis.streams import RedisStreams
 
 
 class RedisBackend(MultiService):
     """
-    Streams, sessions, matchmaking and the bus, on one Redis.
+    Streams, sessions, matchmaking, blocks, reports, the bus and bans, on one Redis.
 
     @param link: where Redis is and how to log in: C{(endpoint, where,
         keywords)}, the keywords L{aleatoria.redis.link.Link}'s
@@ -36,6 +39,9 @@ class RedisBackend(MultiService):
         counts as dead.
     @param max_bytes: what Redis's C{used_memory} may be (L{Budget}).
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    @param sentinels: the L{aleatoria.redis.sentinel.Sentinels} that name the
+        primary, if they do (then C{link}'s endpoint is C{None}): both links
+        connect where they say, and move on a failover.
     @param call_grace: seconds a call is held for a user whose connection
         was lost (L{RedisSessions}).
     """
@@ -43,25 +49,40 @@ class RedisBackend(MultiService):
     kind = "redis"
 
     def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
-                 max_pending=10000, max_bytes=None, node=None, report=None, call_grace=0):
+                 max_pending=10000, max_bytes=None, node=None, report=None, sentinels=None,
+                 call_grace=0):
         super().__init__()
         endpoint, where, options = link
         self.node = node or uuid.uuid4().hex
         self.keys = Keys(prefix)
+        if sentinels is not None:
+            sentinels.setServiceParent(self)
+            endpoint = sentinels.endpoint()
         self.commands = CommandLink(endpoint, where, reactor, prefix=prefix,
-                                    max_pending=max_pending, report=report, db=db, **options)
+                                    max_pending=max_pending, report=report, db=db,
+                                    sentinels=sentinels is not None, **options)
         self.commands.setServiceParent(self)
         self.budget = Budget(self.commands, max_bytes, reactor)
         self.budget.setServiceParent(self)
         self.evictions = self.budget.evictions
+        if sentinels is not None:
+            endpoint = sentinels.endpoint()
         self.bus = RedisBus(self.commands, self.keys, (endpoint, where, options),
                             reactor, self.node)
         self.bus.setServiceParent(self)
+        if sentinels is not None:
+            sentinels.follow(self.commands.link.move)
+            sentinels.follow(self.bus.link.move)
+        self.commands.on_readonly = self.bus.link.move
+        self.bans = RedisBans(self.commands, self.bus, reactor)
+        self.bans.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
                                       node=self.node, node_ttl=node_ttl,
                                       call_grace=call_grace)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
+        self.blocks = RedisBlocks(self.commands, self.keys)
+        self.reports = RedisReports(self.commands, self.keys, reactor.seconds)
         self.streams = RedisStreams(self.commands, self.keys, self.bus, ttl=ttl,
                                     history_size=history_size, budget=self.budget)
 

@@ -39,15 +39,19 @@ class RedisBus(Service):
         self._commands = commands
         self._keys = keys
         self._receiver = None
+        self._hearers = {}
+        self._watchers = []
         self._handed = {}
         """
         Stream messages handed over while not listening, the latest
         L{HANDED_MEMORY} (a dict as an ordered set: one lookup per post).
         """
         endpoint, where, link_options = subscriber
-        channels = [keys("node_channel", node), keys("rooms_channel")]
+        # the rooms' channel first: once a daemon hears its own, which is how
+        # the others tell it listens (lua/library.lua), it hears both
+        channels = [keys("rooms_channel"), keys("node_channel", node)]
         self.link = Link(endpoint, where, reactor, channels=channels,
-                         on_message=self._received, **link_options)
+                         on_message=self._received, on_change=self._changed, **link_options)
 
     @property
     def subscribed(self):
@@ -64,6 +68,18 @@ class RedisBus(Service):
 
     def listen(self, receiver):
         self._receiver = receiver
+
+    def hear(self, kind, handler):
+        """Hand C{handler} each push the other daemons post as C{kind} to every daemon."""
+        self._hearers[kind] = handler
+
+    def watch(self, watcher):
+        """Call C{watcher(up)} each time the subscription is made or lost."""
+        self._watchers.append(watcher)
+
+    def _changed(self, up):
+        for watcher in self._watchers:
+            watcher(up)
 
     # Sending
 
@@ -141,6 +157,8 @@ class RedisBus(Service):
             receiver.replaced_elsewhere(target)
         elif kind == "kick":
             receiver.kicked(target, push.reason)
+        elif kind in self._hearers:
+            self._hearers[kind](push)
 
 
 def _heard(reply, user):

@@ -4,7 +4,9 @@ that a dead or hung Redis costs errors, never unbounded memory: every
 command has a timeout, which fails that command alone; while Redis is
 unreachable a command fails at once with L{StoreUnavailable} rather than
 queueing; no more than C{max_pending} commands wait at any time; and the
-outage is said once, as is the return.
+outage is said once, as is the return. Behind sentinels, a return to
+another primary is a failover: one line and one report say where to and
+after how long.
 """
 
 import txredisapi
@@ -16,6 +18,9 @@ from twisted.logger import Logger
 from aleatoria.domain.refusals import StoreUnavailable
 from aleatoria.redis.link import Link
 from aleatoria.redis.scripts import SCRIPTS
+
+FAILOVER_GRACE = 30.0
+"""Seconds the sentinels have to name a new primary before the loss is reported."""
 
 
 class CommandLink(Service):
@@ -30,15 +35,22 @@ class CommandLink(Service):
         of the link going down (a warning) and up (a breadcrumb).
     @param link_options: the rest of what L{Link} takes: C{retry_max},
         C{username}, C{password}, C{db}.
+    @param sentinels: whether sentinels name the primary (the endpoint asks
+        them): a loss is then reported only if no primary returns within
+        L{FAILOVER_GRACE}, and a return elsewhere as a failover.
     """
 
     _log = Logger(namespace="aleatoria.redis")
 
     def __init__(self, endpoint, where, reactor, *, prefix="", timeout, max_pending,
-                 report=None, **link_options):
+                 report=None, sentinels=False, **link_options):
         self.prefix = prefix
         self._reactor = reactor
-        self._where = where
+        self._sentinels = sentinels
+        self._primary = None
+        self._still_lost = None
+        self.on_readonly = None
+        """Called when a command meets a demoted primary (C{READONLY})."""
         self._timeout = timeout
         self._max_pending = max_pending
         self._report = report
@@ -52,6 +64,15 @@ class CommandLink(Service):
         self._redis = self.link.handler
 
     @property
+    def _where(self):
+        return self.link.where
+
+    @property
+    def era(self):
+        """The primary's era (L{Link.era}): a stream of another may have lost its tail."""
+        return self.link.era
+
+    @property
     def connected(self):
         return self.link.up
 
@@ -61,14 +82,19 @@ class CommandLink(Service):
 
     def startService(self):
         super().startService()
-        self._log.info("Connecting to Redis at {where}", where=self._where)
+        if self._sentinels:
+            self._log.info("Asking the sentinels at {where} where the Redis primary is",
+                           where=self._where)
+        else:
+            self._log.info("Connecting to Redis at {where}", where=self._where)
         self.link.start()
         self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
 
     def stopService(self):
         super().stopService()
-        if self._unreachable.active():
-            self._unreachable.cancel()
+        for call in (self._unreachable, self._still_lost):
+            if call is not None and call.active():
+                call.cancel()
         return self.link.stop()
 
     def _still_unreachable(self):
@@ -92,7 +118,13 @@ class CommandLink(Service):
             watcher(up)
 
     def _back(self):
-        if self._lost_at is None:
+        if self._still_lost is not None and self._still_lost.active():
+            self._still_lost.cancel()
+        moved = self._primary is not None and self._primary != self._where
+        self._primary = self._where
+        if moved:
+            self._failed_over()
+        elif self._lost_at is None:
             self._log.info("Redis at {where} connected", where=self._where)
         else:
             self._log.info("Redis at {where} is back after {seconds:.1f} s",
@@ -101,8 +133,23 @@ class CommandLink(Service):
         if self._report is not None:
             self._report.breadcrumb("redis", "Redis connected successfully", address=self._where)
 
+    def _failed_over(self):
+        seconds = self._reactor.seconds() - (self._lost_at or self._reactor.seconds())
+        self._lost_at = None
+        self._log.warn("Redis primary is now {where} (failover after {seconds:.1f} s)",
+                       where=self._where, seconds=seconds)
+        if self._report is not None:
+            self._report.capture_message("Redis failover", operation="redis_failover",
+                                         redisAddr=self._where)
+
     def _lost(self):
         self._lost_at = self._reactor.seconds()
+        if self._sentinels:
+            self._log.warn(
+                "Redis primary at {where} lost; history, rooms and matchmaking are "
+                "unavailable until the sentinels name one that answers", where=self._where)
+            self._still_lost = self._reactor.callLater(FAILOVER_GRACE, self._no_failover)
+            return
         self._log.warn(
             "Redis at {where} lost; history, rooms and matchmaking are unavailable "
             "until it returns (retrying at least every {retry:g} s)",
@@ -112,6 +159,13 @@ class CommandLink(Service):
             self._report.capture_message(
                 "Redis connection lost", operation="redis_connect", redisAddr=self._where,
             )
+
+    def _no_failover(self):
+        self._log.warn("No Redis primary for {grace:g} s: the sentinels name none that answers",
+                       grace=FAILOVER_GRACE)
+        if self._report is not None:
+            self._report.capture_message("Redis primary unreachable", operation="redis_connect",
+                                         redisAddr=self._where)
 
     def call(self, method, *args, capped=True):
         """
@@ -146,10 +200,23 @@ class CommandLink(Service):
         command only (its late reply is dropped), while a PING finds out
         whether the connection is dead.
         """
+        if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("READONLY"):
+            self._readonly()
         failure.trap(txredisapi.ConnectionError, defer.TimeoutError, ConnectionError)
         if failure.check(defer.TimeoutError):
             self.link.probe()
         raise StoreUnavailable(failure.getErrorMessage())
+
+    def _readonly(self):
+        """
+        This Redis was the primary, and a failover demoted it: our writes
+        fail here. Leave it -- and have the pub/sub link leave -- for the
+        primary the next connection attempt finds.
+        """
+        self.link.move()
+        if self.on_readonly is not None:
+            self.on_readonly()
+        raise StoreUnavailable(f"Redis at {self._where} is no longer the primary")
 
 
 def _text(value):

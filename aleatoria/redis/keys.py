@@ -20,6 +20,13 @@ NAMES = {
     "waiting": "available:waiting",
     "match": "match:{}",
     "held": "matches:held",
+    # ours: safety
+    "blocks": "blocks:{id}",
+    "address": "address:{id}",
+    "meeting": "meeting:{id}",
+    "report": "report:{}",
+    "reports": "reports",
+    "reports_filed": "reports:filed:{id}",
     "presence": "presence:{}",
     "budget": "budget:{}",
     "rooms": "rooms",
@@ -28,6 +35,9 @@ NAMES = {
     "node_users": "node:{}:users",
     "node_stats": "node:{}:stats",
     "nodes": "nodes",
+    # ours: bans
+    "ban": "ban:{}",
+    "bans": "bans",
     # ours: streams
     "room_offset": "room:offset:{}",
     "room_epoch": "room:epoch:{}",

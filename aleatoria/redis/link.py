@@ -4,10 +4,12 @@ txredisapi as Aleatoria uses it: the one place that changes its behaviour.
 txredisapi runs AUTH and SELECT itself when a connection opens and, when
 either fails -- a reply timeout from a Redis paused for a few seconds
 included -- calls C{stopTrying()}: that connection never comes back. Here
-the handshake is ours instead: AUTH, SELECT, then loading the scripts (the
-command link) or subscribing (the pub/sub link), under one timeout. Any
-failure drops that connection, which is tried again after a capped,
-jittered backoff, for as long as the daemon runs.
+the handshake is ours instead: AUTH, SELECT, a check that this Redis is
+the primary (a replica, or an old primary a failover left behind, would
+refuse or lose our writes), then loading the scripts (the command link)
+or subscribing (the pub/sub link), under one timeout. Any failure drops
+that connection, which is tried again after a capped, jittered backoff,
+for as long as the daemon runs.
 
 txredisapi's own reply timeout would abort the connection -- every user's
 commands with it -- for one slow reply; it is off. A command's caller
@@ -51,9 +53,29 @@ class _Handshake:
             d.addCallback(lambda _: self.auth(link.password, link.username or None))
         if link.db:
             d.addCallback(lambda _: self.select(link.db))
+        if link.primary:
+            d.addCallback(lambda _: self._primary(link))
         d.addCallback(lambda _: self._prepare(link))
         d.addTimeout(link.timeout, link.reactor)
         d.addCallbacks(self._greeted, self._refused, errbackArgs=(link,))
+
+    def _primary(self, link):
+        """
+        Refuse a Redis that is not the primary; note the era of the one
+        that is: its run (a restart) and its replication history (a
+        promotion) -- writes of another era may have been lost.
+        """
+        d = self.execute_command("INFO", "replication")
+
+        def replication(info):
+            found = _fields(info)
+            if found.get("role") != "master":
+                raise NotPrimary(f"not the primary: role:{found.get('role', '')}")
+            d = self.execute_command("INFO", "server")
+            return d.addCallback(lambda server: _era(_fields(server).get("run_id", ""),
+                                                     found.get("master_replid", "")))
+
+        return d.addCallback(replication).addCallback(link.reached)
 
     def _greeted(self, _):
         """
@@ -98,11 +120,27 @@ def _sha1(script):
     return hashlib.sha1(script.encode()).hexdigest()
 
 
+class NotPrimary(Exception):
+    """The Redis reached is a replica (or a demoted primary): not where writes go."""
+
+
+def _fields(info):
+    """An INFO reply as a dict."""
+    if isinstance(info, bytes):
+        info = info.decode()
+    return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+
+
+def _era(run_id, replid):
+    """A short tag that changes whenever the primary restarts or another is promoted."""
+    return hashlib.sha1(f"{run_id}:{replid}".encode()).hexdigest()[:8]
+
+
 class _Factory(txredisapi.RedisFactory):
     """One connection, our handshake, our backoff; tells the link of changes."""
 
     def __init__(self, link, protocol):
-        super().__init__(uuid=link.where, dbid=None, poolsize=1, isLazy=True,
+        super().__init__(uuid=None, dbid=None, poolsize=1, isLazy=True,
                          convertNumbers=False, replyTimeout=None)
         self.protocol = protocol
         self.link = link
@@ -129,14 +167,22 @@ class Link:
     @param on_change: called with C{True} when the connection is usable
         again, C{False} when it is lost.
     @param retry_max: the longest wait between reconnection attempts.
+    @param primary: whether the server must be the primary (not so for a
+        sentinel).
+    @param on_refusal: called with the reason a handshake failed, instead
+        of this link saying it (the sentinels say it once for all).
     """
 
     _log = Logger()
 
     def __init__(self, endpoint, where, reactor, *, timeout, retry_max=1.0, username=None,
                  password=None, db=0, scripts=(), channels=(), on_message=None,
-                 on_change=None):
-        self.where = where
+                 on_change=None, primary=True, on_refusal=None):
+        self._where = where
+        self.primary = primary
+        self.era = ""
+        """The era of the primary last reached (see L{_Handshake._primary})."""
+        self._on_refusal = on_refusal
         self.reactor = reactor
         self.timeout = timeout
         self.retry_max = retry_max
@@ -149,12 +195,18 @@ class Link:
         self._on_change = on_change
         self.endpoint = endpoint
         self._refusal = None
+        self._leaving = None
         self._probing = False
         self.up = False
         protocol = _SubscriberProtocol if channels else _CommandProtocol
         self._factory = _Factory(self, protocol)
         self.handler = self._factory.handler
         """Where commands go: txredisapi's connection handler."""
+
+    @property
+    def where(self):
+        """C{host:port} of the server: the one last asked for, when the endpoint asks."""
+        return getattr(self.endpoint, "address", None) or self._where
 
     def start(self):
         self._factory.startConnecting(self.endpoint)
@@ -173,9 +225,36 @@ class Link:
         if self._on_change is not None:
             self._on_change(up)
 
+    def reached(self, era):
+        self.era = era
+
+    def move(self, address=None):
+        """
+        The primary moved (to C{address}, when known): drop the connection,
+        unless it is there already; the next attempt asks where it went.
+        A subscriber unsubscribes first -- its own channel first -- so that
+        what was published to it before is read, and what is published
+        after counts it as not listening (never a post lost unsaid).
+        """
+        if not self._factory.pool or (address is not None and address == self.where):
+            return
+        connection = self._factory.pool[0]
+        if connection is self._leaving:
+            return
+        self._leaving = connection
+        self._log.info("Leaving Redis at {where}: it is no longer the primary",
+                       where=self.where)
+        d = succeed(None)
+        for channel in reversed(self.channels):
+            d.addCallback(lambda _, channel=channel: connection.unsubscribe(channel))
+        d.addTimeout(self.timeout, self.reactor)
+        d.addBoth(lambda _: connection.transport.abortConnection())
+
     def refused(self, why):
         """The handshake failed: say why once, not at every retry."""
-        if why != self._refusal:
+        if self._on_refusal is not None:
+            self._on_refusal(why)
+        elif why != self._refusal:
             self._refusal = why
             self._log.warn(
                 "Redis at {where} did not complete our handshake ({why}); "

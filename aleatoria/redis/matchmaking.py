@@ -10,6 +10,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import Match, Pairing
 from aleatoria.domain.ports import IMatchmaking
+from aleatoria.domain.values import Meeting
 
 
 @implementer(IMatchmaking)
@@ -31,7 +32,8 @@ class RedisMatchmaking:
         return self._commands.run("withdraw", user)
 
     def pair(self, requester, skipped):
-        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30))
+        d = self._commands.run("pair", requester, skipped, self._rng.randrange(1 << 30),
+                               self._commands.era)
         return d.addCallback(_pairing)
 
     def hang_up(self, user, peer):
@@ -46,6 +48,26 @@ class RedisMatchmaking:
 
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))
+
+    def last_match(self, user):
+        """The match hash while it lasts (it has no C{ended}), else the meeting it left."""
+        d = self._commands.call("hmget", self._keys("match", user), ["peer", "at", "ended"])
+
+        def current(reply):
+            if reply[0]:
+                return _meeting(reply)
+            d = self._commands.call("hmget", self._keys("meeting", user),
+                                    ["peer", "at", "ended"])
+            return d.addCallback(_meeting)
+
+        return d.addCallback(current)
+
+
+def _meeting(reply):
+    peer, started, ended = reply
+    if not peer:
+        return None
+    return Meeting(peer, int(started or 0), int(ended) if ended else None)
 
 
 def _pairing(reply):

@@ -101,8 +101,8 @@ class RedisSessions(Service):
 
     # Sessions
 
-    def claim(self, user):
-        d = self._commands.run("claim", user, self.node, self._grace_ms, capped=False)
+    def claim(self, user, address=""):
+        d = self._commands.run("claim", user, self.node, address, self._grace_ms, capped=False)
         return d.addCallback(lambda reply: Claim(
             reply[0], reply[1], tuple(sorted(reply[5:])),
             int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
@@ -132,6 +132,9 @@ class RedisSessions(Service):
         d = self._commands.run("rooms_page", limit, after)
         return d.addCallback(lambda reply: (
             [(reply[i], int(reply[i + 1])) for i in range(1, len(reply), 2)], int(reply[0])))
+
+    def address_of(self, user):
+        return self._commands.call("get", self._keys("address", user))
 
     def user_rooms(self, user):
         d = self._commands.call("smembers", self._keys("user_rooms", user))
@@ -174,7 +177,10 @@ class RedisSessions(Service):
         """
         joining = self._joined_at is None
         here = json.dumps(self._receiver.sessions_here())
-        d = self._commands.run("resync", self.node, here, self._life_ms, capped=False)
+        # after an outage (a failover, perhaps, that lost matches), the calls too
+        calls = json.dumps(self._receiver.calls_here()) if joining else ""
+        d = self._commands.run("resync", self.node, here, self._life_ms, calls,
+                               self._commands.era, capped=False)
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
 
@@ -204,7 +210,7 @@ class RedisSessions(Service):
         """
         load = self._receiver.load() if self._receiver else {"connections": 0, "rooms": 0}
         d = self._commands.run("heartbeat", self.node, self._life_ms, load["connections"],
-                               load["rooms"], capped=False)
+                               load["rooms"], self._commands.era, capped=False)
         return d.addCallback(bool)
 
     def _lapsed_or_not(self, alive):
@@ -213,7 +219,8 @@ class RedisSessions(Service):
         with the grace before reaping that a return from an outage gets.
         """
         if not alive:
-            self._log.warn("This daemon's heartbeat had lapsed; telling Redis who is here again")
+            self._log.warn("This daemon's heartbeat had lapsed, or Redis is another primary; "
+                           "telling Redis who is here again")
             self._joined_at = None
             self.resync()
 

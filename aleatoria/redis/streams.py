@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from aleatoria.domain.ports import IStreams
 from aleatoria.domain.rules import SYSTEM
+from aleatoria.domain.safety import write_refused
 from aleatoria.domain.values import Conversation, Posted, Since, new_epoch
 from aleatoria.redis import codec
 
@@ -50,6 +51,14 @@ class RedisStreams:
     def full(self):
         return self._budget.full()
 
+    def _fresh_epoch(self):
+        """
+        An epoch of the primary's era (L{aleatoria.redis.link.Link.era}), for
+        a stream that begins again: one of another era may have lost its
+        tail in a failover or restart (lua/streams.lua).
+        """
+        return f"{self._commands.era}.{new_epoch()}"
+
     # Rooms
 
     def post_room(self, message, at_ns):
@@ -61,7 +70,7 @@ class RedisStreams:
         head, middle, tail = codec.kept_parts(message)
         d = self._commands.run(
             "save_room", message.room, at_ns, head, middle, tail, self._size, self._ttl,
-            new_epoch(), codec.post_head("stream", bus.node),
+            self._fresh_epoch(), codec.post_head("stream", bus.node),
             f" {message.room}\n{codec.push_bytes(message)}")
 
         def kept(reply):
@@ -85,7 +94,8 @@ class RedisStreams:
         The room's L{Since}: the script says whether to read and which
         time range; of the kept messages in it, those of the gap.
         """
-        d = self._commands.run("room_since", room, offset, epoch, self._size)
+        d = self._commands.run("room_since", room, offset, epoch, self._size,
+                               self._fresh_epoch())
         return d.addCallback(self._room_gap, room, offset, epoch)
 
     def _room_gap(self, reply, room, offset, epoch):
@@ -111,11 +121,13 @@ class RedisStreams:
         head, middle, tail = codec.kept_parts(message)
         d = self._commands.run(
             "save_direct", sender, recipient, head, middle, tail, self._size, self._ttl,
-            new_epoch(), self._keys.dm(sender, recipient),
+            self._fresh_epoch(), self._keys.dm(sender, recipient),
             *codec.pair_parts(message, sender != SYSTEM),
             codec.post_head("inbox", bus.node), "\n" + codec.push_bytes(message))
 
         def kept(reply):
+            if len(reply) == 1:
+                raise write_refused(recipient)
             delivery = int(reply[4])
             if not bus.subscribed:
                 places = [(recipient, int(reply[2]), _text(reply[3]))]
@@ -136,7 +148,8 @@ class RedisStreams:
 
     def inbox_since(self, user, offset, epoch):
         """The inbox's L{Since}: the script says whether to read."""
-        d = self._commands.run("inbox_since", user, offset, epoch, self._size)
+        d = self._commands.run("inbox_since", user, offset, epoch, self._size,
+                               self._fresh_epoch())
         return d.addCallback(self._inbox_gap, user, offset, epoch)
 
     def _inbox_gap(self, reply, user, offset, epoch):

@@ -63,6 +63,20 @@ export class AleatoriaError extends Error {
   payload: any;
   /** For `unavailable` of a chat message: what failed ("delivery", "history"). */
   failed?: string[];
+  /**
+   * On a request's rejection: whether it left the client. `false`: the
+   * server never had it and never will.
+   */
+  sent?: boolean;
+}
+
+/** What `ice_servers` carries, and `getIceServers()` resolves with. */
+export interface IceServers {
+  iceServers: RTCIceServer[];
+  /** Seconds the TURN credentials are good for, from when they were made. */
+  ttl: number;
+  /** When they expire (RFC 3339). */
+  expiresAt: string;
 }
 
 export interface Conversation { withUser: string; last: Envelope; unread: number; }
@@ -86,10 +100,13 @@ export interface ClientEventMap {
   identity: CustomEvent<{ userId: string; reconnectToken: string }>;
   /** A stream a resume could not replay: reload it (`room`, or `direct` for the inbox). */
   unrecovered: CustomEvent<Resumed & { room?: string; direct?: true }>;
+  /** New ICE servers came (`ice_servers` or `assign_role`): `client.iceServers`. */
+  iceservers: CustomEvent<RTCIceServer[]>;
   /** Every message from the server. */
   message: CustomEvent<Envelope>;
   chat_message: CustomEvent<Envelope>;
   welcome: CustomEvent<Envelope>;
+  ice_servers: CustomEvent<Envelope>;
   resumed: CustomEvent<Envelope>;
   user_joined: CustomEvent<Envelope>;
   user_left: CustomEvent<Envelope>;
@@ -112,6 +129,8 @@ export class Client extends EventTarget {
   /** With --anonymous: the token to come back with (see the `identity` event). */
   reconnectToken: string;
   rooms: Set<string>;
+  /** The latest ICE servers the server gave (as the connection opens, with each call). */
+  iceServers: RTCIceServer[];
   positions: Map<string, Position>;
   connect(): Promise<Client>;
   close(): void;
@@ -133,7 +152,9 @@ export class Client extends EventTarget {
   write(toUser: string, content: string): Promise<Envelope>;
   available(): void;
   unavailable(): void;
-  requestPeer(currentPeerId?: string): Promise<{ role: "polite" | "impolite"; peerId: string } | null>;
+  requestPeer(currentPeerId?: string):
+    Promise<{ role: "polite" | "impolite"; peerId: string; iceServers: RTCIceServer[] } | null>;
+  getIceServers(): Promise<IceServers>;
   signal(type: "webrtc_offer" | "webrtc_answer" | "webrtc_candidate" | "hangup",
          toUser: string, payload?: object): void;
 
@@ -151,6 +172,7 @@ export class Client extends EventTarget {
 
 export interface CallerOptions {
   stream?: MediaStream | null;
+  /** Its `iceServers`, if any, replace the server's. */
   rtcConfig?: RTCConfiguration;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }

@@ -2,7 +2,11 @@
 // browsers and Node >= 20 (global WebSocket; on Node 20, run with
 // --experimental-websocket or pass `WebSocket`). See README.md beside it.
 
-/** An `error` the server answered a request with; `code` is its code. */
+/**
+ * A refusal: the server's answer to a request or a connection, or the
+ * client's own. On a request's, `sent` says whether it left the client:
+ * false, the server never had it and never will.
+ */
 export class AleatoriaError extends Error {
   constructor(code, message, payload = {}) {
     super(message);
@@ -52,6 +56,7 @@ export class Client extends EventTarget {
     this.userId = this.options.userId || subject(this.options.token);
     this.reconnectToken = this.options.reconnectToken || "";
     this.rooms = new Set();
+    this.iceServers = []; // the latest the server gave: for an RTCPeerConnection
     this.positions = new Map(); // "room:<name>" or "inbox" -> {offset, epoch}
     this._restore(this.options.positions);
     this._queue = []; // {message, messageId?}: not written yet
@@ -64,6 +69,7 @@ export class Client extends EventTarget {
     this._live = false; // the current socket is open (and welcomed, when anonymous)
     this._opened = 0;
     this._connecting = null; // connect()'s promise, until it settles
+    this._holding = null; // a resume under way: {keys, held}
   }
 
   /**
@@ -118,7 +124,8 @@ export class Client extends EventTarget {
     let token = this.options.token;
     if (this.options.getToken) {
       try {
-        token = await this.options.getToken();
+        token = await bounded(this.options.getToken(), this.options.openTimeout,
+          "no token within openTimeout");
       } catch (error) {
         if (attempt !== this._tries || this.state === "closed") return;
         // at connect(), the app hears of it; later, the token's source may come back
@@ -188,11 +195,7 @@ export class Client extends EventTarget {
     this.rooms.add(this.options.room || "Lobby");
     if (again || this.positions.size) this._resume();
     else if (this.options.resume) this._mark(this.options.room || "Lobby", true);
-    for (const { message, messageId } of this._queue.splice(0)) {
-      const pending = messageId && this._pending.get(messageId);
-      if (pending) pending.written = true;
-      this._write(message);
-    }
+    for (const { message, messageId } of this._queue.splice(0)) this._write(message, messageId);
     this._setState("open");
     this.dispatchEvent(new CustomEvent("open", { detail: { reconnected: again } }));
     const connecting = this._connecting;
@@ -223,6 +226,7 @@ export class Client extends EventTarget {
 
   /** An open connection ended. */
   _lost(code, reason) {
+    this._release();
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
     if (this.state === "closed") return;
     if (FINAL.has(code)) {
@@ -321,15 +325,33 @@ export class Client extends EventTarget {
     }
   }
 
-  /** Settle a request, once: resolved with `answer`, or rejected with `error`. */
+  /**
+   * Settle a request, once: resolved with `answer`, or rejected with (a
+   * copy of) `error` saying whether it was `sent`. One not sent leaves
+   * the queue: rejected, it is never sent.
+   */
   _settle(messageId, answer, error) {
     const pending = this._pending.get(messageId);
     if (!pending) return;
     this._pending.delete(messageId);
     clearTimeout(pending.timer);
     if (!pending.written) this._queue = this._queue.filter((q) => q.messageId !== messageId);
-    if (error) pending.reject(error);
-    else pending.resolve(answer);
+    if (!error) {
+      pending.resolve(answer);
+      return;
+    }
+    const rejection = new AleatoriaError(error.code, error.message, error.payload);
+    rejection.sent = pending.written;
+    pending.reject(rejection);
+  }
+
+  /** Wait `requestTimeout` for what settles a request: its turn to be sent, then its answer. */
+  _expire(messageId, pending, type) {
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => this._settle(messageId, null,
+      new AleatoriaError("timeout", pending.written ? `No answer to ${type}.`
+        : `${type} was not sent: no connection within requestTimeout.`)),
+    this.options.requestTimeout);
   }
 
   _onMessage(data) {
@@ -339,6 +361,43 @@ export class Client extends EventTarget {
     } catch {
       return;
     }
+    const holding = this._holding;
+    if (holding) {
+      const key = streamOf(message);
+      if (key && holding.keys.has(key)) {
+        this._answer(message); // an echo settles its request now, its event comes in order
+        holding.held.push({ key, message });
+        return;
+      }
+      if (message.type === "resumed") this._release();
+    }
+    this._handle(message);
+  }
+
+  /**
+   * While a resume is under way, the chat messages of the streams it names
+   * are held: the server sends first what reached the connection live
+   * before the `resume`, then the older ones it replays. At the `resumed`
+   * (or when the resume fails, or the connection is lost), they are
+   * handled, each stream in order of offset.
+   */
+  _release() {
+    const holding = this._holding;
+    if (!holding) return;
+    this._holding = null;
+    const streams = new Map();
+    for (const { key, message } of holding.held) {
+      if (!streams.has(key)) streams.set(key, []);
+      streams.get(key).push(message);
+    }
+    for (const messages of streams.values()) {
+      messages.sort((a, b) => a.offset - b.offset);
+      for (const message of messages) this._handle(message);
+    }
+  }
+
+  /** A message from the server: tracked, matched to its request, dispatched. */
+  _handle(message) {
     let identity = null;
     if (message.type === "welcome" && message.payload) {
       const { userId, reconnectToken } = message.payload;
@@ -349,12 +408,22 @@ export class Client extends EventTarget {
       }
     }
     this._track(message);
+    if (message.type === "ice_servers" || message.type === "assign_role") {
+      this._keepIceServers(message.payload);
+    }
     this._answer(message);
     this.dispatchEvent(new CustomEvent("message", { detail: message }));
     this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     if (identity) this.dispatchEvent(new CustomEvent("identity", { detail: identity }));
     if (message.type === "resumed") this._unrecovered(message.payload || {});
     if (message.type === "welcome" && !this._live && this._socket) this._ready();
+  }
+
+  /** The ICE servers of an `ice_servers` or `assign_role`, kept and told (`iceservers`). */
+  _keepIceServers(payload) {
+    if (!payload || !Array.isArray(payload.iceServers)) return;
+    this.iceServers = payload.iceServers;
+    this.dispatchEvent(new CustomEvent("iceservers", { detail: payload.iceServers }));
   }
 
   /**
@@ -426,7 +495,30 @@ export class Client extends EventTarget {
     if (!this.options.resume || (!Object.keys(rooms).length && !direct)) return;
     const payload = { rooms };
     if (direct) payload.direct = direct;
-    this.request({ type: "resume", payload }, "resumed").catch(() => {});
+    const keys = Object.keys(rooms).map((room) => `room:${room}`);
+    this._holding = { keys: new Set(direct ? [...keys, "inbox"] : keys), held: [] };
+    this._askResume(payload, this._holding);
+  }
+
+  /**
+   * Send the `resume`. Refused as too fast (the user's rate, or its reads
+   * under way), it is sent again, the same, after the server's
+   * `retryAfter`, the streams held meanwhile; failed otherwise, what was
+   * held is let go.
+   */
+  _askResume(payload, holding) {
+    const socket = this._socket;
+    const current = () => this._holding === holding && this._socket === socket && this._live;
+    this.request({ type: "resume", payload }, "resumed").catch((error) => {
+      if (error.code === "rate_limited" && current()) {
+        const wait = Number((error.payload || {}).retryAfter) || 1000;
+        setTimeout(() => {
+          if (current()) this._askResume(payload, holding);
+        }, wait);
+      } else if (this._holding === holding) {
+        this._release();
+      }
+    });
   }
 
   /**
@@ -450,9 +542,8 @@ export class Client extends EventTarget {
       }
       if (direct) this._advance("inbox", direct);
     }
-    if (message.type === "chat_message" && message.offset) {
-      this._advance(message.room ? `room:${message.room}` : "inbox", message);
-    }
+    const key = streamOf(message);
+    if (key) this._advance(key, message);
   }
 
   /** A stream is at `at` ({offset, epoch}) now, unless it was further on in the same epoch. */
@@ -463,8 +554,22 @@ export class Client extends EventTarget {
     }
   }
 
-  _write(message) {
+  /**
+   * Write `message` to the socket if it is open still; else (it is
+   * closing: the `close` is on its way) it goes back to the queue, for the
+   * next connection. A request written waits `requestTimeout` anew.
+   */
+  _write(message, messageId) {
+    if (!this._socket || this._socket.readyState !== 1) {
+      this._queue.push({ message, messageId });
+      return;
+    }
     this._socket.send(JSON.stringify(message));
+    const pending = messageId && this._pending.get(messageId);
+    if (pending) {
+      pending.written = true;
+      this._expire(messageId, pending, message.type);
+    }
   }
 
   /** Send a message; while not connected it waits in a queue, in order. */
@@ -491,13 +596,11 @@ export class Client extends EventTarget {
     }
     const envelope = { ...message, messageId };
     return new Promise((resolve, reject) => {
-      const pending = { resolve, reject, written: this._live,
+      const pending = { resolve, reject, written: false,
         types: Array.isArray(types) ? types : [types] };
-      pending.timer = setTimeout(() => this._settle(messageId, null,
-        new AleatoriaError("timeout", `No answer to ${message.type}.`)),
-      this.options.requestTimeout);
       this._pending.set(messageId, pending);
-      if (this._live) this._write(envelope);
+      this._expire(messageId, pending, message.type);
+      if (this._live) this._write(envelope, messageId);
       else this._queue.push({ message: envelope, messageId });
     });
   }
@@ -573,6 +676,11 @@ export class Client extends EventTarget {
     return answer.type === "assign_role" ? answer.payload : null;
   }
 
+  /** Fresh ICE servers (TURN credentials expire): `{iceServers, ttl, expiresAt}`. */
+  async getIceServers() {
+    return (await this.request({ type: "get_ice_servers" }, "ice_servers")).payload;
+  }
+
   /** Relay signaling to `toUser` (offer, answer, candidate or hangup). */
   signal(type, toUser, payload = {}) {
     this.send({ type, toUser, payload });
@@ -589,6 +697,21 @@ function subject(token) {
   }
 }
 
+/** The stream of a numbered chat message ("room:<name>" or "inbox"), or "". */
+function streamOf(message) {
+  if (message.type !== "chat_message" || !message.offset) return "";
+  return message.room ? `room:${message.room}` : "inbox";
+}
+
+/** `promise`, or a rejection with `message` if it has not settled within `ms`. */
+function bounded(promise, ms, message) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 function clean(fields) {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== ""));
 }
@@ -596,9 +719,11 @@ function clean(fields) {
 /**
  * Random video calls over a Client: `available()`, `next()`, `hangup()`,
  * and an RTCPeerConnection per call, driven by perfect negotiation with
- * the polite/impolite role the server assigns. Events: `call` (detail:
- * {peerId, role}), `track` (detail: the RTCTrackEvent), `connection`
- * (detail: the connection state) and `ended` (detail: {peerId, reason}).
+ * the polite/impolite role the server assigns, with the ICE servers (STUN,
+ * TURN) the server gives for the call unless `rtcConfig` names its own.
+ * Events: `call` (detail: {peerId, role}), `track` (detail: the
+ * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
+ * (detail: {peerId, reason}).
  */
 export class Caller extends EventTarget {
   constructor(client, { stream = null, rtcConfig = {},
@@ -646,10 +771,11 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  _start({ peerId, role }) {
+  _start({ peerId, role, iceServers }) {
     if (this.peerId === peerId && this.pc) return;
     if (this.peerId) this._end("replaced", true);
     this.peerId = peerId;
+    this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";
     this._connect();
     this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role } }));
@@ -662,7 +788,9 @@ export class Caller extends EventTarget {
     this._ignoreOffer = false;
     this._answerPending = false;
     this._early = [];
-    const pc = this.pc = new this.RTCPeerConnection(this.rtcConfig);
+    // the server's ICE servers, fresh for this call, unless the app gives its own
+    const pc = this.pc = new this.RTCPeerConnection(
+      { iceServers: this._iceServers, ...this.rtcConfig });
     pc.onnegotiationneeded = async () => {
       // The impolite side makes the first offer; the polite one answers it
       // with its tracks. Both offering at once from the start, the polite

@@ -1,9 +1,11 @@
 """
 References generated from the code they describe, so that they cannot
-drift from it: the settings (L{aleatoria.daemon.config.SETTINGS}), the
+drift from it: the settings (L{aleatoria.daemon.settings.SETTINGS}), the
 metrics (a fresh L{aleatoria.ops.metrics.Metrics}) and the server API (its
 OpenAPI document, L{aleatoria.http.api.OPENAPI}).
 """
+
+import re
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -27,6 +29,11 @@ def _literal(text):
     return f"``{text}``" if text else "(none)"
 
 
+def _plain(text):
+    """C{text} as reStructuredText shows it as it is: C{whsec_} is no reference."""
+    return re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", text)
+
+
 def _table(header, rows, widths):
     lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
     for row in [header, *rows]:
@@ -40,7 +47,7 @@ class Settings(_Generated):
     """Every setting: option, variable, default, meaning."""
 
     def lines(self):
-        from aleatoria.daemon.config import FLAGS, SETTINGS
+        from aleatoria.daemon.settings import FLAGS, SETTINGS
 
         rows = []
         for setting in SETTINGS:
@@ -51,7 +58,7 @@ class Settings(_Generated):
             elif isinstance(default, tuple):
                 default = ", ".join(map(str, default))
             rows.append((option, _literal(setting.env), _literal(str(default)),
-                         setting.help.replace("\n", " ")))
+                         _plain(setting.help.replace("\n", " "))))
         return _table(("Option", "Variable", "Default", "Meaning"), rows, "22 26 14 38")
 
 

@@ -6,6 +6,7 @@
 //   tests/e2e/netns.sh node tests/e2e/e2e.mjs
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -23,9 +24,9 @@ let failures = 0;
 const output = path.dirname(screenshot);
 mkdirSync(output, { recursive: true });
 
-function start(command, args, ready) {
+function start(command, args, ready, env = {}) {
   const child = spawn(command, args, { cwd: mkdtempSync(path.join(tmpdir(), "e2e-")),
-    stdio: ["ignore", "pipe", "pipe"] });
+    env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   processes.push(child);
   // each process's output, for when a scenario fails
   const saved = createWriteStream(path.join(output, `${path.basename(command)}-${processes.length}.log`));
@@ -43,8 +44,9 @@ function start(command, args, ready) {
 }
 
 async function daemon(port, ...options) {
+  const env = typeof options.at(-1) === "object" ? options.pop() : {};
   await start(twistd, ["--nodaemon", "--pidfile=", "aleatoria", "--demo",
-    "--port", `tcp:${port}:interface=127.0.0.1`, ...options], /Listening on \S+:\d+/);
+    "--port", `tcp:${port}:interface=127.0.0.1`, ...options], /Listening on \S+:\d+/, env);
   return `http://127.0.0.1:${port}/`;
 }
 
@@ -253,6 +255,61 @@ async function main() {
     await videoPlays(e);
     await chatBothWays(d, e);
   });
+
+  await scenario("through TURN only: relay candidates alone, video plays both ways",
+    async () => {
+      // coturn on the veth address (not loopback, which it refuses to relay
+      // to); the pages may use nothing but its relays, with the credentials
+      // the daemon minted for each call
+      const secret = randomBytes(32).toString("hex");
+      const turnPort = 3478 + Math.floor(Math.random() * 1000);
+      const dir = mkdtempSync(path.join(tmpdir(), "coturn-"));
+      await start("turnserver", ["-n", "--listening-ip=10.213.0.1",
+        `--listening-port=${turnPort}`, "--relay-ip=10.213.0.1", "--use-auth-secret",
+        `--static-auth-secret=${secret}`, "--realm=e2e", "--no-tls", "--no-dtls", "--no-cli",
+        "--no-rfc5780", "--log-file=stdout", "--simple-log", "--verbose",
+        `--userdb=${dir}/turn.db`, `--pidfile=${dir}/turn.pid`],
+      /Total General servers/);
+      const relayed = await daemon(9900 + Math.floor(Math.random() * 90),
+        "--turn-url", `turn:10.213.0.1:${turnPort}?transport=udp`,
+        { ALEATORIA_TURN_SECRET: secret });
+      const relayOnly = (tab) => tab.evaluate(() => {
+        const Native = window.RTCPeerConnection;
+        window.RTCPeerConnection = function (config) {
+          return new Native({ ...config, iceTransportPolicy: "relay" });
+        };
+      });
+      const g = await page(browser, relayed, "gil");
+      const h = await page(browser, relayed, "hal");
+      await relayOnly(g);
+      await relayOnly(h);
+      await g.click("#start");
+      await g.waitForSelector('#call-status[data-state="waiting"]');
+      await h.click("#start");
+      await connected(g);
+      await connected(h);
+      await videoPlays(g);
+      await videoPlays(h);
+      for (const tab of [g, h]) {
+        const [policy, username, local, remote] = await tab.evaluate(async () => {
+          const pc = window.demo.caller.pc;
+          const config = pc.getConfiguration();
+          const stats = await pc.getStats();
+          let pair = null;
+          stats.forEach((r) => {
+            if (r.type === "transport" && r.selectedCandidatePairId) {
+              pair = stats.get(r.selectedCandidatePairId);
+            }
+          });
+          return [config.iceTransportPolicy, config.iceServers[0].username,
+            stats.get(pair.localCandidateId).candidateType,
+            stats.get(pair.remoteCandidateId).candidateType];
+        });
+        assert.equal(policy, "relay");
+        assert.match(username, /^\d+:[\w-]+$/);
+        assert.deepEqual([local, remote], ["relay", "relay"]);
+      }
+    });
 
   await browser.close();
 }

@@ -23,11 +23,14 @@ local function alive(user)
   return node and live(node) and listening(node)
 end
 
--- Milliseconds since the epoch, by Redis's clock: the one every daemon shares.
-local function ms_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Unix milliseconds, by Redis's clock
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
+
+-- how long each side's most recent match is remembered after it ended (s)
+local MEETING_KEPT = 86400
 
 -- A user whose connection was lost has its match held until a deadline
 -- (K.held, by score) for it to come back.
@@ -36,15 +39,24 @@ local function held(user)
 end
 
 local function end_match(user)
-  local peer = redis.call('HGET', K.match(user), 'peer')
+  local match = redis.call('HMGET', K.match(user), 'peer', 'at')
+  local peer = match[1]
   if not peer then return false end
   redis.call('DEL', K.match(user), K.match(peer))
   redis.call('ZREM', K.held(), user, peer)
+  local ended = string.format('%d', now_ms())
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
+    local meeting = K.meeting(side)
+    redis.call('HSET', meeting, 'peer', side == user and peer or user, 'at', match[2] or '0',
+               'ended', ended)
+    redis.call('EXPIRE', meeting, MEETING_KEPT)
   end
   return peer
 end
+
+-- how long a user's client address is kept after its session ended (s)
+local ADDRESS_KEPT = 86400
 
 -- The session's end: out of its rooms and the pool; its match ended, or
 -- held for hold_ms (its former partner, or false).
@@ -57,11 +69,18 @@ local function end_session(user, hold_ms)
     redis.call('ZREM', K.room_live(room), user)
   end
   redis.call('DEL', rooms)
+  redis.call('EXPIRE', K.address(user), ADDRESS_KEPT)
   redis.call('SREM', K.pool(), user)
   redis.call('SREM', K.waiting(), user)
   if (hold_ms or 0) > 0 and redis.call('EXISTS', K.match(user)) == 1 then
-    redis.call('ZADD', K.held(), ms_now() + hold_ms, user)
+    redis.call('ZADD', K.held(), now_ms() + hold_ms, user)
     return false
   end
   return end_match(user)
+end
+
+-- whether either of the two users blocks the other
+local function blocked(a, b)
+  return redis.call('SISMEMBER', K.blocks(a), b) == 1
+    or redis.call('SISMEMBER', K.blocks(b), a) == 1
 end

@@ -1,13 +1,15 @@
 -- uses: library streams
 -- ARGV[2] room, [3] the client's offset, [4] its epoch, [5] messages kept
--- per room: {epoch, last offset} ({'', 0} for no stream), then -- only if
+-- per room, [6] a fresh epoch (the stream begins again if its epoch is of
+-- another era: see streams.lua): {epoch, last offset} ({'', 0} for no
+-- stream), then -- only if
 -- the client may have all it missed (see replayable) -- the lowest and
 -- highest time of the messages after its offset: the range of the
 -- history the daemon reads next (a plain ZRANGEBYSCORE: a message's way
 -- through Lua costs ten times its way out of Redis). A missing time (the
 -- message trimmed, or kept before times were) answers without a range.
 local room, from, size = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
-local epoch = redis.call('GET', K.room_epoch(room))
+local epoch = current_epoch(K.room_offset(room), K.room_epoch(room), ARGV[6], false)
 if not epoch then return {'', 0} end
 local last = tonumber(redis.call('GET', K.room_offset(room)) or '0')
 local reply = {epoch, last}

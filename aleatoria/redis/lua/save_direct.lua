@@ -9,8 +9,10 @@
 -- [13] .. recipient's offset .. [14] ([12] '' for 'system'), [15] what
 -- the posts begin with ('': tell nobody), [16] what they end with: head ..
 -- offset .. ' ' .. epoch .. ' ' .. user .. end.
--- {sender offset, epoch, recipient offset, epoch, delivery (see to_owner)}
+-- {sender offset, epoch, recipient offset, epoch, delivery (see to_owner)},
+-- or {'blocked'} -- nothing kept -- when either party blocks the other.
 local sender, recipient, size, ttl = ARGV[2], ARGV[3], tonumber(ARGV[7]), ARGV[8]
+if blocked(sender, recipient) then return {'blocked'} end
 local reply = {0, '', 0, '', 0}
 
 local function add(user, partner, incoming, at)

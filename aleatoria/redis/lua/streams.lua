@@ -1,17 +1,37 @@
 -- Streams: a room's messages, and a user's inbox (every direct message to
 -- or from the user). Each message is numbered in its stream -- "offset",
 -- from 1 -- and carries the stream's "epoch", which is new whenever the
--- stream begins again (its keys expired, or were flushed). What a stream
--- keeps, and what daemons are told, is made of parts the daemon sends,
--- the offset and epoch between them: no script reads or writes JSON.
+-- stream begins again (its keys expired, or were flushed, or a failover
+-- may have lost its tail). What a stream keeps, and what daemons are
+-- told, is made of parts the daemon sends, the offset and epoch between
+-- them: no script reads or writes JSON.
+--
+-- An epoch is "<era>.<random>": the era names the primary that wrote it
+-- (its run and its replication history, see link.py). A stream of another
+-- era was written on a primary that has since restarted or been replaced,
+-- and writes it acknowledged may be gone: its offsets must not be dealt
+-- out again under the same epoch, nor a replay claim to be whole. The
+-- daemon sends a fresh epoch of the current era with every call that may
+-- begin a stream anew.
+
+local function era(epoch)
+  return string.match(epoch, '^[^.]*%.') or ''
+end
+
+-- The stream's epoch, begun afresh (its offsets from 1 again) when it has
+-- none or one of another era than the fresh one; false when it has none
+-- and "create" is false. Its keys keep their time to live.
+local function current_epoch(counter, epochs, fresh, create)
+  local epoch = redis.call('GET', epochs)
+  if epoch and era(epoch) == era(fresh) and era(epoch) ~= '' then return epoch end
+  if not epoch and not create then return false end
+  redis.call('SET', epochs, fresh, 'KEEPTTL')
+  redis.call('DEL', counter)
+  return fresh
+end
 
 local function next_place(counter, epochs, fresh)
-  local epoch = redis.call('GET', epochs)
-  if not epoch then
-    epoch = fresh
-    redis.call('SET', epochs, epoch)
-    redis.call('DEL', counter)
-  end
+  local epoch = current_epoch(counter, epochs, fresh, true)
   return redis.call('INCR', counter), epoch
 end
 
@@ -31,11 +51,14 @@ local function to_owner(user, post)
   return 1
 end
 
--- Live daemons that are not listening, and so miss what all are told.
+-- Daemons that are not listening, and so miss what all are told: live
+-- ones, and those whose heartbeat lapsed but are not reaped yet -- after an
+-- outage or a failover longer than --node-ttl every daemon's has, and its
+-- users are still there until it comes back (or is reaped, if dead).
 local function deaf()
   local count = 0
   for _, node in ipairs(redis.call('SMEMBERS', K.nodes())) do
-    if live(node) and not listening(node) then count = count + 1 end
+    if not listening(node) then count = count + 1 end
   end
   return count
 end
@@ -43,11 +66,6 @@ end
 -- The streams by their last write (ms): 'room:' .. room, 'dm:..' (a pair's
 -- history key, unprefixed), 'inbox:' .. id(user). Past the history budget
 -- the oldest are evicted (evict.lua); those expired leave at every write.
-local function now_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-end
-
 local function written(ttl, streams)
   local ms = now_ms()
   for _, stream in ipairs(streams) do redis.call('ZADD', K.streams(), ms, stream) end

@@ -8,14 +8,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { AleatoriaError, Client } from "../aleatoria.js";
-import { RUNTIMES, clientMaker, collect, next, startDaemon, until } from "./daemons.mjs";
+import {
+  RUNTIMES, clientMaker, collect, counted, next, startDaemon, startProxy, until, within,
+} from "./daemons.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let url;
+let url, port;
 const client = clientMaker();
 
 before(async () => {
-  ({ url } = await startDaemon(["--allow-no-origin"]));
+  ({ url, port } = await startDaemon(["--allow-no-origin"]));
 });
 
 test.afterEach(() => client.closeAll());
@@ -67,7 +69,8 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     const dave = await connect("dave", { room: room("d") });
     const erin = await connect("erin", { room: room("d") });
     await erin.say(room("d"), "seen");
-    await until(() => dave.positions.get(`room:${room("d")}`) && dave.positions.get("inbox"));
+    await until(() => dave.positions.get(`room:${room("d")}`)?.offset === 1 &&
+      dave.positions.get("inbox"));
     const events = {};
     for (const type of ["state", "open", "close", "resumed", "chat_message", "message"]) {
       events[type] = collect(dave, type);
@@ -77,7 +80,8 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     const queued = dave.say(room("d"), "queued");
     const missed = [await erin.say(room("d"), "missed 1"), await erin.say(room("d"), "missed 2"),
       await erin.write(name("dave"), "missed dm")];
-    const resumed = await next(dave, "resumed");
+    await until(() => events.resumed.length === 1, 5000, "resumed");
+    const [resumed] = events.resumed;
     assert.equal((await queued).payload.content, "queued");
     assert.deepEqual(events.state.slice(0, 2), ["reconnecting", "open"]);
     assert.equal(resumed.payload.rooms[room("d")].recovered, true);
@@ -93,7 +97,100 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     assert.equal(events.close.length, 1);
     const inRoom = events.chat_message.filter((m) => m.room === room("d"));
     assert.deepEqual(inRoom.map((m) => m.offset), [...inRoom.map((m) => m.offset)].sort((a, b) => a - b));
-    assert.equal(missed[0].offset + 1, missed[1].offset);
+    assert.deepEqual(inRoom.map((m) => m.offset), [2, 3, 4], "every one after where it stood");
+    assert.ok(missed[0].offset < missed[1].offset);
+  });
+
+  test(`each message received is dispatched once, as itself and as a message, across a reconnect [${runtime}]`, async () => {
+    const Counted = counted(WebSocket);
+    const jack = client(url, { userId: name("jack"), room: room("j"), WebSocket: Counted });
+    const kate = await connect("kate", { room: room("j") });
+    const seen = { message: collect(jack, "message"), open: collect(jack, "open"),
+      close: collect(jack, "close"), state: collect(jack, "state") };
+    const types = ["welcome", "chat_message", "resumed", "room_joined", "rooms_list",
+      "recent_messages", "conversations", "user_joined", "user_left", "error"];
+    for (const type of types) seen[type] = collect(jack, type);
+    await jack.connect();
+    await kate.say(room("j"), "one");
+    await kate.write(name("jack"), "dm one");
+    await until(() => seen.chat_message.length === 2);
+    await jack.getRooms();
+    jack._socket.close(4000, "a network blip");
+    await until(() => jack.state === "reconnecting");
+    await kate.say(room("j"), "two");
+    await kate.write(name("jack"), "dm two");
+    await until(() => seen.resumed.length === 1 && seen.chat_message.length >= 4);
+    await jack.getRooms();
+    await jack.getRecentMessages("elsewhere").catch(() => {});
+    const frames = Counted.frames;
+    const sorted = (list) => list.map((m) => JSON.stringify(m)).sort();
+    assert.deepEqual(sorted(seen.message), sorted(frames), "every message once");
+    for (const type of types) {
+      assert.equal(seen[type].length, frames.filter((f) => f.type === type).length, type);
+    }
+    assert.deepEqual(seen.chat_message.map((m) => m.payload.content).sort(),
+      ["dm one", "dm two", "one", "two"]);
+    assert.equal(seen.resumed.length, 1);
+    assert.deepEqual(seen.open, [{ reconnected: false }, { reconnected: true }]);
+    assert.equal(seen.close.length, 1);
+    assert.deepEqual(seen.state, ["connecting", "open", "reconnecting", "open"]);
+  });
+
+  test(`around a lost connection each request settles once, and says whether it was sent [${runtime}]`, async () => {
+    const proxy = await startProxy(port);
+    const lena = await client.open(proxy.url, { userId: name("lena"), room: room("l"), WebSocket });
+    const mick = await connect("mick", { room: room("l") });
+    await until(() => lena.positions.get(`room:${room("l")}`));
+    const own = collect(lena, "chat_message");
+    proxy.hold();
+    const inDoubt = lena.say(room("l"), "kept, its echo lost");
+    await until(async () => (await mick.getRecentMessages(room("l"))).length === 1);
+    proxy.cut();
+    proxy.release();
+    const error = await within(inDoubt.then(() => null, (e) => e), 3000, "say()");
+    assert.ok(error instanceof AleatoriaError);
+    assert.deepEqual([error.code, error.sent], ["disconnected", true]);
+    await until(() => own.length === 1, 3000, "the message in doubt back in the resume");
+    assert.deepEqual([own[0].payload.content, own[0].incoming], ["kept, its echo lost", false]);
+
+    lena._socket.close(4000, "a network blip");
+    const requeued = lena.say(room("l"), "sent as the socket closed"); // closing: not written
+    assert.equal((await requeued).payload.content, "sent as the socket closed");
+    const history = await mick.getRecentMessages(room("l"));
+    assert.deepEqual(history.map((m) => m.payload.content),
+      ["sent as the socket closed", "kept, its echo lost"]);
+    await proxy.stop();
+  });
+
+  test(`what came live before the resume and what it replays are dispatched in order [${runtime}]`, async () => {
+    let held = null; // the resume frame, kept back until the test lets it go
+    class Slow extends WebSocket {
+      send(data) {
+        if (JSON.parse(data).type === "resume") held = () => super.send(data);
+        else super.send(data);
+      }
+    }
+    const nora = await connect("nora", { room: room("n"), WebSocket: Slow });
+    const otto = await connect("otto", { room: room("n") });
+    await otto.say(room("n"), "seen");
+    await until(() => nora.positions.get(`room:${room("n")}`)?.offset === 1);
+    const chats = collect(nora, "chat_message");
+    const resumed = collect(nora, "resumed");
+    nora._socket.close(4000, "a network blip");
+    await until(() => nora.state === "reconnecting");
+    await otto.say(room("n"), "missed");
+    await until(() => nora.state === "open" && held, 3000, "reconnected, resume held back");
+    await otto.say(room("n"), "live");
+    await otto.getRooms(); // nora's copy of "live" is on its way before the resume
+    const echo = await within(nora.say(room("n"), "mine"), 3000, "say() while the resume is held");
+    assert.equal(echo.offset, 4);
+    assert.deepEqual(chats, [], "held until the resumed");
+    held();
+    await until(() => resumed.length === 1);
+    assert.deepEqual(chats.map((m) => [m.payload.content, m.offset]),
+      [["missed", 2], ["live", 3], ["mine", 4]]);
+    assert.deepEqual(resumed[0].payload.rooms[room("n")], { recovered: true, offset: 4,
+      epoch: resumed[0].payload.rooms[room("n")].epoch });
   });
 
   test(`replaced by a newer connection, it does not reconnect [${runtime}]`, async () => {
@@ -178,4 +275,22 @@ test("npm pack packs the module, its types and README, and leaves nothing untrac
   } finally {
     rmSync(path.join(folder, packed.filename), { force: true });
   }
+});
+
+test("requests dropped over the rate limit reject rate_limited at once, with the retryAfter", async () => {
+  const { url: slow } = await startDaemon(["--allow-no-origin", "--rate-limit", "0.01",
+    "--rate-burst", "5"]);
+  const rita = await client.open(slow, { userId: "rita", room: "r", requestTimeout: 60000 });
+  const said = await within(Promise.allSettled([1, 2, 3, 4, 5].map((n) => rita.say("r", `n${n}`))),
+    10000, "every say() settled, none waiting for requestTimeout");
+  const dropped = said.filter((r) => r.status === "rejected").map((r) => r.reason);
+  assert.ok(dropped.length >= 1, "over the burst");
+  for (const error of dropped) {
+    assert.deepEqual([error.code, error.sent], ["rate_limited", true]);
+    assert.ok(error.payload.retryAfter > 0);
+  }
+  const kept = said.filter((r) => r.status === "fulfilled").map((r) => r.value.payload.content);
+  const fresh = await client.open(slow, { userId: "sam", room: "r" });
+  const history = await fresh.getRecentMessages("r");
+  assert.deepEqual(history.map((m) => m.payload.content).reverse(), kept, "the dropped never kept");
 });

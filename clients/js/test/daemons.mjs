@@ -25,14 +25,19 @@ if (typeof globalThis.WebSocket !== "function") {
 /** The WebSocket classes every scenario runs with: [name, class]. */
 export const RUNTIMES = [["node", globalThis.WebSocket], ["ws", WsWebSocket]];
 
-/** A WebSocket class that counts the sockets made with it (`.made`). */
+/**
+ * A WebSocket class that counts the sockets made with it (`.made`) and
+ * keeps every message they received (`.frames`, parsed).
+ */
 export function counted(WebSocket) {
   return class Counted extends WebSocket {
     static made = 0;
+    static frames = [];
 
     constructor(...args) {
       super(...args);
       Counted.made += 1;
+      this.addEventListener("message", (event) => Counted.frames.push(JSON.parse(event.data)));
     }
   };
 }
@@ -52,7 +57,7 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Wait until `condition()` holds, failing after `ms`. */
 export async function until(condition, ms = 5000, what = "condition") {
   const end = Date.now() + ms;
-  while (!condition()) {
+  while (!await condition()) {
     if (Date.now() > end) throw new Error(`${what} never held`);
     await sleep(20);
   }
@@ -138,7 +143,16 @@ export async function startRedis(port) {
   const exited = new Promise((resolve) => child.on("exit", resolve));
   const redis = {
     port,
+    /** SIGSTOP: the server hangs, connections open, nothing answered. */
+    pause() {
+      child.kill("SIGSTOP");
+    },
+    /** SIGCONT: what waited runs. */
+    unpause() {
+      child.kill("SIGCONT");
+    },
     async stop() {
+      child.kill("SIGCONT");
       running.delete(redis);
       child.kill("SIGTERM");
       await exited;
@@ -151,6 +165,51 @@ export async function startRedis(port) {
     await sleep(20);
   }
   return redis;
+}
+
+/**
+ * A TCP proxy on a free port to `port`, for failure injection: `hold()`
+ * stops passing on what the server sends (the client waits for answers
+ * that never come), `cut()` resets every connection through it, and
+ * `release()` passes things again for the connections after.
+ */
+export async function startProxy(port) {
+  const sockets = new Set();
+  let held = false;
+  const server = createServer((client) => {
+    const upstream = createConnection(port, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on("data", (chunk) => upstream.write(chunk));
+    upstream.on("data", (chunk) => held || client.write(chunk));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const proxy = {
+    url: `ws://127.0.0.1:${server.address().port}/ws`,
+    hold() {
+      held = true;
+    },
+    cut() {
+      for (const socket of sockets) socket.resetAndDestroy();
+    },
+    release() {
+      held = false;
+    },
+    async stop() {
+      running.delete(proxy);
+      proxy.cut();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  running.add(proxy);
+  return proxy;
 }
 
 function accepts(port) {

@@ -77,6 +77,24 @@ for (const [runtime, WebSocket] of RUNTIMES) {
   });
 }
 
+test("a Node app with ws sends an allowed origin, and its fetch reads refusals right", async () => {
+  const origin = "https://app.example.com";
+  const daemon = await startDaemon(["--anonymous", "--allowed-origin", origin],
+    { env: { ALEATORIA_ANONYMOUS_SECRET: randomSecret() } });
+  class WebSocket extends RUNTIMES[1][1] {
+    constructor(url) {
+      super(url, { origin });
+    }
+  }
+  const fetchAs = (url, init) => fetch(url, { ...init, headers: { origin } });
+  const ann = await client.open(daemon.url, { WebSocket, fetch: fetchAs });
+  assert.match(ann.userId, /^anon-/);
+  await refused(daemon.url, "invalid_request", { userId: "bob", WebSocket, fetch: fetchAs });
+  // without the origin the question is refused for that, not the upgrade's reason
+  await refused(daemon.url, "forbidden", { userId: "bob", WebSocket });
+  await daemon.stop();
+});
+
 test("a first connect over the connections an address may hold rejects rate_limited", async () => {
   const held = createConnection(daemons.strict.port, "127.0.0.1"); // a handshake that takes its time
   await new Promise((resolve) => held.on("connect", resolve));
@@ -124,6 +142,9 @@ test("getToken gives each reconnect a fresh token; a fixed one that expired is s
   const failing = client(daemons.tokens.url, { getToken: () => Promise.reject(new Error("down")) });
   await assert.rejects(within(failing.connect(), 3000), (error) => error.code === "no_token");
   assert.equal(failing.state, "closed");
+  const hanging = client(daemons.tokens.url, { getToken: () => new Promise(() => {}),
+    openTimeout: 300 });
+  await assert.rejects(within(hanging.connect(), 3000), (error) => error.code === "no_token");
 });
 
 for (const [runtime, WebSocket] of RUNTIMES) {

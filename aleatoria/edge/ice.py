@@ -1,0 +1,53 @@
+"""
+The ICE servers a client gives its C{RTCPeerConnection}: the STUN URLs
+as they are, and the TURN URLs with credentials minted for the moment, as
+the TURN REST API has it (what coturn's C{use-auth-secret} checks): the
+user name is C{<expiry unix time>:<opaque id>}, the credential
+base64(HMAC-SHA1(secret, user name)). The TURN server needs nothing from
+the daemon but the shared secret.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+
+
+def credential(secret, username):
+    """The password coturn expects with C{username}, under C{static-auth-secret} C{secret}."""
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+class IceServers:
+    """
+    Mints the payload of C{ice_servers}: C{{"iceServers": [RTCIceServer,
+    ...], "ttl": seconds, "expiresAt": RFC 3339}}, fresh at each call.
+
+    The opaque part of a user name is random: a TURN server's logs tie a
+    relay to no user of ours, and two credentials to no one user.
+
+    @param stun: STUN URLs, as C{--stun-url} gives them.
+    @param turn: TURN URLs; with no C{secret}, none are given out.
+    @param secret: the TURN server's C{static-auth-secret}.
+    @param ttl: seconds a credential is good for.
+    @param seconds: the wall clock (Unix time), as C{reactor.seconds}.
+    """
+
+    def __init__(self, stun=(), turn=(), secret="", ttl=3600, seconds=None):
+        self._stun = list(stun)
+        self._turn = list(turn) if secret else []
+        self._secret = secret
+        self._ttl = ttl
+        self._seconds = seconds or (lambda: datetime.now(UTC).timestamp())
+
+    def fresh(self):
+        expiry = int(self._seconds()) + self._ttl
+        servers = [{"urls": list(self._stun)}] if self._stun else []
+        if self._turn:
+            username = f"{expiry}:{secrets.token_urlsafe(12)}"
+            servers.append({"urls": list(self._turn), "username": username,
+                            "credential": credential(self._secret, username)})
+        expires = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": expires}

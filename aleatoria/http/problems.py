@@ -1,0 +1,20 @@
+"""The answers of the server API other than success: RFC 9457 problem documents."""
+
+import json
+
+
+class Problem(Exception):
+    """An answer other than success, as RFC 9457 has it."""
+
+    def __init__(self, status, title, detail, code, headers=(), **extra):
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.code = code
+        self.headers = headers
+        self.extra = extra
+
+    def body(self):
+        return json.dumps({"type": "about:blank", "title": self.title, "status": self.status,
+                           "detail": self.detail, "code": self.code, **self.extra}).encode()

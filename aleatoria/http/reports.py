@@ -1,0 +1,86 @@
+"""
+The server API's reports (C{/api/v1/reports}): the newest first, paged;
+one by id; deleted once handled. Handed to L{aleatoria.http.api.ServerAPI}
+as routes of its own; described in L{aleatoria.http.openapi}.
+"""
+
+import re
+
+from aleatoria.domain.reports import PAGE, place_of
+from aleatoria.http.api import Problem
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ReportsAPI:
+    """@param reported: the hub's L{aleatoria.domain.reports.Reports}."""
+
+    def __init__(self, reported):
+        self._reported = reported
+
+    def routes(self):
+        """The routes, as L{aleatoria.http.api.ServerAPI} takes them."""
+        return {(b"GET", ("reports",)): self._page,
+                (b"GET", ("reports", None)): self._get,
+                (b"DELETE", ("reports", None)): self._delete}
+
+    async def _page(self, request, body):
+        limit, after = _page(request)
+        reports = await self._reported.page(limit, after)
+        page = {"reports": [rendered(report) for report in reports]}
+        if len(reports) == limit:
+            page["next"] = place_of(reports[-1])
+        return page
+
+    async def _get(self, request, body):
+        report = await self._reported.get(_id(request))
+        if report is None:
+            raise _gone()
+        return rendered(report)
+
+    async def _delete(self, request, body):
+        report_id = _id(request)
+        if not await self._reported.delete(report_id):
+            raise _gone()
+        return {"reportId": report_id, "deleted": True}
+
+
+def rendered(report):
+    """A report as the API shows it."""
+    return {
+        "reportId": report.id, "createdAt": report.created_at, "reason": report.reason,
+        "details": report.details,
+        "reporter": {"userId": report.reporter, "address": report.reporter_address},
+        "reported": {"userId": report.reported, "address": report.reported_address},
+        "pairedAt": report.paired_at, "pairedSeconds": report.paired_seconds,
+        "sharedInterests": report.shared_interests,
+        "messages": [{"fromUser": m.sender, "toUser": m.recipient, "content": m.content,
+                      "messageId": m.message_id, "createTime": m.create_time}
+                     for m in report.messages],
+    }
+
+
+def _id(request):
+    report_id = request.parts[1]
+    if not _ID.match(report_id):
+        raise _gone()
+    return report_id
+
+
+def _gone():
+    return Problem(404, "Not Found", "No such report (never filed, expired or deleted).",
+                   "not_found")
+
+
+def _page(request):
+    """C{limit} (1 to 100, default 100) and C{after} of the query."""
+    def one(name):
+        values = request.args.get(name.encode())
+        return values[0].decode("utf-8", "replace") if values else None
+
+    limit = one("limit")
+    count = PAGE if limit is None else int(limit) if limit.isdigit() else 0
+    if not 1 <= count <= PAGE:
+        raise Problem(400, "Bad Request", f"limit is a whole number from 1 to {PAGE}.",
+                      "invalid_message")
+    return count, one("after") or ""

@@ -1,0 +1,73 @@
+"""
+Which facts of the domain (L{aleatoria.domain.events}) the app's backend
+hears of, and how: the C{type} of each webhook and its C{data}. One row
+per fact. A new event type is one line of L{EVENTS}, e.g.::
+
+    e.ReportFiled: lambda f, daemon: ("report.created", {"reportId": f.report_id, ...}),
+
+A call that ends for a new reason (C{blocked}, C{reported}) needs no row:
+C{match.ended} says C{CallOver.reason}, which L{Calls.end
+<aleatoria.domain.calls.Calls.end>} takes apart from what the user is
+C{told}. The wire names (camelCase, as the protocol's) are documented in
+README.rst, section Webhooks.
+"""
+
+from aleatoria.domain import events as e
+from aleatoria.domain.matchmaking import IMPOLITE, POLITE
+
+DEFAULT_SEGMENT = "default"
+
+
+def _started(fact, daemon):
+    return "match.started", {
+        "users": [{"userId": fact.user, "role": IMPOLITE},
+                  {"userId": fact.peer, "role": POLITE}],
+        "segment": DEFAULT_SEGMENT,
+        "commonInterests": [],
+    }
+
+
+def _ended(reason):
+    """
+    A call that ended: C{endedBy} is who hung up, skipped, disconnected...
+    (the first of C{users}); C{duration} in seconds, C{null} when unknown.
+    """
+    def made(fact, daemon):
+        ender, other = (fact.user, fact.peer) if reason == "hangup" else (fact.peer, fact.user)
+        return "match.ended", {
+            "users": [ender, other], "endedBy": ender,
+            "reason": reason or fact.reason, "duration": fact.seconds,
+        }
+
+    return made
+
+
+def _user(kind):
+    def made(fact, daemon):
+        return kind, {"userId": fact.user, "address": fact.address, "daemon": daemon}
+
+    return made
+
+
+def _banned(fact, daemon):
+    """A ban the server API set through this daemon: a user's, or an address range's."""
+    return "user.banned", {"banId": fact.ban_id, "userId": fact.user or None,
+                           "address": fact.network or None, "seconds": fact.seconds,
+                           "reason": fact.reason}
+
+
+def _reaped(fact, daemon):
+    """A user whose daemon died, cleaned up by this one: where it was is not known."""
+    return "user.disconnected", {"userId": fact.user, "address": None, "daemon": None}
+
+
+EVENTS = {
+    e.Paired: _started,
+    e.HungUp: _ended("hangup"),
+    e.CallOver: _ended(None),
+    e.Connected: _user("user.connected"),
+    e.Disconnected: _user("user.disconnected"),
+    e.Reaped: _reaped,
+    e.Banned: _banned,
+}
+"""Fact type -> C{(fact, daemon id) -> (webhook type, data)}."""

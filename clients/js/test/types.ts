@@ -1,0 +1,54 @@
+// What TypeScript makes of aleatoria.d.ts: each event's detail is typed
+// (test/types.test.mjs compiles this with tsc --strict; each line marked
+// as an expected error must be one).
+import { AleatoriaError, Caller, Client } from "../aleatoria.js";
+
+const client = new Client("wss://chat.example.com/ws", {
+  reconnectToken: localStorage.getItem("token") ?? undefined,
+  getToken: async () => "a.jwt.token",
+});
+client.addEventListener("identity", (e) => {
+  const token: string = e.detail.reconnectToken;
+  localStorage.setItem("token", token);
+});
+client.addEventListener("open", (e) => {
+  const again: boolean = e.detail.reconnected;
+  // @ts-expect-error: open has no userId
+  console.log(again, e.detail.userId);
+});
+client.addEventListener("refused", (e) => {
+  const code: string = e.detail.code;
+  console.log(code);
+});
+client.addEventListener("unrecovered", (e) => {
+  const where: string | undefined = e.detail.room;
+  const offset: number = e.detail.offset;
+  console.log(where, offset);
+});
+client.addEventListener("chat_message", (e) => {
+  const offset: number | undefined = e.detail.offset;
+  console.log(offset, e.detail.payload.content);
+});
+client.addEventListener("state", (e) => {
+  // @ts-expect-error: not a state
+  const state: "gone" = e.detail;
+  console.log(state);
+});
+
+async function main() {
+  await client.connect();
+  try {
+    const echo = await client.say("Lobby", "hi");
+    console.log(echo.offset);
+  } catch (error) {
+    if (error instanceof AleatoriaError && error.sent === false) await client.say("Lobby", "hi");
+    if (error instanceof AleatoriaError) console.log(error.failed?.join(","));
+  }
+  const saved: string = JSON.stringify(client.getPositions());
+  new Client("wss://chat.example.com/ws", { positions: JSON.parse(saved) });
+  const caller = new Caller(client, { rtcConfig: { iceServers: [] } });
+  caller.addEventListener("ended", (e) => console.log(e.detail.reason, e.detail.local));
+  // @ts-expect-error: say takes a room and a content
+  await client.say("Lobby");
+}
+main();
