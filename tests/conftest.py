@@ -204,6 +204,9 @@ class Receiver:
     def reaped(self, user, rooms, peer):
         self.handed.append(("reaped", user, rooms, peer))
 
+    def call_lapsed(self, user, peer):
+        self.handed.append(("lapsed", user, peer))
+
 
 class _Forgotten(list):
     def append(self, item):
@@ -251,6 +254,7 @@ async def backend(request):
     config = redis_config(server.port, **{
         "redis-prefix": request.getfixturevalue("redis_prefix"),
         "history-size": str(CONTRACT_HISTORY),
+        "call-grace": "0",
     })
     made = await started(make_backend(config, reactor, Reporter(clock=reactor).daemon))
     yield made

@@ -59,6 +59,7 @@ class Config:
     reports_per_hour: int
     report_ttl_hours: int
     signaling: str
+    call_grace: float
     rate_limit: float
     rate_burst: int
     stored_per_hour: int

@@ -59,11 +59,20 @@ class MemberLeft(Push, tag="left"):
 
 
 class CallStarted(Push, tag="call"):
-    """C{user} is matched with C{peer}, in C{role}."""
+    """C{user} is matched with C{peer}, in C{role} (again if C{resumed}, back in its grace)."""
 
     user: str
     peer: str
     role: str
+    create_time: str
+    resumed: bool = False
+
+
+class PeerReconnected(Push, tag="back"):
+    """C{user}'s partner C{peer} came back within the grace of their call."""
+
+    user: str
+    peer: str
     create_time: str
 
 
@@ -151,8 +160,8 @@ class BanLifted(Push, tag="unban"):
     id: str
 
 
-BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted)
+BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted | CallEnded
+              | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted | PeerReconnected)
 """What daemons hand each other."""
 
 

@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain import events as e
+from aleatoria.domain.call_life import CallHeld, CallResumed
 from aleatoria.domain.ports import IObserver
 from aleatoria.domain.rules import shown
 
@@ -49,6 +50,11 @@ _LINES = {
     e.CallOver: lambda f: _CALLS.info(
         "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
         reason=f.reason),
+    CallHeld: lambda f: _CALLS.info(
+        "{user} lost its connection; its call with {peer} waits for it", user=f.user,
+        peer=f.peer),
+    CallResumed: lambda f: _CALLS.info(
+        "{user} came back to its call with {peer}", user=f.user, peer=f.peer),
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
@@ -163,6 +169,10 @@ class Counters:
         kind = type(fact)
         if kind is e.Paired:
             self._metrics.pairings.inc()
+        elif kind is CallHeld:
+            self._metrics.calls_held.labels("held").inc()
+        elif kind is CallResumed:
+            self._metrics.calls_held.labels("resumed").inc()
         elif kind is e.Blocked:
             self._metrics.blocks.inc()
         elif kind is e.Reported:

@@ -19,6 +19,7 @@ NAMES = {
     # ours: matchmaking and sessions
     "waiting": "available:waiting",
     "match": "match:{}",
+    "held": "matches:held",
     # ours: safety
     "blocks": "blocks:{id}",
     "address": "address:{id}",

@@ -43,6 +43,9 @@ class RedisMatchmaking:
         d = self._commands.call("hmget", self._keys("match", user), ["peer", "role"])
         return d.addCallback(lambda reply: Match(*reply) if reply[0] else None)
 
+    def grace_left(self, user):
+        return self._commands.run("grace_left", user).addCallback(int)
+
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))
 

@@ -32,11 +32,18 @@ end
 -- how long each side's most recent match is remembered after it ended (s)
 local MEETING_KEPT = 86400
 
+-- A user whose connection was lost has its match held until a deadline
+-- (K.held, by score) for it to come back.
+local function held(user)
+  return redis.call('ZSCORE', K.held(), user) ~= false
+end
+
 local function end_match(user)
   local match = redis.call('HMGET', K.match(user), 'peer', 'at')
   local peer = match[1]
   if not peer then return false end
   redis.call('DEL', K.match(user), K.match(peer))
+  redis.call('ZREM', K.held(), user, peer)
   local ended = string.format('%d', now_ms())
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then redis.call('SADD', K.pool(), side) end
@@ -51,7 +58,9 @@ end
 -- how long a user's client address is kept after its session ended (s)
 local ADDRESS_KEPT = 86400
 
-local function end_session(user)
+-- The session's end: out of its rooms and the pool; its match ended, or
+-- held for hold_ms (its former partner, or false).
+local function end_session(user, hold_ms)
   local rooms = K.user_rooms(user)
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     local members = K.room_members(room)
@@ -63,6 +72,10 @@ local function end_session(user)
   redis.call('EXPIRE', K.address(user), ADDRESS_KEPT)
   redis.call('SREM', K.pool(), user)
   redis.call('SREM', K.waiting(), user)
+  if (hold_ms or 0) > 0 and redis.call('EXISTS', K.match(user)) == 1 then
+    redis.call('ZADD', K.held(), now_ms() + hold_ms, user)
+    return false
+  end
   return end_match(user)
 end
 

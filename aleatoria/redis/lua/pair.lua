@@ -8,10 +8,10 @@ local requester, skipped = ARGV[2], ARGV[3]
 local ended = false
 local current = redis.call('HMGET', K.match(requester), 'peer', 'role')
 if current[1] then
-  if current[1] ~= skipped and present(current[1]) then
+  if current[1] ~= skipped and (present(current[1]) or held(current[1])) then
     return {'current', current[1], current[2], false}
   end
-  -- a skip, or a partner whose daemon died: that match is over
+  -- a skip, or a partner whose daemon died (not held): that match is over
   ended = end_match(requester)
 end
 
