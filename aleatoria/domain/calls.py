@@ -200,11 +200,15 @@ class Calls:
             self._matches.pop(user, None)
             self._hub.tell(HungUp(user, peer))
 
-    def end(self, user, peer, reason):
-        """Tell C{user}, wherever it is, that its call with C{peer} is over."""
+    def end(self, user, peer, reason, told=None):
+        """
+        Tell C{user}, wherever it is, that its call with C{peer} is over:
+        C{peer} did it (C{reason}: hung up, skipped, blocked...), as
+        observers hear; the user is C{told} that reason, or another.
+        """
         hub = self._hub
         hub.tell(CallOver(user, peer, reason))
-        return hub.notify(user, CallEnded(user, peer, reason, self._now()))
+        return hub.notify(user, CallEnded(user, peer, told or reason, self._now()))
 
     # News of calls, for users here
 

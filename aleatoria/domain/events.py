@@ -218,7 +218,11 @@ class HungUp(Fact):
 
 
 class CallOver(Fact):
-    """The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up, skipped...)."""
+    """
+    The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up,
+    skipped, disconnected, blocked, reported -- the last two the user is
+    told only as C{ended}).
+    """
 
     user: str
     peer: str

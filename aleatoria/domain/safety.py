@@ -60,10 +60,14 @@ class Safety:
         if blocking.ended:
             self.end_call(user, other)
 
-    def end_call(self, user, other):
-        """C{user} ended its call with C{other} by blocking it: C{other} hears it ended."""
+    def end_call(self, user, other, why="blocked"):
+        """
+        C{user} ended its call with C{other} by blocking it (C{why}:
+        C{blocked} or C{reported}, as observers hear): C{other} hears
+        only that it ended.
+        """
         self._hub.calls.forget(user)
-        self._hub.calls.end(other, user, ENDED)
+        self._hub.calls.end(other, user, why, told=ENDED)
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""
