@@ -265,8 +265,9 @@ class HungUp(Fact):
 
 class CallOver(Fact):
     """
-    The call of C{user} and C{peer} ended: C{peer} C{reason} (skipped,
-    disconnected...); it lasted C{seconds} (C{None}: neither user was
+    The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up,
+    skipped, disconnected, blocked, reported -- the last two the user is
+    told only as C{ended}); it lasted C{seconds} (C{None}: neither user was
     here when it started -- a daemon died, or one moved to another).
     """
 

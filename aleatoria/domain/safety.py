@@ -58,10 +58,14 @@ class Safety:
         if blocking.ended:
             self.end_call(user, other)
 
-    def end_call(self, user, other):
-        """C{user} ended its call with C{other} by blocking it: C{other} hears it ended."""
+    def end_call(self, user, other, why="blocked"):
+        """
+        C{user} ended its call with C{other} by blocking it (C{why}:
+        C{blocked} or C{reported}, as observers hear): C{other} hears
+        only that it ended.
+        """
         calls = self._hub.calls
-        calls.end(other, user, "blocked", calls.forget(user), told=ENDED)
+        calls.end(other, user, why, calls.forget(user), told=ENDED)
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""
