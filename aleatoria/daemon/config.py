@@ -158,11 +158,6 @@ def resolve(given, environ):
             f"--api-port={config.api_port!r} needs ALEATORIA_API_TOKEN, the bearer token "
             "of the server API (set in the environment only)"
         )
-    if config.api_token and not config.api_port:
-        raise ConfigError(
-            "ALEATORIA_API_TOKEN is set but --api-port is not: give the server API a port "
-            "(e.g. --api-port tcp:8086:interface=127.0.0.1), or unset the token"
-        )
     if config.workers > 1 and config.store != "redis":
         raise ConfigError(
             f"--workers {config.workers} needs --store redis: workers share sessions, "
