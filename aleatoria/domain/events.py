@@ -288,62 +288,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class Blocked(Fact):
-    """C{user} blocked C{other}; C{ended}: their call with it."""
-
-    user: str
-    other: str
-    ended: bool = False
-
-
-class Unblocked(Fact):
-    """C{user} unblocked C{other}; C{had}: it blocked it."""
-
-    user: str
-    other: str
-    had: bool = True
-class Banned(Fact):
-    """The server API set a ban (L{Ban}) through this daemon, for C{seconds}."""
-
-    ban_id: str
-    user: str
-    network: str
-    seconds: int
-    reason: str
-
-
-class Unbanned(Fact):
-    """The server API lifted a ban through this daemon."""
-
-    ban_id: str
-    user: str
-    network: str
-
-
-class KickedByBan(Fact):
-    """C{user}'s connection here, from C{address}, was closed by a ban."""
-
-    ban_id: str
-    user: str
-    address: str
-
-
-class HandshakeBanned(Fact):
-    """A handshake of C{user} from C{address} was refused: banned C{seconds} more."""
-
-    ban_id: str
-    user: str
-    address: str
-    seconds: int
-
-
-class Reported(Fact):
-    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
-
-    user: str
-    other: str
-    reason: str
-    report_id: str
 class ServerPosted(Fact):
     """The server API posted to C{room}, or wrote to C{user}."""
 

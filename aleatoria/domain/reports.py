@@ -16,8 +16,8 @@ import msgspec
 from twisted.internet.defer import Deferred
 
 from aleatoria.domain.clock import format_ns
-from aleatoria.domain.events import Blocked, Reported
 from aleatoria.domain.refusals import Invalid, RateLimited
+from aleatoria.domain.safety_facts import Blocked, Reported
 
 REASONS = ("spam", "nudity", "minor", "harassment", "other")
 """Why a user may report another."""

@@ -11,10 +11,10 @@ unless the two are matched (a match never joins two users with a block
 between them). Reports (L{aleatoria.domain.reports}) block as well.
 """
 
-from aleatoria.domain.events import Blocked, Unblocked
 from aleatoria.domain.matchmaking import ENDED
 from aleatoria.domain.refusals import Forbidden, Invalid, QuotaExceeded
 from aleatoria.domain.rules import check_user
+from aleatoria.domain.safety_facts import Blocked, Unblocked
 
 
 def write_refused(recipient):
