@@ -4,12 +4,16 @@ sharing one Redis: round trips (requests the daemons send, each script one)
 and the commands Redis executes for them (INFO commandstats, which counts
 the commands inside scripts too).
 
-    .venv/bin/python benchmarks/redis_round_trips.py
+    .venv/bin/python benchmarks/redis_round_trips.py [--json PATH]
 
-Starts its own redis-server on a free loopback port.
+Starts its own redis-server on a free loopback port. The time Redis spends
+in each operation's scripts says how many of them one primary carries a
+second before its one core is busy: the ceiling of one primary, whatever
+the number of daemons in front of it (``make bench`` records it).
 """
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -138,7 +142,7 @@ async def measure(redis):
     return results
 
 
-def main():
+def main(argv):
     with tempfile.TemporaryDirectory() as directory:
         redis = RedisServer(Path(directory)).start()
         try:
@@ -155,8 +159,18 @@ def main():
         total = sum(stats.values())
         detail = ", ".join(f"{cmd} {calls:g}" for cmd, calls in stats.items())
         print(f"- {name}: {trips:g} round trips; Redis runs {total:g} commands ({detail}); "
-              f"{usec:.1f} µs in scripts")
+              f"{usec:.1f} µs in scripts, one primary's ceiling {ceiling(usec):,} a second")
+    if "--json" in argv:
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({
+            name: {"round_trips": trips, "commands": sum(stats.values()),
+                   "script_usec": round(usec, 1), "primary_ceiling_per_s": ceiling(usec)}
+            for name, (trips, stats, usec) in results.items()}, indent=2) + "\n")
+
+
+def ceiling(usec):
+    """Operations a second that keep one Redis core busy in their scripts alone."""
+    return int(1e6 / usec) if usec else 0
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

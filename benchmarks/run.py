@@ -273,6 +273,18 @@ RATIOS = {"fanout": ["deliveries_per_s", "p50_ms", "p99_ms"],
           "storm": ["seconds_to_reconnect_all", "connects_per_s"]}
 
 
+def primary_ceiling():
+    """
+    Redis's time per room message, direct message and call cycle, with two
+    daemons in front of it, and from it the ceiling of one primary
+    (benchmarks/redis_round_trips.py).
+    """
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, str(HERE / "redis_round_trips.py"), "--json", out.name],
+                       check=True, capture_output=True)
+        return json.loads(Path(out.name).read_text())
+
+
 def ratios(results):
     """Each daemon figure divided by the reference's."""
     reference = results["reference"]
@@ -322,12 +334,15 @@ def main(argv):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results = {"daemon-memory": measure("daemon-memory", daemon("memory"), size, True)}
+    primary = None
     if shutil.which("redis-server"):
         redis_port, redis_pid, stop_redis = redis_server()
         try:
             if mode != "smoke":
                 results["daemon-redis"] = measure(
                     "daemon-redis", daemon("redis", redis_port), size, True, redis=redis_pid)
+            if mode != "smoke":
+                primary = primary_ceiling()
             # workers 1 vs 2, each given both cores (the generator shares core 1)
             for workers in (1, 2) if mode != "smoke" else (2,):
                 name = f"daemon-redis-{workers}w"
@@ -344,7 +359,7 @@ def main(argv):
                     "node": subprocess.run(["node", "--version"], capture_output=True,
                                            text=True).stdout.strip(),
                     "pinned": bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1},
-        "targets": results, "ratios": ratios(results),
+        "targets": results, "ratios": ratios(results), "redis_primary": primary,
     }
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else (
         HERE / "results" / f"{today}{'' if mode == 'full' else '-' + mode}.json")

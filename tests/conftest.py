@@ -207,6 +207,9 @@ class Receiver:
     def reaped(self, user, rooms, peer):
         self.handed.append(("reaped", user, rooms, peer))
 
+    def call_lapsed(self, user, peer):
+        self.handed.append(("lapsed", user, peer))
+
 
 class _Forgotten(list):
     def append(self, item):
@@ -254,6 +257,7 @@ async def backend(request):
     config = redis_config(server.port, **{
         "redis-prefix": request.getfixturevalue("redis_prefix"),
         "history-size": str(CONTRACT_HISTORY),
+        "call-grace": "0",
     })
     made = await started(make_backend(config, reactor, Reporter(clock=reactor).daemon))
     yield made

@@ -46,7 +46,7 @@ class SentinelProcess:
             [SENTINEL[0], str(self.config), *SENTINEL[1:]],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        _wait(lambda: self.ask("PING") == "PONG", "a sentinel did not start")
+        _wait(lambda: self.ask("PING") == "PONG", "a sentinel did not start", 30)
         return self
 
     def stop(self):
@@ -102,7 +102,7 @@ class SentinelSetup:
         self.primary.start()
         self.replica.start()
         _wait(lambda: "master_link_status:up" in self.replica.raw("INFO", "replication"),
-              "the replica did not sync")
+              "the replica did not sync", 30)
         for sentinel in self.sentinels:
             sentinel.start()
         self.settled()
@@ -118,7 +118,7 @@ class SentinelSetup:
                        and st.get("num-other-sentinels") == str(len(running) - 1)
                        for st in states)
 
-        _wait(known, "the sentinels never got to know each other and the replica", 30)
+        _wait(known, "the sentinels never got to know each other and the replica", 60)
 
     def named(self):
         """The port every running sentinel names as the primary's, or C{None} if they differ."""

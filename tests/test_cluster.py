@@ -185,7 +185,7 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
                 pass
         await own_redis.becomes("3", "SCARD", "available:webrtc")
 
-        survivor = await daemon(own_redis.port)
+        survivor = await daemon(own_redis.port, **{"call-grace": "0.5"})
         alice = await survivor.connect("alice", room="r")
         await alice.request({"type": "request_random_peer"}, "assign_role")
         victim.kill()

@@ -103,11 +103,13 @@ async def test_sigterm_releases_every_session(own_redis, tmp_path):
     """
     (2) A daemon stopped with SIGTERM while 30 clients are on it closes
     them with 1001 and exits; the 6 in a call with users on another
-    daemon hang up on their partners, a member of their room there hears
-    all 30 leave, and Redis keeps nothing of them nor of the daemon.
+    daemon, not back within the grace of their calls, hang up on their
+    partners (the other daemon ends the calls), a member of their room
+    there hears all 30 leave, and Redis keeps nothing of them nor of the
+    daemon.
     """
     survivor = await redis_daemon(own_redis.port)
-    victim = Spawned(own_redis.port, tmp_path)
+    victim = Spawned(own_redis.port, tmp_path, "--call-grace", "0.5")
     try:
         watcher = await survivor.connect("watcher", room="r")
         partners = await survivor.connect_many(*[f"p{n}" for n in range(6)])
@@ -389,10 +391,11 @@ async def test_sigterm_without_redis_leaves_the_node_to_be_reaped(tmp_path):
     A daemon stopped while Redis is down cannot release its sessions: it
     exits within --shutdown-timeout without leaving the other daemons, so
     once Redis is back (from its append-only file) they reap its users --
-    the partner on another daemon hears the call is over.
+    the partner on another daemon hears the call is over (once the grace
+    its user had to come back is over).
     """
     redis = RedisServer(tmp_path, "--appendonly", "yes", "--appendfsync", "always").start()
-    survivor = await redis_daemon(redis.port, **{"node-ttl": "1"})
+    survivor = await redis_daemon(redis.port, **{"node-ttl": "1", "call-grace": "0.5"})
     victim = Spawned(redis.port, tmp_path, "--node-ttl", "1", "--shutdown-timeout", "2")
     try:
         alice = await survivor.connect("alice")

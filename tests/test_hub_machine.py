@@ -59,6 +59,8 @@ class HubMachine(RuleBasedStateMachine):
         self.metrics = Metrics()
         self.backend, self.hub = self.store.start(self.metrics)
         self.conns = {}
+        self.lost = set()
+        """Users whose connection was lost (not closed): their calls may be held."""
         self.members = {room: set() for room in ROOMS}
         self.stored = {room: [] for room in ROOMS}
         self.blocks = set()
@@ -95,6 +97,7 @@ class HubMachine(RuleBasedStateMachine):
             for members in self.members.values():
                 members.discard(user)
         conn = self.conns[user] = Recorder(user)
+        self.lost.discard(user)
         self.store.step(self.hub.connected, conn, room)
         self.members[room].add(user)
         if old is not None:
@@ -107,6 +110,22 @@ class HubMachine(RuleBasedStateMachine):
         self.store.step(self.hub.disconnected, self.conns.pop(user))
         for members in self.members.values():
             members.discard(user)
+
+    @precondition(lambda self: self.conns)
+    @rule(data=st.data())
+    def lose_connection(self, data):
+        """The connection drops, not closed by the client: its call, if any, is held."""
+        user = data.draw(st.sampled_from(self.online()))
+        self.store.step(self.hub.disconnected, self.conns.pop(user), False)
+        self.lost.add(user)
+        for members in self.members.values():
+            members.discard(user)
+
+    @rule()
+    def graces_pass(self):
+        """Time passes (where the store's clock is the test's): every held call ends."""
+        if self.store.pass_time():
+            self.lost.clear()
 
     @precondition(lambda self: self.conns)
     @rule(data=st.data(), room=st.sampled_from(ROOMS), joining=st.booleans())
@@ -193,7 +212,8 @@ class HubMachine(RuleBasedStateMachine):
             match = self.ask(matchmaking.match_of, user)
             if match is None:
                 continue
-            assert user in self.conns and match.peer in self.conns
+            assert user in self.conns or user in self.lost
+            assert match.peer in self.conns or match.peer in self.lost
             assert not self.blocked(user, match.peer)
             partner = self.ask(matchmaking.match_of, match.peer)
             assert partner.peer == user and {partner.role, match.role} == {"polite", "impolite"}
@@ -218,6 +238,10 @@ class HubMachine(RuleBasedStateMachine):
             assert [m.content for m in reversed(history)] == self.stored[room]
 
 
+GRACE = 20
+"""The call grace of the embedded store's machine (on Redis, the default)."""
+
+
 class Memory:
     """
     The embedded store, on a clock of its own, driven in the test's own
@@ -229,11 +253,15 @@ class Memory:
 
         from aleatoria.memory.backend import MemoryBackend
 
-        clock = Clock()
-        backend = MemoryBackend(clock, 3600, HISTORY)
+        self.clock = clock = Clock()
+        backend = MemoryBackend(clock, 3600, HISTORY, call_grace=GRACE)
         hub = make_hub(clock, backend, metrics=metrics)
         backend.startService()
         return backend, hub
+
+    def pass_time(self):
+        self.clock.pump([1] * (GRACE + 1))
+        return True
 
     def step(self, act, *args):
         act(*args)
@@ -289,6 +317,10 @@ class Redis:
 
     def stop(self, backend):
         blockingCallFromThread(self.reactor, backend.stopService)
+
+    def pass_time(self):
+        """Redis's clock is the machine's: held calls stay held (the grace is long)."""
+        return False
 
 
 class RedisBarrier:

@@ -132,3 +132,21 @@ def test_a_json_line_stays_one_line_whatever_its_fields_hold(tmp_path):
     record = json.loads(line)
     assert record["room"] == breaking and record["message"] == breaking
     assert "é" in line
+
+
+def test_twisted_webs_own_lines_of_our_channel_are_a_librarys():
+    """Its "Timing out client" is info of twisted.web's, not ours: it stays out of the log."""
+    from twisted.logger import LogLevel, PredicateResult, globalLogPublisher
+
+    from aleatoria.http.channels import _Channel
+    from aleatoria.ops.logs import wanted
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        _Channel()._log.info("Timing out client: {peer}", peer="127.0.0.1")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    (event,) = [e for e in events if e.get("log_format", "").startswith("Timing out")]
+    assert event["log_level"] == LogLevel.info
+    assert wanted(event) == PredicateResult.no

@@ -13,9 +13,14 @@ NO_PEER = {"message": "No peer available at the moment. Please try again later."
 
 
 async def available(*clients):
-    """Put clients in the pool, and make sure the server has done it."""
+    """
+    Put clients in the pool, and make sure the server has done it: nothing
+    answers user_available_webrtc, but a read of the store sent after it
+    is answered after it (on Redis, on the same link, in order).
+    """
     for client in clients:
         client.send({"type": "user_available_webrtc"})
+        await client.request({"type": "get_blocked"}, "blocked_users")
         await client.quiet()
 
 

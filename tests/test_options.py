@@ -40,6 +40,7 @@ def test_defaults(monkeypatch):
         jwt_public_key_file="",
         jwt_audience="", jwt_issuer="",
         max_content_length=4096, max_rooms=50, presence_limit=100, signaling="any",
+            call_grace=20.0,
         max_room_members=10000, max_rooms_total=100000,
         max_rooms_per_address=1000,
         stored_bytes_per_hour=2097152, address_stored_per_hour=10000,

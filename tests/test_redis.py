@@ -170,7 +170,7 @@ async def test_outage_and_recovery(own_redis):
         assert error["payload"]["code"] == "unavailable"
         assert await server.ready() == (503, {"status": "degraded", "store": "redis",
                                              "storeReachable": False, "connections": 2,
-                                             "subscribed": False})
+                                             "subscribed": False, "joined": False})
 
         lines = [formatEvent(e) for e in events]
         assert len([line for line in lines if "lost" in line]) == 1, lines

@@ -21,9 +21,11 @@ async def test_breadcrumbs_counters_and_lines(receiver, reporting):  # noqa: F81
     lines = []
 
     def heard(event):
-        if event.get("log_namespace") == "aleatoria.safety":
-            from twisted.logger import formatEvent
+        from twisted.logger import formatEvent
 
+        if event.get("log_namespace") == "aleatoria.safety" or (
+                event.get("log_namespace") == "aleatoria.calls"
+                and "ended:" in formatEvent(event)):
             lines.append(formatEvent(event))
 
     globalLogPublisher.addObserver(heard)
@@ -57,7 +59,8 @@ async def test_breadcrumbs_counters_and_lines(receiver, reporting):  # noqa: F81
         ("User blocked", {"userId": "carol", "callEnded": False}),
         ("User reported", {"userId": "carol", "reason": "spam", "reportId": report_id}),
     ]
-    assert lines == ["alice blocked bob, ending their call", "alice unblocked bob",
+    assert lines == ["alice blocked bob, ending their call",
+                     "Call of alice and bob ended: alice blocked", "alice unblocked bob",
                      "alice blocked carol", f"alice reported carol (spam): report {report_id}"]
     assert 'aleatoria_reports_total{reason="spam"} 1.0' in metrics
     assert "aleatoria_blocks_total 2.0" in metrics

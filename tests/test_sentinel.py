@@ -150,16 +150,23 @@ async def test_daemons_follow_a_sigkilled_primary(sentinels, daemons, log):
         "payload": {"content": "steady"}}))
     serial = itertools.count()
     traffic.start(0.05)
-    await until(lambda: len(talker.inbox) > 5)
-    sentinels.kill_primary()
-    await until(lambda: not one.backend.connected)
-    _, new = await deferToThread(sentinels.await_new_primary)
-    for server in (one, two):
-        await serving(server, within=2.0)
-    await serve_across(one, two, "2")
-    traffic.stop()
+    try:
+        await until(lambda: len(talker.inbox) > 5)
+        sentinels.kill_primary()
+        await until(lambda: not one.backend.connected)
+        _, new = await deferToThread(sentinels.await_new_primary)
+        for server in (one, two):
+            await serving(server, within=2.0)
+        await serve_across(one, two, "2")
+    finally:
+        traffic.stop()
     sent = {f"t{n}" for n in range(next(serial))}
-    heard = {m.get("messageId") for m in await drain(listener) if m["type"] == "chat_message"}
+    # the listener hears a stream in order: once it has "end", it has all it will
+    talker.send({"type": "chat_message", "room": "busy", "messageId": "end",
+                 "payload": {"content": "end"}})
+    heard = set()
+    while "end" not in heard:
+        heard.add((await first(listener, lambda m: m["type"] == "chat_message"))["messageId"])
     refused = {m["payload"].get("messageId") for m in await drain(talker)
                if m["type"] == "error"}
     assert sent - heard <= refused, "lost silently: " + str(sorted(sent - heard - refused))

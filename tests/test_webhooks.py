@@ -299,7 +299,8 @@ async def test_a_killed_daemons_users_are_told_gone_by_the_one_that_reaps_them(
     """
     A daemon killed with -9 sends nothing more; the daemon that reaps its
     user posts user.disconnected (where the user was is not known: null)
-    and the end of the call its partner here was in, with its length.
+    and, once the grace of the user's call is over, the end of the call
+    its partner here was in, with its length.
     """
     from .daemons import Spawned
     from .wsclient import connect
@@ -312,7 +313,7 @@ async def test_a_killed_daemons_users_are_told_gone_by_the_one_that_reaps_them(
         await ghost.quiet()
         await own_redis.becomes("1", "SCARD", "available:webrtc")
         survivor = await redis_daemon(own_redis.port, ENV, **{
-            "webhook-url": receiver.url, "node-ttl": "1"})
+            "webhook-url": receiver.url, "node-ttl": "1", "call-grace": "0.5"})
         alice = await survivor.connect("alice")
         await alice.request({"type": "request_random_peer"}, "assign_role")
         victim.kill()

@@ -17,11 +17,13 @@ def make_backend(config, reactor, report=None):
     ttl = config.message_ttl_hours * 3600
     if config.store == "memory":
         return MemoryBackend(reactor, ttl, config.history_size,
-                             max_bytes=config.max_history_bytes)
+                             max_bytes=config.max_history_bytes, call_grace=config.call_grace)
     return RedisBackend(redis_link(config, reactor), reactor, ttl=ttl,
                         history_size=config.history_size, node_ttl=config.node_ttl,
                         prefix=config.redis_prefix, db=config.redis_db,
                         max_bytes=config.max_history_bytes, report=report,
+                        call_grace=config.call_grace,
+
                         sentinels=sentinels(config, reactor))
 
 

@@ -61,6 +61,7 @@ class Config:
     reports_per_hour: int
     report_ttl_hours: int
     signaling: str
+    call_grace: float
     rate_limit: float
     rate_burst: int
     stored_per_hour: int
@@ -158,11 +159,6 @@ def resolve(given, environ):
         raise ConfigError(
             f"--api-port={config.api_port!r} needs ALEATORIA_API_TOKEN, the bearer token "
             "of the server API (set in the environment only)"
-        )
-    if config.api_token and not config.api_port:
-        raise ConfigError(
-            "ALEATORIA_API_TOKEN is set but --api-port is not: give the server API a port "
-            "(e.g. --api-port tcp:8086:interface=127.0.0.1), or unset the token"
         )
     if config.workers > 1 and config.store != "redis":
         raise ConfigError(

@@ -125,6 +125,11 @@ SETTINGS = (
     Setting("signaling", "ALEATORIA_SIGNALING", "any", values.choice("any", "matched"),
             "Who may send WebRTC signaling to whom: any (but a user in a call hears "
             "only its partner) or matched (only the two users of a pairing)"),
+    Setting("call-grace", "ALEATORIA_CALL_GRACE", 20.0,
+            values.number(0, low_allowed=True, what="a number of seconds"),
+            "Seconds a call is held for a user whose connection was lost (not "
+            "closed by the client): back within them, on any daemon, it goes on; "
+            "0: a lost connection ends the call at once"),
     Setting("rate-limit", "ALEATORIA_RATE_LIMIT", 20.0,
             values.number(0, what="a number of messages"),
             "Messages a second one connection may send, on average"),

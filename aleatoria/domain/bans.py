@@ -18,9 +18,10 @@ import math
 import secrets
 import time
 
-from aleatoria.domain.events import Ban, Banned, HandshakeBanned, KickedByBan, Unbanned
+from aleatoria.domain.events import Ban
 from aleatoria.domain.refusals import Invalid
 from aleatoria.domain.rules import check_reason, check_user
+from aleatoria.domain.safety_facts import Banned, HandshakeBanned, KickedByBan, Unbanned
 
 MAX_SECONDS = 10 * 366 * 86400
 """The longest ban: ten years (a longer one is no ban, but a deletion of the account)."""

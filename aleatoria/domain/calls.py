@@ -13,13 +13,13 @@ with such news.
 
 from twisted.internet.defer import succeed
 
+from aleatoria.domain.call_life import CallLife, addressed
 from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import (
     Availability,
     CallEnded,
     CallOver,
     CallStarted,
-    HungUp,
     NoPeer,
     Paired,
     PairingUndone,
@@ -28,17 +28,16 @@ from aleatoria.domain.events import (
     SignalRelayed,
 )
 from aleatoria.domain.matchmaking import ENDED, POLITE, Match, PairingRules, within_limit
-from aleatoria.domain.refusals import Busy, Forbidden, Invalid, Offline, StoreUnavailable
-from aleatoria.domain.rules import check_user
+from aleatoria.domain.refusals import (
+    Busy,
+    Forbidden,
+    StoreUnavailable,
+)
 from aleatoria.domain.safety import signal_refused
 from aleatoria.domain.turns import Turns
 
-SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
-           "hangup": "A hangup"}
-"""The kinds of signaling the relay passes on, as a sentence names them."""
 
-
-class Calls:
+class Calls(CallLife):
     """
     @param hub: the L{aleatoria.domain.hub.Hub}.
     @param signaling: C{"any"}: signaling passes between any two users, but
@@ -48,9 +47,7 @@ class Calls:
     """
 
     def __init__(self, hub, signaling="any", pairing=None):
-        self._hub = hub
-        self._signaling = signaling
-        self._pairing = pairing or PairingRules()
+        self._hub, self._signaling, self._pairing = hub, signaling, pairing or PairingRules()
         self._partners = {}
         """Each user here whose signaling was let through to its partner: that partner."""
         self._matches = {}
@@ -70,8 +67,7 @@ class Calls:
     # Availability and pairing
 
     def available(self, conn, interests=()):
-        hub = self._hub
-        seat = self._pairing.seat(conn, interests)
+        hub, seat = self._hub, self._pairing.seat(conn, interests)
         hub.tell(Availability(conn.user_id, True))
         return hub.work.watch(hub.matchmaking.offer(conn.user_id, seat), "offer", conn.user_id,
                               asked=True)
@@ -117,8 +113,7 @@ class Calls:
         if pairing.fresh:
             self._since[user] = hub.clock.next_ns()
             hub.tell(Paired(user, match.peer, conn.segment, match.common))
-            hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now(),
-                                               match.common))
+            hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now(), match.common))
         return match
 
     def _undo_pairing(self, user, peer):
@@ -145,11 +140,7 @@ class Calls:
         @raise Forbidden: either of the two blocks the other (errback).
         """
         user = conn.user_id
-        if not to_user:
-            raise Invalid(f"{SIGNALS[kind]} needs toUser.", fault="webrtc_routing")
-        if to_user == user:
-            raise Invalid(f"You cannot signal yourself ({kind}).")
-        check_user(to_user)
+        addressed(kind, user, to_user)
         hub = self._hub
         signal = Signal(kind, user, to_user, payload, message_id, self._now())
         if self.partner(user) == to_user:  # no block between partners
@@ -202,23 +193,9 @@ class Calls:
 
     def _relayed(self, delivered, user, to_user):
         if not delivered:
-            raise Offline(f"{to_user} is not online.")
+            return self.offline(to_user)
         self._hub.tell(SignalRelayed(user, to_user))
-
-    def hangup(self, conn, peer, payload, message_id=""):
-        """Relay a hangup to C{peer}, and end their match if they are matched."""
-        hub, user = self._hub, conn.user_id
-        self._partners.pop(user, None)
-        relayed = self.relay(conn, "hangup", peer, payload, message_id)
-        d = relayed if relayed is not None else succeed(None)
-        d.addCallback(lambda _: hub.work.watch(
-            hub.matchmaking.hang_up(user, peer), "hang_up", user, asked=True))
-        return d.addCallback(self._hung_up, user, peer)
-
-    def _hung_up(self, ended, user, peer):
-        if ended:
-            self._matches.pop(user, None)
-            self._hub.tell(HungUp(user, peer, self._lasted(self._since.pop(user, None))))
+        return None
 
     def end(self, user, peer, reason, started=None, told=None):
         """
@@ -237,14 +214,6 @@ class Calls:
     def partner(self, user):
         """Whom C{user}, here, is in a call with, as it was told; or C{None}."""
         return _partner(self._matches.get(user))
-
-    def offline(self, user):
-        """
-        C{user} could not be reached.
-
-        @raise Offline: always.
-        """
-        raise Offline(f"{user} is not online.")
 
     # News of calls, for users here
 

@@ -59,7 +59,7 @@ class MemberLeft(Push, tag="left"):
 
 
 class CallStarted(Push, tag="call"):
-    """C{user} is matched with C{peer}, in C{role}."""
+    """C{user} is matched with C{peer}, in C{role} (again if C{resumed}, back in its grace)."""
 
     user: str
     peer: str
@@ -67,6 +67,15 @@ class CallStarted(Push, tag="call"):
     create_time: str
     common: tuple = ()
     """The interests the two share."""
+    resumed: bool = False
+
+
+class PeerReconnected(Push, tag="back"):
+    """C{user}'s partner C{peer} came back within the grace of their call."""
+
+    user: str
+    peer: str
+    create_time: str
 
 
 class CallEnded(Push, tag="ended"):
@@ -153,8 +162,8 @@ class BanLifted(Push, tag="unban"):
     id: str
 
 
-BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted
-              | CallEnded | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted)
+BUS_PUSHES = (RoomMessage | DirectMessage | MemberJoined | MemberLeft | CallStarted | CallEnded
+              | Signal | Replaced | Kicked | CallMessage | Ban | BanLifted | PeerReconnected)
 """What daemons hand each other."""
 
 
@@ -260,8 +269,9 @@ class HungUp(Fact):
 
 class CallOver(Fact):
     """
-    The call of C{user} and C{peer} ended: C{peer} C{reason} (skipped,
-    disconnected...); it lasted C{seconds} (C{None}: neither user was
+    The call of C{user} and C{peer} ended: C{peer} C{reason} (hung up,
+    skipped, disconnected, blocked, reported -- the last two the user is
+    told only as C{ended}); it lasted C{seconds} (C{None}: neither user was
     here when it started -- a daemon died, or one moved to another).
     """
 
@@ -282,62 +292,6 @@ class KickedHere(Fact):
     reason: str
 
 
-class Blocked(Fact):
-    """C{user} blocked C{other}; C{ended}: their call with it."""
-
-    user: str
-    other: str
-    ended: bool = False
-
-
-class Unblocked(Fact):
-    """C{user} unblocked C{other}; C{had}: it blocked it."""
-
-    user: str
-    other: str
-    had: bool = True
-class Banned(Fact):
-    """The server API set a ban (L{Ban}) through this daemon, for C{seconds}."""
-
-    ban_id: str
-    user: str
-    network: str
-    seconds: int
-    reason: str
-
-
-class Unbanned(Fact):
-    """The server API lifted a ban through this daemon."""
-
-    ban_id: str
-    user: str
-    network: str
-
-
-class KickedByBan(Fact):
-    """C{user}'s connection here, from C{address}, was closed by a ban."""
-
-    ban_id: str
-    user: str
-    address: str
-
-
-class HandshakeBanned(Fact):
-    """A handshake of C{user} from C{address} was refused: banned C{seconds} more."""
-
-    ban_id: str
-    user: str
-    address: str
-    seconds: int
-
-
-class Reported(Fact):
-    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
-
-    user: str
-    other: str
-    reason: str
-    report_id: str
 class ServerPosted(Fact):
     """The server API posted to C{room}, or wrote to C{user}."""
 

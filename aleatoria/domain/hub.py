@@ -146,7 +146,7 @@ class Hub(Service):
         old = self.connections.get(user)
         if old is not None:
             self.tell(ReplacedHere(user, elsewhere=False))
-            self._detach(old)
+            self._detach(old, hold=True)
             old.replaced()
         self.connections.add(conn)
         self.delivery.joined(user, ("inbox", user))
@@ -173,41 +173,39 @@ class Hub(Service):
                 self.rooms.announce(room, MemberLeft(room, user, self.stamp()))
         if claim.previous_owner not in (None, self.sessions.node):
             self.bus.replaced(claim.previous_owner, user)
+        if claim.resumed is not None and conn is not None:
+            self.calls.resumed(user, claim.resumed)
 
-    def disconnected(self, conn):
-        """C{conn} is closed; forget it unless it was replaced already."""
+    def disconnected(self, conn, clean=True):
+        """C{conn} is closed (lost, unless C{clean}); forget it unless it was replaced already."""
         closing = self._closing.pop(conn, None)
         if closing is not None:
             closing.callback(None)
         if not self.connections.current(conn):
             return
         rooms = sorted(self.rooms.rooms_of(conn.user_id))
-        self._detach(conn)
+        self._detach(conn, hold=not clean)
         self.tell(Disconnected(conn.user_id, conn.address, rooms, len(self.connections)))
 
-    def _detach(self, conn, announce=True):
+    def _detach(self, conn, announce=True, hold=False):
         """
         Take the user out of every room (telling the members, unless the
         daemon that replaced it does), and have its session released: out
-        of the pool, and its call ended. Fire with L{FAILED} unless all of
-        that, the telling included, went through.
+        of the pool, its call ended (or with C{hold}, held). Fire with
+        L{FAILED} unless all of that, the telling included, went through.
         """
         user = conn.user_id
+        partner = self.calls.partner(user) if hold else None
         self.connections.remove(conn)
         self.delivery.left(user, ("inbox", user))
         self.delivery.forget(user)
         started = self.calls.forget(user)
         work = self.rooms.exit_all(user, announce)
         released = self.work.watch(
-            self.sessions.release(user, conn.budget_refills_in()), "release")
-        released.addCallback(self._released, user, started)
+            self.sessions.release(user, conn.budget_refills_in(), hold), "release")
+        released.addCallback(self.calls.released, user, partner, started)
         work.append(released)
         return all_done(work)
-
-    def _released(self, former_peer, user, started):
-        if former_peer in (None, FAILED):
-            return former_peer
-        return self.calls.end(former_peer, user, "disconnected", started)
 
     def stamp(self):
         """The createTime of what is stamped now."""
@@ -288,16 +286,17 @@ class Hub(Service):
         if peer is not None:
             self.calls.end(peer, user, "disconnected")
 
+    def call_lapsed(self, user, peer):
+        self.calls.end(peer, user, "disconnected")
+
     # Service
 
     def stopService(self):
         """
-        Close every client with 1001 and release every session at once,
-        without waiting for the clients to answer: rooms, the pool and
-        calls are cleaned, partners and members everywhere told. Only when
-        all of that went through does this daemon leave the others; if not,
-        they reap what is left once its heartbeat lapses. Fires when the
-        releases are done and the clients are gone.
+        Close every client with 1001, release every session at once (rooms,
+        pool cleaned, members told, calls held); if all went through, leave
+        the other daemons (else they reap the rest once its heartbeat
+        lapses). Fires when the releases are done and the clients gone.
         """
         super().stopService()
         conns = self.connections.all()
@@ -306,7 +305,7 @@ class Hub(Service):
         for conn in conns:
             self._closing[conn] = Deferred()
             conn.going_away()
-        released = all_done([self._detach(conn) for conn in conns])
+        released = all_done([self._detach(conn, hold=True) for conn in conns])
         released.addCallback(self._leave)
         closed = list(self._closing.values())
         return gatherResults([released, *closed], consumeErrors=True)

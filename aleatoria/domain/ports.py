@@ -125,15 +125,19 @@ class ISessions(Interface):
         """
         C{user} connected here, from client C{address}: make this daemon
         its owner, ending any earlier session (out of its rooms and the
-        pool, its match ended). Fire with a L{Claim}.
+        pool), and take back its held match, if any, or the match of the
+        session it replaces. Fire with a L{Claim}.
         """
 
-    def release(user, budget_refills_in=0):
+    def release(user, budget_refills_in=0, hold=False):
         """
         C{user}'s connection here is gone; its message budget refills in
         C{budget_refills_in} seconds. If this daemon still owns it: out of
-        its rooms and the pool, its match ended; fire with the former
-        partner, or C{None}.
+        its rooms and the pool, its match ended -- or, with C{hold} (the
+        connection was lost, not closed), held for the call grace: ended
+        only if the user has not claimed it back when that is over
+        (L{IReceiver.call_lapsed}). Fire with the former partner of an
+        ended match, or C{None}.
         """
 
     def join_room(room, user):
@@ -198,6 +202,9 @@ class IMatchmaking(Interface):
 
     def match_of(user):
         """The user's current L{Match}, or C{None}."""
+
+    def grace_left(user):
+        """Milliseconds until the grace of C{user}'s held match ends (0: none held)."""
 
     def pool_size():
         """The number of users in the pool."""
@@ -272,6 +279,9 @@ class IReceiver(Interface):
 
     def reaped(user, rooms, peer):
         """C{user}'s daemon died: it left C{rooms}; C{peer}, if any, lost its call."""
+
+    def call_lapsed(user, peer):
+        """C{user} did not come back within the grace of its held call: C{peer} lost it."""
 
 
 class IObserver(Interface):

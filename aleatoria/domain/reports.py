@@ -16,8 +16,8 @@ import msgspec
 from twisted.internet.defer import Deferred
 
 from aleatoria.domain.clock import format_ns
-from aleatoria.domain.events import Blocked, Reported
 from aleatoria.domain.refusals import Invalid, RateLimited
+from aleatoria.domain.safety_facts import Blocked, Reported
 
 REASONS = ("spam", "nudity", "minor", "harassment", "other")
 """Why a user may report another."""
@@ -108,7 +108,7 @@ class Reports:
         blocking = await work.timed(hub.blocks.block(user, other), "block")
         hub.tell(Blocked(user, other, blocking.ended))
         if blocking.ended:
-            hub.safety.end_call(user, other)
+            hub.safety.end_call(user, other, "reported")
         report = await self._evidence(conn, other, reason, details)
         await work.timed(hub.reports.file(report, self._ttl), "file_report")
         hub.tell(Reported(user, other, reason, report.id))

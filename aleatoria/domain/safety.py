@@ -11,10 +11,10 @@ unless the two are matched (a match never joins two users with a block
 between them). Reports (L{aleatoria.domain.reports}) block as well.
 """
 
-from aleatoria.domain.events import Blocked, Unblocked
 from aleatoria.domain.matchmaking import ENDED
 from aleatoria.domain.refusals import Forbidden, Invalid, QuotaExceeded
 from aleatoria.domain.rules import check_user
+from aleatoria.domain.safety_facts import Blocked, Unblocked
 
 
 def write_refused(recipient):
@@ -58,10 +58,14 @@ class Safety:
         if blocking.ended:
             self.end_call(user, other)
 
-    def end_call(self, user, other):
-        """C{user} ended its call with C{other} by blocking it: C{other} hears it ended."""
+    def end_call(self, user, other, why="blocked"):
+        """
+        C{user} ended its call with C{other} by blocking it (C{why}:
+        C{blocked} or C{reported}, as observers hear): C{other} hears
+        only that it ended.
+        """
         calls = self._hub.calls
-        calls.end(other, user, "blocked", calls.forget(user), told=ENDED)
+        calls.end(other, user, why, calls.forget(user), told=ENDED)
 
     def unblock(self, conn, other):
         """C{conn}'s user no longer blocks C{other}."""

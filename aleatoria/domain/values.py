@@ -19,13 +19,16 @@ class Claim:
     What claiming a user ended: the daemon that had it, the partner of its
     call, and the rooms it was in; and, if the user spent its message
     budget lately, the seconds until it is full again (so that reconnecting
-    to another daemon does not refill it).
+    to another daemon does not refill it). C{resumed}: the user's call,
+    held since its connection was lost (or replaced), as a
+    L{aleatoria.domain.matchmaking.Match}; or C{None}.
     """
 
     previous_owner: str | None
     former_peer: str | None
     rooms: tuple[str, ...] = ()
     budget_refills_in: float | None = None
+    resumed: object = None
 
 
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:

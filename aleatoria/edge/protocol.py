@@ -62,6 +62,9 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
     """The connection's L{aleatoria.edge.admission.Ticket}, taken over from its HTTP channel."""
     _room = None
     _counted = False
+    _kicked = False
+    _closed_by_client = False
+    """Whether the client sent the first close frame (it closed; it did not lose us)."""
 
     def adopt(self, ticket):
         """This connection, once HTTP, is a WebSocket now: its C{ticket} is its own."""
@@ -156,11 +159,21 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
         factory = self.factory
         if self._counted:
             factory.admission.count_out(self.address)
-        factory.hub.disconnected(self)
+        factory.hub.disconnected(self, clean=self._kicked or self._closed_by_client)
         if not self.closedByMe and code not in _EXPECTED_CLOSES:
             self.report.fault("WebSocket closed unexpectedly", "websocket_close",
                               closeCode=str(code), reason=reason or "")
         factory.reporter.forget(self.report)
+
+    def onCloseFrame(self, code, reasonRaw):
+        """
+        The client closed the connection if its close frame came first: a
+        lost connection -- dropped, timed out, closed by a stopping server
+        -- did not.
+        """
+        if not self.closedByMe:
+            self._closed_by_client = True
+        return super().onCloseFrame(code, reasonRaw)
 
     def _malformed(self, details, raw):
         """
@@ -217,6 +230,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter
         self.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
 
     def kick(self, reason):
+        self._kicked = True
         self.close(CLOSE_KICKED, reason)
 
     def close(self, code, reason):

@@ -18,6 +18,7 @@ from aleatoria.domain.events import (
     DirectMessage,
     MemberJoined,
     MemberLeft,
+    PeerReconnected,
     PostFailed,
     RoomMessage,
     Signal,
@@ -64,9 +65,16 @@ def _presence(kind):
 
 
 def _call_started(push, user):
+    payload = role(push.role, push.peer, push.common)
+    if push.resumed:
+        payload["resumed"] = True
     return Envelope(type="assign_role", fromUser=SYSTEM, toUser=user,
-                    payload=role(push.role, push.peer, push.common),
-                    createTime=push.create_time)
+                    payload=payload, createTime=push.create_time)
+
+
+def _peer_reconnected(push, user):
+    return Envelope(type="peer_reconnected", fromUser=SYSTEM, toUser=user,
+                    payload={"peerId": push.peer}, createTime=push.create_time)
 
 
 def _call_ended(push, user):
@@ -89,6 +97,7 @@ _RENDER = {
     CallEnded: _call_ended,
     Signal: _signal,
     CallMessage: _call_message,
+    PeerReconnected: _peer_reconnected,
 }
 
 

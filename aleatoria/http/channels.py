@@ -7,6 +7,7 @@ the guard headers, error pages included; nothing is logged per request.
 
 from io import BytesIO
 
+from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
@@ -40,6 +41,9 @@ class _Anonymous(Request):
             self.content.write(data)
 
 
+_TWISTED_WEB = Logger(namespace="twisted.web.http.HTTPChannel")
+
+
 class _Channel(HTTPChannel):
     """
     An HTTP connection behind the gate. Its site screens each request's
@@ -50,6 +54,13 @@ class _Channel(HTTPChannel):
 
     ticket = None
     _refused = False
+
+    def __init__(self):
+        super().__init__()
+        # twisted.web's own lines ("Timing out client") keep its namespace,
+        # not this class's (a Logger class attribute takes the subclass's):
+        # of a library's lines only the errors get through
+        self._log = _TWISTED_WEB
 
     def allHeadersReceived(self):
         refused = self.site.screen(self.requests[-1], self.length)

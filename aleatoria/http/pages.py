@@ -27,7 +27,9 @@ class Ready(Resource):
     """
     Readiness: 200 while the store answers and -- on Redis -- posts from
     the other daemons reach this one (the pub/sub connection is
-    subscribed); 503 otherwise.
+    subscribed) and it has told Redis who is connected here since Redis
+    (or the primary, after a failover) came back (joined: until then its
+    users are not paired with); 503 otherwise.
     """
 
     isLeaf = True
@@ -58,7 +60,8 @@ class Ready(Resource):
         ready = reachable
         if self._backend.kind == "redis":
             report["subscribed"] = subscribed = self._backend.bus.subscribed
-            ready = ready and subscribed
+            report["joined"] = joined = self._backend.sessions.joined
+            ready = ready and subscribed and joined
         request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", b"application/json")
         request.write(json.dumps({"status": "ok" if ready else "degraded", **report}).encode())

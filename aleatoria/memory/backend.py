@@ -23,6 +23,8 @@ from aleatoria.memory.streams import MemoryStreams
 SWEEP_SECONDS = 60
 TELL_SECONDS = 5
 """How often evictions, if any, are told (one line sums them up)."""
+LAPSE_SECONDS = 0.25
+"""How often held calls whose grace is over are ended, at most."""
 
 
 class MemoryBackend(Service):
@@ -34,6 +36,8 @@ class MemoryBackend(Service):
     @param history_size: messages kept per room and per conversation.
     @param max_bytes: what kept messages may weigh (see L{MemoryStreams}).
     @param rng: where random pairings come from.
+    @param call_grace: seconds a call is held for a user whose connection
+        was lost (0: none); an ended grace is noticed within L{LAPSE_SECONDS}.
     """
 
     kind = "memory"
@@ -41,9 +45,9 @@ class MemoryBackend(Service):
     """The only daemon the embedded backend knows: this one."""
     _log = Logger()
 
-    def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None):
+    def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None, call_grace=0):
         self.bus = LoneBus()
-        self.matchmaking = MemoryMatchmaking(rng, clock.seconds)
+        self.matchmaking = MemoryMatchmaking(rng, clock.seconds, call_grace)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
         self.streams = MemoryStreams(self.bus, clock.seconds, ttl, history_size, max_bytes)
         self.blocks = self.matchmaking.blocks = self.streams.blocks = MemoryBlocks(
@@ -54,6 +58,9 @@ class MemoryBackend(Service):
         if max_bytes is not None:
             self._timers.append((self._timer(self.streams.tell_evictions, clock),
                                  TELL_SECONDS))
+        if call_grace > 0:
+            self._timers.append((self._timer(self.sessions.lapse, clock),
+                                 min(LAPSE_SECONDS, call_grace / 4)))
         self.bans = MemoryBans()
 
     def _timer(self, function, clock):

@@ -3,6 +3,7 @@ Matchmaking in the embedded backend: the pool and the matches, each step
 atomic (one process), with the rules of L{aleatoria.domain.matchmaking}.
 """
 
+import math
 import random
 
 from twisted.internet.defer import succeed
@@ -19,22 +20,28 @@ from aleatoria.memory.pool import Pool
 class MemoryMatchmaking:
     """
     @param rng: where random choices come from.
-    @param seconds: the clock, for when matches begin and end, and for the
-        rules of a request (L{aleatoria.domain.matchmaking.Ask}).
+    @param seconds: the clock, for when matches begin and end, the graces
+        of held matches, and the rules of a request
+        (L{aleatoria.domain.matchmaking.Ask}).
+    @param grace: seconds a match is held for a user whose connection was
+        lost (L{leave}); 0: not held.
     @ivar blocks: the L{aleatoria.memory.blocks.MemoryBlocks} pairing honours.
     """
 
-    def __init__(self, rng=None, seconds=None):
+    def __init__(self, rng=None, seconds=None, grace=0):
         self._rng = rng or random.Random()
         self._seconds = seconds
         self._skips = Skips(seconds)
         self._rematches = Rematches(seconds)
+        self._grace = grace
         self.blocks = None
         self._meetings = {}
         """Each user's current or most recent match, as a L{Meeting}."""
         self.pool = Pool()
         self._waiting = set()
         self.matches = {}
+        self.held = {}
+        """Each user whose match is held: when its grace ends."""
 
     def offer(self, user, seat=None):
         if seat is not None:
@@ -87,11 +94,34 @@ class MemoryMatchmaking:
         self.end_match(user)
         return succeed(True)
 
-    def leave(self, user):
-        """C{user}'s session ended: out of the pool, its match ended; the former peer."""
+    def leave(self, user, hold=False):
+        """
+        C{user}'s session ended: out of the pool, its match ended -- or,
+        with C{hold} and a grace, held until the grace ends. The former
+        peer, or C{None} (none, or held).
+        """
         self._waiting.discard(user)
         self.pool.forget(user)
+        if hold and self._grace > 0 and user in self.matches:
+            self.held[user] = self._seconds() + self._grace
+            return None
         return self.end_match(user)
+
+    def resume(self, user):
+        """C{user} is back: its held L{Match}, held no more; or C{None}."""
+        if self.held.pop(user, None) is None:
+            return None
+        return self.matches[user]
+
+    def grace_left(self, user):
+        ends = self.held.get(user)
+        return succeed(0 if ends is None else max(1, math.ceil((ends - self._seconds()) * 1000)))
+
+    def lapse(self):
+        """End the matches whose grace is over: C{[(user, peer)]}."""
+        now = self._seconds()
+        over = [user for user, ends in self.held.items() if ends <= now]
+        return [(user, self.end_match(user)) for user in over if user in self.held]
 
     def end_match(self, user):
         """End C{user}'s match; sides waiting for it enter the pool. The peer, or C{None}."""
@@ -100,6 +130,8 @@ class MemoryMatchmaking:
             return None
         del self.matches[match.peer]
         self._rematches.ended(user, match.peer)
+        self.held.pop(user, None)
+        self.held.pop(match.peer, None)
         now = self._ms()
         for side in (user, match.peer):
             meeting = self._meetings.get(side)

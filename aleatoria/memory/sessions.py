@@ -84,11 +84,13 @@ class MemorySessions:
         refills_in = refills_at - now if refills_at > now else None
         if user not in self.users:
             self.users.add(user)
-            return succeed(Claim(None, None, (), refills_in))
+            return succeed(Claim(None, None, (), refills_in, self._matchmaking.resume(user)))
         rooms = tuple(sorted(self.membership.rooms_of(user)))
-        return succeed(Claim(self.node, self._end(user), rooms, refills_in))
+        former_peer = self._end(user, hold=True)
+        return succeed(Claim(self.node, former_peer, rooms, refills_in,
+                             self._matchmaking.resume(user)))
 
-    def release(self, user, budget_refills_in=0):
+    def release(self, user, budget_refills_in=0, hold=False):
         if user not in self.users:
             return succeed(None)
         self.users.discard(user)
@@ -96,13 +98,18 @@ class MemorySessions:
             self._addresses[user] = (self._addresses[user][0], self._seconds())
         if budget_refills_in > 0:
             self._budgets[user] = self._seconds() + budget_refills_in
-        return succeed(self._end(user))
+        return succeed(self._end(user, hold))
 
-    def _end(self, user):
+    def _end(self, user, hold=False):
         for room in list(self.membership.rooms_of(user)):
             self.membership.discard(room, user)
             self._rosters.discard(room, user)
-        return self._matchmaking.leave(user)
+        return self._matchmaking.leave(user, hold)
+
+    def lapse(self):
+        """End the held matches whose grace is over; their partners hear it."""
+        for user, peer in self._matchmaking.lapse():
+            self._receiver.call_lapsed(user, peer)
 
     def join_room(self, room, user):
         self.membership.add(room, user)

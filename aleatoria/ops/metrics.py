@@ -58,6 +58,10 @@ class Metrics:
             ["code"], registry=registry)
         self.pairings = Counter(
             "aleatoria_pairings", "Pairings made by this daemon.", registry=registry)
+        self.calls_held = Counter(
+            "aleatoria_calls_held", "Calls held for a user whose connection was lost, by "
+            "outcome: held (by this daemon), resumed (the user came back here).",
+            ["outcome"], registry=registry)
         self.blocks = Counter(
             "aleatoria_blocks", "Blocks made on this daemon (reports' included).",
             registry=registry)

@@ -8,6 +8,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain import events as e
+from aleatoria.domain import safety_facts as s
+from aleatoria.domain.call_life import CallHeld, CallResumed
 from aleatoria.domain.ports import IObserver
 from aleatoria.domain.rules import shown
 
@@ -49,23 +51,28 @@ _LINES = {
     e.CallOver: lambda f: _CALLS.info(
         "Call of {peer} and {user} ended: {peer} {reason}", user=f.user, peer=f.peer,
         reason=f.reason),
+    CallHeld: lambda f: _CALLS.info(
+        "{user} lost its connection; its call with {peer} waits for it", user=f.user,
+        peer=f.peer),
+    CallResumed: lambda f: _CALLS.info(
+        "{user} came back to its call with {peer}", user=f.user, peer=f.peer),
     e.KickedHere: lambda f: _ADMIN.info(
         "{user} disconnected by the server API: {reason}", user=f.user,
         reason=shown(f.reason)),
-    e.Banned: lambda f: _ADMIN.info(
+    s.Banned: lambda f: _ADMIN.info(
         "Banned {target} for {seconds} s (ban {id}), reason {reason}", target=f.user or f.network,
         seconds=f.seconds, id=f.ban_id, reason=shown(f.reason)),
-    e.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
+    s.Unbanned: lambda f: _ADMIN.info("Lifted the ban {id} of {target}", id=f.ban_id,
                                       target=f.user or f.network),
-    e.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
+    s.KickedByBan: lambda f: _ADMIN.info("{user} from {peer} closed by the ban {id}",
                                          user=f.user, peer=f.address, id=f.ban_id),
     e.ServerPosted: _server_posted,
-    e.Blocked: lambda f: _SAFETY.info(
+    s.Blocked: lambda f: _SAFETY.info(
         "{user} blocked {other}, ending their call" if f.ended else "{user} blocked {other}",
         user=f.user, other=f.other),
-    e.Unblocked: lambda f: None if not f.had else _SAFETY.info(
+    s.Unblocked: lambda f: None if not f.had else _SAFETY.info(
         "{user} unblocked {other}", user=f.user, other=f.other),
-    e.Reported: lambda f: _SAFETY.info(
+    s.Reported: lambda f: _SAFETY.info(
         "{user} reported {other} ({reason}): report {report_id}", user=f.user,
         other=f.other, reason=f.reason, report_id=f.report_id),
 }
@@ -97,15 +104,15 @@ _CRUMBS = {
                                 {"currentPeerId": f.skipped}),
     e.NoPeer: lambda f: ("webrtc", "No peer available", {}),
     e.Paired: lambda f: ("webrtc", "Peer pairing made", {"peer": f.peer}),
-    e.Banned: lambda f: ("safety", "Ban set", {
+    s.Banned: lambda f: ("safety", "Ban set", {
         "banId": f.ban_id, "userId" if f.user else "address": f.user or f.network,
         "seconds": f.seconds}),
-    e.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
-    e.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
+    s.Unbanned: lambda f: ("safety", "Ban lifted", {"banId": f.ban_id}),
+    s.KickedByBan: lambda f: ("safety", "Closed by a ban", {"banId": f.ban_id}),
     e.SignalRelayed: lambda f: ("webrtc", "Signaling relayed", {"toUser": f.to_user}),
-    e.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
-    e.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
-    e.Reported: lambda f: ("safety", "User reported",
+    s.Blocked: lambda f: ("safety", "User blocked", {"userId": f.other, "callEnded": f.ended}),
+    s.Unblocked: lambda f: ("safety", "User unblocked", {"userId": f.other}),
+    s.Reported: lambda f: ("safety", "User reported",
                            {"userId": f.other, "reason": f.reason, "reportId": f.report_id}),
 }
 
@@ -132,10 +139,10 @@ class Breadcrumbs:
 
 
 _BAN_COUNTS = {
-    e.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
-    e.Unbanned: lambda m, f: m.bans_lifted.inc(),
-    e.KickedByBan: lambda m, f: m.ban_closes.inc(),
-    e.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
+    s.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
+    s.Unbanned: lambda m, f: m.bans_lifted.inc(),
+    s.KickedByBan: lambda m, f: m.ban_closes.inc(),
+    s.HandshakeBanned: lambda m, f: m.handshakes_banned.inc(),
 }
 
 
@@ -163,7 +170,11 @@ class Counters:
         kind = type(fact)
         if kind is e.Paired:
             self._metrics.pairings.inc()
-        elif kind is e.Blocked:
+        elif kind is CallHeld:
+            self._metrics.calls_held.labels("held").inc()
+        elif kind is CallResumed:
+            self._metrics.calls_held.labels("resumed").inc()
+        elif kind is s.Blocked:
             self._metrics.blocks.inc()
-        elif kind is e.Reported:
+        elif kind is s.Reported:
             self._metrics.reports.labels(fact.reason).inc()

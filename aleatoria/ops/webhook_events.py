@@ -13,6 +13,7 @@ README.rst, section Webhooks.
 """
 
 from aleatoria.domain import events as e
+from aleatoria.domain import safety_facts as s
 from aleatoria.domain.matchmaking import IMPOLITE, POLITE
 
 
@@ -66,6 +67,6 @@ EVENTS = {
     e.Connected: _user("user.connected"),
     e.Disconnected: _user("user.disconnected"),
     e.Reaped: _reaped,
-    e.Banned: _banned,
+    s.Banned: _banned,
 }
 """Fact type -> C{(fact, daemon id) -> (webhook type, data)}."""

@@ -42,12 +42,15 @@ class RedisBackend(MultiService):
     @param sentinels: the L{aleatoria.redis.sentinel.Sentinels} that name the
         primary, if they do (then C{link}'s endpoint is C{None}): both links
         connect where they say, and move on a failover.
+    @param call_grace: seconds a call is held for a user whose connection
+        was lost (L{RedisSessions}).
     """
 
     kind = "redis"
 
     def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
-                 max_pending=10000, max_bytes=None, node=None, report=None, sentinels=None):
+                 max_pending=10000, max_bytes=None, node=None, report=None, sentinels=None,
+                 call_grace=0):
         super().__init__()
         endpoint, where, options = link
         self.node = node or uuid.uuid4().hex
@@ -74,7 +77,8 @@ class RedisBackend(MultiService):
         self.bans = RedisBans(self.commands, self.bus, reactor)
         self.bans.setServiceParent(self)
         self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
-                                      node=self.node, node_ttl=node_ttl)
+                                      node=self.node, node_ttl=node_ttl,
+                                      call_grace=call_grace)
         self.sessions.setServiceParent(self)
         self.matchmaking = RedisMatchmaking(self.commands, self.keys)
         self.blocks = RedisBlocks(self.commands, self.keys)

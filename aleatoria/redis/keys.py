@@ -24,6 +24,7 @@ NAMES = {
     "seat": "available:seat:{id}",
     "segment_pool": "available:segment:{}",
     "interest_pool": "available:interest:{}:{}",
+    "held": "matches:held",
     # ours: safety
     "blocks": "blocks:{id}",
     "address": "address:{id}",

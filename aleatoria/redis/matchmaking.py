@@ -48,6 +48,9 @@ class RedisMatchmaking:
         return d.addCallback(
             lambda reply: Match(reply[0], reply[1], _common(reply[2])) if reply[0] else None)
 
+    def grace_left(self, user):
+        return self._commands.run("grace_left", user).addCallback(int)
+
     def pool_size(self):
         return self._commands.call("scard", self._keys("pool"))
 

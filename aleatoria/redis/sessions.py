@@ -14,6 +14,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from aleatoria.domain.matchmaking import Match
 from aleatoria.domain.ports import ISessions
 from aleatoria.domain.refusals import StoreUnavailable
 from aleatoria.domain.values import Claim
@@ -23,6 +24,12 @@ BEATS_PER_TTL = 5
 
 RESYNC_TTLS = 6
 """The periodic resync, which heals a release lost to a timeout, every so many C{node_ttl}."""
+
+LAPSE_SECONDS = 1.0
+"""How often each daemon ends the held calls whose grace is over, at most."""
+
+LAPSES_AT_ONCE = 100
+"""Held calls one sweep ends, at most: the next takes the rest."""
 
 
 @implementer(ISessions)
@@ -36,11 +43,14 @@ class RedisSessions(Service):
     @param node_ttl: seconds after its last heartbeat that a silent daemon
         counts as dead, and its users as gone.
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
+    @param call_grace: seconds a call is held for a user whose connection
+        was lost (0: none); whichever daemon sweeps first ends it after --
+        every daemon sweeps, holding calls or not.
     """
 
     _log = Logger()
 
-    def __init__(self, commands, keys, bus, reactor, report, *, node, node_ttl):
+    def __init__(self, commands, keys, bus, reactor, report, *, node, node_ttl, call_grace=0):
         self.node = node
         self._commands = commands
         self._keys = keys
@@ -54,6 +64,11 @@ class RedisSessions(Service):
         self._timers = [self._timer(self._beat, node_ttl / BEATS_PER_TTL),
                         self._timer(self._reap, node_ttl / BEATS_PER_TTL / 2),
                         self._timer(self.resync, node_ttl * RESYNC_TTLS)]
+        self._grace_ms = math.ceil(call_grace * 1000)
+        # every daemon sweeps, whatever its own grace: another daemon (or
+        # this one's former configuration) may have held a call
+        self._timers.append(self._timer(
+            self._lapse, min(LAPSE_SECONDS, call_grace / 4) if call_grace else LAPSE_SECONDS))
         commands.watch(self._linked)
 
     def _timer(self, function, interval):
@@ -87,15 +102,16 @@ class RedisSessions(Service):
     # Sessions
 
     def claim(self, user, address=""):
-        d = self._commands.run("claim", user, self.node, address, capped=False)
+        d = self._commands.run("claim", user, self.node, address, self._grace_ms, capped=False)
         return d.addCallback(lambda reply: Claim(
-            reply[0], reply[1], tuple(sorted(reply[3:])),
+            reply[0], reply[1], tuple(sorted(reply[5:])),
             int(reply[2]) / 1000 if int(reply[2]) > 0 else None,
+            Match(reply[3], reply[4]) if reply[3] else None,
         ))
 
-    def release(self, user, budget_refills_in=0):
+    def release(self, user, budget_refills_in=0, hold=False):
         d = self._commands.run("release", user, self.node, math.ceil(budget_refills_in * 1000),
-                               capped=False)
+                               self._grace_ms if hold else 0, capped=False)
         return d.addCallback(lambda peer: peer or None)
 
     def join_room(self, room, user):
@@ -216,7 +232,7 @@ class RedisSessions(Service):
         """
         if self._joined_at is None or self._reactor.seconds() - self._joined_at < self._node_ttl:
             return
-        d = self._commands.run("reap", self.node, capped=False)
+        d = self._commands.run("reap", self.node, self._grace_ms, capped=False)
         d.addCallback(self._reaped)
         self._quietly(d, "reap")
 
@@ -227,6 +243,18 @@ class RedisSessions(Service):
         """
         for user, peer, *rooms in entries:
             self._receiver.reaped(user, tuple(rooms), peer or None)
+
+    def _lapse(self):
+        """End the held calls whose grace is over, here or anywhere: their partners hear it."""
+        if not self._commands.connected:
+            return
+        d = self._commands.run("lapse", LAPSES_AT_ONCE, capped=False)
+        d.addCallback(self._lapsed)
+        self._quietly(d, "lapse")
+
+    def _lapsed(self, ended):
+        for at in range(0, len(ended), 2):
+            self._receiver.call_lapsed(ended[at], ended[at + 1])
 
     def _quietly(self, d, operation):
         """An outage is the backend's to report; anything else is reported here."""

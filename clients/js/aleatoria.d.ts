@@ -180,6 +180,8 @@ export interface CallerOptions {
   interests?: string[];
   /** Seconds of a search during which only a partner sharing an interest is taken. */
   fallbackAfter?: number;
+  /** Skipped by the partner, say available again (default true). */
+  requeue?: boolean;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 
@@ -197,6 +199,7 @@ export class Caller extends EventTarget {
   client: Client;
   peerId: string | null;
   polite: boolean;
+  requeue: boolean;
   pc: RTCPeerConnection | null;
   available(): void;
   next(): Promise<boolean>;

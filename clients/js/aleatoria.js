@@ -733,13 +733,16 @@ function clean(fields) {
  * TURN) the server gives for the call unless `rtcConfig` names its own.
  * Events: `call` (detail: {peerId, role}), `track` (detail: the
  * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
- * (detail: {peerId, reason}).
+ * (detail: {peerId, reason}). Skipped by the partner's `next()`, it is
+ * available again (back in the pool, as the partner is) unless `requeue`
+ * is false.
  */
 export class Caller extends EventTarget {
-  constructor(client, { stream = null, rtcConfig = {}, interests = [], fallbackAfter = 0,
-    RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
+  constructor(client, { stream = null, rtcConfig = {}, requeue = true, interests = [],
+    fallbackAfter = 0, RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
+    this.requeue = requeue;
     this.interests = interests;
     this.fallbackAfter = fallbackAfter;
     this._searching = null; // when the search for this partner began (ms)
@@ -756,9 +759,10 @@ export class Caller extends EventTarget {
       client.addEventListener(type, (e) => this._signaled(e.detail, this.pc));
     }
     client.addEventListener("hangup", (e) => {
-      if (e.detail.fromUser === this.peerId) {
-        this._end((e.detail.payload && e.detail.payload.reason) || "hangup");
-      }
+      if (e.detail.fromUser !== this.peerId) return;
+      const reason = (e.detail.payload && e.detail.payload.reason) || "hangup";
+      this._end(reason);
+      if (reason === "skipped" && this.requeue) this.client.available(this.interests);
     });
   }
 

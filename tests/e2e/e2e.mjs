@@ -46,12 +46,14 @@ function start(command, args, ready, env = {}) {
 async function daemon(port, ...options) {
   const env = typeof options.at(-1) === "object" ? options.pop() : {};
   await start(twistd, ["--nodaemon", "--pidfile=", "aleatoria", "--demo",
-    "--port", `tcp:${port}:interface=127.0.0.1`, ...options], /Listening on \S+:\d+/, env);
+    "--port", `tcp:${port}:interface=127.0.0.1`, ...options], new RegExp(`Listening on \\S+:${port}\\b`),
+  env);
   return `http://127.0.0.1:${port}/`;
 }
 
-async function page(browser, url, name) {
-  const context = await browser.newContext({ permissions: ["camera"] });
+/** A page of the demo, as `name` (a daemon that wants names) or a stranger (`--anonymous`). */
+async function page(browser, url, name, { viewport } = {}) {
+  const context = await browser.newContext({ permissions: ["camera"], viewport });
   const tab = await context.newPage();
   tab.on("pageerror", (error) => console.error(`[${name}] page error: ${error.message}`));
   tab.on("console", (message) => {
@@ -60,11 +62,65 @@ async function page(browser, url, name) {
     }
   });
   await tab.goto(url);
-  await tab.fill("#name", name);
-  await tab.click("#connect");
-  await tab.waitForSelector("#app:not([hidden])");
-  await tab.waitForFunction(() => document.querySelector("#connection").value === "open");
+  if (name) {
+    await tab.waitForSelector("#connect-form:not([hidden])");
+    // before Connect there is nothing to click but Connect
+    assert.equal(await tab.evaluate(() => document.querySelector("#app").hidden &&
+      document.querySelector("#app").inert), true);
+    await tab.fill("#name", name);
+    await tab.click("#connect");
+  }
+  await tab.waitForSelector('#connection[data-state="open"]');
+  await tab.waitForSelector("#app:not([hidden]):not([inert])");
   return tab;
+}
+
+/** A box on the page: {x, y, width, height}. */
+const box = async (tab, selector) => (await tab.$(selector)).boundingBox();
+
+function inside(inner, outer) {
+  return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.width <= outer.x + outer.width &&
+    inner.y + inner.height <= outer.y + outer.height;
+}
+
+/** The partner's video in the call view: large, with the self-view inset inside it. */
+async function callView(tab) {
+  const [stage, remote, local] = await Promise.all(["#call .stage", "#remote-video",
+    "#local-video"].map((selector) => box(tab, selector)));
+  const width = await tab.evaluate(() => document.documentElement.clientWidth);
+  assert.ok(remote.width >= Math.min(0.9 * width, 600), `the partner's video is ${remote.width} px wide`);
+  assert.ok(inside(local, stage) && inside(remote, stage), "the self-view is not inset in the video");
+  assert.ok(local.width < remote.width / 2.5, `the self-view is ${local.width} px of ${remote.width}`);
+  const overflow = await tab.evaluate(() =>
+    document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the window`);
+}
+
+/** The mean brightness (0-255) of the partner's video as shown now. */
+function brightness(tab) {
+  return tab.evaluate(() => {
+    const video = document.querySelector("#remote-video");
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 48;
+    const context = canvas.getContext("2d");
+    context.drawImage(video, 0, 0, 64, 48);
+    const { data } = context.getImageData(0, 0, 64, 48);
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) sum += (data[i] + data[i + 1] + data[i + 2]) / 3;
+    return sum / (data.length / 4);
+  });
+}
+
+/** Wait until `condition(value)` holds for `read()`, failing with the last value after 20 s. */
+async function until(read, condition, what) {
+  const deadline = Date.now() + 20000;
+  let value;
+  while (!condition(value = await read())) {
+    if (Date.now() > deadline) throw new Error(`${what}: still ${value}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return value;
 }
 
 const state = (tab) => tab.getAttribute("#call-status", "data-state");
@@ -110,13 +166,20 @@ async function videoPlays(tab) {
   assert.ok(frames > 0, `no frames decoded: ${await tab.textContent("#call-status")}`);
 }
 
+/** The call's chat, both ways: call_message, shown as You and Stranger, kept nowhere. */
 async function chatBothWays(a, b) {
   await a.fill("#call-input", "hello from a");
   await a.press("#call-input", "Enter");
-  await b.waitForSelector('#call-log li:has-text("hello from a")');
+  await b.waitForSelector('#call-log li:text-is("Stranger: hello from a")');
+  await a.waitForSelector('#call-log li.me:text-is("You: hello from a")');
   await b.fill("#call-input", "hello from b");
   await b.click("#call-send");
-  await a.waitForSelector('#call-log li:has-text("hello from b")');
+  await a.waitForSelector('#call-log li:text-is("Stranger: hello from b")');
+  for (const tab of [a, b]) {
+    const { conversations } = await tab.evaluate(() => window.demo.client.getConversations());
+    assert.deepEqual(conversations, [], "the call's chat went to the inbox");
+    assert.equal(await tab.$$eval("#conversations li", (items) => items.length), 0);
+  }
 }
 
 async function scenario(name, run) {
@@ -148,12 +211,11 @@ async function main() {
       await b.click("#start");
       await connected(a);
       await connected(b);
-      assert.equal(await a.textContent("#partner"), "bea");
-      assert.equal(await b.textContent("#partner"), "ann");
+      assert.equal(await a.textContent("#partner"), "Stranger");
+      assert.equal(await b.textContent("#partner"), "Stranger");
       await videoPlays(a);
       await videoPlays(b);
       await chatBothWays(a, b);
-      await a.screenshot({ path: screenshot, fullPage: true });
     });
 
   await scenario("both sides offering at once (glare) still converges", async () => {
@@ -190,9 +252,10 @@ async function main() {
       await a.click("#next");
       await connected(a);
       await connected(c);
-      assert.equal(await a.textContent("#partner"), "cid");
-      await b.waitForSelector('#call-status[data-state="ended"]');
-      assert.match(await b.textContent("#call-status"), /ann left \(skipped\)/);
+      assert.equal(await a.evaluate(() => window.demo.caller.peerId), "cid");
+      // the skipped page is back in the queue by itself
+      await b.waitForSelector('#call-status[data-state="waiting"]');
+      assert.match(await b.textContent("#call-status"), /moved on/);
       await videoPlays(c);
     });
 
@@ -201,7 +264,15 @@ async function main() {
     await c.close();
     await a.waitForSelector('#call-status[data-state="ended"]', { timeout: 2000 });
     assert.ok(Date.now() - closing <= 2000);
-    assert.match(await a.textContent("#call-status"), /cid left \(disconnected\)/);
+    assert.match(await a.textContent("#call-status"), /The stranger left/);
+  });
+
+  await scenario("the page skipped by Next was put back in the queue: Next finds it", async () => {
+    await a.click("#next");
+    await connected(a);
+    await connected(b);
+    assert.equal(await a.evaluate(() => window.demo.caller.peerId), "bea");
+    await videoPlays(b);
   });
 
   await scenario("room chat between two pages, history shown after a reload", async () => {
@@ -214,27 +285,191 @@ async function main() {
     await b.waitForSelector('#members li:has-text("ann")');
   });
 
-  await scenario("at phone width, from the keyboard alone", async () => {
-    const context = await browser.newContext({ viewport: { width: 375, height: 740 },
-      permissions: ["camera"] });
-    const phone = await context.newPage();
-    await phone.goto(url);
-    await phone.focus("#name");
-    await phone.fill("#name", "fay");
-    await phone.keyboard.press("Enter");
-    await phone.waitForSelector("#app:not([hidden])");
-    for (let n = 0; n < 20; n++) {
-      if (await phone.evaluate(() => document.activeElement.id) === "start") break;
-      await phone.keyboard.press("Tab");
-    }
-    assert.equal(await phone.evaluate(() => document.activeElement.id), "start");
-    await phone.keyboard.press("Enter");
-    await phone.waitForSelector('#call-status[data-state="waiting"]');
-    const overflow = await phone.evaluate(() =>
-      document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone`);
-    await context.close();
-  });
+  await scenario("at phone width, from the keyboard alone: a call in the phone layout",
+    async () => {
+      const viewport = { width: 375, height: 740 };
+      const context = await browser.newContext({ viewport, permissions: ["camera"] });
+      const phone = await context.newPage();
+      await phone.goto(url);
+      await phone.waitForSelector("#connect-form:not([hidden])");
+      await phone.focus("#name");
+      await phone.fill("#name", "fay");
+      await phone.keyboard.press("Enter");
+      await phone.waitForSelector("#app:not([hidden]):not([inert])");
+      for (let n = 0; n < 20; n++) {
+        if (await phone.evaluate(() => document.activeElement.id) === "start") break;
+        await phone.keyboard.press("Tab");
+      }
+      assert.equal(await phone.evaluate(() => document.activeElement.id), "start");
+      await phone.keyboard.press("Enter");
+      await phone.waitForSelector('#call-status[data-state="waiting"]');
+      const other = await page(browser, url, "gus", { viewport });
+      await other.click("#start");
+      await connected(phone);
+      await videoPlays(phone);
+      await callView(phone);
+      for (const id of ["#mute", "#camera", "#next", "#hangup", "#call-input"]) {
+        const { x, y, width, height } = await box(phone, id);
+        assert.ok(x >= 0 && x + width <= viewport.width, `${id} is off the screen`);
+        assert.ok(height >= 24, `${id} is ${height} px high: too small for a finger`);
+      }
+      await phone.screenshot({ path: path.join(output, "phone.png") });
+      await phone.click("#hangup");
+      await other.waitForSelector('#call-status[data-state="ended"]');
+      await context.close();
+      await other.context().close();
+    });
+
+  await scenario("named users: another tab takes over, and the first says so for good",
+    async () => {
+      const first = await page(browser, url, "ivy");
+      const second = await page(browser, url, "ivy");
+      await first.waitForSelector('#connection[data-state="closed"]');
+      await first.waitForFunction(() => window.demo.client.state === "closed");
+      assert.match(await first.textContent("#connection"), /another tab/);
+      assert.equal(await first.evaluate(() => document.querySelector("#app").inert), true);
+      assert.equal(await second.getAttribute("#connection", "data-state"), "open");
+      await first.context().close();
+      await second.context().close();
+    });
+
+  await scenario("a ban, refused connects (403, 400): said in words, no reconnect loop",
+    async () => {
+      const token = randomBytes(32).toString("hex");
+      const api = 10100 + Math.floor(Math.random() * 400);
+      const banning = await daemon(10600 + Math.floor(Math.random() * 400),
+        "--api-port", `tcp:${api}:interface=127.0.0.1`, { ALEATORIA_API_TOKEN: token });
+      const zed = await page(browser, banning, "zed");
+      let attempts = 0;
+      zed.on("websocket", () => { attempts += 1; });
+      const answer = await fetch(`http://127.0.0.1:${api}/api/v1/bans`, { method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ userId: "zed", seconds: 600 }) });
+      assert.equal(answer.status, 201, await answer.text());
+      // the open connection is closed (4003): the page says why and stays closed
+      await zed.waitForSelector('#connection[data-state="closed"]');
+      assert.match(await zed.textContent("#connection"), /banned/);
+      assert.equal(await zed.evaluate(() => window.demo.client.state), "closed");
+      assert.equal(await zed.evaluate(() => document.querySelector("#app").inert), true);
+      assert.equal(attempts, 0);
+      // connecting again is refused (403 banned): said once, nothing tried again
+      await zed.click("#connect");
+      await zed.waitForFunction(() => window.demo.client.state === "closed");
+      assert.match(await zed.textContent("#connection"), /banned from this server for 10 more minutes/);
+      assert.equal(attempts, 1);
+      // and a refused connect of another kind (400: a reserved name)
+      await zed.fill("#name", "system");
+      await zed.click("#connect");
+      await zed.waitForFunction(() => window.demo.client.state === "closed");
+      assert.match(await zed.textContent("#connection"),
+        /The server refused the connection \(userId system is reserved\)/);
+      assert.equal(await zed.getAttribute("#connection", "data-state"), "closed");
+      assert.equal(attempts, 2);
+      await zed.context().close();
+    });
+
+  await scenario("too many connection attempts (429): said in words, no reconnect loop",
+    async () => {
+      const limited = await daemon(9950 + Math.floor(Math.random() * 40),
+        "--connect-rate", "0.001", "--connect-burst", "20");
+      const context = await browser.newContext({ permissions: ["camera"] });
+      const tab = await context.newPage();
+      let attempts = 0;
+      tab.on("websocket", () => { attempts += 1; });
+      await tab.goto(limited);
+      await tab.waitForSelector("#connect-form:not([hidden])");
+      // the page's address spends its attempts (this process is on the same one)
+      let status = 0;
+      for (let n = 0; n < 40 && status !== 429; n++) status = (await fetch(`${limited}ws`)).status;
+      assert.equal(status, 429);
+      await tab.fill("#name", "kim");
+      await tab.click("#connect");
+      await tab.waitForFunction(() => window.demo.client.state === "closed");
+      assert.match(await tab.textContent("#connection"), /Too many connections/);
+      assert.equal(await tab.evaluate(() => document.querySelector("#app").hidden), true);
+      // one attempt, or two: the gate refuses the upgrade's new TCP connection,
+      // but the client's look at /ws may ride a kept-alive one, which the gate
+      // let in before, and hear 426 (it would be admitted) -- then it tries once more
+      assert.ok(attempts >= 1 && attempts <= 2, `${attempts} attempts`);
+      await context.close();
+    });
+
+  await scenario("anonymous: strangers without names, the call view, mute, camera off, chat",
+    async () => {
+      const anonymous = await daemon(9400 + Math.floor(Math.random() * 90), "--anonymous");
+      const p = await page(browser, anonymous);
+      const q = await page(browser, anonymous);
+      for (const tab of [p, q]) {
+        assert.equal(await tab.isVisible("#name"), false);
+        assert.match(await tab.evaluate(() => window.demo.client.userId), /^anon-/);
+      }
+      await p.click("#start");
+      await p.waitForSelector('#call-status[data-state="waiting"]');
+      await q.click("#start");
+      await connected(p);
+      await connected(q);
+      for (const tab of [p, q]) {
+        assert.equal(await tab.textContent("#partner"), "Stranger");
+        assert.doesNotMatch(await tab.textContent("#call"), /anon-/);
+        await videoPlays(tab);
+        await callView(tab);
+      }
+      await chatBothWays(p, q);
+      // mute: p's microphone track is off in the call
+      await p.click("#mute");
+      assert.equal(await p.getAttribute("#mute", "aria-pressed"), "true");
+      assert.equal(await p.evaluate(() => window.demo.caller.pc.getSenders()
+        .find((sender) => sender.track && sender.track.kind === "audio").track.enabled), false);
+      // camera off: q's decoded frames of p turn black, and keep coming
+      const lit = await until(() => brightness(q), (value) => value > 40, "p's video is dark");
+      console.log(`# brightness of p's video at q: ${lit}`);
+      await p.click("#camera");
+      assert.equal(await p.getAttribute("#camera", "aria-pressed"), "true");
+      const before = await framesDecoded(q);
+      await until(() => brightness(q), (value) => value < 8, `p's camera is off (was ${lit})`);
+      await until(() => framesDecoded(q), (frames) => frames > before + 10, "q's frames");
+      await p.click("#camera");
+      await until(() => brightness(q), (value) => value > 40, "p's camera is back on");
+      await p.fill("#call-input", "nice to meet you");
+      await p.press("#call-input", "Enter");
+      await q.waitForSelector('#call-log li:text-is("Stranger: nice to meet you")');
+      // README.rst's picture: the header and the call view
+      const bottom = await q.evaluate(() =>
+        document.querySelector("#call").getBoundingClientRect().bottom + window.scrollY);
+      await q.screenshot({ path: screenshot, fullPage: true,
+        clip: { x: 0, y: 0, width: 1280, height: Math.ceil(bottom) + 16 } });
+
+      // Next: both back in the queue -- two newcomers find one each
+      await q.click("#next");
+      await q.waitForSelector('#call-status[data-state="waiting"]');
+      await p.waitForSelector('#call-status[data-state="waiting"]');
+      assert.match(await p.textContent("#call-status"), /moved on/);
+      const found = [];
+      for (const tab of [await page(browser, anonymous), await page(browser, anonymous)]) {
+        await tab.click("#start");
+        await connected(tab);
+        found.push(await tab.evaluate(() => window.demo.caller.peerId));
+        await tab.context().close();
+      }
+      const users = await Promise.all([p, q].map((tab) =>
+        tab.evaluate(() => window.demo.client.userId)));
+      assert.deepEqual(found.sort(), [...users].sort());
+
+      // a reload keeps the stranger's identity (its reconnect token, this tab's only)
+      await p.reload();
+      await p.waitForSelector('#connection[data-state="open"]');
+      assert.equal(await p.evaluate(() => window.demo.client.userId), users[0]);
+      // a token the server refuses (401): the page comes back as a new stranger, once
+      await p.evaluate(() => sessionStorage.setItem("aleatoria-token",
+        `${window.demo.client.userId}.1.${"0".repeat(32)}`));
+      await p.reload();
+      await p.waitForSelector('#connection[data-state="open"]');
+      const fresh = await p.evaluate(() => window.demo.client.userId);
+      assert.match(fresh, /^anon-/);
+      assert.notEqual(fresh, users[0]);
+      await p.context().close();
+      await q.context().close();
+    });
 
   await scenario("on Redis, two pages on two daemons still get a call through", async () => {
     const redisPort = 20000 + Math.floor(Math.random() * 10000);

@@ -1,11 +1,14 @@
-// The demo app: random video chat, rooms and direct messages, on the
-// Aleatoria client (aleatoria.js, served beside this file).
+// The demo app: random video chat with strangers, rooms and direct
+// messages, on the Aleatoria client (aleatoria.js, served beside this file).
 import { Caller, Client } from "./aleatoria.js";
 
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 let client = null;
 let caller = null;
+let stream = null; // the camera and microphone, once allowed
+let mode = ""; // "anonymous" (the server names its users: no name to type) or "named"
+let stopped = ""; // why the connection ended for good, in words
 let room = "Lobby";
 let dmUser = "";
 
@@ -13,35 +16,155 @@ let dmUser = "";
 window.demo = {
   get client() { return client; },
   get caller() { return caller; },
+  get stream() { return stream; },
+  get mode() { return mode; },
   trace: [],
 };
 
-$("name").value = localStorage.getItem("aleatoria-name") ||
-  `guest-${Math.random().toString(36).slice(2, 7)}`;
+/** A refusal or a lost connection, as a person would say it. */
+function inWords(error) {
+  const reason = error.message ? ` (${error.message})` : "";
+  if (error.code === "banned" || error.message === "banned") {
+    const seconds = error.payload && error.payload.retryAfter;
+    return seconds ? `You are banned from this server for ${Math.ceil(seconds / 60)} more minutes.`
+      : "You are banned from this server for now.";
+  }
+  switch (error.code) {
+    case "replaced":
+      return "Opened in another tab: this one is closed.";
+    case "rate_limited":
+      return `Too many connections from your network just now${reason}. Wait a little, then connect again.`;
+    case "forbidden":
+      return `The server does not let this page in${reason}.`;
+    case "unauthorized":
+      return `The server did not accept who you are${reason}.`;
+    case "invalid_request":
+      return `The server refused the connection${reason}.`;
+    case "unreachable":
+      return "The server cannot be reached. Check your network, then connect again.";
+    case "unavailable":
+      return "The server is having trouble. Try again in a moment.";
+    default:
+      return `Not connected${reason}.`;
+  }
+}
 
-$("connect-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const name = $("name").value.trim();
-  localStorage.setItem("aleatoria-name", name);
-  if (client) client.close();
-  client = new Client(wsUrl, { userId: name, room: "Lobby" });
-  client.addEventListener("state", (e) => { $("connection").value = e.detail; });
-  client.addEventListener("close", (e) => {
-    if (e.detail.code === 4001) $("connection").value = "replaced by another tab";
-  });
-  wire(client);
+function showConnection(state, text) {
+  $("connection").dataset.state = state;
+  $("connection").value = text;
+}
+
+const STATES = {
+  connecting: "connecting…",
+  open: "connected",
+  reconnecting: "connection lost, reconnecting…",
+};
+
+/**
+ * How the server names users: a plain GET of /ws answers what an upgrade
+ * without a userId would get -- 426 (it would be admitted) when the server
+ * names its users, 400 when it wants a userId (docs/protocol.rst, "HTTP").
+ */
+async function start() {
+  let answer;
   try {
-    await client.connect();
+    const response = await fetch("/ws");
+    answer = { status: response.status, ...(await response.json()) };
   } catch (error) {
-    $("connection").value = `not connected: ${error.message}`;
+    showConnection("closed", inWords({ code: "unreachable", message: error.message }));
     return;
   }
-  $("app").hidden = false;
+  if (answer.status === 426) {
+    mode = "anonymous";
+    $("name-field").hidden = true;
+    await connect();
+  } else if (answer.status === 400) {
+    mode = "named";
+    $("name").value = localStorage.getItem("aleatoria-name") ||
+      `guest-${Math.random().toString(36).slice(2, 7)}`;
+    $("name-field").hidden = false;
+    $("connect-form").hidden = false;
+    showConnection("idle", "not connected");
+  } else {
+    showConnection("closed", inWords({ code: answer.code, message: answer.error }));
+    $("name-field").hidden = true;
+    $("connect").textContent = "Try again";
+    $("connect-form").hidden = false;
+  }
+}
+
+$("connect-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (mode) connect();
+  else start(); // the server refused even a look: ask it again
+});
+
+async function connect() {
+  if (client) client.close();
+  endCall();
+  caller = null;
+  stopped = "";
+  const options = { room: "Lobby" };
+  if (mode === "anonymous") {
+    // this tab's identity: a reload keeps it; another tab is another stranger
+    options.reconnectToken = sessionStorage.getItem("aleatoria-token") || "";
+  } else {
+    options.userId = $("name").value.trim();
+    localStorage.setItem("aleatoria-name", options.userId);
+  }
+  const c = client = new Client(wsUrl, options);
+  c.addEventListener("state", (e) => {
+    if (c !== client) return;
+    if (e.detail === "closed") closed();
+    else if (e.detail === "open" && mode === "named") showConnection("open", `connected as ${c.userId}`);
+    else showConnection(e.detail, STATES[e.detail] || e.detail);
+  });
+  c.addEventListener("close", (e) => {
+    if (e.detail.code === 4001) stopped = inWords({ code: "replaced" });
+    if (e.detail.code === 4003) stopped = inWords({ code: "banned" });
+  });
+  c.addEventListener("refused", (e) => { stopped = inWords(e.detail); });
+  c.addEventListener("identity", (e) => {
+    sessionStorage.setItem("aleatoria-token", e.detail.reconnectToken);
+  });
+  wire(c);
+  try {
+    await c.connect();
+  } catch (error) {
+    if (c !== client) return;
+    if (error.code === "unauthorized" && options.reconnectToken) {
+      // a reconnect token past its time: come back as a new stranger
+      sessionStorage.removeItem("aleatoria-token");
+      await connect();
+      return;
+    }
+    stopped = inWords(error);
+    closed();
+    return;
+  }
+  $("connect-form").hidden = mode === "anonymous";
   $("connect").textContent = "Reconnect";
+  $("app").hidden = false;
+  $("app").inert = false;
   renderRooms();
   await showRoom("Lobby");
   await refreshConversations();
-});
+}
+
+/** Closed for good: said in words, nothing left clickable but Connect. */
+function closed() {
+  showConnection("closed", stopped || "disconnected");
+  $("app").inert = true;
+  if (caller && caller.pc) caller.pc.close();
+  endCall();
+  caller = null;
+  // a new connection starts with a new Caller: Start again
+  $("start").disabled = false;
+  $("next").disabled = $("hangup").disabled = true;
+  callStatus("idle", "Press Start to meet a stranger.");
+  $("connect").textContent = mode === "anonymous" ? "Connect again" : "Connect";
+  $("connect-form").hidden = false;
+}
 
 function wire(c) {
   for (const type of ["assign_role", "webrtc_offer", "webrtc_answer", "webrtc_candidate",
@@ -55,10 +178,15 @@ function wire(c) {
       if (m.room === room) appendRoom(m);
     } else {
       const other = m.fromUser === c.userId ? m.toUser : m.fromUser;
-      if (caller && other === caller.peerId) appendLine($("call-log"), m, c.userId);
       if (other === dmUser) appendLine($("dm-log"), m, c.userId);
       refreshConversations();
     }
+  });
+  c.addEventListener("call_message", (e) => {
+    const m = e.detail;
+    const mine = m.fromUser === c.userId;
+    if (!caller || (mine ? m.toUser : m.fromUser) !== caller.peerId) return;
+    callLine(mine ? "You" : "Stranger", m.payload.content, mine ? "me" : "");
   });
   for (const type of ["user_joined", "user_left"]) {
     c.addEventListener(type, (e) => {
@@ -71,26 +199,36 @@ function wire(c) {
   c.addEventListener("resumed", () => showRoom(room));
 }
 
-// Random video chat
+// Random video chat with strangers
+
+async function camera() {
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch {
+    try {
+      return await navigator.mediaDevices.getUserMedia({ video: true });
+    } catch (error) {
+      callStatus("no-camera", `No camera: ${error.message}. Calls will receive only.`);
+      return null;
+    }
+  }
+}
 
 $("start").addEventListener("click", async () => {
-  if (!caller) {
-    let stream = null;
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    } catch {
-      try {
-        stream = await navigator.mediaDevices.getUserMedia({ video: true });
-      } catch (error) {
-        callStatus("no-camera", `No camera: ${error.message}. Calls will receive only.`);
-      }
+  $("start").disabled = true;
+  if (!stream) {
+    stream = await camera();
+    if (stream) {
+      $("local-video").srcObject = stream;
+      $("mute").disabled = stream.getAudioTracks().length === 0;
+      $("camera").disabled = stream.getVideoTracks().length === 0;
     }
-    if (stream) $("local-video").srcObject = stream;
+  }
+  if (!caller) {
     caller = new Caller(client, { stream });
     wireCaller(caller);
   }
-  $("start").disabled = true;
-  $("next").disabled = false;
+  $("next").disabled = $("hangup").disabled = false;
   await findPartner();
 });
 
@@ -100,43 +238,67 @@ $("hangup").addEventListener("click", () => {
   caller.hangup();
   client.unavailable();
   $("start").disabled = false;
-  $("next").disabled = true;
+  $("next").disabled = $("hangup").disabled = true;
+  callStatus("idle", "Press Start to meet a stranger.");
 });
 
 async function findPartner() {
-  callStatus("searching", "Looking for someone…");
+  callStatus("searching", "Looking for a stranger…");
   try {
-    if (!(await caller.next())) callStatus("waiting", "Waiting for someone to join…");
+    if (!(await caller.next())) callStatus("waiting", "Waiting for a stranger to join…");
   } catch (error) {
-    callStatus("error", `Could not look for a partner: ${error.message}`);
+    callStatus("error", `Could not look for a stranger: ${inWords(error)}`);
   }
 }
 
+/** Mute and camera off: the tracks stay in the call, sending silence or black. */
+function toggle(button, tracks, on, off) {
+  const pressed = button.getAttribute("aria-pressed") !== "true";
+  for (const track of tracks) track.enabled = !pressed;
+  button.setAttribute("aria-pressed", String(pressed));
+  button.textContent = pressed ? off : on;
+}
+
+$("mute").addEventListener("click", () =>
+  toggle($("mute"), stream.getAudioTracks(), "Mute", "Unmute"));
+$("camera").addEventListener("click", () => {
+  toggle($("camera"), stream.getVideoTracks(), "Camera off", "Camera on");
+  $("local-video").classList.toggle("off", $("camera").getAttribute("aria-pressed") === "true");
+});
+
 function wireCaller(c) {
   c.addEventListener("error", (e) => console.warn("call:", e.detail && e.detail.message));
-  c.addEventListener("call", (e) => {
-    $("partner").textContent = e.detail.peerId;
+  c.addEventListener("call", () => {
+    $("partner").textContent = "Stranger";
     $("call-log").replaceChildren();
-    $("hangup").disabled = false;
     $("call-input").disabled = $("call-send").disabled = false;
-    callStatus("connecting", `Connecting to ${e.detail.peerId}…`);
+    callStatus("connecting", "Connecting to a stranger…");
   });
   c.addEventListener("track", (e) => {
     const video = $("remote-video");
     video.srcObject = e.detail.streams[0] || new MediaStream([e.detail.track]);
   });
   c.addEventListener("connection", (e) => {
-    if (e.detail === "connected") callStatus("connected", `In a call with ${c.peerId}`);
-    if (e.detail === "failed") callStatus("failed", "The call could not connect.");
+    if (e.detail === "connected") callStatus("connected", "You are talking to a stranger.");
+    if (e.detail === "failed") callStatus("failed", "The call could not connect. Press Next.");
   });
   c.addEventListener("ended", (e) => {
-    $("remote-video").srcObject = null;
-    $("partner").textContent = "No partner yet";
-    $("hangup").disabled = true;
-    $("call-input").disabled = $("call-send").disabled = true;
-    const why = e.detail.local ? "You left the call." : `${e.detail.peerId} left (${e.detail.reason}).`;
-    callStatus("ended", `Call ended. ${why}`);
+    endCall();
+    if (e.detail.local) return; // Next or Stop say what comes next
+    if (e.detail.reason === "skipped") {
+      // the Caller has put this user back in the queue, as the stranger is
+      callStatus("waiting", "The stranger moved on. Waiting for someone new…");
+    } else {
+      callStatus("ended", "The stranger left. Press Next to meet someone new.");
+    }
   });
+}
+
+/** The call's view emptied: no partner, no chat. */
+function endCall() {
+  $("remote-video").srcObject = null;
+  $("partner").textContent = "No partner yet";
+  $("call-input").disabled = $("call-send").disabled = true;
 }
 
 function callStatus(state, text) {
@@ -144,13 +306,23 @@ function callStatus(state, text) {
   $("call-status").textContent = text;
 }
 
+// The call's chat: call_message, relayed to the partner only and never kept
 $("call-chat").addEventListener("submit", (event) => {
   event.preventDefault();
-  const text = $("call-input").value.trim();
-  if (!text || !caller || !caller.peerId) return;
-  client.write(caller.peerId, text).catch((error) => systemLine($("call-log"), error.message));
+  const content = $("call-input").value.trim();
+  if (!content || !caller || !caller.peerId) return;
+  client.request({ type: "call_message", toUser: caller.peerId, payload: { content } },
+    "call_message").catch((error) => systemLine($("call-log"), inWords(error)));
   $("call-input").value = "";
 });
+
+function callLine(who, text, className) {
+  const li = document.createElement("li");
+  li.className = className;
+  li.textContent = `${who}: ${text}`;
+  $("call-log").append(li);
+  $("call-log").scrollTop = $("call-log").scrollHeight;
+}
 
 // Rooms
 
@@ -293,3 +465,5 @@ function systemLine(log, text) {
   log.append(li);
   log.scrollTop = log.scrollHeight;
 }
+
+start();

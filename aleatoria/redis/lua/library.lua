@@ -71,12 +71,19 @@ local function met_key(a, b)
   return K.met(a, b)
 end
 
+-- A user whose connection was lost has its match held until a deadline
+-- (K.held, by score) for it to come back.
+local function held(user)
+  return redis.call('ZSCORE', K.held(), user) ~= false
+end
+
 local function end_match(user)
   local match = redis.call('HMGET', K.match(user), 'peer', 'at', 'rematch')
   local peer = match[1]
   if not peer then return false end
   if tonumber(match[3] or '0') > 0 then redis.call('SET', met_key(user, peer), 1, 'PX', match[3]) end
   redis.call('DEL', K.match(user), K.match(peer))
+  redis.call('ZREM', K.held(), user, peer)
   local ended = string.format('%d', now_ms())
   for _, side in ipairs({user, peer}) do
     if redis.call('SREM', K.waiting(), side) == 1 then pool_enter(side) end
@@ -91,7 +98,9 @@ end
 -- how long a user's client address is kept after its session ended (s)
 local ADDRESS_KEPT = 86400
 
-local function end_session(user)
+-- The session's end: out of its rooms and the pool; its match ended, or
+-- held for hold_ms (its former partner, or false).
+local function end_session(user, hold_ms)
   local rooms = K.user_rooms(user)
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
     local members = K.room_members(room)
@@ -104,6 +113,10 @@ local function end_session(user)
   pool_exit(user)
   redis.call('SREM', K.waiting(), user)
   redis.call('DEL', K.seat(user))
+  if (hold_ms or 0) > 0 and redis.call('EXISTS', K.match(user)) == 1 then
+    redis.call('ZADD', K.held(), now_ms() + hold_ms, user)
+    return false
+  end
   return end_match(user)
 end
 

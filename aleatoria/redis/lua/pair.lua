@@ -27,10 +27,10 @@ end
 local ended = false
 local current = redis.call('HMGET', K.match(requester), 'peer', 'role', 'common')
 if current[1] then
-  if current[1] ~= skipped and present(current[1]) then
+  if current[1] ~= skipped and (present(current[1]) or held(current[1])) then
     return {'current', current[1], current[2], false, current[3] or '[]'}
   end
-  -- a skip, or a partner whose daemon died: that match is over
+  -- a skip, or a partner whose daemon died (not held): that match is over
   ended = end_match(requester)
 end
 local segment, interests = ARGV[8], cjson.decode(ARGV[9])

@@ -1,5 +1,6 @@
 -- uses: library
--- Clean up after daemons that died without a word (never this one, ARGV[2]):
+-- Clean up after daemons that died without a word (never this one, ARGV[2];
+-- their users' matches held for ARGV[3] ms):
 -- for each of their users, {user, live partner or '', rooms...}, for the
 -- partners and the rooms' members to hear of it. Only a live daemon reaps:
 -- if this one's heartbeat lapsed too, Redis or the daemon stalled, and the
@@ -16,7 +17,7 @@ for _, node in ipairs(redis.call('SMEMBERS', K.nodes())) do
         for _, room in ipairs(redis.call('SMEMBERS', K.user_rooms(user))) do
           entry[#entry + 1] = room
         end
-        local peer = end_session(user)
+        local peer = end_session(user, tonumber(ARGV[3]))
         if peer and present(peer) then entry[2] = peer end
         reaped[#reaped + 1] = entry
       end
