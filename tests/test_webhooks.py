@@ -380,3 +380,22 @@ async def test_a_block_ends_the_match_as_blocked_and_a_ban_is_told(receiver, dae
     (banned,) = await receiver.event("user.banned")
     assert banned["data"] == {"banId": ban["id"], "userId": None, "address": "198.51.100.0/24",
                               "seconds": 60, "reason": "spam"}
+
+
+@pytest.mark.parametrize("daemons", ["memory", "redis"], indirect=True)
+@pytest_twisted.ensureDeferred
+async def test_match_started_says_the_segment_and_common_interests(receiver, daemons):
+    """The token's segment and the interests the two share, as the match began."""
+    from .test_segments import SECRET, token
+
+    server = await daemons({"ALEATORIA_JWT_SECRET": SECRET}, **{"webhook-url": receiver.url})
+    alice = await server.connect("alice", extra=f"&token={token('alice', 'teen')}")
+    bob = await server.connect("bob", extra=f"&token={token('bob', 'teen')}")
+    bob.send({"type": "user_available_webrtc", "payload": {"interests": ["Chess", "golf"]}})
+    await bob.quiet()
+    alice.send({"type": "request_random_peer", "payload": {"interests": ["chess"]}})
+    await alice.expect("assign_role")
+    (started,) = await receiver.event("match.started")
+    assert started["data"] == {
+        "users": [{"userId": "alice", "role": "impolite"}, {"userId": "bob", "role": "polite"}],
+        "segment": "teen", "commonInterests": ["chess"]}
