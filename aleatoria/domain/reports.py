@@ -147,8 +147,12 @@ class Reports:
         return hub.work.watch(hub.reports.get(report_id), "get_report", asked=True)
 
     def page(self, limit, after=""):
+        """
+        Up to C{limit} reports filed before C{after}, newest first: at most
+        a L{PAGE} and one (the one more says whether another page follows).
+        """
         hub = self._hub
-        return hub.work.watch(hub.reports.page(min(limit, PAGE), after), "reports",
+        return hub.work.watch(hub.reports.page(min(limit, PAGE + 1), after), "reports",
                               asked=True)
 
     def delete(self, report_id):

@@ -26,10 +26,10 @@ class ReportsAPI:
 
     async def _page(self, request, body):
         limit, after = _page(request)
-        reports = await self._reported.page(limit, after)
-        page = {"reports": [rendered(report) for report in reports]}
-        if len(reports) == limit:
-            page["next"] = place_of(reports[-1])
+        reports = await self._reported.page(limit + 1, after)  # one more: is there a next?
+        page = {"reports": [rendered(report) for report in reports[:limit]]}
+        if len(reports) > limit:
+            page["next"] = place_of(reports[limit - 1])
         return page
 
     async def _get(self, request, body):
@@ -72,6 +72,10 @@ def _gone():
                    "not_found")
 
 
+_PLACE = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+Z\|[0-9a-f]{32}")
+"""What L{place_of} makes: a report's createTime and id."""
+
+
 def _page(request):
     """C{limit} (1 to 100, default 100) and C{after} of the query."""
     def one(name):
@@ -83,4 +87,8 @@ def _page(request):
     if not 1 <= count <= PAGE:
         raise Problem(400, "Bad Request", f"limit is a whole number from 1 to {PAGE}.",
                       "invalid_message")
-    return count, one("after") or ""
+    after = one("after") or ""
+    if after and _PLACE.fullmatch(after) is None:
+        raise Problem(400, "Bad Request", "after is the next of the page before.",
+                      "invalid_message")
+    return count, after
