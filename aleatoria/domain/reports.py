@@ -111,7 +111,7 @@ class Reports:
             hub.safety.end_call(user, other, "reported")
         report = await self._evidence(conn, other, reason, details)
         await work.timed(hub.reports.file(report, self._ttl), "file_report")
-        hub.tell(Reported(user, other, reason, report.id))
+        hub.tell(Reported(user, other, reason, report.id, report))
         return report.id
 
     async def _evidence(self, conn, other, reason, details):

@@ -8,6 +8,7 @@ import re
 
 from aleatoria.domain.reports import PAGE, place_of
 from aleatoria.http.api import Problem
+from aleatoria.ops.report_view import rendered
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -43,21 +44,6 @@ class ReportsAPI:
         if not await self._reported.delete(report_id):
             raise _gone()
         return {"reportId": report_id, "deleted": True}
-
-
-def rendered(report):
-    """A report as the API shows it."""
-    return {
-        "reportId": report.id, "createdAt": report.created_at, "reason": report.reason,
-        "details": report.details,
-        "reporter": {"userId": report.reporter, "address": report.reporter_address},
-        "reported": {"userId": report.reported, "address": report.reported_address},
-        "pairedAt": report.paired_at, "pairedSeconds": report.paired_seconds,
-        "sharedInterests": report.shared_interests,
-        "messages": [{"fromUser": m.sender, "toUser": m.recipient, "content": m.content,
-                      "messageId": m.message_id, "createTime": m.create_time}
-                     for m in report.messages],
-    }
 
 
 def _id(request):
