@@ -59,6 +59,9 @@ def test_bad_values_are_one_line_naming_the_setting(argv, env, error, monkeypatc
     assert str(refused.value) == error
 
 
+WEBHOOK_SECRET = "whsec_" + "a2V5IGZvciB0aGUgd2ViaG9vayB0ZXN0cyAzMiBieXRlcw=="
+
+
 def test_the_start_up_line_says_what_clients_are_given():
     """The summary names the STUN and TURN servers given out, and the credentials' life."""
     from twisted.logger import capturedLogs
@@ -70,4 +73,20 @@ def test_the_start_up_line_says_what_clients_are_given():
         announce(make_config({"ALEATORIA_TURN_SECRET": SECRET}, **{
             "turn-url": "turn:t.example,turns:t.example:443", "stun-url": "stun:s.example"}))
     summary = events[0]["log_format"].format(**events[0])
-    assert summary.endswith("; ICE 1 STUN and 2 TURN (credentials for 3600 s)"), summary
+    assert "; ICE 1 STUN and 2 TURN (credentials for 3600 s); webhooks off" in summary, summary
+
+
+def test_the_start_up_line_says_what_is_set_and_what_goes_unused():
+    """Webhooks and clients without an Origin are named; a TURN secret without TURN is told."""
+    from twisted.logger import capturedLogs
+
+    from aleatoria.daemon.announce import announce
+    from tests.conftest import make_config
+
+    with capturedLogs() as events:
+        announce(make_config(
+            {"ALEATORIA_TURN_SECRET": SECRET, "ALEATORIA_WEBHOOK_SECRET": WEBHOOK_SECRET},
+            **{"webhook-url": "https://app.example/hooks", "allow-no-origin": True}))
+    lines = [event["log_format"].format(**event) for event in events]
+    assert "and clients that send none" in lines[0] and "webhooks to 1 URL(s)" in lines[0]
+    assert "ALEATORIA_TURN_SECRET is set but no --turn-url" in "\n".join(lines[1:])

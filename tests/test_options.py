@@ -281,6 +281,13 @@ def test_sentinels_and_an_address_exclude_each_other(monkeypatch, argv, env, nam
     assert str(error.value).startswith(f"aleatoria: {named} and the sentinels")
 
 
+def test_sentinels_are_refused_on_the_memory_store(monkeypatch):
+    """Given and then ignored, they would leave an operator believing in a failover."""
+    with pytest.raises(SystemExit) as error:
+        parse(["--redis-sentinel", "a:1", "--store", "memory"], {}, monkeypatch)
+    assert str(error.value).startswith("aleatoria: --redis-sentinel with --store memory")
+
+
 def test_a_sentinel_is_host_and_port(monkeypatch):
     with pytest.raises(SystemExit) as error:
         parse(["--redis-sentinel", "a"], {}, monkeypatch)

@@ -122,6 +122,10 @@ async def test_reports_are_paged_newest_first_and_deleted(two_servers):
     status, _, page = await call(one, "GET", "/api/v1/reports?limit=2")
     assert status == 200
     assert [r["reportId"] for r in page["reports"]] == [ids[2], ids[1]]
+    status, _, whole = await call(one, "GET", "/api/v1/reports?limit=3")
+    assert len(whole["reports"]) == 3 and "next" not in whole  # nothing follows: no next
+    status, _, bad = await call(one, "GET", "/api/v1/reports?after=garbage")
+    assert status == 400 and bad["code"] == "invalid_message"
     status, _, rest = await call(one, "GET", f"/api/v1/reports?limit=2&after={page['next']}")
     assert [r["reportId"] for r in rest["reports"]] == [ids[0]] and "next" not in rest
     status, _, answer = await call(one, "DELETE", f"/api/v1/reports/{ids[1]}")

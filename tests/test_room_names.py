@@ -62,3 +62,12 @@ async def test_refused_at_join_chat_and_handshake(server, name):
     await bob.quiet()
     assert await handshake(server, f"userId=carol&room={quote(name)}") == 400
     assert server.hub.room_names() == ["home-alice", "home-bob"]
+
+
+def test_the_servers_own_name_is_refused_as_such():
+    """'system' fits the rule of user ids, and is refused for being the server's."""
+    from aleatoria.domain.refusals import Invalid
+    from aleatoria.domain.rules import check_user
+
+    with pytest.raises(Invalid, match="is the server's own"):
+        check_user("System", "userId")

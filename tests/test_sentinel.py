@@ -337,6 +337,30 @@ async def test_the_wrong_sentinel_password(guarded_sentinels, log):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_master_name_the_sentinels_do_not_know_is_told_as_such(sentinels, log):
+    """Not "Redis is unreachable": the sentinels answer, and name no primary of that name."""
+    from twisted.internet import reactor
+
+    from aleatoria.daemon.service import make_service
+
+    service = make_service(make_config(
+        store="redis", **{"redis-sentinel": sentinels.addresses,
+                          "redis-sentinel-master": "nosuch", "redis-timeout": "0.5"}), reactor)
+    service.startService()
+    server = Server(service)
+    try:
+        await until(lambda: any("No Redis primary through the sentinels" in line
+                                for line in log))
+        line = next(line for line in log if "No Redis primary through the sentinels" in line)
+        assert "'nosuch'" in line and "--redis-sentinel-master" in line
+        assert not any("is unreachable (down" in line for line in log)
+        code, _ = await server.ready()
+        assert code == 503
+    finally:
+        await stop_server(server)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_pairing_lost_in_a_failover_leaves_no_ghost(sentinels, daemons):
     """
     Alice waits in the pool; carol is paired with her on a primary whose

@@ -384,6 +384,30 @@ async def test_a_block_ends_the_match_as_blocked_and_a_ban_is_told(receiver, dae
 
 @pytest.mark.parametrize("daemons", ["memory", "redis"], indirect=True)
 @pytest_twisted.ensureDeferred
+async def test_a_report_is_report_created_whole_and_its_call_ends_as_reported(
+        receiver, daemons):
+    """The webhook carries the report as the server API shows it: evidence included."""
+    server = await daemons({"ALEATORIA_API_TOKEN": TOKEN}, **{
+        "webhook-url": receiver.url, "api-port": "tcp:0:interface=127.0.0.1"})
+    alice, bob = await server.connect_many("alice", "bob")
+    await available(bob)
+    await pair(alice, bob)
+    bob.send({"type": "chat_message", "toUser": "alice", "payload": {"content": "rude"}})
+    await alice.expect("chat_message")
+    await bob.expect("chat_message")
+    answer = await alice.request({"type": "report_user", "payload": {
+        "userId": "bob", "reason": "harassment", "details": "said rude"}}, "user_reported")
+    (created,) = await receiver.event("report.created")
+    status, _, shown = await call(
+        server, "GET", f"/api/v1/reports/{answer['payload']['reportId']}")
+    assert status == 200 and created["data"] == shown
+    assert [m["content"] for m in created["data"]["messages"]] == ["rude"]
+    (ended,) = await receiver.event("match.ended")
+    assert (ended["data"]["reason"], ended["data"]["endedBy"]) == ("reported", "alice")
+
+
+@pytest.mark.parametrize("daemons", ["memory", "redis"], indirect=True)
+@pytest_twisted.ensureDeferred
 async def test_match_started_says_the_segment_and_common_interests(receiver, daemons):
     """The token's segment and the interests the two share, as the match began."""
     from .test_segments import SECRET, token

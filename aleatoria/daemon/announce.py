@@ -30,12 +30,14 @@ def announce(config):
         identity = "the userId asked for"
     origins = ", ".join(config.allowed_origin) or "own origin" + (
         f" ({', '.join(config.public_host)})" if config.public_host else " (loopback only)")
+    if config.allow_no_origin:
+        origins += ", and clients that send none"
     _log.info(
         "Aleatoria {version} starting on {port}: store {store}; identity {identity}; "
         "origins {origins}; limits {rate}/s (burst {burst}) messages, {content} B content, "
         "{size} B frames, {rooms} rooms, {per_address} connections per address; "
         "history {history} per stream for {ttl} h; Sentry {sentry}; server API {api}; "
-        "ICE {ice}",
+        "ICE {ice}; webhooks {webhooks}",
         version=__version__, port=config.port, store=store, identity=identity,
         origins=origins, rate=config.rate_limit, burst=config.rate_burst,
         content=config.max_content_length, size=config.max_message_size,
@@ -44,7 +46,10 @@ def announce(config):
         sentry="on" if config.sentry_dsn else "off",
         api=f"on {config.api_port}" if config.api_port else "off",
         ice=_ice(config),
+        webhooks=f"to {len(config.webhook_url)} URL(s)" if config.webhook_url else "off",
     )
+    if config.turn_secret and not config.turn_url:
+        _log.warn("ALEATORIA_TURN_SECRET is set but no --turn-url: clients get no TURN server")
     if not config.allowed_origin and not config.public_host:
         _log.warn(
             "Neither --allowed-origin nor --public-host is set: only pages served "

@@ -146,6 +146,11 @@ def resolve(given, environ):
     config = Config(**{k.replace("-", "_"): v for k, v in values.items()})
     if config.redis_sentinel:
         _where_or_sentinels(given, environ)
+        if config.store != "redis":
+            raise ConfigError(
+                f"--redis-sentinel with --store {config.store}: the sentinels name a Redis "
+                "primary; use --store redis (the default when sentinels are given)"
+            )
     if config.jwt_secret and config.jwt_public_key_file:
         raise ConfigError(
             "ALEATORIA_JWT_SECRET and --jwt-public-key-file exclude each other: choose one"

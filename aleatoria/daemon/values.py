@@ -231,21 +231,22 @@ WEBHOOK_KEY_BYTES = (24, 64)
 def webhook_secret(text):
     """
     Empty (none), or a Standard Webhooks secret: C{whsec_} and the base64
-    of 24 to 64 random bytes. What L{secret} refuses, this refuses too.
+    of 24 to 64 random bytes -- its key's length is what counts, not the
+    text's -- and none the documentation shows.
     """
     if not text:
         return text
-    secret(text)
+    make = "make one with: whsec_$(openssl rand -base64 32)"
     if not text.startswith("whsec_"):
-        raise SecretRefused("must start with whsec_ (then the base64 of 24-64 random bytes, "
-                            "e.g. whsec_$(openssl rand -base64 32))")
+        raise SecretRefused(f"must be whsec_ and the base64 of 24-64 random bytes ({make})")
     try:
         encoded = text.removeprefix("whsec_")
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error:
-        raise SecretRefused("is not whsec_ and base64") from None
+        raise SecretRefused(f"is not whsec_ and base64 ({make})") from None
     low, high = WEBHOOK_KEY_BYTES
     if not low <= len(key) <= high:
-        raise SecretRefused(f"decodes to {len(key)} bytes; a key has {low}-{high} "
-                            "(e.g. whsec_$(openssl rand -base64 32))")
+        raise SecretRefused(f"decodes to {len(key)} bytes; a key has {low}-{high} ({make})")
+    if text in DOCUMENTED_SECRETS:
+        raise SecretRefused(f"is an example from the documentation ({make})")
     return text

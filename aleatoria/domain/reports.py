@@ -111,7 +111,7 @@ class Reports:
             hub.safety.end_call(user, other, "reported")
         report = await self._evidence(conn, other, reason, details)
         await work.timed(hub.reports.file(report, self._ttl), "file_report")
-        hub.tell(Reported(user, other, reason, report.id))
+        hub.tell(Reported(user, other, reason, report.id, report))
         return report.id
 
     async def _evidence(self, conn, other, reason, details):
@@ -147,8 +147,12 @@ class Reports:
         return hub.work.watch(hub.reports.get(report_id), "get_report", asked=True)
 
     def page(self, limit, after=""):
+        """
+        Up to C{limit} reports filed before C{after}, newest first: at most
+        a L{PAGE} and one (the one more says whether another page follows).
+        """
         hub = self._hub
-        return hub.work.watch(hub.reports.page(min(limit, PAGE), after), "reports",
+        return hub.work.watch(hub.reports.page(min(limit, PAGE + 1), after), "reports",
                               asked=True)
 
     def delete(self, report_id):

@@ -69,6 +69,8 @@ def check_user(text: str, field: str = "toUser", system: bool = False) -> None:
         (C{system} is allowed where C{system} says so).
     """
     if not (valid_user_id(text) or system and text == SYSTEM):
+        if text.lower() == SYSTEM:
+            raise Invalid(f"{field} {shown(text)} is the server's own: no user is called so.")
         raise Invalid(f"{field} {shown(text)} is not a user id ({USER_ID_RULE}).")
 
 

@@ -59,9 +59,13 @@ class HandshakeBanned(Fact, frozen=True):
 
 
 class Reported(Fact, frozen=True):
-    """C{user} reported C{other}, for C{reason}: the report C{report_id}."""
+    """
+    C{user} reported C{other}, for C{reason}: the report C{report_id}, all
+    of it in C{report} (a L{aleatoria.domain.reports.Report}).
+    """
 
     user: str
     other: str
     reason: str
     report_id: str
+    report: object = None

@@ -8,6 +8,7 @@ import re
 
 from aleatoria.domain.reports import PAGE, place_of
 from aleatoria.http.api import Problem
+from aleatoria.ops.report_view import rendered
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -26,10 +27,10 @@ class ReportsAPI:
 
     async def _page(self, request, body):
         limit, after = _page(request)
-        reports = await self._reported.page(limit, after)
-        page = {"reports": [rendered(report) for report in reports]}
-        if len(reports) == limit:
-            page["next"] = place_of(reports[-1])
+        reports = await self._reported.page(limit + 1, after)  # one more: is there a next?
+        page = {"reports": [rendered(report) for report in reports[:limit]]}
+        if len(reports) > limit:
+            page["next"] = place_of(reports[limit - 1])
         return page
 
     async def _get(self, request, body):
@@ -45,21 +46,6 @@ class ReportsAPI:
         return {"reportId": report_id, "deleted": True}
 
 
-def rendered(report):
-    """A report as the API shows it."""
-    return {
-        "reportId": report.id, "createdAt": report.created_at, "reason": report.reason,
-        "details": report.details,
-        "reporter": {"userId": report.reporter, "address": report.reporter_address},
-        "reported": {"userId": report.reported, "address": report.reported_address},
-        "pairedAt": report.paired_at, "pairedSeconds": report.paired_seconds,
-        "sharedInterests": report.shared_interests,
-        "messages": [{"fromUser": m.sender, "toUser": m.recipient, "content": m.content,
-                      "messageId": m.message_id, "createTime": m.create_time}
-                     for m in report.messages],
-    }
-
-
 def _id(request):
     report_id = request.parts[1]
     if not _ID.match(report_id):
@@ -70,6 +56,10 @@ def _id(request):
 def _gone():
     return Problem(404, "Not Found", "No such report (never filed, expired or deleted).",
                    "not_found")
+
+
+_PLACE = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+Z\|[0-9a-f]{32}")
+"""What L{place_of} makes: a report's createTime and id."""
 
 
 def _page(request):
@@ -83,4 +73,8 @@ def _page(request):
     if not 1 <= count <= PAGE:
         raise Problem(400, "Bad Request", f"limit is a whole number from 1 to {PAGE}.",
                       "invalid_message")
-    return count, one("after") or ""
+    after = one("after") or ""
+    if after and _PLACE.fullmatch(after) is None:
+        raise Problem(400, "Bad Request", "after is the next of the page before.",
+                      "invalid_message")
+    return count, after

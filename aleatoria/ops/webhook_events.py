@@ -3,7 +3,7 @@ Which facts of the domain (L{aleatoria.domain.events}) the app's backend
 hears of, and how: the C{type} of each webhook and its C{data}. One row
 per fact. A new event type is one line of L{EVENTS}, e.g.::
 
-    e.ReportFiled: lambda f, daemon: ("report.created", {"reportId": f.report_id, ...}),
+    e.RoomPosted: lambda f, daemon: ("room.posted", {"room": f.room, ...}),
 
 A call that ends for a new reason (C{blocked}, C{reported}) needs no row:
 C{match.ended} says C{CallOver.reason}, which L{Calls.end
@@ -15,6 +15,7 @@ README.rst, section Webhooks.
 from aleatoria.domain import events as e
 from aleatoria.domain import safety_facts as s
 from aleatoria.domain.matchmaking import IMPOLITE, POLITE
+from aleatoria.ops.report_view import rendered
 
 
 def _started(fact, daemon):
@@ -55,6 +56,11 @@ def _banned(fact, daemon):
                            "reason": fact.reason}
 
 
+def _report_created(fact, daemon):
+    """A report filed on this daemon: all of it, as the server API shows it."""
+    return "report.created", rendered(fact.report)
+
+
 def _reaped(fact, daemon):
     """A user whose daemon died, cleaned up by this one: where it was is not known."""
     return "user.disconnected", {"userId": fact.user, "address": None, "daemon": None}
@@ -68,5 +74,6 @@ EVENTS = {
     e.Disconnected: _user("user.disconnected"),
     e.Reaped: _reaped,
     s.Banned: _banned,
+    s.Reported: _report_created,
 }
 """Fact type -> C{(fact, daemon id) -> (webhook type, data)}."""

@@ -99,11 +99,18 @@ class CommandLink(Service):
 
     def _still_unreachable(self):
         if not self.connected:
-            self._log.warn(
-                "Redis at {where} is unreachable (down, or refusing our "
-                "credentials); serving live traffic only until it answers",
-                where=self._where,
-            )
+            trouble = getattr(self.link.endpoint, "trouble", None)
+            if trouble:  # the sentinels named no primary: say why, not that Redis is down
+                self._log.warn(
+                    "No Redis primary through the sentinels at {where}: {trouble}; serving "
+                    "live traffic only until one answers",
+                    where=self._where, trouble=trouble)
+            else:
+                self._log.warn(
+                    "Redis at {where} is unreachable (down, or refusing our "
+                    "credentials); serving live traffic only until it answers",
+                    where=self._where,
+                )
             if self._report is not None:
                 self._report.capture_message(
                     "Redis unreachable", operation="redis_connect", redisAddr=self._where,

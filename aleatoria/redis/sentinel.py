@@ -102,7 +102,8 @@ class Sentinels(Service):
             named.append((int(state.get("config-epoch", 0)), str(state["ip"]),
                           int(state["port"])))
         if not named:
-            raise NoPrimary(f"no sentinel names a primary of {self.master!r} that is up")
+            raise NoPrimary(f"no sentinel names a primary of {self.master!r} that is up "
+                            "(is --redis-sentinel-master right?)")
         _, host, port = max(named)
         return host, port
 
@@ -135,11 +136,19 @@ class PrimaryEndpoint:
         self._sentinels = sentinels
         self._connect = connect
         self.address = None
+        self.trouble = None
+        """Why the last attempt found no primary (L{NoPrimary}'s words), or C{None}."""
 
     def connect(self, factory):
         def there(primary):
             host, port = primary
             self.address = f"{host}:{port}"
+            self.trouble = None
             return self._connect(host, port).connect(factory)
 
-        return self._sentinels.primary().addCallback(there)
+        def nowhere(failure):
+            failure.trap(NoPrimary)
+            self.trouble = failure.getErrorMessage()
+            return failure
+
+        return self._sentinels.primary().addCallbacks(there, nowhere)
