@@ -187,7 +187,7 @@ export interface CallerOptions {
 
 /** The events of a Caller, by name. */
 export interface CallerEventMap {
-  call: CustomEvent<{ peerId: string; role: "polite" | "impolite" }>;
+  call: CustomEvent<{ peerId: string; role: "polite" | "impolite"; commonInterests: string[] }>;
   track: CustomEvent<RTCTrackEvent>;
   connection: CustomEvent<RTCPeerConnectionState>;
   ended: CustomEvent<{ peerId: string; reason: string; local: boolean }>;

@@ -796,7 +796,7 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  _start({ peerId, role, iceServers }) {
+  _start({ peerId, role, iceServers, commonInterests = [] }) {
     if (this.peerId === peerId && this.pc) return;
     if (this.peerId) this._end("replaced", true);
     this._searching = null;
@@ -804,7 +804,7 @@ export class Caller extends EventTarget {
     this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";
     this._connect();
-    this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role } }));
+    this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role, commonInterests } }));
   }
 
   /** A fresh RTCPeerConnection for the call, its tracks added, watched. */

@@ -199,7 +199,9 @@ async function main() {
     args: ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
       "--disable-features=WebRtcHideLocalIpsWithMdns"],
   });
-  const url = await daemon(8085 + Math.floor(Math.random() * 1000));
+  // the same few pages meet again and again here: no pause before a rematch
+  // (the rule has its own tests, tests/test_pairing_rules.py)
+  const url = await daemon(8085 + Math.floor(Math.random() * 1000), "--rematch-after", "0");
   let a, b, c;
 
   await scenario("two pages press Start: paired, connected, video plays, chat both ways",
@@ -274,6 +276,24 @@ async function main() {
     assert.equal(await a.evaluate(() => window.demo.caller.peerId), "bea");
     await videoPlays(b);
   });
+
+  await scenario("interests: two pages that share one are paired, and are told which",
+    async () => {
+      const d = await page(browser, url, "dee");
+      const e = await page(browser, url, "eve");
+      await e.fill("#interests", "Chess, jazz");
+      await e.click("#start");
+      await e.waitForSelector('#call-status[data-state="waiting"]');
+      await d.fill("#interests", "chess");
+      await d.click("#start");
+      await connected(d);
+      await connected(e);
+      assert.equal(await d.evaluate(() => window.demo.caller.peerId), "eve");
+      assert.equal(await d.textContent("#partner"), "Stranger (you both like chess)");
+      assert.equal(await e.textContent("#partner"), "Stranger (you both like chess)");
+      await d.close();
+      await e.close();
+    });
 
   await scenario("room chat between two pages, history shown after a reload", async () => {
     await a.fill("#room-input", "anyone in the lobby?");

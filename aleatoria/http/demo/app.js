@@ -225,7 +225,7 @@ $("start").addEventListener("click", async () => {
     }
   }
   if (!caller) {
-    caller = new Caller(client, { stream });
+    caller = new Caller(client, { stream, fallbackAfter: 10 });
     wireCaller(caller);
   }
   $("next").disabled = $("hangup").disabled = false;
@@ -242,8 +242,16 @@ $("hangup").addEventListener("click", () => {
   callStatus("idle", "Press Start to meet a stranger.");
 });
 
+/** Up to 10 interests, as typed: comma-separated, each 1-32 characters. */
+function interests() {
+  return $("interests").value.split(",").map((s) => s.trim().slice(0, 32))
+    .filter(Boolean).slice(0, 10);
+}
+
 async function findPartner() {
-  callStatus("searching", "Looking for a stranger…");
+  caller.interests = interests();
+  callStatus("searching", caller.interests.length
+    ? "Looking for a stranger who shares an interest…" : "Looking for a stranger…");
   try {
     if (!(await caller.next())) callStatus("waiting", "Waiting for a stranger to join…");
   } catch (error) {
@@ -268,8 +276,10 @@ $("camera").addEventListener("click", () => {
 
 function wireCaller(c) {
   c.addEventListener("error", (e) => console.warn("call:", e.detail && e.detail.message));
-  c.addEventListener("call", () => {
-    $("partner").textContent = "Stranger";
+  c.addEventListener("call", (e) => {
+    const common = e.detail.commonInterests;
+    $("partner").textContent = common.length ? `Stranger (you both like ${common.join(", ")})`
+      : "Stranger";
     $("call-log").replaceChildren();
     $("call-input").disabled = $("call-send").disabled = false;
     callStatus("connecting", "Connecting to a stranger…");

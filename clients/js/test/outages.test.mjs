@@ -213,7 +213,7 @@ test("across two daemons on Redis each member hears the room in order of offset,
     const said = [];
     for (let n = 0; n < 8; n++) for (const member of members) said.push(member.say(room, `${n}`));
     await Promise.all(said);
-    await until(() => heard.every((list) => list.length === said.length), 5000, "all heard");
+    await until(() => heard.every((list) => list.length === said.length), 20000, "all heard");
     for (const list of heard) {
       assert.deepEqual(list.map((m) => m.offset), said.map((_, n) => n + 1));
     }
