@@ -722,10 +722,12 @@ function clean(fields) {
  * the polite/impolite role the server assigns, with the ICE servers (STUN,
  * TURN) the server gives for the call unless `rtcConfig` names its own.
  * Events: `call` (detail: {peerId, role}), `track` (detail: the
- * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
- * (detail: {peerId, reason}). Skipped by the partner's `next()`, it is
- * available again (back in the pool, as the partner is) unless `requeue`
- * is false.
+ * RTCTrackEvent), `connection` (detail: the connection state), `ended`
+ * (detail: {peerId, reason}), and around a blip of either side's socket
+ * `reconnecting` and `reconnected` (detail: {peerId, side}): the call and
+ * its RTCPeerConnection are kept, and once both are back the impolite
+ * side restarts ICE. Skipped by the partner's `next()`, it is available
+ * again (back in the pool, as the partner is) unless `requeue` is false.
  */
 export class Caller extends EventTarget {
   constructor(client, { stream = null, rtcConfig = {}, requeue = true,
@@ -742,6 +744,16 @@ export class Caller extends EventTarget {
     this._makingOffer = false;
     this._ignoreOffer = false;
     client.addEventListener("assign_role", (e) => this._start(e.detail.payload));
+    client.addEventListener("peer_reconnected", (e) => {
+      const { peerId } = e.detail.payload || {};
+      if (peerId && peerId === this.peerId) this._resumed("peer");
+    });
+    client.addEventListener("state", (e) => {
+      if (e.detail === "reconnecting" && this.peerId) {
+        this.dispatchEvent(new CustomEvent("reconnecting",
+          { detail: { peerId: this.peerId, side: "self" } }));
+      }
+    });
     for (const type of ["webrtc_offer", "webrtc_answer", "webrtc_candidate"]) {
       client.addEventListener(type, (e) => this._signaled(e.detail, this.pc));
     }
@@ -775,14 +787,31 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  _start({ peerId, role, iceServers }) {
-    if (this.peerId === peerId && this.pc) return;
+  _start({ peerId, role, iceServers, resumed }) {
+    if (this.peerId === peerId && this.pc) {
+      // this user's socket came back within the call's grace: same call
+      if (resumed) this._resumed("self");
+      return;
+    }
     if (this.peerId) this._end("replaced", true);
     this.peerId = peerId;
     this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";
     this._connect();
     this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role } }));
+  }
+
+  /**
+   * The call is whole again after a blip of `side` ("self" or "peer"):
+   * the path the media took may be gone (a new address, a new network),
+   * so the impolite side restarts ICE -- its next offer, made by
+   * onnegotiationneeded, gathers afresh; the polite side answers it.
+   */
+  _resumed(side) {
+    const pc = this.pc;
+    if (!pc) return;
+    this.dispatchEvent(new CustomEvent("reconnected", { detail: { peerId: this.peerId, side } }));
+    if (!this.polite) pc.restartIce();
   }
 
   /** A fresh RTCPeerConnection for the call, its tracks added, watched. */
