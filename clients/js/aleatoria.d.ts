@@ -177,6 +177,8 @@ export interface CallerOptions {
   rtcConfig?: RTCConfiguration;
   /** Skipped by the partner, say available again (default true). */
   requeue?: boolean;
+  /** Back from a blip in a call, how long to wait for its resume before ending it (ms, 5000). */
+  resumeWait?: number;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 

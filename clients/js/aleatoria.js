@@ -726,15 +726,19 @@ function clean(fields) {
  * (detail: {peerId, reason}), and around a blip of either side's socket
  * `reconnecting` and `reconnected` (detail: {peerId, side}): the call and
  * its RTCPeerConnection are kept, and once both are back the impolite
- * side restarts ICE. Skipped by the partner's `next()`, it is available
+ * side restarts ICE; back without the call resumed within `resumeWait`
+ * ms, it has ended (`ended`, reason `disconnected`). Skipped by the partner's `next()`, it is available
  * again (back in the pool, as the partner is) unless `requeue` is false.
  */
 export class Caller extends EventTarget {
-  constructor(client, { stream = null, rtcConfig = {}, requeue = true,
+  constructor(client, { stream = null, rtcConfig = {}, requeue = true, resumeWait = 5000,
     RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
     this.requeue = requeue;
+    this.resumeWait = resumeWait;
+    this._away = false; // this side's socket was lost in the call, not resumed yet
+    this._awaiting = null; // back: the timer that ends the call if no resume comes
     this.stream = stream;
     this.rtcConfig = rtcConfig;
     this.RTCPeerConnection = RTCPeerConnection;
@@ -749,10 +753,24 @@ export class Caller extends EventTarget {
       if (peerId && peerId === this.peerId) this._resumed("peer");
     });
     client.addEventListener("state", (e) => {
-      if (e.detail === "reconnecting" && this.peerId) {
+      if (e.detail !== "reconnecting" || !this.peerId) return;
+      clearTimeout(this._awaiting); // lost again before the resume came
+      if (!this._away) {
+        this._away = true;
         this.dispatchEvent(new CustomEvent("reconnecting",
           { detail: { peerId: this.peerId, side: "self" } }));
       }
+    });
+    // Back, but a call that ended meanwhile (the partner left, the grace
+    // ran out) is told by nothing: no resumed assign_role within
+    // resumeWait means it is over.
+    client.addEventListener("open", () => {
+      if (!this._away || !this.peerId) return;
+      const peerId = this.peerId;
+      clearTimeout(this._awaiting);
+      this._awaiting = setTimeout(() => {
+        if (this._away && this.peerId === peerId) this._end("disconnected");
+      }, this.resumeWait);
     });
     for (const type of ["webrtc_offer", "webrtc_answer", "webrtc_candidate"]) {
       client.addEventListener(type, (e) => this._signaled(e.detail, this.pc));
@@ -810,6 +828,7 @@ export class Caller extends EventTarget {
   _resumed(side) {
     const pc = this.pc;
     if (!pc) return;
+    if (side === "self") this._settleAway();
     this.dispatchEvent(new CustomEvent("reconnected", { detail: { peerId: this.peerId, side } }));
     if (!this.polite) pc.restartIce();
   }
@@ -905,9 +924,16 @@ export class Caller extends EventTarget {
     }
   }
 
+  _settleAway() {
+    this._away = false;
+    clearTimeout(this._awaiting);
+    this._awaiting = null;
+  }
+
   _end(reason, local = false) {
     const peerId = this.peerId;
     if (!peerId) return;
+    this._settleAway();
     this.peerId = null;
     if (this.pc) this.pc.close();
     this.pc = null;

@@ -7,13 +7,17 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 
 import { Caller } from "../aleatoria.js";
-import { RUNTIMES, clientMaker, collect, startDaemon, startProxy, until } from "./daemons.mjs";
+import { RUNTIMES, clientMaker, collect, sleep, startDaemon, startProxy, until }
+  from "./daemons.mjs";
 
 let port;
+let brief; // a daemon whose calls are held 1 s
 const client = clientMaker();
+const resumeWait = 300;
 
 before(async () => {
   ({ port } = await startDaemon(["--allow-no-origin", "--call-grace", "30"]));
+  brief = (await startDaemon(["--allow-no-origin", "--call-grace", "1"])).port;
 });
 
 test.afterEach(() => client.closeAll());
@@ -52,7 +56,7 @@ for (const [runtime, WebSocket] of RUNTIMES) {
       for (const name of ["ann", "bea"]) {
         const user = await client.open(proxies[name].url, { userId: `${runtime}-blip-${name}`,
           WebSocket });
-        const caller = new Caller(user, { RTCPeerConnection });
+        const caller = new Caller(user, { RTCPeerConnection, resumeWait });
         users[name] = { caller, ended: collect(caller, "ended"),
           reconnecting: collect(caller, "reconnecting"),
           reconnected: collect(caller, "reconnected") };
@@ -83,6 +87,7 @@ for (const [runtime, WebSocket] of RUNTIMES) {
           side: "peer" });
       }
 
+      await sleep(2 * resumeWait); // a resumed call is not ended by the wait for its resume
       // the same call and the same RTCPeerConnections throughout
       assert.equal(RTCPeerConnection.made.length, 2);
       for (const name of ["ann", "bea"]) {
@@ -100,5 +105,36 @@ for (const [runtime, WebSocket] of RUNTIMES) {
       await until(() => bea.ended.length === 1, 5000, "bea's hangup");
       assert.equal(bea.ended[0].reason, "hangup");
       await Promise.all(Object.values(proxies).map((proxy) => proxy.stop()));
+    });
+
+  test(`back after the grace, the call is over: no resume comes, and it ends [${runtime}]`,
+    async () => {
+      const RTCPeerConnection = recordingPeerConnection();
+      const proxy = await startProxy(brief);
+      const ann = new Caller(await client.open(proxy.url,
+        { userId: `${runtime}-late-ann`, WebSocket }), { RTCPeerConnection, resumeWait });
+      const bea = new Caller(await client.open(`ws://127.0.0.1:${brief}/ws`,
+        { userId: `${runtime}-late-bea`, WebSocket }), { RTCPeerConnection, resumeWait });
+      const [annEnded, beaEnded] = [collect(ann, "ended"), collect(bea, "ended")];
+      const annBack = collect(ann, "reconnected");
+      bea.available();
+      await bea.client.getRooms();
+      assert.equal(await ann.next(), true);
+      await until(() => bea.peerId === ann.client.userId, 5000, "bea's call");
+
+      proxy.refuse();
+      proxy.cut();
+      await until(() => beaEnded.length === 1, 10000, "the grace's end at bea");
+      assert.equal(beaEnded[0].reason, "disconnected");
+      assert.equal(ann.peerId, bea.client.userId); // ann, away, knows nothing yet
+      proxy.release();
+      await until(() => annEnded.length === 1, 10000, "the call's end at ann");
+      assert.deepEqual(annEnded, [{ peerId: bea.client.userId, reason: "disconnected",
+        local: false }]);
+      assert.deepEqual(annBack, []);
+      assert.equal(ann.client.state, "open");
+      assert.equal(ann.pc, null);
+      assert.ok(RTCPeerConnection.made.every((pc) => pc.closed));
+      await proxy.stop();
     });
 }
