@@ -563,6 +563,7 @@ async function main() {
       assert.equal(await j.textContent("#partner"), "Stranger");
       assert.equal(await state(k), "connected");
       proxy.restore();
+      const back = Date.now();
       await j.waitForSelector('#connection[data-state="open"]');
       await connected(j);
       for (const [tab, peer] of [[j, "kay"], [k, "jo"]]) {
@@ -575,10 +576,12 @@ async function main() {
       // the impolite side restarted ICE: both sides have new credentials
       await until(async () => [await ufrag(j), await ufrag(k)],
         ([uj, uk]) => uj !== ufrags[0] && uk !== ufrags[1], "an ICE restart");
+      console.log(`# blip: call resumed and ICE restarted ${Date.now() - back} ms after the return`);
       for (const tab of [j, k]) {
         const before = await framesDecoded(tab);
         await until(() => framesDecoded(tab), (frames) => frames > before + 30,
           `frames after the blip (${before} before)`);
+        console.log(`# blip: frames decoded go on from ${before}`);
         assert.equal(await state(tab), "connected");
       }
       await j.context().close();
