@@ -113,6 +113,7 @@ export interface ClientEventMap {
   room_joined: CustomEvent<Envelope>;
   room_left: CustomEvent<Envelope>;
   assign_role: CustomEvent<Envelope>;
+  peer_reconnected: CustomEvent<Envelope>;
   no_peer_available: CustomEvent<Envelope>;
   webrtc_offer: CustomEvent<Envelope>;
   webrtc_answer: CustomEvent<Envelope>;
@@ -182,6 +183,8 @@ export interface CallerOptions {
   fallbackAfter?: number;
   /** Skipped by the partner, say available again (default true). */
   requeue?: boolean;
+  /** Back from a blip in a call, how long to wait for its resume before ending it (ms, 5000). */
+  resumeWait?: number;
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 
@@ -192,6 +195,10 @@ export interface CallerEventMap {
   connection: CustomEvent<RTCPeerConnectionState>;
   ended: CustomEvent<{ peerId: string; reason: string; local: boolean }>;
   error: CustomEvent<Error>;
+  /** This side's socket was lost in a call: the call and its connection are kept. */
+  reconnecting: CustomEvent<{ peerId: string; side: "self" }>;
+  /** The call was resumed after a blip of this side ("self") or the partner's ("peer"). */
+  reconnected: CustomEvent<{ peerId: string; side: "self" | "peer" }>;
 }
 
 export class Caller extends EventTarget {

@@ -731,21 +731,28 @@ function clean(fields) {
  * and an RTCPeerConnection per call, driven by perfect negotiation with
  * the polite/impolite role the server assigns, with the ICE servers (STUN,
  * TURN) the server gives for the call unless `rtcConfig` names its own.
- * Events: `call` (detail: {peerId, role}), `track` (detail: the
- * RTCTrackEvent), `connection` (detail: the connection state) and `ended`
- * (detail: {peerId, reason}). Skipped by the partner's `next()`, it is
- * available again (back in the pool, as the partner is) unless `requeue`
- * is false.
+ * Events: `call` (detail: {peerId, role, commonInterests}), `track` (detail: the
+ * RTCTrackEvent), `connection` (detail: the connection state), `ended`
+ * (detail: {peerId, reason}), and around a blip of either side's socket
+ * `reconnecting` and `reconnected` (detail: {peerId, side}): the call and
+ * its RTCPeerConnection are kept, and once both are back the impolite
+ * side restarts ICE; back without the call resumed within `resumeWait`
+ * ms, it has ended (`ended`, reason `disconnected`). Skipped by the partner's `next()`, it is available
+ * again (back in the pool, as the partner is) unless `requeue` is false.
  */
 export class Caller extends EventTarget {
   constructor(client, { stream = null, rtcConfig = {}, requeue = true, interests = [],
-    fallbackAfter = 0, RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
+    fallbackAfter = 0, resumeWait = 5000,
+    RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
     super();
     this.client = client;
     this.requeue = requeue;
     this.interests = interests;
     this.fallbackAfter = fallbackAfter;
     this._searching = null; // when the search for this partner began (ms)
+    this.resumeWait = resumeWait;
+    this._away = false; // this side's socket was lost in the call, not resumed yet
+    this._awaiting = null; // back: the timer that ends the call if no resume comes
     this.stream = stream;
     this.rtcConfig = rtcConfig;
     this.RTCPeerConnection = RTCPeerConnection;
@@ -755,6 +762,30 @@ export class Caller extends EventTarget {
     this._makingOffer = false;
     this._ignoreOffer = false;
     client.addEventListener("assign_role", (e) => this._start(e.detail.payload));
+    client.addEventListener("peer_reconnected", (e) => {
+      const { peerId } = e.detail.payload || {};
+      if (peerId && peerId === this.peerId) this._resumed("peer");
+    });
+    client.addEventListener("state", (e) => {
+      if (e.detail !== "reconnecting" || !this.peerId) return;
+      clearTimeout(this._awaiting); // lost again before the resume came
+      if (!this._away) {
+        this._away = true;
+        this.dispatchEvent(new CustomEvent("reconnecting",
+          { detail: { peerId: this.peerId, side: "self" } }));
+      }
+    });
+    // Back, but a call that ended meanwhile (the partner left, the grace
+    // ran out) is told by nothing: no resumed assign_role within
+    // resumeWait means it is over.
+    client.addEventListener("open", () => {
+      if (!this._away || !this.peerId) return;
+      const peerId = this.peerId;
+      clearTimeout(this._awaiting);
+      this._awaiting = setTimeout(() => {
+        if (this._away && this.peerId === peerId) this._end("disconnected");
+      }, this.resumeWait);
+    });
     for (const type of ["webrtc_offer", "webrtc_answer", "webrtc_candidate"]) {
       client.addEventListener(type, (e) => this._signaled(e.detail, this.pc));
     }
@@ -796,8 +827,18 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  _start({ peerId, role, iceServers, commonInterests = [] }) {
-    if (this.peerId === peerId && this.pc) return;
+  constructor(client, { stream = null, rtcConfig = {}, requeue = true, interests = [],
+    fallbackAfter = 0, resumeWait = 5000,
+    RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
+    super();
+    this.client = client;
+    this.requeue = requeue;
+    this.interests = interests;
+    this.fallbackAfter = fallbackAfter;
+    this._searching = null; // when the search for this partner began (ms)
+    this.resumeWait = resumeWait;
+    this._away = false; // this side's socket was lost in the call, not resumed yet
+    this._awaiting = null; // back: the timer that ends the call if no resume comes
     if (this.peerId) this._end("replaced", true);
     this._searching = null;
     this.peerId = peerId;
@@ -805,6 +846,20 @@ export class Caller extends EventTarget {
     this.polite = role === "polite";
     this._connect();
     this.dispatchEvent(new CustomEvent("call", { detail: { peerId, role, commonInterests } }));
+  }
+
+  /**
+   * The call is whole again after a blip of `side` ("self" or "peer"):
+   * the path the media took may be gone (a new address, a new network),
+   * so the impolite side restarts ICE -- its next offer, made by
+   * onnegotiationneeded, gathers afresh; the polite side answers it.
+   */
+  _resumed(side) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (side === "self") this._settleAway();
+    this.dispatchEvent(new CustomEvent("reconnected", { detail: { peerId: this.peerId, side } }));
+    if (!this.polite) pc.restartIce();
   }
 
   /** A fresh RTCPeerConnection for the call, its tracks added, watched. */
@@ -898,9 +953,16 @@ export class Caller extends EventTarget {
     }
   }
 
+  _settleAway() {
+    this._away = false;
+    clearTimeout(this._awaiting);
+    this._awaiting = null;
+  }
+
   _end(reason, local = false) {
     const peerId = this.peerId;
     if (!peerId) return;
+    this._settleAway();
     this.peerId = null;
     if (this.pc) this.pc.close();
     this.pc = null;

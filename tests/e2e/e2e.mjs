@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -181,6 +182,54 @@ async function chatBothWays(a, b) {
     assert.equal(await tab.$$eval("#conversations li", (items) => items.length), 0);
   }
 }
+
+/**
+ * A TCP proxy on a free port in front of `port`: a page loaded through it
+ * talks to the daemon through it alone. `cut()` resets every connection
+ * (no close frame: a dropped network) and refuses new ones until
+ * `restore()`.
+ */
+async function tcpProxy(port) {
+  const sockets = new Set();
+  let down = false;
+  const server = createServer((incoming) => {
+    if (down) {
+      incoming.resetAndDestroy();
+      return;
+    }
+    const upstream = createConnection(port, "127.0.0.1");
+    for (const socket of [incoming, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        incoming.destroy();
+        upstream.destroy();
+      });
+    }
+    incoming.pipe(upstream);
+    upstream.pipe(incoming);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    cut() {
+      down = true;
+      for (const socket of sockets) socket.resetAndDestroy();
+    },
+    restore() {
+      down = false;
+    },
+    close() {
+      this.cut();
+      server.close();
+    },
+  };
+}
+
+/** The ICE username fragment of `tab`'s side of the call: a restart changes it. */
+const ufrag = (tab) => tab.evaluate(() =>
+  /a=ice-ufrag:(\S+)/.exec(window.demo.caller.pc.localDescription.sdp)[1]);
 
 async function scenario(name, run) {
   const started = Date.now();
@@ -509,6 +558,57 @@ async function main() {
     await videoPlays(d);
     await videoPlays(e);
     await chatBothWays(d, e);
+  });
+
+  await scenario("a blip: one page's socket cut (no close frame), back within the grace; " +
+    "the call and its video go on", async () => {
+    const proxy = await tcpProxy(Number(new URL(url).port));
+    try {
+      const j = await page(browser, proxy.url, "jo");
+      const k = await page(browser, url, "kay");
+      await j.click("#start");
+      await j.waitForSelector('#call-status[data-state="waiting"]');
+      await k.click("#start");
+      await connected(j);
+      await connected(k);
+      await videoPlays(j);
+      await videoPlays(k);
+      for (const tab of [j, k]) await tab.evaluate(() => { window.demo.caller.pc.kept = true; });
+      const ufrags = [await ufrag(j), await ufrag(k)];
+
+      proxy.cut();
+      await j.waitForSelector('#connection[data-state="reconnecting"]');
+      await j.waitForSelector('#call-status[data-state="reconnecting"]');
+      assert.equal(await j.textContent("#call-status"), "Reconnecting…");
+      assert.equal(await j.textContent("#partner"), "Stranger");
+      assert.equal(await state(k), "connected");
+      proxy.restore();
+      const back = Date.now();
+      await j.waitForSelector('#connection[data-state="open"]');
+      await connected(j);
+      for (const [tab, peer] of [[j, "kay"], [k, "jo"]]) {
+        assert.equal(await state(tab), "connected");
+        assert.equal(await tab.textContent("#partner"), "Stranger");
+        assert.equal(await tab.evaluate(() => window.demo.caller.peerId), peer);
+        assert.equal(await tab.evaluate(() => window.demo.caller.pc.kept), true,
+          "the call's RTCPeerConnection was replaced");
+      }
+      // the impolite side restarted ICE: both sides have new credentials
+      await until(async () => [await ufrag(j), await ufrag(k)],
+        ([uj, uk]) => uj !== ufrags[0] && uk !== ufrags[1], "an ICE restart");
+      console.log(`# blip: call resumed and ICE restarted ${Date.now() - back} ms after the return`);
+      for (const tab of [j, k]) {
+        const before = await framesDecoded(tab);
+        await until(() => framesDecoded(tab), (frames) => frames > before + 30,
+          `frames after the blip (${before} before)`);
+        console.log(`# blip: frames decoded go on from ${before}`);
+        assert.equal(await state(tab), "connected");
+      }
+      await j.context().close();
+      await k.context().close();
+    } finally {
+      proxy.close();
+    }
   });
 
   await scenario("through TURN only: relay candidates alone, video plays both ways",

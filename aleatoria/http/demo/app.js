@@ -292,6 +292,16 @@ function wireCaller(c) {
     if (e.detail === "connected") callStatus("connected", "You are talking to a stranger.");
     if (e.detail === "failed") callStatus("failed", "The call could not connect. Press Next.");
   });
+  // a blip of this tab's socket: the Caller keeps the call, and so does the view
+  c.addEventListener("reconnecting", () => callStatus("reconnecting", "Reconnecting…"));
+  c.addEventListener("reconnected", (e) => {
+    if (e.detail.side !== "self") return;
+    if (c.pc && c.pc.connectionState === "connected") {
+      callStatus("connected", "You are talking to a stranger.");
+    } else {
+      callStatus("connecting", "Connecting to a stranger…");
+    }
+  });
   c.addEventListener("ended", (e) => {
     endCall();
     if (e.detail.local) return; // Next or Stop say what comes next

@@ -170,13 +170,19 @@ export async function startRedis(port) {
 /**
  * A TCP proxy on a free port to `port`, for failure injection: `hold()`
  * stops passing on what the server sends (the client waits for answers
- * that never come), `cut()` resets every connection through it, and
+ * that never come), `cut()` resets every connection through it,
+ * `refuse()` resets each new one at once (the server never sees it), and
  * `release()` passes things again for the connections after.
  */
 export async function startProxy(port) {
   const sockets = new Set();
   let held = false;
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = createConnection(port, "127.0.0.1");
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -199,8 +205,12 @@ export async function startProxy(port) {
     cut() {
       for (const socket of sockets) socket.resetAndDestroy();
     },
+    refuse() {
+      refusing = true;
+    },
     release() {
       held = false;
+      refusing = false;
     },
     async stop() {
       running.delete(proxy);

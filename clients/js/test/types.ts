@@ -48,6 +48,10 @@ async function main() {
   new Client("wss://chat.example.com/ws", { positions: JSON.parse(saved) });
   const caller = new Caller(client, { rtcConfig: { iceServers: [] } });
   caller.addEventListener("ended", (e) => console.log(e.detail.reason, e.detail.local));
+  caller.addEventListener("reconnected", (e) => {
+    const side: "self" | "peer" = e.detail.side;
+    console.log(side, e.detail.peerId);
+  });
   // @ts-expect-error: say takes a room and a content
   await client.say("Lobby");
 }
