@@ -827,18 +827,12 @@ export class Caller extends EventTarget {
     this._end("hangup", true);
   }
 
-  constructor(client, { stream = null, rtcConfig = {}, requeue = true, interests = [],
-    fallbackAfter = 0, resumeWait = 5000,
-    RTCPeerConnection = globalThis.RTCPeerConnection } = {}) {
-    super();
-    this.client = client;
-    this.requeue = requeue;
-    this.interests = interests;
-    this.fallbackAfter = fallbackAfter;
-    this._searching = null; // when the search for this partner began (ms)
-    this.resumeWait = resumeWait;
-    this._away = false; // this side's socket was lost in the call, not resumed yet
-    this._awaiting = null; // back: the timer that ends the call if no resume comes
+  _start({ peerId, role, iceServers, resumed, commonInterests = [] }) {
+    if (this.peerId === peerId && this.pc) {
+      // this user's socket came back within the call's grace: same call
+      if (resumed) this._resumed("self");
+      return;
+    }
     if (this.peerId) this._end("replaced", true);
     this._searching = null;
     this.peerId = peerId;
