@@ -172,3 +172,19 @@ async def test_bad_reports(two_servers):
     await reported(alice, "bob", reason="other", details="é" * 500)
     _, _, page = await call(one, "GET", "/api/v1/reports")
     assert len(page["reports"]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_report_keeps_the_interests_the_two_shared(two_servers):
+    """The evidence names what paired them: the interests they had in common."""
+    one, two = await two_servers()
+    alice, bob = await one.connect("alice"), await two.connect("bob")
+    bob.send({"type": "user_available_webrtc", "payload": {"interests": ["Chess", "jazz"]}})
+    await bob.request({"type": "get_blocked"}, "blocked_users")
+    alice.send({"type": "request_random_peer", "payload": {"interests": ["chess", "go"]}})
+    assert (await alice.expect("assign_role"))["payload"]["commonInterests"] == ["chess"]
+    await bob.expect("assign_role")
+    report_id = await reported(alice, "bob")
+    await bob.expect("hangup")
+    status, _, report = await call(one, "GET", f"/api/v1/reports/{report_id}")
+    assert status == 200 and report["sharedInterests"] == ["chess"]

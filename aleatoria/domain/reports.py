@@ -136,7 +136,7 @@ class Reports:
             id=uuid.uuid4().hex, created_at=format_ns(now_ns), reporter=user,
             reported=other, reason=reason, details=details, reporter_address=conn.address,
             reported_address=address, paired_at=paired_at, paired_seconds=seconds,
-            shared_interests=[],
+            shared_interests=list(meeting.common) if meeting is not None else [],
             messages=[Message(m.sender, m.recipient, m.content, m.message_id, m.create_time)
                       for m in history])
 

@@ -95,10 +95,12 @@ class Blocking:
 @dataclass(frozen=True)
 class Meeting:
     """
-    A user's current or most recent match: with whom, and when it began
-    and ended (Unix milliseconds; C{ended} is C{None} while it lasts).
+    A user's current or most recent match: with whom, when it began and
+    ended (Unix milliseconds; C{ended} is C{None} while it lasts), and the
+    interests the two shared.
     """
 
     peer: str
     started: int
     ended: int | None = None
+    common: tuple[str, ...] = ()

@@ -83,8 +83,8 @@ class MemoryMatchmaking:
         mine = self.matches[requester] = Match(peer, IMPOLITE, common)
         rematches.paired(requester, peer, ask.rematch_after)
         now = self._ms()
-        self._meetings[peer] = Meeting(requester, now)
-        self._meetings[requester] = Meeting(peer, now)
+        self._meetings[peer] = Meeting(requester, now, common=tuple(common))
+        self._meetings[requester] = Meeting(peer, now, common=tuple(common))
         return succeed(Pairing(mine, fresh=True, skipped=current and current.peer))
 
     def hang_up(self, user, peer):
@@ -136,7 +136,8 @@ class MemoryMatchmaking:
         for side in (user, match.peer):
             meeting = self._meetings.get(side)
             if meeting is not None:
-                self._meetings[side] = Meeting(meeting.peer, meeting.started, now)
+                self._meetings[side] = Meeting(meeting.peer, meeting.started, now,
+                                               meeting.common)
         for side in (user, match.peer):
             if side in self._waiting:
                 self._waiting.discard(side)

@@ -56,23 +56,24 @@ class RedisMatchmaking:
 
     def last_match(self, user):
         """The match hash while it lasts (it has no C{ended}), else the meeting it left."""
-        d = self._commands.call("hmget", self._keys("match", user), ["peer", "at", "ended"])
+        fields = ["peer", "at", "ended", "common"]
+        d = self._commands.call("hmget", self._keys("match", user), fields)
 
         def current(reply):
             if reply[0]:
                 return _meeting(reply)
-            d = self._commands.call("hmget", self._keys("meeting", user),
-                                    ["peer", "at", "ended"])
+            d = self._commands.call("hmget", self._keys("meeting", user), fields)
             return d.addCallback(_meeting)
 
         return d.addCallback(current)
 
 
 def _meeting(reply):
-    peer, started, ended = reply
+    peer, started, ended, common = reply
     if not peer:
         return None
-    return Meeting(peer, int(started or 0), int(ended) if ended else None)
+    return Meeting(peer, int(started or 0), int(ended) if ended else None,
+                   tuple(_common(common)))
 
 
 def _pairing(reply):

@@ -78,7 +78,7 @@ local function held(user)
 end
 
 local function end_match(user)
-  local match = redis.call('HMGET', K.match(user), 'peer', 'at', 'rematch')
+  local match = redis.call('HMGET', K.match(user), 'peer', 'at', 'rematch', 'common')
   local peer = match[1]
   if not peer then return false end
   if tonumber(match[3] or '0') > 0 then redis.call('SET', met_key(user, peer), 1, 'PX', match[3]) end
@@ -89,7 +89,7 @@ local function end_match(user)
     if redis.call('SREM', K.waiting(), side) == 1 then pool_enter(side) end
     local meeting = K.meeting(side)
     redis.call('HSET', meeting, 'peer', side == user and peer or user, 'at', match[2] or '0',
-               'ended', ended)
+               'ended', ended, 'common', match[4] or '[]')
     redis.call('EXPIRE', meeting, MEETING_KEPT)
   end
   return peer
