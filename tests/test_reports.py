@@ -9,6 +9,7 @@ read newest first and paged, and deleted.
 import pytest
 import pytest_twisted
 
+from .calls import registering
 from .conftest import redis_daemon, start_server
 from .test_api import ENV, call
 from .test_matchmaking import available
@@ -29,6 +30,8 @@ def two_servers(request):
         redis = request.getfixturevalue("own_redis")
         servers.extend([await redis_daemon(redis.port, ENV, **API, **given),
                         await redis_daemon(redis.port, ENV, **given)])
+        for server in servers:  # a user is reachable from the other daemon once connected
+            registering(server, redis)
         return servers
 
     yield start
