@@ -8,6 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
+from .calls import registering
 from .conftest import redis_daemon, stop_server
 from .daemons import Spawned
 from .lifecycle_helpers import until
@@ -32,7 +33,7 @@ def two_daemons(own_redis):
     async def start():
         servers.extend([await daemon(own_redis.port), await daemon(own_redis.port)])
         for server in servers:
-            _registering(server, own_redis)
+            registering(server, own_redis)
         return servers
 
     yield start
@@ -138,16 +139,6 @@ async def test_pairing_race_across_daemons(two_daemons):
     assert cross > 0, "no pair spanned the two daemons"
 
 
-def _registering(server, redis):
-    """Make C{server.connect} return once Redis has the user's presence."""
-    connect_only = server.connect
-
-    async def connect_registered(user, room=None, **kwargs):
-        client = await connect_only(user, room, **kwargs)
-        await redis.becomes(server.backend.node, "GET", f"presence:{user}")
-        return client
-
-    server.connect = connect_registered
 
 
 async def _answered(client):
