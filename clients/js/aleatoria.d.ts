@@ -210,6 +210,8 @@ export class Caller extends EventTarget {
   pc: RTCPeerConnection | null;
   available(): void;
   next(): Promise<boolean>;
+  /** Stop looking for a partner (and end the call, if any): out of the pool. */
+  stop(): void;
   hangup(): void;
 
   addEventListener<K extends keyof CallerEventMap>(type: K,

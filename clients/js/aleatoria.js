@@ -750,6 +750,7 @@ export class Caller extends EventTarget {
     this.interests = interests;
     this.fallbackAfter = fallbackAfter;
     this._searching = null; // when the search for this partner began (ms)
+    this._fallback = null; // the timer that asks for anyone once fallbackAfter is over
     this.resumeWait = resumeWait;
     this._away = false; // this side's socket was lost in the call, not resumed yet
     this._awaiting = null; // back: the timer that ends the call if no resume comes
@@ -805,19 +806,36 @@ export class Caller extends EventTarget {
   /**
    * Leave the current call, if any, and ask for a new partner; true if one
    * was found. With `interests`, one who shares one is preferred; for the
-   * first `fallbackAfter` seconds of a search, only such a one.
+   * first `fallbackAfter` seconds of a search, only such a one -- and when
+   * none was found by then, it asks once more, for anyone (the `call`
+   * event says if that found somebody).
    */
   async next() {
     const skipped = this.peerId;
     if (skipped) this._end("skipped", true);
+    clearTimeout(this._fallback);
     if (this._searching === null) this._searching = Date.now();
-    const interestsOnly = Date.now() - this._searching < this.fallbackAfter * 1000;
+    const left = this._searching + this.fallbackAfter * 1000 - Date.now();
+    const interestsOnly = this.interests.length > 0 && left > 0;
     this.client.available(this.interests);
     const match = await this.client.requestPeer(skipped || undefined,
       { interests: this.interests, interestsOnly });
     if (match) this._searching = null;
     if (match && match.peerId !== this.peerId) this._start(match);
+    if (!match && interestsOnly) {
+      this._fallback = setTimeout(() => {
+        if (this._searching !== null && !this.peerId) this.next().catch(() => {});
+      }, left);
+    }
     return Boolean(match);
+  }
+
+  /** Stop looking for a partner (and end the call, if any): out of the pool. */
+  stop() {
+    clearTimeout(this._fallback);
+    this._searching = null;
+    this.hangup();
+    this.client.unavailable();
   }
 
   /** End the call, telling the partner. */
@@ -835,6 +853,7 @@ export class Caller extends EventTarget {
     }
     if (this.peerId) this._end("replaced", true);
     this._searching = null;
+    clearTimeout(this._fallback);
     this.peerId = peerId;
     this._iceServers = iceServers || this.client.iceServers;
     this.polite = role === "polite";

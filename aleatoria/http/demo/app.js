@@ -235,8 +235,7 @@ $("start").addEventListener("click", async () => {
 $("next").addEventListener("click", findPartner);
 
 $("hangup").addEventListener("click", () => {
-  caller.hangup();
-  client.unavailable();
+  caller.stop();
   $("start").disabled = false;
   $("next").disabled = $("hangup").disabled = true;
   callStatus("idle", "Press Start to meet a stranger.");
@@ -255,7 +254,12 @@ async function findPartner() {
   try {
     if (!(await caller.next())) callStatus("waiting", "Waiting for a stranger to join…");
   } catch (error) {
-    callStatus("error", `Could not look for a stranger: ${inWords(error)}`);
+    if (error.code === "rate_limited") {  // --skips-per-minute: a request's, not a connection's
+      const wait = Math.ceil(((error.payload && error.payload.retryAfter) || 1000) / 1000);
+      callStatus("error", `You are skipping too fast: wait ${wait} s, then press Next.`);
+    } else {
+      callStatus("error", `Could not look for a stranger: ${inWords(error)}`);
+    }
   }
 }
 

@@ -103,6 +103,17 @@ const running = new Set();
  * sends SIGTERM and waits for it to exit. Every one still running is
  * stopped after the file's tests.
  */
+/** Wait until the daemon on `port` answers /ready with 200 (on Redis: linked and joined). */
+async function ready(port) {
+  await until(async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/ready`)).status === 200;
+    } catch {
+      return false;
+    }
+  }, 15000, `the daemon on ${port} ready`);
+}
+
 export async function startDaemon(options = [], { env = {}, port } = {}) {
   port = port || await freePort();
   const child = spawn(twistd, ["--nodaemon", "--pidfile=", "aleatoria",
@@ -121,6 +132,7 @@ export async function startDaemon(options = [], { env = {}, port } = {}) {
     exited.then((code) => reject(new Error(`twistd exited with ${code}:\n${log}`)));
   });
   child.stdout.resume();
+  if (options.includes("redis")) await ready(port); // Redis linked and joined, not only listening
   const daemon = {
     port,
     url: `ws://127.0.0.1:${port}/ws`,

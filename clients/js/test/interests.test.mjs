@@ -43,10 +43,22 @@ for (const [runtime, WebSocket] of RUNTIMES) {
     me.hangup();
 
     const late = await caller("late", { interests: ["chess"], fallbackAfter: 0.2 });
+    const found = next(late, "call");
     assert.equal(await late.next(), false);
-    await sleep(250);
-    assert.equal(await late.next(), true);
-    assert.equal(late.peerId, `${runtime}-int-golfer`);
+    // nobody shared one within fallbackAfter: it asked again by itself, for anyone
+    assert.equal((await found).peerId, `${runtime}-int-golfer`);
+  });
+
+  test(`stop() ends a search that would have asked again [${runtime}]`, async () => {
+    const other = await caller("other", { interests: ["golf"] });
+    other.available();
+    await other.client.getRooms();
+    const quitter = await caller("quitter", { interests: ["opera"], fallbackAfter: 0.2 });
+    assert.equal(await quitter.next(), false);
+    quitter.stop();
+    await sleep(400);
+    assert.equal(quitter.peerId, null);
+    assert.equal(other.peerId, null);
   });
 
   test(`requestPeer says the interests the two share [${runtime}]`, async () => {
