@@ -228,7 +228,8 @@ class TokenPolicy:
             raise InvalidToken("invalid token: rooms must be a list of names")
         segment = claims.get("segment", DEFAULT_SEGMENT)
         if not isinstance(segment, str) or not 0 < len(segment) <= MAX_SEGMENT:
-            raise InvalidToken(f"invalid token: segment must be a string of 1 to {MAX_SEGMENT} characters")
+            raise InvalidToken(
+                f"invalid token: segment must be a string of 1 to {MAX_SEGMENT} characters")
         return Identity(user, tuple(rooms) if rooms is not None else None, segment)
 
 
