@@ -18,24 +18,8 @@ from aleatoria.domain.values import Place
 from aleatoria.edge.wire import ChatPayload, Envelope
 from aleatoria.memory.backend import MemoryBackend
 
-from .support.hub import Recorder, make_hub, received
+from .support.hub import Recorder, SlowReader, make_hub, received
 from .support.strategies import EXAMPLES
-
-
-class Reader(Recorder):
-    """A connection whose transport takes one more message only when the test says so."""
-
-    def __init__(self, user):
-        super().__init__(user)
-        self.waiting = None
-
-    def writable(self):
-        self.waiting = Deferred()
-        return self.waiting
-
-    def read(self):
-        waiting, self.waiting = self.waiting, None
-        waiting.callback(None)
 
 
 class SlowReads:
@@ -103,7 +87,7 @@ def test_a_resume_delivers_each_message_once_in_order(said, seen, early, steps):
     room_at = seen.draw(st.integers(0, len(in_room)))
     inbox_at = seen.draw(st.integers(0, dms))
 
-    ulla = Reader("ulla")
+    ulla = SlowReader("ulla")
     hub.connected(ulla, "home-ulla")
     epoch = in_room[0].epoch if in_room else ""
     inbox_epoch = hub.streams.inbox_since("ulla", 0, "")

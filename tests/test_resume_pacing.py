@@ -8,29 +8,11 @@ the client gets each message once, in the order of its offset.
 import random
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from aleatoria.edge.wire import ChatPayload, Envelope, Position, ResumeRequest
 
-from .support.hub import Recorder, make_hub, received
-
-
-class Reader(Recorder):
-    """A connection whose transport takes more only when the test says so."""
-
-    def __init__(self, user):
-        super().__init__(user)
-        self.waiting = None
-
-    def writable(self):
-        self.waiting = Deferred()
-        return self.waiting
-
-    def read(self):
-        """The client reads what was written: the transport takes one more."""
-        waiting, self.waiting = self.waiting, None
-        waiting.callback(None)
+from .support.hub import Recorder, SlowReader, make_hub, received
 
 
 def say(hub, conn, text):
@@ -50,7 +32,7 @@ def test_live_messages_follow_a_paced_replay_once_and_in_order(seed):
     hub.connected(alice, "r")
     for n in range(5):
         say(hub, alice, f"before {n}")
-    bob = Reader("bob")
+    bob = SlowReader("bob")
     hub.connected(bob, "home-bob")
     received(hub, bob, Envelope(type="resume", messageId="again", payload=ResumeRequest(
         rooms={"r": Position(0, "")})))

@@ -4,7 +4,7 @@ The hub without a network: connections that record what they are sent
 backend, a fake clock where a test wants one.
 """
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from aleatoria.domain.clock import MessageClock
@@ -66,6 +66,26 @@ class Recorder:
     def take(self):
         sent, self.sent = self.sent, []
         return sent
+
+
+class SlowReader(Recorder):
+    """
+    A connection whose transport takes one more message only when the test
+    says so (L{read}): a client that reads slowly, or not at all.
+    """
+
+    def __init__(self, user):
+        super().__init__(user)
+        self.waiting = None
+
+    def writable(self):
+        self.waiting = Deferred()
+        return self.waiting
+
+    def read(self):
+        """The client reads what was written: the transport takes one more."""
+        waiting, self.waiting = self.waiting, None
+        waiting.callback(None)
 
 
 def make_hub(clock, backend=None, *, prepare=lambda envelope: envelope, metrics=None,
