@@ -254,32 +254,21 @@ const relay_rate = measured(async ({ idle = 1000, pairs = 100, rate = 2000, seco
   };
 });
 
-// matchmaking: `seekers` users request a peer, hang up as soon as one is
-// assigned and request again; `waiters` wait in the pool and declare
-// themselves available again after each call. Pairings per second.
-const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 }) => {
-  const waiting = await openMany(waiters, "w", (n) => `w${n}`);
-  const seeking = await openMany(seekers, "s", (n) => `s${n}`);
+// Seekers request a peer, hang up on each assignment (seen by `assigned`)
+// and request again, for `seconds`; then `state.running` is false (the
+// waiters stop saying available) and every socket is closed. The pairings
+// made, and how many a second.
+async function seek(state, waiting, seeking, request, seconds, assigned = () => {}) {
   let pairings = 0;
-  let running = true;
-  for (const socket of waiting) {
-    socket.on("message", (data) => {
-      if (JSON.parse(data).type === "hangup" && running) {
-        socket.send('{"type":"user_available_webrtc"}');
-      }
-    });
-    socket.send('{"type":"user_available_webrtc"}');
-  }
-  await sleep(300);
-  const request = (socket) => socket.send('{"type":"request_random_peer"}');
   for (const socket of seeking) {
     socket.on("message", (data) => {
       const message = JSON.parse(data);
       if (message.type === "assign_role") {
         pairings++;
+        assigned(message);
         socket.send(JSON.stringify({ type: "hangup", toUser: message.payload.peerId }));
-        if (running) request(socket);
-      } else if (message.type === "no_peer_available" && running) {
+        if (state.running) request(socket);
+      } else if (message.type === "no_peer_available" && state.running) {
         setTimeout(() => request(socket), 1);
       }
     });
@@ -287,11 +276,32 @@ const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 })
   const started = now();
   for (const socket of seeking) request(socket);
   await sleep(seconds * 1000);
-  running = false;
+  state.running = false;
   const elapsed = (now() - started) / 1000;
   await sleep(300);
   for (const socket of [...waiting, ...seeking]) socket.terminate();
-  return { scenario: "matchmaking", seekers, waiters, pairings_per_s: Math.round(pairings / elapsed) };
+  return { pairings, pairings_per_s: Math.round(pairings / elapsed) };
+}
+
+// matchmaking: `seekers` users request a peer, hang up as soon as one is
+// assigned and request again; `waiters` wait in the pool and declare
+// themselves available again after each call. Pairings per second.
+const matchmaking = measured(async ({ seekers = 50, waiters = 50, seconds = 5 }) => {
+  const waiting = await openMany(waiters, "w", (n) => `w${n}`);
+  const seeking = await openMany(seekers, "s", (n) => `s${n}`);
+  const state = { running: true };
+  for (const socket of waiting) {
+    socket.on("message", (data) => {
+      if (JSON.parse(data).type === "hangup" && state.running) {
+        socket.send('{"type":"user_available_webrtc"}');
+      }
+    });
+    socket.send('{"type":"user_available_webrtc"}');
+  }
+  await sleep(300);
+  const request = (socket) => socket.send('{"type":"request_random_peer"}');
+  const { pairings_per_s } = await seek(state, waiting, seeking, request, seconds);
+  return { scenario: "matchmaking", seekers, waiters, pairings_per_s };
 });
 
 // pool: `pool` users wait in the pool (each available again after its
@@ -306,12 +316,11 @@ const pooled = (defaults) => measured(async (given) => {
   const available = (socket) => socket.send(JSON.stringify(
     { type: "user_available_webrtc", payload: { interests: pick() } }));
   const waiting = await openMany(pool, "p", () => "");
-  let pairings = 0;
   let shared = 0;
-  let running = true;
+  const state = { running: true };
   for (const socket of waiting) {
     socket.on("message", (data) => {
-      if (JSON.parse(data).type === "hangup" && running) available(socket);
+      if (JSON.parse(data).type === "hangup" && state.running) available(socket);
     });
     available(socket);
   }
@@ -319,28 +328,10 @@ const pooled = (defaults) => measured(async (given) => {
   const seeking = await openMany(seekers, "q", () => "");
   const request = (socket) => socket.send(JSON.stringify(
     { type: "request_random_peer", payload: { interests: pick() } }));
-  for (const socket of seeking) {
-    socket.on("message", (data) => {
-      const message = JSON.parse(data);
-      if (message.type === "assign_role") {
-        pairings++;
-        if (message.payload.commonInterests.length) shared++;
-        socket.send(JSON.stringify({ type: "hangup", toUser: message.payload.peerId }));
-        if (running) request(socket);
-      } else if (message.type === "no_peer_available" && running) {
-        setTimeout(() => request(socket), 1);
-      }
-    });
-  }
-  const started = now();
-  for (const socket of seeking) request(socket);
-  await sleep(seconds * 1000);
-  running = false;
-  const elapsed = (now() - started) / 1000;
-  await sleep(300);
-  for (const socket of [...waiting, ...seeking]) socket.terminate();
+  const { pairings, pairings_per_s } = await seek(state, waiting, seeking, request, seconds,
+    (message) => { if (message.payload.commonInterests.length) shared++; });
   return { scenario: interests ? "pool_interests" : "pool", pool, seekers, interests,
-           vocabulary, pairings_per_s: Math.round(pairings / elapsed),
+           vocabulary, pairings_per_s,
            shared: pairings ? Math.round((shared / pairings) * 100) / 100 : 0 };
 });
 const pool = pooled({ pool: 10000, seekers: 50, interests: 0, vocabulary: 200, seconds: 5 });
