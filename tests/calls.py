@@ -9,6 +9,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from .conftest import redis_daemon, start_server, stop_server
+from .test_matchmaking import available
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -50,8 +51,7 @@ def registering(server, redis):
 
 async def in_a_call(requester, peer):
     """Pair C{requester} with C{peer} (alone in the pool); both checked, nothing else heard."""
-    peer.send({"type": "user_available_webrtc"})
-    await peer.quiet()
+    await available(peer)
     requester.send({"type": "request_random_peer", "messageId": "pair"})
     mine = await requester.expect("assign_role")
     theirs = await peer.expect("assign_role")

@@ -13,6 +13,7 @@ from .conftest import redis_daemon, stop_server
 from .daemons import Spawned
 from .lifecycle_helpers import until
 from .pairing import partners
+from .test_matchmaking import available
 from .wsclient import connect
 
 
@@ -186,8 +187,7 @@ async def test_killed_daemon_leaves_no_ghosts(own_redis, tmp_path):
         assert hangup["payload"] == {"reason": "disconnected"}
         left = {m["payload"]["userId"] for m in heard if m["type"] == "user_left"}
         assert left == {"g1", "g2", "g3"}, heard
-        alice.send({"type": "user_available_webrtc"})
-        await alice.quiet()
+        await available(alice)
         bob = await survivor.connect("bob", room="r")
         assert (await alice.expect("user_joined"))["payload"]["userId"] == "bob"
         await bob.request({"type": "request_random_peer"}, "assign_role")
@@ -257,8 +257,7 @@ async def test_a_user_in_a_call_hears_only_its_partner_across_daemons(two_daemon
     one, two = await two_daemons()
     alice, mallory = await one.connect("alice"), await one.connect("mallory")
     bob = await two.connect("bob")
-    bob.send({"type": "user_available_webrtc"})
-    await bob.quiet()
+    await available(bob)
     alice.send({"type": "request_random_peer"})
     assert (await alice.expect("assign_role"))["payload"]["peerId"] == "bob"
     await bob.expect("assign_role")

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from aleatoria.edge.ice import credential
 
 from .conftest import ORIGIN, redis_daemon, start_server, stop_server
+from .test_matchmaking import available
 from .wsclient import connect
 
 SECRET = "turn-secret-" + "0123456789abcdef" * 2
@@ -84,8 +85,7 @@ async def test_every_assign_role_carries_fresh_ice_servers(ice_server):
     alice, bob = await server.connect_many("alice", "bob")
     names = set()
     for _ in range(2):
-        bob.send({"type": "user_available_webrtc"})
-        await bob.quiet()
+        await available(bob)
         mine = await alice.request({"type": "request_random_peer"}, "assign_role")
         theirs = await bob.expect("assign_role")
         assert (mine["payload"]["peerId"], theirs["payload"]["peerId"]) == ("bob", "alice")
@@ -132,8 +132,7 @@ async def test_assign_role_across_two_daemons(own_redis):
     two = await redis_daemon(own_redis.port, **{**ICE, "node-ttl": "1"})
     try:
         bob = await two.connect("bob")
-        bob.send({"type": "user_available_webrtc"})
-        await bob.quiet()
+        await available(bob)
         await own_redis.becomes(two.backend.node, "GET", "presence:bob")
         alice = await one.connect("alice")
         mine = await alice.request({"type": "request_random_peer"}, "assign_role")
