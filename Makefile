@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test lint docs clean redis-server redis-sentinel coturn luacheck node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test test-quick lint docs clean redis-server redis-sentinel coturn luacheck node chromium js-test e2e bench bench-quick bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,14 +38,14 @@ redis-server:
 	  echo "Installing redis-server (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-# A coturn the tests start on free loopback ports (tests/turn_server.py);
+# A coturn the tests start on free loopback ports (tests/support/turn_server.py);
 # the package's own service is left alone.
 coturn:
 	@command -v turnserver >/dev/null || { \
 	  echo "Installing coturn (Debian package)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; }
 
-# The Lua scripts are checked with luacheck (tests/test_lua.py).
+# The Lua scripts are checked with luacheck (tests/integration/test_lua.py).
 luacheck:
 	@command -v luacheck >/dev/null || { \
 	  echo "Installing luacheck (Debian package lua-check)"; \
@@ -102,6 +102,11 @@ redis-sentinel: redis-server
 test: lint docs $(VENV)/.tested redis-server redis-sentinel coturn luacheck benchmarks/node_modules/.installed
 	$(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory js-test e2e
+
+# The unit tier alone (tests/unit: no socket, no process), in seconds; the
+# integration and system tiers (tests/integration, tests/system) run in make test.
+test-quick: $(VENV)/.tested
+	$(BIN)/python -m pytest tests/unit -q
 
 clients/js/node_modules/.installed: clients/js/package.json clients/js/package-lock.json | node
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error

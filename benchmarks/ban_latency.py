@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from aleatoria.domain.bans import network_of  # noqa: E402
 from aleatoria.domain.events import Ban  # noqa: E402
-from tests.conftest import redis_daemon, stop_server  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.test_api import api_redis_daemon, call  # noqa: E402
+from tests.support.api import api_redis_daemon, call  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.servers import redis_daemon, stop_server  # noqa: E402
 
 
 async def kicks(redis, rounds):

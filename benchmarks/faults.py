@@ -52,7 +52,7 @@ from twisted.internet.threads import deferToThread
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
-from tests.sentinel import SentinelSetup  # noqa: E402 (the tests' real sentinels)
+from tests.support.sentinel import SentinelSetup  # noqa: E402 (the tests' real sentinels)
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 REDIS = shutil.which("redis-server")

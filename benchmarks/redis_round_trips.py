@@ -25,8 +25,8 @@ from twisted.internet import defer, reactor
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from aleatoria.daemon.service import make_service
-from tests.conftest import Server, redis_config  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.servers import Server, redis_config  # noqa: E402
 
 N = 200
 

@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor, task
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from tests.wsclient import connect  # noqa: E402
+from tests.support.wsclient import connect  # noqa: E402
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 RATE = 1000

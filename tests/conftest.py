@@ -1,18 +1,62 @@
+"""
+The fixtures every tier shares, and the tiers themselves: each test is
+marked unit, integration or system after the directory it is in. The
+helpers the fixtures use live in L{tests.support}.
+"""
+
+import gc
 import itertools
+import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 import pytest_twisted
-from zope.interface import implementer
 
-from aleatoria.daemon import config
-from aleatoria.daemon.service import make_service
-from aleatoria.domain.ports import IReceiver
+from .support.lost_errors import LostErrors
+from .support.redis_server import REDIS_SERVER, RedisServer
+from .support.servers import (
+    CONTRACT_HISTORY,
+    redis_config,
+    redis_daemon,
+    start_server,
+    started,
+    stop_server,
+)
 
-from . import wsclient
-from .lost_errors import LostErrors
-from .redis_server import REDIS_SERVER, RedisServer
+TIERS = ("unit", "integration", "system")
 
-ORIGIN = "http://test.example"
+
+def pytest_collection_modifyitems(items):
+    """Mark each test with its tier, the directory under tests/ it is in."""
+    here = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(here).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_collection_finish(session):
+    """
+    Leave what exists before the first test (modules, the collected tests)
+    out of the garbage collections to come: the gate against lost errors
+    collects after every test, and then only goes through what tests made.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_stays_in_memory(request, monkeypatch):
+    """A unit test that opens a socket or starts a process fails: it belongs higher."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a unit test opens no socket and starts no process")
+
+    monkeypatch.setattr(socket.socket, "__init__", refused)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refused)
 
 
 @pytest.fixture(autouse=True)
@@ -27,100 +71,41 @@ def lost_errors():
         pytest.fail("Unhandled errors were logged:\n" + "\n".join(gate.seen), pytrace=False)
 
 
-def make_config(env=None, **given):
-    """
-    A L{config.Config} for tests: loopback, an ephemeral port, our origin;
-    C{env} stands in for the environment (the only way to give a password).
-    """
-    given.setdefault("port", "tcp:0:interface=127.0.0.1")
-    given.setdefault("allowed-origin", ORIGIN)
-    # Tests that flood a room are about fan-out, not about the rate limit;
-    # the tests of the limit set their own.
-    given.setdefault("rate-limit", "100000")
-    given.setdefault("rate-burst", "100000")
-    given.setdefault("stored-per-hour", "1000000")
-    given.setdefault("address-rate", "1000000")
-    given.setdefault("address-burst", "1000000")
-    given.setdefault("conversations-per-hour", "1000000")
-    given.setdefault("stored-bytes-per-hour", "1000000000")
-    given.setdefault("address-stored-per-hour", "1000000")
-    given.setdefault("address-stored-bytes-per-hour", "1000000000")
-    given.setdefault("address-conversations-per-hour", "1000000")
-    given.setdefault("max-rooms-per-address", "1000000")
-    # Tests pair the same users again and again; the tests of the rules set them.
-    given.setdefault("skips-per-minute", "0")
-    given.setdefault("rematch-after", "0")
-    return config.resolve(given, env or {})
-
-
-class Server:
-    """A running daemon and the clients a test opened against it."""
-
-    def __init__(self, service):
-        self.service = service
-        self.port = service.getServiceNamed("listener").port.getHost().port
-        self.hub = service.getServiceNamed("hub")
-        self.backend = service.getServiceNamed("backend")
-        self.clients = []
-
-    async def connect(self, user, room=None, **kwargs):
-        """
-        Connect C{user}, by default into a room of its own (C{home-<user>}),
-        so that presence events of the shared C{Lobby} stay out of tests
-        that are not about them.
-        """
-        if room is None:
-            room = f"home-{user}"
-        client = await wsclient.connect(self.port, user, room, **kwargs)
-        self.clients.append(client)
-        return client
-
-    async def connect_many(self, *users, room=None):
-        return [await self.connect(user, room) for user in users]
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}".encode()
-
-    async def ready(self):
-        """GET /ready: the status code and the decoded body."""
-        import json
-
-        from twisted.internet import reactor
-        from twisted.web.client import Agent, readBody
-
-        response = await Agent(reactor).request(b"GET", self.url("/ready"))
-        return response.code, json.loads(await readBody(response))
-
-    async def settled(self):
-        """Wait until the daemon serves fully: on Redis, connected, subscribed, joined."""
-        from .lifecycle_helpers import until
-
-        backend = self.backend
-        if backend.kind == "redis":
-            await until(lambda: backend.connected and backend.bus.subscribed
-                        and backend.sessions.joined)
-
-
-async def start_server(env=None, **given):
-    from twisted.internet import reactor
-
-    service = make_service(make_config(env, **given), reactor)
-    service.startService()
-    return Server(service)
-
-
-async def stop_server(server):
-    for client in server.clients:
-        await client.close()
-    await server.service.stopService()
-
-
 @pytest_twisted.async_yield_fixture
 async def server():
     """A daemon on the memory store; every client closed before teardown ends."""
     running = await start_server()
     yield running
     await stop_server(running)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def two_servers(request):
+    """
+    C{start(env=None, first=None, **settings)} runs two servers and fires
+    with them: on the memory store one daemon twice over (there is only
+    one), on Redis two sharing it, whose C{connect} returns once the user
+    is reachable from the other one. C{first}: settings of the first only.
+    """
+    from twisted.internet.defer import Deferred
+
+    from .support.calls import registering
+
+    servers = []
+
+    async def start(env=None, first=None, **given):
+        if request.param == "memory":
+            servers.append(await start_server(env, **(first or {}), **given))
+            return servers[-1], servers[-1]
+        redis = request.getfixturevalue("own_redis")
+        for settings in ({**(first or {}), **given}, given):
+            servers.append(await redis_daemon(redis.port, env, **settings))
+            registering(servers[-1], redis)
+        return servers[-2], servers[-1]
+
+    yield start
+    for running in servers:
+        pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(running)))
 
 
 @pytest.fixture(scope="session")
@@ -141,21 +126,6 @@ def own_redis(tmp_path):
     server.stop()
 
 
-async def redis_daemon(port, env=None, *, settled=True, **given):
-    """
-    A daemon on the Redis at C{port}, in this process; serving fully unless
-    told not to wait until it is C{settled}.
-    """
-    from twisted.internet import reactor
-
-    service = make_service(redis_config(port, env, **given), reactor)
-    service.startService()
-    server = Server(service)
-    if settled:
-        await server.settled()
-    return server
-
-
 _prefixes = itertools.count()
 
 
@@ -163,79 +133,6 @@ _prefixes = itertools.count()
 def redis_prefix():
     """A key prefix no other test uses."""
     return f"test{next(_prefixes)}:"
-
-
-@implementer(IReceiver)
-class Receiver:
-    """
-    What a backend hands a daemon, tested without a hub: nobody is
-    connected here; what it is handed is kept, in order (unless C{keep} is
-    false: a test of what memory comes back keeps nothing).
-    """
-
-    def __init__(self, keep=True):
-        self.handed = [] if keep else _Forgotten()
-
-    def calls_here(self):
-        return {}
-
-    def sessions_here(self):
-        return {}
-
-    def load(self):
-        return {"connections": 0, "rooms": 0}
-
-    def room_post(self, message):
-        self.handed.append(("room", message))
-
-    def inbox_post(self, user, message):
-        self.handed.append(("inbox", user, message))
-        return False
-
-    def deliver_local(self, user, push):
-        self.handed.append(("user", user, push))
-
-    def broadcast_local(self, room, push):
-        self.handed.append(("broadcast", room, push))
-
-    def replaced_elsewhere(self, user):
-        self.handed.append(("replaced", user))
-
-    def kicked(self, user, reason):
-        self.handed.append(("kicked", user, reason))
-
-    def reaped(self, user, rooms, peer):
-        self.handed.append(("reaped", user, rooms, peer))
-
-    def call_lapsed(self, user, peer):
-        self.handed.append(("lapsed", user, peer))
-
-
-class _Forgotten(list):
-    def append(self, item):
-        pass
-
-
-async def started(backend, receiver=None):
-    """
-    Start a backend with C{receiver} (a L{Receiver} by default) in a
-    daemon's place; on Redis, wait (bounded) until it is connected,
-    subscribed and counts among the live daemons, as a daemon's would.
-    """
-    from .lifecycle_helpers import until
-
-    backend.receiver = receiver or Receiver()
-    backend.bus.listen(backend.receiver)
-    backend.sessions.listen(backend.receiver)
-    backend.startService()
-    if backend.kind == "redis":
-        await until(lambda: backend.connected and backend.bus.subscribed
-                    and backend.sessions.joined)
-    return backend
-
-
-CONTRACT_HISTORY = 5
-"""The history size of the backends the contract suites hold to their seams."""
 
 
 @pytest_twisted.async_yield_fixture(params=["memory", "redis"])
@@ -264,9 +161,29 @@ async def backend(request):
     await made.stopService()
 
 
-def redis_config(port, env=None, **given):
-    """A test config for the Redis store on the given local port."""
-    given.setdefault("store", "redis")
-    given.setdefault("redis-host", "127.0.0.1")
-    given.setdefault("redis-port", str(port))
-    return make_config(env, **given)
+@pytest.fixture
+def receiver():
+    """A Sentry stand-in on a local port, keeping the events it is sent."""
+    from .support.sentry_receiver import SentryReceiver
+
+    receiver = SentryReceiver()
+    yield receiver
+    pytest_twisted.blockon(receiver.stop())
+
+
+@pytest.fixture
+def reporting(receiver):
+    """A daemon reporting to the receiver; stopped (and flushed) after the test."""
+    from twisted.internet.defer import Deferred
+
+    servers = []
+
+    async def start(env=None, **given):
+        env = {"SENTRY_DSN": receiver.dsn, **(env or {})}
+        servers.append(await start_server(env, **given))
+        return servers[-1]
+
+    yield start
+    for running in servers:
+        if running.service.running:
+            pytest_twisted.blockon(Deferred.fromCoroutine(stop_server(running)))

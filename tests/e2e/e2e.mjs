@@ -249,7 +249,7 @@ async function main() {
       "--disable-features=WebRtcHideLocalIpsWithMdns"],
   });
   // the same few pages meet again and again here: no pause before a rematch
-  // (the rule has its own tests, tests/test_pairing_rules.py)
+  // (the rule has its own tests, tests/unit/test_pairing_rules.py and tests/integration/test_pairing_rules_across_daemons.py)
   const url = await daemon(8085 + Math.floor(Math.random() * 1000), "--rematch-after", "0");
   let a, b, c;
 

@@ -1,0 +1,122 @@
+"""
+The daemon's ports in memory, on a fake clock (L{tests.support.memory}):
+the client protocol, the gate, /ready and the server API, with the
+timeouts that a real socket could only test by waiting.
+"""
+
+import json
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from aleatoria.domain.ports import IConnection, IReceiver
+
+from ..support.hub import Recorder
+from ..support.memory import Daemon
+from ..support.servers import Receiver, make_config
+
+TOKEN = "t" * 32
+
+
+@pytest.fixture
+def daemon():
+    running = Daemon(make_config(**{"handshake-timeout": "5", "ping-interval": "10",
+                                    "idle-timeout": "15", "connect-burst": "3",
+                                    "connect-rate": "0.5"}))
+    yield running
+    running.stop()
+
+
+def test_two_users_talk_in_a_room(daemon):
+    ann, ann_pump = daemon.websocket("ann", room="r")
+    bea, bea_pump = daemon.websocket("bea", room="r", address="10.0.0.2")
+    ann.send({"type": "chat_message", "room": "r", "payload": {"content": "hi"},
+              "messageId": "m1"})
+    ann_pump.flush()
+    bea_pump.flush()
+    said = [m for m in bea.received if m["type"] == "chat_message"]
+    assert [(m["fromUser"], m["payload"]["content"]) for m in said] == [("ann", "hi")]
+    assert [m["messageId"] for m in ann.received if m["type"] == "chat_message"] == ["m1"]
+
+
+def test_a_handshake_never_finished_is_cut_at_the_deadline(daemon):
+    """Slowloris: half a request line, then nothing. Cut at 5 s of fake time, not before."""
+    client, pump = daemon.http(b"GET /ws?userId=slow HTTP/1.1\r\nHost: x\r\n")
+    daemon.clock.advance(4.9)
+    pump.flush()
+    assert not client.lost
+    daemon.clock.advance(0.2)
+    pump.flush()
+    assert client.lost
+
+
+def test_a_client_that_never_answers_pings_is_dropped_at_the_idle_timeout(daemon):
+    deaf, pump = daemon.websocket("deaf", answer_pings=False)
+    alive, alive_pump = daemon.websocket("alive", address="10.0.0.2")
+    for _ in range(14):
+        daemon.clock.advance(1)
+        pump.flush()
+        alive_pump.flush()
+    assert deaf.closed is None
+    for _ in range(20):
+        daemon.clock.advance(1)
+        pump.flush()
+        alive_pump.flush()
+    assert deaf.closed is not None
+    assert alive.closed is None
+
+
+def test_the_gate_refuses_a_burst_of_connections_from_one_address(daemon):
+    answers = [daemon.http(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", address="10.9.9.9")[0]
+               for _ in range(4)]
+    assert [a.status() for a in answers] == [200, 200, 200, 429]
+    assert daemon.http(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                       address="10.9.9.10")[0].status() == 200
+    daemon.clock.advance(2)
+    assert daemon.http(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                       address="10.9.9.9")[0].status() == 200
+
+
+def test_ready_counts_the_connections_in_memory(daemon):
+    daemon.websocket("ann")
+    answer, _ = daemon.http(b"GET /ready HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert answer.status() == 200
+    assert json.loads(answer.body()) == {"status": "ok", "store": "memory",
+                                         "storeReachable": True, "connections": 1}
+
+
+def test_a_body_on_the_clients_port_is_refused_before_it_is_read(daemon):
+    answer, pump = daemon.http(b"POST /ready HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: 1000000000\r\n\r\n")
+    assert answer.status() == 413
+
+
+@pytest.fixture
+def api_daemon():
+    running = Daemon(make_config({"ALEATORIA_API_TOKEN": TOKEN},
+                                 **{"api-port": "tcp:0:interface=127.0.0.1"}))
+    yield running
+    running.stop()
+
+
+def test_the_api_asks_for_its_token(api_daemon):
+    asked = b"GET /api/v1/stats HTTP/1.1\r\nHost: x\r\n%s\r\n"
+    without, _ = api_daemon.http(asked % b"", listener="api-listener")
+    wrong, _ = api_daemon.http(asked % b"Authorization: Bearer nope\r\n",
+                               listener="api-listener")
+    right, _ = api_daemon.http(asked % (b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"),
+                               listener="api-listener")
+    assert (without.status(), wrong.status(), right.status()) == (401, 401, 200)
+
+
+def test_the_api_refuses_a_large_body_at_header_time(api_daemon):
+    answer, _ = api_daemon.http(
+        b"POST /api/v1/users/u/disconnect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + TOKEN.encode() + b"\r\nContent-Length: 10000000\r\n\r\n", listener="api-listener")
+    assert answer.status() == 413
+
+
+def test_the_fakes_provide_their_interfaces():
+    """A fake that drifted from its interface would test a daemon that does not exist."""
+    assert verifyObject(IConnection, Recorder("ann"))
+    assert verifyObject(IReceiver, Receiver())
