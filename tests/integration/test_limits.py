@@ -229,7 +229,10 @@ async def test_a_trickled_request_is_cut_off_at_the_deadline(limited):
     factory.every, factory.made, factory.lost = 0.2, Deferred(), Deferred()
     await TCP4ClientEndpoint(reactor, "127.0.0.1", server.port).connect(factory)
     await factory.made
+    began = reactor.seconds()
     await factory.lost.addTimeout(WAIT, reactor)
+    # cut off by the daemon at its deadline (a second), not sooner, not at WAIT
+    assert 0.9 <= reactor.seconds() - began < WAIT / 2
 
 
 @pytest_twisted.ensureDeferred

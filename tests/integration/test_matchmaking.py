@@ -40,7 +40,8 @@ async def test_pairing_takes_both_out_of_the_pool(server):
     alice, bob, carol = await server.connect_many("alice", "bob", "carol")
     await available(alice, bob)
     await pair(alice, bob)
-    await carol.request({"type": "request_random_peer"}, "no_peer_available")
+    reply = await carol.request({"type": "request_random_peer"}, "no_peer_available")
+    assert reply["payload"] == NO_PEER
 
 
 @pytest_twisted.ensureDeferred
@@ -50,7 +51,8 @@ async def test_unavailable_leaves_the_pool(server):
     await available(bob)
     bob.send({"type": "user_unavailable_webrtc"})
     await bob.quiet()
-    await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    reply = await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    assert reply["payload"] == NO_PEER
 
 
 @pytest_twisted.ensureDeferred
@@ -152,7 +154,8 @@ async def test_disconnect_leaves_the_pool(server):
     alice, bob = await server.connect_many("alice", "bob")
     await available(bob)
     await bob.close()
-    await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    reply = await alice.request({"type": "request_random_peer"}, "no_peer_available")
+    assert reply["payload"] == NO_PEER
 
 
 @pytest_twisted.ensureDeferred

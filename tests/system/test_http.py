@@ -510,7 +510,10 @@ async def test_backend_ports_cut_off_a_trickled_request(listener):
         factory = Factory.forProtocol(_Trickle)
         factory.every, factory.lost = 0.2, Deferred()
         await TCP4ClientEndpoint(reactor, "127.0.0.1", port_of(server, listener)).connect(factory)
+        began = reactor.seconds()
         await factory.lost.addTimeout(WAIT, reactor)
+        # cut off by the daemon at its deadline (a second), not sooner, not at WAIT
+        assert 0.9 <= reactor.seconds() - began < WAIT / 2
     finally:
         await stop_server(server)
 

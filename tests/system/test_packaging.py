@@ -193,12 +193,16 @@ def _read_until(sock, marker):
 @pytest.mark.parametrize("document", ["README.rst", "docs/protocol.rst"])
 def test_documents_render_cleanly(document):
     """The README (the package's long description) and the reference are valid reStructuredText."""
+    import io
+
     import docutils.core
 
+    warnings = io.StringIO()
     docutils.core.publish_string(
         (ROOT / document).read_text(), writer="null",
-        settings_overrides={"report_level": 2, "halt_level": 2},
+        settings_overrides={"report_level": 2, "halt_level": 2, "warning_stream": warnings},
     )
+    assert warnings.getvalue() == ""
 
 
 def test_wheel_ships_the_license(installed):

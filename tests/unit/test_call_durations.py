@@ -6,9 +6,12 @@ either user saw it, on a fake clock; C{None} when neither is here.
 
 import pytest
 from twisted.internet.task import Clock
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from aleatoria.domain.clock import MessageClock
 from aleatoria.domain.events import CallOver, HungUp
+from aleatoria.domain.ports import IObserver
 from aleatoria.edge.wire import Envelope, PeerRequest
 
 from ..support.hub import connect, make_hub, received
@@ -16,6 +19,7 @@ from ..support.hub import connect, make_hub, received
 SECOND = 10**9
 
 
+@implementer(IObserver)
 class Calls:
     """A hub on a fake wall clock, and the ends of calls it tells."""
 
@@ -43,6 +47,11 @@ class Calls:
 @pytest.fixture
 def calls():
     return Calls()
+
+
+def test_the_calls_observe_as_observers_do(calls):
+    """The test observes the hub as the daemon's observers do, through IObserver."""
+    assert verifyObject(IObserver, calls)
 
 
 def test_a_hangup_by_either_side(calls):

@@ -13,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
+from aleatoria.domain.ports import IStreams
 from aleatoria.domain.values import Place
 from aleatoria.edge.wire import ChatPayload, Envelope
 from aleatoria.memory.backend import MemoryBackend
@@ -22,6 +25,7 @@ from ..support.hub import Recorder, SlowReader, make_hub, received
 from ..support.strategies import EXAMPLES
 
 
+@implementer(IStreams)
 class SlowReads:
     """
     The embedded streams, but a read of what was missed happens when the
@@ -53,6 +57,11 @@ class SlowReads:
     def answer(self):
         found, d = self.taken.pop(0)
         d.callback(found)
+
+
+def test_the_slow_reads_are_streams():
+    """The stand-in is what the hub takes it for: the embedded streams, read slowly."""
+    assert verifyObject(IStreams, SlowReads(MemoryBackend(Clock(), 3600, 100).streams))
 
 
 def talk(hub, sender, to=None):

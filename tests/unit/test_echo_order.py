@@ -8,13 +8,17 @@ came after a message numbered later).
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
+from aleatoria.domain.ports import IStreams
 from aleatoria.edge.wire import ChatPayload, Envelope
 from aleatoria.memory.backend import MemoryBackend
 
 from ..support.hub import Recorder, make_hub, received
 
 
+@implementer(IStreams)
 class SlowOutcomes:
     """
     The embedded streams, but the store's answer to a post of C{sender}'s
@@ -53,6 +57,12 @@ def hub_with(sender):
     backend = MemoryBackend(clock, 3600, 200)
     backend.streams = store = SlowOutcomes(backend.streams, sender)
     return make_hub(clock, backend), store
+
+
+def test_the_slow_streams_are_streams():
+    """The stand-in is what the hub takes it for: the embedded streams, slowed down."""
+    _, store = hub_with("pat")
+    assert verifyObject(IStreams, store)
 
 
 def say(hub, sender, content, to=None):

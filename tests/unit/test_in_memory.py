@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from aleatoria.domain.ports import IConnection, IReceiver
 
-from ..support.hub import Recorder
+from ..support.hub import Recorder, SlowReader
 from ..support.memory import Daemon
 from ..support.servers import Receiver, make_config
 
@@ -119,4 +119,5 @@ def test_the_api_refuses_a_large_body_at_header_time(api_daemon):
 def test_the_fakes_provide_their_interfaces():
     """A fake that drifted from its interface would test a daemon that does not exist."""
     assert verifyObject(IConnection, Recorder("ann"))
+    assert verifyObject(IConnection, SlowReader("ann"))
     assert verifyObject(IReceiver, Receiver())
