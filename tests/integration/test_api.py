@@ -1,14 +1,11 @@
 """
 The server API (issue: nothing missed, item 4): every route with a good
 token, a wrong one and none; what it does reaching users on every daemon;
-bodies checked; its own rate limit; and the OpenAPI document held to the
-live daemon by schemathesis.
+bodies checked; its own rate limit. (The OpenAPI document held to a live
+twistd daemon by schemathesis: tests/system/test_api_document.py.)
 """
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import pytest_twisted
@@ -23,10 +20,8 @@ from aleatoria.http.api import REFUSALS_WINDOW, ServerAPI
 from aleatoria.http.site import api_site
 
 from ..support.api import ENV, TOKEN, api_redis_daemon, api_server, call
-from ..support.daemons import Spawned
 from ..support.lifecycle_helpers import until
 from ..support.rawhttp import Persistent, exchange
-from ..support.redis_server import free_port
 from ..support.servers import make_config, redis_daemon, start_server, stop_server
 
 ROUTES = [
@@ -249,33 +244,6 @@ def test_the_api_is_off_without_its_port_and_refused_without_its_token():
     with pytest.raises(config.ConfigError, match="needs ALEATORIA_API_TOKEN"):
         make_config(**{"api-port": "tcp:0"})
     assert make_config(ENV).api_port == ""
-
-
-def test_schemathesis_holds_the_api_to_its_document(tmp_path):
-    """
-    schemathesis generates requests from /api/v1/openapi.json and checks
-    the live daemon's answers against it: no server error, only documented
-    statuses and content types, answers that match their schemas, invalid
-    data refused, and the token required.
-    """
-    port = free_port()
-    daemon = Spawned(None, tmp_path, "--api-port", f"tcp:{port}:interface=127.0.0.1",
-                     "--api-rate", "100000", "--api-burst", "100000",
-                     "--api-auth-failures", "100000",
-                     env={"ALEATORIA_API_TOKEN": TOKEN})
-    try:
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "schemathesis"), "run",
-             f"http://127.0.0.1:{port}/api/v1/openapi.json",
-             "--header", f"Authorization: Bearer {TOKEN}",
-             "--checks", "not_a_server_error,status_code_conformance,"
-                         "content_type_conformance,response_schema_conformance,"
-                         "negative_data_rejection,ignored_auth",
-             "--max-examples", "40", "--seed", "1", "--no-color"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    finally:
-        log = daemon.stop()
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + log[-2000:]
 
 
 @pytest_twisted.ensureDeferred
