@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items):
     """Mark each test with its tier, the directory under tests/ it is in."""
     here = Path(__file__).parent
     for item in items:
-        tier = item.path.relative_to(here).parts[0]
+        tier = item.path.relative_to(here).parts[0] if item.path.is_relative_to(here) else None
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
 
