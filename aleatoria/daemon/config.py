@@ -21,7 +21,7 @@ class Config:
     """
     The daemon's settings, resolved: one field per entry of
     L{aleatoria.daemon.settings.SETTINGS}, named as its option with
-    underscores, in the same order (C{tests/test_options.py} checks that
+    underscores, in the same order (C{tests/unit/test_options.py} checks that
     they agree, types included).
     """
 

@@ -101,7 +101,7 @@ SECRET_BYTES = 32
 DOCUMENTED_SECRETS = frozenset({"change-me"})
 """
 Values the documentation has shown for a secret, in this version or an
-earlier one: the first ones an attacker tries (tests/test_options.py keeps
+earlier one: the first ones an attacker tries (tests/unit/test_options.py keeps
 this list and the documents in step).
 """
 

@@ -2,7 +2,7 @@
 Autobahn as Aleatoria uses it: the one place that reaches into its
 internals -- and into Twisted's beneath it (twisted.web's channel under
 Autobahn's WebSocketResource, a TCP transport's buffer) -- each pinned by
-C{tests/test_wsframes.py}.
+C{tests/unit/test_wsframes.py}.
 """
 
 import json

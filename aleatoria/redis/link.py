@@ -18,7 +18,7 @@ and a PING with its own timeout finds out whether the connection is dead.
 
 Everything here that touches txredisapi's internals (the pool, the
 protocol's connect hook, the script cache) is pinned by
-C{tests/test_txredis.py}.
+C{tests/integration/test_txredis.py}.
 """
 
 import hashlib

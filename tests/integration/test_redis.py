@@ -20,8 +20,8 @@ from ..support.servers import Server, redis_config, redis_daemon, stop_server
 @pytest_twisted.ensureDeferred
 async def test_keys_are_the_go_servers(own_redis):
     """
-    Rooms, history, DMs and the pool land under the exact keys of README.rst
-    ("Key layout"), as JSON envelopes, with the TTL set and the score the
+    Rooms, history, DMs and the pool land under the exact keys of
+    docs/reference/keys.rst, as JSON envelopes, with the TTL set and the score the
     createTime in Unix nanoseconds.
     """
     server = await redis_daemon(own_redis.port)

@@ -1,6 +1,7 @@
 """
 The benchmark runs end to end at tiny sizes and writes a well-formed report
-(issue: benchmarks). No timing is asserted: figures live in the README.
+(issue: benchmarks). No timing is asserted: figures live in
+docs/explanation/performance.rst.
 """
 
 import json

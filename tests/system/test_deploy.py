@@ -1,5 +1,5 @@
 """
-README.rst "Deploy on a VM", followed on this machine as far as it can be:
+docs/howto/vm.rst ("Deploy on a VM with systemd"), followed on this machine as far as it can be:
 the package into a virtualenv under an C{opt/aleatoria} of its own, the
 units (pointed there) checked by C{systemd-analyze verify}, and the socket
 unit with its drop-in run for real under C{systemd-socket-activate}, which

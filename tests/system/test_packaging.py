@@ -253,7 +253,7 @@ def test_the_aleatoria_command_serves(installed):
 
 def test_the_contract_is_in_the_repository():
     """No document points at a contract outside the repository."""
-    for path in [ROOT / "README.rst", *(ROOT / "docs").glob("*.rst"),
+    for path in [ROOT / "README.rst", *(ROOT / "docs").rglob("*.rst"),
                  *(ROOT / "aleatoria").rglob("*.py")]:
         assert "PROTOCOL.md" not in path.read_text(), path
 

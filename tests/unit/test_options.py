@@ -152,14 +152,18 @@ def test_password_is_not_a_command_line_option(monkeypatch):
         parse(["--redis-password", "x"], {}, monkeypatch)
 
 
-def test_every_setting_is_documented_in_the_readme():
-    """README.rst's configuration table names every option and variable."""
+def test_every_setting_is_documented_in_the_configuration_reference():
+    """
+    The configuration reference's hand-written table (it was README.rst's)
+    names every option and variable: not only the table generated from
+    the settings.
+    """
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.rst").read_text()
+    reference = (Path(__file__).parents[2] / "docs/reference/configuration.rst").read_text()
     for setting in settings.SETTINGS:
-        assert setting.env in readme, setting.env
-        assert setting.env_only or f"--{setting.name}" in readme, setting.name
+        assert setting.env in reference, setting.env
+        assert setting.env_only or f"--{setting.name}" in reference, setting.name
 
 
 def test_rate_limit_is_not_called_seconds(monkeypatch):
@@ -180,7 +184,7 @@ def documented_secrets():
     """
     found = set()
     for path in [ROOT / "README.rst", ROOT / "clients/js/README.md",
-                 *ROOT.glob("docs/*.rst"), *ROOT.glob("systemd/*.example")]:
+                 *ROOT.glob("docs/**/*.rst"), *ROOT.glob("systemd/*.example")]:
         text = path.read_text()
         found.update(re.findall(r"\b[A-Z_]*(?:TOKEN|SECRET)[A-Z_]*=[\"']?([^\s\"'$<`]+)", text))
         found.update(re.findall(r"Bearer ([^\s\"'$<`]+)", text))
