@@ -41,6 +41,7 @@ class IceServers:
         self._secret = secret
         self._ttl = ttl
         self._seconds = seconds or (lambda: datetime.now(UTC).timestamp())
+        self._expiry_text = (None, "")
 
     def fresh(self):
         expiry = int(self._seconds()) + self._ttl
@@ -49,5 +50,11 @@ class IceServers:
             username = f"{expiry}:{secrets.token_urlsafe(12)}"
             servers.append({"urls": list(self._turn), "username": username,
                             "credential": credential(self._secret, username)})
-        expires = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": expires}
+        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": self._expires(expiry)}
+
+    def _expires(self, expiry):
+        """C{expiry} in RFC 3339, formatted once a second: every connect is sent it."""
+        if self._expiry_text[0] != expiry:
+            text = datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._expiry_text = (expiry, text)
+        return self._expiry_text[1]

@@ -48,7 +48,8 @@ TCP connection (a closed tab, a lost mobile network).
 
 
 @implementer(IConnection)
-class ClientProtocol(frames.DirectWrites, frames.JsonRefusals, frames.FrameMeter,  # type: ignore[misc]
+class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[misc]
+                     frames.LeanFrames, frames.FrameMeter,
                      WebSocketServerProtocol):  # (Autobahn's own bases disagree on peer)
     _log = Logger()
     refusal_codes = REFUSAL_CODES

@@ -5,6 +5,7 @@ before one byte of its body is read; answers name no software and carry
 the guard headers, error pages included; nothing is logged per request.
 """
 
+import re
 from io import BytesIO
 
 from twisted.logger import Logger
@@ -90,6 +91,34 @@ class _Channel(HTTPChannel):
         super().connectionLost(reason)
 
 
+_UPGRADE = re.compile(rb"GET /ws[ ?][^\r\n]* HTTP/1\.1\r\n")
+_UPGRADE_HEADER = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
+_BODY_HEADER = re.compile(rb"\r\n(content-length|transfer-encoding):", re.IGNORECASE)
+_MAX_HEAD = 16384
+"""twisted.web's own bound on a request's head (C{totalHeadersSize})."""
+
+
+class _ClientsChannel(_Channel):
+    """
+    A connection to the clients' port. Its usual first bytes -- a whole
+    upgrade of C{/ws}, alone -- go straight to the WebSocket
+    (L{aleatoria.http.websocket.WebSocketEndpoint.take_over}); anything
+    else, twisted.web reads as ever.
+    """
+
+    _first = True
+
+    def dataReceived(self, data):
+        if self._first:
+            self._first = False
+            if (len(data) <= _MAX_HEAD and data.endswith(b"\r\n\r\n")
+                    and data.find(b"\r\n\r\n") == len(data) - 4 and _UPGRADE.match(data)
+                    and _UPGRADE_HEADER.search(data) and not _BODY_HEADER.search(data)):
+                self.site.upgrade.take_over(self, data)
+                return
+        super().dataReceived(data)
+
+
 class _RequestChannel(_Channel):
     """
     A connection that stays HTTP (API, metrics): the gate's deadline runs
@@ -145,9 +174,15 @@ class GatedSite(QuietSite):
     """
 
     protocol = _Channel  # type: ignore[assignment]  # a factory of channels, as Site's
+    upgrade = None
+    """The L{aleatoria.http.websocket.WebSocketEndpoint} that takes upgrades at once, if any."""
 
-    def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, **kwargs):
+    def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, upgrade=None,
+                 **kwargs):
         super().__init__(resource, **kwargs)
+        if upgrade is not None:
+            self.upgrade = upgrade
+            self.protocol = _ClientsChannel
         self._gate = gate
         self._screen = screen
         self.max_body = max_body

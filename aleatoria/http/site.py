@@ -45,4 +45,4 @@ def make_site(websocket, hub, backend, metrics, reactor, handshake_timeout, gate
         root.putChild(b"metrics", MetricsPage(metrics))
     root.putChild(b"health", Health())
     root.putChild(b"ready", Ready(hub, backend, reactor))
-    return GatedSite(root, gate, reactor=reactor, timeout=handshake_timeout)
+    return GatedSite(root, gate, upgrade=websocket, reactor=reactor, timeout=handshake_timeout)

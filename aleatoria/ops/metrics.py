@@ -47,54 +47,54 @@ class Metrics:
         self.pool = Gauge(
             "aleatoria_pool_size", "Users in the matchmaking pool (all daemons).",
             registry=registry)
-        self.received = Counter(
+        self.received = _Children(Counter(
             "aleatoria_messages_received", "Client messages received, by type.",
-            ["type"], registry=registry)
-        self.sent = Counter(
+            ["type"], registry=registry))
+        self.sent = _Children(Counter(
             "aleatoria_messages_sent", "Messages sent to clients, by type.",
-            ["type"], registry=registry)
-        self.errors = Counter(
+            ["type"], registry=registry))
+        self.errors = _Children(Counter(
             "aleatoria_errors", "Errors answered to clients, by code.",
-            ["code"], registry=registry)
+            ["code"], registry=registry))
         self.pairings = Counter(
             "aleatoria_pairings", "Pairings made by this daemon.", registry=registry)
-        self.calls_held = Counter(
+        self.calls_held = _Children(Counter(
             "aleatoria_calls_held", "Calls held for a user whose connection was lost, by "
             "outcome: held (by this daemon), resumed (the user came back here).",
-            ["outcome"], registry=registry)
+            ["outcome"], registry=registry))
         self.blocks = Counter(
             "aleatoria_blocks", "Blocks made on this daemon (reports' included).",
             registry=registry)
-        self.reports = Counter(
+        self.reports = _Children(Counter(
             "aleatoria_reports", "Reports filed on this daemon, by reason.", ["reason"],
-            registry=registry)
-        self.store_seconds = Histogram(
+            registry=registry))
+        self.store_seconds = _Children(Histogram(
             "aleatoria_store_seconds", "Time store operations take, by operation.",
             ["operation"], registry=registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5))
-        self.store_failures = Counter(
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5)))
+        self.store_failures = _Children(Counter(
             "aleatoria_store_failures", "Store operations that failed, by operation.",
-            ["operation"], registry=registry)
-        self.sentry_events = Counter(
+            ["operation"], registry=registry))
+        self.sentry_events = _Children(Counter(
             "aleatoria_sentry_events", "Events handed to Sentry, by kind.",
-            ["kind"], registry=registry)
-        self.reports_withheld = Counter(
+            ["kind"], registry=registry))
+        self.reports_withheld = _Children(Counter(
             "aleatoria_reports_withheld",
             "Failures and client faults neither logged nor reported one by one, past "
             "their budget (counted, then summed up), by operation.",
-            ["operation"], registry=registry)
-        self.webhooks = Counter(
+            ["operation"], registry=registry))
+        self.webhooks = _Children(Counter(
             "aleatoria_webhooks",
             "Webhooks, by outcome: delivered; failed (an attempt, retried); dropped_queue_full, "
             "dropped_expired (retried past --webhook-retry-hours), dropped_shutdown. Per URL.",
-            ["outcome"], registry=registry)
+            ["outcome"], registry=registry))
         self.webhooks_waiting = Gauge(
             "aleatoria_webhooks_waiting", "Webhooks waiting to be sent or being sent (all URLs).",
             registry=registry)
 
-        self.bans = Counter(
+        self.bans = _Children(Counter(
             "aleatoria_bans", "Bans set through this daemon's server API, by target "
-            "(user, address).", ["target"], registry=registry)
+            "(user, address).", ["target"], registry=registry))
         self.bans_lifted = Counter(
             "aleatoria_bans_lifted", "Bans lifted through this daemon's server API.",
             registry=registry)
@@ -172,6 +172,25 @@ class _Evicted:
         for kind, count in self._evictions.total.items():
             evicted.add_metric([kind], count)
         yield evicted
+
+
+class _Children:
+    """
+    A labelled metric whose children are made once per label value:
+    prometheus_client's C{labels()} costs more than the increment itself,
+    and the hot path asks for the same few children again and again. The
+    label values are bounded (message types, codes, operations).
+    """
+
+    def __init__(self, metric):
+        self._metric = metric
+        self._children = {}
+
+    def labels(self, value):
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = self._metric.labels(value)
+        return child
 
 
 class _Labelled:
