@@ -31,7 +31,7 @@ def scores(tmp_path, *flags):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tests.support.echo_server", str(port),
                                *flags], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).parent.parent)
+                              cwd=Path(__file__).parents[2])
     try:
         assert server.stdout.readline().strip() == "listening"
         out = tmp_path / ("plain" if flags else "lean")
