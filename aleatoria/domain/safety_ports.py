@@ -45,7 +45,7 @@ class IBlocks(Interface):
 class IReports(Interface):
     """The reports users file (L{aleatoria.domain.reports}), each kept for its time."""
 
-    def count_in(user: str, per_hour: int) -> Deferred[int]:
+    def count_in(user: str, per_hour: int) -> Deferred[float]:
         """
         C{user} would file one more report: fire with 0 and count it if it
         filed fewer than C{per_hour} this hour, else with the seconds until
