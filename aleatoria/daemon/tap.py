@@ -118,7 +118,9 @@ class Options(usage.Options):
             index = self.worker.index if self.worker else None
             if index is None and self.config.workers > 1:
                 index = 0
-            logs.install(self.parent, self.config.log_format, worker=index)
+            # twistd's own options (the parent checked above)
+            logs.install(self.parent,  # type: ignore[arg-type]
+                         self.config.log_format, worker=index)
 
     def _source(self, name: str) -> str:
         """Where setting C{name} came from, as its error names it: the option, or the variable."""
