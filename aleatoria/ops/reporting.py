@@ -89,7 +89,9 @@ class Report:
         first of its kind (operation, error, message type) in a minute. The
         rest of the minute are counted, and summed up in one line.
         """
-        kind = (tags.get("operation") or log.namespace, failure.type.__name__,
+        # a Failure made of an exception has its type
+        kind = (tags.get("operation") or log.namespace,
+                failure.type.__name__,  # type: ignore[union-attr]
                 tags.get("messageType"))
         if not self._reporter.budget.failure(kind):
             return
