@@ -245,7 +245,8 @@ class Calls(CallLife):
         one (its partner hung up, skipped it or disconnected on another
         daemon). The user hears that end first, with reason C{"ended"}:
         return it, to be sent before the start; the late news is dropped
-        (L{ended}, L{hung_up_by}).
+        (L{ended <aleatoria.domain.call_life.CallLife.ended>},
+        L{hung_up_by <aleatoria.domain.call_life.CallLife.hung_up_by>}).
         """
         user = push.user
         former = self.partner(user)

@@ -19,10 +19,10 @@ from aleatoria.domain.refusals import Refused, StoreUnavailable, Unavailable
 class Failed(enum.Enum):
     """The type of L{FAILED}: a sentinel that type checkers tell from any result."""
 
-    FAILED = "failed"
+    MARK = "failed"
 
 
-FAILED: Final = Failed.FAILED
+FAILED: Final = Failed("failed")
 """What a watched Deferred fires with when its work failed (and was dealt with)."""
 
 
