@@ -5,13 +5,19 @@ before one byte of its body is read; answers name no software and carry
 the guard headers, error pages included; nothing is logged per request.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from io import BytesIO
+from typing import Any
 
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from aleatoria.edge.admission import GUARDS, refusal
+from aleatoria.edge.admission import GUARDS, Gate, refusal
 
 
 class _Anonymous(Request):
@@ -123,7 +129,7 @@ class QuietSite(Site):
     noisy = False
     requestFactory = _Anonymous
 
-    def log(self, request):
+    def log(self, request: http.Request) -> None:
         pass
 
 
@@ -146,7 +152,9 @@ class GatedSite(QuietSite):
 
     protocol = _Channel  # type: ignore[assignment]  # a factory of channels, as Site's
 
-    def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, **kwargs):
+    def __init__(self, resource: IResource, gate: Gate,
+                 screen: Callable[[Any, int | None], bytes | None] | None = None,
+                 max_body: int = 0, too_large: bytes = NO_BODY, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         self._gate = gate
         self._screen = screen
@@ -156,7 +164,7 @@ class GatedSite(QuietSite):
     def buildProtocol(self, addr):
         return self._gate.admit(addr, lambda: super(GatedSite, self).buildProtocol(addr))
 
-    def screen(self, request, length):
+    def screen(self, request: Request, length: int | None) -> bytes | None:
         """The refusal of a request whose head is in, or C{None}."""
         if self._screen is not None:
             refused = self._screen(request, length)
