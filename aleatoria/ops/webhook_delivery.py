@@ -220,4 +220,4 @@ def _why(outcome: int | Failure) -> str:
         return f"HTTP {outcome}"
     if outcome.check(TimeoutError):
         return f"no answer within {REQUEST_SECONDS:.0f} s"
-    return outcome.getErrorMessage() or outcome.type.__name__  # type: ignore[union-attr]
+    return outcome.getErrorMessage() or outcome.type.__name__  # type: ignore[union-attr]  # of an exception

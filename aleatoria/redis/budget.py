@@ -87,7 +87,7 @@ class Budget(Service):
                 if self._used <= self._max_bytes or not self._evictable:  # type: ignore[operator]
                     return
         finally:
-            self.evictions.tell(self._used, self._max_bytes)  # type: ignore[arg-type]
+            self.evictions.tell(self._used, self._max_bytes)  # type: ignore[arg-type]  # a budget
             self._tell_full()
 
     def _tell_full(self) -> None:
