@@ -1,13 +1,20 @@
 """What a starting daemon says: how it is set up, and what an operator would not leave so."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from twisted.logger import Logger
 
 from aleatoria import __version__
 
+if TYPE_CHECKING:
+    from aleatoria.daemon.config import Config
+
 _log = Logger(namespace="aleatoria.daemon.service")
 
 
-def announce(config):
+def announce(config: Config) -> None:
     """
     One line that says what is starting and how it is set up, and one
     warning for each setting an operator would not want left as it is.
@@ -68,7 +75,7 @@ def announce(config):
         )
 
 
-def _ice(config):
+def _ice(config: Config) -> str:
     """The ICE servers clients are given, in brief."""
     given = [f"{len(config.stun_url)} STUN"] if config.stun_url else []
     if config.turn_url:

@@ -1,15 +1,23 @@
 """The backend the settings ask for: the embedded one, or Redis (or Valkey)."""
 
+from __future__ import annotations
+
 from functools import partial
 
 from twisted.internet import endpoints, ssl
+from twisted.internet.interfaces import IStreamClientEndpoint
 
+from aleatoria.daemon.config import Config
+from aleatoria.daemon.lifecycle import Reactor
 from aleatoria.memory.backend import MemoryBackend
+from aleatoria.ops.reporting import Report
 from aleatoria.redis.backend import RedisBackend
+from aleatoria.redis.link import LinkPlace
 from aleatoria.redis.sentinel import Sentinels
 
 
-def make_backend(config, reactor, report=None):
+def make_backend(config: Config, reactor: Reactor,
+                 report: Report | None = None) -> MemoryBackend | RedisBackend:
     """
     The configured backend, as a service to start and stop with the
     daemon; C{report} (the daemon's Report) hears of its troubles.
@@ -27,7 +35,7 @@ def make_backend(config, reactor, report=None):
                         sentinels=sentinels(config, reactor))
 
 
-def redis_link(config, reactor):
+def redis_link(config: Config, reactor: Reactor) -> LinkPlace:
     """
     Where Redis is and how to log in: endpoint, C{host:port}, keywords;
     behind sentinels no endpoint (theirs ask them at every attempt).
@@ -41,7 +49,7 @@ def redis_link(config, reactor):
     return endpoint, f"{config.redis_host}:{config.redis_port}", options
 
 
-def sentinels(config, reactor):
+def sentinels(config: Config, reactor: Reactor) -> Sentinels | None:
     """The sentinels that name the primary, if the settings give any."""
     if not config.redis_sentinel:
         return None
@@ -51,7 +59,8 @@ def sentinels(config, reactor):
                      timeout=config.redis_timeout, retry_max=config.redis_retry_max)
 
 
-def _redis_endpoint(config, reactor, host, port):
+def _redis_endpoint(config: Config, reactor: Reactor, host: str,
+                    port: int) -> IStreamClientEndpoint:
     """
     An endpoint to a Redis (or a sentinel): TLS-wrapped, verifying host
     name and certificate, if asked; connecting for at most the command

@@ -5,7 +5,10 @@ environment over the default; a bad value is refused at start-up with a
 sentence that names where it came from.
 """
 
+
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aleatoria.daemon.settings import SETTINGS
 from aleatoria.daemon.values import SecretRefused
@@ -114,11 +117,11 @@ class Config:
     ping_interval: float
     idle_timeout: float
 
-    def origin_policy(self):
+    def origin_policy(self) -> OriginPolicy:
         return OriginPolicy(self.allowed_origin, self.allow_no_origin, self.public_host)
 
 
-def resolve(given, environ):
+def resolve(given: Mapping[str, object], environ: Mapping[str, str]) -> Config:
     """
     Build the L{Config} from command-line values (C{given}: setting name ->
     raw text, or C{None} when not given; typed values pass through) and the
@@ -126,7 +129,7 @@ def resolve(given, environ):
 
     @raise ConfigError: a value is unusable.
     """
-    values = {}
+    values: dict[str, Any] = {}  # each setting of its own type: what its parser gives
     for setting in SETTINGS:
         raw, source = given.get(setting.name), f"--{setting.name}"
         if raw is None and setting.env in environ:
@@ -185,7 +188,7 @@ def resolve(given, environ):
     return config
 
 
-def _where_or_sentinels(given, environ):
+def _where_or_sentinels(given: Mapping[str, object], environ: Mapping[str, str]) -> None:
     """The sentinels say where the primary is: an address given beside them is refused."""
     for name, variable in (("redis-host", "VALKEY_HOST"), ("redis-port", "VALKEY_PORT")):
         source = f"--{name}" if given.get(name) is not None else (

@@ -3,11 +3,30 @@ The daemon's life: its services stopped in order under one deadline
 (L{InOrder}), and the ports it listens on (L{Listener}).
 """
 
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Any
+
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+Reactor = Any
+"""
+The global reactor, as the assembly hands it on: Twisted gives it no one
+interface that says all it does (time, TCP, TLS, processes, triggers).
+"""
 
 
 class InOrder(MultiService):
@@ -21,17 +40,18 @@ class InOrder(MultiService):
 
     _log = Logger()
 
-    def __init__(self, reactor, deadline, untimed=()):
+    def __init__(self, reactor: IReactorTime, deadline: float,
+                 untimed: Container[str] = ()) -> None:
         super().__init__()
         self._reactor = reactor
         self._deadline = deadline
         self._untimed = untimed
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_in_order())
 
-    async def _stop_in_order(self):
+    async def _stop_in_order(self) -> None:
         end = self._reactor.seconds() + self._deadline
         for child in reversed(list(self)):
             stopping = maybeDeferred(child.stopService)
@@ -46,18 +66,19 @@ class InOrder(MultiService):
                 )
 
 
-def _finished(d, limit, log, name):
+def _finished(d: Deferred[object], limit: tuple[float, IReactorTime] | None, log: Logger,
+              name: str | None) -> Deferred[bool]:
     """
     Fire with whether C{d} finished within C{limit} (seconds, reactor),
     without cancelling it; its failure is logged, not passed on.
     """
-    outcome = Deferred()
-    timer = None
+    outcome: Deferred[bool] = Deferred()
+    timer: IDelayedCall | None = None
     if limit is not None:
         seconds, reactor = limit
         timer = reactor.callLater(seconds, outcome.callback, False)
 
-    def done(result):
+    def done(result: object) -> None:
         if isinstance(result, Failure):
             log.failure("Stopping the {name} failed", result, name=name)
         if timer is not None and timer.active():
@@ -72,7 +93,7 @@ def _finished(d, limit, log, name):
 LISTEN_BACKLOG = 1024
 
 
-def with_backlog(description):
+def with_backlog(description: str) -> str:
     """
     C{description}, listening with a backlog of L{LISTEN_BACKLOG} unless it
     names one. Twisted's default is 50: clients reconnecting at once (after
@@ -85,7 +106,7 @@ def with_backlog(description):
     return description
 
 
-def _where(address):
+def _where(address: IAddress) -> str:
     """C{host:port}, C{[v6 host]:port}, or what the address says of itself."""
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is None or port is None:
@@ -103,25 +124,26 @@ class Listener(Service):
     """
 
     _log = Logger()
-    port = None
+    port: IListeningPort | None = None
 
-    def __init__(self, description, factory, reactor, endpoint=None):
+    def __init__(self, description: str, factory: IProtocolFactory, reactor: Reactor,
+                 endpoint: IStreamServerEndpoint | None = None) -> None:
         self.description = description
         self._endpoint = endpoint or endpoints.serverFromString(
             reactor, with_backlog(description))
         self.factory = factory
 
-    def privilegedStartService(self):
+    def privilegedStartService(self) -> None:
         super().privilegedStartService()
         self._listen()
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         if self.port is None:
             self._listen()
 
-    def _listen(self):
-        outcome = []
+    def _listen(self) -> None:
+        outcome: list[IListeningPort | Failure] = []
         self._endpoint.listen(self.factory).addBoth(outcome.append)
         if not outcome:
             raise SystemExit(f"aleatoria: {self.description} did not start listening")
@@ -133,7 +155,7 @@ class Listener(Service):
         self.port = outcome[0]
         self._log.info("Listening on {address}", address=_where(self.port.getHost()))
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         port, self.port = self.port, None
         return port.stopListening() if port is not None else None

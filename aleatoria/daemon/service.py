@@ -11,15 +11,20 @@ backend (stop beating, unsubscribe, disconnect), and last the reporter,
 which flushes what all of them reported.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 from twisted.logger import Logger
 
 from aleatoria.daemon.announce import announce
 from aleatoria.daemon.backends import make_backend
-from aleatoria.daemon.lifecycle import InOrder, Listener
-from aleatoria.daemon.workers import Workers, metrics_port, orphan_watch, shared_environment
+from aleatoria.daemon.config import Config
+from aleatoria.daemon.lifecycle import InOrder, Listener, Reactor
+from aleatoria.daemon.workers import Worker, Workers, metrics_port, orphan_watch, shared_environment
 from aleatoria.domain.clock import MessageClock
 from aleatoria.domain.hub import Hub, Rules
-from aleatoria.domain.limits import KeyedBuckets, Quotas, Shares
+from aleatoria.domain.limits import KeyedBuckets, Quotas, Seconds, Shares
 from aleatoria.domain.matchmaking import PairingRules
 from aleatoria.domain.rooms import RoomQuota
 from aleatoria.edge import frames
@@ -34,16 +39,19 @@ from aleatoria.http.api import ServerAPI
 from aleatoria.http.reports import ReportsAPI
 from aleatoria.http.site import api_site, make_site, metrics_site
 from aleatoria.http.websocket import WebSocketEndpoint
+from aleatoria.memory.backend import MemoryBackend
 from aleatoria.ops.accounting import Accounting
 from aleatoria.ops.metrics import Metrics
 from aleatoria.ops.observers import BanCounters, Breadcrumbs, Counters, LogLines
 from aleatoria.ops.reporting import Reporter
 from aleatoria.ops.webhooks import Webhooks
+from aleatoria.redis.backend import RedisBackend
 
 _log = Logger()
 
 
-def make_service(config, reactor=None, worker=None, arguments=()):
+def make_service(config: Config, reactor: Reactor = None, worker: Worker | None = None,
+                 arguments: Sequence[str] = ()) -> InOrder:
     """
     The daemon. In a worker started by another (C{worker}, a L{Worker}) it
     serves the socket it was handed; with C{config.workers} above 1 the
@@ -126,7 +134,7 @@ def make_service(config, reactor=None, worker=None, arguments=()):
     return top
 
 
-def _reporter(config, metrics, reactor):
+def _reporter(config: Config, metrics: Metrics, reactor: Reactor) -> Reporter:
     return Reporter(
         dsn=config.sentry_dsn or None, environment=config.sentry_env,
         debug=config.sentry_debug, sample_rate=config.sentry_sample_rate,
@@ -139,7 +147,8 @@ def _reporter(config, metrics, reactor):
     )
 
 
-def _webhooks(config, backend, metrics, reporter, reactor, top):
+def _webhooks(config: Config, backend: MemoryBackend | RedisBackend, metrics: Metrics,
+              reporter: Reporter, reactor: Reactor, top: InOrder) -> Webhooks:
     """Webhooks, stopped after the hub: what it tells as it drains goes out too."""
     webhooks = Webhooks(config.webhook_url, config.webhook_secret, backend.sessions.node,
                         capacity=config.webhook_queue,
@@ -150,7 +159,7 @@ def _webhooks(config, backend, metrics, reporter, reactor, top):
     return webhooks
 
 
-def _rules(config):
+def _rules(config: Config) -> Rules:
     return Rules(max_content=config.max_content_length, max_rooms=config.max_rooms,
                  presence_limit=config.presence_limit, signaling=config.signaling,
                  room_quota=RoomQuota(config.max_rooms_total, config.max_room_members,
@@ -160,7 +169,9 @@ def _rules(config):
                  pairing=PairingRules(config.skips_per_minute, config.rematch_after))
 
 
-def _client_factory(config, hub, outlet, reporter, accounting, metrics, admission, reactor):
+def _client_factory(config: Config, hub: Hub, outlet: Outlet, reporter: Reporter,
+                    accounting: Accounting, metrics: Metrics, admission: Admission,
+                    reactor: Reactor) -> ClientFactory:
     """The WebSocket side of the clients' port: each connection's protocol and what it shares."""
     limits = Limits(config.rate_limit, config.rate_burst, config.outbound_messages,
                     config.outbound_bytes, config.outbound_stall)
@@ -181,7 +192,7 @@ def _client_factory(config, hub, outlet, reporter, accounting, metrics, admissio
     )
 
 
-def _api_listener(config, hub, reactor):
+def _api_listener(config: Config, hub: Hub, reactor: Reactor) -> Listener:
     server_api = ServerAPI(
         hub.admin, config.api_token,
         KeyedBuckets(config.api_rate, config.api_burst, reactor.seconds),
@@ -197,7 +208,7 @@ def _api_listener(config, hub, reactor):
     return api
 
 
-def quotas(config, seconds):
+def quotas(config: Config, seconds: Seconds) -> Quotas:
     """
     What each user may store, and -- where ids cost nothing to make (a
     client names itself, or the server names any newcomer) -- what the
@@ -213,7 +224,7 @@ def quotas(config, seconds):
     return Quotas(per_user, None if tokens else per_address, seconds)
 
 
-def _http_gate(config, reactor, rate, burst, awaited):
+def _http_gate(config: Config, reactor: Reactor, rate: float, burst: int, awaited: str) -> Gate:
     """
     The gate of a port that stays HTTP (API, metrics), as the clients'
     port's but for its own connections, counting the connecting address

@@ -7,6 +7,7 @@ systemd example and the docs' configuration reference, so they cannot
 drift apart (L{aleatoria.daemon.config} resolves it).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aleatoria.daemon import values
@@ -17,7 +18,7 @@ class Setting:
     name: str
     env: str
     default: object
-    parse: object
+    parse: Callable[[str], object]
     help: str
     env_only: bool = False
     """

@@ -6,15 +6,22 @@ this module only turns them into a L{Config} and hands it to
 L{aleatoria.daemon.service.make_service}.
 """
 
+from __future__ import annotations
+
 import os
 import signal
 import socket
 import sys
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import NoReturn
 
+from twisted.internet import endpoints
 from twisted.python import usage
 
 from aleatoria import __version__
 from aleatoria.daemon import config, settings
+from aleatoria.daemon.lifecycle import InOrder
 from aleatoria.daemon.service import make_service
 from aleatoria.daemon.workers import Worker, metrics_port
 from aleatoria.ops import logs
@@ -23,11 +30,11 @@ _REPEATABLE = ("allowed-origin", "trusted-proxy", "public-host", "stun-url", "tu
                "redis-sentinel", "webhook-url")
 
 
-def _repeatable(name):
+def _repeatable(name: str) -> Callable[[Options, str], None]:
     """The C{opt_} method of a repeatable option: each value is added to the others."""
     setting = next(s for s in settings.SETTINGS if s.name == name)
 
-    def option(self, value):
+    def option(self: Options, value: str) -> None:
         self._repeat(name, value)
 
     option.__doc__ = f"{setting.help} [env {setting.env}]"
@@ -53,14 +60,14 @@ class Options(usage.Options):
         if s.name not in settings.FLAGS and s.name not in _REPEATABLE and not s.env_only
     ]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         for name in _REPEATABLE:
             self[name] = None
         for name in settings.FLAGS:
             self[name] = None
 
-    def parseOptions(self, options=None):
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
         A start-up error is one line on stderr and exit status 1 -- under
         Restart=on-failure, the journal would repeat the whole usage at
@@ -72,7 +79,7 @@ class Options(usage.Options):
         except usage.UsageError as e:
             raise SystemExit(f"aleatoria: {e}") from None
 
-    def opt_version(self):
+    def opt_version(self) -> NoReturn:
         """Print Aleatoria's version (and Twisted's and Python's), and exit."""
         print(version())
         raise SystemExit(0)
@@ -85,11 +92,11 @@ class Options(usage.Options):
     opt_redis_sentinel = _repeatable("redis-sentinel")
     opt_webhook_url = _repeatable("webhook-url")
 
-    def _repeat(self, name, value):
+    def _repeat(self, name: str, value: str) -> None:
         """A repeatable option: the values joined as its variable lists them."""
         self[name] = ",".join(filter(None, [self[name], value]))
 
-    def postOptions(self):
+    def postOptions(self) -> None:
         given = {name: self[name] for name in self}
         given.update({s.name: None for s in settings.SETTINGS if s.env_only})
         for name in settings.FLAGS:
@@ -111,9 +118,11 @@ class Options(usage.Options):
             index = self.worker.index if self.worker else None
             if index is None and self.config.workers > 1:
                 index = 0
-            logs.install(self.parent, self.config.log_format, worker=index)
+            # twistd's own options (the parent checked above)
+            logs.install(self.parent,  # type: ignore[arg-type]
+                         self.config.log_format, worker=index)
 
-    def _source(self, name):
+    def _source(self, name: str) -> str:
         """Where setting C{name} came from, as its error names it: the option, or the variable."""
         if self[name] is None:
             variable = next(s.env for s in settings.SETTINGS if s.name == name)
@@ -122,7 +131,7 @@ class Options(usage.Options):
         return f"--{name}"
 
 
-def _check_endpoint(description, source="--port"):
+def _check_endpoint(description: str, source: str = "--port") -> None:
     """
     Refuse a --port that is no endpoint description, before start-up; and
     a C{systemd:} one that names no socket passed in, or the wrong kind.
@@ -144,7 +153,8 @@ def _check_endpoint(description, source="--port"):
         _check_adopted(description, endpoint, source)
 
 
-def _check_adopted(description, endpoint, source):
+def _check_adopted(description: str, endpoint: endpoints.AdoptedStreamServerEndpoint,
+                   source: str) -> None:
     """
     The socket systemd passed in is of the family C{domain} says: a
     dual-stack C{ListenStream=8085} is IPv6, and adopted as IPv4 its
@@ -162,7 +172,7 @@ def _check_adopted(description, endpoint, source):
         )
 
 
-def makeService(options):
+def makeService(options: Options) -> InOrder:
     from twisted.internet import reactor
 
     if options.worker is None:
@@ -172,19 +182,19 @@ def makeService(options):
     return make_service(options.config, worker=options.worker, arguments=options.arguments)
 
 
-def _second_signal_exits_at_once():
+def _second_signal_exits_at_once() -> None:
     """
     The first SIGTERM or SIGINT starts a graceful shutdown (clients closed
     with 1001, reports flushed: a few seconds); a second one means now.
     """
-    def now(signum, frame):
+    def now(signum: int, frame: FrameType | None) -> None:
         os._exit(128 + signum)
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, now)
 
 
-def _further_signals_ignored():
+def _further_signals_ignored() -> None:
     """
     A worker stops once: the SIGTERM its main process sends beside the
     operator's (systemd signals the whole group; a terminal's Ctrl-C, the
@@ -195,7 +205,7 @@ def _further_signals_ignored():
         signal.signal(number, signal.SIG_IGN)
 
 
-def version():
+def version() -> str:
     import platform
 
     import twisted
@@ -204,7 +214,7 @@ def version():
             f"Python {platform.python_version()})")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     """
     The C{aleatoria} command: the daemon in the foreground, taking the
     options C{twistd -n aleatoria} takes -- C{aleatoria --port 8085} is

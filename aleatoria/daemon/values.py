@@ -4,17 +4,21 @@ raising C{ValueError} with a sentence that says what is wrong (the caller,
 L{aleatoria.daemon.config}, says which setting).
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import ipaddress
 import os
 import re
+from collections.abc import Callable
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import urlsplit
 
 from aleatoria.edge.origins import OriginPolicy
 
 
-def port(text):
+def port(text: str) -> str:
     """A bare port number listens on every interface; else an endpoint."""
     text = text.strip()
     if text.isdigit():
@@ -27,13 +31,13 @@ def port(text):
     return text
 
 
-def optional_port(text):
+def optional_port(text: str) -> str:
     """Empty (none), or what L{port} takes."""
     return port(text) if text.strip() else ""
 
 
-def choice(*choices):
-    def parse(text):
+def choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
         if text not in choices:
             raise ValueError(f"choose one of {', '.join(choices)}")
         return text
@@ -41,8 +45,8 @@ def choice(*choices):
     return parse
 
 
-def whole(minimum):
-    def parse(text):
+def whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
         try:
             number = int(text)
         except ValueError:
@@ -54,9 +58,10 @@ def whole(minimum):
     return parse
 
 
-def number(low, high=None, *, low_allowed=False, what="a number"):
+def number(low: float, high: float | None = None, *, low_allowed: bool = False,
+           what: str = "a number") -> Callable[[str], float]:
     """A float above C{low} (or from it, with C{low_allowed}), at most C{high}."""
-    def parse(text):
+    def parse(text: str) -> float:
         try:
             number = float(text)
         except ValueError:
@@ -73,7 +78,7 @@ def number(low, high=None, *, low_allowed=False, what="a number"):
 seconds = number(0, what="a number of seconds")
 
 
-def flag(text):
+def flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -82,8 +87,8 @@ def flag(text):
     raise ValueError("use true or false")
 
 
-def whole_between(low, high):
-    def parse(text):
+def whole_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
         number = whole(low)(text)
         if number > high:
             raise ValueError(f"must be at most {high}")
@@ -92,7 +97,7 @@ def whole_between(low, high):
     return parse
 
 
-def text(text):
+def text(text: str) -> str:
     return text
 
 
@@ -110,7 +115,7 @@ class SecretRefused(ValueError):
     """A secret unfit for use; the sentence does not repeat it."""
 
 
-def secret(text):
+def secret(text: str) -> str:
     """
     Empty (none), or a secret: at least L{SECRET_BYTES} bytes of UTF-8 --
     short ones fall to a wordlist or a brute force -- and none the
@@ -127,19 +132,19 @@ def secret(text):
     return text
 
 
-def host(text):
+def host(text: str) -> str:
     if not text.strip():
         raise ValueError("give a host name or address")
     return text.strip()
 
 
-def readable_file(text):
+def readable_file(text: str) -> str:
     if text and not os.access(text, os.R_OK):
         raise ValueError("no readable file there")
     return text
 
 
-def dsn(text):
+def dsn(text: str) -> str:
     if text:
         from sentry_sdk.utils import BadDsn, Dsn
 
@@ -150,8 +155,8 @@ def dsn(text):
     return text
 
 
-def networks(text):
-    networks = []
+def networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks: list[IPv4Network | IPv6Network] = []
     for item in filter(None, (i.strip() for i in text.split(","))):
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
@@ -160,7 +165,7 @@ def networks(text):
     return tuple(networks)
 
 
-def host_names(text):
+def host_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
     for name in names:
         if any(c in name for c in "/:@ "):
@@ -168,7 +173,7 @@ def host_names(text):
     return names
 
 
-def origins(text):
+def origins(text: str) -> tuple[str, ...]:
     origins = tuple(o.strip() for o in text.split(",") if o.strip())
     OriginPolicy(origins)
     return origins
@@ -178,13 +183,13 @@ _ICE_URL = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:(?P<port>[0
                       r"(\?transport=(udp|tcp))?")
 
 
-def ice_urls(*schemes):
+def ice_urls(*schemes: str) -> Callable[[str], tuple[str, ...]]:
     """
     Comma-separated STUN or TURN URLs (RFC 7064, 7065) of the given
     C{schemes}: a host, an optional port and, for TURN, an optional
     C{?transport=udp} or C{tcp} -- what a browser's C{RTCIceServer} takes.
     """
-    def parse(text):
+    def parse(text: str) -> tuple[str, ...]:
         urls = tuple(u.strip() for u in text.split(",") if u.strip())
         for url in urls:
             scheme, colon, rest = url.partition(":")
@@ -200,9 +205,9 @@ def ice_urls(*schemes):
     return parse
 
 
-def addresses(text):
+def addresses(text: str) -> tuple[tuple[str, int], ...]:
     """C{host:port} items, comma-separated (C{[v6]:port} for an IPv6 address)."""
-    found = []
+    found: list[tuple[str, int]] = []
     for item in filter(None, (i.strip() for i in text.split(","))):
         host, colon, port = item.rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
@@ -210,7 +215,7 @@ def addresses(text):
             raise ValueError(f"not host:port: {item!r}")
         found.append((host, int(port)))
     return tuple(found)
-def urls(text):
+def urls(text: str) -> tuple[str, ...]:
     """Comma-separated http or https URLs, each with a host."""
     found = tuple(u.strip() for u in text.split(",") if u.strip())
     for url in found:
@@ -228,7 +233,7 @@ WEBHOOK_KEY_BYTES = (24, 64)
 """The length of a Standard Webhooks key, decoded: what its libraries make."""
 
 
-def webhook_secret(text):
+def webhook_secret(text: str) -> str:
     """
     Empty (none), or a Standard Webhooks secret: C{whsec_} and the base64
     of 24 to 64 random bytes -- its key's length is what counts, not the

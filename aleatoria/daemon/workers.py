@@ -13,17 +13,33 @@ The main process starts a worker again when it dies, and stops them all
 when it stops; a worker whose main process is gone stops by itself.
 """
 
+from __future__ import annotations
+
 import os
 import socket
 import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IProcessTransport,
+    IReactorSocket,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from aleatoria.daemon.lifecycle import Reactor
+
+if TYPE_CHECKING:
+    from aleatoria.daemon.config import Config
 
 WORKER_VARIABLE = "ALEATORIA_WORKER"
 """Set by the main process for each worker it starts: C{index:descriptor}."""
@@ -50,7 +66,7 @@ class Worker:
     descriptor: int
 
     @classmethod
-    def from_environment(cls, environ):
+    def from_environment(cls, environ: Mapping[str, str]) -> Worker | None:
         """The worker the environment names, or C{None} in the main process."""
         value = environ.get(WORKER_VARIABLE)
         if not value:
@@ -58,7 +74,7 @@ class Worker:
         index, descriptor = value.split(":")
         return cls(int(index), int(descriptor))
 
-    def endpoint(self, reactor):
+    def endpoint(self, reactor: IReactorSocket) -> endpoints.AdoptedStreamServerEndpoint:
         """The inherited listening socket, of the family it is."""
         inherited = socket.socket(fileno=self.descriptor)
         try:
@@ -68,7 +84,7 @@ class Worker:
         return endpoints.AdoptedStreamServerEndpoint(reactor, self.descriptor, family)
 
 
-def metrics_port(description, index):
+def metrics_port(description: str, index: int) -> str:
     """
     Worker C{index}'s metrics endpoint: C{--metrics-port} moved up by
     C{index} (9100, 9101, ...), so that each worker can be scraped.
@@ -84,7 +100,7 @@ def metrics_port(description, index):
     return f"{kind}:{int(number) + index}" + (f":{options}" if options else "")
 
 
-def shared_environment(config):
+def shared_environment(config: Config) -> dict[str, str]:
     """
     What the main process hands its workers beyond its own environment:
     the key of anonymous tokens, which it may have made itself
@@ -106,25 +122,28 @@ class Workers(Service):
     C{environment} added.
     """
 
-    def __init__(self, count, port, arguments, reactor, environment=None):
+    def __init__(self, count: int, port: Callable[[], IListeningPort | None],
+                 arguments: Sequence[str], reactor: Reactor,
+                 environment: Mapping[str, str] | None = None) -> None:
         self._indexes = range(1, count)
         self._environment = environment or {}
         self._port = port
         self._arguments = arguments
         self._reactor = reactor
-        self._running = {}
-        self._delays = {}
-        self._ended = {}
-        self._timers = []
+        self._running: dict[int, IProcessTransport] = {}
+        self._delays: dict[int, Iterator[int]] = {}
+        self._ended: dict[int, Deferred[None]] = {}
+        self._timers: list[IDelayedCall] = []
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         self._reactor.addSystemEventTrigger("before", "shutdown", self._terminate)
         for index in self._indexes:
             self._start(index)
 
-    def _start(self, index):
-        descriptor = self._port().fileno()
+    def _start(self, index: int) -> None:
+        # listening by then, on a TCP port: it has a descriptor
+        descriptor = self._port().fileno()  # type: ignore[union-attr]
         environment = dict(os.environ, **self._environment,
                            **{WORKER_VARIABLE: f"{index}:{descriptor}"})
         command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
@@ -138,19 +157,19 @@ class Workers(Service):
         self._steady_later(index)
         _log.info("Started worker {index} (pid {pid})", index=index, pid=process.pid)
 
-    def _steady_later(self, index):
-        def steady():
+    def _steady_later(self, index: int) -> None:
+        def steady() -> None:
             if index in self._running:
                 self._delays.pop(index, None)
 
         self._later(STEADY_SECONDS, steady)
 
-    def _later(self, delay, function, *args):
+    def _later(self, delay: float, function: Callable[..., object], *args: object) -> None:
         """A timer that stopping the service cancels."""
         self._timers = [timer for timer in self._timers if timer.active()]
         self._timers.append(self._reactor.callLater(delay, function, *args))
 
-    def ended(self, index, reason):
+    def ended(self, index: int, reason: Failure) -> None:
         self._running.pop(index, None)
         ended = self._ended.pop(index)
         if not self.running:
@@ -166,16 +185,16 @@ class Workers(Service):
         ended.callback(None)
         self._later(delay, self._restart, index)
 
-    def _restart(self, index):
+    def _restart(self, index: int) -> None:
         if self.running and index not in self._running:
             self._start(index)
 
-    def _terminate(self):
+    def _terminate(self) -> None:
         """Shutdown began: every worker stops too, closing its own clients."""
         for process in self._running.values():
             process.signalProcess("TERM")
 
-    def stopService(self):
+    def stopService(self) -> Deferred[list[tuple[bool, None]]]:
         super().stopService()
         for timer in self._timers:
             if timer.active():
@@ -184,22 +203,22 @@ class Workers(Service):
 
 
 class _Watched(ProcessProtocol):
-    def __init__(self, workers, index):
+    def __init__(self, workers: Workers, index: int) -> None:
         self._workers = workers
         self._index = index
 
-    def processEnded(self, reason):
+    def processEnded(self, reason: Failure) -> None:
         self._workers.ended(self._index, reason)
 
 
-def orphan_watch(reactor):
+def orphan_watch(reactor: Reactor) -> TimerService:
     """
     A worker's timer: when its main process is gone (killed, not stopped),
     the worker stops too, rather than serving on with nobody to restart it.
     """
     parent = os.getppid()
 
-    def check():
+    def check() -> None:
         if os.getppid() != parent and reactor.running:
             _log.warn("The main process is gone: this worker stops")
             reactor.stop()

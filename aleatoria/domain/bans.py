@@ -13,15 +13,27 @@ the others' changes, L{aleatoria.domain.safety_ports.IBans.listen}). A ban
 carries its end: expiry needs no news.
 """
 
+from __future__ import annotations
+
 import ipaddress
 import math
 import secrets
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from twisted.internet.defer import Deferred
 
 from aleatoria.domain.events import Ban
 from aleatoria.domain.refusals import Invalid
 from aleatoria.domain.rules import check_reason, check_user
 from aleatoria.domain.safety_facts import Banned, HandshakeBanned, KickedByBan, Unbanned
+from aleatoria.domain.safety_ports import IBans
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
+
+_K = TypeVar("_K")
 
 MAX_SECONDS = 10 * 366 * 86400
 """The longest ban: ten years (a longer one is no ban, but a deletion of the account)."""
@@ -32,10 +44,10 @@ MAX_REASON = 500
 CLOSE_REASON = "banned"
 """What the closed connection of a banned user is told: nothing of the operator's reason."""
 
-_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
-def network_of(text):
+def network_of(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """
     The network an address or CIDR range names (host bits cleared; an
     IPv4-mapped IPv6 range as the IPv4 one, as client addresses are).
@@ -47,20 +59,21 @@ def network_of(text):
     except ValueError:
         raise Invalid("address is an IPv4 or IPv6 address or CIDR range, "
                       "e.g. 203.0.113.7 or 203.0.113.0/24 or 2001:db8::/32.") from None
-    if network.version == 6 and network.prefixlen >= 96 and network.subnet_of(_MAPPED):
+    if (isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96
+            and network.subnet_of(_MAPPED)):
         mapped = network.network_address.ipv4_mapped
         network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
     return network
 
 
-def _address(text):
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
 
 
-def new_id(now):
+def new_id(now: float) -> str:
     """A ban's id: ordered by creation (milliseconds, in hex), then random."""
     return f"{int(now * 1000):012x}{secrets.token_hex(4)}"
 
@@ -71,18 +84,18 @@ class BanIndex:
     address family and prefix length, then network.
     """
 
-    def __init__(self):
-        self.by_id = {}
-        self.by_user = {}
-        self.by_network = {}
+    def __init__(self) -> None:
+        self.by_id: dict[str, Ban] = {}
+        self.by_user: dict[str, dict[str, Ban]] = {}
+        self.by_network: dict[tuple[int, int], dict[int, dict[str, Ban]]] = {}
         """{(version, prefixlen): {network address as int: {id: ban}}}"""
-        self._levels = {4: [], 6: []}
+        self._levels: dict[int, list[tuple[int, dict[int, dict[str, Ban]]]]] = {4: [], 6: []}
         """Per address family: (bits below the prefix, that prefix length's networks)."""
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.by_id)
 
-    def add(self, ban):
+    def add(self, ban: Ban) -> None:
         self.remove(ban.id)
         self.by_id[ban.id] = ban
         if ban.user:
@@ -95,7 +108,7 @@ class BanIndex:
             level = self.by_network[(net.version, net.prefixlen)]
             level.setdefault(int(net.network_address), {})[ban.id] = ban
 
-    def remove(self, ban_id):
+    def remove(self, ban_id: str) -> Ban | None:
         """Forget a ban; it, or C{None}."""
         ban = self.by_id.pop(ban_id, None)
         if ban is None:
@@ -111,12 +124,12 @@ class BanIndex:
                 self._index_levels()
         return ban
 
-    def _index_levels(self):
+    def _index_levels(self) -> None:
         self._levels = {4: [], 6: []}
         for (version, prefixlen), level in self.by_network.items():
             self._levels[version].append(((32 if version == 4 else 128) - prefixlen, level))
 
-    def holding(self, user, address, now):
+    def holding(self, user: str, address: str, now: float) -> Ban | None:
         """The ban in force at C{now} of C{user} or C{address} that ends last, or C{None}."""
         if not self.by_id:
             return None
@@ -134,12 +147,12 @@ class BanIndex:
                 self.remove(ban.id)
         return max(live, key=lambda ban: ban.expires_at, default=None)
 
-    def expire(self, now):
+    def expire(self, now: float) -> None:
         for ban in [ban for ban in self.by_id.values() if ban.expires_at <= now]:
             self.remove(ban.id)
 
 
-def _drop(table, key, ban_id):
+def _drop(table: dict[_K, dict[str, Ban]], key: _K, ban_id: str) -> None:
     bans = table[key]
     bans.pop(ban_id, None)
     if not bans:
@@ -157,18 +170,19 @@ class Bans:
     @param seconds: the wall clock, in Unix seconds.
     """
 
-    def __init__(self, hub, store, seconds=time.time):
+    def __init__(self, hub: Hub, store: IBans, seconds: Callable[[], float] = time.time) -> None:
         self._hub = hub
         self._store = store
         self._now = seconds
         self.index = BanIndex()
-        self._during_load = None
+        self._during_load: dict[str, Ban | None] | None = None
         """What changed while a load was under way: C{{id: ban or None}}."""
         store.listen(self)
 
     # The server API
 
-    async def ban(self, *, user=None, address=None, seconds, reason=""):
+    async def ban(self, *, user: str | None = None, address: str | None = None, seconds: int,
+                  reason: str = "") -> Ban:
         """
         Bar C{user}, or the addresses of C{address} (an address or a CIDR
         range), for C{seconds}: kept, told to every daemon, and whatever
@@ -192,7 +206,7 @@ class Bans:
         self.set(ban)
         return ban
 
-    async def lift(self, ban_id):
+    async def lift(self, ban_id: str) -> Ban | None:
         """Lift the ban C{ban_id} on every daemon: fire with it, or C{None} if none is in force."""
         ban = await self._hub.work.watch(self._store.lift(ban_id, self._now()), "unban",
                                          asked=True)
@@ -201,12 +215,12 @@ class Bans:
             self.lifted(ban.id)
         return ban
 
-    def all(self):
+    def all(self) -> Deferred[list[Ban]]:
         """Fire with every ban in force, on every daemon, the newest first."""
         d = self._hub.work.watch(self._store.all(self._now()), "bans", asked=True)
         return d.addCallback(lambda bans: sorted(bans, key=lambda ban: ban.id, reverse=True))
 
-    async def ban_off(self, user, seconds, reason):
+    async def ban_off(self, user: str, seconds: int, reason: str) -> tuple[Ban, bool]:
         """
         Bar C{user} for C{seconds} and close its connection wherever it is:
         fire with the L{Ban} and whether it was connected anywhere.
@@ -220,20 +234,20 @@ class Bans:
                                            "api_read", asked=True)
         return await self.ban(user=user, seconds=seconds, reason=reason), where is not None
 
-    def in_force(self):
+    def in_force(self) -> int:
         """How many bans this daemon knows to be in force."""
         self.index.expire(self._now())
         return len(self.index)
 
     # Handshakes
 
-    def holding(self, user, address):
+    def holding(self, user: str, address: str) -> int:
         """The seconds left of the ban that bars C{user} from C{address} (0: none does)."""
         now = self._now()
         ban = self.index.holding(user, address, now)
         return 0 if ban is None else max(1, math.ceil(ban.expires_at - now))
 
-    def refusing(self, user, address):
+    def refusing(self, user: str, address: str) -> int:
         """L{holding}, for a handshake: what it refuses is told."""
         now = self._now()
         ban = self.index.holding(user, address, now)
@@ -245,19 +259,19 @@ class Bans:
 
     # What the store tells (IBans' listener)
 
-    def set(self, ban):
+    def set(self, ban: Ban) -> None:
         """C{ban} is in force: into the copy, and the connections it bars here closed."""
         if self._during_load is not None:
             self._during_load[ban.id] = ban
         self.index.add(ban)
         self._enforce([ban])
 
-    def lifted(self, ban_id):
+    def lifted(self, ban_id: str) -> None:
         if self._during_load is not None:
             self._during_load[ban_id] = None
         self.index.remove(ban_id)
 
-    def load(self):
+    def load(self) -> Deferred[bool]:
         """
         Read every ban in force from the store into the copy, keeping what
         changed meanwhile; close the connections they bar. Fires with
@@ -267,14 +281,14 @@ class Bans:
         d = self._hub.work.watch(self._store.all(self._now()), "bans")
         return d.addBoth(self._loaded)
 
-    def _loaded(self, bans):
+    def _loaded(self, bans: object) -> bool:
         changed, self._during_load = self._during_load, None
         if not isinstance(bans, list):
             return False
         index = BanIndex()
         for ban in bans:
             index.add(ban)
-        for ban_id, ban in changed.items():
+        for ban_id, ban in cast(dict[str, Ban | None], changed).items():
             if ban is None:
                 index.remove(ban_id)
             else:
@@ -284,7 +298,7 @@ class Bans:
         self._enforce(list(index.by_id.values()))
         return True
 
-    def _enforce(self, bans):
+    def _enforce(self, bans: Iterable[Ban]) -> None:
         """Close the connections here that C{bans} bar."""
         now = self._now()
         live = BanIndex()
@@ -299,7 +313,7 @@ class Bans:
         else:
             suspects = [c for c in map(connections.get, live.by_user) if c is not None]
         for conn in suspects:
-            ban = live.holding(conn.user_id, conn.address, now)
-            if ban is not None:
-                self._hub.tell(KickedByBan(ban.id, conn.user_id, conn.address))
+            holding = live.holding(conn.user_id, conn.address, now)
+            if holding is not None:
+                self._hub.tell(KickedByBan(holding.id, conn.user_id, conn.address))
                 conn.kick(CLOSE_REASON)

@@ -4,11 +4,20 @@ and kept nowhere -- no history, no inbox, no unread count -- so that what
 is said in a call with a stranger ends with it.
 """
 
+from __future__ import annotations
+
 import uuid
+from typing import TYPE_CHECKING, NoReturn
+
+from twisted.internet.defer import Deferred
 
 from aleatoria.domain.events import CallMessage
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Forbidden, Invalid
 from aleatoria.domain.rules import MAX_MESSAGE_ID, check_content, check_user
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 NOT_YOUR_PARTNER = "You may send call_message only to the partner you are in a call with."
 
@@ -19,11 +28,12 @@ class CallChat:
     @param max_content: longest content, in UTF-8 bytes (as for chat).
     """
 
-    def __init__(self, hub, max_content):
+    def __init__(self, hub: Hub, max_content: int) -> None:
         self._hub = hub
         self._max_content = max_content
 
-    def send(self, conn, to_user, content, message_id=""):
+    def send(self, conn: IConnection, to_user: str, content: str,
+             message_id: str = "") -> Deferred[None]:
         """
         Relay C{content} to C{to_user}, C{conn}'s partner, wherever it is;
         the sender gets its echo once the partner has it. Fire when done.
@@ -46,7 +56,7 @@ class CallChat:
         d.addCallback(self._delivered, message)
         return hub.work.watch(d, "call_message", user, asked=True, timed=False)
 
-    def _delivered(self, delivered, message):
+    def _delivered(self, delivered: bool, message: CallMessage) -> Deferred[NoReturn] | None:
         if not delivered:
             return self._hub.calls.offline(message.recipient)
         self._hub.delivery.send(message.sender, message)

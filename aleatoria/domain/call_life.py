@@ -5,12 +5,20 @@ the user's return (docs/protocol.rst, "The life of a call") -- and that
 return; a user away is C{user_offline} with what is left of its grace.
 """
 
-from twisted.internet.defer import succeed
+from typing import TYPE_CHECKING, NoReturn
 
-from aleatoria.domain.events import CallStarted, Fact, HungUp, PeerReconnected
+from msgspec import Raw
+from twisted.internet.defer import Deferred, succeed
+
+from aleatoria.domain.events import CallEnded, CallStarted, Fact, HungUp, PeerReconnected
+from aleatoria.domain.matchmaking import Match
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Invalid, Offline, StoreUnavailable, Unavailable
 from aleatoria.domain.rules import check_user
-from aleatoria.domain.work import FAILED
+from aleatoria.domain.work import FAILED, Failed
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 SIGNALS = {"offer": "An offer", "answer": "An answer", "candidate": "A candidate",
            "hangup": "A hangup"}
@@ -37,7 +45,28 @@ class CallLife:
     of it, using its hub, its records of calls and its relay.
     """
 
-    def hangup(self, conn, peer, payload, message_id=""):
+    if TYPE_CHECKING:  # what the mixin uses of Calls
+        _hub: "Hub"
+        _partners: dict[str, str]
+        _matches: dict[str, Match]
+        _since: dict[str, int]
+
+        def relay(self, conn: IConnection, kind: str, to_user: str, payload: Raw,
+                  message_id: str = "") -> Deferred[None] | None: ...
+
+        def end(self, user: str, peer: str, reason: str, started: int | None = None,
+                told: str | None = None) -> Deferred[object]: ...
+
+        def _lasted(self, started: int | None) -> float | None: ...
+
+        def partner(self, user: str) -> str | None: ...
+
+        def forget(self, user: str) -> int | None: ...
+
+        def _now(self) -> str: ...
+
+    def hangup(self, conn: IConnection, peer: str, payload: Raw,
+               message_id: str = "") -> Deferred[None]:
         """
         End the match of C{conn}'s user and C{peer}, if they are matched,
         and then relay the hangup to C{peer} -- in that order, so that a
@@ -54,7 +83,8 @@ class CallLife:
         d.addErrback(lambda failure: failure.trap(Unavailable) and failure.value)
         return d.addCallback(self._hung_up, conn, peer, payload, message_id)
 
-    def _hung_up(self, ended, conn, peer, payload, message_id):
+    def _hung_up(self, ended: object, conn: IConnection, peer: str, payload: Raw,
+                 message_id: str) -> Deferred[None]:
         user = conn.user_id
         if ended is True:
             self._matches.pop(user, None)
@@ -68,7 +98,29 @@ class CallLife:
         return d
 
 
-    def offline(self, user):
+    def hung_up_by(self, sender: str, user: str) -> bool:
+        """
+        A hangup from C{sender} reached C{user}, here: whether that is
+        news, not the late end of a call it left already.
+        """
+        current = self.partner(user)
+        if current is not None and current != sender:
+            return False
+        self.forget(user)
+        return True
+
+    def ended(self, push: CallEnded) -> bool:
+        """
+        C{push.user}, here, is told its call with C{push.peer} is over:
+        whether that is news, not the late end of a call it left already.
+        """
+        current = self.partner(push.user)
+        if current is not None and current != push.peer:
+            return False
+        self.forget(push.user)
+        return True
+
+    def offline(self, user: str) -> Deferred[NoReturn]:
         """
         C{user} could not be reached: fail with L{Offline}, saying in how
         many milliseconds the grace of its held call ends, if it has one
@@ -79,7 +131,8 @@ class CallLife:
         d.addErrback(lambda failure: failure.trap(StoreUnavailable) and 0)
         return d.addCallback(_offline, user)
 
-    def released(self, former_peer, user, partner, started):
+    def released(self, former_peer: str | Failed | None, user: str, partner: str | None,
+                 started: int | None) -> object:
         """
         C{user}'s session was released: its call with C{former_peer} (which
         C{started} then, ns) is over, or it waits for the user (with
@@ -87,11 +140,11 @@ class CallLife:
         """
         if former_peer is None and partner is not None:
             self._hub.tell(CallHeld(user, partner))
-        if former_peer in (None, FAILED):
+        if former_peer is None or former_peer is FAILED:
             return former_peer
         return self.end(former_peer, user, "disconnected", started)
 
-    def resumed(self, user, match):
+    def resumed(self, user: str, match: Match) -> None:
         """
         C{user}, here, came back within the grace of its held call: it is
         told the call again, and its partner that it is back.
@@ -103,16 +156,16 @@ class CallLife:
         hub.notify(match.peer, PeerReconnected(match.peer, user, now))
 
 
-def _raise(_, error):
+def _raise(_: object, error: Exception) -> NoReturn:
     raise error
 
 
-def _offline(left_ms, user):
+def _offline(left_ms: int, user: str) -> NoReturn:
     details = {"retryAfter": left_ms} if left_ms else {}
-    raise Offline(f"{user} is not online.", **details)
+    raise Offline(f"{user} is not online.", **details)  # type: ignore[arg-type]  # not fault
 
 
-def addressed(kind, user, to_user):
+def addressed(kind: str, user: str, to_user: str) -> None:
     """
     @raise Invalid: signaling of C{kind} from C{user} cannot go to C{to_user}.
     """

@@ -11,7 +11,14 @@ without asking the backend, and a partner it looked up goes stale only
 with such news.
 """
 
-from twisted.internet.defer import succeed
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from msgspec import Raw
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
 
 from aleatoria.domain.call_life import CallLife, addressed
 from aleatoria.domain.clock import format_ns
@@ -27,7 +34,8 @@ from aleatoria.domain.events import (
     Signal,
     SignalRelayed,
 )
-from aleatoria.domain.matchmaking import ENDED, POLITE, Match, PairingRules, within_limit
+from aleatoria.domain.matchmaking import ENDED, POLITE, Match, Pairing, PairingRules, within_limit
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import (
     Busy,
     Forbidden,
@@ -35,6 +43,9 @@ from aleatoria.domain.refusals import (
 )
 from aleatoria.domain.safety import signal_refused
 from aleatoria.domain.turns import Turns
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 
 class Calls(CallLife):
@@ -46,17 +57,19 @@ class Calls(CallLife):
     @param pairing: the L{PairingRules} requests are held to.
     """
 
-    def __init__(self, hub, signaling="any", pairing=None):
+    def __init__(self, hub: Hub, signaling: str = "any",
+                 pairing: PairingRules | None = None) -> None:
         self._hub, self._signaling, self._pairing = hub, signaling, pairing or PairingRules()
-        self._partners = {}
+        self._partners: dict[str, str] = {}
         """Each user here whose signaling was let through to its partner: that partner."""
-        self._matches = {}
+        self._matches: dict[str, Match] = {}
         """Each user here in a call: its L{Match}, as the user was told."""
-        self._since = {}
+        self._since: dict[str, int] = {}
         """Each user here in a call: when the call started (ns), as this daemon saw it."""
         self.turns = Turns()
 
-    def in_turn(self, conn, step, *args):
+    def in_turn(self, conn: IConnection, step: Callable[..., object],
+                *args: object) -> Deferred[Any]:
         """
         C{step(conn, *args)} -- L{available}, L{unavailable},
         L{request_peer}, L{hangup} -- once the steps C{conn}'s user asked
@@ -66,19 +79,20 @@ class Calls(CallLife):
 
     # Availability and pairing
 
-    def available(self, conn, interests=()):
+    def available(self, conn: IConnection, interests: Sequence[str] = ()) -> Deferred[None]:
         hub, seat = self._hub, self._pairing.seat(conn, interests)
         hub.tell(Availability(conn.user_id, True))
         return hub.work.watch(hub.matchmaking.offer(conn.user_id, seat), "offer", conn.user_id,
                               asked=True)
 
-    def unavailable(self, conn):
+    def unavailable(self, conn: IConnection) -> Deferred[None]:
         hub = self._hub
         hub.tell(Availability(conn.user_id, False))
         return hub.work.watch(hub.matchmaking.withdraw(conn.user_id), "withdraw",
                               conn.user_id, asked=True)
 
-    def request_peer(self, conn, skipped, interests=(), only=False):
+    def request_peer(self, conn: IConnection, skipped: str, interests: Sequence[str] = (),
+                     only: bool = False) -> Deferred[Match | None]:
         """
         Pair C{conn}'s user with a random available one other than
         C{skipped}, and tell that peer; fire with the requester's
@@ -90,7 +104,7 @@ class Calls(CallLife):
         d.addCallback(within_limit).addCallback(self._paired, conn)
         return hub.work.watch(d, "pair", conn.user_id, asked=True)
 
-    def _paired(self, pairing, conn):
+    def _paired(self, pairing: Pairing, conn: IConnection) -> Match | None:
         """
         End a skipped call, and tell a fresh peer -- unless the requester
         has gone meanwhile.
@@ -100,7 +114,7 @@ class Calls(CallLife):
             self.end(pairing.skipped, user, "skipped", self._since.pop(user, None))
         if not hub.connections.current(conn):
             if pairing.fresh:
-                self._undo_pairing(user, match.peer)
+                self._undo_pairing(user, match.peer)  # type: ignore[union-attr]  # fresh: a match
             return None
         if match is None:
             hub.tell(NoPeer(user))
@@ -116,7 +130,7 @@ class Calls(CallLife):
             hub.notify(match.peer, CallStarted(match.peer, user, POLITE, self._now(), match.common))
         return match
 
-    def _undo_pairing(self, user, peer):
+    def _undo_pairing(self, user: str, peer: str) -> None:
         """
         The requester left while its pairing was under way: end the match
         before the peer hears of it, and put the peer back in the pool.
@@ -128,7 +142,8 @@ class Calls(CallLife):
 
     # Signaling
 
-    def relay(self, conn, kind, to_user, payload, message_id=""):
+    def relay(self, conn: IConnection, kind: str, to_user: str, payload: Raw,
+              message_id: str = "") -> Deferred[None] | None:
         """
         Pass a signaling message of C{kind} on to C{to_user}, C{payload}
         untouched. To its partner here it goes at once (C{None}); else
@@ -150,12 +165,13 @@ class Calls(CallLife):
         d.addCallback(self._unless_blocked, user, kind, to_user, signal)
         return hub.work.watch(d, "relay", user, asked=True, timed=False)
 
-    def _unless_blocked(self, blocked, user, kind, to_user, signal):
+    def _unless_blocked(self, blocked: object, user: str, kind: str, to_user: str,
+                        signal: Signal) -> Deferred[None] | None:
         if blocked is True:
             raise signal_refused(to_user)
         return self._relay(user, kind, to_user, signal)
 
-    def _relay(self, user, kind, to_user, signal):
+    def _relay(self, user: str, kind: str, to_user: str, signal: Signal) -> Deferred[None] | None:
         hub = self._hub
         if to_user in hub.connections:  # known here: no Deferred at all
             self._may_signal(_partner(self._matches.get(to_user)), user, kind, to_user)
@@ -163,7 +179,7 @@ class Calls(CallLife):
             hub.tell(SignalRelayed(user, to_user))
             return None
         if self._partners.get(user) == to_user:
-            d = succeed(user)
+            d: Deferred[Any] = succeed(user)  # chained in place: each step changes its result
         else:
             d = hub.work.timed(hub.matchmaking.match_of(to_user), "match_of")
             d.addCallbacks(_partner, _unknown_in_an_outage)
@@ -172,7 +188,7 @@ class Calls(CallLife):
         d.addCallback(self._relayed, user, to_user)
         return hub.work.watch(d, "relay", user, asked=True, timed=False)
 
-    def _may_signal(self, partner, user, kind, to_user):
+    def _may_signal(self, partner: object, user: str, kind: str, to_user: str) -> None:
         """
         A user in a call hears signaling only from its C{partner} (C{None}:
         it is in none); with C{signaling="matched"}, offers, answers and
@@ -191,13 +207,14 @@ class Calls(CallLife):
         if partner is not None and kind != "hangup":
             self._partners[user] = to_user
 
-    def _relayed(self, delivered, user, to_user):
+    def _relayed(self, delivered: bool, user: str, to_user: str) -> Deferred[NoReturn] | None:
         if not delivered:
             return self.offline(to_user)
         self._hub.tell(SignalRelayed(user, to_user))
         return None
 
-    def end(self, user, peer, reason, started=None, told=None):
+    def end(self, user: str, peer: str, reason: str, started: int | None = None,
+            told: str | None = None) -> Deferred[object]:
         """
         Tell C{user}, wherever it is, that its call with C{peer} is over
         for C{reason} -- or that it is over for C{told}, when C{user} is
@@ -211,13 +228,13 @@ class Calls(CallLife):
         hub.tell(CallOver(user, peer, reason, self._lasted(started)))
         return hub.notify(user, CallEnded(user, peer, told or reason, self._now()))
 
-    def partner(self, user):
+    def partner(self, user: str) -> str | None:
         """Whom C{user}, here, is in a call with, as it was told; or C{None}."""
         return _partner(self._matches.get(user))
 
     # News of calls, for users here
 
-    def started(self, push):
+    def started(self, push: CallStarted) -> CallEnded | None:
         """
         C{push.user}, here, is told its call with C{push.peer} started.
 
@@ -228,7 +245,8 @@ class Calls(CallLife):
         one (its partner hung up, skipped it or disconnected on another
         daemon). The user hears that end first, with reason C{"ended"}:
         return it, to be sent before the start; the late news is dropped
-        (L{ended}, L{hung_up_by}).
+        (L{ended <aleatoria.domain.call_life.CallLife.ended>},
+        L{hung_up_by <aleatoria.domain.call_life.CallLife.hung_up_by>}).
         """
         user = push.user
         former = self.partner(user)
@@ -241,36 +259,14 @@ class Calls(CallLife):
             return None
         return CallEnded(user, former, ENDED, push.create_time)
 
-    def hung_up_by(self, sender, user):
-        """
-        A hangup from C{sender} reached C{user}, here: whether that is
-        news, not the late end of a call it left already.
-        """
-        current = self.partner(user)
-        if current is not None and current != sender:
-            return False
-        self.forget(user)
-        return True
-
-    def ended(self, push):
-        """
-        C{push.user}, here, is told its call with C{push.peer} is over:
-        whether that is news, not the late end of a call it left already.
-        """
-        current = self.partner(push.user)
-        if current is not None and current != push.peer:
-            return False
-        self.forget(push.user)
-        return True
-
-    def here(self):
+    def here(self) -> dict[str, list[str]]:
         """
         Each user here in a call: C{[partner, role]}, as it was told -- for
         a store that may have lost the match in a failover.
         """
         return {user: [match.peer, match.role] for user, match in self._matches.items()}
 
-    def forget(self, user):
+    def forget(self, user: str) -> int | None:
         """
         C{user} is gone from here, or its call ended: whom it is matched with
         is news. When its call started (ns), or C{None}.
@@ -279,13 +275,13 @@ class Calls(CallLife):
         self._matches.pop(user, None)
         return self._since.pop(user, None)
 
-    def _lasted(self, started):
+    def _lasted(self, started: int | None) -> float | None:
         """Seconds since C{started} (ns), to the millisecond; C{None} if unknown."""
         if started is None:
             return None
         return round((self._hub.clock.next_ns() - started) / 1e9, 3)
 
-    def _now(self):
+    def _now(self) -> str:
         return format_ns(self._hub.clock.next_ns())
 
 
@@ -293,11 +289,11 @@ UNKNOWN = object()
 """Whom a user is matched with, while the backend cannot tell."""
 
 
-def _partner(match):
+def _partner(match: Match | None) -> str | None:
     return match.peer if match is not None else None
 
 
-def _unknown_in_an_outage(failure):
+def _unknown_in_an_outage(failure: Failure) -> object:
     """
     Signaling is live traffic: during an outage it passes unchecked, so
     that calls under way go on (their candidates and hangups must).

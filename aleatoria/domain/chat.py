@@ -5,18 +5,29 @@ or the two inboxes of a direct message -- and, once its outcome is known,
 its sender told what failed, before its echo.
 """
 
+from __future__ import annotations
+
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from aleatoria.domain.clock import format_ns
 from aleatoria.domain.events import DirectMessage, PostFailed, RoomMessage, RoomPosted
-from aleatoria.domain.limits import OverQuota
+from aleatoria.domain.limits import OverQuota, Quotas
+from aleatoria.domain.ports import IConnection, IStreams
 from aleatoria.domain.refusals import Invalid, NotInRoom, QuotaExceeded, Unavailable
 from aleatoria.domain.rooms import NOT_IN_ROOM
 from aleatoria.domain.rules import MAX_MESSAGE_ID, check_content, check_user
-from aleatoria.domain.work import FAILED
+from aleatoria.domain.values import Posted
+from aleatoria.domain.work import FAILED, Failed
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 _MISSED = {"delivery": "delivered to everyone", "history": "saved to history"}
 
@@ -44,7 +55,7 @@ _weigh = msgspec.json.Encoder().encode
 class Outcome:
     """What became of a chat message: what may have failed, and if the addressee is online."""
 
-    failed: list
+    failed: list[str]
     online: bool = True
 
 
@@ -56,12 +67,13 @@ class Chat:
         and its address, may store.
     """
 
-    def __init__(self, hub, max_content, quotas):
+    def __init__(self, hub: Hub, max_content: int, quotas: Quotas | Unlimited) -> None:
         self._hub = hub
         self._max_content = max_content
         self._quotas = quotas
 
-    def post(self, conn, content, *, to_user="", room="", message_id=""):
+    def post(self, conn: IConnection, content: str, *, to_user: str = "", room: str = "",
+             message_id: str = "") -> Deferred[None]:
         """
         Check what every chat message needs, stamp it, and post it: a
         direct message to C{to_user}, or else room chat in C{room}. Its
@@ -84,27 +96,30 @@ class Chat:
         at = self._hub.clock.next_ns()
         message_id = message_id or uuid.uuid4().hex
         if to_user:
-            message = DirectMessage(user, to_user, content, message_id, format_ns(at))
+            message: DirectMessage | RoomMessage = DirectMessage(
+                user, to_user, content, message_id, format_ns(at))
         else:
             message = RoomMessage(room, user, content, message_id, format_ns(at))
         self._charge(conn, message)
         self._hub.delivery.awaiting(message)
         try:
-            if to_user:
+            if isinstance(message, DirectMessage):
                 d = self._hub.direct.post(message, conn)
             else:
                 d = self.post_room(message, at, conn)
         except BaseException:
             self._hub.delivery.settled(message)
             raise
-        return d.addCallbacks(self._settle, self._refused, (message,), None, (message,))
+        # Twisted takes None for no keywords, which its annotations do not say
+        return d.addCallbacks(self._settle, self._refused, (message,), None,  # type: ignore[arg-type]
+                              (message,))
 
-    def _refused(self, failure, message):
+    def _refused(self, failure: Failure, message: DirectMessage | RoomMessage) -> Failure:
         """Nothing was posted (the store refused it): no echo is coming."""
         self._hub.delivery.settled(message)
         return failure
 
-    def _charge(self, conn, message):
+    def _charge(self, conn: IConnection, message: DirectMessage | RoomMessage) -> None:
         """
         Charge C{message} to its sender's shares, and its address's: its
         encoded size, once, whatever the store keeps of it.
@@ -117,7 +132,7 @@ class Chat:
         except OverQuota as short:
             raise QuotaExceeded(_SHORT[short.whose, short.what]) from None
 
-    def _settle(self, outcome, message):
+    def _settle(self, outcome: Outcome, message: DirectMessage | RoomMessage) -> None:
         """The sender hears what failed, if anything, and then its echo."""
         failed = None
         if outcome.failed:
@@ -127,7 +142,8 @@ class Chat:
 
     # Room chat
 
-    def post_room(self, message, at_ns, conn=None):
+    def post_room(self, message: RoomMessage, at_ns: int,
+                  conn: IConnection | None = None) -> Deferred[Outcome]:
         """
         Room chat, stamped (from C{conn}'s user, or from the server): into
         the room's stream, through which every member on every daemon --
@@ -142,7 +158,7 @@ class Chat:
         d = hub.work.timed(hub.streams.post_room(message, at_ns), "post_room")
         d = hub.work.watch(d, "post_room", message.sender, timed=False)
 
-        def posted(result):
+        def posted(result: Posted | Failed) -> Outcome:
             if result is FAILED:
                 self._room_without_store(message)
                 return Outcome(["delivery", "history"])
@@ -150,12 +166,12 @@ class Chat:
 
         return d.addCallback(posted)
 
-    def _room_without_store(self, message):
+    def _room_without_store(self, message: RoomMessage) -> None:
         hub = self._hub
         hub.delivery.without_store(message)
         hub.delivery.unnumbered(hub.rooms.members_here(message.room), message)
 
-    def room_post(self, message):
+    def room_post(self, message: RoomMessage) -> None:
         """A numbered message of a room's stream: to its members here."""
         hub = self._hub
         if hub.delivery.had_without_store(message):
@@ -165,19 +181,19 @@ class Chat:
             hub.delivery.stream(("room", message.room), list(members), message)
 
 
-def check_room_for_history(streams):
+def check_room_for_history(streams: IStreams) -> None:
     """@raise QuotaExceeded: the store keeps all it may and can evict nothing more."""
     if streams.full():
         raise QuotaExceeded("The server keeps as much history as it may; try again later.")
 
 
-def missed_sentence(message_id, failed):
+def missed_sentence(message_id: str, failed: Iterable[str]) -> str:
     return (f"Message {message_id} may not have been "
             f"{' or '.join(_MISSED[what] for what in failed)}: "
             "part of the service is unavailable; try again later.")
 
 
-def confirm(outcome, message_id):
+def confirm(outcome: Outcome, message_id: str) -> None:
     """
     For the server API, which waits: if the message may have missed
     somebody, or its history, one L{Unavailable} naming it.
@@ -190,6 +206,6 @@ def confirm(outcome, message_id):
 class Unlimited:
     """Quotas that never run out (a hub built without any)."""
 
-    def charge(self, user, address, size, to_user=""):
+    def charge(self, user: str, address: str, size: int, to_user: str = "") -> None:
         pass
 

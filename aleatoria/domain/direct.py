@@ -1,20 +1,31 @@
 """Direct messages between two users: posting, each party's inbox, and history."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+
 from aleatoria.domain.chat import Outcome
-from aleatoria.domain.events import DirectSent
+from aleatoria.domain.events import DirectMessage, DirectSent
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Invalid
 from aleatoria.domain.rooms import MAX_HISTORY_PAGE
 from aleatoria.domain.rules import check_limit, check_user
-from aleatoria.domain.work import FAILED
+from aleatoria.domain.values import Conversation, Posted
+from aleatoria.domain.work import FAILED, Failed
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 
 class Direct:
     """@param hub: the L{aleatoria.domain.hub.Hub}."""
 
-    def __init__(self, hub):
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
 
-    def post(self, message, conn=None):
+    def post(self, message: DirectMessage, conn: IConnection | None = None) -> Deferred[Outcome]:
         """
         A direct message, stamped (from C{conn}'s user, or from the
         server): into the pair's history and both inboxes, through which
@@ -29,7 +40,7 @@ class Direct:
         d = hub.work.timed(hub.streams.post_direct(message), "post_direct")
         d = hub.work.watch(d, "post_direct", message.sender, timed=False)
 
-        def posted(result):
+        def posted(result: Posted | Failed) -> Outcome:
             if result is FAILED:
                 here = self._without_store(message)
                 return Outcome(["history"] if here else ["delivery", "history"], here)
@@ -37,7 +48,7 @@ class Direct:
 
         return d.addCallback(posted)
 
-    def _without_store(self, message):
+    def _without_store(self, message: DirectMessage) -> bool:
         """Deliver here what the store could not take; whether the recipient is here."""
         hub = self._hub
         hub.delivery.without_store(message)
@@ -46,7 +57,7 @@ class Direct:
         hub.delivery.unnumbered(here, message)
         return message.recipient in hub.connections
 
-    def inbox_post(self, user, message):
+    def inbox_post(self, user: str, message: DirectMessage) -> bool:
         """A numbered message of C{user}'s inbox, for the user if here; whether it is."""
         hub = self._hub
         if user not in hub.connections:
@@ -55,7 +66,8 @@ class Direct:
             hub.delivery.stream(("inbox", user), [user], message)
         return True
 
-    def history(self, conn, with_user, limit):
+    def history(self, conn: IConnection, with_user: str,
+                limit: int) -> Deferred[list[DirectMessage]]:
         """
         Fire with the last C{limit} (at most L{MAX_HISTORY_PAGE}) messages
         between C{conn}'s user and C{with_user}, numbered as the former's
@@ -70,7 +82,8 @@ class Direct:
         d = hub.streams.direct_history(conn.user_id, with_user, min(limit, MAX_HISTORY_PAGE))
         return hub.work.watch(d, "direct_messages", conn.user_id, asked=True)
 
-    def conversations(self, conn, limit, before):
+    def conversations(self, conn: IConnection, limit: int,
+                      before: int) -> Deferred[list[Conversation]]:
         """
         Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) of C{conn}'s
         user's L{Conversation}s, the most recent first, those whose last
@@ -83,7 +96,7 @@ class Direct:
         d = hub.streams.conversations(conn.user_id, min(limit, MAX_HISTORY_PAGE), before)
         return hub.work.watch(d, "conversations", conn.user_id, asked=True)
 
-    def mark_read(self, conn, with_user, offset):
+    def mark_read(self, conn: IConnection, with_user: str, offset: int) -> Deferred[int]:
         """
         C{conn}'s user has read its conversation with C{with_user} up to its
         inbox offset C{offset}; fire with what is left unread there.

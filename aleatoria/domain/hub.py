@@ -12,7 +12,11 @@ keeps the connection life cycle, what the bus hands over, and the drain
 at shutdown.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -20,11 +24,12 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.admin import Admin
+from aleatoria.domain.backend import Backend
 from aleatoria.domain.bans import Bans
 from aleatoria.domain.call_chat import CallChat
 from aleatoria.domain.calls import Calls
 from aleatoria.domain.chat import Chat, Unlimited
-from aleatoria.domain.clock import format_ns
+from aleatoria.domain.clock import MessageClock, format_ns
 from aleatoria.domain.connections import Connections
 from aleatoria.domain.delivery import Delivery
 from aleatoria.domain.direct import Direct
@@ -32,19 +37,26 @@ from aleatoria.domain.events import (
     CallEnded,
     CallStarted,
     Connected,
+    DirectMessage,
     Disconnected,
+    Fact,
+    MemberJoined,
     MemberLeft,
+    Push,
     Reaped,
     ReplacedHere,
+    RoomMessage,
     Signal,
 )
+from aleatoria.domain.limits import Quotas
 from aleatoria.domain.matchmaking import PairingRules
-from aleatoria.domain.ports import IReceiver
+from aleatoria.domain.ports import IAccounting, IConnection, IObserver, IOutlet, IReceiver
 from aleatoria.domain.reports import Reports
 from aleatoria.domain.resume import Resumer
 from aleatoria.domain.rooms import RoomQuota, Rooms
 from aleatoria.domain.safety import Safety
-from aleatoria.domain.work import FAILED, Work, all_done
+from aleatoria.domain.values import Claim
+from aleatoria.domain.work import FAILED, Done, Work, all_done
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,9 @@ class Hub(Service):
 
     _log = Logger()
 
-    def __init__(self, backend, outlet, clock, accounting, *, rules=None, quotas=None):
+    def __init__(self, backend: Backend, outlet: IOutlet, clock: MessageClock,
+                 accounting: IAccounting, *, rules: Rules | None = None,
+                 quotas: Quotas | None = None) -> None:
         rules = rules or Rules()
         self.streams = backend.streams
         self.sessions = backend.sessions
@@ -95,7 +109,7 @@ class Hub(Service):
         self.work = Work(accounting)
         self.connections = Connections()
         self.delivery = Delivery(self.connections, outlet)
-        self._observers = []
+        self._observers: list[IObserver] = []
         self.rooms = Rooms(self, rules.max_rooms, rules.presence_limit, rules.room_quota)
         self.chat = Chat(self, rules.max_content, quotas or Unlimited())
         self.direct = Direct(self)
@@ -105,36 +119,36 @@ class Hub(Service):
         self.admin = Admin(self, rules.max_content)
         self.safety = Safety(self, rules.max_blocks)
         self.reported = Reports(self, rules.reports_per_hour, rules.report_ttl)
-        self._closing = {}
+        self._closing: dict[IConnection, Deferred[None]] = {}
         self.bus.listen(self)
         self.sessions.listen(self)
         self.bans = Bans(self, backend.bans)
         """The bans (the backend's own: its C{bans}, L{aleatoria.domain.safety_ports.IBans})."""
 
-    def observe(self, observer):
+    def observe(self, observer: IObserver) -> None:
         """Have C{observer}, an L{aleatoria.domain.ports.IObserver}, hear every fact."""
         self._observers.append(observer)
 
-    def tell(self, fact):
+    def tell(self, fact: Fact) -> None:
         for observer in self._observers:
             observer.happened(fact)
 
     # Introspection, for /ready, /metrics and tests
 
     @property
-    def connection_count(self):
+    def connection_count(self) -> int:
         return len(self.connections)
 
-    def room_names(self):
+    def room_names(self) -> list[str]:
         """Names of the rooms with at least one connected member."""
         return sorted(self.rooms.membership.rooms())
 
-    def members(self, room):
+    def members(self, room: str) -> list[str]:
         return sorted(self.rooms.membership.members(room))
 
     # Connection life cycle
 
-    def connected(self, conn, room):
+    def connected(self, conn: IConnection, room: str) -> None:
         """
         C{conn} finished its handshake as C{conn.user_id}, asking for C{room}.
         An older connection of the same user is closed as replaced.
@@ -151,12 +165,11 @@ class Hub(Service):
         self.connections.add(conn)
         self.delivery.joined(user, ("inbox", user))
         self.tell(Connected(user, conn.address, room, len(self.connections)))
-        d = self.sessions.claim(user, conn.address)
-        d.addCallback(self._claimed, user)
+        d = self.sessions.claim(user, conn.address).addCallback(self._claimed, user)
         self.work.watch(d, "claim")
         self.rooms.enter(conn, room, quiet=True)
 
-    def _claimed(self, claim, user):
+    def _claimed(self, claim: Claim, user: str) -> None:
         """
         The claim ended an earlier session of C{user} (on another daemon, or
         a dead one): hang up its call, tell its rooms it left, and have the
@@ -176,7 +189,7 @@ class Hub(Service):
         if claim.resumed is not None and conn is not None:
             self.calls.resumed(user, claim.resumed)
 
-    def disconnected(self, conn, clean=True):
+    def disconnected(self, conn: IConnection, clean: bool = True) -> None:
         """C{conn} is closed (lost, unless C{clean}); forget it unless it was replaced already."""
         closing = self._closing.pop(conn, None)
         if closing is not None:
@@ -187,7 +200,7 @@ class Hub(Service):
         self._detach(conn, hold=not clean)
         self.tell(Disconnected(conn.user_id, conn.address, rooms, len(self.connections)))
 
-    def _detach(self, conn, announce=True, hold=False):
+    def _detach(self, conn: IConnection, announce: bool = True, hold: bool = False) -> Done:
         """
         Take the user out of every room (telling the members, unless the
         daemon that replaced it does), and have its session released: out
@@ -207,13 +220,13 @@ class Hub(Service):
         work.append(released)
         return all_done(work)
 
-    def stamp(self):
+    def stamp(self) -> str:
         """The createTime of what is stamped now."""
         return format_ns(self.clock.next_ns())
 
     # Pushes, to users wherever they are
 
-    def arrived(self, user, push):
+    def arrived(self, user: str, push: Push) -> None:
         """
         C{push} for C{user}, connected here: news of its calls passes
         through L{Calls} on its way.
@@ -230,7 +243,7 @@ class Hub(Service):
                 return
         self.delivery.send(user, push)
 
-    def deliver(self, user, push):
+    def deliver(self, user: str, push: Push) -> Deferred[bool]:
         """
         C{push} to C{user}, here or on another daemon; fire with whether it
         is connected anywhere (errback when the bus could not hand it over).
@@ -240,58 +253,57 @@ class Hub(Service):
             return succeed(True)
         return self.work.timed(self.bus.deliver(user, push), "deliver")
 
-    def notify(self, user, push):
+    def notify(self, user: str, push: Push) -> Deferred[object]:
         """Deliver where no client waits for the outcome (L{FAILED} if it failed)."""
         return self.work.watch(self.deliver(user, push), "deliver", timed=False)
 
     # From the backends (IReceiver)
 
-    def sessions_here(self):
+    def sessions_here(self) -> dict[str, list[str]]:
         return {user: sorted(self.rooms.rooms_of(user)) for user in self.connections.users()}
 
-    def calls_here(self):
+    def calls_here(self) -> dict[str, list[str]]:
         return self.calls.here()
 
-    def load(self):
-        return {"connections": len(self.connections),
-                "rooms": len(self.rooms.membership.rooms())}
+    def load(self) -> dict[str, int]:
+        return {"connections": len(self.connections), "rooms": len(self.rooms.membership.rooms())}
 
-    def room_post(self, message):
+    def room_post(self, message: RoomMessage) -> None:
         self.chat.room_post(message)
 
-    def inbox_post(self, user, message):
+    def inbox_post(self, user: str, message: DirectMessage) -> bool:
         return self.direct.inbox_post(user, message)
 
-    def deliver_local(self, user, push):
+    def deliver_local(self, user: str, push: Push) -> None:
         if user in self.connections:
             self.arrived(user, push)
 
-    def broadcast_local(self, room, push):
+    def broadcast_local(self, room: str, push: MemberJoined | MemberLeft) -> None:
         self.rooms.local(room, push)
 
-    def replaced_elsewhere(self, user):
+    def replaced_elsewhere(self, user: str) -> None:
         conn = self.connections.get(user)
         if conn is not None:
             self.tell(ReplacedHere(user, elsewhere=True))
             self._detach(conn, announce=False)
             conn.replaced()
 
-    def kicked(self, user, reason):
+    def kicked(self, user: str, reason: str) -> None:
         self.admin.kick_here(user, reason)
 
-    def reaped(self, user, rooms, peer):
+    def reaped(self, user: str, rooms: Iterable[str], peer: str | None) -> None:
         self.tell(Reaped(user))
         for room in rooms:
             self.rooms.announce(room, MemberLeft(room, user, self.stamp()))
         if peer is not None:
             self.calls.end(peer, user, "disconnected")
 
-    def call_lapsed(self, user, peer):
+    def call_lapsed(self, user: str, peer: str) -> None:
         self.calls.end(peer, user, "disconnected")
 
     # Service
 
-    def stopService(self):
+    def stopService(self) -> Deferred[list[Any]]:
         """
         Close every client with 1001, release every session at once (rooms,
         pool cleaned, members told, calls held); if all went through, leave
@@ -305,12 +317,12 @@ class Hub(Service):
         for conn in conns:
             self._closing[conn] = Deferred()
             conn.going_away()
-        released = all_done([self._detach(conn, hold=True) for conn in conns])
-        released.addCallback(self._leave)
+        released: Deferred[Any] = all_done([self._detach(conn, hold=True) for conn in conns])
+        released.addCallback(self._leave)  # in place: it fires with what leaving does
         closed = list(self._closing.values())
         return gatherResults([released, *closed], consumeErrors=True)
 
-    def _leave(self, released):
+    def _leave(self, released: object) -> Deferred[None] | None:
         if released is not FAILED:
             self._log.info("Every session released; leaving the other daemons")
             return self.sessions.leave()

@@ -13,9 +13,16 @@ The pool and the matches live in the store, where every step is atomic --
 in one process for the memory store, across daemons for Redis.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aleatoria.domain.refusals import Invalid, RateLimited
+
+if TYPE_CHECKING:
+    from aleatoria.domain.ports import IConnection
 
 DEFAULT_SEGMENT = "default"
 """The segment of a user whose token names none, or who has no token."""
@@ -43,7 +50,7 @@ class Match:
 
     peer: str
     role: str
-    common: tuple = ()
+    common: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class Seat:
     """What a user said when it became available: its segment and its interests."""
 
     segment: str = DEFAULT_SEGMENT
-    interests: tuple = ()
+    interests: tuple[str, ...] = ()
 
 
 SKIP_WINDOW = 60
@@ -95,7 +102,7 @@ class Ask:
     skips: int = 0
     rematch_after: float = 0
     segment: str = DEFAULT_SEGMENT
-    interests: tuple = ()
+    interests: tuple[str, ...] = ()
     only: bool = False
 
 
@@ -110,7 +117,7 @@ class PairingRules:
     skips_per_minute: int = 0
     rematch_after: float = 0
 
-    def ask(self, conn, interests=(), only=False):
+    def ask(self, conn: IConnection, interests: Sequence[str] = (), only: bool = False) -> Ask:
         """
         What C{conn}'s request asks of the store.
 
@@ -120,12 +127,12 @@ class PairingRules:
         return Ask(self.skips_per_minute, self.rematch_after, conn.segment, interests,
                    bool(only and interests))
 
-    def seat(self, conn, interests=()):
+    def seat(self, conn: IConnection, interests: Sequence[str] = ()) -> Seat:
         """What C{conn}'s user is available as."""
         return Seat(conn.segment, interests_of(interests))
 
 
-def interests_of(given):
+def interests_of(given: Sequence[str]) -> tuple[str, ...]:
     """
     Interests as the store compares them: lower case, each once, in the
     order given.
@@ -145,7 +152,7 @@ def interests_of(given):
     return tuple(interests)
 
 
-def within_limit(pairing):
+def within_limit(pairing: Pairing) -> Pairing:
     """
     C{pairing}, unless its requester asked too often.
 

@@ -9,7 +9,34 @@ it offers them in return (L{IReceiver}); and who hears what happened
 Redis implementation, held to one contract suite.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from aleatoria.domain.events import (
+        DirectMessage,
+        Fact,
+        MemberJoined,
+        MemberLeft,
+        Push,
+        RoomMessage,
+    )
+    from aleatoria.domain.matchmaking import Ask, Match, Pairing, Seat
+    from aleatoria.domain.values import (
+        Claim,
+        Conversation,
+        Meeting,
+        MembersPage,
+        Posted,
+        RoomsPage,
+        Since,
+    )
 
 ADDRESS_KEPT = 86400
 """Seconds a user's client address is kept after its session ends (for reports)."""
@@ -25,41 +52,41 @@ class IConnection(Interface):
     address = Attribute("The client's address, as it is counted and logged.")
     segment = Attribute("The part of the matchmaking pool the user is paired within.")
 
-    def may_join(room):
+    def may_join(room: str) -> bool:
         """Whether the connection's credentials allow joining C{room}."""
 
-    def budget_refills_in():
+    def budget_refills_in() -> float:
         """Seconds until the user's message budget is full again (0: it is)."""
 
-    def spent_elsewhere(seconds):
+    def spent_elsewhere(seconds: float) -> None:
         """
         The user spent its budget on a connection a daemon has released:
         it is full again only in C{seconds}.
         """
 
-    def charge(messages):
+    def charge(messages: int) -> None:
         """The request being handled costs C{messages} more of the user's rate."""
 
-    def writable():
+    def writable() -> Deferred[None]:
         """Fire once the client takes more (at once if it does now), or it is dropped."""
 
-    def holding(count):
+    def holding(count: int) -> None:
         """C{count} messages wait for the client behind a replay (past a bound: dropped)."""
 
-    def replaced():
+    def replaced() -> None:
         """A newer connection of the same user took over: close this one."""
 
-    def going_away():
+    def going_away() -> None:
         """The daemon is stopping: close this one, saying when to come back."""
 
-    def kick(reason):
+    def kick(reason: str) -> None:
         """The server API cut the user off: close this one, giving C{reason}."""
 
 
 class IOutlet(Interface):
     """How pushes reach connections here: the edge renders them."""
 
-    def send(connections, push):
+    def send(connections: Collection[IConnection], push: Push) -> None:
         """Render C{push} (once per view of it) and write it to each of C{connections}."""
 
 
@@ -69,7 +96,7 @@ class IStreams(Interface):
     message kept and handed to every daemon in one atomic step.
     """
 
-    def post_room(message, at_ns):
+    def post_room(message: RoomMessage, at_ns: int) -> Deferred[Posted]:
         """
         Number a L{RoomMessage} (of time C{at_ns}, Unix nanoseconds, by
         which history is ordered and paged) in its room's stream, keep it,
@@ -80,7 +107,7 @@ class IStreams(Interface):
         @raise StoreUnavailable: it may not have been kept, nor handed on.
         """
 
-    def post_direct(message):
+    def post_direct(message: DirectMessage) -> Deferred[Posted]:
         """
         Keep a L{DirectMessage} in the pair's history and number it into
         both inboxes (C{system} has none); hand each party its copy on its
@@ -91,28 +118,29 @@ class IStreams(Interface):
         @raise StoreUnavailable: as for L{post_room}.
         """
 
-    def room_history(room, limit, before_ns=None):
+    def room_history(room: str, limit: int,
+                     before_ns: int | None = None) -> Deferred[list[RoomMessage]]:
         """Up to C{limit} messages of C{room}, newest first, older than C{before_ns}."""
 
-    def room_since(room, offset, epoch):
+    def room_since(room: str, offset: int, epoch: str) -> Deferred[Since]:
         """
         The L{Since} of C{room}'s stream after C{offset} of C{epoch}: the
         messages only when all that was missed is kept, of that epoch.
         """
 
-    def direct_history(reader, other, limit):
+    def direct_history(reader: str, other: str, limit: int) -> Deferred[list[DirectMessage]]:
         """The last C{limit} messages of the pair, oldest first, numbered as C{reader}'s inbox."""
 
-    def inbox_since(user, offset, epoch):
+    def inbox_since(user: str, offset: int, epoch: str) -> Deferred[Since]:
         """The L{Since} of C{user}'s inbox, as L{room_since}."""
 
-    def conversations(user, limit, before=0):
+    def conversations(user: str, limit: int, before: int = 0) -> Deferred[list[Conversation]]:
         """Up to C{limit} L{Conversation}s, the most recent first, before offset C{before}."""
 
-    def mark_read(user, partner, offset):
+    def mark_read(user: str, partner: str, offset: int) -> Deferred[int]:
         """C{user} read its conversation with C{partner} up to C{offset}: fire with what is left."""
 
-    def full():
+    def full() -> bool:
         """Whether history is at its byte budget with nothing left to evict."""
 
 
@@ -121,7 +149,7 @@ class ISessions(Interface):
 
     node = Attribute("This daemon's id among those sharing the backend.")
 
-    def claim(user, address=""):
+    def claim(user: str, address: str = "") -> Deferred[Claim]:
         """
         C{user} connected here, from client C{address}: make this daemon
         its owner, ending any earlier session (out of its rooms and the
@@ -129,7 +157,8 @@ class ISessions(Interface):
         session it replaces. Fire with a L{Claim}.
         """
 
-    def release(user, budget_refills_in=0, hold=False):
+    def release(user: str, budget_refills_in: float = 0,
+                hold: bool = False) -> Deferred[str | None]:
         """
         C{user}'s connection here is gone; its message budget refills in
         C{budget_refills_in} seconds. If this daemon still owns it: out of
@@ -140,56 +169,56 @@ class ISessions(Interface):
         ended match, or C{None}.
         """
 
-    def join_room(room, user):
+    def join_room(room: str, user: str) -> Deferred[None]:
         """Record C{user} as a member of C{room}."""
 
-    def leave_room(room, user):
+    def leave_room(room: str, user: str) -> Deferred[None]:
         """Forget C{user}'s membership of C{room}."""
 
-    def room_members(room, limit, after):
+    def room_members(room: str, limit: int, after: str) -> Deferred[MembersPage]:
         """One page of C{room}'s live members: C{(page, count, next)}."""
 
-    def rooms(limit, after):
+    def rooms(limit: int, after: str) -> Deferred[RoomsPage]:
         """One page of the rooms with members: C{([(room, members)], total)}."""
 
-    def user_rooms(user):
+    def user_rooms(user: str) -> Deferred[list[str]]:
         """The rooms C{user} is in, sorted."""
 
-    def address_of(user):
+    def address_of(user: str) -> Deferred[str | None]:
         """
         The client address C{user} last connected from: while it is
         connected, and for L{ADDRESS_KEPT} seconds after; else C{None}.
         """
 
-    def whereabouts(user):
+    def whereabouts(user: str) -> Deferred[str | None]:
         """The id of the live daemon that has C{user}, or C{None}."""
 
-    def daemons():
+    def daemons() -> Deferred[list[dict[str, object]]]:
         """Each live daemon's load: C{{"node", "connections", "rooms"}}."""
 
-    def listen(receiver):
+    def listen(receiver: IReceiver) -> None:
         """Tell C{receiver} (an L{IReceiver}) of sessions that ended elsewhere."""
 
-    def leave():
+    def leave() -> Deferred[None]:
         """Every session here is released (at shutdown): the others may forget this daemon."""
 
-    def ping():
+    def ping() -> Deferred[object]:
         """Fire when the backend answers, errback when it cannot."""
 
 
 class IMatchmaking(Interface):
     """The pool of users waiting for a call, and the matches (see L{matchmaking})."""
 
-    def offer(user, seat):
+    def offer(user: str, seat: Seat | None = None) -> Deferred[None]:
         """
         C{user} is available: into the pool, or once its match ends; as
         its L{aleatoria.domain.matchmaking.Seat} says (C{None}: as it last said).
         """
 
-    def withdraw(user):
+    def withdraw(user: str) -> Deferred[None]:
         """C{user} is unavailable: out of the pool."""
 
-    def pair(requester, skipped, ask):
+    def pair(requester: str, skipped: str, ask: Ask) -> Deferred[Pairing]:
         """
         Serve one C{request_random_peer}, atomically, held to the rules
         of C{ask} (an L{aleatoria.domain.matchmaking.Ask}): fire with a
@@ -197,19 +226,19 @@ class IMatchmaking(Interface):
         (L{aleatoria.domain.safety_ports.IBlocks}) are never paired.
         """
 
-    def hang_up(user, peer):
+    def hang_up(user: str, peer: str) -> Deferred[bool]:
         """End the match of C{user} and C{peer}, if matched; fire with whether they were."""
 
-    def match_of(user):
+    def match_of(user: str) -> Deferred[Match | None]:
         """The user's current L{Match}, or C{None}."""
 
-    def grace_left(user):
+    def grace_left(user: str) -> Deferred[int]:
         """Milliseconds until the grace of C{user}'s held match ends (0: none held)."""
 
-    def pool_size():
+    def pool_size() -> Deferred[int]:
         """The number of users in the pool."""
 
-    def last_match(user):
+    def last_match(user: str) -> Deferred[Meeting | None]:
         """
         C{user}'s current match, or else its most recent one (for
         L{MEETING_KEPT} seconds after it ended): a L{Meeting}, or C{None}.
@@ -222,7 +251,7 @@ class IBus(Interface):
     node = Attribute("This daemon's id.")
     subscribed = Attribute("Whether what the others send reaches this daemon.")
 
-    def deliver(user, push):
+    def deliver(user: str, push: Push) -> Deferred[bool]:
         """
         Hand C{push} to C{user} on the daemon that has it; fire with whether
         a live daemon has the user.
@@ -230,72 +259,73 @@ class IBus(Interface):
         @raise StoreUnavailable: that daemon lives but did not hear it.
         """
 
-    def broadcast(room, push):
+    def broadcast(room: str, push: MemberJoined | MemberLeft) -> Deferred[None]:
         """
         Hand C{push} to C{room}'s members on every other daemon.
 
         @raise StoreUnavailable: some daemon may have missed it.
         """
 
-    def replaced(owner, user):
+    def replaced(owner: str, user: str) -> Deferred[object] | None:
         """Tell daemon C{owner} that C{user} connected here instead."""
 
-    def kick(user, reason):
+    def kick(user: str, reason: str) -> Deferred[bool]:
         """Have the daemon that has C{user} close it; fire with whether one has it."""
 
-    def listen(receiver):
+    def listen(receiver: IReceiver) -> None:
         """Hand what the other daemons send to C{receiver}, an L{IReceiver}."""
 
 
 class IReceiver(Interface):
     """What the backends hand the domain (the hub provides it)."""
 
-    def sessions_here():
+    def sessions_here() -> dict[str, list[str]]:
         """Each user connected here, with its rooms: C{{user: [room, ...]}}."""
 
-    def calls_here():
+    def calls_here() -> dict[str, list[str]]:
         """Each user here in a call: C{{user: [partner, role]}}, as it was told."""
 
-    def load():
+    def load() -> dict[str, int]:
         """This daemon's connections and rooms: C{{"connections": N, "rooms": M}}."""
 
-    def room_post(message):
+    def room_post(message: RoomMessage) -> None:
         """A numbered L{RoomMessage}, for its room's members here."""
 
-    def inbox_post(user, message):
+    def inbox_post(user: str, message: DirectMessage) -> bool:
         """A numbered L{DirectMessage} of C{user}'s inbox, if C{user} is here; whether it is."""
 
-    def deliver_local(user, push):
+    def deliver_local(user: str, push: Push) -> None:
         """Another daemon hands C{push} to C{user}, if connected here."""
 
-    def broadcast_local(room, push):
+    def broadcast_local(room: str, push: MemberJoined | MemberLeft) -> None:
         """Another daemon hands C{push} to C{room}'s members here."""
 
-    def replaced_elsewhere(user):
+    def replaced_elsewhere(user: str) -> None:
         """C{user} connected to another daemon: close its connection here."""
 
-    def kicked(user, reason):
+    def kicked(user: str, reason: str) -> None:
         """Another daemon's server API cut C{user} off."""
 
-    def reaped(user, rooms, peer):
+    def reaped(user: str, rooms: Iterable[str], peer: str | None) -> None:
         """C{user}'s daemon died: it left C{rooms}; C{peer}, if any, lost its call."""
 
-    def call_lapsed(user, peer):
+    def call_lapsed(user: str, peer: str) -> None:
         """C{user} did not come back within the grace of its held call: C{peer} lost it."""
 
 
 class IObserver(Interface):
     """Hears each L{aleatoria.domain.events.Fact}: log lines, breadcrumbs, counters."""
 
-    def happened(fact):
+    def happened(fact: Fact) -> None:
         """C{fact} happened on this daemon."""
 
 
 class IAccounting(Interface):
     """How the domain's calls to its seams are timed, traced, and their failures reported."""
 
-    def timed(d, operation):
+    def timed(d: Deferred[Any], operation: str) -> None:
         """Time the Deferred C{d} of C{operation} (a metric, a span of the trace)."""
 
-    def failed(failure, operation, user=None):
+    def failed(failure: Failure, operation: str, user: str | None = None) -> None:
         """Report an unexpected failure of C{operation} (not an outage: the backend tells those)."""
+

@@ -11,13 +11,18 @@ The operator reads, and deletes, reports through the server API.
 """
 
 import uuid
+from typing import TYPE_CHECKING
 
 import msgspec
 from twisted.internet.defer import Deferred
 
 from aleatoria.domain.clock import format_ns
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Invalid, RateLimited
 from aleatoria.domain.safety_facts import Blocked, Reported
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 REASONS = ("spam", "nudity", "minor", "harassment", "other")
 """Why a user may report another."""
@@ -63,7 +68,7 @@ class Report(msgspec.Struct, frozen=True):
     messages: list[Message]
 
 
-def place_of(report):
+def place_of(report: Report) -> str:
     """
     Where a report stands among the others: text that sorts as they were
     filed (and is the C{after} of the page that follows it).
@@ -78,12 +83,13 @@ class Reports:
     @param ttl: seconds a report is kept.
     """
 
-    def __init__(self, hub, per_hour, ttl):
+    def __init__(self, hub: "Hub", per_hour: int, ttl: int) -> None:
         self._hub = hub
         self._per_hour = per_hour
         self._ttl = ttl
 
-    def report(self, conn, other, reason, details=""):
+    def report(self, conn: IConnection, other: str, reason: str,
+               details: str = "") -> Deferred[str]:
         """
         C{conn}'s user reports C{other}: block it, end their call, keep the
         evidence; fire with the report's id.
@@ -99,7 +105,7 @@ class Reports:
         d = Deferred.fromCoroutine(self._file(conn, other, reason, details))
         return hub.work.watch(d, "report", user, asked=True, timed=False)
 
-    async def _file(self, conn, other, reason, details):
+    async def _file(self, conn: IConnection, other: str, reason: str, details: str) -> str:
         hub, user, work = self._hub, conn.user_id, self._hub.work
         wait = await work.timed(hub.reports.count_in(user, self._per_hour), "report_quota")
         if wait:
@@ -114,7 +120,7 @@ class Reports:
         hub.tell(Reported(user, other, reason, report.id, report))
         return report.id
 
-    async def _evidence(self, conn, other, reason, details):
+    async def _evidence(self, conn: IConnection, other: str, reason: str, details: str) -> Report:
         """What the server has on the two, read once the block ended their call."""
         hub, user, work = self._hub, conn.user_id, self._hub.work
         meeting = await work.timed(hub.matchmaking.last_match(user), "last_match")
@@ -142,11 +148,11 @@ class Reports:
 
     # For the server API
 
-    def get(self, report_id):
+    def get(self, report_id: str) -> Deferred[Report | None]:
         hub = self._hub
         return hub.work.watch(hub.reports.get(report_id), "get_report", asked=True)
 
-    def page(self, limit, after=""):
+    def page(self, limit: int, after: str = "") -> Deferred[list[Report]]:
         """
         Up to C{limit} reports filed before C{after}, newest first: at most
         a L{PAGE} and one (the one more says whether another page follows).
@@ -155,6 +161,6 @@ class Reports:
         return hub.work.watch(hub.reports.page(min(limit, PAGE + 1), after), "reports",
                               asked=True)
 
-    def delete(self, report_id):
+    def delete(self, report_id: str) -> Deferred[bool]:
         hub = self._hub
         return hub.work.watch(hub.reports.delete(report_id), "delete_report", asked=True)

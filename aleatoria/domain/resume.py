@@ -17,12 +17,33 @@ one message per stream named and one per L{REPLAYED_PER_MESSAGE}
 replayed.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 
+from aleatoria.domain.delivery import Hold, Numbered, StreamKey
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Invalid, Refused
-from aleatoria.domain.work import FAILED
+from aleatoria.domain.values import Since
+from aleatoria.domain.work import FAILED, Failed
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
+
+
+
+class Position(Protocol):
+    """Where a client says it stands in a stream."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def epoch(self) -> str: ...
 
 REPLAYED_PER_MESSAGE = 100
 """Messages a replay sends for each message of the user's rate it costs."""
@@ -43,11 +64,13 @@ class Resumer:
     @param max_rooms: rooms one connection may be in, and so name in a resume.
     """
 
-    def __init__(self, hub, max_rooms):
+    def __init__(self, hub: Hub, max_rooms: int) -> None:
         self._hub = hub
         self._max_rooms = max_rooms
 
-    async def resume(self, conn, rooms, direct):
+    async def resume(
+        self, conn: IConnection, rooms: Mapping[str, Position], direct: Position | None,
+    ) -> tuple[dict[str, Resumed | Refused], Resumed | None]:
         """
         Put C{conn} back in C{rooms} (room -> position) and replay what it
         missed there and, with C{direct} (a position), in its inbox. A
@@ -60,7 +83,8 @@ class Resumer:
             raise Invalid(f"A resume names at most {self._max_rooms} rooms (--max-rooms).")
         if hub.delivery.resuming(user):
             raise Invalid("A resume is under way already.")
-        answers, reads = {}, {}
+        answers: dict[str, Resumed | Refused] = {}
+        reads: dict[StreamKey, Position] = {}
         for room, position in rooms.items():
             try:
                 hub.rooms.join(conn, room)
@@ -85,13 +109,14 @@ class Resumer:
                 answers[name] = resumed
         return answers, upto.get(("inbox", user))
 
-    def _read(self, user, key, position):
+    def _read(self, user: str, key: StreamKey, position: Position) -> Deferred[Since | Failed]:
         kind, name = key
         streams = self._hub.streams
         read = streams.room_since if kind == "room" else streams.inbox_since
         return self._hub.work.watch(read(name, position.offset, position.epoch), "resume", user)
 
-    async def _replay(self, conn, reads, found, hold):
+    async def _replay(self, conn: IConnection, reads: dict[StreamKey, Position],
+                      found: list[Since | Failed], hold: Hold) -> dict[StreamKey, Resumed] | None:
         """
         Send C{conn} what it missed, then what was held meanwhile, as it
         reads; where it then stands per stream (C{None} if it went away):
@@ -100,12 +125,14 @@ class Resumer:
         """
         if not self._hub.connections.current(conn):
             return None
-        upto, replay, had = {}, [], {}
+        upto: dict[StreamKey, Resumed] = {}
+        replay: list[Numbered] = []
+        had: dict[StreamKey, int] = {}
         for (key, position), since in zip(reads.items(), found, strict=True):
             upto[key], missed = self._missed(conn, key, position, since)
             replay.extend(missed)
             if upto[key].recovered:
-                had[key] = since.last
+                had[key] = since.last  # type: ignore[union-attr]  # recovered: it was read
         conn.charge(len(replay) // REPLAYED_PER_MESSAGE)
         for message in replay:
             if not await self._writable(conn):
@@ -122,12 +149,13 @@ class Resumer:
             upto[key].offset = max(upto[key].offset, last)
         return upto
 
-    async def _writable(self, conn):
+    async def _writable(self, conn: IConnection) -> bool:
         """Wait until C{conn} takes more; whether it is still there."""
         await conn.writable()
         return self._hub.connections.current(conn)
 
-    def _missed(self, conn, key, position, since):
+    def _missed(self, conn: IConnection, key: StreamKey, position: Position,
+                since: Since | Failed) -> tuple[Resumed, list[Numbered]]:
         """
         What C{conn} missed of stream C{key}, if all of it is kept and of
         the client's epoch: where it will then stand, and those messages.

@@ -3,16 +3,25 @@ Rooms: who is in which room on this daemon, joining and leaving within
 the quotas, presence (members joined and left), member pages and history.
 """
 
-import collections
-from dataclasses import dataclass
+from __future__ import annotations
 
-from twisted.internet.defer import succeed
+import collections
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, succeed
 
 from aleatoria.domain.clock import format_ns, parse_rfc3339
-from aleatoria.domain.events import Joined, Left, MemberJoined, MemberLeft
+from aleatoria.domain.events import Joined, Left, MemberJoined, MemberLeft, RoomMessage
 from aleatoria.domain.membership import Membership
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Forbidden, Invalid, NotInRoom, QuotaExceeded
 from aleatoria.domain.rules import check_limit, check_room
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
+    from aleatoria.domain.values import MembersPage
 
 NOT_IN_ROOM = "You are not in that room. Join the room first."
 MAX_MEMBERS_PAGE = 1000
@@ -43,26 +52,27 @@ class Rooms:
     @param quota: the L{RoomQuota}.
     """
 
-    def __init__(self, hub, max_rooms, presence_limit, quota=None):
+    def __init__(self, hub: Hub, max_rooms: int, presence_limit: int,
+                 quota: RoomQuota | None = None) -> None:
         self._hub = hub
         self._max_rooms = max_rooms
         self._presence_limit = presence_limit
         self._quota = quota or RoomQuota()
         self.membership = Membership()
-        self._opened_by = {}
+        self._opened_by: dict[str, str] = {}
         """Room -> the client address whose user opened it (L{RoomQuota})."""
-        self._opened = collections.Counter()
+        self._opened: collections.Counter[str] = collections.Counter()
         """Address -> rooms it opened that have members still."""
 
-    def rooms_of(self, user):
+    def rooms_of(self, user: str) -> Set[str]:
         return self.membership.rooms_of(user)
 
-    def members_here(self, room):
+    def members_here(self, room: str) -> Set[str]:
         return self.membership.members(room)
 
     # What clients ask
 
-    def join(self, conn, room):
+    def join(self, conn: IConnection, room: str) -> None:
         """Put C{conn}'s user in C{room}, if it may be there."""
         check_room(room)
         rooms = self.rooms_of(conn.user_id)
@@ -75,7 +85,7 @@ class Rooms:
         self._room_quota(room, conn.address)
         self.enter(conn, room)
 
-    def _room_quota(self, room, address):
+    def _room_quota(self, room: str, address: str) -> None:
         """
         @raise QuotaExceeded: C{room} is full, or a new room would be one
             more than this daemon keeps, or than C{address} may open.
@@ -91,13 +101,14 @@ class Rooms:
             raise QuotaExceeded("The users of your address have opened as many rooms as they "
                                 "may; join a room that has members, or empty one of theirs.")
 
-    def leave(self, conn, room):
+    def leave(self, conn: IConnection, room: str) -> None:
         """Take C{conn}'s user out of C{room}, if it is there."""
         check_room(room)
         if room in self.rooms_of(conn.user_id):
             self.exit(conn.user_id, room)
 
-    def members(self, conn, room, limit=MAX_MEMBERS_PAGE, after=""):
+    def members(self, conn: IConnection, room: str, limit: int = MAX_MEMBERS_PAGE,
+                after: str = "") -> Deferred[MembersPage]:
         """
         Fire with one page of the members of C{room} on every daemon: up to
         C{limit} ids (at most L{MAX_MEMBERS_PAGE}) in order, those after
@@ -108,7 +119,8 @@ class Rooms:
         d = self._hub.sessions.room_members(room, min(limit, MAX_MEMBERS_PAGE), after)
         return self._hub.work.watch(d, "room_members", conn.user_id, asked=True)
 
-    def history(self, conn, room, limit, before=""):
+    def history(self, conn: IConnection, room: str, limit: int,
+                before: str = "") -> Deferred[list[RoomMessage]]:
         """
         Fire with up to C{limit} (at most L{MAX_HISTORY_PAGE}) messages of
         C{room} older than C{before} (an RFC 3339 time, if given).
@@ -122,7 +134,7 @@ class Rooms:
         d = self._hub.streams.room_history(room, min(limit, MAX_HISTORY_PAGE), before_ns)
         return self._hub.work.watch(d, "room_messages", conn.user_id, asked=True)
 
-    def member_of(self, conn, room):
+    def member_of(self, conn: IConnection, room: str) -> None:
         """@raise NotInRoom: C{conn}'s user is not in C{room}."""
         if not room:
             raise Invalid("Which room? The message names none.")
@@ -131,7 +143,7 @@ class Rooms:
 
     # Membership
 
-    def enter(self, conn, room, quiet=False):
+    def enter(self, conn: IConnection, room: str, quiet: bool = False) -> None:
         """
         Put C{conn}'s user in C{room} and tell the members. C{quiet} when
         the line of the connect names the room already.
@@ -148,7 +160,8 @@ class Rooms:
         hub.work.watch(hub.sessions.join_room(room, user), "join_room", user)
         hub.tell(Joined(user, room, len(members), quiet))
 
-    def exit(self, user, room, persist=True, announce=True):
+    def exit(self, user: str, room: str, persist: bool = True,
+             announce: bool = True) -> Deferred[object] | Deferred[None]:
         """
         Take C{user} out of C{room} and tell the members. C{persist} is false
         when the release of the user's session does that part -- and the
@@ -167,17 +180,18 @@ class Rooms:
         hub.tell(Left(user, room, members, quiet=not persist))
         return told
 
-    def exit_all(self, user, announce):
+    def exit_all(self, user: str,
+                 announce: bool) -> list[Deferred[object] | Deferred[None]]:
         """Take C{user} out of every room; the tellings, as Deferreds."""
         return [self.exit(user, room, persist=False, announce=announce)
                 for room in sorted(self.rooms_of(user))]
 
-    def _opening(self, room, address):
+    def _opening(self, room: str, address: str) -> None:
         """C{room} has members because a user at C{address} joined it: count it as theirs."""
         self._opened_by[room] = address
         self._opened[address] += 1
 
-    def _emptied(self, room):
+    def _emptied(self, room: str) -> None:
         """C{room} has no member here any more: it no longer counts for whoever opened it."""
         address = self._opened_by.pop(room, None)
         if address is None:
@@ -188,7 +202,7 @@ class Rooms:
 
     # Presence
 
-    def announce(self, room, push):
+    def announce(self, room: str, push: MemberJoined | MemberLeft) -> Deferred[object]:
         """
         Tell the members of C{room}, here and elsewhere, that somebody came
         or went; fire with L{FAILED} if some daemon may have missed it.
@@ -198,7 +212,7 @@ class Rooms:
         d = hub.work.timed(hub.bus.broadcast(room, push), "broadcast")
         return hub.work.watch(d, "broadcast", timed=False)
 
-    def local(self, room, push):
+    def local(self, room: str, push: MemberJoined | MemberLeft) -> None:
         """
         Tell the members of C{room} here that somebody came or went -- all
         but that user: its own comings and goings are never news to it,
@@ -211,5 +225,5 @@ class Rooms:
         if len(members) <= self._presence_limit:
             self._hub.delivery.fan_out([u for u in members if u != push.user], push)
 
-    def _now(self):
+    def _now(self) -> str:
         return format_ns(self._hub.clock.next_ns())

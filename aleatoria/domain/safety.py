@@ -11,18 +11,29 @@ unless the two are matched (a match never joins two users with a block
 between them). Reports (L{aleatoria.domain.reports}) block as well.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+
 from aleatoria.domain.matchmaking import ENDED
+from aleatoria.domain.ports import IConnection
 from aleatoria.domain.refusals import Forbidden, Invalid, QuotaExceeded
 from aleatoria.domain.rules import check_user
 from aleatoria.domain.safety_facts import Blocked, Unblocked
+from aleatoria.domain.values import Blocking
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
 
 
-def write_refused(recipient):
+def write_refused(recipient: str) -> Forbidden:
     """What a direct message between two users with a block between them is refused with."""
     return Forbidden(f"You cannot write to {recipient}.")
 
 
-def signal_refused(recipient):
+def signal_refused(recipient: str) -> Forbidden:
     """What signaling between two users with a block between them is refused with."""
     return Forbidden(f"You cannot signal {recipient}.")
 
@@ -33,11 +44,11 @@ class Safety:
     @param max_blocks: how many users one user may block.
     """
 
-    def __init__(self, hub, max_blocks):
+    def __init__(self, hub: Hub, max_blocks: int) -> None:
         self._hub = hub
         self._max_blocks = max_blocks
 
-    def block(self, conn, other):
+    def block(self, conn: IConnection, other: str) -> Deferred[None]:
         """
         C{conn}'s user blocks C{other}, ending their call if they are in
         one; fire when it is kept.
@@ -50,7 +61,7 @@ class Safety:
         d.addCallback(self._blocked, user, other)
         return hub.work.watch(d, "block", user, asked=True)
 
-    def _blocked(self, blocking, user, other):
+    def _blocked(self, blocking: Blocking, user: str, other: str) -> None:
         if blocking.full:
             raise QuotaExceeded(f"You block {self._max_blocks} users, as many as you may; "
                                 "unblock somebody first.")
@@ -58,7 +69,7 @@ class Safety:
         if blocking.ended:
             self.end_call(user, other)
 
-    def end_call(self, user, other, why="blocked"):
+    def end_call(self, user: str, other: str, why: str = "blocked") -> None:
         """
         C{user} ended its call with C{other} by blocking it (C{why}:
         C{blocked} or C{reported}, as observers hear): C{other} hears
@@ -67,7 +78,7 @@ class Safety:
         calls = self._hub.calls
         calls.end(other, user, why, calls.forget(user), told=ENDED)
 
-    def unblock(self, conn, other):
+    def unblock(self, conn: IConnection, other: str) -> Deferred[None]:
         """C{conn}'s user no longer blocks C{other}."""
         user = self.check_other(conn.user_id, other, "unblock")
         hub = self._hub
@@ -75,13 +86,13 @@ class Safety:
         d.addCallback(lambda had: hub.tell(Unblocked(user, other, had)))
         return hub.work.watch(d, "unblock", user, asked=True)
 
-    def blocked(self, conn):
+    def blocked(self, conn: IConnection) -> Deferred[list[str]]:
         """Fire with the users C{conn}'s user blocks, sorted."""
         hub = self._hub
         return hub.work.watch(hub.blocks.blocked(conn.user_id), "blocked", conn.user_id,
                               asked=True)
 
-    def check_other(self, user, other, what):
+    def check_other(self, user: str, other: str, what: str) -> str:
         """
         @raise Invalid: C{other} is missing, no user id, or C{user} itself
             (C{what}: what C{user} would do to it).

@@ -7,16 +7,23 @@ first -- answered with the very call the user had just hung up, which then
 ends under it. Call steps of one user therefore wait for the one before.
 """
 
-from twisted.internet.defer import DeferredLock
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, DeferredLock
+
+_T = TypeVar("_T")
 
 
 class Turns:
     """One queue per key, forgotten when empty: memory follows the steps under way."""
 
-    def __init__(self):
-        self._locks = {}
+    def __init__(self) -> None:
+        self._locks: dict[str, DeferredLock] = {}
 
-    def run(self, key, step, *args):
+    def run(self, key: str, step: Callable[..., object], *args: object) -> Deferred[Any]:
         """
         Call C{step(*args)} once C{key}'s steps before it are done, whatever
         their outcome; fire with its result.
@@ -28,10 +35,10 @@ class Turns:
         d.addBoth(self._done, key, lock)
         return d
 
-    def _done(self, result, key, lock):
+    def _done(self, result: _T, key: str, lock: DeferredLock) -> _T:
         if not lock.locked and not lock.waiting and self._locks.get(key) is lock:
             del self._locks[key]
         return result
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._locks)

@@ -3,9 +3,20 @@ The values the seams of L{aleatoria.domain.ports} answer with: plain
 data, whichever backend (memory or Redis) found it.
 """
 
+from __future__ import annotations
+
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aleatoria.domain.matchmaking import Match
+
+MembersPage = tuple[list[str], int, str | None]
+"""One page of a room's members: the page, how many there are, the C{after} of the next."""
+
+RoomsPage = tuple[list[tuple[str, int]], int]
+"""One page of the rooms with members: C{[(room, members)]}, and how many rooms there are."""
 
 
 def new_epoch() -> str:
@@ -28,7 +39,7 @@ class Claim:
     former_peer: str | None
     rooms: tuple[str, ...] = ()
     budget_refills_in: float | None = None
-    resumed: object = None
+    resumed: Match | None = None
 
 
 def direct_key(user_a: str, user_b: str) -> tuple[str, str]:

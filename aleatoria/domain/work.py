@@ -5,7 +5,9 @@ caller can act on -- L{FAILED} when nobody waits for the answer, or
 L{Unavailable} for a client that does.
 """
 
+import enum
 from collections.abc import Iterable
+from typing import Final
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.python.failure import Failure
@@ -13,7 +15,14 @@ from twisted.python.failure import Failure
 from aleatoria.domain.ports import IAccounting
 from aleatoria.domain.refusals import Refused, StoreUnavailable, Unavailable
 
-FAILED = object()
+
+class Failed(enum.Enum):
+    """The type of L{FAILED}: a sentinel that type checkers tell from any result."""
+
+    MARK = "failed"
+
+
+FAILED: Final = Failed("failed")
 """What a watched Deferred fires with when its work failed (and was dealt with)."""
 
 
@@ -52,7 +61,11 @@ class Work:
         return d.addErrback(failed)
 
 
-def all_done(deferreds: Iterable[Deferred]) -> Deferred:
+Done = Deferred[Failed | None]
+"""What L{all_done} gives: it fires with L{FAILED} if some of the work failed, else C{None}."""
+
+
+def all_done(deferreds: Iterable[Deferred]) -> Done:
     """Fire with L{FAILED} if any of the (watched) C{deferreds} did, else C{None}."""
     d = gatherResults(deferreds, consumeErrors=True)
     return d.addCallback(lambda results: FAILED if FAILED in results else None)

@@ -21,16 +21,21 @@ from typing import Annotated
 
 import msgspec
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from aleatoria.domain.admin import Admin
+from aleatoria.domain.limits import KeyedBuckets
 from aleatoria.domain.refusals import Refused
 from aleatoria.domain.rules import Reason, RoomName, UserId
 from aleatoria.edge.admission import refusal
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.routes import CODES
 from aleatoria.http import bans
+from aleatoria.http.asked import Asked, JsonObject, Route, Routes
 from aleatoria.http.openapi import document
 from aleatoria.http.problems import Problem
 from aleatoria.ops.budgets import Summary
@@ -75,7 +80,7 @@ OPENAPI = document(BODIES, bans.ANSWERS, bans.PATHS)
 """The OpenAPI document, built once: it depends on nothing but the code."""
 
 
-def _refused(refusal):
+def _refused(refusal: Refused) -> Problem:
     """A hub refusal as the problem it is over HTTP: the wire's code, its status."""
     code = CODES[type(refusal)]
     status = {"user_offline": 404, "unavailable": 503, "quota_exceeded": 429,
@@ -88,7 +93,7 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-def _refusal(problem):
+def _refusal(problem: Problem) -> bytes:
     """A problem as the bytes of an answer sent before the body is read."""
     return refusal(problem.status, PROBLEM, problem.body(), problem.headers)
 
@@ -117,14 +122,15 @@ class ServerAPI(Resource):
     too_large = TOO_LARGE
     _log = Logger()
 
-    def __init__(self, admin, token, buckets, failures, clock, routes=None):
+    def __init__(self, admin: Admin, token: str, buckets: KeyedBuckets, failures: KeyedBuckets,
+                 clock: IReactorTime, routes: Routes | None = None) -> None:
         super().__init__()
         self._admin = admin
         self._token = f"Bearer {token}".encode()
         self._buckets = buckets
         self._failures = failures
         self._refusals = Summary(clock, REFUSALS_WINDOW, self._more_refused)
-        self._routes = {
+        self._routes: Routes = {
             (b"POST", ("publish",)): self._publish,
             (b"POST", ("send",)): self._send,
             (b"POST", ("disconnect",)): self._disconnect,
@@ -136,7 +142,7 @@ class ServerAPI(Resource):
         }
         self._routes.update(bans.routes(admin.bans))
 
-    def screen(self, request, length):
+    def screen(self, request: Asked, length: int | None) -> bytes | None:
         """
         For a request whose head is in: if it declares a body, the bytes
         of its refusal (401, 429) or C{None}, the body still unread.
@@ -150,13 +156,13 @@ class ServerAPI(Resource):
         request.admitted = True
         return None
 
-    def render(self, request):
+    def render(self, request: Asked) -> int:  # type: ignore[override]  # twisted.web's, routed
         request.parts = [part.decode("utf-8", "replace") for part in request.postpath]
         Deferred.fromCoroutine(self._answer(request))
         return NOT_DONE_YET
 
-    async def _answer(self, request):
-        gone = []
+    async def _answer(self, request: Asked) -> None:
+        gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
         try:
             if request.parts == ["openapi.json"] and request.method in (b"GET", b"HEAD"):
@@ -182,7 +188,7 @@ class ServerAPI(Resource):
             _problem(request, problem)
         return None
 
-    def _authorized(self, request):
+    def _authorized(self, request: Asked) -> None:
         """
         The token, unless the address spent its failure budget (then it is
         not even compared); then the address's rate.
@@ -209,26 +215,26 @@ class ServerAPI(Resource):
                           "Too many API requests from this address; slow down.",
                           "rate_limited", headers=_retry_after(wait))
 
-    def _refused(self, address, why):
+    def _refused(self, address: str, why: str) -> None:
         if self._refusals.first(address):
             self._log.warn("Server API: refused a request from {address}: {why}",
                            address=address, why=why)
 
-    def _more_refused(self, address, count):
+    def _more_refused(self, address: str, count: int) -> None:
         self._log.warn("Server API: refused {count} more requests from {address} in the "
                        "last {seconds} s: no or wrong token, or no failures left",
                        count=count, address=address, seconds=REFUSALS_WINDOW)
 
-    def _route(self, request):
+    def _route(self, request: Asked) -> tuple[Route, str]:
         parts = request.parts
-        methods = set()
+        methods: set[bytes] = set()
         for (method, pattern), handler in self._routes.items():
             if len(pattern) == len(parts) and all(
                     want is None or want == part for want, part in zip(pattern, parts,
                                                                        strict=True)):
                 methods.add(method)
                 if method == request.method:
-                    return handler, pattern[0]
+                    return handler, pattern[0]  # type: ignore[return-value]  # a name first
         if methods:
             request.setHeader(b"allow", b", ".join(sorted(methods)))
             raise Problem(405, "Method Not Allowed",
@@ -236,7 +242,7 @@ class ServerAPI(Resource):
                           "method_not_allowed")
         raise Problem(404, "Not Found", "No such API route.", "not_found")
 
-    def _body(self, request, name):
+    def _body(self, request: Asked, name: str) -> msgspec.Struct | None:
         decoder = _DECODERS.get(name) if request.method == b"POST" else None
         if decoder is None:
             return None
@@ -249,55 +255,55 @@ class ServerAPI(Resource):
         except (msgspec.DecodeError, RecursionError) as e:
             raise Problem(400, "Bad Request", str(e), "invalid_message") from None
 
-    async def _publish(self, request, body):
+    async def _publish(self, request: Asked, body: Publish) -> JsonObject:
         message = await self._admin.publish(body.room, body.content)
         return {"room": message.room, "messageId": message.message_id,
                 "createTime": message.create_time}
 
-    async def _send(self, request, body):
+    async def _send(self, request: Asked, body: Send) -> JsonObject:
         message, online = await self._admin.send(body.toUser, body.content)
         return {"toUser": message.recipient, "messageId": message.message_id,
                 "createTime": message.create_time, "online": online}
 
-    async def _disconnect(self, request, body):
+    async def _disconnect(self, request: Asked, body: Disconnect) -> JsonObject:
         if body.banSeconds is not msgspec.UNSET:
             return await bans.ban_off(self._admin.bans, body)
         await self._admin.disconnect(body.userId, body.reason)
         return {"userId": body.userId, "disconnected": True}
 
-    async def _rooms(self, request, body):
+    async def _rooms(self, request: Asked, body: None) -> JsonObject:
         limit, after = _page(request, self._admin.ROOMS_PAGE)
         rooms, total = await self._admin.rooms(limit, after)
-        page = {"rooms": [{"room": room, "members": count} for room, count in rooms],
+        page: JsonObject = {"rooms": [{"room": room, "members": count} for room, count in rooms],
                 "count": total}
         if len(rooms) == limit and rooms:
             page["next"] = rooms[-1][0]
         return page
 
-    async def _members(self, request, body):
+    async def _members(self, request: Asked, body: None) -> JsonObject:
         room = request.parts[1]
         members, count, following = await self._admin.members(
             room, *_page(request, self._admin.MEMBERS_PAGE))
-        page = {"room": room, "members": members, "count": count}
+        page: JsonObject = {"room": room, "members": members, "count": count}
         if following:
             page["next"] = following
         return page
 
-    async def _user(self, request, body):
+    async def _user(self, request: Asked, body: None) -> JsonObject:
         user = request.parts[1]
         where = await self._admin.user(user)
         return {"userId": user, "online": where.node is not None, "daemon": where.node,
                 "rooms": where.rooms, "inCall": where.in_call}
 
-    async def _stats(self, request, body):
+    async def _stats(self, request: Asked, body: None) -> JsonObject:
         load = await self._admin.stats()
         return {"connections": sum(d["connections"] for d in load.daemons),
                 "rooms": load.rooms, "poolSize": load.pool, "daemons": load.daemons}
 
 
-def _page(request, largest):
+def _page(request: Asked, largest: int) -> tuple[int, str]:
     """C{limit} (1 to C{largest}, default C{largest}) and C{after} of the query."""
-    def one(name):
+    def one(name: str) -> str | None:
         values = request.args.get(name.encode())
         return values[0].decode("utf-8", "replace") if values else None
 
@@ -315,11 +321,11 @@ def _page(request, largest):
     return count, one("after") or ""
 
 
-def _retry_after(wait):
+def _retry_after(wait: float) -> tuple[tuple[bytes, bytes], ...]:
     return ((b"Retry-After", str(max(1, round(wait))).encode()),)
 
 
-def _json(request, status, value):
+def _json(request: Asked, status: int, value: object) -> None:
     request.setResponseCode(status, HTTPStatus(status).phrase.encode())
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
@@ -327,7 +333,7 @@ def _json(request, status, value):
     request.finish()
 
 
-def _problem(request, problem):
+def _problem(request: Asked, problem: Problem) -> None:
     request.setResponseCode(problem.status, HTTPStatus(problem.status).phrase.encode())
     for name, value in problem.headers:
         request.setHeader(name, value)

@@ -6,14 +6,21 @@ and their part of the OpenAPI document; L{aleatoria.http.api} serves them.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from aleatoria.domain.bans import MAX_REASON, MAX_SECONDS
+from aleatoria.domain.bans import MAX_REASON, MAX_SECONDS, Bans
+from aleatoria.domain.events import Ban
 from aleatoria.domain.rules import UserId
+from aleatoria.http.asked import Asked, JsonObject, Routes
 from aleatoria.http.problems import Problem
+
+if TYPE_CHECKING:
+    from aleatoria.http.api import Disconnect
+
+_T = TypeVar("_T")
 
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=MAX_SECONDS, description=(
     "How long the ban lasts, in seconds."))]
@@ -36,9 +43,9 @@ class Created(dict):
     """An answer that made what it describes: 201."""
 
 
-def ban_json(ban):
+def ban_json(ban: Ban) -> JsonObject:
     """A L{aleatoria.domain.events.Ban} as the API shows it."""
-    shown = {"id": ban.id}
+    shown: JsonObject = {"id": ban.id}
     if ban.user:
         shown["userId"] = ban.user
     else:
@@ -48,28 +55,28 @@ def ban_json(ban):
     return shown
 
 
-def _time(seconds):
+def _time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def routes(bans):
+def routes(bans: Bans) -> Routes:
     """The routes of C{bans} (a L{aleatoria.domain.bans.Bans}), as the server API takes them."""
 
-    async def create(request, body):
+    async def create(request: Asked, body: NewBan) -> JsonObject:
         ban = await bans.ban(user=_given(body.userId), address=_given(body.address),
                              seconds=body.seconds, reason=body.reason)
         return Created(ban_json(ban))
 
-    async def listed(request, body):
+    async def listed(request: Asked, body: None) -> JsonObject:
         limit, after = _page(request)
         found = await bans.all()
         older = [ban for ban in found if ban.id < after] if after else found
-        page = {"bans": [ban_json(ban) for ban in older[:limit]], "count": len(found)}
+        page: JsonObject = {"bans": [ban_json(ban) for ban in older[:limit]], "count": len(found)}
         if len(older) > limit:
             page["next"] = older[limit - 1].id
         return page
 
-    async def lift(request, body):
+    async def lift(request: Asked, body: None) -> JsonObject:
         ban = await bans.lift(request.parts[1])
         if ban is None:
             raise Problem(404, "Not Found", "No ban of that id is in force.", "not_found")
@@ -79,12 +86,14 @@ def routes(bans):
             (b"DELETE", ("bans", None)): lift}
 
 
-async def ban_off(bans, body):
+async def ban_off(bans: Bans, body: "Disconnect") -> JsonObject:
     """
     The disconnect route with C{banSeconds}: bar the user that long and
     close its connections wherever they are.
     """
-    ban, online = await bans.ban_off(body.userId, body.banSeconds, body.reason)
+    # the route of a disconnect that gives banSeconds
+    ban, online = await bans.ban_off(body.userId, body.banSeconds,  # type: ignore[arg-type]
+                                     body.reason)
     return {"userId": body.userId, "disconnected": online, "ban": ban_json(ban)}
 
 
@@ -92,9 +101,9 @@ PAGE = 1000
 """The most bans one page lists."""
 
 
-def _page(request):
+def _page(request: Asked) -> tuple[int, str]:
     """C{limit} (1 to L{PAGE}, default L{PAGE}) and C{after} (a ban's id) of the query."""
-    def one(name):
+    def one(name: str) -> str:
         values = request.args.get(name.encode())
         return values[0].decode("utf-8", "replace") if values else ""
 
@@ -108,7 +117,7 @@ def _page(request):
     return limit, one("after")
 
 
-def _given(value):
+def _given(value: _T | UnsetType) -> _T | None:
     return None if value is UNSET else value
 
 
@@ -117,7 +126,7 @@ BODIES = {"bans": NewBan}
 
 _TIME = {"type": "string", "format": "date-time"}
 
-ANSWERS = {
+ANSWERS: dict[str, JsonObject] = {
     "Ban": {"type": "object", "required": ["id", "reason", "createdAt", "expiresAt"],
             "properties": {
                 "id": {"type": "string"}, "userId": msgspec.json.schema(UserId),
@@ -136,7 +145,7 @@ _LIMIT = {"name": "limit", "in": "query", "required": False,
 _AFTER = {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
           "description": "The id of the last ban of the page before."}
 
-PATHS = {
+PATHS: dict[str, dict[str, JsonObject]] = {
     "/api/v1/bans": {
         "post": {"summary": "Bar a user, or an address or range, for a time, on every daemon: "
                             "its connections close (4003 banned), its handshakes are refused "

@@ -5,14 +5,20 @@ before one byte of its body is read; answers name no software and carry
 the guard headers, error pages included; nothing is logged per request.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable
 from io import BytesIO
+from typing import Any
 
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from aleatoria.edge.admission import GUARDS, refusal
+from aleatoria.edge.admission import GUARDS, Gate, refusal
 
 
 class _Anonymous(Request):
@@ -152,7 +158,7 @@ class QuietSite(Site):
     noisy = False
     requestFactory = _Anonymous
 
-    def log(self, request):
+    def log(self, request: http.Request) -> None:
         pass
 
 
@@ -177,8 +183,10 @@ class GatedSite(QuietSite):
     upgrade = None
     """The L{aleatoria.http.websocket.WebSocketEndpoint} that takes upgrades at once, if any."""
 
-    def __init__(self, resource, gate, screen=None, max_body=0, too_large=NO_BODY, upgrade=None,
-                 **kwargs):
+    def __init__(self, resource: IResource, gate: Gate,
+                 screen: Callable[[Any, int | None], bytes | None] | None = None,
+                 max_body: int = 0, too_large: bytes = NO_BODY, upgrade: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         if upgrade is not None:
             self.upgrade = upgrade
@@ -191,7 +199,7 @@ class GatedSite(QuietSite):
     def buildProtocol(self, addr):
         return self._gate.admit(addr, lambda: super(GatedSite, self).buildProtocol(addr))
 
-    def screen(self, request, length):
+    def screen(self, request: Request, length: int | None) -> bytes | None:
         """The refusal of a request whose head is in, or C{None}."""
         if self._screen is not None:
             refused = self._screen(request, length)

@@ -4,18 +4,24 @@ bodies described from the very msgspec structs that decode them, so the
 document cannot drift from what is checked; answers and problems by hand.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
 import msgspec
 
 from aleatoria import __version__
 from aleatoria.domain.rules import RoomName, UserId
+from aleatoria.http.asked import JsonObject
 
 _USER_ID = msgspec.json.schema(UserId)
 _ROOM = msgspec.json.schema(RoomName)
 _NEXT = {"type": "string", "description": "The `after` of the next page, when one follows."}
 
 
-def _object(properties, required=None, description=None):
-    shape = {"type": "object", "properties": properties,
+def _object(properties: JsonObject, required: list[str] | None = None,
+            description: str | None = None) -> JsonObject:
+    shape: JsonObject = {"type": "object", "properties": properties,
              "required": sorted(properties) if required is None else required}
     if description:
         shape["description"] = description
@@ -94,14 +100,15 @@ _REPORT = {"name": "reportId", "in": "path", "required": True,
            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 
 
-def _problem(*statuses):
+def _problem(*statuses: int) -> JsonObject:
     return {str(status): {"description": "A problem.", "content": {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         for status in statuses}
 
 
-def _operation(summary, answer, *statuses, body=None, parameters=(), status=200):
-    operation = {
+def _operation(summary: str, answer: str, *statuses: int, body: str | None = None,
+               parameters: Iterable[JsonObject] = (), status: int = 200) -> JsonObject:
+    operation: JsonObject = {
         "summary": summary,
         "responses": {
             str(status): {"description": "Done.", "content": {"application/json": {
@@ -118,7 +125,9 @@ def _operation(summary, answer, *statuses, body=None, parameters=(), status=200)
     return operation
 
 
-def document(bodies, answers=None, paths=None):
+def document(bodies: Mapping[str, type],
+             answers: Mapping[str, JsonObject] | None = None,
+             paths: Mapping[str, Mapping[str, JsonObject]] | None = None) -> JsonObject:
     """
     The OpenAPI document, C{bodies} being the request structs by route
     name; C{answers} more answer schemas by name, C{paths} more operations

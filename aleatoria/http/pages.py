@@ -3,12 +3,22 @@ The pages of the clients' port beside C{/ws}: C{/health}, C{/ready} and
 the demo app (docs/protocol.rst, "HTTP").
 """
 
+from __future__ import annotations
+
 import json
 from importlib import resources
+from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.web.pages import notFound
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from aleatoria.domain.hub import Hub
+from aleatoria.memory.backend import MemoryBackend
+from aleatoria.redis.backend import RedisBackend
 
 READY_TIMEOUT = 2.0
 
@@ -18,7 +28,7 @@ class Health(Resource):
 
     isLeaf = True
 
-    def render_GET(self, request):
+    def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json")
         return b'{"status":"ok"}'
 
@@ -34,25 +44,26 @@ class Ready(Resource):
 
     isLeaf = True
 
-    def __init__(self, hub, backend, reactor):
+    def __init__(self, hub: Hub, backend: MemoryBackend | RedisBackend,
+                 reactor: IReactorTime) -> None:
         super().__init__()
         self._hub = hub
         self._backend = backend
         self._reactor = reactor
 
-    def render_GET(self, request):
-        gone = []
+    def render_GET(self, request: Request) -> int:
+        gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
-        d = self._backend.sessions.ping()
+        d: Deferred[Any] = self._backend.sessions.ping()  # chained in place
         d.addTimeout(READY_TIMEOUT, self._reactor)
         d.addCallbacks(lambda _: True, lambda _: False)
         d.addCallback(self._answer, request, gone)
         return NOT_DONE_YET
 
-    def _answer(self, reachable, request, gone):
+    def _answer(self, reachable: bool, request: Request, gone: list[Failure]) -> None:
         if gone:
             return
-        report = {
+        report: dict[str, object] = {
             "store": self._backend.kind,
             "storeReachable": reachable,
             "connections": self._hub.connection_count,
@@ -60,7 +71,8 @@ class Ready(Resource):
         ready = reachable
         if self._backend.kind == "redis":
             report["subscribed"] = subscribed = self._backend.bus.subscribed
-            report["joined"] = joined = self._backend.sessions.joined
+            # of kind redis: RedisSessions, which has joined
+            report["joined"] = joined = self._backend.sessions.joined  # type: ignore[union-attr]
             ready = ready and subscribed and joined
         request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", b"application/json")
@@ -75,14 +87,14 @@ _DEMO_POLICY = (b"default-src 'self'; connect-src 'self'; media-src 'self' blob:
                 b"frame-ancestors 'none'")
 
 
-def demo_pages():
+def demo_pages() -> dict[bytes, Resource]:
     """
     The demo app's files (package data: aleatoria/demo), by the name they
     are served at -- C{index.html} at C{/} too. Only these: no listing,
     nothing else from the disk.
     """
     folder = resources.files("aleatoria.http") / "demo"
-    pages = {}
+    pages: dict[bytes, Resource] = {}
     for name, kind in (("index.html", ".html"), ("app.js", ".js"), ("aleatoria.js", ".js"),
                        ("style.css", ".css")):
         page = _Static((folder / name).read_bytes(), _DEMO_TYPES[kind])
@@ -98,15 +110,15 @@ class _Static(Resource):
     nothing below it.
     """
 
-    def getChild(self, path, request):
+    def getChild(self, path: bytes, request: Request) -> IResource:
         return notFound()
 
-    def __init__(self, body, kind):
+    def __init__(self, body: bytes, kind: bytes) -> None:
         super().__init__()
         self._body = body
         self._kind = kind
 
-    def render_GET(self, request):
+    def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", self._kind)
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"content-security-policy", _DEMO_POLICY)
@@ -114,5 +126,5 @@ class _Static(Resource):
 
 
 class Root(Resource):
-    def getChild(self, path, request):
+    def getChild(self, path: bytes, request: Request) -> IResource:
         return notFound()

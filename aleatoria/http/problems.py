@@ -1,12 +1,16 @@
 """The answers of the server API other than success: RFC 9457 problem documents."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Iterable
 
 
 class Problem(Exception):
     """An answer other than success, as RFC 9457 has it."""
 
-    def __init__(self, status, title, detail, code, headers=(), **extra):
+    def __init__(self, status: int, title: str, detail: str, code: str,
+                 headers: Iterable[tuple[bytes, bytes]] = (), **extra: object) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
@@ -15,6 +19,6 @@ class Problem(Exception):
         self.headers = headers
         self.extra = extra
 
-    def body(self):
+    def body(self) -> bytes:
         return json.dumps({"type": "about:blank", "title": self.title, "status": self.status,
                            "detail": self.detail, "code": self.code, **self.extra}).encode()

@@ -4,8 +4,12 @@ gate ticket -- or, for a plain GET with the same query, the verdict on one
 (docs/protocol.rst, "HTTP").
 """
 
+from __future__ import annotations
+
 import json
 from http import HTTPStatus
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
@@ -13,6 +17,7 @@ from autobahn.twisted.util import peer2str
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
+from twisted.web.server import Request
 
 from aleatoria.edge import bans
 from aleatoria.edge.handshake import admit, client_address, proxied
@@ -31,7 +36,7 @@ class WebSocketEndpoint(WebSocketResource):
 
     _log = Logger()
 
-    def render(self, request):
+    def render(self, request: Request) -> bytes | int:
         if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
             status, answer, page = self._verdict(request)
             request.setResponseCode(status, HTTPStatus(status).phrase.encode())
@@ -47,13 +52,14 @@ class WebSocketEndpoint(WebSocketResource):
             else:
                 request.setHeader(b"connection", b"close")
             return json.dumps(answer).encode()
-        ticket, request.channel.ticket = request.channel.ticket, None
+        # the channel is ours (aleatoria.http.channels): it holds the gate ticket
+        ticket, request.channel.ticket = request.channel.ticket, None  # type: ignore[attr-defined]
         transport = request.channel.transport
         answer = super().render(request)
         _hand_over(ticket, _protocol_of(transport))
         return answer
 
-    def take_over(self, channel, head):
+    def take_over(self, channel: Any, head: bytes) -> None:
         """
         Upgrade C{channel}'s connection at once, its request's C{head}
         (an upgrade of C{/ws}, all of it, and nothing after it) read by
@@ -75,7 +81,7 @@ class WebSocketEndpoint(WebSocketResource):
         _hand_over(ticket, protocol)
         protocol.dataReceived(head)
 
-    def _verdict(self, request):
+    def _verdict(self, request: Request) -> tuple[int, dict[str, str], str | None]:
         """
         What an upgrade with C{request}'s query, headers and address would
         be answered -- the checks of C{ClientProtocol.onConnect}, the
@@ -119,13 +125,13 @@ class _PlainHandshake:
         trusted proxy tells it, if any).
     """
 
-    def __init__(self, request, trusted):
+    def __init__(self, request: Request, trusted: tuple[IPv4Network | IPv6Network, ...]) -> None:
         self.headers = {
             name.decode("iso-8859-1").lower(): ", ".join(v.decode("iso-8859-1") for v in values)
             for name, values in request.requestHeaders.getAllRawHeaders()
         }
         self.params = parse_qs(urlsplit(request.uri.decode("iso-8859-1")).query)
-        self.peer = peer2str(request.transport)
+        self.peer = peer2str(request.transport)  # type: ignore[arg-type]  # answered: it has one
         self.secure = request.isSecure()
         self.behind_proxy = proxied(self, trusted)
         host, secure = self.headers.get("host", ""), self.secure
@@ -139,7 +145,7 @@ class _PlainHandshake:
             self.origin = f"{'https' if secure else 'http'}://{host}"
 
 
-def _hand_over(ticket, protocol):
+def _hand_over(ticket: Any, protocol: object) -> None:
     """The connection's gate C{ticket}, the WebSocket's now (or given back)."""
     if ticket is not None:
         if isinstance(protocol, ClientProtocol):
@@ -148,7 +154,7 @@ def _hand_over(ticket, protocol):
             ticket.release()
 
 
-def _protocol_of(transport):
+def _protocol_of(transport: Any) -> object:
     """The protocol a transport taken over by Autobahn now serves (beneath TLS, too)."""
     protocol = transport.protocol
     if isinstance(transport, ProtocolWrapper):

@@ -8,7 +8,13 @@ pool and matches changed in atomic steps -- so switching backends changes
 durability and reach, never behaviour.
 """
 
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
 from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -45,7 +51,9 @@ class MemoryBackend(Service):
     """The only daemon the embedded backend knows: this one."""
     _log = Logger()
 
-    def __init__(self, clock, ttl, history_size, max_bytes=None, rng=None, call_grace=0):
+    def __init__(self, clock: IReactorTime, ttl: int, history_size: int,
+                 max_bytes: int | None = None, rng: random.Random | None = None,
+                 call_grace: float = 0) -> None:
         self.bus = LoneBus()
         self.matchmaking = MemoryMatchmaking(rng, clock.seconds, call_grace)
         self.sessions = MemorySessions(self.matchmaking, clock.seconds)
@@ -54,7 +62,8 @@ class MemoryBackend(Service):
             self.matchmaking)
         self.reports = MemoryReports(clock.seconds)
         self.evictions = self.streams.evictions
-        self._timers = [(self._timer(self._sweep, clock), SWEEP_SECONDS)]
+        self._timers: list[tuple[LoopingCall, float]] = [
+            (self._timer(self._sweep, clock), SWEEP_SECONDS)]
         if max_bytes is not None:
             self._timers.append((self._timer(self.streams.tell_evictions, clock),
                                  TELL_SECONDS))
@@ -63,8 +72,8 @@ class MemoryBackend(Service):
                                  min(LAPSE_SECONDS, call_grace / 4)))
         self.bans = MemoryBans()
 
-    def _timer(self, function, clock):
-        def guarded():
+    def _timer(self, function: Callable[[], object], clock: IReactorTime) -> LoopingCall:
+        def guarded() -> None:
             try:
                 function()
             except Exception:
@@ -74,17 +83,17 @@ class MemoryBackend(Service):
         call.clock = clock
         return call
 
-    def _sweep(self):
+    def _sweep(self) -> None:
         self.streams.expire()
         self.sessions.expire()
         self.matchmaking.expire()
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         for call, interval in self._timers:
             call.start(interval, now=False)
 
-    def stopService(self):
+    def stopService(self) -> None:
         super().stopService()
         for call, _ in self._timers:
             if call.running:

@@ -5,11 +5,18 @@ Pairing (L{aleatoria.memory.matchmaking}) and direct messages
 steps, which are atomic in one process.
 """
 
-from twisted.internet.defer import succeed
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from aleatoria.domain.safety_ports import IBlocks
 from aleatoria.domain.values import Blocking
+
+if TYPE_CHECKING:
+    from aleatoria.memory.matchmaking import MemoryMatchmaking
 
 
 @implementer(IBlocks)
@@ -19,12 +26,12 @@ class MemoryBlocks:
         whose match of two users a block ends.
     """
 
-    def __init__(self, matchmaking):
+    def __init__(self, matchmaking: MemoryMatchmaking) -> None:
         self._matchmaking = matchmaking
-        self._blocks = {}
+        self._blocks: dict[str, set[str]] = {}
         """Each user who blocks anybody: whom."""
 
-    def block(self, user, other, most=None):
+    def block(self, user: str, other: str, most: int | None = None) -> Deferred[Blocking]:
         mine = self._blocks.setdefault(user, set())
         added = other not in mine
         if added and most is not None and len(mine) >= most:
@@ -36,7 +43,7 @@ class MemoryBlocks:
             self._matchmaking.end_match(user)
         return succeed(Blocking(added, ended=ended))
 
-    def unblock(self, user, other):
+    def unblock(self, user: str, other: str) -> Deferred[bool]:
         mine = self._blocks.get(user, set())
         had = other in mine
         mine.discard(other)
@@ -44,13 +51,13 @@ class MemoryBlocks:
             self._blocks.pop(user, None)
         return succeed(had)
 
-    def blocked(self, user):
+    def blocked(self, user: str) -> Deferred[list[str]]:
         return succeed(sorted(self._blocks.get(user, ())))
 
-    def between(self, user_a, user_b):
+    def between(self, user_a: str, user_b: str) -> Deferred[bool]:
         return succeed(self.blocks(user_a, user_b))
 
-    def blocks(self, user_a, user_b):
+    def blocks(self, user_a: str, user_b: str) -> bool:
         """L{between}, at once: for the steps of the other seams."""
         return (user_b in self._blocks.get(user_a, ())
                 or user_a in self._blocks.get(user_b, ()))

@@ -5,31 +5,39 @@ message to or from the user, numbered, with the user's conversations and
 what is unread in each.
 """
 
+from __future__ import annotations
+
 from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TypeVar
 
 from msgspec.structs import replace
 
+from aleatoria.domain.delivery import Numbered
+from aleatoria.domain.events import DirectMessage, RoomMessage
 from aleatoria.domain.values import Conversation, Place, Since, new_epoch
+
+_M = TypeVar("_M", RoomMessage, DirectMessage)
 
 
 class Numbering:
     """A stream's epoch and its last offset."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.epoch = new_epoch()
         self.last = 0
 
-    def next(self):
+    def next(self) -> Place:
         self.last += 1
         return Place(self.last, self.epoch)
 
 
-def numbered(message, place):
+def numbered(message: _M, place: Place) -> _M:
     """C{message} as its stream numbers it."""
     return replace(message, offset=place.offset, epoch=place.epoch)
 
 
-def replayable(offset, epoch, numbering, kept):
+def replayable(offset: int, epoch: str, numbering: Numbering, kept: int) -> bool:
     """
     Whether a client at C{offset} of C{epoch} may have all it missed of a
     stream numbered by C{numbering} that keeps its C{kept} newest messages:
@@ -40,7 +48,8 @@ def replayable(offset, epoch, numbering, kept):
             and numbering.last - offset <= kept)
 
 
-def since(numbering, newest_first, offset, epoch, kept):
+def since(numbering: Numbering | None, newest_first: Iterable[Numbered], offset: int, epoch: str,
+          kept: int) -> Since:
     """
     L{Since} C{offset} of C{epoch}, of a stream numbered by C{numbering} (or
     none yet) that keeps its C{kept} newest messages, C{newest_first}
@@ -49,7 +58,7 @@ def since(numbering, newest_first, offset, epoch, kept):
     """
     if numbering is None:
         return Since("", 0, [], True)
-    after = []
+    after: list[Numbered] = []
     if replayable(offset, epoch, numbering, kept):
         for message in newest_first:
             if message.offset <= offset:
@@ -69,15 +78,16 @@ class Inbox:
     offsets of each partner's messages not marked read (its newest C{size}).
     """
 
-    def __init__(self, size):
+    def __init__(self, size: int) -> None:
         self.numbering = Numbering()
-        self.messages = []
+        self.messages: list[DirectMessage] = []
         self._size = size
-        self._latest = {}
-        self._unread = {}
-        self._incoming = {}
+        self._latest: dict[str, DirectMessage] = {}
+        self._unread: dict[str, int] = {}
+        self._incoming: dict[str, list[int]] = {}
 
-    def add(self, partner, message, incoming):
+    def add(self, partner: str, message: DirectMessage,
+            incoming: bool) -> tuple[DirectMessage, list[DirectMessage]]:
         """Number C{message} into the inbox; it, and the messages no longer kept."""
         copy = numbered(message, self.numbering.next())
         self.messages.append(copy)
@@ -97,12 +107,12 @@ class Inbox:
         del self.messages[:-self._size]
         return copy, dropped
 
-    def since(self, offset, epoch):
+    def since(self, offset: int, epoch: str) -> Since:
         return since(self.numbering, reversed(self.messages), offset, epoch, self._size)
 
-    def conversations(self, limit, before):
+    def conversations(self, limit: int, before: int) -> list[Conversation]:
         """Up to C{limit} conversations, the most recent first, those before offset C{before}."""
-        found = []
+        found: list[Conversation] = []
         for partner, last in reversed(self._latest.items()):
             if before and last.offset >= before:
                 continue
@@ -111,7 +121,7 @@ class Inbox:
                 break
         return found
 
-    def mark_read(self, partner, upto):
+    def mark_read(self, partner: str, upto: int) -> int:
         """
         C{partner}'s messages up to offset C{upto} are read: what is left
         unread from it (never more than it was), costing what it marks.

@@ -5,8 +5,11 @@ which two users may not meet again yet. Both forget what no longer
 matters as they go, so memory follows the users who asked lately.
 """
 
+from __future__ import annotations
+
 from collections import deque
 
+from aleatoria.domain.limits import Seconds
 from aleatoria.domain.matchmaking import SKIP_WINDOW
 
 
@@ -17,12 +20,12 @@ class Skips:
     @param seconds: the clock.
     """
 
-    def __init__(self, seconds):
+    def __init__(self, seconds: Seconds) -> None:
         self._seconds = seconds
-        self._asked = {}
+        self._asked: dict[str, deque[float]] = {}
         """Each user who asked lately: when (oldest first); the least recent user first."""
 
-    def take(self, user, limit):
+    def take(self, user: str, limit: int) -> float | None:
         """
         Count one request of C{user}'s, unless it made C{limit} in the
         window already (0: no limit): then the seconds until it may again.
@@ -40,7 +43,7 @@ class Skips:
         asked.append(now)
         return None
 
-    def _forget(self, now):
+    def _forget(self, now: float) -> None:
         """Drop the users whose last request left the window (the least recent come first)."""
         for user, asked in list(self._asked.items()):
             if asked and asked[-1] > now - SKIP_WINDOW:
@@ -55,19 +58,19 @@ class Rematches:
     @param seconds: the clock.
     """
 
-    def __init__(self, seconds):
+    def __init__(self, seconds: Seconds) -> None:
         self._seconds = seconds
-        self._after = {}
+        self._after: dict[frozenset[str], float] = {}
         """Each pair matched now: seconds after its end during which it may not meet again."""
-        self._until = {}
+        self._until: dict[frozenset[str], float] = {}
         """Each pair that may not meet yet: until when; those that ended first, first."""
 
-    def paired(self, a, b, after):
+    def paired(self, a: str, b: str, after: float) -> None:
         """C{a} and C{b} were matched: not again within C{after} seconds of its end."""
         if after:
             self._after[frozenset((a, b))] = after
 
-    def ended(self, a, b):
+    def ended(self, a: str, b: str) -> None:
         """The match of C{a} and C{b} ended."""
         pair = frozenset((a, b))
         after = self._after.pop(pair, None)
@@ -75,7 +78,7 @@ class Rematches:
             self._until.pop(pair, None)
             self._until[pair] = self._seconds() + after
 
-    def barred(self, a, b):
+    def barred(self, a: str, b: str) -> bool:
         """Whether C{a} and C{b} may not be paired yet."""
         now = self._seconds()
         for pair, until in list(self._until.items()):

@@ -5,7 +5,12 @@ per interest, so that a request costs what its interests do, not what
 the pool holds), picked at random.
 """
 
-from aleatoria.domain.matchmaking import DEFAULT_SEGMENT, Seat
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Container, Iterable, Iterator
+
+from aleatoria.domain.matchmaking import DEFAULT_SEGMENT, Ask, Seat
 
 DEFAULT_SEAT = Seat(DEFAULT_SEGMENT)
 
@@ -13,25 +18,25 @@ DEFAULT_SEAT = Seat(DEFAULT_SEGMENT)
 class RandomSet:
     """A set with O(1) add, remove and uniformly random choice."""
 
-    def __init__(self):
-        self._items = []
-        self._index = {}
+    def __init__(self) -> None:
+        self._items: list[str] = []
+        self._index: dict[str, int] = {}
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._items)
 
-    def __contains__(self, item):
+    def __contains__(self, item: object) -> bool:
         return item in self._index
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
-    def add(self, item):
+    def add(self, item: str) -> None:
         if item not in self._index:
             self._index[item] = len(self._items)
             self._items.append(item)
 
-    def discard(self, item):
+    def discard(self, item: str) -> None:
         position = self._index.pop(item, None)
         if position is None:
             return
@@ -40,7 +45,8 @@ class RandomSet:
             self._items[position] = last
             self._index[last] = position
 
-    def choose(self, exclude, rng, fits):
+    def choose(self, exclude: Container[str], rng: random.Random,
+               fits: Callable[[str], bool]) -> str | None:
         """
         A random member not in C{exclude} that C{fits}, or C{None}: the
         probes past a random start go on until one does, which is at once
@@ -65,33 +71,33 @@ class Pool:
     or leaves.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._all = RandomSet()
-        self._segments = {}
-        self._seats = {}
+        self._segments: dict[str | tuple[str, str], RandomSet] = {}
+        self._seats: dict[str, Seat] = {}
 
-    def _sets(self, user):
+    def _sets(self, user: str) -> list[str | tuple[str, str]]:
         """The sets C{user} is in while available: its segment's, and its interests'."""
         seat = self._seats.get(user, DEFAULT_SEAT)
         return [seat.segment, *((seat.segment, interest) for interest in seat.interests)]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._all)
 
-    def __contains__(self, user):
+    def __contains__(self, user: object) -> bool:
         return user in self._all
 
-    def seat(self, user, seat):
+    def seat(self, user: str, seat: Seat) -> None:
         """C{user} is available as C{seat} says, from now on."""
         self.exit(user)
         self._seats[user] = seat
 
-    def enter(self, user):
+    def enter(self, user: str) -> None:
         self._all.add(user)
         for key in self._sets(user):
             self._segments.setdefault(key, RandomSet()).add(user)
 
-    def exit(self, user):
+    def exit(self, user: str) -> None:
         """Out of the pool; its seat is kept, for when it enters again."""
         if user not in self._all:
             return
@@ -102,18 +108,19 @@ class Pool:
             if not members:
                 del self._segments[key]
 
-    def forget(self, user):
+    def forget(self, user: str) -> None:
         """Out of the pool, its seat forgotten."""
         self.exit(user)
         self._seats.pop(user, None)
 
-    def choose(self, ask, exclude, rng, fits):
+    def choose(self, ask: Ask, exclude: Container[str], rng: random.Random,
+               fits: Callable[[str], bool]) -> str | None:
         """
         A random member of the segment of C{ask} (an L{Ask}) not in
         C{exclude} that C{fits}: one sharing an interest if there is one,
         else anyone unless C{ask.only}; or C{None}.
         """
-        keys = [(ask.segment, interest)
+        keys: list[str | tuple[str, str]] = [(ask.segment, interest)
                 for interest in rng.sample(ask.interests, len(ask.interests))]
         if not ask.only:
             keys.append(ask.segment)
@@ -124,7 +131,7 @@ class Pool:
                 return found
         return None
 
-    def common(self, user, interests):
+    def common(self, user: str, interests: Iterable[str]) -> tuple[str, ...]:
         """Which of C{interests} C{user} has, in their order."""
         seat = self._seats.get(user, DEFAULT_SEAT)
         return tuple(interest for interest in interests if interest in seat.interests)

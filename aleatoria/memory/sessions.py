@@ -5,14 +5,21 @@ members of each, sorted, for pages that cost their size) and what each
 released user spent of its message budget.
 """
 
-from bisect import bisect_left, bisect_right
+from __future__ import annotations
 
-from twisted.internet.defer import succeed
+from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
+from aleatoria.domain.limits import Seconds
 from aleatoria.domain.membership import Membership
-from aleatoria.domain.ports import ADDRESS_KEPT, ISessions
-from aleatoria.domain.values import Claim
+from aleatoria.domain.ports import ADDRESS_KEPT, IReceiver, ISessions
+from aleatoria.domain.values import Claim, MembersPage, RoomsPage
+
+if TYPE_CHECKING:
+    from aleatoria.memory.matchmaking import MemoryMatchmaking
 
 
 class _Rosters:
@@ -21,16 +28,16 @@ class _Rosters:
     its size (and a binary search), not the room's.
     """
 
-    def __init__(self):
-        self._rooms = {}
+    def __init__(self) -> None:
+        self._rooms: dict[str, list[str]] = {}
 
-    def add(self, room, user):
+    def add(self, room: str, user: str) -> None:
         members = self._rooms.setdefault(room, [])
         at = bisect_left(members, user)
         if at == len(members) or members[at] != user:
             members.insert(at, user)
 
-    def discard(self, room, user):
+    def discard(self, room: str, user: str) -> None:
         members = self._rooms.get(room)
         if members is None:
             return
@@ -40,10 +47,10 @@ class _Rosters:
             if not members:
                 del self._rooms[room]
 
-    def count(self, room):
+    def count(self, room: str) -> int:
         return len(self._rooms.get(room, ()))
 
-    def page(self, room, limit, after):
+    def page(self, room: str, limit: int, after: str) -> MembersPage:
         """Up to C{limit} members after C{after}; the count; the next page's C{after}."""
         members = self._rooms.get(room, [])
         start = bisect_right(members, after) if after else 0
@@ -62,21 +69,21 @@ class MemorySessions:
     node = "local"
     """The only daemon the embedded backend knows: this one."""
 
-    def __init__(self, matchmaking, seconds):
+    def __init__(self, matchmaking: MemoryMatchmaking, seconds: Seconds) -> None:
         self._matchmaking = matchmaking
         self._seconds = seconds
         self.membership = Membership()
         self._rosters = _Rosters()
-        self.users = set()
-        self._budgets = {}
-        self._addresses = {}
+        self.users: set[str] = set()
+        self._budgets: dict[str, float] = {}
+        self._addresses: dict[str, tuple[str, float | None]] = {}
         """Each user's last client address, and when its session ended (None: it lasts)."""
-        self._receiver = None
+        self._receiver: IReceiver = None  # type: ignore[assignment]  # until listen()
 
-    def listen(self, receiver):
+    def listen(self, receiver: IReceiver) -> None:
         self._receiver = receiver
 
-    def claim(self, user, address=""):
+    def claim(self, user: str, address: str = "") -> Deferred[Claim]:
         if address:
             self._addresses[user] = (address, None)
         refills_at = self._budgets.pop(user, 0)
@@ -90,7 +97,8 @@ class MemorySessions:
         return succeed(Claim(self.node, former_peer, rooms, refills_in,
                              self._matchmaking.resume(user)))
 
-    def release(self, user, budget_refills_in=0, hold=False):
+    def release(self, user: str, budget_refills_in: float = 0,
+                hold: bool = False) -> Deferred[str | None]:
         if user not in self.users:
             return succeed(None)
         self.users.discard(user)
@@ -100,57 +108,57 @@ class MemorySessions:
             self._budgets[user] = self._seconds() + budget_refills_in
         return succeed(self._end(user, hold))
 
-    def _end(self, user, hold=False):
+    def _end(self, user: str, hold: bool = False) -> str | None:
         for room in list(self.membership.rooms_of(user)):
             self.membership.discard(room, user)
             self._rosters.discard(room, user)
         return self._matchmaking.leave(user, hold)
 
-    def lapse(self):
+    def lapse(self) -> None:
         """End the held matches whose grace is over; their partners hear it."""
         for user, peer in self._matchmaking.lapse():
             self._receiver.call_lapsed(user, peer)
 
-    def join_room(self, room, user):
+    def join_room(self, room: str, user: str) -> Deferred[None]:
         self.membership.add(room, user)
         if user in self.users:
             self._rosters.add(room, user)
         return succeed(None)
 
-    def leave_room(self, room, user):
+    def leave_room(self, room: str, user: str) -> Deferred[None]:
         self.membership.discard(room, user)
         self._rosters.discard(room, user)
         return succeed(None)
 
-    def room_members(self, room, limit, after):
+    def room_members(self, room: str, limit: int, after: str) -> Deferred[MembersPage]:
         return succeed(self._rosters.page(room, limit, after))
 
-    def user_rooms(self, user):
+    def user_rooms(self, user: str) -> Deferred[list[str]]:
         return succeed(sorted(self.membership.rooms_of(user)))
 
-    def rooms(self, limit, after):
+    def rooms(self, limit: int, after: str) -> Deferred[RoomsPage]:
         names = sorted(self.membership.rooms())
         start = bisect_right(names, after) if after else 0
         page = [(room, self._rosters.count(room)) for room in names[start:start + limit]]
         return succeed((page, len(names)))
 
-    def address_of(self, user):
+    def address_of(self, user: str) -> Deferred[str | None]:
         address, _ = self._addresses.get(user, (None, None))
         return succeed(address)
 
-    def whereabouts(self, user):
+    def whereabouts(self, user: str) -> Deferred[str | None]:
         return succeed(self.node if user in self.users else None)
 
-    def daemons(self):
+    def daemons(self) -> Deferred[list[dict[str, object]]]:
         return succeed([{"node": self.node, **self._receiver.load()}])
 
-    def leave(self):
+    def leave(self) -> Deferred[None]:
         return succeed(None)
 
-    def ping(self):
+    def ping(self) -> Deferred[object]:
         return succeed(None)
 
-    def expire(self):
+    def expire(self) -> None:
         """Forget the budgets that are full again by now, and addresses kept long enough."""
         now = self._seconds()
         self._budgets = {u: t for u, t in self._budgets.items() if t > now}

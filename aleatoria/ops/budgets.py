@@ -11,9 +11,18 @@ and of the daemon, and past it only counted, then summed up. Plain
 values and timers, no I/O: L{aleatoria.ops.reporting} applies them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from aleatoria.domain.limits import KeyedBuckets, TokenBucket
+
+FailureKind = tuple[str, str, str | None]
+"""A kind of failure: C{(operation, error, message type)}, never a client's data."""
 
 WINDOW = 60
 """Seconds over which what was withheld is summed up in one line (per kind)."""
@@ -36,7 +45,8 @@ class ReportBudget:
 
     _log = Logger()
 
-    def __init__(self, clock, withheld=None):
+    def __init__(self, clock: IReactorTime,
+                 withheld: Callable[[str], object] | None = None) -> None:
         self._clock = clock
         self._withheld = withheld or (lambda operation: None)
         self._failures = Summary(clock, WINDOW, self._failures_summed)
@@ -44,7 +54,7 @@ class ReportBudget:
         self._addresses = KeyedBuckets(ADDRESS_FAULTS[1], ADDRESS_FAULTS[0], clock.seconds)
         self._daemon = TokenBucket(DAEMON_FAULTS[1], DAEMON_FAULTS[0], clock.seconds)
 
-    def failure(self, kind):
+    def failure(self, kind: FailureKind) -> bool:
         """
         Whether a failure of C{kind} -- C{(operation, error, message type)},
         never a client's data -- is the first of its window: to be logged
@@ -55,11 +65,12 @@ class ReportBudget:
         self._withheld(kind[0])
         return False
 
-    def connection(self):
+    def connection(self) -> TokenBucket:
         """A connection's own budget of faults, for L{fault}."""
         return TokenBucket(CONNECTION_FAULTS[1], CONNECTION_FAULTS[0], self._clock.seconds)
 
-    def fault(self, operation, connection=None, address=None):
+    def fault(self, operation: str, connection: TokenBucket | None = None,
+              address: str | None = None) -> bool:
         """
         Whether a client's fault is within the budgets of its C{connection}
         (from L{connection}), its C{address} and the daemon: to be logged
@@ -73,12 +84,12 @@ class ReportBudget:
         self._faults.withheld(operation)
         return False
 
-    def stop(self):
+    def stop(self) -> None:
         """The daemon stops: sum up what was withheld so far, now."""
         self._failures.close_all()
         self._faults.close_all()
 
-    def _failures_summed(self, kind, count):
+    def _failures_summed(self, kind: FailureKind, count: int) -> None:
         operation, error, message_type = kind
         self._log.error(
             "{count} more failures of {operation} ({error}{of}) in the last {seconds} s, "
@@ -87,7 +98,7 @@ class ReportBudget:
             of=f", {message_type}" if message_type else "",
         )
 
-    def _faults_summed(self, operation, count):
+    def _faults_summed(self, operation: str, count: int) -> None:
         self._log.info(
             "{count} more client faults of {operation} in the last {seconds} s, past the "
             "reporting budget: counted, not logged or reported one by one",
@@ -103,13 +114,14 @@ class Summary:
     count)}. A flood costs one line per window, not one per event.
     """
 
-    def __init__(self, clock, window, tell):
+    def __init__(self, clock: IReactorTime, window: float,
+                 tell: Callable[[Any, int], object]) -> None:
         self._clock = clock
         self._window = window
         self._tell = tell
-        self._open = {}
+        self._open: dict[Hashable, list[Any]] = {}
 
-    def first(self, key):
+    def first(self, key: Hashable) -> bool:
         """Whether this event of C{key} is the first of its window (to be told in full)."""
         if key in self._open:
             self._open[key][0] += 1
@@ -117,18 +129,18 @@ class Summary:
         self._open[key] = [0, self._clock.callLater(self._window, self._close, key)]
         return True
 
-    def withheld(self, key):
+    def withheld(self, key: Hashable) -> None:
         """Count an event of C{key} that is not told in full, not even the first."""
         if not self.first(key):
             return
         self._open[key][0] += 1
 
-    def _close(self, key):
+    def _close(self, key: Hashable) -> None:
         count, _ = self._open.pop(key)
         if count:
             self._tell(key, count)
 
-    def close_all(self):
+    def close_all(self) -> None:
         """Tell every count now (the daemon stops)."""
         for key, (_, timer) in list(self._open.items()):
             timer.cancel()

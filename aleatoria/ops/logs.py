@@ -6,13 +6,18 @@ what Aleatoria reports in its own words. As twistd's text lines or, with
 C{--log-format json}, one JSON object per line.
 """
 
+from __future__ import annotations
+
 import json
 import sys
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
+from typing import Any
 
 from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
+    LogEvent,
     LogLevel,
     PredicateResult,
     formatEvent,
@@ -23,7 +28,7 @@ from twisted.python.logfile import LogFile
 _LEGACY_KEYS = frozenset({"message", "system", "isError", "format", "time", "why", "failure"})
 
 
-def wanted(event):
+def wanted(event: LogEvent) -> PredicateResult:
     """Aleatoria's own events, and anybody's errors and failures."""
     if event.get("log_namespace", "").startswith("aleatoria"):
         return PredicateResult.yes
@@ -34,12 +39,12 @@ def wanted(event):
     return PredicateResult.no
 
 
-def as_json(event):
+def as_json(event: LogEvent) -> str:
     """
     One line of JSON: time (UTC, RFC 3339), level, source, the message as
     text, the event's own fields (user, peer, room...) and any traceback.
     """
-    record = {
+    record: dict[str, object] = {
         "time": _utc(event.get("log_time")),
         "level": event.get("log_level", LogLevel.info).name,
         "source": event.get("log_namespace", ""),
@@ -66,28 +71,30 @@ and JavaScript readers take for the end of a line: one event, one line.
 """
 
 
-def _utc(timestamp):
+def _utc(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-def observer(log_format, logfile, worker=None):
+def observer(log_format: str, logfile: str, worker: int | None = None) -> FilteringLogObserver:
     """
     What twistd logs to: C{logfile} (standard output for C{""} or C{"-"}),
     filtered by L{wanted}, as text or JSON; with C{--workers}, each line
     names its C{worker}.
     """
     out = sys.stdout if logfile in ("", "-") else LogFile.fromFullPath(logfile)
-    sink = FileLogObserver(out, as_json) if log_format == "json" else textFileLogObserver(out)
+    sink: Callable[[LogEvent], None] = (
+        FileLogObserver(out, as_json) if log_format == "json" else textFileLogObserver(out))
     if worker is not None:
         sink = _tagged(sink, worker)
-    return FilteringLogObserver(sink, [wanted])
+    # twisted.logger takes functions for observers and predicates
+    return FilteringLogObserver(sink, [wanted])  # type: ignore[arg-type, list-item]
 
 
-def _tagged(sink, worker):
+def _tagged(sink: Callable[[LogEvent], None], worker: int) -> Callable[[LogEvent], None]:
     """C{sink}, its lines saying C{[worker N]} (text) or C{"worker": N} (JSON)."""
-    def tag(event):
+    def tag(event: LogEvent) -> None:
         event["log_system"] = f"worker {worker}"
         event["worker"] = worker
         sink(event)
@@ -95,10 +102,11 @@ def _tagged(sink, worker):
     return tag
 
 
-_chosen: dict = {}
+_chosen: dict[str, Any] = {}
 
 
-def install(twistd_options, log_format, worker=None):
+def install(twistd_options: MutableMapping[str, Any], log_format: str,
+            worker: int | None = None) -> None:
     """
     Have twistd log through L{observer}, where it would write text to a
     file or standard output itself -- not when told to use syslog or an
@@ -114,6 +122,6 @@ def install(twistd_options, log_format, worker=None):
     twistd_options["logger"] = f"{__name__}.chosen"
 
 
-def chosen():
+def chosen() -> FilteringLogObserver:
     """The observer L{install} chose."""
     return observer(**_chosen)

@@ -7,7 +7,11 @@ per fan-out, never per recipient; gauges read the hub when scraped, except
 the pool size, which lives in the store and is refreshed on a timer.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +26,20 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.application.internet import TimerService
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from aleatoria.domain.evictions import Evictions
+from aleatoria.domain.ports import IMatchmaking
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
+
+_T = TypeVar("_T")
+_M = TypeVar("_M", Counter, Histogram)
 
 POOL_REFRESH_SECONDS = 10
 
@@ -34,7 +51,7 @@ class Metrics:
     daemon that restarted shows the reset by itself.
     """
 
-    def __init__(self, worker=None):
+    def __init__(self, worker: int | None = None) -> None:
         disable_created_metrics()
         self.registry = registry = CollectorRegistry()
         self.exposed = registry if worker is None else _Labelled(registry, worker=str(worker))
@@ -108,18 +125,18 @@ class Metrics:
             "aleatoria_bans_in_force", "Bans in force (all daemons), as this daemon knows them.",
             registry=registry)
 
-    def watch_hub(self, hub):
+    def watch_hub(self, hub: Hub) -> None:
         self.connections.set_function(lambda: hub.connection_count)
         self.rooms.set_function(lambda: len(hub.room_names()))
         self.bans_in_force.set_function(hub.bans.in_force)
 
-    def watch_evictions(self, evictions):
+    def watch_evictions(self, evictions: Evictions) -> None:
         """Count the history streams the backend evicts (L{aleatoria.domain.evictions})."""
         self.registry.register(_Evicted(evictions))
 
-    def pool_refresher(self, matchmaking, reactor):
+    def pool_refresher(self, matchmaking: IMatchmaking, reactor: IReactorTime) -> TimerService:
         """A timer service keeping the pool gauge fresh."""
-        def refresh():
+        def refresh() -> None:
             d = matchmaking.pool_size()
             d.addCallbacks(self.pool.set, lambda failure: None)
 
@@ -127,15 +144,15 @@ class Metrics:
         service.clock = reactor
         return service
 
-    def time_store(self, operation, d):
+    def time_store(self, operation: str, d: Deferred[Any]) -> None:
         """Record how long the Deferred C{d} of C{operation} takes, and whether it fails."""
         started = time.perf_counter()
 
-        def done(result):
+        def done(result: _T) -> _T:
             self.store_seconds.labels(operation).observe(time.perf_counter() - started)
             return result
 
-        def failed(failure):
+        def failed(failure: Failure) -> Failure:
             self.store_failures.labels(operation).inc()
             return failure
 
@@ -148,11 +165,11 @@ class MetricsPage(Resource):
 
     isLeaf = True
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Metrics) -> None:
         super().__init__()
         self._registry = metrics.exposed
 
-    def render_GET(self, request):
+    def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self._registry)
 
@@ -160,10 +177,10 @@ class MetricsPage(Resource):
 class _Evicted:
     """The streams a store evicted, by kind, as a counter read when scraped."""
 
-    def __init__(self, evictions):
+    def __init__(self, evictions: Evictions) -> None:
         self._evictions = evictions
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         evicted = CounterMetricFamily(
             "aleatoria_streams_evicted",
             "History streams (rooms, conversations, inboxes) this daemon evicted, the "
@@ -174,7 +191,7 @@ class _Evicted:
         yield evicted
 
 
-class _Children:
+class _Children(Generic[_M]):
     """
     A labelled metric whose children are made once per label value:
     prometheus_client's C{labels()} costs more than the increment itself,
@@ -182,11 +199,11 @@ class _Children:
     label values are bounded (message types, codes, operations).
     """
 
-    def __init__(self, metric):
-        self._metric = metric
-        self._children = {}
+    def __init__(self, metric: _M) -> None:
+        self._metric: _M = metric
+        self._children: dict[str, _M] = {}
 
-    def labels(self, value):
+    def labels(self, value: str) -> _M:
         child = self._children.get(value)
         if child is None:
             child = self._children[value] = self._metric.labels(value)
@@ -199,11 +216,11 @@ class _Labelled:
     C{--workers}, the worker that answers a scrape says which it is.
     """
 
-    def __init__(self, registry, **labels):
+    def __init__(self, registry: CollectorRegistry, **labels: str) -> None:
         self._registry = registry
         self._labels = labels
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         for metric in self._registry.collect():
             labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
             labelled.samples = [

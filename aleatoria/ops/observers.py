@@ -4,14 +4,24 @@ What operators see of the domain, from the facts it tells
 user's Sentry trail, and the counters. The domain calls none of them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain import events as e
 from aleatoria.domain import safety_facts as s
 from aleatoria.domain.call_life import CallHeld, CallResumed
+from aleatoria.domain.events import Fact
 from aleatoria.domain.ports import IObserver
 from aleatoria.domain.rules import shown
+from aleatoria.ops.metrics import Metrics
+
+if TYPE_CHECKING:
+    from aleatoria.ops.reporting import Reporter
 
 _CONNECTIONS = Logger(namespace="aleatoria.connections")
 _ROOMS = Logger(namespace="aleatoria.rooms")
@@ -20,14 +30,14 @@ _ADMIN = Logger(namespace="aleatoria.admin")
 _SAFETY = Logger(namespace="aleatoria.safety")
 
 
-def _server_posted(fact):
+def _server_posted(fact: e.ServerPosted) -> None:
     if fact.room:
         _ADMIN.info("The server API posted to {room!r}", room=fact.room)
     else:
         _ADMIN.info("The server API wrote to {user}", user=fact.user)
 
 
-_LINES = {
+_LINES: dict[type[Fact], Callable[[Any], object]] = {
     e.Connected: lambda f: _CONNECTIONS.info(
         "{user} connected from {peer}, room {room!r}; {count} online",
         user=f.user, peer=f.address, room=f.room, count=f.online),
@@ -82,13 +92,13 @@ _LINES = {
 class LogLines:
     """The daemon's log lines of what happened."""
 
-    def happened(self, fact):
+    def happened(self, fact: Fact) -> None:
         line = _LINES.get(type(fact))
         if line is not None:
             line(fact)
 
 
-_CRUMBS = {
+_CRUMBS: dict[type[Fact], Callable[[Any], tuple[str, str, dict[str, Any]] | None]] = {
     e.Connected: lambda f: ("websocket", "Connected", {"room": f.room, "clients": f.online}),
     e.Disconnected: lambda f: ("websocket", "Disconnected",
                                {"rooms": f.rooms, "clients": f.online}),
@@ -127,18 +137,20 @@ class Breadcrumbs:
     @param reporter: the L{aleatoria.ops.reporting.Reporter}.
     """
 
-    def __init__(self, reporter):
+    def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
 
-    def happened(self, fact):
+    def happened(self, fact: Fact) -> None:
         crumb = _CRUMBS.get(type(fact))
         made = crumb(fact) if crumb is not None else None
         if made is not None:
             category, message, data = made
-            self._reporter.report_of(fact.user).breadcrumb(category, message, **data)
+            # every fact that makes a crumb is of a user
+            self._reporter.report_of(fact.user).breadcrumb(  # type: ignore[attr-defined]
+                category, message, **data)
 
 
-_BAN_COUNTS = {
+_BAN_COUNTS: dict[type[Fact], Callable[[Metrics, Any], None]] = {
     s.Banned: lambda m, f: m.bans.labels("user" if f.user else "address").inc(),
     s.Unbanned: lambda m, f: m.bans_lifted.inc(),
     s.KickedByBan: lambda m, f: m.ban_closes.inc(),
@@ -150,10 +162,10 @@ _BAN_COUNTS = {
 class BanCounters:
     """The metrics that count bans and what they bar (L{aleatoria.ops.metrics.Metrics})."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def happened(self, fact):
+    def happened(self, fact: Fact) -> None:
         count = _BAN_COUNTS.get(type(fact))
         if count is not None:
             count(self._metrics, fact)
@@ -163,10 +175,10 @@ class BanCounters:
 class Counters:
     """The metrics that count what happened (L{aleatoria.ops.metrics.Metrics})."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def happened(self, fact):
+    def happened(self, fact: Fact) -> None:
         kind = type(fact)
         if kind is e.Paired:
             self._metrics.pairings.inc()
@@ -177,4 +189,4 @@ class Counters:
         elif kind is s.Blocked:
             self._metrics.blocks.inc()
         elif kind is s.Reported:
-            self._metrics.reports.labels(fact.reason).inc()
+            self._metrics.reports.labels(fact.reason).inc()  # type: ignore[attr-defined]  # Reported

@@ -4,8 +4,15 @@ A report as the app's people see it -- through the server API
 for both.
 """
 
+from __future__ import annotations
 
-def rendered(report):
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aleatoria.domain.reports import Report
+
+
+def rendered(report: Report) -> dict[str, object]:
     """A report as the API shows it."""
     return {
         "reportId": report.id, "createdAt": report.created_at, "reason": report.reason,

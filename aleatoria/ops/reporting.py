@@ -17,24 +17,30 @@ The SDK sends from its own thread; nothing here blocks the reactor, and the
 final flush runs in a thread with a 2 second limit.
 """
 
-import re
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import sentry_sdk
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, Logger, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aleatoria import __version__
+from aleatoria.domain.limits import TokenBucket
 from aleatoria.ops.budgets import ReportBudget
-from aleatoria.ops.tracing import NO_TRACE, TRACES_PER_SECOND, Trace, TraceBudget
+from aleatoria.ops.scrubbing import scrubbed, scrubber
+from aleatoria.ops.tracing import NO_TRACE, TRACES_PER_SECOND, Trace, TraceBudget, _NoTrace
+
+_T = TypeVar("_T")
 
 FLUSH_SECONDS = 2.0
 
-_FILTERED = "[Filtered]"
-_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
-_TOKEN_PARAM = re.compile(r"((?:token|password|secret)=)[^&\s\"']+", re.IGNORECASE)
 
 
 class Report:
@@ -43,20 +49,20 @@ class Report:
     Sentry scope of its own.
     """
 
-    def __init__(self, reporter, user=None, ip=None):
+    def __init__(self, reporter: Reporter, user: str | None = None, ip: str | None = None) -> None:
         self._reporter = reporter
         self.user = user
         self.address = ip
-        self._faults = None
+        self._faults: TokenBucket | None = None
         self.scope = sentry_sdk.Scope()
         if user is not None:
             self.scope.set_tag("userId", user)
             self.scope.set_user({"id": user, "ip_address": ip})
 
-    def tag(self, key, value):
+    def tag(self, key: str, value: str) -> None:
         self.scope.set_tag(key, value)
 
-    def breadcrumb(self, category, message, level="info", **data):
+    def breadcrumb(self, category: str, message: str, level: str = "info", **data: object) -> None:
         """
         Add to this trail only; C{category} is one of C{websocket}, C{room},
         C{message}, C{webrtc}, C{redis}, C{safety}.
@@ -66,22 +72,26 @@ class Report:
                 category=category, message=message, level=level, data=data
             )
 
-    def capture(self, failure, message, extra=None, **tags):
+    def capture(self, failure: Failure | BaseException, message: str,
+                extra: dict[str, object] | None = None, **tags: Any) -> None:
         """Report a C{Failure} (or exception) with its traceback, in this scope."""
         self._reporter.capture(failure, message, tags, extra, report=self)
 
-    def capture_message(self, message, level="warning", extra=None, **tags):
+    def capture_message(self, message: str, level: str = "warning",
+                        extra: dict[str, object] | None = None, **tags: Any) -> None:
         """Report something that went wrong without an exception, in this scope."""
         self._reporter.capture_message(message, level, tags, extra, report=self)
 
-    def failed(self, log, failure, what, **tags):
+    def failed(self, log: Logger, failure: Failure, what: str, **tags: Any) -> None:
         """
         Log C{failure} through C{log} -- marked reported, so the log observer
         does not send it a second time -- and report it in this scope: the
         first of its kind (operation, error, message type) in a minute. The
         rest of the minute are counted, and summed up in one line.
         """
-        kind = (tags.get("operation") or log.namespace, failure.type.__name__,
+        # a Failure made of an exception has its type
+        kind = (tags.get("operation") or log.namespace,
+                failure.type.__name__,  # type: ignore[union-attr]
                 tags.get("messageType"))
         if not self._reporter.budget.failure(kind):
             return
@@ -91,8 +101,9 @@ class Report:
         )
         self.capture(failure, what, **tags)
 
-    def fault(self, message, operation, log=None, line="", fields=None, address=None,
-              extra=None, **tags):
+    def fault(self, message: str | None, operation: str, log: Logger | None = None, line: str = "",
+              fields: dict[str, object] | None = None, address: str | None = None,
+              extra: dict[str, object] | None = None, **tags: Any) -> None:
         """
         Something a client did wrong, which it may do on purpose and as
         often as it likes: C{line} logged through C{log} (with C{fields}),
@@ -111,14 +122,14 @@ class Report:
         if message is not None:
             self.capture_message(message, extra=extra, operation=operation, **tags)
 
-    def errback(self, operation, **tags):
+    def errback(self, operation: str, **tags: Any) -> Callable[[Failure], None]:
         """
         An errback that logs and reports the failure, tagged C{operation},
         and handles it: C{d.addErrback(report.errback("peers_reap"))}.
         """
         log = Logger(namespace=f"aleatoria.{operation}")
 
-        def report(failure):
+        def report(failure: Failure) -> None:
             self.failed(log, failure, f"{operation} failed", operation=operation, **tags)
 
         return report
@@ -130,22 +141,24 @@ class _Off(Report):
     nothing is sent.
     """
 
-    def __init__(self, reporter, user=None, ip=None):
+    def __init__(self, reporter: Reporter, user: str | None = None, ip: str | None = None) -> None:
         self._reporter = reporter
         self.user = user
         self.address = ip
         self._faults = None
 
-    def tag(self, key, value):
+    def tag(self, key: str, value: str) -> None:
         pass
 
-    def breadcrumb(self, category, message, level="info", **data):
+    def breadcrumb(self, category: str, message: str, level: str = "info", **data: object) -> None:
         pass
 
-    def capture(self, failure, message, extra=None, **tags):
+    def capture(self, failure: Failure | BaseException, message: str,
+                extra: dict[str, object] | None = None, **tags: Any) -> None:
         pass
 
-    def capture_message(self, message, level="warning", extra=None, **tags):
+    def capture_message(self, message: str, level: str = "warning",
+                        extra: dict[str, object] | None = None, **tags: Any) -> None:
         pass
 
 
@@ -161,29 +174,31 @@ class Reporter(Service):
 
     _log = Logger()
 
-    def __init__(self, dsn=None, environment="production", debug=False,
-                 sample_rate=1.0, release=None, scrub=(), on_sent=None, on_withheld=None,
-                 clock=None):
+    def __init__(self, dsn: str | None = None, environment: str = "production", debug: bool = False,
+                 sample_rate: float = 1.0, release: str | None = None, scrub: Iterable[str] = (),
+                 on_sent: Callable[[str], object] | None = None,
+                 on_withheld: Callable[[str], object] | None = None,
+                 clock: IReactorTime | None = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.enabled = bool(dsn)
-        self._options = dict(
+        self._options: dict[str, Any] = dict(  # the SDK's options
             dsn=dsn, environment=environment, debug=debug,
             traces_sampler=TraceBudget(sample_rate, TRACES_PER_SECOND),
             release=release or f"aleatoria@{__version__}",
-            event_scrubber=_scrubber(),
+            event_scrubber=scrubber(),
             default_integrations=False,
             auto_enabling_integrations=False, before_send=self._before_send,
             before_send_transaction=self._before_send,
         )
         self._secrets = [s for s in scrub if s]
         self._on_sent = on_sent
-        self.budget = ReportBudget(clock, on_withheld)
-        self._reports = {}
+        self.budget = ReportBudget(clock, on_withheld)  # type: ignore[arg-type]  # the reactor
+        self._reports: dict[str | None, Report] = {}
         self.daemon = self.report_for()
         self._observer = _FailureObserver(self)
 
-    def report_for(self, user=None, ip=None):
+    def report_for(self, user: str | None = None, ip: str | None = None) -> Report:
         """
         A fresh L{Report} with its own scope, for one connection -- the
         user's, until L{forget}: what happens to the user goes there.
@@ -193,16 +208,16 @@ class Reporter(Service):
             self._reports[user] = report
         return report
 
-    def report_of(self, user):
+    def report_of(self, user: str | None) -> Report:
         """The report of C{user}'s connection, or (of none) the daemon's."""
         return self._reports.get(user, self.daemon)
 
-    def forget(self, report):
+    def forget(self, report: Report) -> None:
         """C{report}'s connection is gone."""
         if self._reports.get(report.user) is report:
             del self._reports[report.user]
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         if not self.enabled:
             self._log.info("SENTRY_DSN is not set: error reporting is off")
@@ -214,7 +229,7 @@ class Reporter(Service):
         )
         self.capture_message("Aleatoria backend started successfully", level="info")
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None] | None:
         """
         Sum up what the budgets withheld so far; flush what is queued and
         close, off the reactor thread, within 2 s.
@@ -229,7 +244,9 @@ class Reporter(Service):
 
     # Capturing
 
-    def capture(self, failure, message, tags=None, extra=None, report=None):
+    def capture(self, failure: Failure | BaseException, message: str,
+                tags: dict[str, object] | None = None, extra: dict[str, object] | None = None,
+                report: Report | None = None) -> None:
         """
         Report a C{Failure} or exception with its traceback; C{message} says
         what was being done. C{report}: whose scope (default: the daemon's).
@@ -239,14 +256,19 @@ class Reporter(Service):
         scope = self._scope_for(report, tags, {"message": message, **(extra or {})})
         sentry_sdk.capture_exception(_exc_info(failure), scope=scope)
 
-    def capture_message(self, message, level="warning", tags=None, extra=None, report=None):
+    def capture_message(self, message: str, level: str = "warning",
+                        tags: dict[str, object] | None = None,
+                        extra: dict[str, object] | None = None,
+                        report: Report | None = None) -> None:
         """Report something that went wrong without an exception."""
         if not self.enabled:
             return
         scope = self._scope_for(report, tags, extra)
-        sentry_sdk.capture_message(message, level=level, scope=scope)
+        # one of the SDK's levels, as every caller says it
+        sentry_sdk.capture_message(message, level=level, scope=scope)  # type: ignore[arg-type]
 
-    def _scope_for(self, report, tags, extra):
+    def _scope_for(self, report: Report | None, tags: dict[str, object] | None,
+                   extra: dict[str, object] | None) -> sentry_sdk.Scope:
         """A copy of the report's scope, with this event's tags and extra data."""
         scope = (report or self.daemon).scope.fork()
         for key, value in (tags or {}).items():
@@ -257,7 +279,7 @@ class Reporter(Service):
 
     # Tracing
 
-    def trace(self, report, name):
+    def trace(self, report: Report, name: str) -> Trace | _NoTrace:
         """A L{Trace} of handling one client message of type C{name}."""
         if not self.enabled:
             return NO_TRACE
@@ -266,8 +288,8 @@ class Reporter(Service):
 
     # Privacy
 
-    def _before_send(self, event, hint):
-        event = _scrubbed(event, self._secrets)
+    def _before_send(self, event: Any, hint: object) -> Any:
+        event = scrubbed(event, self._secrets)
         if self._on_sent is not None:
             self._on_sent(event.get("type") or "event")
         return event
@@ -282,10 +304,10 @@ class _FailureObserver:
     in a minute; the rest are counted.
     """
 
-    def __init__(self, reporter):
+    def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
 
-    def __call__(self, event):
+    def __call__(self, event: LogEvent) -> None:
         failure = event.get("log_failure")
         if failure is None or event.get("reported"):
             return
@@ -295,7 +317,8 @@ class _FailureObserver:
                                    tags={"component": component})
 
 
-def guarded(function, report, operation):
+def guarded(function: Callable[[], _T], report: Report | None,
+            operation: str) -> Callable[[], _T | None]:
     """
     C{function}, made safe for a timer: an exception is logged and reported
     (tagged C{operation}) instead of stopping the timer that calls it.
@@ -303,42 +326,19 @@ def guarded(function, report, operation):
     log = Logger(namespace=f"aleatoria.{operation}")
     report = report or Reporter().daemon
 
-    def call():
+    def call() -> _T | None:
         try:
             return function()
         except Exception:
             report.failed(log, Failure(), f"{operation} failed",
                           operation=operation, component="timer")
+            return None
 
     return call
 
 
-def _exc_info(failure):
+def _exc_info(failure: Failure | BaseException) -> tuple[Any, Any, Any]:
     """The exception info of a Failure (itself a BaseException in Twisted 26) or exception."""
     if isinstance(failure, Failure):
         return (failure.type, failure.value, failure.getTracebackObject())
     return (type(failure), failure, failure.__traceback__)
-
-
-def _scrubber():
-    """
-    The SDK's scrubber, minus its rule against C{ip_address}: the user's
-    address is context operators asked for, set by us, never sent by default.
-    """
-    from sentry_sdk.scrubber import DEFAULT_PII_DENYLIST, EventScrubber
-
-    return EventScrubber(pii_denylist=[k for k in DEFAULT_PII_DENYLIST if k != "ip_address"])
-
-
-def _scrubbed(value, secrets):
-    """C{value} with secrets and token-like strings replaced, recursively."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, _FILTERED)
-        value = _JWT.sub(_FILTERED, value)
-        return _TOKEN_PARAM.sub(r"\1" + _FILTERED, value)
-    if isinstance(value, dict):
-        return {k: _scrubbed(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v, secrets) for v in value]
-    return value

@@ -11,20 +11,30 @@ log line and one Sentry event when it starts failing (at most one a
 minute), and one line when it answers again.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import msgspec
 from twisted.application.service import Service
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from aleatoria.domain.events import Fact
 from aleatoria.domain.ports import IObserver
 from aleatoria.ops.budgets import WINDOW, Summary
+from aleatoria.ops.metrics import Metrics
 from aleatoria.ops.webhook_delivery import LONGEST_WAIT, Endpoint, Message, Post
 from aleatoria.ops.webhook_events import EVENTS
 from aleatoria.ops.webhook_signing import Signer, message_id
+
+if TYPE_CHECKING:
+    from aleatoria.ops.reporting import Report
 
 _log = Logger(namespace="aleatoria.webhooks")
 
@@ -47,8 +57,9 @@ class Webhooks(Service):
     @param report: the daemon's L{aleatoria.ops.reporting.Report}.
     """
 
-    def __init__(self, urls, secret, daemon, *, capacity, retry_seconds, metrics, report,
-                 reactor):
+    def __init__(self, urls: Iterable[str], secret: str, daemon: str, *, capacity: int,
+                 retry_seconds: float, metrics: Metrics, report: Report,
+                 reactor: IReactorTime) -> None:
         self._daemon = daemon
         self._retry_seconds = retry_seconds
         self._reactor = reactor
@@ -58,7 +69,7 @@ class Webhooks(Service):
                           for url in urls]
         metrics.webhooks_waiting.set_function(lambda: sum(map(len, self.endpoints)))
 
-    def happened(self, fact):
+    def happened(self, fact: Fact) -> None:
         made = EVENTS.get(type(fact))
         if made is None:
             return
@@ -69,7 +80,7 @@ class Webhooks(Service):
         for endpoint in self.endpoints:
             endpoint.send(message)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[object]:
         """Send what is queued for a moment, drop the rest (told), close the connections."""
         super().stopService()
         d = gatherResults([endpoint.stop() for endpoint in self.endpoints], consumeErrors=True)
@@ -80,16 +91,16 @@ class Webhooks(Service):
 class Outcomes:
     """What became of the webhooks: counted, logged, reported."""
 
-    def __init__(self, metrics, report, clock):
+    def __init__(self, metrics: Metrics, report: Report, clock: IReactorTime) -> None:
         self._counted = metrics.webhooks
         self._report = report
         self._drops = Summary(clock, WINDOW, self._drops_summed)
         self._failing = Summary(clock, WINDOW, self._failing_summed)
 
-    def delivered(self, endpoint, message):
+    def delivered(self, endpoint: Endpoint, message: Message) -> None:
         self._counted.labels("delivered").inc()
 
-    def failed(self, endpoint, message, why):
+    def failed(self, endpoint: Endpoint, message: Message, why: str) -> None:
         """An attempt failed; the first of a streak is logged and reported (one a minute)."""
         self._counted.labels("failed").inc()
         if endpoint.failures != 1 or not self._failing.first(endpoint.url):
@@ -101,32 +112,32 @@ class Outcomes:
             "A webhook endpoint fails", extra={"url": url, "why": why, "type": message.kind},
             operation="webhook")
 
-    def recovered(self, endpoint, failures):
+    def recovered(self, endpoint: Endpoint, failures: int) -> None:
         _log.info("Webhooks to {url} are delivered again, after {count} failed attempts",
                   url=shown(endpoint.url), count=failures)
 
-    def dropped(self, endpoint, message, why):
+    def dropped(self, endpoint: Endpoint, message: Message, why: str) -> None:
         """A message is given up: counted; the first of a minute logged in full, then a sum."""
         self._counted.labels(f"dropped_{why}").inc()
         if self._drops.first((endpoint.url, why)):
             _log.warn("Dropped webhook {type} {id} for {url}: {why}", type=message.kind,
                       id=message.id, url=shown(endpoint.url), why=_DROPPED[why])
 
-    def close(self):
+    def close(self) -> None:
         self._drops.close_all()
         self._failing.close_all()
 
-    def _drops_summed(self, key, count):
+    def _drops_summed(self, key: tuple[str, str], count: int) -> None:
         url, why = key
         _log.warn("Dropped {count} more webhooks for {url} in the last {seconds} s: {why}",
                   count=count, url=shown(url), seconds=WINDOW, why=_DROPPED[why])
 
-    def _failing_summed(self, url, count):
+    def _failing_summed(self, url: str, count: int) -> None:
         _log.warn("Webhooks to {url} started failing {count} more times in the last "
                   "{seconds} s", url=shown(url), count=count, seconds=WINDOW)
 
 
-def shown(url):
+def shown(url: str) -> str:
     """C{url} as logs show it: no user, password or query (they may hold a token)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -136,6 +147,6 @@ def shown(url):
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _rfc3339(seconds):
+def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")

@@ -10,18 +10,23 @@ them fast while Redis is unreachable, times them out and bounds how many
 wait; pushes between daemons go through pub/sub (L{RedisBus}).
 """
 
+from __future__ import annotations
+
 import uuid
 
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorTime
 
 from aleatoria.redis.bans import RedisBans
 from aleatoria.redis.blocks import RedisBlocks
 from aleatoria.redis.budget import Budget
 from aleatoria.redis.bus import RedisBus
-from aleatoria.redis.connection import CommandLink
+from aleatoria.redis.connection import CommandLink, Report
 from aleatoria.redis.keys import Keys
+from aleatoria.redis.link import LinkPlace
 from aleatoria.redis.matchmaking import RedisMatchmaking
 from aleatoria.redis.reports import RedisReports
+from aleatoria.redis.sentinel import Sentinels
 from aleatoria.redis.sessions import RedisSessions
 from aleatoria.redis.streams import RedisStreams
 
@@ -48,9 +53,11 @@ class RedisBackend(MultiService):
 
     kind = "redis"
 
-    def __init__(self, link, reactor, *, ttl, history_size, node_ttl, prefix="", db=0,
-                 max_pending=10000, max_bytes=None, node=None, report=None, sentinels=None,
-                 call_grace=0):
+    def __init__(self, link: LinkPlace, reactor: IReactorTime, *, ttl: int, history_size: int,
+                 node_ttl: float, prefix: str = "", db: int = 0, max_pending: int = 10000,
+                 max_bytes: int | None = None, node: str | None = None,
+                 report: Report | None = None, sentinels: Sentinels | None = None,
+                 call_grace: float = 0) -> None:
         super().__init__()
         endpoint, where, options = link
         self.node = node or uuid.uuid4().hex
@@ -76,7 +83,9 @@ class RedisBackend(MultiService):
         self.commands.on_readonly = self.bus.link.move
         self.bans = RedisBans(self.commands, self.bus, reactor)
         self.bans.setServiceParent(self)
-        self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor, report,
+        # every caller gives a report (the daemon its own): sessions report their failures
+        self.sessions = RedisSessions(self.commands, self.keys, self.bus, reactor,
+                                      report,  # type: ignore[arg-type]
                                       node=self.node, node_ttl=node_ttl,
                                       call_grace=call_grace)
         self.sessions.setServiceParent(self)
@@ -87,5 +96,5 @@ class RedisBackend(MultiService):
                                     history_size=history_size, budget=self.budget)
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         return self.commands.connected

@@ -9,12 +9,17 @@ offset and epoch to go between them, so that it never reads or writes
 JSON itself (L{kept_parts}, L{post_head}).
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
 import msgspec
 from msgspec import UNSET, UnsetType
 from msgspec.structs import replace
 from twisted.logger import Logger
 
-from aleatoria.domain.events import BUS_PUSHES, BUS_VERSION, DirectMessage, RoomMessage
+from aleatoria.domain.events import BUS_PUSHES, BUS_VERSION, DirectMessage, Push, RoomMessage
+
+_M = TypeVar("_M", RoomMessage, DirectMessage)
 
 _log = Logger()
 
@@ -43,7 +48,7 @@ _encode = msgspec.json.Encoder().encode
 _decode_stored = msgspec.json.Decoder(Stored).decode
 
 
-def _stored(message):
+def _stored(message: RoomMessage | DirectMessage) -> Stored:
     if isinstance(message, RoomMessage):
         return Stored("chat_message", fromUser=message.sender, room=message.room,
                       payload=_Content(message.content), messageId=message.message_id,
@@ -53,7 +58,7 @@ def _stored(message):
                   createTime=message.create_time)
 
 
-def kept_parts(message):
+def kept_parts(message: RoomMessage | DirectMessage) -> tuple[str, str, str]:
     """
     What a stream keeps of C{message}, in three parts: head, offset,
     middle, epoch, tail.
@@ -62,7 +67,7 @@ def kept_parts(message):
     return text[:-1] + ',"offset":', ',"epoch":"', '"}'
 
 
-def pair_parts(message, has_inbox):
+def pair_parts(message: DirectMessage, has_inbox: bool) -> tuple[str, str, str, str]:
     """
     What a pair's history keeps of a direct message, in four parts, with
     the sender's offset after the second (if it has an inbox: C{system}
@@ -74,8 +79,8 @@ def pair_parts(message, has_inbox):
     return text[:-1] + ',"positions":{', sender, recipient, "}}"
 
 
-def _messages(entries, build):
-    found = []
+def _messages(entries: Iterable[str | bytes], build: Callable[[Stored], _M]) -> list[_M]:
+    found: list[_M] = []
     for entry in entries:
         try:
             stored = _decode_stored(entry.encode() if isinstance(entry, str) else entry)
@@ -86,19 +91,20 @@ def _messages(entries, build):
     return found
 
 
-def room_messages(entries):
+def room_messages(entries: Iterable[str | bytes]) -> list[RoomMessage]:
     """The L{RoomMessage}s kept as C{entries}."""
     return _messages(entries, lambda s: RoomMessage(
         s.room, s.fromUser, s.payload.content, s.messageId, s.createTime, s.offset, s.epoch))
 
 
-def direct_messages(entries, reader=None, epoch=""):
+def direct_messages(entries: Iterable[str | bytes], reader: str | None = None,
+                    epoch: str = "") -> list[DirectMessage]:
     """
     The L{DirectMessage}s kept as C{entries}: numbered as they are, or --
     with C{reader}, from a pair's history -- as C{reader}'s inbox (of
     C{epoch}) numbers them.
     """
-    def build(s):
+    def build(s: Stored) -> DirectMessage:
         message = DirectMessage(s.fromUser, s.toUser, s.payload.content, s.messageId,
                                 s.createTime, s.offset, s.epoch)
         if reader is not None and s.positions and reader in s.positions:
@@ -113,17 +119,17 @@ def direct_messages(entries, reader=None, epoch=""):
 _decode_push = msgspec.json.Decoder(BUS_PUSHES).decode
 
 
-def post(kind, origin, target, push):
+def post(kind: str, origin: str, target: str, push: Push) -> bytes:
     """A post of C{push} for C{target} (a user, a room), unnumbered."""
     return f"{BUS_VERSION} {kind} {origin} 0 - {target}\n".encode() + _encode(push)
 
 
-def post_head(kind, origin):
+def post_head(kind: str, origin: str) -> str:
     """What a numbered post begins with; the script adds offset, epoch, target and push."""
     return f"{BUS_VERSION} {kind} {origin} "
 
 
-def push_bytes(push):
+def push_bytes(push: Push) -> str:
     return _encode(push).decode()
 
 
@@ -131,7 +137,7 @@ class Unreadable(ValueError):
     """A post this daemon cannot read (another version, or garbage)."""
 
 
-def read_post(data):
+def read_post(data: bytes | str) -> tuple[str, str, str, Any]:
     """
     C{(kind, origin, target, push)} of a post, the push numbered if the
     post is.
@@ -148,5 +154,6 @@ def read_post(data):
     except (ValueError, UnicodeDecodeError, msgspec.DecodeError, RecursionError) as e:
         raise Unreadable(str(e)) from None
     if int(offset):
-        push = replace(push, offset=int(offset), epoch=epoch)
+        # a numbered post carries a stream message
+        push = replace(push, offset=int(offset), epoch=epoch)  # type: ignore[type-var]
     return kind, origin, target, push

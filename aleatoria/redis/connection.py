@@ -9,15 +9,39 @@ another primary is a failover: one line and one report say where to and
 after how long.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol, TypeVar
+
 import txredisapi
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from aleatoria.domain.refusals import StoreUnavailable
 from aleatoria.redis.link import Link
 from aleatoria.redis.scripts import SCRIPTS
+
+_T = TypeVar("_T")
+
+Reply = Any
+"""What Redis answers a command or a script: txredisapi gives it no type."""
+
+
+class Report(Protocol):
+    """What the backend needs of the daemon's L{aleatoria.ops.reporting.Report}."""
+
+    def breadcrumb(self, category: str, message: str, level: str = "info",
+                   **data: object) -> None: ...
+
+    def capture_message(self, message: str, level: str = "warning",
+                        extra: dict[str, object] | None = None, **tags: object) -> None: ...
+
+    def errback(self, operation: str, **tags: object) -> Callable[[Failure], None]: ...
 
 FAILOVER_GRACE = 30.0
 """Seconds the sentinels have to name a new primary before the loss is reported."""
@@ -42,21 +66,22 @@ class CommandLink(Service):
 
     _log = Logger(namespace="aleatoria.redis")
 
-    def __init__(self, endpoint, where, reactor, *, prefix="", timeout, max_pending,
-                 report=None, sentinels=False, **link_options):
+    def __init__(self, endpoint: IStreamClientEndpoint | None, where: str, reactor: IReactorTime, *,
+                 prefix: str = "", timeout: float, max_pending: int, report: Report | None = None,
+                 sentinels: bool = False, **link_options: Any) -> None:
         self.prefix = prefix
         self._reactor = reactor
         self._sentinels = sentinels
-        self._primary = None
-        self._still_lost = None
-        self.on_readonly = None
+        self._primary: str | None = None
+        self._still_lost: IDelayedCall | None = None
+        self.on_readonly: Callable[[], object] | None = None
         """Called when a command meets a demoted primary (C{READONLY})."""
         self._timeout = timeout
         self._max_pending = max_pending
         self._report = report
-        self._watchers = []
-        self._unreachable = None
-        self._lost_at = None
+        self._watchers: list[Callable[[bool], object]] = []
+        self._unreachable: IDelayedCall | None = None
+        self._lost_at: float | None = None
         self.pending = 0
         """Commands sent and not yet answered."""
         self.link = Link(endpoint, where, reactor, timeout=timeout,
@@ -64,23 +89,23 @@ class CommandLink(Service):
         self._redis = self.link.handler
 
     @property
-    def _where(self):
+    def _where(self) -> str:
         return self.link.where
 
     @property
-    def era(self):
+    def era(self) -> str:
         """The primary's era (L{Link.era}): a stream of another may have lost its tail."""
         return self.link.era
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         return self.link.up
 
-    def watch(self, watcher):
+    def watch(self, watcher: Callable[[bool], object]) -> None:
         """Call C{watcher(up)} each time the link opens or is lost."""
         self._watchers.append(watcher)
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         if self._sentinels:
             self._log.info("Asking the sentinels at {where} where the Redis primary is",
@@ -90,14 +115,14 @@ class CommandLink(Service):
         self.link.start()
         self._unreachable = self._reactor.callLater(self._timeout, self._still_unreachable)
 
-    def stopService(self):
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         for call in (self._unreachable, self._still_lost):
             if call is not None and call.active():
                 call.cancel()
         return self.link.stop()
 
-    def _still_unreachable(self):
+    def _still_unreachable(self) -> None:
         if not self.connected:
             trouble = getattr(self.link.endpoint, "trouble", None)
             if trouble:  # the sentinels named no primary: say why, not that Redis is down
@@ -116,7 +141,7 @@ class CommandLink(Service):
                     "Redis unreachable", operation="redis_connect", redisAddr=self._where,
                 )
 
-    def _linked(self, up):
+    def _linked(self, up: bool) -> None:
         if up:
             self._back()
         elif self.running:
@@ -124,7 +149,7 @@ class CommandLink(Service):
         for watcher in self._watchers:
             watcher(up)
 
-    def _back(self):
+    def _back(self) -> None:
         if self._still_lost is not None and self._still_lost.active():
             self._still_lost.cancel()
         moved = self._primary is not None and self._primary != self._where
@@ -140,7 +165,7 @@ class CommandLink(Service):
         if self._report is not None:
             self._report.breadcrumb("redis", "Redis connected successfully", address=self._where)
 
-    def _failed_over(self):
+    def _failed_over(self) -> None:
         seconds = self._reactor.seconds() - (self._lost_at or self._reactor.seconds())
         self._lost_at = None
         self._log.warn("Redis primary is now {where} (failover after {seconds:.1f} s)",
@@ -149,7 +174,7 @@ class CommandLink(Service):
             self._report.capture_message("Redis failover", operation="redis_failover",
                                          redisAddr=self._where)
 
-    def _lost(self):
+    def _lost(self) -> None:
         self._lost_at = self._reactor.seconds()
         if self._sentinels:
             self._log.warn(
@@ -167,14 +192,14 @@ class CommandLink(Service):
                 "Redis connection lost", operation="redis_connect", redisAddr=self._where,
             )
 
-    def _no_failover(self):
+    def _no_failover(self) -> None:
         self._log.warn("No Redis primary for {grace:g} s: the sentinels name none that answers",
                        grace=FAILOVER_GRACE)
         if self._report is not None:
             self._report.capture_message("Redis primary unreachable", operation="redis_connect",
                                          redisAddr=self._where)
 
-    def call(self, method, *args, capped=True):
+    def call(self, method: str, *args: object, capped: bool = True) -> Deferred[Reply]:
         """
         Run one command (a method of txredisapi's handler) with a timeout;
         fail at once when Redis is unreachable or -- unless C{capped} is
@@ -192,16 +217,16 @@ class CommandLink(Service):
         d.addBoth(self._done)
         return d
 
-    def run(self, script, *args, capped=True):
+    def run(self, script: str, *args: object, capped: bool = True) -> Deferred[Reply]:
         """Run the script named C{script} (L{SCRIPTS}) with the prefix and C{args}."""
         return self.call("eval", SCRIPTS[script], [], [self.prefix, *map(_text, args)],
                          capped=capped)
 
-    def _done(self, result):
+    def _done(self, result: _T) -> _T:
         self.pending -= 1
         return result
 
-    def _unavailable(self, failure):
+    def _unavailable(self, failure: Failure) -> NoReturn:
         """
         The connection failed, or this command timed out: that fails this
         command only (its late reply is dropped), while a PING finds out
@@ -214,7 +239,7 @@ class CommandLink(Service):
             self.link.probe()
         raise StoreUnavailable(failure.getErrorMessage())
 
-    def _readonly(self):
+    def _readonly(self) -> NoReturn:
         """
         This Redis was the primary, and a failover demoted it: our writes
         fail here. Leave it -- and have the pub/sub link leave -- for the
@@ -226,6 +251,6 @@ class CommandLink(Service):
         raise StoreUnavailable(f"Redis at {self._where} is no longer the primary")
 
 
-def _text(value):
+def _text(value: object) -> str:
     """A script argument as Redis takes it: text."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -9,6 +9,8 @@ C{%}, so no two users share such a key). The Go server's keys keep its
 own names; the rest are ours, beside them.
 """
 
+from collections.abc import Iterable
+
 NAMES = {
     # the Go server's
     "room_members": "room:members:{}",
@@ -62,7 +64,7 @@ NAMES = {
 }
 
 
-def escape(user):
+def escape(user: str) -> str:
     """A user id as the keys that end with it write it."""
     return user.replace(":", "%3A")
 
@@ -70,20 +72,21 @@ def escape(user):
 class Keys:
     """The keys and channels under one prefix (C{--redis-prefix})."""
 
-    def __init__(self, prefix=""):
+    def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
 
-    def __call__(self, name, *parts):
+    def __call__(self, name: str, *parts: str) -> str:
         return self.prefix + _join(NAMES[name], parts)
 
-    def dm(self, user_a, user_b):
+    def dm(self, user_a: str, user_b: str) -> str:
         """The Go server's key of a pair's history, the two ids in order."""
         return self("dm", *sorted((user_a, user_b)))
 
 
-def _join(pattern, parts):
+def _join(pattern: str, parts: Iterable[str]) -> str:
     """C{pattern} with its holes filled by C{parts}, ids escaped."""
-    out, values, rest = [], iter(parts), pattern
+    out: list[str] = []
+    values, rest = iter(parts), pattern
     while True:
         at = rest.find("{")
         if at < 0:
@@ -95,7 +98,7 @@ def _join(pattern, parts):
         rest = rest[at + len(hole):]
 
 
-def lua_keys(used):
+def lua_keys(used: Iterable[str]) -> str:
     """
     The Lua that defines C{K.<name>}, for each name in C{used}, as a
     function of its parts (C{P} is the prefix, C{id} the escaping).
@@ -103,7 +106,8 @@ def lua_keys(used):
     lines = ["local K = {}"]
     for name in sorted(used):
         pattern = NAMES[name]
-        args, body, rest, n = [], ["P"], pattern, 0
+        args: list[str] = []
+        body, rest, n = ["P"], pattern, 0
         while True:
             at = rest.find("{")
             if at < 0:

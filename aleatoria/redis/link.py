@@ -21,18 +21,30 @@ protocol's connect hook, the script cache) is pinned by
 C{tests/integration/test_txredis.py}.
 """
 
+from __future__ import annotations
+
 import hashlib
 import random
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import txredisapi
-from twisted.internet.defer import TimeoutError, gatherResults, succeed
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults, succeed
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+LinkPlace = tuple[IStreamClientEndpoint | None, str, dict[str, Any]]
+"""
+Where Redis is and how to log in, as L{Link} takes it: the endpoint (C{None}
+behind sentinels, whose own endpoint asks them), C{host:port}, and keywords.
+"""
 
 FIRST_RETRY = 0.05
 """Seconds before the first reconnection attempt (then doubling, capped)."""
 
 
-def backoff(attempt, cap, rng=random.random):
+def backoff(attempt: int, cap: float, rng: Callable[[], float] = random.random) -> float:
     """
     Seconds to wait before reconnection attempt number C{attempt} (from 1):
     doubling from L{FIRST_RETRY} up to C{cap}, each drawn from the upper
@@ -116,7 +128,7 @@ class _SubscriberProtocol(_Handshake, txredisapi.SubscriberProtocol):
         self.factory.link.on_message(message)
 
 
-def _sha1(script):
+def _sha1(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()
 
 
@@ -124,14 +136,14 @@ class NotPrimary(Exception):
     """The Redis reached is a replica (or a demoted primary): not where writes go."""
 
 
-def _fields(info):
+def _fields(info: str | bytes) -> dict[str, str]:
     """An INFO reply as a dict."""
     if isinstance(info, bytes):
         info = info.decode()
     return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
 
 
-def _era(run_id, replid):
+def _era(run_id: str, replid: str) -> str:
     """A short tag that changes whenever the primary restarts or another is promoted."""
     return hashlib.sha1(f"{run_id}:{replid}".encode()).hexdigest()[:8]
 
@@ -175,9 +187,13 @@ class Link:
 
     _log = Logger()
 
-    def __init__(self, endpoint, where, reactor, *, timeout, retry_max=1.0, username=None,
-                 password=None, db=0, scripts=(), channels=(), on_message=None,
-                 on_change=None, primary=True, on_refusal=None):
+    def __init__(self, endpoint: IStreamClientEndpoint | None, where: str, reactor: IReactorTime, *,
+                 timeout: float, retry_max: float = 1.0, username: str | None = None,
+                 password: str | None = None, db: int = 0, scripts: Iterable[str] = (),
+                 channels: Iterable[str] = (),
+                 on_message: Callable[[bytes | str], object] | None = None,
+                 on_change: Callable[[bool], object] | None = None, primary: bool = True,
+                 on_refusal: Callable[[str], object] | None = None) -> None:
         self._where = where
         self.primary = primary
         self.era = ""
@@ -194,8 +210,8 @@ class Link:
         self.on_message = on_message
         self._on_change = on_change
         self.endpoint = endpoint
-        self._refusal = None
-        self._leaving = None
+        self._refusal: str | None = None
+        self._leaving: object = None
         self._probing = False
         self.up = False
         protocol = _SubscriberProtocol if channels else _CommandProtocol
@@ -204,18 +220,18 @@ class Link:
         """Where commands go: txredisapi's connection handler."""
 
     @property
-    def where(self):
+    def where(self) -> str:
         """C{host:port} of the server: the one last asked for, when the endpoint asks."""
         return getattr(self.endpoint, "address", None) or self._where
 
-    def start(self):
+    def start(self) -> None:
         self._factory.startConnecting(self.endpoint)
 
-    def stop(self):
+    def stop(self) -> Deferred[None]:
         """Close the connection for good; fires once it is closed."""
         return self._factory.disconnect()
 
-    def changed(self, up):
+    def changed(self, up: bool) -> None:
         if up == self.up:
             return
         self.up = up
@@ -225,10 +241,10 @@ class Link:
         if self._on_change is not None:
             self._on_change(up)
 
-    def reached(self, era):
+    def reached(self, era: str) -> None:
         self.era = era
 
-    def move(self, address=None):
+    def move(self, address: str | None = None) -> None:
         """
         The primary moved (to C{address}, when known): drop the connection,
         unless it is there already; the next attempt asks where it went.
@@ -244,13 +260,15 @@ class Link:
         self._leaving = connection
         self._log.info("Leaving Redis at {where}: it is no longer the primary",
                        where=self.where)
-        d = succeed(None)
+        d: Deferred[Any] = succeed(None)
         for channel in reversed(self.channels):
-            d.addCallback(lambda _, channel=channel: connection.unsubscribe(channel))
+            # a default binds the loop's channel: Twisted's types take it for an argument
+            d.addCallback(  # type: ignore[call-overload]
+                lambda _, channel=channel: connection.unsubscribe(channel))
         d.addTimeout(self.timeout, self.reactor)
         d.addBoth(lambda _: connection.transport.abortConnection())
 
-    def refused(self, why):
+    def refused(self, why: str) -> None:
         """The handshake failed: say why once, not at every retry."""
         if self._on_refusal is not None:
             self._on_refusal(why)
@@ -262,7 +280,7 @@ class Link:
                 retry=self.retry_max,
             )
 
-    def ping(self):
+    def ping(self) -> Deferred[object]:
         """
         PING on this connection (allowed while subscribed, too), with its
         own timeout: a connection that does not answer in time silently
@@ -275,14 +293,14 @@ class Link:
         d.addTimeout(self.timeout, self.reactor)
         return d.addErrback(self._unanswered, connection)
 
-    def _unanswered(self, failure, connection):
+    def _unanswered(self, failure: Failure, connection: Any) -> Failure:
         if failure.check(TimeoutError) and connection.connected:
             self._log.warn("Redis at {where} did not answer a PING in {timeout:g} s; "
                            "reconnecting", where=self.where, timeout=self.timeout)
             connection.transport.abortConnection()
         return failure
 
-    def probe(self):
+    def probe(self) -> None:
         """
         A command timed out: a slow reply, or a dead connection? L{ping}
         (unless a ping is under way already), which tells them apart.
@@ -292,5 +310,5 @@ class Link:
         self._probing = True
         self.ping().addBoth(self._probed)
 
-    def _probed(self, result):
+    def _probed(self, result: object) -> None:
         self._probing = False

@@ -14,6 +14,8 @@ Aleatoria needs one Redis or Valkey primary (replicas and failover are
 fine).
 """
 
+from __future__ import annotations
+
 import re
 from importlib import resources
 
@@ -24,11 +26,11 @@ _USES = re.compile(r"-- uses:([\w ]+)\n")
 _KEY = re.compile(r"\bK\.(\w+)\(")
 
 
-def _read(name):
+def _read(name: str) -> str:
     return (resources.files("aleatoria.redis") / "lua" / f"{name}.lua").read_text()
 
 
-def _source(name):
+def _source(name: str) -> str:
     """The whole text of a script: prefix, id escaping, its keys, what it uses, itself."""
     body = _read(name)
     uses = _USES.match(body)

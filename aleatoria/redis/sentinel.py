@@ -12,11 +12,22 @@ that is up is asked, and the answer of the newest configuration epoch
 wins.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.error import ConnectError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aleatoria.redis.link import Link
@@ -42,40 +53,41 @@ class Sentinels(Service):
 
     _log = Logger(namespace="aleatoria.redis")
 
-    def __init__(self, addresses, master, reactor, connect, **link_options):
+    def __init__(self, addresses: Iterable[tuple[str, int]], master: str, reactor: IReactorTime,
+                 connect: Callable[[str, int], IStreamClientEndpoint], **link_options: Any) -> None:
         self.master = master
         self._reactor = reactor
         self._timeout = link_options["timeout"]
-        self._refusal = None
-        self._followers = []
+        self._refusal: str | None = None
+        self._followers: list[Callable[[str], object]] = []
         self._connect = connect
         options = dict(link_options, primary=False, on_refusal=self._refused)
-        self.links = []
-        self._watches = []
+        self.links: list[Link] = []
+        self._watches: list[Link] = []
         for host, port in addresses:
             where = f"{host}:{port}"
             self.links.append(Link(connect(host, port), where, reactor, **options))
             self._watches.append(Link(connect(host, port), where, reactor, channels=[SWITCH],
                                       on_message=self._switched, **options))
 
-    def endpoint(self):
+    def endpoint(self) -> PrimaryEndpoint:
         """An endpoint to the primary, for one link (each notes where it went)."""
         return PrimaryEndpoint(self, self._connect)
 
-    def follow(self, move):
+    def follow(self, move: Callable[[str], object]) -> None:
         """Call C{move(address)} when the sentinels announce a new primary at C{address}."""
         self._followers.append(move)
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         for link in self.links + self._watches:
             link.start()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[Any]:
         super().stopService()
         return DeferredList([link.stop() for link in self.links + self._watches])
 
-    def primary(self):
+    def primary(self) -> Deferred[tuple[str, int]]:
         """
         Ask every sentinel that is up where the primary is; fire with the
         C{(host, port)} of the newest configuration, or fail with
@@ -84,14 +96,14 @@ class Sentinels(Service):
         asked = [link for link in self.links if link.up]
         if not asked:
             return fail(NoPrimary(f"no sentinel answers (of {len(self.links)})"))
-        questions = []
+        questions: list[Deferred[Any]] = []
         for link in asked:
             d = link.handler.execute_command("SENTINEL", "MASTER", self.master)
             questions.append(d.addTimeout(self._timeout, self._reactor))
         return DeferredList(questions, consumeErrors=True).addCallback(self._newest)
 
-    def _newest(self, answers):
-        named = []
+    def _newest(self, answers: list[tuple[bool, Any]]) -> tuple[str, int]:
+        named: list[tuple[int, str, int]] = []
         for ok, reply in answers:
             if not ok or not isinstance(reply, list):
                 continue
@@ -107,7 +119,7 @@ class Sentinels(Service):
         _, host, port = max(named)
         return host, port
 
-    def _switched(self, message):
+    def _switched(self, message: str | bytes) -> None:
         """C{<master> <old ip> <old port> <new ip> <new port>}, from any sentinel."""
         if isinstance(message, bytes):
             message = message.decode()
@@ -117,7 +129,7 @@ class Sentinels(Service):
             for move in self._followers:
                 move(address)
 
-    def _refused(self, why):
+    def _refused(self, why: str) -> None:
         """One line for all the sentinels that refuse us for one reason."""
         if why != self._refusal:
             self._refusal = why
@@ -132,21 +144,22 @@ class PrimaryEndpoint:
     anew at every attempt; C{address} is the last answer.
     """
 
-    def __init__(self, sentinels, connect):
+    def __init__(self, sentinels: Sentinels,
+                 connect: Callable[[str, int], IStreamClientEndpoint]) -> None:
         self._sentinels = sentinels
         self._connect = connect
-        self.address = None
-        self.trouble = None
+        self.address: str | None = None
+        self.trouble: str | None = None
         """Why the last attempt found no primary (L{NoPrimary}'s words), or C{None}."""
 
-    def connect(self, factory):
-        def there(primary):
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        def there(primary: tuple[str, int]) -> Deferred[IProtocol]:
             host, port = primary
             self.address = f"{host}:{port}"
             self.trouble = None
             return self._connect(host, port).connect(factory)
 
-        def nowhere(failure):
+        def nowhere(failure: Failure) -> Failure:
             failure.trap(NoPrimary)
             self.trouble = failure.getErrorMessage()
             return failure

@@ -6,18 +6,27 @@ outage (heartbeat and resync in one script), and reaping the daemons
 that died. The one owner of liveness.
 """
 
+from __future__ import annotations
+
 import json
 import math
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from aleatoria.domain.matchmaking import Match
-from aleatoria.domain.ports import ISessions
+from aleatoria.domain.ports import IReceiver, ISessions
 from aleatoria.domain.refusals import StoreUnavailable
-from aleatoria.domain.values import Claim
+from aleatoria.domain.values import Claim, MembersPage, RoomsPage
+from aleatoria.redis.bus import RedisBus
+from aleatoria.redis.connection import CommandLink, Reply, Report
+from aleatoria.redis.keys import Keys
 
 BEATS_PER_TTL = 5
 """Heartbeats within one C{node_ttl}: a daemon counts as dead after missing that many."""
@@ -50,7 +59,8 @@ class RedisSessions(Service):
 
     _log = Logger()
 
-    def __init__(self, commands, keys, bus, reactor, report, *, node, node_ttl, call_grace=0):
+    def __init__(self, commands: CommandLink, keys: Keys, bus: RedisBus, reactor: IReactorTime,
+                 report: Report, *, node: str, node_ttl: float, call_grace: float = 0) -> None:
         self.node = node
         self._commands = commands
         self._keys = keys
@@ -59,8 +69,8 @@ class RedisSessions(Service):
         self._report = report
         self._node_ttl = node_ttl
         self._life_ms = int(node_ttl * 1000)
-        self._receiver = None
-        self._joined_at = None
+        self._receiver: IReceiver = None  # type: ignore[assignment]  # until listen()
+        self._joined_at: float | None = None
         self._timers = [self._timer(self._beat, node_ttl / BEATS_PER_TTL),
                         self._timer(self._reap, node_ttl / BEATS_PER_TTL / 2),
                         self._timer(self.resync, node_ttl * RESYNC_TTLS)]
@@ -71,37 +81,37 @@ class RedisSessions(Service):
             self._lapse, min(LAPSE_SECONDS, call_grace / 4) if call_grace else LAPSE_SECONDS))
         commands.watch(self._linked)
 
-    def _timer(self, function, interval):
+    def _timer(self, function: Callable[[], object], interval: float) -> tuple[LoopingCall, float]:
         call = LoopingCall(function)
         call.clock = self._reactor
         return call, interval
 
     @property
-    def joined(self):
+    def joined(self) -> bool:
         """Whether this daemon counts among the live ones (since Redis last returned)."""
         return self._joined_at is not None
 
-    def startService(self):
+    def startService(self) -> None:
         super().startService()
         for call, interval in self._timers:
             call.start(interval, now=False)
 
-    def stopService(self):
+    def stopService(self) -> None:
         """Stop beating: should the hub not have left, the others reap."""
         super().stopService()
         self._stop_timers()
 
-    def _stop_timers(self):
+    def _stop_timers(self) -> None:
         for call, _ in self._timers:
             if call.running:
                 call.stop()
 
-    def listen(self, receiver):
+    def listen(self, receiver: IReceiver) -> None:
         self._receiver = receiver
 
     # Sessions
 
-    def claim(self, user, address=""):
+    def claim(self, user: str, address: str = "") -> Deferred[Claim]:
         d = self._commands.run("claim", user, self.node, address, self._grace_ms, capped=False)
         return d.addCallback(lambda reply: Claim(
             reply[0], reply[1], tuple(sorted(reply[5:])),
@@ -109,18 +119,19 @@ class RedisSessions(Service):
             Match(reply[3], reply[4]) if reply[3] else None,
         ))
 
-    def release(self, user, budget_refills_in=0, hold=False):
+    def release(self, user: str, budget_refills_in: float = 0,
+                hold: bool = False) -> Deferred[str | None]:
         d = self._commands.run("release", user, self.node, math.ceil(budget_refills_in * 1000),
                                self._grace_ms if hold else 0, capped=False)
         return d.addCallback(lambda peer: peer or None)
 
-    def join_room(self, room, user):
+    def join_room(self, room: str, user: str) -> Deferred[None]:
         return self._commands.run("join", user, room)
 
-    def leave_room(self, room, user):
+    def leave_room(self, room: str, user: str) -> Deferred[None]:
         return self._commands.run("leave", user, room)
 
-    def room_members(self, room, limit, after):
+    def room_members(self, room: str, limit: int, after: str) -> Deferred[MembersPage]:
         """
         A page of the room's live members, which every change of
         membership keeps (a dead daemon's leave it when they are reaped).
@@ -128,35 +139,35 @@ class RedisSessions(Service):
         d = self._commands.run("room_members", room, limit, after)
         return d.addCallback(_page, limit)
 
-    def rooms(self, limit, after):
+    def rooms(self, limit: int, after: str) -> Deferred[RoomsPage]:
         d = self._commands.run("rooms_page", limit, after)
         return d.addCallback(lambda reply: (
             [(reply[i], int(reply[i + 1])) for i in range(1, len(reply), 2)], int(reply[0])))
 
-    def address_of(self, user):
+    def address_of(self, user: str) -> Deferred[str | None]:
         return self._commands.call("get", self._keys("address", user))
 
-    def user_rooms(self, user):
+    def user_rooms(self, user: str) -> Deferred[list[str]]:
         d = self._commands.call("smembers", self._keys("user_rooms", user))
         return d.addCallback(sorted)
 
-    def whereabouts(self, user):
+    def whereabouts(self, user: str) -> Deferred[str | None]:
         return self._commands.run("whereabouts", user).addCallback(lambda node: node or None)
 
-    def daemons(self):
+    def daemons(self) -> Deferred[list[dict[str, object]]]:
         """Each live daemon's load as of its last beat; this one's as of now."""
-        def loads(reply):
-            found = [{"node": reply[i], "connections": int(reply[i + 1]),
+        def loads(reply: Reply) -> list[dict[str, object]]:
+            found: list[dict[str, object]] = [{"node": reply[i], "connections": int(reply[i + 1]),
                       "rooms": int(reply[i + 2])} for i in range(0, len(reply), 3)]
             return [{"node": self.node, **self._receiver.load()} if d["node"] == self.node
                     else d for d in found]
 
         return self._commands.run("daemons").addCallback(loads)
 
-    def ping(self):
+    def ping(self) -> Deferred[object]:
         return self._commands.call("ping")
 
-    def leave(self):
+    def leave(self) -> Deferred[None]:
         self._stop_timers()
         d = self._commands.run("leave_daemons", self.node, capped=False)
         d.addCallback(lambda _: self._log.info("Left the daemons sharing Redis"))
@@ -165,12 +176,12 @@ class RedisSessions(Service):
 
     # Liveness
 
-    def _linked(self, up):
+    def _linked(self, up: bool) -> None:
         self._joined_at = None
         if up:
             self.resync()
 
-    def resync(self):
+    def resync(self) -> None:
         """
         Renew the heartbeat and tell Redis who is connected here now, in
         which rooms; close connections another daemon claimed meanwhile.
@@ -184,7 +195,7 @@ class RedisSessions(Service):
         d.addCallback(self._resynced, joining)
         self._quietly(d, "resync")
 
-    def _resynced(self, stale, joining):
+    def _resynced(self, stale: Iterable[str], joining: bool) -> None:
         """C{stale}: users another daemon claimed meanwhile; their connections here close."""
         if joining:
             self._joined_at = self._reactor.seconds()
@@ -192,7 +203,7 @@ class RedisSessions(Service):
         for user in stale:
             self._receiver.replaced_elsewhere(user)
 
-    def _beat(self):
+    def _beat(self) -> None:
         if not self._commands.connected:
             return None
         if self._joined_at is None:
@@ -203,7 +214,7 @@ class RedisSessions(Service):
         self._bus.link.ping().addErrback(lambda failure: None)
         return None
 
-    def heartbeat(self):
+    def heartbeat(self) -> Deferred[bool]:
         """
         Tell the other daemons this one lives, for C{node_ttl} more seconds;
         fire with whether it was still alive in their eyes until now.
@@ -213,7 +224,7 @@ class RedisSessions(Service):
                                load["rooms"], self._commands.era, capped=False)
         return d.addCallback(bool)
 
-    def _lapsed_or_not(self, alive):
+    def _lapsed_or_not(self, alive: bool) -> None:
         """
         A lapsed heartbeat means a stall (of Redis, or of this daemon): rejoin,
         with the grace before reaping that a return from an outage gets.
@@ -224,7 +235,7 @@ class RedisSessions(Service):
             self._joined_at = None
             self.resync()
 
-    def _reap(self):
+    def _reap(self) -> None:
         """
         Reap daemons that died -- but not in the first C{node_ttl} after
         this one (re)joined: daemons that lost Redis along with it need as
@@ -236,7 +247,7 @@ class RedisSessions(Service):
         d.addCallback(self._reaped)
         self._quietly(d, "reap")
 
-    def _reaped(self, entries):
+    def _reaped(self, entries: Reply) -> None:
         """
         C{entries}: for each user of a dead daemon, cleaned up, its name,
         its live partner (or '') and its rooms.
@@ -244,7 +255,7 @@ class RedisSessions(Service):
         for user, peer, *rooms in entries:
             self._receiver.reaped(user, tuple(rooms), peer or None)
 
-    def _lapse(self):
+    def _lapse(self) -> None:
         """End the held calls whose grace is over, here or anywhere: their partners hear it."""
         if not self._commands.connected:
             return
@@ -252,17 +263,17 @@ class RedisSessions(Service):
         d.addCallback(self._lapsed)
         self._quietly(d, "lapse")
 
-    def _lapsed(self, ended):
+    def _lapsed(self, ended: Reply) -> None:
         for at in range(0, len(ended), 2):
             self._receiver.call_lapsed(ended[at], ended[at + 1])
 
-    def _quietly(self, d, operation):
+    def _quietly(self, d: Deferred[Any], operation: str) -> None:
         """An outage is the backend's to report; anything else is reported here."""
         d.addErrback(lambda failure: failure.trap(StoreUnavailable) and None)
         d.addErrback(self._report.errback(f"peers_{operation}"))
 
 
-def _page(reply, limit):
+def _page(reply: Reply, limit: int) -> MembersPage:
     """A page of members: the page, the count, the next cursor."""
     page = reply[1:limit + 1]
     return page, int(reply[0]), page[-1] if len(reply) > limit + 1 else None
