@@ -4,7 +4,11 @@ cases (sections 1-7 and 9: framing, pings, reserved bits, opcodes,
 fragmentation, UTF-8, closing, limits and sizes), run by kosoku against
 an echo server made of the mixins ClientProtocol reads frames with
 (tests/support/echo_server.py): every case passes, and each is scored
-exactly as Autobahn alone -- without the lean path -- is scored.
+as Autobahn alone -- without the lean path -- is scored: passed or
+failed, closed as cleanly, with the same close code. (OK and NON-STRICT
+are one verdict here: in cases such as 4.2.4 which of the two a server
+gets depends on whether the frames after a bad one had arrived before it
+failed the connection -- timing, not the server.)
 """
 
 import json
@@ -41,11 +45,20 @@ def scores(tmp_path, *flags):
             command += ["-i", section]
         run = subprocess.run(command, capture_output=True, text=True, timeout=300)
         (agent,) = json.loads((out / "index.json").read_text()).values()
-        return run.returncode, {case: (v["behavior"], v["behaviorClose"], v.get("remoteCloseCode"))
+        return run.returncode, {case: (_verdict(v["behavior"]), _verdict(v["behaviorClose"]),
+                                       v.get("remoteCloseCode"))
                                 for case, v in agent.items()}
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+PASSED = {"OK", "NON-STRICT", "INFORMATIONAL"}
+
+
+def _verdict(behavior):
+    """A case's verdict: passed, or what else Autobahn said (FAILED, UNIMPLEMENTED...)."""
+    return "passed" if behavior in PASSED else behavior
 
 
 def test_every_case_passes_as_autobahn_alone_scores_it(tmp_path):
@@ -53,7 +66,6 @@ def test_every_case_passes_as_autobahn_alone_scores_it(tmp_path):
     plain_code, plain = scores(tmp_path, "--plain")
     assert len(lean) == len(plain) == 300  # 246 cases in 1-7, 54 in 9
     assert lean == plain
-    passed = {"OK", "NON-STRICT", "INFORMATIONAL"}
-    failing = {case: v for case, v in lean.items() if v[0] not in passed or v[1] not in passed}
+    failing = {case: v for case, v in lean.items() if v[:2] != ("passed", "passed")}
     assert failing == {}
     assert lean_code == plain_code == 0
