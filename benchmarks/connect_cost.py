@@ -12,8 +12,10 @@ in, 101 out, the connection open) and per disconnect, for
 - C{aleatoria}: the daemon's own site, memory store (make_service on a fake
   reactor, as tests/support/memory.py), limits lifted as C{make bench} does.
 
-The kernel's part (accept, read, write) is the same for every row and is
-not counted. usage: python benchmarks/connect_cost.py [--count N] [--json]
+and the Python memory each open connection holds (tracemalloc, a second
+run). The kernel's part (accept, read, write, socket buffers) is the same
+for every row and is not counted.
+usage: python benchmarks/connect_cost.py [--count N] [--json]
 """
 
 import argparse
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import txaio
@@ -31,6 +34,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -112,11 +116,34 @@ def measure(make, count):
             "disconnect_us": round((done - closing) / count * 1e6, 1)}
 
 
+def held(make, count):
+    """Bytes of Python memory each of C{count} open connections holds."""
+    clock = MemoryReactorClock()
+    txaio.config.loop = clock
+    factory = make(clock)
+    requests = [request(f"u{i}", f"r{i}") for i in range(count)]
+    peer, host = IPv4Address("TCP", "10.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 8085)
+    open_ = []
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for data in requests:
+        protocol = factory.buildProtocol(peer)
+        transport = StringTransport(hostAddress=host, peerAddress=peer)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        transport.protocol.dataReceived(data)
+        transport.clear()  # what was written has left, as the kernel would take it
+        open_.append((transport, protocol))
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return round((after - before) / count)
+
+
 class _Lost(Exception):
     pass
 
-
-from twisted.python.failure import Failure  # noqa: E402
 
 _LOST = Failure(_Lost("connection lost"))
 
@@ -131,9 +158,11 @@ def main(argv):
     for name, make in (("floor", floor), ("autobahn", autobahn_factory),
                        ("autobahn+web", behind_web), ("aleatoria", aleatoria)):
         rows[name] = measure(make, args.count)
+        rows[name]["held_bytes"] = held(make, args.count)
         if not args.json:
             print(f"{name:14} {rows[name]['connect_us']:8.1f} us/connect "
-                  f"{rows[name]['disconnect_us']:8.1f} us/disconnect")
+                  f"{rows[name]['disconnect_us']:8.1f} us/disconnect "
+                  f"{rows[name]['held_bytes']:8d} B held/connection")
     if args.json:
         print(json.dumps(rows))
 

@@ -180,6 +180,22 @@ def queued(transport):
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
+HANDSHAKE_ATTRIBUTES = ("http_request_data", "http_status_line", "http_headers",
+                        "http_request_uri", "http_request_path", "http_request_params",
+                        "http_request_host", "http_response_data")
+"""What Autobahn keeps of the upgrade's request and response for the life of the connection."""
+
+
+def forget_handshake(protocol):
+    """
+    Drop what Autobahn keeps of the handshake once the connection is open
+    -- the request's bytes, headers and query, the response's bytes:
+    about 2 KB of each idle connection that nothing reads again.
+    """
+    for name in HANDSHAKE_ATTRIBUTES:
+        setattr(protocol, name, None)
+
+
 def take_producer(protocol, producer):
     """
     Under WebSocketResource the HTTP channel is still the transport's

@@ -119,6 +119,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
         )
 
     def onOpen(self):
+        frames.forget_handshake(self)
         frames.take_producer(self, self.limits.open(self.transport))
         if self._identity.reconnect_token is not None:
             self.factory.outlet.reply(self, "welcome", {

@@ -10,6 +10,7 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from aleatoria.domain.ports import IConnection, IReceiver
+from aleatoria.edge import frames
 
 from ..support.hub import Recorder, SlowReader
 from ..support.memory import Daemon
@@ -121,3 +122,46 @@ def test_the_fakes_provide_their_interfaces():
     assert verifyObject(IConnection, Recorder("ann"))
     assert verifyObject(IConnection, SlowReader("ann"))
     assert verifyObject(IReceiver, Receiver())
+
+
+UPGRADE = (b"GET /ws?userId=%s HTTP/1.1\r\nHost: 127.0.0.1:8085\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\nOrigin: http://test.example\r\n%s\r\n")
+
+
+def test_an_upgrade_opens_the_same_websocket_in_one_piece_or_in_two(daemon):
+    """
+    A whole upgrade alone goes straight to Autobahn; one that arrives in
+    pieces is read by twisted.web first. Both open a WebSocket.
+    """
+    whole, _ = daemon.http(UPGRADE % (b"ann", b""))
+    request = UPGRADE % (b"bea", b"")
+    split, pump = daemon.http(request[:40], address="10.0.0.2")
+    split.transport.write(request[40:])
+    pump.flush()
+    for answer in (whole, split):
+        assert answer.data.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer.data
+    assert set(daemon.hub.connections.users()) == {"ann", "bea"}
+
+
+def test_an_upgrade_that_says_it_has_a_body_is_screened_as_any_request(daemon):
+    answer, _ = daemon.http(UPGRADE % (b"ann", b"Content-Length: 5\r\n"))
+    assert answer.status() == 413
+    assert "ann" not in daemon.hub.connections
+
+
+def test_an_open_connection_keeps_nothing_of_its_handshake(daemon):
+    """Autobahn's copies of the request and response are dropped at open; the connection works on."""
+    ann, ann_pump = daemon.websocket("ann", room="r")
+    bea, bea_pump = daemon.websocket("bea", room="r", address="10.0.0.2")
+    server = daemon.hub.connections.get("ann")
+    assert [getattr(server, name) for name in frames.HANDSHAKE_ATTRIBUTES] == [None] * len(
+        frames.HANDSHAKE_ATTRIBUTES)
+    ann.send({"type": "chat_message", "room": "r", "payload": {"content": "hi"}})
+    ann_pump.flush()
+    bea_pump.flush()
+    assert [m["payload"]["content"] for m in bea.received if m["type"] == "chat_message"] == ["hi"]
+    ann.sendClose(1000)
+    ann_pump.flush()
+    assert ann.closed[0] == 1000 and "ann" not in daemon.hub.connections
