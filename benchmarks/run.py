@@ -223,7 +223,7 @@ def measure(name, start, size, matchmaking, only=None, redis=None):
         server.wait(timeout=30)
 
 
-def daemon(store, redis_port=None, workers=1, cores="0"):
+def daemon(store, redis_port=None, workers=1, cores="0", extra=()):
     def start(port):
         command = [TWISTD, "--nodaemon", "--pidfile=", "aleatoria", "--port",
                    f"tcp:{port}:interface=127.0.0.1", "--allow-no-origin",
@@ -238,7 +238,7 @@ def daemon(store, redis_port=None, workers=1, cores="0"):
                    "--max-rooms-per-address", "1000000",
                    "--max-connections-per-ip", "1000000", "--store", store,
                    "--skips-per-minute", "0", "--rematch-after", "0",
-                   "--workers", str(workers)]
+                   "--workers", str(workers), *extra]
         if redis_port:
             command += ["--redis-host", "127.0.0.1", "--redis-port", str(redis_port)]
         return subprocess.Popen(pinned(cores, command), stdout=subprocess.DEVNULL,

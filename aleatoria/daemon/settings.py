@@ -2,8 +2,8 @@
 The table of every setting of the daemon: its option, its environment
 variable, its default, how a value is checked, and what it means.
 
-One table serves the command line, the environment, the README, the
-systemd example and the docs' configuration reference, so they cannot
+One table serves the command line, the environment, the systemd
+example and the docs' configuration reference, so they cannot
 drift apart (L{aleatoria.daemon.config} resolves it).
 """
 

@@ -272,6 +272,7 @@ class ClientFactory(WebSocketServerFactory):
         # lets everything through, "null" included.
         self.setProtocolOptions(failByDrop=False, allowedOrigins=["*"], allowNullOrigin=True,
                                 **options)
+        self.protocol = frames.sharing_options(ClientProtocol, self)
 
     def _more_refusals(self, address, count):
         ClientProtocol._log.info(

@@ -148,8 +148,8 @@ def document(bodies: Mapping[str, type],
     return {
         "openapi": "3.1.0",
         "info": {"title": "Aleatoria server API", "version": __version__,
-                 "description": "What a product's backend asks of Aleatoria: see README.rst, "
-                                "'HTTP API'."},
+                 "description": "What a product's backend asks of Aleatoria: see "
+                                "docs/reference/http-api.rst."},
         "paths": {
             "/api/v1/publish": {"post": _operation(
                 "Post a message from system to a room's members, on every daemon; kept in "

@@ -149,15 +149,12 @@ class Metrics:
         started = time.perf_counter()
 
         def done(result: _T) -> _T:
+            if isinstance(result, Failure):
+                self.store_failures.labels(operation).inc()
             self.store_seconds.labels(operation).observe(time.perf_counter() - started)
             return result
 
-        def failed(failure: Failure) -> Failure:
-            self.store_failures.labels(operation).inc()
-            return failure
-
-        d.addErrback(failed)
-        d.addBoth(done)
+        d.addBoth(done)  # one callback, not two: it runs for every store operation
 
 
 class MetricsPage(Resource):

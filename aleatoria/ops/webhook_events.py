@@ -9,7 +9,7 @@ A call that ends for a new reason (C{blocked}, C{reported}) needs no row:
 C{match.ended} says C{CallOver.reason}, which L{Calls.end
 <aleatoria.domain.calls.Calls.end>} takes apart from what the user is
 C{told}. The wire names (camelCase, as the protocol's) are documented in
-README.rst, section Webhooks.
+docs/reference/webhooks.rst.
 """
 
 from __future__ import annotations

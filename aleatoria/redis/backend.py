@@ -2,7 +2,7 @@
 The Redis/Valkey backend, on txredisapi, never blocking the reactor: for
 deployments that must outlive a restart or span several daemons.
 
-Keys are those of the Go server (README.rst, "Key layout") under an
+Keys are those of the Go server (docs/reference/keys.rst) under an
 optional prefix, so a deployment can switch servers on the same database.
 Every operation that writes more than one thing is one Lua script: one
 round trip, atomic. Commands go through the L{CommandLink}, which fails

@@ -1,6 +1,6 @@
 """
-Every Redis key and channel name, in one place (README.rst, "Key
-layout"): Python reads them through L{Keys}, and each Lua script through
+Every Redis key and channel name, in one place (docs/reference/keys.rst):
+Python reads them through L{Keys}, and each Lua script through
 the C{K} table its preamble defines from this same table (L{lua_keys}).
 
 A name's C{{}} is a room name or a user id as it is; C{{id}} is a user id

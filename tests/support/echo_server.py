@@ -1,6 +1,6 @@
 """
 An echo server on the daemon's own frame path, for the Autobahn test
-suite (tests/test_autobahn_suite.py): Autobahn's WebSocketServerProtocol
+suite (tests/system/test_autobahn_suite.py): Autobahn's WebSocketServerProtocol
 with the mixins L{aleatoria.edge.protocol.ClientProtocol} reads and writes
 frames with -- the lean path, the frame meter (which refuses nothing
 here), direct writes -- or, with C{--plain}, Autobahn alone, to score

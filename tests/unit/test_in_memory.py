@@ -152,7 +152,7 @@ def test_an_upgrade_that_says_it_has_a_body_is_screened_as_any_request(daemon):
 
 
 def test_an_open_connection_keeps_nothing_of_its_handshake(daemon):
-    """Autobahn's copies of the request and response are dropped at open; the connection works on."""
+    """Autobahn's copies of the request and response go at open; the connection works on."""
     ann, ann_pump = daemon.websocket("ann", room="r")
     bea, bea_pump = daemon.websocket("bea", room="r", address="10.0.0.2")
     server = daemon.hub.connections.get("ann")
@@ -165,3 +165,21 @@ def test_an_open_connection_keeps_nothing_of_its_handshake(daemon):
     ann.sendClose(1000)
     ann_pump.flush()
     assert ann.closed[0] == 1000 and "ann" not in daemon.hub.connections
+
+
+def test_each_daemon_keeps_its_own_protocol_options_once_not_in_each_connection():
+    """
+    Autobahn would copy its options into every connection; they live on a
+    class of the daemon's own, so two daemons in one process keep theirs.
+    """
+    small = Daemon(make_config(**{"max-message-size": "2048"}))
+    large = Daemon(make_config(**{"max-message-size": "65536"}))
+    try:
+        small.websocket("ann")
+        large.websocket("bea")
+        ann, bea = small.hub.connections.get("ann"), large.hub.connections.get("bea")
+        assert (ann.maxMessagePayloadSize, bea.maxMessagePayloadSize) == (2048, 65536)
+        assert [name for name in type(ann).CONFIG_ATTRS if name in vars(ann)] == []
+    finally:
+        small.stop()
+        large.stop()
