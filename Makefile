@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8085
 
-.PHONY: run demo test test-quick lint docs clean redis-server redis-sentinel coturn luacheck node chromium js-test e2e bench bench-quick bench-faults
+.PHONY: run demo test test-quick lint docs clean redis-server redis-sentinel coturn luacheck node chromium js-test e2e bench bench-quick bench-go bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -136,6 +136,12 @@ bench: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 # Under 2 minutes, smaller sizes: benchmarks/results/<date>-quick.json
 bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 	$(BIN)/python benchmarks/run.py --quick
+
+# Side by side with the Go original (docs/explanation/performance.rst says how
+# to build it): GO_ORIG_BIN=path/to/binary; about 5 minutes a run.
+bench-go: $(VENV)/.bench benchmarks/node_modules/.installed
+	$(BIN)/python benchmarks/versus_go.py $(GO_ORIG_BIN) --repeat 2 \
+	  --json benchmarks/results/$$(date +%F)-versus-go.json
 
 # Three daemons on one Redis through five faults, every message counted (about 3 minutes):
 # a table, and benchmarks/results/<date>-faults.json

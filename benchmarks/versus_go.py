@@ -3,7 +3,7 @@ Side by side with the Go original (gorilla/websocket, GOMAXPROCS=1), the
 floor (benchmarks/peers/twisted_floor.py: what Twisted and CPython cost
 with no server logic) and Aleatoria, each server pinned to core 0 and
 started fresh for each scenario, the same load generator
-(../shared/bench/loadgen.js, the Go server's protocol) pinned to core 1:
+(benchmarks/go_loadgen.js, the Go server's protocol) pinned to core 1:
 
 - C{idle}: 5 000 clients, a room each -- connects per second, the
   server's CPU per connect, its RSS growth per connection;
@@ -17,8 +17,9 @@ or not a scenario saturates its core (the generator, on the other core,
 may be the bound). Ratios: Aleatoria over Go, higher is better.
 
 usage: python benchmarks/versus_go.py GO_BINARY [--store memory|redis]
-       [--repeat N] [--json PATH]
-(the binary: GO_ORIG_BIN of ../shared/bench/README.md; it listens on :8085)
+       [--repeat N] [--json PATH]      (or: make bench-go GO_ORIG_BIN=...)
+The binary: github.com/vanhalt/aleatoria.chat-backend at commit b76b72c,
+built with C{go build}; it listens on :8085, which must be free.
 """
 
 import argparse
@@ -40,7 +41,7 @@ from run import (
     wait_listening,
 )
 
-LOADGEN = Path(__file__).resolve().parents[2] / "shared" / "bench" / "loadgen.js"
+LOADGEN = run.HERE / "go_loadgen.js"
 ORIGIN = "https://www.aleatoria.chat"
 GO_PORT = 8085
 SCENARIOS = {

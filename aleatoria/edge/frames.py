@@ -6,8 +6,10 @@ C{tests/unit/test_wsframes.py}.
 """
 
 import json
+from collections import deque
 from http import HTTPStatus
 from pprint import pformat
+from types import FunctionType
 
 from autobahn import util as _util
 from autobahn.twisted import websocket as _twisted_adapter
@@ -63,6 +65,22 @@ def prepare_envelope(envelope):
 
 class DirectWrites:
     """Mixed into a WebSocketServerProtocol, on the hot path of every delivery."""
+
+    send_queue = ()
+    """
+    Autobahn's queue of chopped or synchronous sends, which the daemon
+    never makes: a connection gets its own (a deque, 760 bytes of each
+    connection) only for one.
+    """
+
+    def _connectionMade(self):
+        super()._connectionMade()
+        del self.send_queue
+
+    def sendData(self, data, sync=False, chopsize=None):
+        if (sync or chopsize) and "send_queue" not in vars(self):
+            self.send_queue = deque()
+        super().sendData(data, sync, chopsize)
 
     def write_prepared(self, prepared):
         """
@@ -193,7 +211,13 @@ def sharing_options(protocol_class, factory):
     copies every option into each connection that does not have it
     already -- 29 entries, about 1 KB of each connection's dict.
     """
-    options = {name: getattr(factory, name) for name in protocol_class.CONFIG_ATTRS}
+    # named as the class it derives from: its loggers' namespace is the log's "source"
+    options = {"__module__": protocol_class.__module__,
+               "__qualname__": protocol_class.__qualname__}
+    for name in protocol_class.CONFIG_ATTRS:
+        value = getattr(factory, name)
+        # a function (perMessageCompressionAccept) is a value here, not a method
+        options[name] = staticmethod(value) if isinstance(value, FunctionType) else value
     return type(protocol_class.__name__, (protocol_class,), options)
 
 

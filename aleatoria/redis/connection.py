@@ -86,7 +86,6 @@ class CommandLink(Service):
         """Commands sent and not yet answered."""
         self.link = Link(endpoint, where, reactor, timeout=timeout,
                          scripts=tuple(SCRIPTS.values()), on_change=self._linked, **link_options)
-        self._redis = self.link.handler
 
     @property
     def _where(self) -> str:
@@ -211,7 +210,7 @@ class CommandLink(Service):
         if capped and self.pending >= self._max_pending:
             return fail(StoreUnavailable("too many Redis commands waiting"))
         self.pending += 1
-        d = getattr(self._redis, method)(*args)
+        d = self.link.command(method, *args)
         d.addTimeout(self._timeout, self._reactor)
         d.addErrback(self._unavailable)
         d.addBoth(self._done)

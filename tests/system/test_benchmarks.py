@@ -81,3 +81,23 @@ def test_the_ban_benchmark_runs(tmp_path):
     assert re.search(r"ban to close on the other daemon, 3 rounds: median [\d.]+ ms",
                      result.stdout), result.stdout
     assert "handshake check, 11000 bans over 25 prefix lengths" in result.stdout
+
+
+def test_the_in_process_cost_benchmarks_run():
+    """
+    connect_cost.py and relay_cost.py run at tiny sizes: every layer of a
+    connect, and a relay through the floor and the daemon, each counted
+    (no timing asserted).
+    """
+    def run(script, *args):
+        result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, "--json"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    connects = run("connect_cost.py", "--count", "50")
+    assert set(connects) == {"floor", "autobahn", "autobahn+web", "aleatoria"}
+    assert all(row["connect_us"] > 0 and row["held_bytes"] > 0 for row in connects.values())
+    relays = run("relay_cost.py", "--count", "200")
+    assert set(relays) == {"floor", "strangers", "partners"}
+    assert all(us > 0 for us in relays.values())

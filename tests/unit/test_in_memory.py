@@ -145,6 +145,15 @@ def test_an_upgrade_opens_the_same_websocket_in_one_piece_or_in_two(daemon):
     assert set(daemon.hub.connections.users()) == {"ann", "bea"}
 
 
+def test_an_offer_of_compression_is_declined_and_the_websocket_opens(daemon):
+    """Browsers offer permessage-deflate; the daemon sends no compressed frames, and says so."""
+    answer, _ = daemon.http(UPGRADE % (
+        b"ann", b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"))
+    assert answer.data.startswith(b"HTTP/1.1 101 ")
+    assert b"sec-websocket-extensions" not in answer.data.lower()
+    assert "ann" in daemon.hub.connections
+
+
 def test_an_upgrade_that_says_it_has_a_body_is_screened_as_any_request(daemon):
     answer, _ = daemon.http(UPGRADE % (b"ann", b"Content-Length: 5\r\n"))
     assert answer.status() == 413
@@ -158,6 +167,7 @@ def test_an_open_connection_keeps_nothing_of_its_handshake(daemon):
     server = daemon.hub.connections.get("ann")
     assert [getattr(server, name) for name in frames.HANDSHAKE_ATTRIBUTES] == [None] * len(
         frames.HANDSHAKE_ATTRIBUTES)
+    assert "send_queue" not in vars(server)  # Autobahn's, for sends the daemon never makes
     ann.send({"type": "chat_message", "room": "r", "payload": {"content": "hi"}})
     ann_pump.flush()
     bea_pump.flush()
@@ -183,3 +193,16 @@ def test_each_daemon_keeps_its_own_protocol_options_once_not_in_each_connection(
     finally:
         small.stop()
         large.stop()
+
+
+def test_a_synchronous_send_gets_its_queue_when_it_needs_one(daemon):
+    """Autobahn's chopped and synchronous sends still work, in order, with a queue made for them."""
+    ann, pump = daemon.websocket("ann")
+    server = daemon.hub.connections.get("ann")
+    server.sendMessage(b'{"type": "one"}', sync=True)
+    server.sendMessage(b'{"type": "two"}')
+    for _ in range(3):
+        daemon.clock.advance(0.1)
+        pump.flush()
+    assert [m["type"] for m in ann.received][-2:] == ["one", "two"]
+    assert not server.send_queue
