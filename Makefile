@@ -138,10 +138,12 @@ bench-quick: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
 	$(BIN)/python benchmarks/run.py --quick
 
 # Side by side with the Go original (docs/explanation/performance.rst says how
-# to build it): GO_ORIG_BIN=path/to/binary; about 5 minutes a run.
-bench-go: $(VENV)/.bench benchmarks/node_modules/.installed
-	$(BIN)/python benchmarks/versus_go.py $(GO_ORIG_BIN) --repeat 2 \
-	  --json benchmarks/results/$$(date +%F)-versus-go.json
+# to build it): GO_ORIG_BIN=path/to/binary, STORE=memory or redis; two runs,
+# about 10 minutes: benchmarks/results/<date>-versus-go-<store>.json
+STORE ?= memory
+bench-go: $(VENV)/.bench redis-server benchmarks/node_modules/.installed
+	$(BIN)/python benchmarks/versus_go.py $(GO_ORIG_BIN) --store $(STORE) --repeat 2 \
+	  --json benchmarks/results/$$(date +%F)-versus-go-$(STORE).json
 
 # Three daemons on one Redis through five faults, every message counted (about 3 minutes):
 # a table, and benchmarks/results/<date>-faults.json
