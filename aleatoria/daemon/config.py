@@ -8,6 +8,7 @@ sentence that names where it came from.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from aleatoria.daemon.settings import SETTINGS
@@ -80,7 +81,7 @@ class Config:
     max_connections_per_ip: int
     max_reads: int
     max_reads_per_ip: int
-    trusted_proxy: tuple[str, ...]
+    trusted_proxy: tuple[IPv4Network | IPv6Network, ...]
     handshake_timeout: float
     outbound_stall: float
     outbound_messages: int

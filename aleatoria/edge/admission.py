@@ -16,7 +16,12 @@ Each connection gets a L{Ticket}: the HTTP channel holds it, and the
 WebSocket takes it over when the connection becomes one.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from ipaddress import IPv4Network, IPv6Network
+from typing import TYPE_CHECKING
 
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.protocol import Protocol
@@ -25,6 +30,12 @@ from twisted.logger import Logger
 from aleatoria.edge.handshake import direct_address
 from aleatoria.edge.limits import PerAddress, TooMany
 from aleatoria.ops.budgets import Summary
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+    from twisted.web.http import HTTPChannel
+
+    from aleatoria.domain.limits import KeyedBuckets
 
 CUT_OFFS_WINDOW = 10
 """Seconds over which connections cut off from one peer are summed up in one line."""
@@ -41,7 +52,8 @@ post or be framed. The demo's pages set a policy of their own.
 """
 
 
-def refusal(status, kind, body, headers=()):
+def refusal(status: int, kind: bytes, body: bytes,
+            headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
     """
     The bytes of a whole answer sent in place of reading a request (or the
     rest of it); the connection closes after it.
@@ -52,7 +64,7 @@ def refusal(status, kind, body, headers=()):
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def _too_many(what):
+def _too_many(what: bytes) -> bytes:
     return refusal(429, b"application/json",
                    b'{"error": "too many %s from your address", "code": "rate_limited"}' % what)
 
@@ -71,50 +83,50 @@ class Ticket:
     idle for the next (twisted.web's idle timeout ends that).
     """
 
-    def __init__(self, gate, peer, address, channel):
+    def __init__(self, gate: Gate, peer: str, address: str | None, channel: HTTPChannel) -> None:
         self._gate = gate
         self._peer = peer
         self._address = address
-        self._channel = channel
+        self._channel: HTTPChannel | None = channel
         self._answering = False
-        self._deadline = None
+        self._deadline: IDelayedCall | None = None
         self._start()
 
-    def _start(self):
+    def _start(self) -> None:
         self._deadline = self._gate.clock.callLater(self._gate.deadline, self._expired)
 
-    def _stop(self):
+    def _stop(self) -> None:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
 
-    def _expired(self):
+    def _expired(self) -> None:
         self._deadline = None
         self._gate.cut_off(self._peer)
-        transport = self._channel.transport
+        transport = self._channel.transport  # type: ignore[union-attr]  # a deadline: a channel
         if transport is not None:
-            transport.abortConnection()
+            transport.abortConnection()  # type: ignore[union-attr]  # a TCP (or TLS) one
 
-    def upgraded(self):
+    def upgraded(self) -> None:
         """The connection is a WebSocket now: no more deadline."""
         self._channel = None
         self._stop()
 
-    def reading(self):
+    def reading(self) -> None:
         """Bytes of a request came: its deadline runs, unless it already does."""
         if self._deadline is None and self._channel is not None and not self._answering:
             self._start()
 
-    def answering(self):
+    def answering(self) -> None:
         """The request is in whole: no deadline while it is answered."""
         self._answering = True
         self._stop()
 
-    def answered(self):
+    def answered(self) -> None:
         """Its answer is out: the next request's deadline starts with its first byte."""
         self._answering = False
 
-    def release(self):
+    def release(self) -> None:
         """The connection is gone (called once or more)."""
         self._channel = None
         self._stop()
@@ -126,12 +138,12 @@ class Ticket:
 class _Refuse(Protocol):
     """Says 429 at once, without reading the request, and hangs up."""
 
-    def __init__(self, answer):
+    def __init__(self, answer: bytes) -> None:
         self._answer = answer
 
-    def connectionMade(self):
-        self.transport.write(self._answer)
-        self.transport.loseConnection()
+    def connectionMade(self) -> None:
+        self.transport.write(self._answer)  # type: ignore[union-attr]  # connected: it has one
+        self.transport.loseConnection()  # type: ignore[union-attr]  # likewise
 
 
 class Admission:
@@ -146,16 +158,17 @@ class Admission:
         says who).
     """
 
-    def __init__(self, maximum, attempts, trusted=()):
+    def __init__(self, maximum: int, attempts: KeyedBuckets,
+                 trusted: tuple[IPv4Network | IPv6Network, ...] = ()) -> None:
         self.per_address = PerAddress(maximum)
         self.attempts = attempts
         self.trusted = trusted
 
-    def direct(self, peer):
+    def direct(self, peer: str) -> str | None:
         """The address to count for a connection from C{peer}; C{None} for a proxy's."""
         return direct_address(peer, self.trusted)
 
-    def count_in(self, address):
+    def count_in(self, address: str) -> bytes | None:
         """
         One more connection from C{address}: C{None}, or what refuses it
         (L{TOO_FAST}, L{TOO_MANY}).
@@ -168,10 +181,10 @@ class Admission:
             return TOO_MANY
         return None
 
-    def count_out(self, address):
+    def count_out(self, address: str) -> None:
         self.per_address.count_out(address)
 
-    def admit_proxied(self, address):
+    def admit_proxied(self, address: str) -> None:
         """
         One more connection of a client behind a trusted proxy, counted as
         its own.
@@ -197,24 +210,25 @@ class Gate:
 
     log = Logger()
 
-    def __init__(self, *, admission, deadline, clock, awaited="WebSocket"):
+    def __init__(self, *, admission: Admission, deadline: float, clock: IReactorTime,
+                 awaited: str = "WebSocket") -> None:
         self.admission = admission
         self.deadline = deadline
         self.clock = clock
         self._awaited = awaited
         self._cut_offs = Summary(clock, CUT_OFFS_WINDOW, self._more_cut_off)
 
-    def cut_off(self, peer):
+    def cut_off(self, peer: str) -> None:
         """Say a connection from C{peer} was cut off -- once a window per peer."""
         if self._cut_offs.first(peer):
             self.log.info("Cut off {peer}: no {awaited} within {seconds:g} s",
                           peer=peer, awaited=self._awaited, seconds=self.deadline)
 
-    def _more_cut_off(self, peer, count):
+    def _more_cut_off(self, peer: str, count: int) -> None:
         self.log.info("Cut off {count} more connections from {peer} in the last {seconds} s",
                       count=count, peer=peer, seconds=CUT_OFFS_WINDOW)
 
-    def admit(self, addr, build):
+    def admit(self, addr: IAddress, build: Callable[[], HTTPChannel]) -> Protocol:
         """
         The protocol for a connection from C{addr}: C{build()}'s, holding
         its L{Ticket} as C{ticket} -- or one that answers 429.
@@ -226,5 +240,7 @@ class Gate:
             if refused is not None:
                 return _Refuse(refused)
         channel = build()
-        channel.ticket = Ticket(self, address or peer, address, channel)
+        # the site's channels hold it (aleatoria.http.channels)
+        channel.ticket = Ticket(  # type: ignore[attr-defined]
+            self, address or peer, address, channel)
         return channel

@@ -14,13 +14,17 @@ Who a client is, by one of three policies, chosen by the operator:
     gets a fresh one.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import hmac
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field, dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import jwt
 from autobahn.websocket.types import ConnectionDeny
@@ -29,6 +33,39 @@ from aleatoria.domain.matchmaking import DEFAULT_SEGMENT, MAX_SEGMENT
 from aleatoria.domain.rules import SYSTEM, USER_ID_RULE, valid_user_id
 
 _REQUIRED = ["sub", "exp"]
+
+
+class Settings(Protocol):
+    """
+    What an identity policy is made of: the daemon's settings (its
+    L{aleatoria.daemon.config.Config}, a frozen dataclass).
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def anonymous(self) -> bool: ...
+
+    @property
+    def anonymous_secret(self) -> str: ...
+
+    @property
+    def anonymous_token_days(self) -> int: ...
+
+    @property
+    def jwt_secret(self) -> str: ...
+
+    @property
+    def jwt_public_key_file(self) -> str: ...
+
+    @property
+    def jwt_audience(self) -> str: ...
+
+    @property
+    def jwt_issuer(self) -> str: ...
+
+
+_Settings = TypeVar("_Settings", bound=Settings)
 
 
 class InvalidToken(ValueError):
@@ -40,13 +77,13 @@ class Identity:
     """Who a token says the client is, and where it may go."""
 
     user: str
-    rooms: tuple | None = None
+    rooms: tuple[str, ...] | None = None
     segment: str = DEFAULT_SEGMENT
     """The part of the pool the user is paired within (L{aleatoria.domain.matchmaking})."""
     reconnect_token: str | None = None
     """For a server-named client: how it comes back as itself (L{Anonymous})."""
 
-    def may_join(self, room):
+    def may_join(self, room: str) -> bool:
         if self.rooms is None:
             return True
         return any(
@@ -55,10 +92,16 @@ class Identity:
         )
 
 
+class IdentityPolicy(Protocol):
+    """What each policy below does: establish an L{Identity} from a handshake's query."""
+
+    def identify(self, params: Mapping[str, list[str]]) -> Identity: ...
+
+
 class DeclaredIds:
     """Each client is the C{userId} it gives; nothing proves it."""
 
-    def identify(self, params):
+    def identify(self, params: Mapping[str, list[str]]) -> Identity:
         """
         The L{Identity} the query C{params} establish.
 
@@ -100,12 +143,13 @@ class Anonymous:
     @param seconds: the wall clock (tokens outlive restarts and cross daemons).
     """
 
-    def __init__(self, secret, days=30, seconds=time.time):
+    def __init__(self, secret: str | bytes, days: int = 30,
+                 seconds: Callable[[], float] = time.time) -> None:
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self._lifetime = days * _DAY
         self._seconds = seconds
 
-    def identify(self, params):
+    def identify(self, params: Mapping[str, list[str]]) -> Identity:
         """
         @raise ConnectionDeny: 400 for a C{userId} (the server names
             clients), 401 for a reconnect token that is not ours, names an
@@ -120,11 +164,11 @@ class Anonymous:
         user = self._verified(tokens[0]) if tokens else f"anon-{secrets.token_hex(8)}"
         return Identity(user, reconnect_token=self.token(user, int(self._seconds())))
 
-    def token(self, user, issued):
+    def token(self, user: str, issued: int) -> str:
         """The reconnect token of C{user}, issued at C{issued} (Unix seconds)."""
         return f"{user}.{issued}.{self._mac(user, issued)}"
 
-    def _verified(self, token):
+    def _verified(self, token: str) -> str:
         """
         The user a token names. Tokens of the first format (C{<user>.<mac>},
         no time) are refused: nothing says how old they are.
@@ -138,12 +182,12 @@ class Anonymous:
             raise ConnectionDeny(401, "reconnect token expired; connect without it")
         return found[1]
 
-    def _mac(self, user, issued):
+    def _mac(self, user: str, issued: int | str) -> str:
         message = f"aleatoria reconnect {user} {issued}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
 
-def with_anonymous_key(config):
+def with_anonymous_key(config: _Settings) -> _Settings:
     """
     C{config}, with a random key for anonymous tokens if C{--anonymous} has
     none: made once, by the main process, and handed to its workers (in
@@ -155,7 +199,7 @@ def with_anonymous_key(config):
     return config
 
 
-def policy_from_config(config):
+def policy_from_config(config: Settings) -> TokenPolicy | Anonymous | DeclaredIds:
     """The identity policy the settings ask for."""
     tokens = TokenPolicy.from_config(config)
     if tokens is not None:
@@ -172,14 +216,15 @@ class TokenPolicy:
     @param algorithms: those the key may verify.
     """
 
-    def __init__(self, key, algorithms, audience=None, issuer=None):
+    def __init__(self, key: str | bytes, algorithms: Iterable[str], audience: str | None = None,
+                 issuer: str | None = None) -> None:
         self._key = key
         self._algorithms = list(algorithms)
         self._audience = audience or None
         self._issuer = issuer or None
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Settings) -> TokenPolicy | None:
         """The configured policy, or C{None} when tokens are off."""
         if config.jwt_secret:
             return cls(config.jwt_secret, ["HS256"], config.jwt_audience, config.jwt_issuer)
@@ -189,7 +234,7 @@ class TokenPolicy:
             return cls(key, ["RS256", "ES256"], config.jwt_audience, config.jwt_issuer)
         return None
 
-    def identify(self, params):
+    def identify(self, params: Mapping[str, list[str]]) -> Identity:
         """
         @raise ConnectionDeny: 401 for a missing or bad token, or a
             C{userId} that disagrees with it.
@@ -206,7 +251,7 @@ class TokenPolicy:
             raise ConnectionDeny(401, "userId does not match the token")
         return identity
 
-    def verify(self, token):
+    def verify(self, token: str) -> Identity:
         """
         The L{Identity} a token proves.
 
@@ -233,7 +278,7 @@ class TokenPolicy:
         return Identity(user, tuple(rooms) if rooms is not None else None, segment)
 
 
-def _why(error):
+def _why(error: jwt.PyJWTError) -> str:
     """
     What was wrong with a token, in words of our own: PyJWT's messages
     can show its internals (key types, generator objects).

@@ -7,10 +7,13 @@ instead). The arithmetic is L{aleatoria.domain.limits}' and
 L{aleatoria.edge.limits}'.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -18,6 +21,14 @@ from aleatoria.domain.limits import KeyedBuckets, TokenBucket
 from aleatoria.edge.frames import queued
 from aleatoria.edge.limits import FRAMES_PER_MESSAGE, MAX_FRAGMENTS, Backlog
 from aleatoria.edge.wire import message_id_of
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime, ITransport
+
+    from aleatoria.domain.limits import Seconds
+    from aleatoria.edge.protocol import ClientProtocol
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,8 @@ class Budgets:
     whichever users spend it.
     """
 
-    def __init__(self, limits, address_rate, address_burst, seconds):
+    def __init__(self, limits: Limits, address_rate: float, address_burst: int,
+                 seconds: Seconds) -> None:
         self.users = KeyedBuckets(limits.rate, limits.burst, seconds)
         self.addresses = KeyedBuckets(address_rate, address_burst, seconds)
 
@@ -60,7 +72,8 @@ class ConnectionLimits:
 
     _log = Logger()
 
-    def __init__(self, protocol, limits, budgets, clock):
+    def __init__(self, protocol: ClientProtocol, limits: Limits, budgets: Budgets,
+                 clock: IReactorTime) -> None:
         self._protocol = protocol
         self._limits = limits
         self._budgets = budgets
@@ -69,9 +82,9 @@ class ConnectionLimits:
                                    limits.burst * FRAMES_PER_MESSAGE, clock.seconds)
         self._fragments = 0
         self._refused = 0
-        self.backlog = None
+        self.backlog: Backlog = None  # type: ignore[assignment]  # until open()
 
-    def open(self, transport):
+    def open(self, transport: ITransport) -> Backlog:
         """Watch what waits for the client (once the connection is open); the backlog."""
         limits = self._limits
         self.backlog = Backlog(limits.outbound_messages, limits.outbound_bytes,
@@ -81,7 +94,7 @@ class ConnectionLimits:
 
     # Messages
 
-    def may_send(self, frame=b""):
+    def may_send(self, frame: bytes = b"") -> bool:
         """Whether the user may send one more message (C{frame}) now; if not, it is told."""
         protocol = self._protocol
         wait = (self._budgets.users.delay(protocol.user_id)
@@ -92,7 +105,7 @@ class ConnectionLimits:
         self._refused = 0
         return True
 
-    def _too_fast(self, wait, frame):
+    def _too_fast(self, wait: float, frame: bytes) -> None:
         """
         Drop a message over the rate limit and say when to retry, naming its
         C{messageId} (a client's request hears it was dropped); as many
@@ -101,7 +114,7 @@ class ConnectionLimits:
         protocol = self._protocol
         self._refused += 1
         if self._refused <= self._limits.burst:
-            details = {"retryAfter": math.ceil(wait * 1000)}
+            details: dict[str, object] = {"retryAfter": math.ceil(wait * 1000)}
             message_id = message_id_of(frame)
             if message_id:
                 details["messageId"] = message_id
@@ -114,7 +127,7 @@ class ConnectionLimits:
         )
         protocol.close(1008, "rate limit exceeded")
 
-    def charge(self, messages):
+    def charge(self, messages: int) -> None:
         """
         The request being handled costs C{messages} more of the user's rate
         and of its address's, into debt if need be (at most a burst of it).
@@ -123,15 +136,15 @@ class ConnectionLimits:
             self._budgets.users.spend(self._protocol.user_id, messages)
             self._budgets.addresses.spend(self._protocol.address, messages)
 
-    def budget_refills_in(self):
+    def budget_refills_in(self) -> float:
         return self._budgets.users.full_in(self._protocol.user_id)
 
-    def spent_elsewhere(self, seconds):
+    def spent_elsewhere(self, seconds: float) -> None:
         self._budgets.users.full_in_at_least(self._protocol.user_id, seconds)
 
     # Frames
 
-    def frame_refused(self, opcode):
+    def frame_refused(self, opcode: int) -> str | None:
         """
         Meter each frame, whatever its kind, against the connection's frame
         budget, and each message's fragments; the reason to close, if any.
@@ -157,14 +170,14 @@ class ConnectionLimits:
 
     # What waits for the client
 
-    def admits(self, size):
+    def admits(self, size: int) -> bool:
         """Whether one more frame of C{size} bytes may wait for the client; if not, dropped."""
         if self.backlog.admits(size):
             return True
         self._evict()
         return False
 
-    def writable(self):
+    def writable(self) -> Deferred[None]:
         """
         Fire once the transport takes more (at once if it does now), for a
         sender that writes only as the client reads. While it waits, a
@@ -179,11 +192,11 @@ class ConnectionLimits:
         watch.start(self._limits.outbound_stall, now=False)
         return backlog.resumed().addBoth(_stopping, watch)
 
-    def _drop_if_stalled(self):
+    def _drop_if_stalled(self) -> None:
         if self._protocol.established and self.backlog.stalled():
             self._evict()
 
-    def holding(self, count):
+    def holding(self, count: int) -> None:
         """
         C{count} messages are held back for the client behind a replay:
         they wait as its queue does, so past the outbound message limit the
@@ -192,7 +205,7 @@ class ConnectionLimits:
         if count > self._limits.outbound_messages and self._protocol.established:
             self._evict(count)
 
-    def _evict(self, held=0):
+    def _evict(self, held: int = 0) -> None:
         """
         The client stopped reading and its backlog is full (or C{held}
         messages wait behind a replay): drop it, so it costs no more memory
@@ -212,6 +225,6 @@ class ConnectionLimits:
         protocol.dropConnection(abort=True)
 
 
-def _stopping(result, watch):
+def _stopping(result: _T, watch: LoopingCall) -> _T:
     watch.stop()
     return result

@@ -4,16 +4,45 @@ Who may open C{/ws}: an allowed C{Origin}, a valid C{room}, an identity
 trusted proxies tell it. Plain checks on the upgrade request, no I/O.
 """
 
+from __future__ import annotations
+
 import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TYPE_CHECKING, Protocol
 
 from autobahn.websocket.types import ConnectionDeny
 
 from aleatoria.domain.rules import ROOM_NAME_RULE, valid_room
 
+if TYPE_CHECKING:
+    from aleatoria.edge.auth import Identity, IdentityPolicy
+    from aleatoria.edge.origins import OriginPolicy
+
 DEFAULT_ROOM = "Lobby"
 
 
-def admit(request, origins, secure, identities, proxied=False):
+class UpgradeRequest(Protocol):
+    """
+    An upgrade request as the checks read it: Autobahn's
+    C{ConnectionRequest}, or what stands for one (the plain GET of C{/ws}).
+    """
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def params(self) -> Mapping[str, list[str]]: ...
+
+    @property
+    def origin(self) -> str | None: ...
+
+
+def admit(request: UpgradeRequest, origins: OriginPolicy, secure: bool,
+          identities: IdentityPolicy, proxied: bool = False) -> tuple[Identity, str]:
     """
     Check a handshake: an allowed C{Origin}, a valid C{room}, and the
     identity C{identities} (an identity policy of L{aleatoria.edge.auth})
@@ -41,7 +70,8 @@ def admit(request, origins, secure, identities, proxied=False):
     return identity, rooms[0]
 
 
-def client_address(request, trusted):
+def client_address(request: UpgradeRequest,
+                   trusted: Iterable[IPv4Network | IPv6Network]) -> str:
     """
     The client's IP address: the peer's, or -- when the peer is a trusted
     proxy -- the nearest address in X-Forwarded-For that is not one. An
@@ -66,7 +96,7 @@ def client_address(request, trusted):
     return str(address)
 
 
-def direct_address(host, trusted):
+def direct_address(host: str, trusted: Iterable[IPv4Network | IPv6Network]) -> str | None:
     """
     The address of a peer C{host} that is a client itself: C{None} for a
     trusted proxy (its clients are told apart by X-Forwarded-For later), or
@@ -78,13 +108,13 @@ def direct_address(host, trusted):
     return str(ip)
 
 
-def proxied(request, trusted):
+def proxied(request: UpgradeRequest, trusted: Iterable[IPv4Network | IPv6Network]) -> bool:
     """Whether the request comes from a trusted proxy."""
     ip = _ip(_address(request.peer))
     return ip is not None and _trusted(ip, trusted)
 
 
-def _ip(text):
+def _ip(text: str) -> IPv4Address | IPv6Address | None:
     """The address C{text} names (IPv4-mapped ones as IPv4), or C{None}."""
     try:
         ip = ipaddress.ip_address(text)
@@ -93,16 +123,17 @@ def _ip(text):
     return ip.ipv4_mapped or ip if ip.version == 6 else ip
 
 
-def _trusted(ip, networks):
+def _trusted(ip: IPv4Address | IPv6Address,
+             networks: Iterable[IPv4Network | IPv6Network]) -> bool:
     return any(ip in network for network in networks)
 
 
-def first(values):
+def first(values: Sequence[str] | None) -> str:
     """The first value of a query parameter, or ''."""
     return values[0] if values else ""
 
 
-def _address(peer):
+def _address(peer: str) -> str:
     """C{tcp4:1.2.3.4:5678} -> C{1.2.3.4}."""
     parts = peer.split(":")
     return ":".join(parts[1:-1]) if len(parts) > 2 else peer

@@ -4,7 +4,10 @@ connections per address, and what may wait for a client that stopped
 reading. Counters and a producer, no I/O of their own.
 """
 
+from __future__ import annotations
+
 import collections
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
@@ -28,11 +31,11 @@ class TooMany(Exception):
 class PerAddress:
     """Open connections per client address, up to C{maximum} each."""
 
-    def __init__(self, maximum):
+    def __init__(self, maximum: int) -> None:
         self._maximum = maximum
-        self._open = collections.Counter()
+        self._open: collections.Counter[str] = collections.Counter()
 
-    def count_in(self, address):
+    def count_in(self, address: str) -> None:
         """
         One more connection from C{address}.
 
@@ -42,7 +45,7 @@ class PerAddress:
             raise TooMany(address)
         self._open[address] += 1
 
-    def count_out(self, address):
+    def count_out(self, address: str) -> None:
         self._open[address] -= 1
         if not self._open[address]:
             del self._open[address]
@@ -61,7 +64,10 @@ class Backlog:
     @param seconds: the clock.
     """
 
-    def __init__(self, max_messages, max_bytes, stall, queued, seconds):
+    _progress_at: float
+
+    def __init__(self, max_messages: int, max_bytes: int, stall: float,
+                 queued: Callable[[], int], seconds: Callable[[], float]) -> None:
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._stall = stall
@@ -70,34 +76,34 @@ class Backlog:
         self.paused = False
         self.messages = self.bytes = 0
         self._progress_at = self._after_last = 0
-        self._waiting = []
+        self._waiting: list[Deferred[None]] = []
 
-    def pauseProducing(self):
+    def pauseProducing(self) -> None:
         if not self.paused:
             self.paused = True
             self.messages = 0
             self.bytes = self._after_last = self._queued()
             self._progress_at = self._seconds()
 
-    def resumeProducing(self):
+    def resumeProducing(self) -> None:
         self.paused = False
         self._wake()
 
-    def stopProducing(self):
+    def stopProducing(self) -> None:
         self._wake()
 
-    def resumed(self):
+    def resumed(self) -> Deferred[None]:
         """A Deferred that fires when the transport takes more again, or is gone."""
-        d = Deferred()
+        d: Deferred[None] = Deferred()
         self._waiting.append(d)
         return d
 
-    def _wake(self):
+    def _wake(self) -> None:
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.callback(None)
 
-    def admits(self, size):
+    def admits(self, size: int) -> bool:
         """Whether one more message of C{size} bytes may be queued."""
         if not self.paused:
             return True
@@ -108,12 +114,12 @@ class Backlog:
             return False
         return self._seconds() - self._progress_at <= self._stall
 
-    def stalled(self):
+    def stalled(self) -> bool:
         """Whether, paused, the queue has not shrunk for C{stall} seconds."""
         self._progress()
         return self.paused and self._seconds() - self._progress_at > self._stall
 
-    def _progress(self):
+    def _progress(self) -> int:
         """What waits now; the time of progress, if it shrank."""
         waiting = self._queued()
         if waiting < self._after_last:

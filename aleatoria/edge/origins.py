@@ -10,13 +10,16 @@ a page on any name that resolves to the daemon (DNS rebinding) would count
 as its own.
 """
 
+from __future__ import annotations
+
 import ipaddress
+from collections.abc import Collection, Iterable
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def normalise(origin: str):
+def normalise(origin: str) -> tuple[str, str, int] | None:
     """
     C{(scheme, host, port)} of an origin, or C{None} when it is malformed:
     not http(s), no host, a bad port, or anything beyond scheme://host:port.
@@ -47,11 +50,12 @@ class OriginPolicy:
     @raise ValueError: an allowed origin is malformed.
     """
 
-    def __init__(self, allowed=(), allow_missing=False, public_hosts=()):
+    def __init__(self, allowed: Collection[str] = (), allow_missing: bool = False,
+                 public_hosts: Iterable[str] = ()) -> None:
         self.allow_any = "*" in allowed
         self.allow_missing = allow_missing
         self._public = {h.lower() for h in public_hosts}
-        self._allowed = set()
+        self._allowed: set[tuple[str, str, int]] = set()
         for origin in allowed:
             if origin == "*":
                 continue
@@ -77,7 +81,7 @@ class OriginPolicy:
         own = normalise(f"{'https' if secure else 'http'}://{host}")
         return parsed == own and self._ours(own[1])
 
-    def _ours(self, host):
+    def _ours(self, host: str) -> bool:
         if host in self._public or host == "localhost":
             return True
         try:

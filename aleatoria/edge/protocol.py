@@ -8,6 +8,11 @@ pushes come back rendered through L{aleatoria.edge.render.Outlet}, which
 writes them here. Its limits are its L{ConnectionLimits}'.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import ISSLTransport
@@ -22,6 +27,21 @@ from aleatoria.edge.connection_limits import ConnectionLimits
 from aleatoria.edge.handshake import admit, client_address, first, proxied
 from aleatoria.edge.wire import InvalidMessage, decode, truncated
 from aleatoria.ops.budgets import Summary
+
+if TYPE_CHECKING:
+    from autobahn.websocket.protocol import PreparedMessage
+    from autobahn.websocket.types import ConnectionRequest
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IReactorTime
+
+    from aleatoria.domain.hub import Hub
+    from aleatoria.edge.admission import Admission, Ticket
+    from aleatoria.edge.auth import Identity, IdentityPolicy
+    from aleatoria.edge.connection_limits import Budgets, Limits
+    from aleatoria.edge.origins import OriginPolicy
+    from aleatoria.edge.render import Outlet
+    from aleatoria.edge.router import Router
+    from aleatoria.ops.reporting import Report, Reporter
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_REPLACED = 4001
@@ -53,30 +73,33 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
                      WebSocketServerProtocol):  # (Autobahn's own bases disagree on peer)
     _log = Logger()
     refusal_codes = REFUSAL_CODES
+    factory: ClientFactory
 
-    user_id = None
-    address = None
-    report = None
-    limits = None
+    user_id: str = None  # type: ignore[assignment]  # until onConnect
+    address: str = None  # type: ignore[assignment]  # until onConnect
+    report: Report = None  # type: ignore[assignment]  # until the handshake is accepted
+    limits: ConnectionLimits = None  # type: ignore[assignment]  # likewise
     """The connection's L{ConnectionLimits}, once its handshake is accepted."""
-    ticket = None
+    ticket: Ticket | None = None
     """The connection's L{aleatoria.edge.admission.Ticket}, taken over from its HTTP channel."""
-    _room = None
+    _room: str = None  # type: ignore[assignment]  # until the handshake is accepted
+    _identity: Identity
+    segment: str
     _counted = False
     _kicked = False
     _closed_by_client = False
     """Whether the client sent the first close frame (it closed; it did not lose us)."""
 
-    def adopt(self, ticket):
+    def adopt(self, ticket: Ticket) -> None:
         """This connection, once HTTP, is a WebSocket now: its C{ticket} is its own."""
         self.ticket = ticket
         ticket.upgraded()
 
     @property
-    def established(self):
+    def established(self) -> bool:
         return self.state == self.STATE_OPEN
 
-    def onConnect(self, request):
+    def onConnect(self, request: ConnectionRequest) -> None:
         factory = self.factory
         trusted = factory.admission.trusted
         self.address = address = client_address(request, trusted)
@@ -106,7 +129,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
         self.report.tag("room", self._room)
         self.limits = ConnectionLimits(self, factory.limits, factory.budgets, factory.clock)
 
-    def _refused(self, request, deny):
+    def _refused(self, request: ConnectionRequest, deny: ConnectionDeny) -> None:
         user, room = first(request.params.get("userId")), first(request.params.get("room"))
         self.factory.reporter.daemon.fault(
             "WebSocket upgrade refused", "websocket_upgrade", address=self.address,
@@ -118,9 +141,10 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
             reason=deny.reason[:SHOWN], origin=(request.origin or "")[:SHOWN],
         )
 
-    def onOpen(self):
+    def onOpen(self) -> None:
         frames.forget_handshake(self)
-        frames.take_producer(self, self.limits.open(self.transport))
+        # open: it has a transport
+        frames.take_producer(self, self.limits.open(self.transport))  # type: ignore[arg-type]
         if self._identity.reconnect_token is not None:
             self.factory.outlet.reply(self, "welcome", {
                 "userId": self.user_id, "reconnectToken": self._identity.reconnect_token})
@@ -132,7 +156,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
                                operation="websocket_open", component="protocol")
             self.close(1011, "internal error")
 
-    def onMessage(self, payload, isBinary):
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if not self.limits.may_send(payload):
             return
         if isBinary:
@@ -145,17 +169,18 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
             return
         self.factory.router.received(self, envelope)
 
-    def frame_refused(self, opcode):
+    def frame_refused(self, opcode: int) -> str | None:
         return self.limits.frame_refused(opcode)
 
-    def connectionLost(self, reason):
+    # Twisted always gives the reason, which the base classes may do without
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         try:
             super().connectionLost(reason)
         finally:
             if self.ticket is not None:
                 self.ticket.release()
 
-    def onClose(self, wasClean, code, reason):
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.report is None:
             return
         factory = self.factory
@@ -167,7 +192,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
                               closeCode=str(code), reason=reason or "")
         factory.reporter.forget(self.report)
 
-    def onCloseFrame(self, code, reasonRaw):
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
         """
         The client closed the connection if its close frame came first: a
         lost connection -- dropped, timed out, closed by a stopping server
@@ -177,7 +202,7 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
             self._closed_by_client = True
         return super().onCloseFrame(code, reasonRaw)
 
-    def _malformed(self, details, raw):
+    def _malformed(self, details: str, raw: bytes) -> None:
         """
         The frame is not a valid envelope: the compat C{error_response}. The
         raw frame, cut to 1 KiB, goes to the report: the one place client
@@ -191,31 +216,31 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
         )
         self.factory.outlet.malformed(self, details)
 
-    def refuse(self, code, sentence, **details):
+    def refuse(self, code: str, sentence: str, **details: object) -> None:
         """An C{error} of the connection's own (its limits')."""
         self.factory.outlet.error(self, code, sentence, details)
 
     # IConnection
 
-    def may_join(self, room):
+    def may_join(self, room: str) -> bool:
         return self._identity.may_join(room)
 
-    def budget_refills_in(self):
+    def budget_refills_in(self) -> float:
         return self.limits.budget_refills_in()
 
-    def spent_elsewhere(self, seconds):
+    def spent_elsewhere(self, seconds: float) -> None:
         self.limits.spent_elsewhere(seconds)
 
-    def charge(self, messages):
+    def charge(self, messages: int) -> None:
         self.limits.charge(messages)
 
-    def writable(self):
+    def writable(self) -> Deferred[None]:
         return self.limits.writable()
 
-    def holding(self, count):
+    def holding(self, count: int) -> None:
         self.limits.holding(count)
 
-    def write(self, frame):
+    def write(self, frame: PreparedMessage) -> None:
         """Write a frame the outlet made, if the client may have it waiting."""
         if self.state != self.STATE_OPEN or not self.limits.admits(len(frame.payloadHybi)):
             return
@@ -225,17 +250,17 @@ class ClientProtocol(frames.DirectWrites, frames.JsonRefusals,  # type: ignore[m
             self.report.failed(self._log, Failure(), "Writing to the client failed",
                                operation="websocket_write", component="protocol")
 
-    def replaced(self):
+    def replaced(self) -> None:
         self.close(CLOSE_REPLACED, "replaced")
 
-    def going_away(self):
+    def going_away(self) -> None:
         self.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
 
-    def kick(self, reason):
+    def kick(self, reason: str) -> None:
         self._kicked = True
         self.close(CLOSE_KICKED, reason)
 
-    def close(self, code, reason):
+    def close(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:MAX_REASON])
 
@@ -251,10 +276,14 @@ class ClientFactory(WebSocketServerFactory):
         handshake timeout).
     """
 
-    protocol = ClientProtocol
+    # Twisted's Factory is generic in its protocol, Autobahn's is not: mypy
+    # cannot see a ClientProtocol's factory (a ClientFactory) is this one
+    protocol = ClientProtocol  # type: ignore[assignment]
 
-    def __init__(self, *, hub, router, outlet, reporter, admission, origins, identities,
-                 limits, budgets, clock, options):
+    def __init__(self, *, hub: Hub, router: Router, outlet: Outlet, reporter: Reporter,
+                 admission: Admission, origins: OriginPolicy, identities: IdentityPolicy,
+                 limits: Limits, budgets: Budgets, clock: IReactorTime,
+                 options: Mapping[str, object]) -> None:
         super().__init__(reactor=clock, server=None)
         self.hub = hub
         self.router = router
@@ -274,7 +303,7 @@ class ClientFactory(WebSocketServerFactory):
                                 **options)
         self.protocol = frames.sharing_options(ClientProtocol, self)
 
-    def _more_refusals(self, address, count):
+    def _more_refusals(self, address: str, count: int) -> None:
         ClientProtocol._log.info(
             "Refused {count} more handshakes from {peer} in the last {seconds} s",
             count=count, peer=address, seconds=REFUSALS_WINDOW,

@@ -5,6 +5,11 @@ rendered to the client. A bug in a route is reported and answered
 C{unavailable}; the connection and the daemon go on.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
+
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -13,6 +18,18 @@ from aleatoria.domain.refusals import Forbidden, Refused, Unavailable
 from aleatoria.domain.rules import SHOWN, shown
 from aleatoria.edge.limits import PerAddress, TooMany
 from aleatoria.edge.routes import CODES, READS, ROUTES, Answer
+
+if TYPE_CHECKING:
+    from aleatoria.domain.hub import Hub
+    from aleatoria.domain.ports import IConnection
+    from aleatoria.edge.protocol import ClientProtocol
+    from aleatoria.edge.render import Outlet
+    from aleatoria.edge.wire import Envelope
+    from aleatoria.ops.accounting import Accounting
+    from aleatoria.ops.metrics import Metrics
+    from aleatoria.ops.reporting import Reporter
+
+_T = TypeVar("_T")
 
 READ_RETRY_MS = 1000
 """The C{retryAfter} of a read refused as one too many under way: about what one takes at worst."""
@@ -32,11 +49,11 @@ class Reads:
     for its answers, instead of piling work on the store.
     """
 
-    def __init__(self, per_user, per_address):
+    def __init__(self, per_user: int, per_address: int) -> None:
         self._users = PerAddress(per_user)
         self._addresses = PerAddress(per_address)
 
-    def start(self, conn):
+    def start(self, conn: IConnection) -> bool:
         """One more read of C{conn}'s; whether it may be."""
         try:
             self._users.count_in(conn.user_id)
@@ -49,7 +66,7 @@ class Reads:
             return False
         return True
 
-    def done(self, conn):
+    def done(self, conn: IConnection) -> None:
         self._users.count_out(conn.user_id)
         self._addresses.count_out(conn.address)
 
@@ -68,7 +85,8 @@ class Router:
 
     _log = Logger()
 
-    def __init__(self, hub, outlet, reporter, accounting, metrics, reads=None):
+    def __init__(self, hub: Hub, outlet: Outlet, reporter: Reporter, accounting: Accounting,
+                 metrics: Metrics, reads: Reads | None = None) -> None:
         self._hub = hub
         self._outlet = outlet
         self._reporter = reporter
@@ -76,7 +94,7 @@ class Router:
         self._metrics = metrics
         self._reads = reads or Reads(8, 64)
 
-    def received(self, conn, envelope):
+    def received(self, conn: ClientProtocol, envelope: Envelope) -> None:
         kind = envelope.type
         if not self._hub.connections.current(conn):
             return
@@ -101,8 +119,9 @@ class Router:
             self._failed(Failure(), conn, envelope)
         else:
             if isinstance(answer, Deferred):
-                answer.addCallbacks(self._answer, self._failed, (conn, envelope), None,
-                                    (conn, envelope))
+                # Twisted takes None for no keywords, which its annotations do not say
+                answer.addCallbacks(self._answer, self._failed, (conn, envelope),
+                                    None, (conn, envelope))  # type: ignore[arg-type]
             elif answer is not None:
                 self._answer(answer, conn, envelope)
         finally:
@@ -114,18 +133,18 @@ class Router:
             else:
                 self._reads.done(conn)
 
-    def _read_done(self, result, conn):
+    def _read_done(self, result: _T, conn: ClientProtocol) -> _T:
         self._reads.done(conn)
         return result
 
-    def _too_many_reads(self, conn, envelope):
-        details = {"retryAfter": READ_RETRY_MS}
+    def _too_many_reads(self, conn: ClientProtocol, envelope: Envelope) -> None:
+        details: dict[str, object] = {"retryAfter": READ_RETRY_MS}
         if envelope.messageId:
             details["messageId"] = envelope.messageId
         self._error(conn, "rate_limited", "Too many requests under way; wait for their "
                     "answers.", details)
 
-    def _answer(self, answer, conn, envelope):
+    def _answer(self, answer: Answer | None, conn: ClientProtocol, envelope: Envelope) -> None:
         if isinstance(answer, Answer) and self._hub.connections.current(conn):
             if envelope.messageId and not answer.message_id:
                 answer = answer._replace(message_id=envelope.messageId)
@@ -134,7 +153,7 @@ class Router:
             except Exception:
                 self._failed(Failure(), conn, envelope)
 
-    def _failed(self, failure, conn, envelope):
+    def _failed(self, failure: Failure, conn: ClientProtocol, envelope: Envelope) -> None:
         refused = failure.value
         if not isinstance(refused, Refused):
             conn.report.failed(
@@ -157,6 +176,7 @@ class Router:
             details = {"messageId": envelope.messageId, **details}
         self._error(conn, CODES[type(refused)], refused.sentence, details)
 
-    def _error(self, conn, code, sentence, details=None):
+    def _error(self, conn: ClientProtocol, code: str, sentence: str,
+               details: Mapping[str, object] | None = None) -> None:
         if self._hub.connections.current(conn):
             self._outlet.error(conn, code, sentence, details)

@@ -9,9 +9,12 @@ one of the hub's domains with plain values, and returns the L{Answer}
 raised or failed with, becomes an C{error} whose code says which kind.
 """
 
-from typing import Any, NamedTuple
+from __future__ import annotations
 
-from msgspec import UNSET
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+
+from msgspec import UNSET, Raw
 from twisted.internet.defer import Deferred
 
 from aleatoria.domain.events import NO_PAYLOAD
@@ -29,7 +32,15 @@ from aleatoria.domain.refusals import (
 )
 from aleatoria.edge.render import SIGNAL_KINDS, envelope, role
 
-CODES = {
+if TYPE_CHECKING:
+    from aleatoria.domain.events import Push
+    from aleatoria.domain.hub import Hub
+    from aleatoria.domain.ports import IConnection
+    from aleatoria.domain.resume import Resumed
+    from aleatoria.domain.values import Conversation, MembersPage
+    from aleatoria.edge.wire import Envelope
+
+CODES: dict[type[Refused], str] = {
     Busy: "busy",
     QuotaExceeded: "quota_exceeded",
     Invalid: "invalid_message",
@@ -54,87 +65,96 @@ class Answer(NamedTuple):
     message_id: str = ""
 
 
-def chat_message(hub, conn, m):
+Route = Callable[
+    ["Hub", "IConnection", "Envelope"], "Answer | Deferred[Answer] | Deferred[None] | None"]
+"""
+What a route is: it takes the hub, the connection and the envelope, and
+answers (or not) -- at once, or when its Deferred fires.
+"""
+
+
+def chat_message(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None]:
     return hub.chat.post(conn, m.payload.content, to_user=m.toUser, room=m.room,
                          message_id=m.messageId)
 
 
-def call_message(hub, conn, m):
+def call_message(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None]:
     return hub.call_chat.send(conn, m.toUser, m.payload.content, m.messageId)
 
 
-def join_room(hub, conn, m):
+def join_room(hub: Hub, conn: IConnection, m: Envelope) -> Answer:
     hub.rooms.join(conn, m.room)
     return Answer("room_joined", {"room": m.room, "action": "joined"}, m.room)
 
 
-def leave_room(hub, conn, m):
+def leave_room(hub: Hub, conn: IConnection, m: Envelope) -> Answer:
     hub.rooms.leave(conn, m.room)
     return Answer("room_left", {"room": m.room, "action": "left"}, m.room)
 
 
-def get_rooms(hub, conn, m):
+def get_rooms(hub: Hub, conn: IConnection, m: Envelope) -> Answer:
     return Answer("rooms_list", {"rooms": sorted(hub.rooms.rooms_of(conn.user_id))})
 
 
-def get_room_members(hub, conn, m):
+def get_room_members(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     d = hub.rooms.members(conn, m.room, m.payload.limit, m.payload.after)
     return d.addCallback(_members_page, m.room)
 
 
-def _members_page(page, room):
+def _members_page(page: MembersPage, room: str) -> Answer:
     members, count, following = page
-    payload = {"room": room, "members": members, "count": count}
+    payload: dict[str, object] = {"room": room, "members": members, "count": count}
     if following is not None:
         payload["next"] = following
     return Answer("room_members", payload, room)
 
 
-def get_recent_messages(hub, conn, m):
+def get_recent_messages(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     d = hub.rooms.history(conn, m.room, m.payload.limit, m.payload.before)
     return d.addCallback(lambda messages: Answer(
         "recent_messages", {"messages": _as_seen(messages, conn), "room": m.room}, m.room))
 
 
-def get_direct_messages(hub, conn, m):
+def get_direct_messages(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     with_user = m.payload.withUser
     d = hub.direct.history(conn, with_user, m.payload.limit)
     return d.addCallback(lambda messages: Answer(
         "direct_messages", {"messages": _as_seen(messages, conn), "withUser": with_user}))
 
 
-def _as_seen(messages, conn):
+def _as_seen(messages: Iterable[Push], conn: IConnection) -> list[Envelope]:
     return [envelope(message, conn.user_id) for message in messages]
 
 
-def resume(hub, conn, m):
+def resume(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     """The answer repeats the request's C{messageId}."""
     d = Deferred.fromCoroutine(hub.resumer.resume(conn, m.payload.rooms, m.payload.direct))
     return d.addCallback(lambda outcome: Answer("resumed", _resumed(*outcome),
                                                 message_id=m.messageId))
 
 
-def _resumed(rooms, direct):
-    payload = {"rooms": {room: _stream(outcome) for room, outcome in rooms.items()}}
+def _resumed(rooms: dict[str, Resumed | Refused], direct: Resumed | None) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "rooms": {room: _stream(outcome) for room, outcome in rooms.items()}}
     if direct is not None:
         payload["direct"] = _stream(direct)
     return payload
 
 
-def _stream(outcome):
+def _stream(outcome: Resumed | Refused) -> dict[str, object]:
     if isinstance(outcome, Refused):
         return {"recovered": False, "error": outcome.sentence, "code": CODES[type(outcome)]}
     return {"recovered": outcome.recovered, "offset": outcome.offset, "epoch": outcome.epoch}
 
 
-def get_conversations(hub, conn, m):
+def get_conversations(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     limit = m.payload.limit
     d = hub.direct.conversations(conn, limit, m.payload.before)
     return d.addCallback(_conversations, limit, conn)
 
 
-def _conversations(found, limit, conn):
-    payload = {"conversations": [
+def _conversations(found: list[Conversation], limit: int, conn: IConnection) -> Answer:
+    payload: dict[str, object] = {"conversations": [
         {"withUser": c.with_user, "last": envelope(c.last, conn.user_id), "unread": c.unread}
         for c in found]}
     if found and len(found) == limit:
@@ -142,23 +162,23 @@ def _conversations(found, limit, conn):
     return Answer("conversations", payload)
 
 
-def mark_read(hub, conn, m):
+def mark_read(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     with_user, offset = m.payload.withUser, m.payload.offset
     d = hub.direct.mark_read(conn, with_user, offset)
     return d.addCallback(lambda unread: Answer(
         "marked_read", {"withUser": with_user, "offset": offset, "unread": unread}))
 
 
-def user_available_webrtc(hub, conn, m):
+def user_available_webrtc(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None]:
     interests = m.payload.interests if m.payload else ()
     return hub.calls.in_turn(conn, hub.calls.available, interests)
 
 
-def user_unavailable_webrtc(hub, conn, m):
+def user_unavailable_webrtc(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None]:
     return hub.calls.in_turn(conn, hub.calls.unavailable)
 
 
-def request_random_peer(hub, conn, m):
+def request_random_peer(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     """
     The answer repeats the request's C{messageId}, to tell it from an
     C{assign_role} that somebody else's pairing sends.
@@ -174,52 +194,52 @@ def request_random_peer(hub, conn, m):
     ))
 
 
-def get_ice_servers(hub, conn, m):
+def get_ice_servers(hub: Hub, conn: IConnection, m: Envelope) -> Answer:
     """The outlet mints the payload (L{aleatoria.edge.render.Outlet.reply})."""
     return Answer("ice_servers", {}, message_id=m.messageId)
 
 
-def _payload(m):
+def _payload(m: Envelope) -> Raw:
     return NO_PAYLOAD if m.payload is UNSET else m.payload
 
 
-def signal(hub, conn, m):
+def signal(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None] | None:
     return hub.calls.relay(conn, SIGNAL_KINDS[m.type], m.toUser, _payload(m), m.messageId)
 
 
-def hangup(hub, conn, m):
+def hangup(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[None]:
     return hub.calls.in_turn(conn, hub.calls.hangup, m.toUser, _payload(m), m.messageId)
 
 
-def block_user(hub, conn, m):
+def block_user(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     user = m.payload.userId
     d = hub.safety.block(conn, user)
     return d.addCallback(lambda _: Answer("user_blocked", {"userId": user}))
 
 
-def unblock_user(hub, conn, m):
+def unblock_user(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     user = m.payload.userId
     d = hub.safety.unblock(conn, user)
     return d.addCallback(lambda _: Answer("user_unblocked", {"userId": user}))
 
 
-def get_blocked(hub, conn, m):
+def get_blocked(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     d = hub.safety.blocked(conn)
     return d.addCallback(lambda users: Answer("blocked_users", {"users": users}))
 
 
-def report_user(hub, conn, m):
+def report_user(hub: Hub, conn: IConnection, m: Envelope) -> Deferred[Answer]:
     p = m.payload
     d = hub.reported.report(conn, p.userId, p.reason, p.details)
     return d.addCallback(lambda report_id: Answer(
         "user_reported", {"userId": p.userId, "reportId": report_id}))
 
 
-def server_only(hub, conn, m):
+def server_only(hub: Hub, conn: IConnection, m: Envelope) -> NoReturn:
     raise Forbidden(f"Clients may not send {m.type}.")
 
 
-ROUTES = {
+ROUTES: dict[str, Route] = {
     "chat_message": chat_message,
     "call_message": call_message,
     "join_room": join_room,

@@ -81,7 +81,7 @@ class WebSocketEndpoint(WebSocketResource):
         _hand_over(ticket, protocol)
         protocol.dataReceived(head)
 
-    def _verdict(self, request: Request) -> tuple[int, dict[str, str], str | None]:
+    def _verdict(self, request: Request) -> tuple[int, dict[str, object], str | None]:
         """
         What an upgrade with C{request}'s query, headers and address would
         be answered -- the checks of C{ClientProtocol.onConnect}, the
