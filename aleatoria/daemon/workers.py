@@ -134,6 +134,8 @@ class Workers(Service):
         self._delays: dict[int, Iterator[int]] = {}
         self._ended: dict[int, Deferred[None]] = {}
         self._timers: list[IDelayedCall] = []
+        self._stopping = False
+        """Shutdown began: the workers were told to stop, and none is started again."""
 
     def startService(self) -> None:
         super().startService()
@@ -172,7 +174,9 @@ class Workers(Service):
     def ended(self, index: int, reason: Failure) -> None:
         self._running.pop(index, None)
         ended = self._ended.pop(index)
-        if not self.running:
+        # told to stop (SIGTERM at the start of shutdown), a worker may end
+        # before this service is stopped: that is a stop, not a crash
+        if self._stopping or not self.running:
             _log.info("Worker {index} stopped", index=index)
             ended.callback(None)
             return
@@ -186,11 +190,12 @@ class Workers(Service):
         self._later(delay, self._restart, index)
 
     def _restart(self, index: int) -> None:
-        if self.running and index not in self._running:
+        if self.running and not self._stopping and index not in self._running:
             self._start(index)
 
     def _terminate(self) -> None:
         """Shutdown began: every worker stops too, closing its own clients."""
+        self._stopping = True
         for process in self._running.values():
             process.signalProcess("TERM")
 
