@@ -79,6 +79,15 @@ export interface IceServers {
   expiresAt: string;
 }
 
+/** Why a user may report another: `report()`'s `reason`. */
+export type ReportReason = "spam" | "nudity" | "minor" | "harassment" | "other";
+
+/** The reasons, in a list (for a picker). */
+export const REPORT_REASONS: readonly ReportReason[];
+
+/** What `report()` resolves with (`user_reported`). */
+export interface Reported { userId: string; reportId: string; }
+
 export interface Conversation { withUser: string; last: Envelope; unread: number; }
 
 export interface Resumed {
@@ -160,6 +169,13 @@ export class Client extends EventTarget {
   getIceServers(): Promise<IceServers>;
   signal(type: "webrtc_offer" | "webrtc_answer" | "webrtc_candidate" | "hangup",
          toUser: string, payload?: object): void;
+  /** Block a user: never paired again, no direct message or signaling either way. */
+  block(userId: string): Promise<{ userId: string }>;
+  unblock(userId: string): Promise<{ userId: string }>;
+  /** The users this user blocks, sorted. */
+  getBlocked(): Promise<string[]>;
+  /** Report a user to the operator (and block it); `details` up to 500 characters. */
+  report(userId: string, reason: ReportReason, details?: string): Promise<Reported>;
 
   addEventListener<K extends keyof ClientEventMap>(type: K,
     listener: (this: Client, event: ClientEventMap[K]) => any,
@@ -213,6 +229,10 @@ export class Caller extends EventTarget {
   /** Stop looking for a partner (and end the call, if any): out of the pool. */
   stop(): void;
   hangup(): void;
+  /** Block the partner, which ends the call (`ended`, reason `blocked`). */
+  block(): Promise<{ userId: string }>;
+  /** Report the partner, which blocks it and ends the call (`ended`, reason `reported`). */
+  report(reason: ReportReason, details?: string): Promise<Reported>;
 
   addEventListener<K extends keyof CallerEventMap>(type: K,
     listener: (this: Caller, event: CallerEventMap[K]) => any,

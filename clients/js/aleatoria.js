@@ -695,7 +695,46 @@ export class Client extends EventTarget {
   signal(type, toUser, payload = {}) {
     this.send({ type, toUser, payload });
   }
+
+  /**
+   * Block `userId` until unblocked: the two are never paired again, and
+   * direct messages and signaling between them, either way, are refused
+   * `forbidden`; a call between them ends (the blocked user hears only
+   * that it ended). Resolves with `{userId}` (the same for a user already
+   * blocked); rejects `quota_exceeded` past the server's `--max-blocks`.
+   */
+  async block(userId) {
+    return (await this.request({ type: "block_user", payload: { userId } },
+      "user_blocked")).payload;
+  }
+
+  /** No longer block `userId`; resolves with `{userId}` (the same if it was not blocked). */
+  async unblock(userId) {
+    return (await this.request({ type: "unblock_user", payload: { userId } },
+      "user_unblocked")).payload;
+  }
+
+  /** The users this user blocks, sorted. */
+  async getBlocked() {
+    return (await this.request({ type: "get_blocked" }, "blocked_users")).payload.users;
+  }
+
+  /**
+   * Report `userId` to the operator: `reason` is one of REPORT_REASONS,
+   * `details` (optional) up to 500 characters of one's own words. The
+   * report blocks `userId` as `block()` does (ending a call with them).
+   * Resolves with `{userId, reportId}`; rejects `invalid_message` (a
+   * reason not in the list, details too long) or `rate_limited` past the
+   * server's `--reports-per-hour` (nothing filed, nobody blocked).
+   */
+  async report(userId, reason, details) {
+    return (await this.request({ type: "report_user",
+      payload: clean({ userId, reason, details }) }, "user_reported")).payload;
+  }
 }
+
+/** Why a user may report another (`report_user`'s `reason`). */
+export const REPORT_REASONS = Object.freeze(["spam", "nudity", "minor", "harassment", "other"]);
 
 /** The `sub` of a JWT, or "" (the server checks tokens; this only names the user early). */
 function subject(token) {
@@ -728,7 +767,8 @@ function clean(fields) {
 
 /**
  * Random video calls over a Client: `available()`, `next()`, `hangup()`,
- * and an RTCPeerConnection per call, driven by perfect negotiation with
+ * `block()` and `report()` of the partner, and an RTCPeerConnection per
+ * call, driven by perfect negotiation with
  * the polite/impolite role the server assigns, with the ICE servers (STUN,
  * TURN) the server gives for the call unless `rtcConfig` names its own.
  * Events: `call` (detail: {peerId, role, commonInterests}), `track` (detail: the
@@ -843,6 +883,46 @@ export class Caller extends EventTarget {
     if (!this.peerId) return;
     this.client.signal("hangup", this.peerId);
     this._end("hangup", true);
+  }
+
+  /**
+   * Block the partner: resolves with the server's answer (`{userId}`)
+   * once it has the block, which ended the call -- the partner hears only
+   * that it ended -- and this side says `ended` (reason `blocked`,
+   * local). Refused (`quota_exceeded`...), the call goes on. Then
+   * `next()` to move on, or `stop()`.
+   */
+  block() {
+    return this._endWith("blocked", "block", (peerId) => this.client.block(peerId));
+  }
+
+  /**
+   * Report the partner (`reason`, `details` as `client.report()` takes
+   * them), which blocks it and so ends the call, as `block()` does:
+   * resolves with `{userId, reportId}`, the call over (`ended`, reason
+   * `reported`, local). Refused (`rate_limited`, `invalid_message`...),
+   * nothing was filed and the call goes on.
+   */
+  report(reason, details) {
+    return this._endWith("reported", "report",
+      (peerId) => this.client.report(peerId, reason, details));
+  }
+
+  /**
+   * `request(peerId)` of the partner; once it is answered the call is
+   * over, for `reason`. With no partner, rejected at once (`sent: false`).
+   */
+  async _endWith(reason, verb, request) {
+    const peerId = this.peerId;
+    if (!peerId) {
+      const error = new AleatoriaError("invalid_message", `Not in a call: nobody to ${verb}.`);
+      error.sent = false;
+      throw error;
+    }
+    const answer = await request(peerId);
+    // the server ended the match: no hangup comes to this side
+    if (this.peerId === peerId) this._end(reason, true);
+    return answer;
   }
 
   _start({ peerId, role, iceServers, resumed, commonInterests = [] }) {

@@ -344,6 +344,63 @@ async function main() {
       await e.close();
     });
 
+  await scenario("Report in a call: the reporter moves on, the reported sees the end, " +
+    "and the two never meet again; Block moves on to the next stranger", async () => {
+    const r = await page(browser, url, "rae");
+    const s = await page(browser, url, "sol");
+    for (const tab of [r, s]) {
+      assert.equal(await tab.isDisabled("#report"), true, "Report with nobody to report");
+      assert.equal(await tab.isDisabled("#block"), true);
+    }
+    await r.click("#start");
+    await r.waitForSelector('#call-status[data-state="waiting"]');
+    await s.click("#start");
+    await connected(r);
+    await connected(s);
+    await r.click("#report");
+    await r.waitForSelector("#report-dialog[open]");
+    // a reason is required: the dialog stays open without one
+    await r.click("#report-send");
+    assert.equal(await r.isVisible("#report-dialog"), true);
+    await r.check('#report-dialog input[name="reason"][value="harassment"]');
+    await r.fill("#report-details", "rude from the start");
+    await r.click("#report-send");
+    // the reported page: the call is over, and it hears only that
+    await s.waitForSelector('#call-status[data-state="ended"]');
+    assert.match(await s.textContent("#call-status"), /The stranger left/);
+    // the reporter: out of the call, on to the next stranger (none yet: it waits)
+    await r.waitForSelector('#call-status[data-state="waiting"]');
+    assert.match(await r.textContent("#call-status"), /^Stranger reported and blocked\. Waiting/);
+    assert.equal(await r.isVisible("#report-dialog"), false);
+    for (const tab of [r, s]) {
+      assert.equal(await tab.evaluate(() => window.demo.caller.peerId), null);
+      assert.equal(await tab.textContent("#partner"), "No partner yet");
+      assert.equal(await tab.isDisabled("#report"), true);
+    }
+    assert.deepEqual(await r.evaluate(() => window.demo.client.getBlocked()), ["sol"]);
+    // this daemon pairs two who met again at once (--rematch-after 0), but not these
+    await s.click("#next");
+    await s.waitForSelector('#call-status[data-state="waiting"]');
+    assert.equal(await r.evaluate(() => window.demo.caller.peerId), null);
+
+    // a third page meets one of the two, blocks it, and moves on to the other
+    const t = await page(browser, url, "tom");
+    await t.click("#start");
+    await connected(t);
+    const first = await t.evaluate(() => window.demo.caller.peerId);
+    const [blocked, other] = first === "rae" ? [r, s] : [s, r];
+    await connected(blocked);
+    await t.click("#block");
+    await blocked.waitForSelector('#call-status[data-state="ended"]');
+    assert.match(await blocked.textContent("#call-status"), /The stranger left/);
+    await t.waitForFunction((peer) => window.demo.caller.peerId === peer,
+      first === "rae" ? "sol" : "rae");
+    await connected(t);
+    await connected(other);
+    assert.deepEqual(await t.evaluate(() => window.demo.client.getBlocked()), [first]);
+    for (const tab of [r, s, t]) await tab.context().close();
+  });
+
   await scenario("room chat between two pages, history shown after a reload", async () => {
     await a.fill("#room-input", "anyone in the lobby?");
     await a.press("#room-input", "Enter");
@@ -377,7 +434,8 @@ async function main() {
       await connected(phone);
       await videoPlays(phone);
       await callView(phone);
-      for (const id of ["#mute", "#camera", "#next", "#hangup", "#call-input"]) {
+      for (const id of ["#mute", "#camera", "#next", "#hangup", "#block", "#report",
+        "#call-input"]) {
         const { x, y, width, height } = await box(phone, id);
         assert.ok(x >= 0 && x + width <= viewport.width, `${id} is off the screen`);
         assert.ok(height >= 24, `${id} is ${height} px high: too small for a finger`);

@@ -161,6 +161,7 @@ function closed() {
   // a new connection starts with a new Caller: Start again
   $("start").disabled = false;
   $("next").disabled = $("hangup").disabled = true;
+  if ($("report-dialog").open) $("report-dialog").close();
   callStatus("idle", "Press Start to meet a stranger.");
   $("connect").textContent = mode === "anonymous" ? "Connect again" : "Connect";
   $("connect-form").hidden = false;
@@ -232,7 +233,7 @@ $("start").addEventListener("click", async () => {
   await findPartner();
 });
 
-$("next").addEventListener("click", findPartner);
+$("next").addEventListener("click", () => findPartner());
 
 $("hangup").addEventListener("click", () => {
   caller.stop();
@@ -247,12 +248,13 @@ function interests() {
     .filter(Boolean).slice(0, 10);
 }
 
-async function findPartner() {
+/** Next: leave the call, if any, and look for a stranger (`said`: what happened first). */
+async function findPartner(said = "") {
   caller.interests = interests();
-  callStatus("searching", caller.interests.length
-    ? "Looking for a stranger who shares an interest…" : "Looking for a stranger…");
+  callStatus("searching", said + (caller.interests.length
+    ? "Looking for a stranger who shares an interest…" : "Looking for a stranger…"));
   try {
-    if (!(await caller.next())) callStatus("waiting", "Waiting for a stranger to join…");
+    if (!(await caller.next())) callStatus("waiting", `${said}Waiting for a stranger to join…`);
   } catch (error) {
     if (error.code === "rate_limited") {  // --skips-per-minute: a request's, not a connection's
       const wait = Math.ceil(((error.payload && error.payload.retryAfter) || 1000) / 1000);
@@ -286,6 +288,7 @@ function wireCaller(c) {
       : "Stranger";
     $("call-log").replaceChildren();
     $("call-input").disabled = $("call-send").disabled = false;
+    $("block").disabled = $("report").disabled = false;
     callStatus("connecting", "Connecting to a stranger…");
   });
   c.addEventListener("track", (e) => {
@@ -323,11 +326,84 @@ function endCall() {
   $("remote-video").srcObject = null;
   $("partner").textContent = "No partner yet";
   $("call-input").disabled = $("call-send").disabled = true;
+  $("block").disabled = $("report").disabled = true;
 }
 
 function callStatus(state, text) {
   $("call-status").dataset.state = state;
   $("call-status").textContent = text;
+}
+
+// Block and Report: the stranger is never met again (a report tells the
+// operator why, and blocks too); the call ends -- the stranger hears only
+// that it ended -- and this side moves on, as Next does.
+
+$("block").addEventListener("click", async () => {
+  if (!caller || !caller.peerId) return;
+  $("block").disabled = $("report").disabled = true;
+  try {
+    await caller.block();
+  } catch (error) {
+    refusedSafety("block", error);
+    return;
+  }
+  await moveOn("Stranger blocked. ");
+});
+
+let reporting = ""; // the stranger the report dialog is about
+
+$("report").addEventListener("click", () => {
+  if (!caller || !caller.peerId) return;
+  reporting = caller.peerId;
+  $("report-form").reset();
+  $("report-dialog").showModal();
+});
+
+$("report-cancel").addEventListener("click", () => $("report-dialog").close());
+
+$("report-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData($("report-form"));
+  const reason = form.get("reason");
+  const details = form.get("details").trim();
+  $("report-dialog").close();
+  const stranger = reporting;
+  reporting = "";
+  if (!caller || !stranger || !reason) return;
+  $("block").disabled = $("report").disabled = true;
+  try {
+    // the stranger may have left while the dialog was open: reported all the same
+    if (caller.peerId === stranger) await caller.report(reason, details);
+    else await client.report(stranger, reason, details);
+  } catch (error) {
+    refusedSafety("report", error);
+    return;
+  }
+  await moveOn("Stranger reported and blocked. ");
+});
+
+/** After a block or report: on to the next stranger, unless Stop came meanwhile. */
+async function moveOn(said) {
+  if (!caller || $("next").disabled) return;
+  $("next").focus(); // Block and Report are disabled now: the keyboard goes on from Next
+  await findPartner(said);
+}
+
+/** A block or report refused: said in words; the call, if any, goes on. */
+function refusedSafety(what, error) {
+  if (caller && caller.peerId) $("block").disabled = $("report").disabled = false;
+  const wait = (error.payload && error.payload.retryAfter) || 1000;
+  if (error.code === "rate_limited" && what === "report" && wait > 60000) {
+    // --reports-per-hour: nothing was filed, nobody blocked
+    callStatus("error", `You have reported many strangers this hour: try again in ${
+      Math.ceil(wait / 60000)} min. Press Next to move on.`);
+  } else if (error.code === "rate_limited") {
+    callStatus("error", `Too fast: wait ${Math.ceil(wait / 1000)} s, then ${what} again.`);
+  } else if (error.code === "quota_exceeded") {
+    callStatus("error", "You block as many strangers as you may. Press Next to move on.");
+  } else {
+    callStatus("error", `Could not ${what} the stranger: ${inWords(error)}`);
+  }
 }
 
 // The call's chat: call_message, relayed to the partner only and never kept

@@ -1,7 +1,7 @@
 // What TypeScript makes of aleatoria.d.ts: each event's detail is typed
 // (test/types.test.mjs compiles this with tsc --strict; each line marked
 // as an expected error must be one).
-import { AleatoriaError, Caller, Client } from "../aleatoria.js";
+import { AleatoriaError, Caller, Client, REPORT_REASONS, type ReportReason } from "../aleatoria.js";
 
 const client = new Client("wss://chat.example.com/ws", {
   reconnectToken: localStorage.getItem("token") ?? undefined,
@@ -54,5 +54,24 @@ async function main() {
   });
   // @ts-expect-error: say takes a room and a content
   await client.say("Lobby");
+
+  // blocking and reporting
+  const { userId: blockedId }: { userId: string } = await client.block("bob");
+  const blocked: string[] = await client.getBlocked();
+  await client.unblock(blockedId);
+  const reported = await client.report("bob", "harassment", "rude");
+  const reportId: string = reported.reportId;
+  await client.report("bob", "spam");
+  // @ts-expect-error: not a reason the server takes
+  await client.report("bob", "rude");
+  // @ts-expect-error: report needs a reason
+  await client.report("bob");
+  const reason: ReportReason = REPORT_REASONS[0];
+  // @ts-expect-error: the list is read-only
+  REPORT_REASONS.push("other");
+  const filed = await caller.report(reason, "details");
+  console.log(blocked, reportId, filed.reportId, (await caller.block()).userId);
+  // @ts-expect-error: the Caller reports its partner: no userId to give
+  await caller.report("bob", "spam");
 }
 main();
