@@ -6,15 +6,19 @@ clock, its processes stood in for: what it does when shutdown begins.
 import signal
 
 from twisted.internet.error import ProcessTerminated
+from twisted.internet.interfaces import IProcessTransport, IReactorProcess
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from aleatoria.daemon.workers import Workers
 
 
+@implementer(IProcessTransport)
 class _Process:
-    """What the supervisor holds of a worker process: its pid, and the signals it was sent."""
+    """A worker process as its supervisor holds it: its pid, and the signals it was sent."""
 
     def __init__(self, pid):
         self.pid = pid
@@ -23,7 +27,38 @@ class _Process:
     def signalProcess(self, name):
         self.signals.append(name)
 
+    def closeStdin(self):
+        pass
 
+    def closeStdout(self):
+        pass
+
+    def closeStderr(self):
+        pass
+
+    def closeChildFD(self, descriptor):
+        pass
+
+    def writeToChild(self, childFD, data):
+        pass
+
+    def write(self, data):
+        pass
+
+    def writeSequence(self, data):
+        pass
+
+    def loseConnection(self):
+        pass
+
+    def getPeer(self):
+        return None
+
+    def getHost(self):
+        return None
+
+
+@implementer(IReactorProcess)
 class _Reactor(MemoryReactorClock):
     """A fake clock that records the processes spawned on it."""
 
@@ -31,9 +66,10 @@ class _Reactor(MemoryReactorClock):
         super().__init__()
         self.spawned = []
 
-    def spawnProcess(self, protocol, executable, args, env=None, childFDs=None, **kwargs):
+    def spawnProcess(self, processProtocol, executable, args, env=None, path=None, uid=None,
+                     gid=None, usePTY=False, childFDs=None):
         process = _Process(1000 + len(self.spawned))
-        self.spawned.append((protocol, process))
+        self.spawned.append((processProtocol, process))
         return process
 
 
@@ -77,3 +113,8 @@ def test_a_worker_that_dies_while_serving_is_started_again():
     assert events[0]["log_format"].startswith("Worker {index} ended unexpectedly")
     assert len(reactor.spawned) == 2
     workers.stopService()
+
+
+def test_the_fakes_provide_their_interfaces():
+    assert verifyObject(IProcessTransport, _Process(1))
+    assert verifyObject(IReactorProcess, _Reactor())
