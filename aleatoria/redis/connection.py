@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from aleatoria.domain.refusals import StoreUnavailable
-from aleatoria.redis.link import Link
+from aleatoria.redis.link import Link, Script
 from aleatoria.redis.scripts import SCRIPTS
 
 _T = TypeVar("_T")
@@ -86,6 +86,7 @@ class CommandLink(Service):
         """Commands sent and not yet answered."""
         self.link = Link(endpoint, where, reactor, timeout=timeout,
                          scripts=tuple(SCRIPTS.values()), on_change=self._linked, **link_options)
+        self._scripts = {name: Script(source) for name, source in SCRIPTS.items()}
 
     @property
     def _where(self) -> str:
@@ -218,7 +219,7 @@ class CommandLink(Service):
 
     def run(self, script: str, *args: object, capped: bool = True) -> Deferred[Reply]:
         """Run the script named C{script} (L{SCRIPTS}) with the prefix and C{args}."""
-        return self.call("eval", SCRIPTS[script], [], [self.prefix, *map(_text, args)],
+        return self.call("run_script", self._scripts[script], [self.prefix, *map(_text, args)],
                          capped=capped)
 
     def _done(self, result: _T) -> _T:

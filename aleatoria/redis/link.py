@@ -115,6 +115,25 @@ class _CommandProtocol(_Handshake, txredisapi.RedisProtocol):
         d.addCallback(lambda _: self.script_hashes.update(_sha1(s) for s in link.scripts))
         return d
 
+    def run_script(self, script, args):
+        """
+        txredisapi's C{eval} of a L{Script}, whose hash is known: its own
+        encodes and hashes the whole source (10 KB or so, with the
+        library) at every call. EVALSHA, or EVAL when this Redis lacks it.
+        """
+        if script.sha in self.script_hashes:
+            return self.evalsha(script.sha, [], args).addErrback(
+                self._evalsha_failed, script.source, script.sha, [], args)
+        return self._eval(script.source, script.sha, [], args)
+
+
+class Script:
+    """A Lua script as sent: its source, encoded, and its SHA1 (what EVALSHA names)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source.encode()
+        self.sha = _sha1(source)
+
 
 class _SubscriberProtocol(_Handshake, txredisapi.SubscriberProtocol):
     def _prepare(self, link):
