@@ -88,53 +88,55 @@ def aleatoria(reactor):
     return service.getServiceNamed("listener").factory
 
 
-def measure(make, count):
-    """CPU microseconds per connect and per disconnect of C{count} clients held open together."""
+PEER, HOST = IPv4Address("TCP", "10.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 8085)
+
+
+def started(make):
+    """A fake reactor, also txaio's loop, and the factory C{make} builds on it."""
     clock = MemoryReactorClock()
     txaio.config.loop = clock
-    factory = make(clock)
+    return clock, make(clock)
+
+
+def open_connection(factory, data):
+    """A connection of C{factory} that has read C{data} (an upgrade): its transport."""
+    transport = StringTransport(hostAddress=HOST, peerAddress=PEER)
+    transport.protocol = factory.buildProtocol(PEER)  # the upgrade may put another in its place
+    transport.protocol.makeConnection(transport)
+    transport.protocol.dataReceived(data)
+    return transport
+
+
+def measure(make, count):
+    """CPU microseconds per connect and per disconnect of C{count} clients held open together."""
+    _, factory = started(make)
     requests = [request(f"u{i}", f"r{i}") for i in range(count)]
-    peer, host = IPv4Address("TCP", "10.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 8085)
-    open_ = []
     gc.collect()
-    started = time.process_time()
-    for data in requests:
-        protocol = factory.buildProtocol(peer)
-        transport = StringTransport(hostAddress=host, peerAddress=peer)
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
-        transport.protocol.dataReceived(data)
-        open_.append((transport, protocol))
+    begun = time.process_time()
+    transports = [open_connection(factory, data) for data in requests]
     connected = time.process_time()
-    for transport, _ in open_:
+    for transport in transports:
         assert transport.value().startswith(b"HTTP/1.1 101"), transport.value()[:200]
     closing = time.process_time()
-    for transport, _ in open_:
+    for transport in transports:
         transport.protocol.connectionLost(_LOST)
     done = time.process_time()
-    return {"connect_us": round((connected - started) / count * 1e6, 1),
+    return {"connect_us": round((connected - begun) / count * 1e6, 1),
             "disconnect_us": round((done - closing) / count * 1e6, 1)}
 
 
 def held(make, count):
     """Bytes of Python memory each of C{count} open connections holds."""
-    clock = MemoryReactorClock()
-    txaio.config.loop = clock
-    factory = make(clock)
+    _, factory = started(make)
     requests = [request(f"u{i}", f"r{i}") for i in range(count)]
-    peer, host = IPv4Address("TCP", "10.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 8085)
-    open_ = []
+    transports = []
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for data in requests:
-        protocol = factory.buildProtocol(peer)
-        transport = StringTransport(hostAddress=host, peerAddress=peer)
-        transport.protocol = protocol
-        protocol.makeConnection(transport)
-        transport.protocol.dataReceived(data)
+        transport = open_connection(factory, data)
         transport.clear()  # what was written has left, as the kernel would take it
-        open_.append((transport, protocol))
+        transports.append(transport)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

@@ -22,10 +22,7 @@ import struct
 import sys
 import time
 
-import txaio
-from connect_cost import aleatoria, floor, request
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from connect_cost import aleatoria, floor, open_connection, request, started
 
 from aleatoria.edge.frames import lazy_debug_lines
 
@@ -47,21 +44,14 @@ def masked(message):
 
 def connect(factory, user):
     """A client of C{user}, its upgrade answered; its transport (what it was sent)."""
-    peer, host = IPv4Address("TCP", "10.0.0.1", 40000), IPv4Address("TCP", "127.0.0.1", 8085)
-    protocol = factory.buildProtocol(peer)
-    transport = StringTransport(hostAddress=host, peerAddress=peer)
-    transport.protocol = protocol
-    protocol.makeConnection(transport)
-    transport.protocol.dataReceived(request(user, f"room-{user}"))
+    transport = open_connection(factory, request(user, f"room-{user}"))
     assert transport.value().startswith(b"HTTP/1.1 101"), transport.value()[:200]
     transport.clear()
     return transport
 
 
 def measure(make, count, paired=False):
-    clock = MemoryReactorClock()
-    txaio.config.loop = clock
-    factory = make(clock)
+    clock, factory = started(make)
     alice, bob = connect(factory, "alice"), connect(factory, "bob")
     if paired:
         bob.protocol.dataReceived(masked({"type": "user_available_webrtc"}))
@@ -73,12 +63,12 @@ def measure(make, count, paired=False):
     frames = [masked({"type": "webrtc_candidate", "toUser": "bob", "payload": CANDIDATE})
               for _ in range(1000)]
     gc.collect()
-    started = time.process_time()
+    begun = time.process_time()
     for i in range(count):
         alice.protocol.dataReceived(frames[i % 1000])
         if i % 1000 == 999:
             bob.clear()
-    spent = time.process_time() - started
+    spent = time.process_time() - begun
     clock.advance(0)
     assert b"webrtc_candidate" in bob.value() or count % 1000 == 0
     assert b"error" not in alice.value(), alice.value()[:300]
