@@ -84,9 +84,10 @@ class CommandLink(Service):
         self._lost_at: float | None = None
         self.pending = 0
         """Commands sent and not yet answered."""
-        self.link = Link(endpoint, where, reactor, timeout=timeout,
-                         scripts=tuple(SCRIPTS.values()), on_change=self._linked, **link_options)
         self._scripts = {name: Script(source) for name, source in SCRIPTS.items()}
+        self.link = Link(endpoint, where, reactor, timeout=timeout,
+                         scripts=tuple(self._scripts.values()), on_change=self._linked,
+                         **link_options)
 
     @property
     def _where(self) -> str:

@@ -110,9 +110,9 @@ class _Handshake:
 class _CommandProtocol(_Handshake, txredisapi.RedisProtocol):
     def _prepare(self, link):
         """Load the scripts, so that every script call is an EVALSHA."""
-        d = gatherResults([self.script_load(s) for s in link.scripts], consumeErrors=True)
+        d = gatherResults([self.script_load(s.source) for s in link.scripts], consumeErrors=True)
         d.addErrback(lambda failure: failure.value.subFailure)
-        d.addCallback(lambda _: self.script_hashes.update(_sha1(s) for s in link.scripts))
+        d.addCallback(lambda _: self.script_hashes.update(s.sha for s in link.scripts))
         return d
 
     def run_script(self, script, args):
@@ -208,7 +208,7 @@ class Link:
 
     def __init__(self, endpoint: IStreamClientEndpoint | None, where: str, reactor: IReactorTime, *,
                  timeout: float, retry_max: float = 1.0, username: str | None = None,
-                 password: str | None = None, db: int = 0, scripts: Iterable[str] = (),
+                 password: str | None = None, db: int = 0, scripts: Iterable[Script] = (),
                  channels: Iterable[str] = (),
                  on_message: Callable[[bytes | str], object] | None = None,
                  on_change: Callable[[bool], object] | None = None, primary: bool = True,

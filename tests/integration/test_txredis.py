@@ -14,7 +14,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.task import deferLater
 
-from aleatoria.redis.link import FIRST_RETRY, Link, backoff
+from aleatoria.redis.link import FIRST_RETRY, Link, Script, backoff
 
 from ..support.lifecycle_helpers import until
 
@@ -49,7 +49,7 @@ def _link(redis, **options):
 @pytest_twisted.ensureDeferred
 async def test_scripts_are_loaded_at_connect(own_redis):
     """The command link loads its scripts in the handshake: each call is an EVALSHA at once."""
-    link, events = _link(own_redis, timeout=1, scripts=SCRIPTS)
+    link, events = _link(own_redis, timeout=1, scripts=[Script(s) for s in SCRIPTS])
     link.start()
     try:
         await until(lambda: link.up)
@@ -72,7 +72,7 @@ async def test_a_handshake_that_hangs_is_retried(own_redis):
     stop trying for good.
     """
     own_redis.pause()
-    link, events = _link(own_redis, timeout=0.3, db=1, scripts=SCRIPTS)
+    link, events = _link(own_redis, timeout=0.3, db=1, scripts=[Script(s) for s in SCRIPTS])
     link.start()
     try:
         await deferLater(reactor, 1.0, lambda: None)
