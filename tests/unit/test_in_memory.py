@@ -129,16 +129,28 @@ UPGRADE = (b"GET /ws?userId=%s HTTP/1.1\r\nHost: 127.0.0.1:8085\r\nUpgrade: webs
            b"Sec-WebSocket-Version: 13\r\nOrigin: http://test.example\r\n%s\r\n")
 
 
-def test_an_upgrade_opens_the_same_websocket_in_one_piece_or_in_two(daemon):
+def test_an_upgrade_opens_the_same_websocket_in_one_piece_or_in_two(daemon, monkeypatch):
     """
-    A whole upgrade alone goes straight to Autobahn; one that arrives in
-    pieces is read by twisted.web first. Both open a WebSocket.
+    A whole upgrade alone goes straight to Autobahn (twisted.web makes no
+    request of it); one that arrives in pieces is read by twisted.web
+    first. Both open a WebSocket.
     """
+    site = daemon.site()
+    requests = []
+    made = site.requestFactory
+
+    def counted(*args, **kwargs):
+        requests.append(made(*args, **kwargs))
+        return requests[-1]
+
+    monkeypatch.setattr(site, "requestFactory", counted)
     whole, _ = daemon.http(UPGRADE % (b"ann", b""))
+    assert requests == []
     request = UPGRADE % (b"bea", b"")
     split, pump = daemon.http(request[:40], address="10.0.0.2")
     split.transport.write(request[40:])
     pump.flush()
+    assert len(requests) == 1
     for answer in (whole, split):
         assert answer.data.startswith(b"HTTP/1.1 101 ")
         assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer.data
